@@ -1,0 +1,1 @@
+"""btd.core: the minimal core (see docs/ARCHITECTURE.md)."""

@@ -1,0 +1,411 @@
+"""YAML -> frozen, typed Config. Errors name the key path, the file and the line.
+
+The YAML is composed into nodes (``yaml.SafeLoader``) rather than loaded into dicts, so every
+value keeps the line it was written on and duplicate keys can be refused. The file is only
+ever read. The shape and the per-key checks live in ``btd.core.config_schema``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from btd.core import paths
+from btd.core.config_schema import (
+    DEFAULT_PLUGINS,
+    LIVE_KEYS,
+    SECTIONS,
+    TOP_LEVEL,
+    Config,
+    ControlConfig,
+    DaemonConfig,
+    Invalid,
+    SessionConfig,
+    check_flag_path,
+    check_flag_port,
+    check_flag_socket,
+    check_log_level,
+    describe,
+)
+from btd.core.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "LIVE_KEYS",
+    "Config",
+    "ConfigError",
+    "ControlConfig",
+    "DaemonConfig",
+    "SessionConfig",
+    "default_config",
+    "find_config_file",
+    "load_config",
+    "parse_config",
+    "reload_diff",
+    "to_yaml",
+    "with_overrides",
+]
+
+_NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _suggest(name: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown key ({hint}known: {', '.join(known)})"
+
+
+class _Reader:
+    """Walks the composed node tree; knows the file name for the errors it raises."""
+
+    def __init__(self, loader: yaml.SafeLoader, filename: str, env: Mapping[str, str]) -> None:
+        self.loader = loader
+        self.filename = filename
+        self.env = env
+
+    def error(self, message: str, key: str, node: yaml.Node | None) -> ConfigError:
+        line = _line(node) if node is not None else None
+        return ConfigError(message, key=key, filename=self.filename, line=line)
+
+    def construct(self, node: yaml.Node, key: str) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            raise self.error(_yaml_problem(exc), key, node) from None
+        except (TypeError, ValueError) as exc:  # e.g. an unhashable key inside a mapping
+            raise self.error(f"cannot read value: {exc}", key, node) from None
+
+    def got(self, node: yaml.Node, value: Any) -> str:
+        raw = node.value if isinstance(node, yaml.ScalarNode) else None
+        return describe(value, raw, node.tag)
+
+    def items(self, node: yaml.MappingNode, path: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """The mapping's keys (strings, no duplicates; ``<<`` merges applied), in order."""
+        self.check_duplicates(node, path)
+        try:
+            self.loader.flatten_mapping(node)
+        except yaml.MarkedYAMLError as exc:
+            raise self.error(_yaml_problem(exc), path, node) from None
+        result: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = self.construct(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                shown = self.got(key_node, key) if key is not None else "a " + key_node.id
+                raise self.error(f"keys must be strings, got {shown}", path, key_node)
+            result[key] = (key_node, value_node)
+        return result
+
+    def check_duplicates(self, node: yaml.MappingNode, path: str) -> None:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE:
+                continue
+            key = self.construct(key_node, path)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:
+                continue
+            if first is not key_node:
+                dotted = f"{path}.{key}" if path else str(key)
+                message = f"duplicate key (first given on line {_line(first)})"
+                raise self.error(message, dotted, key_node)
+
+    def check_duplicates_deep(self, root: yaml.Node, path: str) -> None:
+        """Duplicates anywhere below ``root`` (plugin settings); aliases visited once."""
+        stack: list[tuple[yaml.Node, str]] = [(root, path)]
+        visited: set[int] = set()
+        while stack:
+            node, where = stack.pop()
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                self.check_duplicates(node, where)
+                for key_node, value_node in reversed(node.value):  # pop in file order
+                    name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                    stack.append((value_node, f"{where}.{name}"))
+            elif isinstance(node, yaml.SequenceNode):
+                items = [(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
+                stack.extend(reversed(items))
+
+    def section(self, name: str, node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if node.tag == _NULL:
+            return {}
+        if not isinstance(node, yaml.MappingNode):
+            got = self.got(node, self.construct(node, name))
+            raise self.error(f"must be a mapping, got {got}", name, node)
+        return self.items(node, name)
+
+    def typed_section(self, name: str, node: yaml.Node | None) -> Any:
+        cls, keys = SECTIONS[name]
+        given = self.section(name, node) if node is not None else {}
+        known = tuple(k.name for k in keys)
+        for key, (key_node, _) in given.items():
+            if key not in known:
+                raise self.error(_suggest(key, known), f"{name}.{key}", key_node)
+        values: dict[str, Any] = {}
+        for spec in keys:
+            if spec.name not in given:
+                values[spec.name] = spec.default(self.env)
+                continue
+            value_node = given[spec.name][1]
+            value = self.construct(value_node, f"{name}.{spec.name}")
+            try:
+                values[spec.name] = spec.check(value, self.env)
+            except Invalid as exc:
+                message = exc.message
+                if exc.show_value:
+                    message += f", got {self.got(value_node, value)}"
+                raise self.error(message, f"{name}.{spec.name}", value_node) from None
+        if name == "session":
+            self.check_per_torrent(values, given)
+        return cls(**values)
+
+    def check_per_torrent(self, values: dict[str, Any], given: Mapping[str, Any]) -> None:
+        total = values["max_connections"]
+        if "max_connections_per_torrent" not in given:
+            default = values["max_connections_per_torrent"]
+            values["max_connections_per_torrent"] = min(default, total)
+        elif values["max_connections_per_torrent"] > total:
+            node = given["max_connections_per_torrent"][1]
+            raise self.error(
+                f"must not exceed session.max_connections ({total}), "
+                f"got {values['max_connections_per_torrent']}",
+                "session.max_connections_per_torrent",
+                node,
+            )
+
+    def plugins(self, node: yaml.Node) -> Mapping[str, Mapping[str, Any]]:
+        result: dict[str, Mapping[str, Any]] = {}
+        if node.tag != _NULL and not isinstance(node, yaml.MappingNode):
+            got = self.got(node, self.construct(node, "plugins"))
+            message = f"must be a mapping of plugin name -> settings, got {got}"
+            raise self.error(message, "plugins", node)
+        for name, (key_node, value_node) in self.section("plugins", node).items():
+            key = f"plugins.{name}"
+            if not name.strip():
+                raise self.error("plugin names must be non-empty", "plugins", key_node)
+            if value_node.tag == _NULL:
+                result[name] = MappingProxyType({})
+                continue
+            if not isinstance(value_node, yaml.MappingNode):
+                got = self.got(value_node, self.construct(value_node, key))
+                raise self.error(f"plugin settings must be a mapping or null, got {got}", key,
+                                 value_node)
+            self.check_duplicates_deep(value_node, key)
+            result[name] = MappingProxyType(dict(self.construct(value_node, key)))
+        return MappingProxyType(result)
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    parts = [p for p in (exc.context, exc.problem) if p]
+    return "; ".join(parts) or "invalid YAML"
+
+
+def _compose(text: str, filename: str) -> tuple[yaml.SafeLoader, yaml.Node | None]:
+    loader: yaml.SafeLoader | None = None
+    try:
+        loader = yaml.SafeLoader(text)
+        return loader, loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"YAML syntax error: {_yaml_problem(exc)}", "", filename, line) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(f"not valid YAML text: {exc.reason}", "", filename, line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", "", filename) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def parse_config(
+    text: str, filename: str = "<string>", env: Mapping[str, str] = os.environ
+) -> Config:
+    """Parse YAML text; an empty document (or one that is only null) means the defaults."""
+    loader, root = _compose(text, filename)
+    if root is None or root.tag == _NULL:
+        return default_config(env)
+    reader = _Reader(loader, filename, env)
+    if not isinstance(root, yaml.MappingNode):
+        got = reader.got(root, reader.construct(root, ""))
+        raise reader.error(f"the top level must be a mapping of sections, got {got}", "", root)
+    given = reader.items(root, "")
+    for name, (key_node, _) in given.items():
+        if name not in TOP_LEVEL:
+            raise reader.error(_suggest(name, TOP_LEVEL).replace("key", "section", 1), name,
+                               key_node)
+
+    def node(name: str) -> yaml.Node | None:
+        return given[name][1] if name in given else None
+
+    sections = {name: reader.typed_section(name, node(name)) for name in SECTIONS}
+    plugins_node = node("plugins")
+    plugins = reader.plugins(plugins_node) if plugins_node is not None else None
+    if plugins is None:
+        return Config(**sections)
+    return Config(**sections, plugins=plugins)
+
+
+def default_config(env: Mapping[str, str] = os.environ) -> Config:
+    """The configuration used when no file is found."""
+    built = {
+        name: cls(**{key.name: key.default(env) for key in keys})
+        for name, (cls, keys) in SECTIONS.items()
+    }
+    return Config(**built)
+
+
+def _exists(path: Path, key: str) -> bool:
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise ConfigError(f"cannot look at the file: {exc.strerror}", key, str(path)) from None
+    return True
+
+
+def find_config_file(explicit: Path | None, env: Mapping[str, str] = os.environ) -> Path | None:
+    """--config (must exist), else $BTD_CONFIG (must exist), else the first default candidate."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not _exists(path, "--config"):
+            raise ConfigError("no such configuration file", "--config", str(path))
+        return path
+    from_env = env.get("BTD_CONFIG")
+    if from_env:
+        path = Path(from_env)
+        if not _exists(path, "$BTD_CONFIG"):
+            raise ConfigError("no such configuration file", "$BTD_CONFIG", str(path))
+        return path
+    for candidate in paths.default_config_candidates(env):
+        if _exists(candidate, ""):
+            return candidate
+    return None
+
+
+def load_config(explicit: Path | None = None, env: Mapping[str, str] = os.environ) -> Config:
+    """Find, read and parse the configuration; no file at all means the defaults."""
+    path = find_config_file(explicit, env)
+    if path is None:
+        return default_config(env)
+    name = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", "", name) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", "", name, line) from None
+    config = parse_config(text, name, env)
+    return dataclasses.replace(config, source=Path(os.path.abspath(path)))
+
+
+def _flag(flag: str, check: Any, value: Any, env: Mapping[str, str]) -> Any:
+    try:
+        return check(value, env)
+    except Invalid as exc:
+        got = f", got {describe(value)}" if exc.show_value else ""
+        raise ConfigError(exc.message + got, flag) from None
+
+
+def with_overrides(
+    config: Config,
+    *,
+    state_dir: Path | str | None = None,
+    socket: Path | str | None = None,
+    download_dir: Path | str | None = None,
+    listen_port: int | str | None = None,
+    log_level: str | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> Config:
+    """The config with the ``btd`` flags applied; a bad flag raises ConfigError(key="--flag")."""
+    daemon, control, session = config.daemon, config.control, config.session
+    if state_dir is not None:
+        path = _flag("--state-dir", check_flag_path, state_dir, env)
+        daemon = dataclasses.replace(daemon, state_dir=path)
+    if log_level is not None:
+        level = _flag("--log-level", check_log_level, log_level, env)
+        daemon = dataclasses.replace(daemon, log_level=level)
+    if socket is not None:
+        path = _flag("--socket", check_flag_socket, socket, env)
+        control = dataclasses.replace(control, socket=path)
+    if download_dir is not None:
+        path = _flag("--download-dir", check_flag_path, download_dir, env)
+        session = dataclasses.replace(session, download_dir=path)
+    if listen_port is not None:
+        port = _flag("--listen-port", check_flag_port, listen_port, env)
+        session = dataclasses.replace(session, listen_port=port)
+    return dataclasses.replace(config, daemon=daemon, control=control, session=session)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _yaml_value(value: Any) -> Any:
+    # Paths are written with '$' doubled so that reading them back does not expand anything.
+    return str(value).replace("$", "$$") if isinstance(value, Path) else value
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper, but strings with Unicode line breaks are double-quoted (escaped): PyYAML
+    folds a NEL (U+0085) in a single-quoted scalar into a space, breaking the round trip."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if any(ch in value for ch in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def to_yaml(config: Config) -> str:
+    """The effective configuration as YAML that parse_config reads back to an equal Config."""
+    data: dict[str, Any] = {
+        name: {
+            key.name: _yaml_value(getattr(getattr(config, name), key.name)) for key in keys
+        }
+        for name, (_, keys) in SECTIONS.items()
+    }
+    data["plugins"] = {name: _plain(settings) for name, settings in config.plugins.items()}
+    origin = str(config.source).replace("\n", " ") if config.source else "built-in defaults"
+    header = f"# effective btd configuration (from {origin})\n"
+    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True)
+    return header + body
+
+
+def reload_diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
+    """(keys that differ and SIGHUP applies live, keys that differ and need a restart)."""
+    live: list[str] = []
+    restart: list[str] = []
+    for name, (_, keys) in SECTIONS.items():
+        for key in keys:
+            if getattr(getattr(old, name), key.name) != getattr(getattr(new, name), key.name):
+                dotted = f"{name}.{key.name}"
+                (live if dotted in LIVE_KEYS else restart).append(dotted)
+    for plugin in sorted(set(old.plugins) | set(new.plugins)):
+        if old.plugins.get(plugin) != new.plugins.get(plugin):
+            restart.append(f"plugins.{plugin}")
+    return live, restart

@@ -1,0 +1,327 @@
+"""The configuration's shape: frozen dataclasses, the key table and one check per key.
+
+Kept apart from the YAML reading (``btd.core.config``) so the checks can be reused for the
+command-line overrides, and so the schema reads as one table. Every check takes the value as
+YAML (or the command line) gave it and returns the typed value, or raises ``Invalid``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from btd.core import paths
+
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
+DEFAULT_PLUGINS: tuple[str, ...] = ("rarest_first", "sequential")
+# sun_path is 108 bytes on Linux, one of them for the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
+
+
+def _default_plugins() -> Mapping[str, Mapping[str, Any]]:
+    return MappingProxyType({name: MappingProxyType({}) for name in DEFAULT_PLUGINS})
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """The ``daemon:`` section."""
+
+    state_dir: Path
+    log_level: str = "info"
+    shutdown_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """The ``control:`` section; ``socket`` is always resolved (null in YAML = the default)."""
+
+    socket: Path
+    allowed_group: str | int | None = None
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """The ``session:`` section."""
+
+    download_dir: Path
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 6881
+    max_connections: int = 200
+    max_connections_per_torrent: int = 50
+    upload_slots: int = 4
+    piece_strategy: str = "rarest-first"
+    peer_id_prefix: str = "-BT0100-"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration.
+
+    ``plugins`` is a read-only ``MappingProxyType`` of plugin name -> read-only
+    ``MappingProxyType`` of that plugin's settings (values inside are what YAML produced: plain
+    lists, dicts, str, int, ...; plugins must not mutate them). ``source`` is the file read
+    (absolute), None for built-in defaults; it takes no part in equality or hashing, so a
+    file equal to the defaults compares equal to ``default_config()``.
+    """
+
+    daemon: DaemonConfig
+    control: ControlConfig
+    session: SessionConfig
+    plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_plugins, hash=False)
+    source: Path | None = field(default=None, compare=False)
+
+
+class Invalid(Exception):
+    """A value failed its check; the caller adds the key, the file, the line and ``got ...``."""
+
+    def __init__(self, message: str, show_value: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.show_value = show_value
+
+
+def describe(value: Any, raw: str | None = None, tag: str | None = None) -> str:
+    """How a bad value is shown after ``got``: strings quoted, YAML scalars as written."""
+    if isinstance(value, bool):
+        return f"{raw if raw is not None else str(value).lower()} (a boolean)"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        text = value if len(value) <= 60 else value[:57] + "..."
+        return json.dumps(text, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple, set)):
+        return "a list"
+    if raw is not None and tag is not None and tag.startswith("tag:yaml.org,2002:"):
+        return raw
+    return repr(value)
+
+
+# --- scalar checks ---------------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_positive_int(value: Any, env: Mapping[str, str]) -> int:
+    if not _is_int(value) or value <= 0:
+        raise Invalid("must be a positive integer")
+    return int(value)
+
+
+def check_port(value: Any, env: Mapping[str, str]) -> int:
+    if not _is_int(value) or not 0 <= value <= 65535:
+        raise Invalid("must be an integer 0..65535 (0 = pick a free port)")
+    return int(value)
+
+
+def check_log_level(value: Any, env: Mapping[str, str]) -> str:
+    if not isinstance(value, str) or value.lower() not in LOG_LEVELS:
+        raise Invalid(f"must be one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
+
+
+def check_timeout(value: Any, env: Mapping[str, str]) -> float:
+    ok = (_is_int(value) or isinstance(value, float)) and math.isfinite(value) and value > 0
+    if not ok:
+        raise Invalid("must be a number of seconds greater than 0")
+    return float(value)
+
+
+def check_group(value: Any, env: Mapping[str, str]) -> str | int | None:
+    if value is None:
+        return None
+    if _is_int(value):
+        if value < 0:
+            raise Invalid("must be a group name, a gid >= 0, or null")
+        return int(value)
+    if isinstance(value, str) and value.strip():
+        return value
+    raise Invalid("must be a group name, a gid >= 0, or null")
+
+
+def check_host(value: Any, env: Mapping[str, str]) -> str:
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass
+    raise Invalid("must be an IP address to listen on, such as 0.0.0.0 or ::")
+
+
+def check_name(value: Any, env: Mapping[str, str]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("must be a non-empty string")
+    return value
+
+
+def check_peer_id_prefix(value: Any, env: Mapping[str, str]) -> str:
+    ok = isinstance(value, str) and len(value) == 8
+    if not ok or not all(" " <= ch <= "~" for ch in value):
+        raise Invalid("must be exactly 8 printable ASCII characters")
+    return value
+
+
+# --- paths -----------------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$(\$|\w+|\{\w+\})")
+
+
+def _expand_vars(text: str, env: Mapping[str, str]) -> str:
+    """os.path.expandvars against ``env``, but an undefined variable is an error; ``$$`` = ``$``."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "$":
+            return "$"
+        name = name.strip("{}")
+        if name not in env:
+            raise Invalid(f"undefined environment variable ${name} in {describe(text)}", False)
+        return env[name]
+
+    return _VAR.sub(sub, text)
+
+
+def _expand_user(text: str, env: Mapping[str, str]) -> tuple[str, str]:
+    """Split a leading ``~`` or ``~user`` off and expand it (HOME from ``env``)."""
+    if not text.startswith("~"):
+        return "", text
+    head, sep, rest = text.partition("/")
+    if head == "~":
+        home = env.get("HOME") or os.path.expanduser("~")
+    else:
+        home = os.path.expanduser(head)
+        if home == head:
+            raise Invalid(f"unknown user in {head}", False)
+    return home + sep, rest
+
+
+def expand_path(value: Any, env: Mapping[str, str], expand_vars: bool = True) -> Path:
+    """``~`` and ``$VARS`` expanded (the expanded home is not re-expanded); must be absolute."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise Invalid("must be a non-empty path")
+    if "\0" in value:
+        raise Invalid("must not contain a NUL character", False)
+    home, rest = _expand_user(value, env)
+    text = home + (_expand_vars(rest, env) if expand_vars else rest)
+    if not os.path.isabs(text):
+        raise Invalid("must be an absolute path (after ~ and $VAR expansion)")
+    return Path(text)
+
+
+def _path_or_default(default: Callable[[Mapping[str, str]], Path]) -> Callable[..., Path]:
+    """A path check where null means the platform default (systemd, then XDG, then ~)."""
+
+    def check(value: Any, env: Mapping[str, str]) -> Path:
+        if value is None:
+            return default(env)
+        return expand_path(value, env)
+
+    return check
+
+
+def check_socket_path(path: Path) -> Path:
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
+        raise Invalid(
+            f"socket path is longer than {MAX_SOCKET_PATH_BYTES} bytes, the limit of a Unix "
+            f"socket address: {describe(str(path))}",
+            False,
+        )
+    return path
+
+
+def check_socket(value: Any, env: Mapping[str, str]) -> Path:
+    if value is None:
+        return paths.default_socket(env)
+    return check_socket_path(expand_path(value, env))
+
+
+_state_dir = _path_or_default(paths.default_state_dir)
+_download_dir = _path_or_default(paths.default_download_dir)
+
+
+# --- command-line flags ----------------------------------------------------------------------
+
+
+def check_flag_path(value: Any, env: Mapping[str, str]) -> Path:
+    """A path flag: ``~`` expanded (no $VARS: the shell did that), relative to the cwd."""
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if text and not text.startswith("~") and "\0" not in text:
+        return Path(os.path.abspath(text))
+    return expand_path(value, env, expand_vars=False)
+
+
+def check_flag_socket(value: Any, env: Mapping[str, str]) -> Path:
+    return check_socket_path(check_flag_path(value, env))
+
+
+def check_flag_port(value: Any, env: Mapping[str, str]) -> int:
+    """A port flag may still be the text argparse saw."""
+    if isinstance(value, str) and value.isascii() and value.strip().isdigit():
+        value = int(value)
+    return check_port(value, env)
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its check, its default and whether SIGHUP can apply it live."""
+
+    name: str
+    check: Callable[[Any, Mapping[str, str]], Any]
+    default: Callable[[Mapping[str, str]], Any]
+    live: bool = False
+
+
+def _const(value: Any) -> Callable[[Mapping[str, str]], Any]:
+    return lambda env: value
+
+
+SECTIONS: dict[str, tuple[type, tuple[Key, ...]]] = {
+    "daemon": (
+        DaemonConfig,
+        (
+            Key("state_dir", _state_dir, paths.default_state_dir),
+            Key("log_level", check_log_level, _const("info"), live=True),
+            Key("shutdown_timeout", check_timeout, _const(10.0)),
+        ),
+    ),
+    "control": (
+        ControlConfig,
+        (
+            Key("socket", check_socket, paths.default_socket),
+            Key("allowed_group", check_group, _const(None), live=True),
+        ),
+    ),
+    "session": (
+        SessionConfig,
+        (
+            Key("download_dir", _download_dir, paths.default_download_dir),
+            Key("listen_host", check_host, _const("0.0.0.0")),
+            Key("listen_port", check_port, _const(6881)),
+            Key("max_connections", check_positive_int, _const(200), live=True),
+            Key("max_connections_per_torrent", check_positive_int, _const(50), live=True),
+            Key("upload_slots", check_positive_int, _const(4), live=True),
+            Key("piece_strategy", check_name, _const("rarest-first"), live=True),
+            Key("peer_id_prefix", check_peer_id_prefix, _const("-BT0100-")),
+        ),
+    ),
+}
+TOP_LEVEL: tuple[str, ...] = (*SECTIONS, "plugins")
+LIVE_KEYS: frozenset[str] = frozenset(
+    f"{section}.{key.name}" for section, (_, keys) in SECTIONS.items() for key in keys if key.live
+)

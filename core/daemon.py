@@ -1,0 +1,158 @@
+"""``btd``: the daemon's entry point; the only module that imports the global reactor.
+
+Exit statuses: 0 clean stop (SIGTERM, SIGINT, ``session.shutdown``); 78 (EX_CONFIG) a bad
+configuration; 75 (EX_TEMPFAIL) another daemon holds the state directory or the control
+socket; 1 any other failure to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from btd.core.config import Config, load_config, to_yaml, with_overrides
+from btd.core.errors import BtdError, ConfigError
+from btd.core.lock import StateLock
+from btd.core.logsetup import LEVELS, LogControl
+from btd.core.plugin import PluginHost, make_plugin_manager
+from btd.core.sdnotify import Notifier
+from btd.core.version import __version__
+
+EX_OK = 0
+EX_FAILURE = 1
+EX_TEMPFAIL = 75
+EX_CONFIG = 78
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="btd",
+        description="btd, a BitTorrent daemon. Runs in the foreground; control it with btctl.",
+        epilog="Exit status: 0 stopped cleanly, 1 failed to start, 75 already running, "
+        "78 bad configuration.",
+    )
+    parser.add_argument("--config", type=Path, help="configuration file (YAML)")
+    parser.add_argument("--state-dir", type=Path, help="resume data, lock, torrent copies")
+    parser.add_argument("--socket", type=Path, help="control socket path")
+    parser.add_argument("--download-dir", type=Path, help="where downloads go by default")
+    parser.add_argument("--listen-port", type=int, help="peer port (0 = any free port)")
+    parser.add_argument("--log-level", choices=sorted(LEVELS), help="log verbosity")
+    parser.add_argument(
+        "--check-config",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="FILE",
+        help="validate the configuration (FILE, or the one btd would use), print it, exit",
+    )
+    parser.add_argument("--version", action="version", version=f"btd {__version__}")
+    return parser.parse_args(argv)
+
+
+def effective_config(args: argparse.Namespace) -> Config:
+    """The configuration after the search order and the command-line overrides."""
+    explicit = args.config
+    if isinstance(args.check_config, str):
+        explicit = Path(args.check_config)
+    config = load_config(explicit)
+    return with_overrides(
+        config,
+        state_dir=args.state_dir,
+        socket=args.socket,
+        download_dir=args.download_dir,
+        listen_port=args.listen_port,
+        log_level=args.log_level,
+    )
+
+
+def load_plugins(config: Config) -> PluginHost:
+    """Enable exactly the configured plugins and let them validate their settings."""
+    from btd.core.builtin import CorePlugin
+
+    plugins = make_plugin_manager(config.plugins, extra={"core": CorePlugin()})
+    plugins.configure(config)
+    return plugins
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = effective_config(args)
+        plugins = load_plugins(config)
+    except ConfigError as exc:
+        print(f"btd: configuration error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    if args.check_config is not None:
+        where = config.source or "built-in defaults"
+        print(f"# configuration OK ({where})")
+        sys.stdout.write(to_yaml(config))
+        return EX_OK
+    return run(config, plugins, args)
+
+
+def run(config: Config, plugins: PluginHost, args: argparse.Namespace) -> int:
+    log = LogControl(config.daemon.log_level)
+    log.install()
+    lock = StateLock(Path(config.daemon.state_dir))
+    try:
+        lock.acquire()
+    except BtdError as exc:
+        print(f"btd: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
+    except OSError as exc:
+        print(f"btd: cannot use the state directory: {exc}", file=sys.stderr)
+        return EX_FAILURE
+
+    from twisted.internet import reactor
+
+    from btd.core.service import BtdService
+
+    outcome = {"status": EX_OK}
+    service = BtdService(
+        config, plugins, reactor, notifier=Notifier(), on_level_change=log.set_level
+    )
+
+    def start() -> None:
+        try:
+            service.startService()
+        except Exception as exc:
+            if isinstance(exc, ConfigError):
+                outcome["status"] = EX_CONFIG
+            elif isinstance(exc, BtdError):
+                outcome["status"] = EX_TEMPFAIL
+            else:
+                outcome["status"] = EX_FAILURE
+            print(f"btd: failed to start: {exc}", file=sys.stderr)
+            if not isinstance(exc, BtdError):
+                import traceback
+
+                traceback.print_exc()
+            reactor.stop()
+
+    def stop() -> Any:
+        return service.stopService() if service.running else None
+
+    def reload() -> None:
+        """SIGHUP: re-read the file (same search order and flags); a bad file changes nothing."""
+        try:
+            new = effective_config(args)
+        except ConfigError as exc:
+            from twisted.logger import Logger
+
+            Logger().error("reload refused, keeping the running configuration: {e}", e=str(exc))
+            return
+        service.reload(new)
+
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload))
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    reactor.run()
+    lock.release()
+    return outcome["status"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

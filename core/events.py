@@ -1,0 +1,38 @@
+"""Torrent events: what ``btd_torrent_event`` plugins and subscribed RPC clients receive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+EVENT_KINDS = (
+    "added",
+    "metadata",
+    "started",
+    "paused",
+    "completed",
+    "removed",
+    "error",
+    "verified",
+)
+
+
+@dataclass(frozen=True)
+class TorrentEvent:
+    """One thing that happened to one torrent (``info_hash`` is 40-hex)."""
+
+    kind: str
+    info_hash: str
+    name: str
+    save_path: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_params(self) -> dict[str, Any]:
+        """The JSON form pushed to subscribed control connections."""
+        return {
+            "event": self.kind,
+            "info_hash": self.info_hash,
+            "name": self.name,
+            "save_path": self.save_path,
+            **self.data,
+        }

@@ -1,0 +1,1 @@
+"""Twisted adapters for peer connections."""

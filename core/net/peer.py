@@ -1,0 +1,186 @@
+"""The Twisted protocol of one peer connection: bytes in, messages to the Peer.
+
+It owns the handshake (routing inbound connections by info hash through the
+``PeerRouter``) and the handshake timeout; after the handshake every decoded message
+goes to the ``btd.core.peer.Peer`` its torrent attached. A ProtocolError anywhere closes
+this connection and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol as TypingProtocol
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from btd.core.errors import ProtocolError
+from btd.core.wire import messages as m
+from btd.core.wire.codec import WireDecoder, encode_handshake
+
+HANDSHAKE_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 15.0
+
+_log = Logger()
+
+
+class PeerRouter(TypingProtocol):
+    """What a connection needs of the session: find the torrent, recognise ourselves."""
+
+    peer_id: bytes
+    reserved: bytes
+
+    def route(self, info_hash: bytes) -> Any | None:
+        """The torrent for an inbound handshake (None: not ours, drop)."""
+
+    def connection_closed(self, protocol: PeerProtocol) -> None: ...
+
+
+class PeerProtocol(Protocol):
+    """One TCP connection to a peer."""
+
+    def __init__(
+        self,
+        router: PeerRouter,
+        clock: IReactorTime,
+        *,
+        torrent: Any | None = None,
+        address: tuple[str, int] | None = None,
+    ) -> None:
+        self.router = router
+        self.clock = clock
+        self.torrent = torrent  # known up front for outgoing connections
+        self.outgoing = torrent is not None
+        self.address: tuple[str, int] = address or ("?", 0)
+        self.peer: Any = None
+        self.closed = False
+        self.close_reason = ""
+        self.decoder = WireDecoder(expect_handshake=True)
+        self._handshake_timer: Any = None
+        self._sent_handshake = False
+        self.heard = False  # set per read; the torrent's tick turns it into last_heard
+        self.last_heard = clock.seconds()
+
+    # -- Twisted ------------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        if hasattr(peer, "host"):
+            self.address = (peer.host, peer.port)
+        self._handshake_timer = self.clock.callLater(
+            HANDSHAKE_TIMEOUT, self.close, "no handshake within 10 s"
+        )
+        if self.outgoing:
+            self._send_handshake(self.torrent.info_hash)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.heard = True
+        try:
+            for msg in self.decoder.feed(data):
+                if self.peer is not None:
+                    self.peer.on_message(msg)
+                else:
+                    self._on_handshake(msg)
+                if self.closed:
+                    return
+        except ProtocolError as exc:
+            self.close(f"protocol error: {exc}", error=True)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        self.closed = True
+        if not self.close_reason:
+            self.close_reason = reason.getErrorMessage()
+        if self._handshake_timer is not None and self._handshake_timer.active():
+            self._handshake_timer.cancel()
+        if self.torrent is not None and self.peer is not None:
+            self.torrent.peer_gone(self.peer, self.close_reason)
+        elif self.torrent is not None:
+            self.torrent.connection_failed(self.address, self.close_reason)
+        self.router.connection_closed(self)
+
+    # -- link API (used by Peer) -----------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def write_sequence(self, parts: list[bytes]) -> None:
+        self.transport.writeSequence(parts)  # type: ignore[union-attr]
+
+    def close(self, reason: str, *, error: bool = False) -> None:
+        """Drop the connection; ``error`` aborts at once (hostile peer), else flushes first."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        if error:
+            _log.debug("dropping {addr}: {reason}", addr=self.address, reason=reason)
+            self.transport.abortConnection()  # type: ignore[union-attr]
+        else:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    # -- handshake ------------------------------------------------------------------------------
+    def _send_handshake(self, info_hash: bytes) -> None:
+        hs = m.Handshake(info_hash, self.router.peer_id, self.router.reserved)
+        self.transport.write(encode_handshake(hs))  # type: ignore[union-attr]
+        self._sent_handshake = True
+
+    def _on_handshake(self, hs: Any) -> None:
+        if not isinstance(hs, m.Handshake):
+            raise ProtocolError("expected a handshake")
+        if self.outgoing:
+            if hs.info_hash != self.torrent.info_hash:
+                raise ProtocolError("peer answered with another info hash")
+        else:
+            self.torrent = self.router.route(hs.info_hash)
+            if self.torrent is None:
+                self.close("handshake for a torrent we do not have")
+                return
+        if hs.peer_id == self.router.peer_id:
+            self.torrent.found_self(self.address)
+            self.close("connected to ourselves")
+            return
+        if self._handshake_timer is not None and self._handshake_timer.active():
+            self._handshake_timer.cancel()
+        if not self._sent_handshake:
+            self._send_handshake(hs.info_hash)
+        self.decoder.set_num_pieces(self.torrent.num_pieces)
+        self.peer = self.torrent.attach(self, hs)
+        if self.peer is None:
+            self.close("no room for this peer (limit reached or already connected)")
+
+
+class InboundFactory(Factory):
+    """One listener for all torrents; connections are routed after the handshake."""
+
+    noisy = False
+
+    def __init__(self, router: PeerRouter, clock: IReactorTime, can_accept: Any) -> None:
+        self.router = router
+        self.clock = clock
+        self.can_accept = can_accept
+
+    def buildProtocol(self, addr: Any) -> Protocol | None:
+        if not self.can_accept():
+            return None  # global connection limit: refuse before reading anything
+        return PeerProtocol(self.router, self.clock)
+
+
+class OutboundFactory(ClientFactory):
+    """A connection we start to a peer of one torrent."""
+
+    noisy = False
+
+    def __init__(
+        self, router: PeerRouter, clock: IReactorTime, torrent: Any, address: tuple[str, int]
+    ) -> None:
+        self.router = router
+        self.clock = clock
+        self.torrent = torrent
+        self.address = address
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        return PeerProtocol(self.router, self.clock, torrent=self.torrent, address=self.address)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.torrent.connection_failed(self.address, reason.getErrorMessage())

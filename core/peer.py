@@ -1,0 +1,314 @@
+"""One connected peer of one torrent: the wire protocol's state after the handshake.
+
+``Peer`` turns decoded messages into calls on its torrent (``PeerHost``) and keeps the
+per-peer facts: choke/interest flags, the peer's pieces, its request queue, rates. It
+does no I/O itself: it writes through its ``link`` (the Twisted protocol) and so is
+unit-tested with a fake link. Protocol violations raise ProtocolError; the link closes
+the connection and nothing else is harmed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from btd.core.bitfield import Bitfield
+from btd.core.errors import ProtocolError
+from btd.core.rate import RateMeter
+from btd.core.types import BLOCK_SIZE, BlockRef
+from btd.core.wire import messages as m
+from btd.core.wire.codec import encode, piece_header
+from btd.core.wire.extension import decode_extension_handshake
+
+MAX_INCOMING_REQUESTS = 2000  # libtorrent's and Transmission's reqq
+DEFAULT_PEER_REQQ = 250  # what we assume a peer accepts before it says (libtorrent's default)
+MAX_PIPELINE = 500
+MIN_PIPELINE = 16
+PIPELINE_SECONDS = 3.0  # keep this many seconds of the peer's rate in flight
+
+
+class PeerLink(Protocol):
+    """What a Peer needs of its connection."""
+
+    address: tuple[str, int]
+    closed: bool
+
+    def write(self, data: bytes) -> None: ...
+
+    def write_sequence(self, parts: list[bytes]) -> None: ...
+
+    def close(self, reason: str, *, error: bool = False) -> None: ...
+
+
+class PeerHost(Protocol):
+    """What a Peer needs of its torrent (``btd.core.torrent.Torrent``)."""
+
+    num_pieces: int
+
+    def peer_has_changed(self, peer: Peer, index: int | None) -> None: ...
+
+    def peer_interest_changed(self, peer: Peer) -> None: ...
+
+    def peer_unchoked_us(self, peer: Peer) -> None: ...
+
+    def peer_choked_us(self, peer: Peer) -> None: ...
+
+    def block_received(self, peer: Peer, index: int, begin: int, data: bytes) -> None: ...
+
+    def block_rejected(self, peer: Peer, ref: BlockRef) -> None: ...
+
+    def serve_request(self, peer: Peer, ref: BlockRef) -> None: ...
+
+    def extension_message(self, peer: Peer, name: str, payload: bytes) -> None: ...
+
+
+class Peer:
+    """Per-peer state; the torrent drives requests and choking through it."""
+
+    def __init__(
+        self,
+        host: PeerHost,
+        link: PeerLink,
+        handshake: m.Handshake,
+        now: Callable[[], float],
+        *,
+        fast: bool,
+        extensions: bool,
+    ) -> None:
+        self.host = host
+        self.link = link
+        self.peer_id = handshake.peer_id
+        self.now = now
+        self.fast = fast and handshake.supports_fast
+        self.extensions = extensions and handshake.supports_extensions
+        self.has = Bitfield(host.num_pieces)
+        self.am_choking = True
+        self.am_interested = False
+        self.peer_choking = True
+        self.peer_interested = False
+        self.allowed_fast: set[int] = set()  # pieces the peer lets us fetch while choked
+        self.got_bitfield = False
+        self.reqq = DEFAULT_PEER_REQQ
+        self.client = _client_from_peer_id(handshake.peer_id)
+        self.ext_ids: dict[str, int] = {}  # the peer's extension name -> its message id
+        self.listen_port: int | None = None
+        self.download = RateMeter(now)
+        self.upload = RateMeter(now)
+        self.incoming: deque[BlockRef] = deque()  # their requests, in order
+        self.serving = 0  # reads in flight for them
+        self.connected_at = now()
+        self.last_block_at = now()
+        self.last_sent_at = now()
+        self.snubbed = False
+        self.hash_failures = 0
+        self.unexpected = 0  # blocks we never asked for (strikes before a disconnect)
+        self._dispatch: dict[type, Callable[[Any], None]] = {
+            m.Piece: self._on_piece,
+            m.Have: self._on_have,
+            m.Request: self._on_request,
+            m.Unchoke: self._on_unchoke,
+            m.Choke: self._on_choke,
+            m.Interested: self._on_interested,
+            m.NotInterested: self._on_not_interested,
+            m.Bitfield: self._on_bitfield,
+            m.Cancel: self._on_cancel,
+            m.KeepAlive: _ignore,
+            m.Port: _ignore,
+            m.HaveAll: self._on_have_all,
+            m.HaveNone: self._on_have_none,
+            m.RejectRequest: self._on_reject,
+            m.AllowedFast: self._on_allowed_fast,
+            m.SuggestPiece: _ignore,
+            m.Extended: self._on_extended,
+        }
+
+    # -- incoming ---------------------------------------------------------------------
+    def on_message(self, msg: Any) -> None:
+        handler = self._dispatch.get(type(msg))
+        if handler is None:
+            raise ProtocolError(f"unexpected message {type(msg).__name__}")
+        handler(msg)
+
+    def _on_piece(self, msg: m.Piece) -> None:
+        n = len(msg.block)
+        self.download.add(n)
+        self.last_block_at = self.now()
+        self.snubbed = False
+        self.host.block_received(self, msg.index, msg.begin, msg.block)
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.host.num_pieces:
+            raise ProtocolError(f"piece index {index} out of range")
+
+    def _on_have(self, msg: m.Have) -> None:
+        self._check_index(msg.index)
+        if self.has.add(msg.index):
+            self.host.peer_has_changed(self, msg.index)
+
+    def _first_piece_set(self, kind: str) -> None:
+        if self.got_bitfield:
+            raise ProtocolError(f"{kind} after the peer's piece set was already sent")
+        self.got_bitfield = True
+
+    def _on_bitfield(self, msg: m.Bitfield) -> None:
+        self._first_piece_set("bitfield")
+        self.has = Bitfield.from_bytes(msg.data, self.host.num_pieces)
+        self.host.peer_has_changed(self, None)
+
+    def _on_have_all(self, msg: m.HaveAll) -> None:
+        if not self.fast:
+            raise ProtocolError("have-all without the fast extension")
+        self._first_piece_set("have-all")
+        self.has = Bitfield.full(self.host.num_pieces)
+        self.host.peer_has_changed(self, None)
+
+    def _on_have_none(self, msg: m.HaveNone) -> None:
+        if not self.fast:
+            raise ProtocolError("have-none without the fast extension")
+        self._first_piece_set("have-none")
+
+    def _on_request(self, msg: m.Request) -> None:
+        self._check_index(msg.index)
+        if not 0 < msg.length <= BLOCK_SIZE:
+            raise ProtocolError(f"request for {msg.length} bytes (limit {BLOCK_SIZE})")
+        ref = BlockRef(msg.index, msg.begin, msg.length)
+        if len(self.incoming) >= MAX_INCOMING_REQUESTS:
+            raise ProtocolError(f"request flood (more than {MAX_INCOMING_REQUESTS} queued)")
+        self.host.serve_request(self, ref)
+
+    def _on_cancel(self, msg: m.Cancel) -> None:
+        ref = BlockRef(msg.index, msg.begin, msg.length)
+        try:
+            self.incoming.remove(ref)
+        except ValueError:
+            return  # already sent or never asked: a race, not an error
+        if self.fast:
+            self.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
+
+    def _on_unchoke(self, msg: m.Unchoke) -> None:
+        if self.peer_choking:
+            self.peer_choking = False
+            self.host.peer_unchoked_us(self)
+
+    def _on_choke(self, msg: m.Choke) -> None:
+        if not self.peer_choking:
+            self.peer_choking = True
+            self.host.peer_choked_us(self)
+
+    def _on_interested(self, msg: m.Interested) -> None:
+        if not self.peer_interested:
+            self.peer_interested = True
+            self.host.peer_interest_changed(self)
+
+    def _on_not_interested(self, msg: m.NotInterested) -> None:
+        if self.peer_interested:
+            self.peer_interested = False
+            self.host.peer_interest_changed(self)
+
+    def _on_reject(self, msg: m.RejectRequest) -> None:
+        if not self.fast:
+            raise ProtocolError("reject-request without the fast extension")
+        self.host.block_rejected(self, BlockRef(msg.index, msg.begin, msg.length))
+
+    def _on_allowed_fast(self, msg: m.AllowedFast) -> None:
+        if not self.fast:
+            raise ProtocolError("allowed-fast without the fast extension")
+        self._check_index(msg.index)
+        if len(self.allowed_fast) < 64:
+            self.allowed_fast.add(msg.index)
+            if self.peer_choking:
+                self.host.peer_unchoked_us(self)  # lets the torrent request those pieces
+
+    def _on_extended(self, msg: m.Extended) -> None:
+        if not self.extensions:
+            raise ProtocolError("extended message without the extension protocol")
+        if msg.ext_id == m.EXTENDED_HANDSHAKE_ID:
+            hs = decode_extension_handshake(msg.payload)
+            self.ext_ids.update({k: v for k, v in hs.m.items() if v})
+            for name, ext_id in hs.m.items():
+                if ext_id == 0:
+                    self.ext_ids.pop(name, None)
+            if hs.reqq:
+                self.reqq = max(1, min(hs.reqq, MAX_PIPELINE))
+            if hs.v:
+                self.client = hs.v[:64]
+            if hs.p:
+                self.listen_port = hs.p
+            return
+        self.host.extension_message(self, str(msg.ext_id), msg.payload)
+
+    # -- outgoing ---------------------------------------------------------------------
+    def write(self, msg: Any) -> None:
+        if not self.link.closed:
+            self.link.write(encode(msg))
+            self.last_sent_at = self.now()
+
+    def send_block(self, ref: BlockRef, data: bytes) -> None:
+        """Send a block we read for them (if they still want it)."""
+        if self.link.closed:
+            return
+        self.link.write_sequence([piece_header(ref.piece, ref.begin, len(data)), data])
+        self.upload.add(len(data))
+        self.last_sent_at = self.now()
+
+    def request(self, refs: list[BlockRef]) -> None:
+        if refs and not self.link.closed:
+            self.link.write(b"".join(encode(m.Request(r.piece, r.begin, r.length)) for r in refs))
+            self.last_sent_at = self.now()
+
+    def cancel(self, ref: BlockRef) -> None:
+        self.write(m.Cancel(ref.piece, ref.begin, ref.length))
+
+    def set_interested(self, interested: bool) -> None:
+        if interested != self.am_interested:
+            self.am_interested = interested
+            self.write(m.INTERESTED_MSG if interested else m.NOT_INTERESTED_MSG)
+
+    def set_choking(self, choking: bool) -> None:
+        if choking == self.am_choking:
+            return
+        self.am_choking = choking
+        self.write(m.CHOKE_MSG if choking else m.UNCHOKE_MSG)
+        if choking:
+            rejected = list(self.incoming)
+            self.incoming.clear()
+            if self.fast:
+                for ref in rejected:
+                    self.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
+
+    def pipeline_depth(self) -> int:
+        """How many of our requests to keep outstanding: a few seconds of its rate."""
+        want = int(self.download.rate() * PIPELINE_SECONDS / BLOCK_SIZE)
+        return max(MIN_PIPELINE, min(want, self.reqq, MAX_PIPELINE))
+
+    def info(self) -> dict[str, Any]:
+        host, port = self.link.address
+        n = self.host.num_pieces
+        return {
+            "address": host,
+            "port": port,
+            "client": self.client,
+            "peer_id": self.peer_id.hex(),
+            "progress": round(self.has.count / n, 4) if n else 0.0,
+            "download_rate": round(self.download.rate()),
+            "upload_rate": round(self.upload.rate()),
+            "downloaded": self.download.total,
+            "uploaded": self.upload.total,
+            "am_choking": self.am_choking,
+            "am_interested": self.am_interested,
+            "peer_choking": self.peer_choking,
+            "peer_interested": self.peer_interested,
+            "snubbed": self.snubbed,
+        }
+
+
+def _ignore(msg: Any) -> None:
+    """Messages we accept and do not act on (keep-alive, port, suggest)."""
+
+
+def _client_from_peer_id(peer_id: bytes) -> str:
+    """Azureus-style ``-XX1234-`` peer ids name the client; otherwise show the prefix."""
+    if len(peer_id) >= 8 and peer_id[0:1] == b"-" and peer_id[7:8] == b"-":
+        return peer_id[1:7].decode("ascii", "replace")
+    return peer_id[:8].decode("ascii", "replace")

@@ -1,0 +1,63 @@
+"""A small cache of whole pieces read for uploading.
+
+Peers request 16 KiB blocks; reading each block in its own thread-pool job would cost
+a thread hop per block. Reading the whole piece once and serving its blocks from here
+costs one hop per piece. Bounded by bytes; concurrent requests for a piece share one read.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+DEFAULT_BUDGET = 32 * 1024 * 1024
+
+
+class PieceReadCache:
+    """piece index -> bytes, least recently used dropped past ``budget`` bytes."""
+
+    def __init__(
+        self, read: Callable[[int], defer.Deferred[bytes]], budget: int = DEFAULT_BUDGET
+    ) -> None:
+        self._read = read
+        self._budget = budget
+        self._pieces: OrderedDict[int, bytes] = OrderedDict()
+        self._size = 0
+        self._waiting: dict[int, list[defer.Deferred[bytes]]] = {}
+
+    def get(self, index: int) -> defer.Deferred[bytes]:
+        data = self._pieces.get(index)
+        if data is not None:
+            self._pieces.move_to_end(index)
+            return defer.succeed(data)
+        d: defer.Deferred[bytes] = defer.Deferred()
+        waiting = self._waiting.get(index)
+        if waiting is not None:
+            waiting.append(d)
+            return d
+        self._waiting[index] = [d]
+        self._read(index).addBoth(self._arrived, index)
+        return d
+
+    def _arrived(self, result: bytes | Failure, index: int) -> None:
+        waiters = self._waiting.pop(index, [])
+        if not isinstance(result, Failure):
+            self._store(index, result)
+        for d in waiters:
+            d.callback(result) if not isinstance(result, Failure) else d.errback(result)
+
+    def _store(self, index: int, data: bytes) -> None:
+        if len(data) > self._budget:
+            return
+        self._pieces[index] = data
+        self._size += len(data)
+        while self._size > self._budget:
+            _, old = self._pieces.popitem(last=False)
+            self._size -= len(old)
+
+    def clear(self) -> None:
+        self._pieces.clear()
+        self._size = 0

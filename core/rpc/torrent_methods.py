@@ -1,0 +1,212 @@
+"""``torrent.*`` and ``session.stats``: the engine's JSON-RPC methods.
+
+Torrents are named by their 40-hex info hash or any unique prefix of it. Every bad
+parameter answers -32602 with ``data.field``; an unknown torrent NOT_FOUND, an ambiguous
+prefix AMBIGUOUS, a refused .torrent INVALID_TORRENT, a disk problem STORAGE.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+
+from btd.core import torrent_status as status
+from btd.core.errors import MetainfoError, StorageError
+from btd.core.rpc.dispatch import require
+from btd.core.rpc.errors import (
+    AMBIGUOUS,
+    INVALID_TORRENT,
+    NOT_FOUND,
+    SHUTTING_DOWN,
+    STORAGE,
+    RpcError,
+    invalid_params,
+)
+from btd.core.session import Session, TorrentNotFound
+from btd.core.torrent import Torrent
+
+MAX_TORRENT_FILE = 10_000_000
+STATES = ("checking", "downloading", "seeding", "paused", "error", "stopped")
+
+
+def _storage_error(failure: Any) -> Any:
+    if failure.check(StorageError):
+        raise RpcError(STORAGE, failure.getErrorMessage())
+    return failure
+
+
+def torrent_methods(session: Session) -> dict[str, Any]:
+    """Build the methods around one session (explicit dict, no global registry)."""
+
+    def find(info_hash: Any) -> Torrent:
+        require("info_hash", info_hash, str)
+        try:
+            return session.find(info_hash)
+        except TorrentNotFound as exc:
+            code = AMBIGUOUS if exc.ambiguous else NOT_FOUND
+            raise RpcError(code, str(exc), {"field": "info_hash", "value": info_hash}) from None
+
+    def read_metainfo(metainfo: Any, path: Any) -> bytes:
+        if (metainfo is None) == (path is None):
+            raise invalid_params("metainfo", "give exactly one of metainfo (base64) or path")
+        if metainfo is not None:
+            require("metainfo", metainfo, str)
+            try:
+                return base64.b64decode(metainfo, validate=True)
+            except (binascii.Error, ValueError):
+                raise invalid_params("metainfo", "not valid base64") from None
+        require("path", path, str)
+        file = Path(path).expanduser()
+        try:
+            if file.stat().st_size > MAX_TORRENT_FILE:
+                raise RpcError(
+                    INVALID_TORRENT, f"{file}: larger than 10 MB", {"field": "path"}
+                )
+            return file.read_bytes()
+        except OSError as exc:
+            raise RpcError(
+                INVALID_TORRENT, f"cannot read {file}: {exc.strerror}", {"field": "path"}
+            ) from None
+
+    def add(
+        metainfo: str | None = None,
+        path: str | None = None,
+        save_path: str | None = None,
+        paused: bool = False,
+        strategy: str | None = None,
+    ) -> defer.Deferred[dict[str, Any]]:
+        """Add a torrent from base64 metainfo or a .torrent path the daemon can read."""
+        if session.stopping:
+            raise RpcError(SHUTTING_DOWN, "the daemon is shutting down")
+        require("save_path", save_path, str, optional=True)
+        require("paused", paused, bool)
+        require("strategy", strategy, str, optional=True)
+        if save_path is not None and not Path(save_path).expanduser().is_absolute():
+            raise invalid_params("save_path", "must be an absolute path")
+        data = read_metainfo(metainfo, path)
+        try:
+            d = session.add(data, save_path=save_path, paused=paused, strategy=strategy)
+        except MetainfoError as exc:
+            field = "metainfo" if metainfo is not None else "path"
+            raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
+        except ValueError as exc:  # unknown strategy
+            raise invalid_params("strategy", str(exc)) from None
+        return d.addErrback(_storage_error)
+
+    def list_(fields: list[str] | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        """Every torrent's summary; ``fields`` picks keys, ``state`` filters."""
+        if fields is not None:
+            require("fields", fields, list)
+            unknown = [f for f in fields if f not in status.SUMMARY_FIELDS]
+            if unknown or not all(isinstance(f, str) for f in fields):
+                raise invalid_params(
+                    "fields", f"unknown field(s) {unknown}; known: {list(status.SUMMARY_FIELDS)}"
+                )
+        if state is not None:
+            require("state", state, str)
+            if state not in STATES:
+                raise invalid_params("state", f"must be one of {list(STATES)}")
+        torrents = sorted(session.torrents.values(), key=lambda t: t.added_at)
+        return [
+            status.summary(t, fields)
+            for t in torrents
+            if state is None or t.state == state
+        ]
+
+    def get(info_hash: str) -> dict[str, Any]:
+        """One torrent: summary, files, trackers and the piece map."""
+        t = find(info_hash)
+        return {
+            **status.summary(t),
+            "files": status.files(t),
+            "trackers": status.trackers(t),
+            "piece_map": status.pieces_map(t),
+            "comment": t.meta.comment,
+            "created_by": t.meta.created_by,
+        }
+
+    def pause(info_hash: str) -> defer.Deferred[dict[str, Any]]:
+        """Stop transferring (peers closed, trackers told); state is kept."""
+        t = find(info_hash)
+        return t.pause().addCallback(lambda _: {"info_hash": t.hex, "state": t.state})
+
+    def resume(info_hash: str) -> dict[str, Any]:
+        """Start a paused (or failed) torrent again."""
+        t = find(info_hash)
+        t.resume()
+        return {"info_hash": t.hex, "state": t.state}
+
+    def remove(info_hash: str, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:
+        """Remove the torrent; with ``delete_data`` its downloaded files go too."""
+        require("delete_data", delete_data, bool)
+        t = find(info_hash)
+        return session.remove(t, delete_data).addErrback(_storage_error)
+
+    def verify(info_hash: str) -> dict[str, Any]:
+        """Recheck every piece against the data on disk (runs in the background)."""
+        t = find(info_hash)
+        t.verify()
+        return {"info_hash": t.hex, "state": t.state}
+
+    def peers(info_hash: str) -> list[dict[str, Any]]:
+        """Connected peers with their client, flags and rates."""
+        return status.peers(find(info_hash))
+
+    def files(info_hash: str) -> list[dict[str, Any]]:
+        """Files with their length and progress."""
+        return status.files(find(info_hash))
+
+    def trackers(info_hash: str) -> list[dict[str, Any]]:
+        """Trackers with their tier, status, last error and next announce."""
+        return status.trackers(find(info_hash))
+
+    def add_peer(info_hash: str, address: str, port: int) -> dict[str, Any]:
+        """Give the torrent a peer to connect to (tests, trackerless set-ups)."""
+        t = find(info_hash)
+        require("address", address, str)
+        require("port", port, int)
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            raise invalid_params("address", "must be an IPv4 or IPv6 address") from None
+        if not 0 < port < 65536:
+            raise invalid_params("port", "must be 1..65535")
+        added = t.add_peers([(str(ip), port)])
+        return {"info_hash": t.hex, "added": bool(added)}
+
+    def set_(info_hash: str, strategy: str | None = None) -> dict[str, Any]:
+        """Change a torrent's options (now: ``strategy``)."""
+        t = find(info_hash)
+        if strategy is not None:
+            require("strategy", strategy, str)
+            try:
+                t.set_strategy(strategy)
+            except ValueError as exc:
+                raise invalid_params("strategy", str(exc)) from None
+            session._save_options(t)
+        return status.summary(t, ["info_hash", "strategy"])
+
+    def stats() -> dict[str, Any]:
+        """Totals over all torrents: counts by state, rates, bytes, peers."""
+        return session.stats()
+
+    return {
+        "torrent.add": add,
+        "torrent.list": list_,
+        "torrent.get": get,
+        "torrent.pause": pause,
+        "torrent.resume": resume,
+        "torrent.remove": remove,
+        "torrent.verify": verify,
+        "torrent.peers": peers,
+        "torrent.files": files,
+        "torrent.trackers": trackers,
+        "torrent.add_peer": add_peer,
+        "torrent.set": set_,
+        "session.stats": stats,
+    }

@@ -1,0 +1,178 @@
+"""The Twisted service tree: control socket, session, watchdog; graceful stop.
+
+``BtdService`` starts things in an order that makes READY=1 true when it is sent
+(the control socket listens, plugins started) and stops them in reverse, each step
+bounded by ``daemon.shutdown_timeout`` so a stuck plugin or tracker cannot hold the
+daemon hostage.
+"""
+
+from __future__ import annotations
+
+import grp
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from btd.core.config import Config, reload_diff
+from btd.core.errors import BtdError, ConfigError
+from btd.core.paths import default_socket
+from btd.core.net.peer import InboundFactory
+from btd.core.plugin import CORE_NAME, PluginHost
+from btd.core.rpc.methods import build_methods
+from btd.core.rpc.server import ControlServer, listen
+from btd.core.sdnotify import Notifier
+from btd.core.session import Session
+from btd.core.verify import Verifier, make_threadpool
+
+DISK_THREADS = 2  # SHA-1 and file I/O release the GIL: this is what uses the 2nd core
+
+_log = Logger()
+
+
+def resolve_group(group: str | int | None) -> int | None:
+    """``control.allowed_group`` as a gid (a name that does not exist is a config error)."""
+    if group is None:
+        return None
+    if isinstance(group, int):
+        return group
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ConfigError(f"no such group {group!r}", key="control.allowed_group") from None
+
+
+def bounded(d: Any, timeout: float, clock: Any, what: str) -> defer.Deferred[None]:
+    """Wait for ``d`` (a Deferred or a plain value) at most ``timeout`` seconds; never fails."""
+    result: defer.Deferred[Any] = defer.maybeDeferred(lambda: d)
+
+    def on_error(failure: Any) -> None:
+        if failure.check(defer.TimeoutError, defer.CancelledError):
+            _log.warn("{what} did not finish within {timeout} s; going on", what=what, timeout=timeout)
+        else:
+            _log.failure("{what} failed", failure, what=what)
+
+    result.addTimeout(timeout, clock)
+    result.addCallbacks(lambda _: None, on_error)
+    return result
+
+
+class BtdService(MultiService):
+    """The daemon: everything between ``startService`` and ``stopService``."""
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: PluginHost,
+        reactor: Any,
+        *,
+        notifier: Notifier | None = None,
+        on_level_change: Callable[[str], None] = lambda level: None,
+        request_shutdown: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.plugins = plugins
+        self.reactor = reactor
+        self.notifier = notifier or Notifier({})
+        self.on_level_change = on_level_change
+        self.session = Session(
+            config, plugins, reactor, request_shutdown=request_shutdown or reactor.stop
+        )
+        self.control: ControlServer | None = None
+        self._port: Any = None
+        self._peer_port: Any = None
+        self._watchdog: LoopingCall | None = None
+
+        # Fixed at start: a reload that changes control.socket needs a restart.
+        self.socket_path = Path(config.control.socket or default_socket())
+
+    def startService(self) -> None:
+        super().startService()
+        gid = resolve_group(self.config.control.allowed_group)
+        self.control = ControlServer({}, allowed_gid=gid, clock=self.reactor)
+        self.control.set_methods(build_methods(self.session, self.control.builtin_methods()))
+        self.session.add_event_listener(
+            lambda event: self.control.publish(event.kind, event.to_params())  # type: ignore[union-attr]
+        )
+        self._port = listen(self.reactor, self.socket_path, self.control)
+        core = self.plugins.pm.get_plugin(CORE_NAME)
+        if core is not None:
+            core.reactor = self.reactor
+        pool = make_threadpool(self.reactor, DISK_THREADS, "btd-disk")
+        self.session.threadpool = pool
+        self.session.verifier = Verifier(self.reactor, pool)
+        self._listen_peers()
+        self.session.start()
+        self.plugins.call("btd_session_started", session=self.session)
+        _log.info("btd listening for control on {path}", path=str(self.socket_path))
+        self.notifier.ready(f"control socket {self.socket_path}")
+        if self.notifier.watchdog_interval:
+            self._watchdog = LoopingCall(self.notifier.watchdog)
+            self._watchdog.clock = self.reactor
+            self._watchdog.start(self.notifier.watchdog_interval, now=True)
+
+    def _listen_peers(self) -> None:
+        cfg = self.config.session
+        factory = InboundFactory(self.session, self.reactor, self.session.can_connect)
+        try:
+            self._peer_port = self.reactor.listenTCP(
+                cfg.listen_port, factory, interface=cfg.listen_host
+            )
+        except Exception as exc:  # CannotListenError: port in use, bad address
+            raise BtdError(
+                f"cannot listen for peers on {cfg.listen_host}:{cfg.listen_port}: {exc}"
+            ) from exc
+        self.session.listen_port = self._peer_port.getHost().port
+        _log.info("listening for peers on port {port}", port=self.session.listen_port)
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        self.notifier.stopping()
+        _log.info("btd stopping")
+        timeout = self.config.daemon.shutdown_timeout
+        self.session.stopping = True
+        stopping = self.plugins.call("btd_session_stopping", session=self.session)
+        yield bounded(
+            defer.DeferredList([defer.maybeDeferred(lambda d=d: d) for d in stopping]),
+            timeout,
+            self.reactor,
+            "plugins' shutdown",
+        )
+        if self._peer_port is not None:
+            yield defer.maybeDeferred(self._peer_port.stopListening)
+        yield bounded(self.session.stop(), timeout, self.reactor, "stopping torrents")
+        if self._watchdog is not None and self._watchdog.running:
+            self._watchdog.stop()
+        if self.control is not None:
+            self.control.close_all()
+        if self._port is not None:
+            yield defer.maybeDeferred(self._port.stopListening)
+        yield defer.maybeDeferred(super().stopService)
+        _log.info("btd stopped")
+
+    def reload(self, new: Config) -> None:
+        """Apply a re-read configuration: live keys now, the rest logged for a restart."""
+        live, restart = reload_diff(self.config, new)
+        self.notifier.reloading()
+        try:
+            gid = resolve_group(new.control.allowed_group)
+        except ConfigError as exc:
+            _log.error("reload refused: {error}", error=str(exc))
+            self.notifier.ready()
+            return
+        old, self.config = self.config, new
+        if "daemon.log_level" in live:
+            self.on_level_change(new.daemon.log_level)
+        if self.control is not None:
+            self.control.set_allowed_gid(gid)
+        self.session.apply_config(new)
+        self.plugins.call("btd_config_reloaded", old=old, new=new)
+        for key in restart:
+            _log.warn("{key} changed; it takes effect after a restart", key=key)
+        _log.info("configuration reloaded ({n} live change(s))", n=len(live))
+        self.notifier.ready()

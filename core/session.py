@@ -1,0 +1,320 @@
+"""Session: the facade over everything the daemon runs.
+
+RPC methods and plugins call the Session. It owns the torrents, routes inbound peer
+connections by info hash, enforces the global connection limit, fans torrent events
+out to plugins and subscribed control connections, and keeps added torrents durable in
+the state directory. Blocking work goes to the thread pool (``run_blocking``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+
+from btd.core.config import Config
+from btd.core.errors import BtdError, MetainfoError
+from btd.core.events import TorrentEvent
+from btd.core.metainfo import Metainfo, parse_metainfo
+from btd.core.net.peer import CONNECT_TIMEOUT, OutboundFactory
+from btd.core.plugin import PluginHost
+from btd.core.torrent import Torrent, TorrentEnv, TorrentOptions
+from btd.core.torrent_store import TorrentStore
+from btd.core.types import PeerAddress
+from btd.core.version import __version__
+from btd.core.wire.messages import make_reserved
+
+_log = Logger()
+
+
+class TorrentNotFound(BtdError):
+    """No torrent (or more than one) matches an info-hash prefix."""
+
+    def __init__(self, message: str, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
+
+
+def make_peer_id(prefix: str) -> bytes:
+    """Azureus style: ``-BT0100-`` and 12 random bytes (printable, as most clients do)."""
+    tail = secrets.token_urlsafe(12)[:12]
+    return (prefix.encode("ascii") + tail.encode("ascii"))[:20]
+
+
+class Session:
+    """All torrents and the daemon-wide state, behind one narrow interface."""
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: PluginHost,
+        reactor: Any,
+        *,
+        request_shutdown: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.reactor = reactor
+        self.clock = reactor
+        self._request_shutdown = request_shutdown
+        self._started = reactor.seconds()
+        self._wall_started = time.time()
+        self._event_listeners: list[Callable[[TorrentEvent], None]] = []
+        self.stopping = False
+        self.torrents: dict[bytes, Torrent] = {}
+        self._adding: set[bytes] = set()
+        self.peer_id = make_peer_id(config.session.peer_id_prefix)
+        self.reserved = make_reserved(extensions=True, fast=True, dht=False)
+        self.listen_port = 0
+        self.verifier: Any = None  # set by the service once the thread pool runs
+        self.threadpool: Any = None
+        self.store = TorrentStore(Path(config.daemon.state_dir))
+
+    # -- events -------------------------------------------------------------------------
+    def add_event_listener(self, listener: Callable[[TorrentEvent], None]) -> None:
+        """The control server registers here to push events to subscribers."""
+        self._event_listeners.append(listener)
+
+    def emit(self, event: TorrentEvent) -> None:
+        """Tell plugins and subscribed clients; a failing listener never stops the others."""
+        self.plugins.call("btd_torrent_event", event=event)
+        for listener in list(self._event_listeners):
+            try:
+                listener(event)
+            except Exception:
+                _log.failure("event listener failed for {kind}", kind=event.kind)
+
+    def _torrent_event(self, torrent: Torrent, kind: str, data: dict[str, Any]) -> None:
+        if kind == "error":
+            data = {**data, "state": torrent.state}
+        self.emit(
+            TorrentEvent(kind, torrent.hex, torrent.name, str(torrent.options.save_path), data)
+        )
+        if kind in ("paused", "started", "completed"):
+            self._save_options(torrent)
+
+    # -- daemon-wide facts ---------------------------------------------------------------
+    @property
+    def uptime(self) -> float:
+        return max(0.0, self.clock.seconds() - self._started)
+
+    def info(self) -> dict[str, Any]:
+        """What ``session.info`` answers."""
+        source = self.config.source
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": round(self.uptime, 3),
+            "started_at": self._wall_started,
+            "config_path": str(source) if source else None,
+            "state_dir": str(self.config.daemon.state_dir),
+            "download_dir": str(self.config.session.download_dir),
+            "listen_port": self.listen_port,
+            "torrents": len(self.torrents),
+            "plugins": list(self.plugins.enabled),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """What ``session.stats`` answers: totals over every torrent."""
+        ts = list(self.torrents.values())
+        states: dict[str, int] = {}
+        for t in ts:
+            states[t.state] = states.get(t.state, 0) + 1
+        return {
+            "torrents": len(ts),
+            "states": states,
+            "peers": sum(len(t.peers) for t in ts),
+            "download_rate": round(sum(t.download_rate() for t in ts)),
+            "upload_rate": round(sum(t.upload_rate() for t in ts)),
+            "downloaded": sum(t.downloaded for t in ts),
+            "uploaded": sum(t.uploaded for t in ts),
+            "uptime": round(self.uptime, 3),
+            "listen_port": self.listen_port,
+        }
+
+    def shutdown(self) -> None:
+        """Ask the daemon to stop gracefully (the reply goes out first)."""
+        if not self.stopping:
+            self.stopping = True
+            self.clock.callLater(0, self._request_shutdown)
+
+    def apply_config(self, new: Config) -> None:
+        """Take the live-changeable settings of a reloaded configuration."""
+        self.config = new
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.config.daemon.state_dir)
+
+    def run_blocking(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        """Run file or database work off the reactor thread."""
+        if self.threadpool is None:
+            return defer.maybeDeferred(fn, *args)
+        return deferToThreadPool(self.reactor, self.threadpool, fn, *args)
+
+    # -- torrents --------------------------------------------------------------------------
+    def _env(self) -> TorrentEnv:
+        cfg = lambda: self.config.session  # noqa: E731 - read live values after a reload
+        return TorrentEnv(
+            clock=self.clock,
+            verifier=self.verifier,
+            peer_id=self.peer_id,
+            listen_port=lambda: self.listen_port,
+            picker_for=lambda name, view: self.plugins.first(
+                "btd_piece_picker", name=name, view=view
+            ),
+            tracker_client_for=lambda url: self.plugins.first("btd_tracker_client", url=url),
+            connect=self.connect,
+            can_connect=self.can_connect,
+            emit=self._torrent_event,
+            max_peers=lambda: cfg().max_connections_per_torrent,
+            upload_slots=lambda: cfg().upload_slots,
+            shutdown_timeout=self.config.daemon.shutdown_timeout,
+            client_name=f"btd {__version__}",
+        )
+
+    def _options(self, meta: Metainfo, raw: dict[str, Any]) -> TorrentOptions:
+        save_path = raw.get("save_path") or self.config.session.download_dir
+        return TorrentOptions(
+            save_path=Path(save_path).expanduser(),
+            paused=bool(raw.get("paused", False)),
+            strategy=raw.get("strategy") or self.config.session.piece_strategy,
+        )
+
+    def _options_json(self, t: Torrent) -> dict[str, Any]:
+        return {
+            "save_path": str(t.options.save_path),
+            "paused": t.options.paused,
+            "strategy": t.options.strategy,
+            "added_at": t.added_at,
+        }
+
+    def _save_options(self, t: Torrent) -> None:
+        if t.info_hash in self.torrents:
+            d = self.run_blocking(self.store.save, t.hex, None, self._options_json(t))
+            d.addErrback(lambda f: _log.error("saving {n} failed: {e}", n=t.name, e=f.getErrorMessage()))
+
+    def add(
+        self,
+        data: bytes,
+        *,
+        save_path: str | None = None,
+        paused: bool = False,
+        strategy: str | None = None,
+    ) -> defer.Deferred[dict[str, Any]]:
+        """Add a .torrent; durable (copied to the state directory) before the Deferred fires."""
+        meta = parse_metainfo(data)  # MetainfoError: nothing is added
+        existing = self.torrents.get(meta.info_hash)
+        if existing is not None or meta.info_hash in self._adding:
+            return defer.succeed({"info_hash": meta.hex, "name": meta.name, "added": False})
+        options = self._options(
+            meta, {"save_path": save_path, "paused": paused, "strategy": strategy}
+        )
+        torrent = Torrent(meta, options, self._env())  # ValueError: unknown strategy
+        self._adding.add(meta.info_hash)
+
+        def saved(_: object) -> dict[str, Any]:
+            self._adding.discard(meta.info_hash)
+            self.torrents[meta.info_hash] = torrent
+            self._torrent_event(torrent, "added", {})
+            self._start(torrent)
+            return {"info_hash": meta.hex, "name": meta.name, "added": True}
+
+        def failed(failure: Any) -> Any:
+            self._adding.discard(meta.info_hash)
+            return failure
+
+        options_json = {**self._options_json(torrent)}
+        d = self.run_blocking(self.store.save, meta.hex, data, options_json)
+        return d.addCallbacks(saved, failed)
+
+    def _start(self, torrent: Torrent) -> None:
+        d = torrent.start()
+        d.addErrback(lambda f: _log.failure("starting {n} failed", f, n=torrent.name))
+
+    def find(self, prefix: str) -> Torrent:
+        """The one torrent whose info hash starts with ``prefix`` (hex, any case)."""
+        key = prefix.lower()
+        if len(key) == 40:
+            try:
+                t = self.torrents.get(bytes.fromhex(key))
+            except ValueError:
+                t = None
+            if t is not None:
+                return t
+        matches = [t for t in self.torrents.values() if t.hex.startswith(key)] if key else []
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise TorrentNotFound(f"no torrent matches {prefix!r}")
+        raise TorrentNotFound(
+            f"{prefix!r} matches {len(matches)} torrents; give more digits", ambiguous=True
+        )
+
+    def remove(self, torrent: Torrent, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:
+        self.torrents.pop(torrent.info_hash, None)
+        d = torrent.stop(close_storage=not delete_data)
+
+        def cleanup(_: object) -> Any:
+            self.store.delete(torrent.hex)
+            if delete_data:
+                torrent.storage.delete_files()
+
+        def done(_: object) -> dict[str, Any]:
+            self._torrent_event(torrent, "removed", {"deleted_data": delete_data})
+            return {"info_hash": torrent.hex, "removed": True, "deleted_data": delete_data}
+
+        d.addCallback(lambda _: self.run_blocking(cleanup, None))
+        return d.addCallback(done)
+
+    def start(self) -> None:
+        """Bring back the torrents added before the last stop."""
+        stored, problems = self.store.load_all()
+        for problem in problems:
+            _log.error("cannot load a stored torrent: {problem}", problem=problem)
+        for item in stored:
+            try:
+                meta = parse_metainfo(item.metainfo)
+                torrent = Torrent(meta, self._options(meta, item.options), self._env())
+            except (MetainfoError, ValueError) as exc:
+                _log.error("stored torrent {h} is unusable: {e}", h=item.info_hash, e=str(exc))
+                continue
+            if isinstance(item.options.get("added_at"), (int, float)):
+                torrent.added_at = item.options["added_at"]
+            self.torrents[meta.info_hash] = torrent
+            self._start(torrent)
+        if stored:
+            _log.info("loaded {n} torrent(s)", n=len(self.torrents))
+
+    def stop(self) -> defer.Deferred[Any]:
+        """Stop every torrent (announce ``stopped``, close peers)."""
+        return defer.DeferredList(
+            [t.stop() for t in self.torrents.values()], consumeErrors=True
+        )
+
+    # -- peer connections -------------------------------------------------------------------
+    def total_connections(self) -> int:
+        return sum(len(t.peers) + t.candidates.connecting for t in self.torrents.values())
+
+    def can_connect(self) -> bool:
+        return not self.stopping and self.total_connections() < self.config.session.max_connections
+
+    def route(self, info_hash: bytes) -> Torrent | None:
+        """The torrent an inbound handshake names, if it takes peers now."""
+        torrent = self.torrents.get(info_hash)
+        return torrent if torrent is not None and torrent.active else None
+
+    def connect(self, torrent: Torrent, address: PeerAddress) -> None:
+        host, port = address
+        factory = OutboundFactory(self, self.clock, torrent, address)
+        self.reactor.connectTCP(host, port, factory, timeout=CONNECT_TIMEOUT)
+
+    def connection_closed(self, protocol: Any) -> None:
+        """Connections are counted per torrent; nothing to release here."""

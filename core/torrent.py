@@ -1,0 +1,631 @@
+"""Torrent: one torrent's coordinator and state machine.
+
+States: ``checking`` (hashing existing data) -> ``downloading`` | ``seeding``; ``paused``;
+``error`` (a disk error; other torrents are unaffected). The Torrent owns the piece
+bookkeeping (PieceBook), the swarm view, the choker, the announcer and its peers; it
+hands disk work to the Verifier (thread pool) and never blocks the reactor.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from btd.core.bitfield import Bitfield
+from btd.core.choker import ChokeCandidate, Choker
+from btd.core.errors import ProtocolError, StorageError
+from btd.core.metainfo import Metainfo
+from btd.core.peer import Peer
+from btd.core.picking import Availability, TorrentSwarm
+from btd.core.pieces import BlockResult, PieceBook
+from btd.core.piece_cache import PieceReadCache
+from btd.core.storage import FileStorage
+from btd.core.swarm_peers import PeerCandidates
+from btd.core.tracker.announcer import Announcer
+from btd.core.tracker.codec import AnnounceRequest
+from btd.core.types import BlockRef, PeerAddress
+from btd.core.wire import messages as m
+from btd.core.wire.extension import ExtensionHandshake, encode_extension_handshake
+
+_log = Logger()
+
+TICK = 1.0
+RECHOKE_EVERY = 10  # ticks
+OPTIMISTIC_EVERY = 3  # rechokes
+REQUEST_TIMEOUT = 60.0
+IDLE_TIMEOUT = 120.0
+KEEPALIVE_AFTER = 90.0
+MAX_UNEXPECTED_BLOCKS = 4
+HASH_STRIKES = 3
+MAX_WRITE_BACKLOG = 96 * 1024 * 1024  # bytes waiting for hash+write before we stop requesting
+MAX_READS_PER_PEER = 8
+
+
+@dataclass(frozen=True)
+class TorrentOptions:
+    """What ``torrent.add`` may set per torrent."""
+
+    save_path: Path
+    paused: bool = False
+    strategy: str = "rarest-first"
+
+
+@dataclass
+class TorrentEnv:
+    """The session services a torrent uses (narrow on purpose)."""
+
+    clock: Any
+    verifier: Any
+    peer_id: bytes
+    listen_port: Callable[[], int]
+    picker_for: Callable[[str, Any], Any]
+    tracker_client_for: Callable[[str], Any]
+    connect: Callable[[Any, PeerAddress], None]
+    can_connect: Callable[[], bool]
+    emit: Callable[[Any, str, dict[str, Any]], None]
+    max_peers: Callable[[], int]
+    upload_slots: Callable[[], int]
+    shutdown_timeout: float = 10.0
+    client_name: str = "btd"
+    rng: random.Random | None = None
+
+
+class Torrent:
+    """Coordinates pieces, picker, peers, trackers and storage for one torrent."""
+
+    def __init__(self, meta: Metainfo, options: TorrentOptions, env: TorrentEnv) -> None:
+        self.meta = meta
+        self.info_hash = meta.info_hash
+        self.num_pieces = meta.num_pieces
+        self.options = options
+        self.env = env
+        self.clock = env.clock
+        self.state = "paused" if options.paused else "stopped"
+        self.error: str | None = None
+        self.storage = FileStorage(
+            options.save_path, meta.files, meta.piece_length, meta.total_length
+        )
+        self.peers: dict[Peer, None] = {}
+        self.candidates = PeerCandidates(self.clock.seconds, rng=env.rng)
+        self.choker = Choker(slots=env.upload_slots(), rng=env.rng or random.Random())
+        self.cache = PieceReadCache(self._read_piece)
+        self.added_at = self.clock.seconds()
+        self.completed_at: float | None = None
+        self.uploaded = 0
+        self.downloaded = 0
+        self.wasted = 0
+        self.check_progress = 0.0
+        self._checked = False
+        self._ticks = 0
+        self._rechokes = 0
+        self._write_backlog = 0
+        self._loop: LoopingCall | None = None
+        self._build_book(Bitfield(self.num_pieces))
+        self.announcer = Announcer(
+            self.clock,
+            meta.announce_tiers,
+            env.tracker_client_for,
+            self._announce_request,
+            self.add_peers,
+            rng=env.rng,
+        )
+
+    # -- setup --------------------------------------------------------------------------
+    def _build_book(self, have: Bitfield) -> None:
+        meta = self.meta
+        self.book = PieceBook(meta.num_pieces, meta.piece_length, meta.total_length)
+        for index in have:
+            self.book.mark_have(index)
+        self.availability = Availability(meta.num_pieces)
+        self.view = TorrentSwarm(self.book, self.availability)
+        self.picker = self._make_picker(self.options.strategy)
+
+    def _make_picker(self, strategy: str) -> Any:
+        picker = self.env.picker_for(strategy, self.view)
+        if picker is None:
+            raise ValueError(f"no piece strategy called {strategy!r} (enable its plugin)")
+        return picker
+
+    def set_strategy(self, strategy: str) -> None:
+        self.picker = self._make_picker(strategy)
+        self.options = replace(self.options, strategy=strategy)
+
+    @property
+    def hex(self) -> str:
+        return self.info_hash.hex()
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def complete(self) -> bool:
+        return self.book.have.complete
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("downloading", "seeding")
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> defer.Deferred[None]:
+        """Check existing data once, then download or seed."""
+        self.error = None
+        if self._checked:
+            self._activate()
+            return defer.succeed(None)
+        return self._check(full=False)
+
+    def _check(self, *, full: bool) -> defer.Deferred[None]:
+        self.state = "checking"
+        self.check_progress = 0.0
+        files = self.storage.check_files()
+        if full:
+            pieces = None
+        else:
+            existing = [f for f in files.files if f.exists and f.size > 0 and not f.pad]
+            pieces = sorted({i for f in existing for i in f.pieces})
+        if pieces == []:
+            return self._checked_result(Bitfield(self.num_pieces))
+
+        def progress(done: int, total: int) -> None:
+            self.check_progress = done / total if total else 1.0
+
+        d = self.env.verifier.recheck(
+            self.storage,
+            self.meta.piece_hashes,
+            self.meta.piece_length,
+            self.meta.total_length,
+            pieces=pieces,
+            on_progress=progress,
+            should_stop=lambda: self.state != "checking",
+        )
+        d.addCallback(self._checked_result)
+        d.addErrback(self._check_failed)
+        return d
+
+    def _checked_result(self, have: Bitfield) -> defer.Deferred[None]:
+        if self.state != "checking":
+            return defer.succeed(None)
+        self._build_book(have)
+        self._checked = True
+        self.check_progress = 1.0
+        self.env.emit(self, "verified", {"pieces": have.count})
+        if self.options.paused:
+            self.state = "paused"
+        else:
+            self._activate()
+        return defer.succeed(None)
+
+    def _check_failed(self, failure: Failure) -> None:
+        if failure.check(defer.CancelledError):
+            return None
+        self._fail(f"checking failed: {failure.getErrorMessage()}")
+        return None
+
+    def _activate(self) -> None:
+        self.state = "seeding" if self.complete else "downloading"
+        self.options = replace(self.options, paused=False)
+        if self._loop is None or not self._loop.running:
+            self._loop = LoopingCall(self._tick)
+            self._loop.clock = self.clock
+            self._loop.start(TICK, now=False)
+        self.announcer.start()
+        self.env.emit(self, "started", {"state": self.state})
+        self._connect_more()
+
+    def _deactivate(self, timeout: float) -> defer.Deferred[None]:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        for peer in list(self.peers):
+            peer.link.close("torrent stopped")
+        self.cache.clear()
+        return self.announcer.stop(timeout)
+
+    def pause(self) -> defer.Deferred[None]:
+        if self.state == "paused":
+            return defer.succeed(None)
+        was = self.state
+        self.state = "paused"
+        self.options = replace(self.options, paused=True)
+        self.env.emit(self, "paused", {})
+        if was in ("downloading", "seeding"):
+            return self._deactivate(self.env.shutdown_timeout)
+        return defer.succeed(None)
+
+    def resume(self) -> defer.Deferred[None]:
+        if self.state not in ("paused", "error", "stopped"):
+            return defer.succeed(None)
+        self.options = replace(self.options, paused=False)
+        self.state = "stopped"
+        return self.start()
+
+    def stop(self, *, close_storage: bool = True) -> defer.Deferred[None]:
+        """Shutdown: tell trackers ``stopped`` (bounded) and close peers cleanly."""
+        was = self.state
+        if was == "checking":
+            self.state = "stopped"
+        d = self._deactivate(self.env.shutdown_timeout) if was in ("downloading", "seeding") else None
+        self.state = "stopped" if was != "error" else was
+        if close_storage:
+            self.storage.close()
+        return d or defer.succeed(None)
+
+    def verify(self) -> defer.Deferred[None]:
+        """Recheck every piece from disk (``torrent.verify``)."""
+        resume_after = not self.options.paused and self.state != "paused"
+        d = self._deactivate(self.env.shutdown_timeout) if self.active else defer.succeed(None)
+        self.options = replace(self.options, paused=not resume_after)
+
+        def run(_: object) -> defer.Deferred[None]:
+            return self._check(full=True)
+
+        return d.addCallback(run)
+
+    def _fail(self, message: str) -> None:
+        _log.error("torrent {name} stopped: {message}", name=self.name, message=message)
+        was_active = self.active
+        self.state = "error"
+        self.error = message
+        if was_active:
+            self._deactivate(self.env.shutdown_timeout)
+        self.env.emit(self, "error", {"error": message})
+
+    # -- trackers and peer candidates -----------------------------------------------------
+    def _announce_request(self, event: str) -> AnnounceRequest:
+        return AnnounceRequest(
+            info_hash=self.info_hash,
+            peer_id=self.env.peer_id,
+            port=self.env.listen_port(),
+            uploaded=self.uploaded,
+            downloaded=self.downloaded,
+            left=self.book.bytes_left,
+            event=event,
+            numwant=50,
+        )
+
+    def add_peers(self, addresses: Sequence[PeerAddress]) -> int:
+        """Peers from trackers, PEX, DHT or ``torrent.add_peer``; returns how many were new."""
+        added = self.candidates.add(addresses)
+        if added and self.active:
+            self._connect_more()
+        return added
+
+    def _connect_more(self) -> None:
+        if not self.active or (self.complete and not self._peers_may_want()):
+            return
+        connected = {p.link.address for p in self.peers}
+        while len(self.peers) + self.candidates.connecting < self.env.max_peers():
+            if not self.env.can_connect():
+                return
+            address = self.candidates.next(exclude=connected)
+            if address is None:
+                return
+            self.env.connect(self, address)
+
+    def _peers_may_want(self) -> bool:
+        return True
+
+    def connection_failed(self, address: PeerAddress, reason: str) -> None:
+        self.candidates.failed(address)
+
+    def found_self(self, address: PeerAddress) -> None:
+        self.candidates.ban(address, "ourselves")
+
+    # -- peers ----------------------------------------------------------------------------
+    def attach(self, link: Any, hs: m.Handshake) -> Peer | None:
+        """A handshake completed: accept the peer or refuse (limits, duplicates, state)."""
+        if not self.active or len(self.peers) >= self.env.max_peers():
+            return None
+        if link.address in self.candidates.banned or hs.peer_id in self.candidates.banned_peer_ids:
+            return None
+        if any(p.peer_id == hs.peer_id for p in self.peers):
+            return None
+        peer = Peer(self, link, hs, self.clock.seconds, fast=True, extensions=True)
+        self.peers[peer] = None
+        if link.outgoing:
+            self.candidates.connected(link.address)
+        if peer.extensions:
+            peer.write(
+                encode_extension_handshake(
+                    ExtensionHandshake(
+                        m={}, v=self.env.client_name, p=self.env.listen_port() or None, reqq=2000
+                    )
+                )
+            )
+        have = self.book.have
+        if peer.fast and have.complete:
+            peer.write(m.HAVE_ALL_MSG)
+        elif peer.fast and have.count == 0:
+            peer.write(m.HAVE_NONE_MSG)
+        elif have.count:
+            peer.write(m.Bitfield(have.to_bytes()))
+        self._maybe_unchoke(peer)
+        return peer
+
+    def peer_gone(self, peer: Peer, reason: str) -> None:
+        if peer not in self.peers:
+            return
+        del self.peers[peer]
+        self.candidates.disconnected(peer.link.address, peer.listen_port)
+        self.book.peer_gone(peer)
+        if peer.has.count:
+            if peer.has.complete:
+                self.availability.remove_all()
+            else:
+                self.availability.remove_bitfield(peer.has)
+        self._refill_all()
+
+    def peer_has_changed(self, peer: Peer, index: int | None) -> None:
+        if index is None:
+            if peer.has.complete:
+                self.availability.add_all()
+            elif peer.has.count:
+                self.availability.add_bitfield(peer.has)
+        else:
+            self.availability.add_have(index)
+        self._update_interest(peer, index)
+
+    def am_interested_in(self, peer: Peer) -> bool:
+        have = self.book.have
+        if have.complete or not peer.has.count:
+            return False
+        if peer.has.complete:
+            return True
+        return any(i not in have for i in peer.has)
+
+    def _update_interest(self, peer: Peer, index: int | None) -> None:
+        if index is not None and not peer.am_interested:
+            interested = index not in self.book.have and not self.book.have.complete
+        else:
+            interested = self.am_interested_in(peer)
+        peer.set_interested(interested)
+        if interested:
+            self._fill(peer)
+
+    def peer_interest_changed(self, peer: Peer) -> None:
+        if peer.peer_interested:
+            self._maybe_unchoke(peer)
+
+    def peer_unchoked_us(self, peer: Peer) -> None:
+        self._fill(peer)
+
+    def peer_choked_us(self, peer: Peer) -> None:
+        self.book.peer_choked(peer)
+        self._refill_all(skip=peer)
+
+    def extension_message(self, peer: Peer, name: str, payload: bytes) -> None:
+        """No extension messages are handled by the core yet (ut_metadata comes with magnets)."""
+
+    # -- downloading ------------------------------------------------------------------------
+    def _fill(self, peer: Peer) -> None:
+        """Keep the peer's request pipeline full (in batches, not per block)."""
+        if not peer.am_interested or peer.link.closed or not self.active:
+            return
+        allowed = None
+        if peer.peer_choking:
+            if not peer.allowed_fast:
+                return
+            allowed = Bitfield(self.num_pieces)
+            for index in peer.allowed_fast:
+                allowed.add(index)
+        if self._write_backlog > MAX_WRITE_BACKLOG:
+            return
+        depth = peer.pipeline_depth()
+        pending = self.book.pending_count(peer)
+        if pending > depth * 3 // 4:
+            return
+        refs = self.book.next_requests(
+            peer, peer.has, depth - pending, self.picker, self.view, allowed
+        )
+        if refs:
+            peer.request(refs)
+        self._send_cancels()
+
+    def _refill_all(self, skip: Peer | None = None) -> None:
+        for peer in self.peers:
+            if peer is not skip:
+                self._fill(peer)
+
+    def _send_cancels(self) -> None:
+        for other, ref in self.book.pop_cancels():
+            if other in self.peers:
+                other.cancel(ref)
+
+    def block_received(self, peer: Peer, index: int, begin: int, data: bytes) -> None:
+        result = self.book.on_block(peer, index, begin, data)
+        if result is BlockResult.ACCEPTED:
+            self.downloaded += len(data)
+        elif result is BlockResult.COMPLETE:
+            self.downloaded += len(data)
+            self._verify_piece(index)
+        elif result is BlockResult.DUPLICATE:
+            self.wasted += len(data)
+        else:
+            peer.unexpected += 1
+            self.wasted += len(data)
+            if peer.unexpected > MAX_UNEXPECTED_BLOCKS:
+                raise ProtocolError("sent blocks we did not request")
+            return
+        self._send_cancels()
+        self._fill(peer)
+
+    def block_rejected(self, peer: Peer, ref: BlockRef) -> None:
+        self.book.on_reject(peer, ref)
+        self._refill_all(skip=peer)
+
+    def _verify_piece(self, index: int) -> None:
+        data = self.book.take_piece_data(index)
+        size = len(data)
+        self._write_backlog += size
+        d = self.env.verifier.verify_and_write(
+            self.storage, index, data, self.meta.piece_hash(index)
+        )
+
+        def done(ok: bool) -> None:
+            self._write_backlog -= size
+            if self.state not in ("downloading", "seeding"):
+                return
+            self._piece_checked(index, ok)
+
+        def failed(failure: Failure) -> None:
+            self._write_backlog -= size
+            if self.state not in ("downloading", "seeding"):
+                return  # stopped meanwhile (storage closed): nothing to report
+            if failure.check(StorageError):
+                self._fail(failure.getErrorMessage())
+            else:
+                _log.failure("writing piece {index} failed", failure, index=index)
+                self._fail(f"writing piece {index} failed: {failure.getErrorMessage()}")
+
+        d.addCallbacks(done, failed)
+
+    def _piece_checked(self, index: int, ok: bool) -> None:
+        contributors = self.book.on_verified(index, ok)
+        if not ok:
+            self.wasted += self.meta.piece_size(index)
+            self._punish(contributors, index)
+            self._refill_all()
+            return
+        have_msg = m.Have(index)
+        for peer in list(self.peers):
+            if index not in peer.has:
+                peer.write(have_msg)
+            if peer.am_interested and not self.am_interested_in(peer):
+                peer.set_interested(False)
+        if self.complete:
+            self._completed()
+        else:
+            self._refill_all()
+
+    def _punish(self, contributors: set[Any], index: int) -> None:
+        """A failed hash: ban a sole source at once; others after repeated failures."""
+        for peer in contributors:
+            if peer not in self.peers:
+                continue
+            peer.hash_failures += 1
+            if len(contributors) == 1 or peer.hash_failures >= HASH_STRIKES:
+                host = peer.link.address[0]
+                _log.warn(
+                    "banning {host}: sent data for piece {index} that failed its hash",
+                    host=host,
+                    index=index,
+                )
+                self.candidates.ban(peer.link.address, "corrupt data", peer_id=peer.peer_id)
+                peer.link.close("sent corrupt data", error=True)
+
+    def _completed(self) -> None:
+        self.state = "seeding"
+        self.completed_at = self.clock.seconds()
+        self.announcer.completed()
+        self.env.emit(self, "completed", {})
+        for peer in list(self.peers):
+            peer.set_interested(False)
+            if peer.has.complete:
+                peer.link.close("both seeding")
+
+    # -- uploading ---------------------------------------------------------------------------
+    def serve_request(self, peer: Peer, ref: BlockRef) -> None:
+        if ref.piece not in self.book.have:
+            raise ProtocolError(f"request for piece {ref.piece}, which we do not have")
+        if ref.begin + ref.length > self.meta.piece_size(ref.piece):
+            raise ProtocolError(f"request beyond the end of piece {ref.piece}")
+        if peer.am_choking:
+            if peer.fast:
+                peer.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
+            return
+        peer.incoming.append(ref)
+        self._pump(peer)
+
+    def _pump(self, peer: Peer) -> None:
+        while peer.incoming and peer.serving < MAX_READS_PER_PEER and not peer.link.closed:
+            ref = peer.incoming.popleft()
+            peer.serving += 1
+            d = self.cache.get(ref.piece)
+            d.addCallbacks(
+                self._send_block, self._read_failed, callbackArgs=(peer, ref), errbackArgs=(peer,)
+            )
+
+    def _send_block(self, piece: bytes, peer: Peer, ref: BlockRef) -> None:
+        peer.serving -= 1
+        if peer.link.closed or peer.am_choking:
+            return
+        peer.send_block(ref, piece[ref.begin : ref.begin + ref.length])
+        self.uploaded += ref.length
+        self._pump(peer)
+
+    def _read_failed(self, failure: Failure, peer: Peer) -> None:
+        peer.serving -= 1
+        self._fail(f"reading for upload failed: {failure.getErrorMessage()}")
+
+    def _read_piece(self, index: int) -> defer.Deferred[bytes]:
+        return self.env.verifier.read_block(self.storage, index, 0, self.meta.piece_size(index))
+
+    # -- choking -------------------------------------------------------------------------------
+    def _unchoked_count(self) -> int:
+        return sum(1 for p in self.peers if not p.am_choking)
+
+    def _maybe_unchoke(self, peer: Peer) -> None:
+        """Interested peers get a free slot at once rather than at the next round."""
+        if peer.peer_interested and peer.am_choking and self._unchoked_count() < self.choker.slots:
+            peer.set_choking(False)
+
+    def _rechoke(self) -> None:
+        self._rechokes += 1
+        self.choker.slots = self.env.upload_slots()
+        candidates = [
+            ChokeCandidate(
+                key=peer,
+                interested=peer.peer_interested,
+                download_rate=peer.download.rate(),
+                upload_rate=peer.upload.rate(),
+                snubbed=peer.snubbed,
+                new=self.clock.seconds() - peer.connected_at < 30,
+            )
+            for peer in self.peers
+        ]
+        unchoke = self.choker.rechoke(
+            candidates,
+            seeding=self.complete,
+            optimistic_due=self._rechokes % OPTIMISTIC_EVERY == 1,
+        )
+        for peer in self.peers:
+            peer.set_choking(peer not in unchoke)
+
+    # -- timers ---------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        self._ticks += 1
+        now = self.clock.seconds()
+        for peer in list(self.peers):
+            link = peer.link
+            if link.heard:
+                link.heard = False
+                link.last_heard = now
+            elif now - link.last_heard > IDLE_TIMEOUT:
+                link.close("idle for 120 s")
+                continue
+            if self.book.pending_count(peer) and now - peer.last_block_at > REQUEST_TIMEOUT:
+                peer.snubbed = True
+                for ref in self.book.drop_requests(peer):
+                    peer.cancel(ref)
+                peer.last_block_at = now
+                self._refill_all(skip=peer)
+            if now - peer.last_sent_at > KEEPALIVE_AFTER:
+                peer.write(m.KEEP_ALIVE)
+        if self._ticks % RECHOKE_EVERY == 0:
+            self._rechoke()
+        self._connect_more()
+
+    # -- reporting -------------------------------------------------------------------------------
+    def download_rate(self) -> float:
+        return sum(p.download.rate() for p in self.peers)
+
+    def upload_rate(self) -> float:
+        return sum(p.upload.rate() for p in self.peers)

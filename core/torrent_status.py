@@ -1,0 +1,111 @@
+"""Read-only views of a Torrent as JSON-able dicts (for RPC and btctl)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from btd.core.torrent import Torrent
+
+SUMMARY_FIELDS = (
+    "info_hash",
+    "name",
+    "state",
+    "progress",
+    "size",
+    "left",
+    "downloaded",
+    "uploaded",
+    "ratio",
+    "download_rate",
+    "upload_rate",
+    "peers",
+    "seeds",
+    "eta",
+    "save_path",
+    "strategy",
+    "error",
+    "pieces",
+    "pieces_have",
+    "piece_length",
+    "private",
+    "added_at",
+    "completed_at",
+    "check_progress",
+)
+
+
+def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
+    """The ``torrent.list``/``torrent.get`` record; ``fields`` picks a subset."""
+    size = t.meta.total_length
+    left = t.book.bytes_left
+    down = t.download_rate()
+    values: dict[str, Any] = {
+        "info_hash": t.hex,
+        "name": t.name,
+        "state": t.state,
+        "progress": round((size - left) / size, 6) if size else 1.0,
+        "size": size,
+        "left": left,
+        "downloaded": t.downloaded,
+        "uploaded": t.uploaded,
+        "ratio": round(t.uploaded / t.downloaded, 4) if t.downloaded else 0.0,
+        "download_rate": round(down),
+        "upload_rate": round(t.upload_rate()),
+        "peers": len(t.peers),
+        "seeds": sum(1 for p in t.peers if p.has.complete),
+        "eta": round(left / down) if down > 0 and left else (0 if not left else None),
+        "save_path": str(t.options.save_path),
+        "strategy": t.options.strategy,
+        "error": t.error,
+        "pieces": t.num_pieces,
+        "pieces_have": t.book.have.count,
+        "piece_length": t.meta.piece_length,
+        "private": t.meta.private,
+        "added_at": t.added_at,
+        "completed_at": t.completed_at,
+        "check_progress": round(t.check_progress, 4),
+    }
+    if fields is None:
+        return values
+    return {name: values[name] for name in fields}
+
+
+def files(t: Torrent) -> list[dict[str, Any]]:
+    """Per-file progress: bytes of verified pieces that fall in each file."""
+    meta = t.meta
+    have = t.book.have
+    plen = meta.piece_length
+    rows = []
+    for index, entry in enumerate(meta.files):
+        if entry.pad:
+            continue
+        done = 0
+        start, end = entry.offset, entry.offset + entry.length
+        if entry.length:
+            for piece in range(start // plen, (end - 1) // plen + 1):
+                if piece in have:
+                    p_start = piece * plen
+                    done += min(end, p_start + plen) - max(start, p_start)
+        rows.append(
+            {
+                "index": index,
+                "path": "/".join(entry.path),
+                "length": entry.length,
+                "completed": done,
+                "progress": round(done / entry.length, 6) if entry.length else 1.0,
+            }
+        )
+    return rows
+
+
+def peers(t: Torrent) -> list[dict[str, Any]]:
+    return [peer.info() for peer in t.peers]
+
+
+def trackers(t: Torrent) -> list[dict[str, Any]]:
+    return t.announcer.status()
+
+
+def pieces_map(t: Torrent) -> str:
+    """The pieces we have as hex of the bitfield (for a compact piece map)."""
+    return t.book.have.to_bytes().hex()

@@ -1,0 +1,1 @@
+"""Trackers: announce codec, Announcer, HTTP client."""

@@ -1,0 +1,35 @@
+"""Glossary types shared by every layer.
+
+- info hash: SHA-1 of the raw bencoded ``info`` dictionary; names a torrent (20 bytes).
+- peer id: the 20 bytes a client sends in its handshake.
+- piece: a fixed-length slice of the torrent's concatenated files, checked by SHA-1.
+- block: a 16 KiB slice of a piece; the unit of request/piece messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NewType
+
+InfoHash = NewType("InfoHash", bytes)
+PeerId = NewType("PeerId", bytes)
+PieceIndex = int
+
+BLOCK_SIZE = 16 * 1024
+
+PeerAddress = tuple[str, int]
+"""A peer is named by host and port (loopback peers share an address)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    """One block of one piece: what a request or a piece message names."""
+
+    piece: int
+    begin: int
+    length: int
+
+
+def hex_hash(info_hash: bytes) -> str:
+    """The 40-hex form in which RPC, logs and btctl name a torrent."""
+    return info_hash.hex()

@@ -1,0 +1,1 @@
+"""Peer wire protocol: pure codecs (BEP 3, 6, 10, 9)."""

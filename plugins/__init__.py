@@ -1,0 +1,1 @@
+"""btd.plugins: built-in plugins, registered like third-party ones."""

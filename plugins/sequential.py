@@ -1,0 +1,79 @@
+"""Sequential piece strategy (``sequential``): lowest index first, for streaming.
+
+Pieces are started in index order within a read-ahead window: the ``window`` pieces
+we still want that follow the first piece we lack. A peer that has none of them gets
+nothing new (it may still help finish started pieces), which keeps the download close
+to the play position; a larger window trades strict order for fewer idle peers.
+Not a BEP; rarest-first is better for the swarm, so use it only where order matters.
+
+The picker keeps a cursor at the lowest piece we lack (pieces are never un-had), so a
+call costs O(window), not O(torrent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from btd.core.bitfield import Bitfield
+from btd.core.errors import ConfigError
+from btd.core.picking import PiecePicker, SwarmView
+from btd.core.plugin import hookimpl
+
+NAME = "sequential"
+PLUGIN = "sequential"
+WINDOW = 64
+
+_settings: dict[str, int] = {"window": WINDOW}
+
+
+class Sequential:
+    """Pieces in index order from the first one we lack, within ``window`` wanted pieces."""
+
+    def __init__(self, window: int = WINDOW) -> None:
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        self.window = window
+        self._cursor = 0
+
+    def choose(self, peer_has: Bitfield, view: SwarmView, count: int) -> list[int]:
+        out: list[int] = []
+        n = view.num_pieces
+        have = view.have
+        c = self._cursor
+        while c < n and have(c):
+            c += 1
+        self._cursor = c
+        if count <= 0:
+            return out
+        wanted = 0
+        for i in range(c, n):
+            if have(i) or view.priority(i) <= 0:
+                continue  # a skipped file does not use up the window
+            wanted += 1
+            if i in peer_has and not view.in_progress(i):
+                out.append(i)
+                if len(out) >= count:
+                    break
+            if wanted >= self.window:
+                break
+        return out
+
+
+@hookimpl
+def btd_configure(config: Any) -> None:
+    """Settings: ``window`` (how many wanted pieces ahead may be started; default 64)."""
+    raw: Mapping[str, Any] = (getattr(config, "plugins", None) or {}).get(PLUGIN) or {}
+    for key, value in raw.items():
+        if key != "window":
+            raise ConfigError("unknown setting (known: window)", key=f"plugins.{PLUGIN}.{key}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError("must be an integer >= 1", key=f"plugins.{PLUGIN}.{key}")
+    _settings["window"] = raw.get("window", WINDOW)
+
+
+@hookimpl
+def btd_piece_picker(name: str, view: SwarmView) -> PiecePicker | None:
+    if name != NAME:
+        return None
+    return Sequential(window=_settings["window"])

@@ -1,0 +1,85 @@
+"""A libtorrent peer in its own process, for interop tests and benchmarks (loopback only).
+
+Usage: python lt_peer.py (seed|leech) TORRENT SAVE_DIR [--peer HOST:PORT]... [--corrupt]
+Prints ``PORT <n>`` once listening, ``DONE <seconds>`` when a leech completes, and serves
+until stdin closes (the parent's handle on its lifetime). DHT, LSD, UPnP and NAT-PMP are off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+
+import libtorrent as lt
+
+
+def make_session(utp: bool = False) -> lt.session:
+    return lt.session(
+        {
+            "listen_interfaces": "127.0.0.1:0",
+            "outgoing_interfaces": "127.0.0.1",
+            "enable_dht": False,
+            "enable_lsd": False,
+            "enable_upnp": False,
+            "enable_natpmp": False,
+            "enable_ip_notifier": False,
+            "dht_bootstrap_nodes": "",
+            "allow_multiple_connections_per_ip": True,
+            "enable_outgoing_utp": utp,
+            "enable_incoming_utp": utp,
+            "user_agent": "lt_peer",
+            "alert_mask": lt.alert.category_t.error_notification
+            | lt.alert.category_t.status_notification,
+            "close_redundant_connections": False,
+            "announce_to_all_trackers": True,
+            "announce_to_all_tiers": True,
+        }
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["seed", "leech"])
+    parser.add_argument("torrent")
+    parser.add_argument("save")
+    parser.add_argument("--peer", action="append", default=[])
+    parser.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args()
+
+    ses = make_session()
+    info = lt.torrent_info(args.torrent)
+    params = lt.add_torrent_params()
+    params.ti = info
+    params.save_path = args.save
+    if args.mode == "seed":
+        params.flags |= lt.torrent_flags.seed_mode
+    handle = ses.add_torrent(params)
+    print(f"PORT {ses.listen_port()}", flush=True)
+    for peer in args.peer:
+        host, port = peer.rsplit(":", 1)
+        handle.connect_peer((host, int(port)))
+
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    started = time.monotonic()
+    done_reported = False
+    while not stop.is_set():
+        status = handle.status()
+        if args.mode == "leech" and not done_reported and status.is_seeding:
+            print(f"DONE {time.monotonic() - started:.3f}", flush=True)
+            done_reported = True
+        if args.mode == "leech" and not done_reported:
+            if time.monotonic() - started > args.timeout:
+                print(f"TIMEOUT progress={status.progress:.3f}", flush=True)
+                return 1
+        for alert in ses.pop_alerts():
+            if alert.category() & lt.alert.category_t.error_notification:
+                print(f"ALERT {alert.message()}", file=sys.stderr, flush=True)
+        ses.wait_for_alert(100)  # wakes on any alert, at most 0.1 s
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The wheel must contain every package, and the repo root must not leak as ``core``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def declared_packages() -> set[str]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return set(data["tool"]["setuptools"]["packages"])
+
+
+def folder_packages() -> set[str]:
+    mapping = {"core": "btd.core", "plugins": "btd.plugins"}
+    found = set()
+    for folder, dotted in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join([dotted, *rel.parts]))
+    return found
+
+
+def test_declared_packages_equal_folders_with_init() -> None:
+    assert declared_packages() == folder_packages()
+
+
+def test_package_dir_mapping() -> None:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert data["tool"]["setuptools"]["package-dir"] == {"btd.core": "core", "btd.plugins": "plugins"}
+    assert data["project"]["scripts"] == {
+        "btd": "btd.core.daemon:main",
+        "btctl": "btd.core.ctl:main",
+    }
+
+
+def test_bare_core_is_not_importable(tmp_path: Path) -> None:
+    probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('core') is None else 1)"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path)
+    assert result.returncode == 0, "a top-level 'core' package is importable"
+
+
+def test_btd_core_imports() -> None:
+    import btd.core
+    import btd.plugins
+
+    assert Path(btd.core.__file__).parent == ROOT / "core"
+    assert Path(btd.plugins.__file__).parent == ROOT / "plugins"
+
+
+def test_py_typed_markers() -> None:
+    assert (ROOT / "core" / "py.typed").exists()
+    assert (ROOT / "plugins" / "py.typed").exists()
+
+
+def test_no_tests_package() -> None:
+    assert not (ROOT / "tests" / "__init__.py").exists()
