@@ -158,10 +158,10 @@ def _decode(
                     _string(data, start, n)  # raises
                 value = data[colon:pos]
             elif c == _I:
-                end = data.find(b"e", pos + 1, pos + MAX_INT_DIGITS + 2)
-                body = data[pos + 1 : end]
                 # Fast path: plain digits without a leading zero; _integer() handles the rest.
-                if end > pos + 1 and body.isdigit() and (body[0] != _ZERO or end == pos + 2):
+                end = data.find(b"e", pos + 1, pos + MAX_INT_DIGITS + 2)
+                body = data[pos + 1 : end] if end > pos + 1 else b""
+                if body.isdigit() and (body[0] != _ZERO or end == pos + 2):
                     value, pos = int(body), end + 1
                 else:
                     value, pos = _integer(data, pos, n)

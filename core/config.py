@@ -123,22 +123,27 @@ class _Reader:
                 raise self.error(message, dotted, key_node)
 
     def check_duplicates_deep(self, root: yaml.Node, path: str) -> None:
-        """Duplicates anywhere below ``root`` (plugin settings); aliases visited once."""
-        stack: list[tuple[yaml.Node, str]] = [(root, path)]
-        visited: set[int] = set()
-        while stack:
-            node, where = stack.pop()
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
+        """Duplicates anywhere below ``root`` (plugin settings), and no recursive aliases
+        (they would make comparing configs recurse forever). Shared nodes are walked once."""
+        done: set[int] = set()
+
+        def walk(node: yaml.Node, where: str, ancestors: frozenset[int]) -> None:
+            if id(node) in ancestors:
+                raise self.error("a recursive alias is not allowed here", where, node)
+            if id(node) in done:
+                return
+            inner = ancestors | {id(node)}
             if isinstance(node, yaml.MappingNode):
                 self.check_duplicates(node, where)
-                for key_node, value_node in reversed(node.value):  # pop in file order
+                for key_node, value_node in node.value:
                     name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
-                    stack.append((value_node, f"{where}.{name}"))
+                    walk(value_node, f"{where}.{name}", inner)
             elif isinstance(node, yaml.SequenceNode):
-                items = [(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
-                stack.extend(reversed(items))
+                for i, item in enumerate(node.value):
+                    walk(item, f"{where}[{i}]", inner)
+            done.add(id(node))
+
+        walk(root, path, frozenset())
 
     def section(self, name: str, node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if node.tag == _NULL:
@@ -228,6 +233,8 @@ def _compose(text: str, filename: str) -> tuple[yaml.SafeLoader, yaml.Node | Non
         raise ConfigError(f"not valid YAML text: {exc.reason}", "", filename, line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", "", filename) from None
+    except RecursionError:
+        raise ConfigError("YAML nested too deeply", "", filename) from None
     finally:
         if loader is not None:
             loader.dispose()

@@ -152,7 +152,8 @@ def _build(info: dict[bytes, Any], info_bytes: bytes, top: dict[bytes, Any]) -> 
     num_pieces = len(pieces) // _HASH_LEN
     expected = -(-total // piece_length)
     if max(num_pieces, expected) > MAX_PIECES:
-        raise MetainfoError(f"'pieces': {expected} pieces is over the limit of {MAX_PIECES}")
+        count = max(num_pieces, expected)
+        raise MetainfoError(f"'pieces': {count} pieces is over the limit of {MAX_PIECES}")
     if num_pieces != expected:
         raise MetainfoError(
             f"'pieces' holds {num_pieces} hashes but {total} bytes in pieces of "

@@ -342,7 +342,7 @@ class PieceBook:
             part.req[b] = _NOBODY
             for other in who:
                 if other != peer:
-                    pass
+                    self._requests[other].discard(g)
                     self._withdrawn.setdefault(other, set()).add(g)
                     self._cancels.append((other, BlockRef(index, begin, len(data))))
         else:  # a withdrawn request whose block went back to OPEN: still welcome

@@ -246,7 +246,7 @@ BUILTIN_METHODS: Mapping[str, Callable[..., Any]] = {
 }
 
 
-class _Factory(ServerFactory):
+class ControlFactory(ServerFactory):
     noisy = False
 
     def __init__(self, server: ControlServer) -> None:
@@ -291,7 +291,7 @@ class ControlServer:
         self.socket_dir_created = False  # listen() made the directory: its group is ours to set
         self.dispatcher = Dispatcher({})
         self.set_methods(methods)
-        self.factory: ServerFactory = _Factory(self)
+        self.factory: ServerFactory = ControlFactory(self)
 
     def buildProtocol(self, addr: Any) -> ControlConnection:
         return self.factory.buildProtocol(addr)  # type: ignore[return-value]

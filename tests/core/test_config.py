@@ -187,6 +187,8 @@ BAD = [
      "non-empty string"),
     ("python tag", "daemon:\n  log_level: !!python/object/apply:os.getcwd []\n",
      "daemon.log_level", 2, "could not determine a constructor"),
+    ("recursive alias", "plugins:\n  p:\n    a: &x [1, *x]\n", "plugins.p.a[1]", 3,
+     "recursive alias"),
     ("non-string key", "session:\n  max_connections: 5\n  8: 9\n", "session", 3,
      "keys must be strings, got 8"),
 ]
@@ -216,15 +218,17 @@ def test_error_format_matches_the_documented_example() -> None:
         ("daemon: {}\n---\nsession: {}\n", 2, "single document"),
         ("daemon:\n\tlog_level: info\n", 2, "YAML syntax error"),
         ("daemon: {}\nsession: \x07\n", 2, "not valid YAML text"),
+        ("daemon: " + "[" * 3000 + "]" * 3000 + "\n", None, "nested too deeply"),
         ("- daemon\n- session\n", 1, "top level must be a mapping of sections, got a list"),
         ("\n\njust text\n", 3, 'top level must be a mapping of sections, got "just text"'),
     ],
-    ids=["bad indent", "unclosed flow", "two documents", "tab", "control char", "list", "scalar"],
+    ids=["bad indent", "unclosed flow", "two documents", "tab", "control char", "deep", "list",
+         "scalar"],
 )
-def test_file_level_errors_have_a_line(text: str, line: int, fragment: str) -> None:
+def test_file_level_errors_have_a_line(text: str, line: int | None, fragment: str) -> None:
     error = refused(text)
     assert (error.key, error.line) == ("", line)
-    assert str(error).startswith(f"btd.yaml:{line}: ")
+    assert str(error).startswith(f"btd.yaml:{line}: " if line else "btd.yaml: ")
     assert fragment in str(error)
 
 

@@ -472,6 +472,14 @@ def test_paths_never_escape(file_paths: list[list[str]], name: str) -> None:
         _assert_contained(path)
 
 
+@settings(max_examples=300, deadline=None)
+@given(tricky | st.text() | st.text("ab. /\\\x00", max_size=300))
+def test_sanitize_element_is_idempotent_and_bounded(text: str) -> None:
+    safe = sanitize_element(text)
+    assert sanitize_element(safe) == safe
+    assert 0 < len(safe.encode("utf-8")) <= 255
+
+
 raw_elements = st.lists(
     st.binary(max_size=12) | st.sampled_from([b"..", b"/", b"\xff.."]), max_size=5
 )
