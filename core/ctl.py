@@ -15,9 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import btd.core.ctl_session  # noqa: F401  (registers status, methods, shutdown, call)
+import btd.core.ctl_torrent  # noqa: F401  (registers add, list, info, pause, rm, ...)
 from btd.core import paths
 from btd.core.ctl_base import (
     COMMANDS,
+    EXIT_BAD_INPUT,
     EXIT_CODES,
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
@@ -28,7 +30,7 @@ from btd.core.ctl_base import (
     EXIT_USAGE,
     Output,
     UsageError,
-    to_json,
+    report_remote_error,
 )
 from btd.core.rpc.client import (
     DaemonUnreachable,
@@ -37,9 +39,9 @@ from btd.core.rpc.client import (
     RpcProtocolError,
     RpcTimeout,
 )
-from btd.core.rpc.errors import AMBIGUOUS, NOT_FOUND
 
 __all__ = [
+    "EXIT_BAD_INPUT",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
@@ -120,14 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _remote_error(out: Output, exc: RemoteError) -> int:
-    out.error(f"{exc.message} (error {exc.code})")
-    data = exc.data
-    if data is not None and not (isinstance(data, dict) and set(data) <= {"field"}):
-        out.error(f"details: {to_json(data)}")
-    return EXIT_NOT_FOUND if exc.code in (NOT_FOUND, AMBIGUOUS) else EXIT_REMOTE_ERROR
-
-
 def _run(args: argparse.Namespace, out: Output) -> int:
     path, source = resolve_socket(args.socket)
     timeout = args.timeout if args.timeout and args.timeout > 0 else None
@@ -138,7 +132,7 @@ def _run(args: argparse.Namespace, out: Output) -> int:
         out.error(f"{exc}\nsee: btctl {args.command} --help")
         return EXIT_USAGE
     except RemoteError as exc:
-        return _remote_error(out, exc)
+        return report_remote_error(out, exc)
     except DaemonUnreachable as exc:
         out.error(str(exc))
         if source != "--socket":

@@ -1,6 +1,6 @@
 """btctl's building blocks: exit codes, the subcommand registry and the output helper.
 
-Kept apart from ``btd.core.ctl`` so command modules (``ctl_session``, later
+Kept apart from ``btd.core.ctl`` so command modules (``ctl_session``,
 ``ctl_torrent``) can register themselves without importing the entry point, which
 runs as ``__main__`` under ``python -m btd.core.ctl``. Standard library only.
 """
@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from btd.core.rpc.client import RpcClient
+from btd.core.rpc.client import RemoteError, RpcClient
+from btd.core.rpc.errors import AMBIGUOUS, NOT_FOUND
 
 EXIT_OK = 0
 EXIT_REMOTE_ERROR = 1  # the daemon answered with an error
@@ -21,6 +22,7 @@ EXIT_USAGE = 2  # bad command line (argparse uses 2 as well)
 EXIT_UNREACHABLE = 3  # no daemon at the socket, or it went away
 EXIT_NOT_FOUND = 4  # no torrent matches / the prefix is ambiguous
 EXIT_TIMEOUT = 5  # no answer in time (and, later, `wait` gave up)
+EXIT_BAD_INPUT = 6  # a local input file (e.g. a .torrent for `add`) cannot be read
 EXIT_INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)
 
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -30,6 +32,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_UNREACHABLE, "daemon unreachable (the message names the socket path tried)"),
     (EXIT_NOT_FOUND, "not found: no torrent matches, or the prefix is ambiguous"),
     (EXIT_TIMEOUT, "timed out waiting for an answer (or for `wait`)"),
+    (EXIT_BAD_INPUT, "bad input file (a FILE given to `add` cannot be read)"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl+C)"),
 )
 
@@ -93,6 +96,15 @@ def command(
     return register
 
 
+def report_remote_error(out: Output, exc: RemoteError, context: str = "") -> int:
+    """Print a daemon error (message, code, useful data) and return its exit code."""
+    out.error(f"{context}{exc.message} (error {exc.code})")
+    data = exc.data
+    if data is not None and not (isinstance(data, dict) and set(data) <= {"field"}):
+        out.error(f"{context}details: {to_json(data)}")
+    return EXIT_NOT_FOUND if exc.code in (NOT_FOUND, AMBIGUOUS) else EXIT_REMOTE_ERROR
+
+
 # -- formatting helpers shared by commands ----------------------------------------------
 
 
@@ -130,6 +142,19 @@ def format_bytes(count: float | int | None) -> str:
             return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def format_rate(per_second: float | int | None) -> str:
+    """A transfer rate: ``1536`` -> ``1.5 KiB/s``."""
+    return "-" if per_second is None else f"{format_bytes(per_second)}/s"
+
+
+def format_progress(fraction: float | int | None) -> str:
+    """``0.12345`` -> ``12.3%``; rounded down, so only a complete thing shows ``100.0%``."""
+    if fraction is None:
+        return "-"
+    tenths = int(float(fraction) * 1000 + 1e-9)  # floor; the epsilon absorbs 0.1234999...
+    return f"{tenths / 10:.1f}%"
 
 
 def format_fields(pairs: Iterable[tuple[str, Any]]) -> str:

@@ -20,8 +20,11 @@ from btd.core.ctl_base import (
 )
 from btd.core.rpc.client import RpcClient
 
-# session.info keys shown first, in this order, with their human form.
-_STATUS_KEYS = ("version", "pid", "uptime", "config", "socket", "state_dir", "plugins")
+# session.info keys shown first, in this order, with their human form. The daemon says
+# ``config_path``; ``config`` is still accepted from older daemons.
+_STATUS_KEYS = (
+    "version", "pid", "uptime", "config_path", "config", "socket", "state_dir", "plugins",
+)  # fmt: skip
 
 
 def _plugin_names(plugins: Any) -> str:
@@ -52,7 +55,7 @@ def human_status(info: Any) -> str:
             value = format_duration(value)
         elif key == "plugins":
             value = _plugin_names(value)
-        elif key == "config" and value is None:
+        elif key in ("config_path", "config") and value is None:
             value = "none (built-in defaults)"
         pairs.append((key, value))
     for key, value in info.items():  # whatever else the daemon reports, scalars only

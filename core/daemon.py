@@ -86,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"btd: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
     if args.check_config is not None:
-        where = config.source or "built-in defaults"
-        print(f"# configuration OK ({where})")
-        sys.stdout.write(to_yaml(config))
+        sys.stdout.write(to_yaml(config))  # its one header comment names the source
         return EX_OK
     return run(config, plugins, args)
 
@@ -140,9 +138,7 @@ def run(config: Config, plugins: PluginHost, args: argparse.Namespace) -> int:
         try:
             new = effective_config(args)
         except ConfigError as exc:
-            from twisted.logger import Logger
-
-            Logger().error("reload refused, keeping the running configuration: {e}", e=str(exc))
+            service.reload_refused(str(exc))
             return
         service.reload(new)
 

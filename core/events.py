@@ -14,6 +14,7 @@ EVENT_KINDS = (
     "removed",
     "error",
     "verified",
+    "peer_banned",
 )
 
 

@@ -103,6 +103,7 @@ class Peer:
         self.snubbed = False
         self.hash_failures = 0
         self.unexpected = 0  # blocks we never asked for (strikes before a disconnect)
+        self.payload_in = 0  # verified-or-pending payload bytes accepted from this peer
         self._dispatch: dict[type, Callable[[Any], None]] = {
             m.Piece: self._on_piece,
             m.Have: self._on_have,

@@ -318,7 +318,11 @@ class PieceBook:
 
     def on_block(self, peer: Peer, index: int, begin: int, data: bytes | memoryview) -> BlockResult:
         """Store a PIECE message's data (one copy into the piece buffer)."""
-        if not 0 <= index < self.num_pieces or begin % self.block_size:
+        if (
+            not 0 <= index < self.num_pieces
+            or begin % self.block_size
+            or not 0 <= begin < self.piece_size(index)
+        ):
             return BlockResult.UNEXPECTED
         b = begin // self.block_size
         g = index * self.bpp + b
@@ -390,7 +394,11 @@ class PieceBook:
 
     def on_reject(self, peer: Peer, ref: BlockRef) -> bool:
         """REJECT_REQUEST (BEP 6); False if we had not asked this peer for the block."""
-        if not 0 <= ref.piece < self.num_pieces or ref.begin % self.block_size:
+        if (
+            not 0 <= ref.piece < self.num_pieces
+            or ref.begin % self.block_size
+            or not 0 <= ref.begin < self.piece_size(ref.piece)
+        ):
             return False
         g = ref.piece * self.bpp + ref.begin // self.block_size
         mine = self._requests.get(peer)

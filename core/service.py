@@ -8,8 +8,9 @@ daemon hostage.
 
 from __future__ import annotations
 
+import dataclasses
 import grp
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from btd.core.config import Config, reload_diff
+from btd.core.config import LIVE_KEYS, Config, reload_diff
 from btd.core.errors import BtdError, ConfigError
 from btd.core.paths import default_socket
 from btd.core.net.peer import InboundFactory
@@ -47,18 +49,71 @@ def resolve_group(group: str | int | None) -> int | None:
 
 
 def bounded(d: Any, timeout: float, clock: Any, what: str) -> defer.Deferred[None]:
-    """Wait for ``d`` (a Deferred or a plain value) at most ``timeout`` seconds; never fails."""
-    result: defer.Deferred[Any] = defer.maybeDeferred(lambda: d)
+    """Wait for ``d`` (a Deferred or a plain value) at most ``timeout`` seconds; never fails.
 
-    def on_error(failure: Any) -> None:
-        if failure.check(defer.TimeoutError, defer.CancelledError):
-            _log.warn("{what} did not finish within {timeout} s; going on", what=what, timeout=timeout)
-        else:
+    On timeout the work is abandoned (cancelled) and a warning logged. A timer of our own
+    rather than ``addTimeout``: cancelling a DeferredList makes it *succeed*, which
+    ``addTimeout`` cannot tell from the work finishing in time.
+    """
+    work: defer.Deferred[Any] = defer.maybeDeferred(lambda: d)
+    finished: defer.Deferred[None] = defer.Deferred()
+    gave_up = False
+
+    def give_up() -> None:
+        nonlocal gave_up
+        gave_up = True
+        _log.warn("{what} did not finish within {timeout} s; going on", what=what, timeout=timeout)
+        work.cancel()
+        if not finished.called:
+            finished.callback(None)
+
+    timer = clock.callLater(timeout, give_up)
+
+    def settle(result: Any) -> None:
+        if timer.active():
+            timer.cancel()
+        if isinstance(result, Failure) and not gave_up:
+            _log.failure("{what} failed", result, what=what)
+        if not finished.called:
+            finished.callback(None)
+
+    work.addBoth(settle)
+    return finished
+
+
+def _logged(d: Any, what: str) -> defer.Deferred[Any]:
+    """``d`` with a failure logged, not raised (a cancellation after a timeout is not news)."""
+
+    def report(failure: Failure) -> None:
+        if not failure.check(defer.CancelledError):
             _log.failure("{what} failed", failure, what=what)
 
-    result.addTimeout(timeout, clock)
-    result.addCallbacks(lambda _: None, on_error)
-    return result
+    return defer.maybeDeferred(lambda: d).addErrback(report)
+
+
+def apply_live(old: Config, new: Config, live: Iterable[str]) -> Config:
+    """``old`` with the ``live`` keys (dotted, e.g. ``session.upload_slots``) taken from ``new``.
+
+    Restart-only keys keep their running values, so the running config says what is in
+    force and the next reload still reports them as waiting for a restart.
+    """
+    changes: dict[str, dict[str, Any]] = {}
+    for dotted in live:
+        section, key = dotted.split(".", 1)
+        changes.setdefault(section, {})[key] = getattr(getattr(new, section), key)
+    sections = {
+        name: dataclasses.replace(getattr(old, name), **values) for name, values in changes.items()
+    }
+    return dataclasses.replace(old, **sections)
+
+
+def live_settings(config: Config) -> str:
+    """``key=value`` for every key a reload can change (what a debug log shows after one)."""
+    values = []
+    for dotted in sorted(LIVE_KEYS):
+        section, key = dotted.split(".", 1)
+        values.append(f"{dotted}={getattr(getattr(config, section), key)!r}")
+    return ", ".join(values)
 
 
 class BtdService(MultiService):
@@ -138,7 +193,9 @@ class BtdService(MultiService):
         self.session.stopping = True
         stopping = self.plugins.call("btd_session_stopping", session=self.session)
         yield bounded(
-            defer.DeferredList([defer.maybeDeferred(lambda d=d: d) for d in stopping]),
+            defer.DeferredList(
+                [_logged(d, "a plugin's shutdown") for d in stopping], consumeErrors=True
+            ),
             timeout,
             self.reactor,
             "plugins' shutdown",
@@ -157,22 +214,36 @@ class BtdService(MultiService):
 
     def reload(self, new: Config) -> None:
         """Apply a re-read configuration: live keys now, the rest logged for a restart."""
+        if self.session.stopping:
+            _log.warn("reload ignored: btd is stopping")
+            return
         live, restart = reload_diff(self.config, new)
         self.notifier.reloading()
         try:
             gid = resolve_group(new.control.allowed_group)
         except ConfigError as exc:
-            _log.error("reload refused: {error}", error=str(exc))
-            self.notifier.ready()
+            _log.error("reload refused, keeping the running configuration: {error}",
+                       error=str(exc))
+            self.notifier.ready("reload refused")
             return
-        old, self.config = self.config, new
+        old = self.config
+        self.config = applied = apply_live(old, new, live)
         if "daemon.log_level" in live:
-            self.on_level_change(new.daemon.log_level)
+            self.on_level_change(applied.daemon.log_level)
         if self.control is not None:
             self.control.set_allowed_gid(gid)
-        self.session.apply_config(new)
-        self.plugins.call("btd_config_reloaded", old=old, new=new)
+        self.session.apply_config(applied)
+        self.plugins.call("btd_config_reloaded", old=old, new=applied)
         for key in restart:
             _log.warn("{key} changed; it takes effect after a restart", key=key)
         _log.info("configuration reloaded ({n} live change(s))", n=len(live))
+        _log.debug("live settings in force: {values}", values=live_settings(applied))
         self.notifier.ready()
+
+    def reload_refused(self, reason: str) -> None:
+        """SIGHUP with a file that does not load: keep everything, say so, stay READY."""
+        if self.session.stopping:
+            return
+        self.notifier.reloading()
+        _log.error("reload refused, keeping the running configuration: {error}", error=reason)
+        self.notifier.ready("reload refused")

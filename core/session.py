@@ -236,7 +236,7 @@ class Session:
         return d.addCallbacks(saved, failed)
 
     def _start(self, torrent: Torrent) -> None:
-        d = torrent.start()
+        d = defer.maybeDeferred(torrent.start)  # a raising start must not undo a durable add
         d.addErrback(lambda f: _log.failure("starting {n} failed", f, n=torrent.name))
 
     def find(self, prefix: str) -> Torrent:
@@ -260,10 +260,13 @@ class Session:
 
     def remove(self, torrent: Torrent, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:
         self.torrents.pop(torrent.info_hash, None)
+        # Forget the stored copy first: a crash while stopping must not bring it back, and a
+        # re-add during the (tracker-bounded) stop must not have its fresh copy deleted.
+        forgotten = self.run_blocking(self.store.delete, torrent.hex)
         d = torrent.stop(close_storage=not delete_data)
+        d.addCallback(lambda _: forgotten)  # its StorageError, if any, once stopped
 
         def cleanup(_: object) -> Any:
-            self.store.delete(torrent.hex)
             if delete_data:
                 torrent.storage.delete_files()
 
@@ -282,6 +285,8 @@ class Session:
         for item in stored:
             try:
                 meta = parse_metainfo(item.metainfo)
+                if meta.hex != item.info_hash:  # remove() would delete the wrong file
+                    raise MetainfoError(f"its info hash is {meta.hex}, not its file name")
                 torrent = Torrent(meta, self._options(meta, item.options), self._env())
             except (MetainfoError, ValueError) as exc:
                 _log.error("stored torrent {h} is unusable: {e}", h=item.info_hash, e=str(exc))

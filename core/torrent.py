@@ -102,6 +102,8 @@ class Torrent:
         self.uploaded = 0
         self.downloaded = 0
         self.wasted = 0
+        self.sources: dict[str, int] = {}  # "host:port" -> payload bytes received (all time)
+        self.banned: list[str] = []
         self.check_progress = 0.0
         self._checked = False
         self._ticks = 0
@@ -354,6 +356,9 @@ class Torrent:
         if peer not in self.peers:
             return
         del self.peers[peer]
+        if peer.payload_in:
+            key = "%s:%d" % peer.link.address
+            self.sources[key] = self.sources.get(key, 0) + peer.payload_in
         self.candidates.disconnected(peer.link.address, peer.listen_port)
         self.book.peer_gone(peer)
         if peer.has.count:
@@ -441,11 +446,11 @@ class Torrent:
 
     def block_received(self, peer: Peer, index: int, begin: int, data: bytes) -> None:
         result = self.book.on_block(peer, index, begin, data)
-        if result is BlockResult.ACCEPTED:
+        if result is BlockResult.ACCEPTED or result is BlockResult.COMPLETE:
             self.downloaded += len(data)
-        elif result is BlockResult.COMPLETE:
-            self.downloaded += len(data)
-            self._verify_piece(index)
+            peer.payload_in += len(data)
+            if result is BlockResult.COMPLETE:
+                self._verify_piece(index)
         elif result is BlockResult.DUPLICATE:
             self.wasted += len(data)
         else:
@@ -519,13 +524,21 @@ class Torrent:
                     index=index,
                 )
                 self.candidates.ban(peer.link.address, "corrupt data", peer_id=peer.peer_id)
+                self.banned.append("%s:%d" % peer.link.address)
+                self.env.emit(
+                    self,
+                    "peer_banned",
+                    {"address": "%s:%d" % peer.link.address, "reason": "corrupt data"},
+                )
                 peer.link.close("sent corrupt data", error=True)
 
     def _completed(self) -> None:
         self.state = "seeding"
         self.completed_at = self.clock.seconds()
         self.announcer.completed()
-        self.env.emit(self, "completed", {})
+        self.env.emit(
+            self, "completed", {"downloaded": self.downloaded, "uploaded": self.uploaded}
+        )
         for peer in list(self.peers):
             peer.set_interested(False)
             if peer.has.complete:
@@ -624,6 +637,15 @@ class Torrent:
         self._connect_more()
 
     # -- reporting -------------------------------------------------------------------------------
+    def all_sources(self) -> dict[str, int]:
+        """Payload bytes received per peer address, past and present connections."""
+        sources = dict(self.sources)
+        for peer in self.peers:
+            if peer.payload_in:
+                key = "%s:%d" % peer.link.address
+                sources[key] = sources.get(key, 0) + peer.payload_in
+        return sources
+
     def download_rate(self) -> float:
         return sum(p.download.rate() for p in self.peers)
 

@@ -9,6 +9,7 @@ resume-data plugin adds piece state on top.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -29,11 +30,25 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            _unlink(tmp)
+        raise
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 class TorrentStore:
@@ -43,25 +58,38 @@ class TorrentStore:
         self.dir = state_dir / "torrents"
 
     def save(self, info_hash: str, metainfo: bytes | None, options: dict[str, Any]) -> None:
+        """Write the options and (when given, i.e. on add) the metainfo.
+
+        The options go first and the .torrent last: ``load_all`` only looks at .torrent
+        files, so a torrent is never found without its options. A failed add removes what
+        it wrote, so the torrent does not come back on the next start.
+        """
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+            _atomic_write(self.dir / f"{info_hash}.json", json.dumps(options).encode())
             if metainfo is not None:
                 _atomic_write(self.dir / f"{info_hash}.torrent", metainfo)
-            _atomic_write(self.dir / f"{info_hash}.json", json.dumps(options).encode())
             dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise StorageError(f"cannot save torrent state in {self.dir}: {exc.strerror}") from exc
+            if metainfo is not None:
+                for suffix in (".torrent", ".json"):
+                    try:
+                        _unlink(self.dir / f"{info_hash}{suffix}")
+                    except OSError:
+                        pass  # best effort; the error reported is the first one
+            raise StorageError(f"cannot save torrent state in {self.dir}: {exc.strerror or exc}") from exc
 
     def delete(self, info_hash: str) -> None:
-        for suffix in (".torrent", ".json"):
-            try:
-                (self.dir / f"{info_hash}{suffix}").unlink()
-            except FileNotFoundError:
-                pass
+        """Forget a removed torrent (files already gone are fine)."""
+        try:
+            for suffix in (".torrent", ".json"):
+                _unlink(self.dir / f"{info_hash}{suffix}")
+        except OSError as exc:
+            raise StorageError(f"cannot delete torrent state in {self.dir}: {exc.strerror or exc}") from exc
 
     def load_all(self) -> tuple[list[StoredTorrent], list[str]]:
         """Every stored torrent, and a message for each file that could not be read."""

@@ -205,12 +205,21 @@ class BtdProcess:
 class LtPeer:
     """A libtorrent session in a child process (see tests/interop/lt_peer.py)."""
 
-    def __init__(self, mode: str, torrent: Path, save: Path, peers: list[str] = ()):
+    def __init__(
+        self,
+        mode: str,
+        torrent: Path,
+        save: Path,
+        peers: list[str] = (),  # type: ignore[assignment]
+        upload_limit: int = 0,
+    ):
         pytest.importorskip("libtorrent")
         save.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, str(LT_PEER), mode, str(torrent), str(save)]
         for peer in peers:
             args += ["--peer", peer]
+        if upload_limit:
+            args += ["--upload-limit", str(upload_limit)]
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -276,3 +285,67 @@ class OpenTracker:
         self.proc.wait(10)
 
 
+
+
+# -- a hostile peer -------------------------------------------------------------------------------
+class CorruptSeeder:
+    """A minimal seeder (thread, blocking sockets) that answers every request with garbage.
+
+    It claims every piece, unchokes at once and sends blocks of the right size and wrong
+    content: a peer only a hash check can unmask.
+    """
+
+    def __init__(self, info_hash: str, num_pieces: int) -> None:
+        import threading
+
+        from btd.core.wire import messages as m
+        from btd.core.wire.codec import WireDecoder, encode, encode_handshake
+
+        self._m, self._encode, self._decoder = m, encode, WireDecoder
+        self._handshake = encode_handshake(
+            m.Handshake(bytes.fromhex(info_hash), b"-EV0001-" + b"x" * 12)
+        )
+        self.num_pieces = num_pieces
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.blocks_sent = 0
+        self._threads: list[threading.Thread] = []
+        accept = threading.Thread(target=self._accept, daemon=True)
+        accept.start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, conn: socket.socket) -> None:
+        m, encode = self._m, self._encode
+        decoder = self._decoder(expect_handshake=True)
+        full = bytearray(b"\xff" * ((self.num_pieces + 7) // 8))
+        spare = len(full) * 8 - self.num_pieces
+        if spare:
+            full[-1] = (0xFF << spare) & 0xFF
+        try:
+            conn.sendall(self._handshake + encode(m.Bitfield(bytes(full))) + encode(m.UNCHOKE_MSG))
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                for msg in decoder.feed(data):
+                    if isinstance(msg, m.Request):
+                        conn.sendall(encode(m.Piece(msg.index, msg.begin, os.urandom(msg.length))))
+                        self.blocks_sent += 1
+        except Exception:
+            return
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.server.close()

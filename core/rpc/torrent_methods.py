@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,38 @@ def _storage_error(failure: Any) -> Any:
     return failure
 
 
+def _absolute(field: str, value: str) -> Path:
+    """An absolute path (``~`` expanded); NUL bytes and unknown users are bad params."""
+    if "\0" in value:
+        raise invalid_params(field, "must not contain a NUL character")
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # ~user that does not exist
+        raise invalid_params(field, f"cannot expand {value!r}") from None
+    if not path.is_absolute():
+        raise invalid_params(field, "must be an absolute path")
+    return path
+
+
+def _read_torrent_file(file: Path) -> bytes:
+    """At most 10 MB of a regular file; FIFOs, devices and directories never block or flood."""
+    too_big = RpcError(INVALID_TORRENT, f"{file}: larger than 10 MB", {"field": "path"})
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RpcError(INVALID_TORRENT, f"{file}: not a regular file", {"field": "path"})
+        if st.st_size > MAX_TORRENT_FILE:
+            raise too_big
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_TORRENT_FILE + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_TORRENT_FILE:
+        raise too_big
+    return data
+
+
 def torrent_methods(session: Session) -> dict[str, Any]:
     """Build the methods around one session (explicit dict, no global registry)."""
 
@@ -61,13 +95,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             except (binascii.Error, ValueError):
                 raise invalid_params("metainfo", "not valid base64") from None
         require("path", path, str)
-        file = Path(path).expanduser()
+        file = _absolute("path", path)
         try:
-            if file.stat().st_size > MAX_TORRENT_FILE:
-                raise RpcError(
-                    INVALID_TORRENT, f"{file}: larger than 10 MB", {"field": "path"}
-                )
-            return file.read_bytes()
+            return _read_torrent_file(file)
         except OSError as exc:
             raise RpcError(
                 INVALID_TORRENT, f"cannot read {file}: {exc.strerror}", {"field": "path"}
@@ -86,8 +116,8 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         require("save_path", save_path, str, optional=True)
         require("paused", paused, bool)
         require("strategy", strategy, str, optional=True)
-        if save_path is not None and not Path(save_path).expanduser().is_absolute():
-            raise invalid_params("save_path", "must be an absolute path")
+        if save_path is not None:
+            save_path = str(_absolute("save_path", save_path))
         data = read_metainfo(metainfo, path)
         try:
             d = session.add(data, save_path=save_path, paused=paused, strategy=strategy)
@@ -126,6 +156,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             "files": status.files(t),
             "trackers": status.trackers(t),
             "piece_map": status.pieces_map(t),
+            "sources": t.all_sources(),
+            "banned": list(t.banned),
+            "wasted": t.wasted,
             "comment": t.meta.comment,
             "created_by": t.meta.created_by,
         }

@@ -271,10 +271,12 @@ class PieceBookMachine(RuleBasedStateMachine):
         self.verifying: set[int] = set()
         self.delivered: dict[int, set[str]] = {}
 
-    @rule(peer=st.sampled_from(PEERS), members=st.sets(st.integers(0, 4)))
-    def connect(self, peer: str, members: set[int]) -> None:
+    @rule(peer=st.sampled_from(PEERS), members=st.sets(st.integers(0, 4)), seed=st.booleans())
+    def connect(self, peer: str, members: set[int], seed: bool) -> None:
         if peer in self.has:
             return
+        if seed:
+            members = set(range(self.n))
         bf = Bitfield(self.n)
         for i in members:
             if i < self.n:
@@ -293,12 +295,17 @@ class PieceBookMachine(RuleBasedStateMachine):
         del self.asked[peer], self.late[peer]
         self._drain_cancels()
 
-    @rule(peer=st.sampled_from(PEERS), count=st.integers(1, 6), fast=st.booleans())
-    def request(self, peer: str, count: int, fast: bool) -> None:
+    @rule(count=st.integers(1, 4))
+    def everyone_requests(self, count: int) -> None:
+        for peer in sorted(self.has):
+            self.request(peer, count, 1)
+
+    @rule(peer=st.sampled_from(PEERS), count=st.integers(1, 6), fast=st.integers(0, 4))
+    def request(self, peer: str, count: int, fast: int) -> None:
         if peer not in self.has:
             return
         allowed = None
-        if fast:
+        if fast == 0:  # choked, with piece 0 allowed-fast
             allowed = Bitfield(self.n)
             allowed.add(0)
         refs = self.book.next_requests(
@@ -317,7 +324,11 @@ class PieceBookMachine(RuleBasedStateMachine):
         if not pool:
             return
         ref = data.draw(st.sampled_from(sorted(pool, key=lambda r: (r.piece, r.begin))))
-        pool.discard(ref)
+        if ref in self.asked[peer]:  # asked again after a timeout: the live request matches
+            self.asked[peer].discard(ref)
+            late = False
+        else:
+            pool.discard(ref)
         payload = bytearray(block_data(self.book, ref))
         if bad:
             payload[0] ^= 0xFF
@@ -344,7 +355,7 @@ class PieceBookMachine(RuleBasedStateMachine):
         if peer not in self.has:
             return
         ref = BlockRef(piece, begin * BS, BS)
-        if any((r.piece, r.begin) == (piece, begin * BS) for r in self.asked[peer] | self.late[peer]):
+        if any((r.piece, r.begin) == (ref.piece, ref.begin) for r in self.asked[peer] | self.late[peer]):
             return
         result = self.book.on_block(peer, piece, begin * BS, b"x" * BS)
         assert result is BlockResult.UNEXPECTED, ref
@@ -423,6 +434,6 @@ class PieceBookMachine(RuleBasedStateMachine):
 
 
 PieceBookMachine.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None
+    max_examples=300, stateful_step_count=50, deadline=None
 )
 TestPieceBookMachine = PieceBookMachine.TestCase

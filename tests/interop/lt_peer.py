@@ -46,6 +46,7 @@ def main() -> int:
     parser.add_argument("save")
     parser.add_argument("--peer", action="append", default=[])
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--upload-limit", type=int, default=0, help="bytes/s, 0 = none")
     args = parser.parse_args()
 
     ses = make_session()
@@ -56,6 +57,8 @@ def main() -> int:
     if args.mode == "seed":
         params.flags |= lt.torrent_flags.seed_mode
     handle = ses.add_torrent(params)
+    if args.upload_limit:
+        handle.set_upload_limit(args.upload_limit)
     print(f"PORT {ses.listen_port()}", flush=True)
     for peer in args.peer:
         host, port = peer.rsplit(":", 1)

@@ -1,0 +1,614 @@
+"""btctl's torrent commands against a fake daemon, plus one run against a real btd."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import re
+import socketserver
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from btd.core import ctl
+from btd.core.ctl_base import COMMANDS, format_progress, format_rate
+from btd.core.ctl_torrent import NAME_WIDTH
+from btd.core.rpc.errors import AMBIGUOUS, INVALID_PARAMS, INVALID_TORRENT, NOT_FOUND
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("twisted", "yaml", "jsonrpcserver", "pluggy", "rich")
+TORRENT_COMMANDS = (
+    "add", "list", "info", "pause", "resume", "verify", "rm", "peers", "files", "trackers",
+    "set", "stats", "add-peer",
+)  # fmt: skip
+
+HASH_A = "3f9a" + "11" * 18
+HASH_B = "3f9b" + "22" * 18
+HASH_C = "c0ff" + "33" * 18
+
+
+def summary(info_hash: str, name: str, **over: Any) -> dict[str, Any]:
+    base = {
+        "info_hash": info_hash, "name": name, "state": "downloading", "progress": 0.5,
+        "size": 3 * 2**20, "left": 3 * 2**19, "downloaded": 3 * 2**19, "uploaded": 2**19,
+        "ratio": 0.3333, "download_rate": 1536 * 1024, "upload_rate": 2048, "peers": 7,
+        "seeds": 2, "eta": 3723, "save_path": "/srv/dl", "strategy": "rarest-first",
+        "error": None, "pieces": 12, "pieces_have": 6, "piece_length": 262144,
+        "private": False, "added_at": 1700000000.0, "completed_at": None,
+        "check_progress": 1.0,
+    }  # fmt: skip
+    return {**base, **over}
+
+
+TORRENTS = {
+    HASH_A: summary(HASH_A, "debian-12.iso"),
+    HASH_B: summary(
+        HASH_B, "A very long torrent name that will not fit\x1b[31m in the column",
+        state="seeding", progress=1.0, left=0, eta=0, download_rate=0, ratio=2.5,
+    ),  # fmt: skip
+}
+FILES = [
+    {"index": 0, "path": "dir/a.bin", "length": 2**20, "completed": 2**20, "progress": 1.0},
+    {"index": 1, "path": "dir/b.bin", "length": 2 * 2**20, "completed": 0, "progress": 0.0},
+]
+TRACKERS = [
+    {"url": "http://127.0.0.1:6969/announce", "tier": 0, "status": "working",
+     "last_error": None, "last_warning": None, "next_announce": 1795.2, "seeders": 3,
+     "leechers": 1, "peers_last": 4},
+    {"url": "udp://127.0.0.1:6969", "tier": 1, "status": "error",
+     "last_error": "connection refused", "last_warning": None, "next_announce": None,
+     "seeders": None, "leechers": None, "peers_last": 0},
+]  # fmt: skip
+PEERS = [
+    {"address": "127.0.0.1", "port": 6881, "client": "LT2090", "peer_id": "00", "progress": 1.0,
+     "download_rate": 2**20, "upload_rate": 0, "downloaded": 5, "uploaded": 0,
+     "am_choking": True, "am_interested": True, "peer_choking": False,
+     "peer_interested": False, "snubbed": False},
+    {"address": "::1", "port": 51413, "client": "TR3000", "peer_id": "01", "progress": 0.25,
+     "download_rate": 0, "upload_rate": 512, "downloaded": 0, "uploaded": 9,
+     "am_choking": False, "am_interested": False, "peer_choking": True,
+     "peer_interested": True, "snubbed": True},
+]  # fmt: skip
+STATS = {
+    "torrents": 2, "states": {"downloading": 1, "seeding": 1}, "peers": 7,
+    "download_rate": 1536 * 1024, "upload_rate": 2048, "downloaded": 10 * 2**30,
+    "uploaded": 2**30, "uptime": 93784.2, "listen_port": 6881,
+}  # fmt: skip
+INFO = {"version": "0.1.0", "pid": 7, "uptime": 5.0, "config_path": "/etc/btd/btd.yaml"}
+
+# .torrent contents the fake daemon knows (it decodes the base64 btctl sends)
+GOOD = b"d4:infod4:name3:newee"
+PRESENT = b"d4:infod4:name3:oldee"
+BAD = b"this is not bencode"
+
+
+class Refused(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        self.error = {"code": code, "message": message, "data": data}
+
+
+def resolve(prefix: str) -> str:
+    matches = [h for h in (HASH_A, HASH_B) if h.startswith(prefix.lower())]
+    if not matches:
+        raise Refused(NOT_FOUND, f"no torrent matches {prefix!r}", {"field": "info_hash"})
+    if len(matches) > 1:
+        raise Refused(AMBIGUOUS, f"{prefix!r} matches {len(matches)} torrents", {"field": "x"})
+    return matches[0]
+
+
+def m_add(p: dict[str, Any]) -> Any:
+    data = base64.b64decode(p["metainfo"], validate=True)
+    if data == GOOD:
+        return {"info_hash": HASH_C, "name": "new", "added": True}
+    if data == PRESENT:
+        return {"info_hash": HASH_A, "name": "debian-12.iso", "added": False}
+    raise Refused(INVALID_TORRENT, "invalid torrent: not bencoded", {"field": "metainfo"})
+
+
+def m_list(p: dict[str, Any] | None) -> Any:
+    state = (p or {}).get("state")
+    if state not in (None, "downloading", "seeding", "paused"):
+        raise Refused(INVALID_PARAMS, "state: must be one of [...]", {"field": "state"})
+    return [t for t in TORRENTS.values() if state is None or t["state"] == state]
+
+
+def m_get(p: dict[str, Any]) -> Any:
+    h = resolve(p["info_hash"])
+    return {**TORRENTS[h], "files": FILES, "trackers": TRACKERS, "piece_map": "fc0",
+            "comment": "made for tests", "created_by": None}  # fmt: skip
+
+
+def m_set(p: dict[str, Any]) -> Any:
+    h = resolve(p["info_hash"])
+    if p.get("strategy") not in ("rarest-first", "sequential"):
+        raise Refused(INVALID_PARAMS, "strategy: no piece strategy called 'x'", {"field": "s"})
+    return {"info_hash": h, "strategy": p["strategy"]}
+
+
+METHODS: dict[str, Callable[[Any], Any]] = {
+    "session.info": lambda p: INFO,
+    "session.stats": lambda p: STATS,
+    "torrent.add": m_add,
+    "torrent.list": m_list,
+    "torrent.get": m_get,
+    "torrent.pause": lambda p: {"info_hash": resolve(p["info_hash"]), "state": "paused"},
+    "torrent.resume": lambda p: {"info_hash": resolve(p["info_hash"]), "state": "seeding"},
+    "torrent.verify": lambda p: {"info_hash": resolve(p["info_hash"]), "state": "checking"},
+    "torrent.remove": lambda p: {
+        "info_hash": resolve(p["info_hash"]), "removed": True, "deleted_data": p["delete_data"]
+    },  # fmt: skip
+    "torrent.peers": lambda p: PEERS if resolve(p["info_hash"]) == HASH_A else [],
+    "torrent.files": lambda p: FILES if resolve(p["info_hash"]) else [],
+    "torrent.trackers": lambda p: TRACKERS if resolve(p["info_hash"]) == HASH_A else [],
+    "torrent.set": m_set,
+    "torrent.add_peer": lambda p: {
+        "info_hash": resolve(p["info_hash"]), "added": p["address"] != "127.0.0.9"
+    },  # fmt: skip
+}
+
+
+class FakeDaemon:
+    """Answers each request with METHODS[method](params) on a Unix socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.requests: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                try:
+                    while line := self.rfile.readline():
+                        reply = fake.answer(json.loads(line))
+                        self.wfile.write(json.dumps(reply).encode() + b"\n")
+                        self.wfile.flush()
+                except OSError:
+                    pass
+
+        self.server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.requests.append(request)
+        head = {"jsonrpc": "2.0", "id": request["id"]}
+        method = METHODS.get(request["method"])
+        if method is None:
+            return {**head, "error": {"code": -32601, "message": "method not found"}}
+        try:
+            return {**head, "result": method(request.get("params"))}
+        except Refused as exc:
+            return {**head, "error": exc.error}
+
+    def calls(self) -> list[tuple[str, Any]]:
+        return [(r["method"], r.get("params")) for r in self.requests]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BTD_SOCKET", raising=False)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[FakeDaemon]:
+    fake = FakeDaemon(tmp_path / "btd.sock")
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def btctl(daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = ctl.main(["--socket", str(daemon.path), *argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def rows(out: str) -> list[list[str]]:
+    """A table's lines split on runs of 2+ spaces."""
+    return [re.split(r"\s{2,}", line.strip()) for line in out.strip().splitlines()]
+
+
+def field(out: str, key: str) -> str:
+    match = re.search(rf"^{re.escape(key)}:\s+(.*)$", out, re.M)
+    assert match, f"no {key!r} in:\n{out}"
+    return match.group(1)
+
+
+def torrent_file(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def fake_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+# -- add -------------------------------------------------------------------------------------
+
+
+def test_add_sends_base64_and_options(btctl, daemon, tmp_path, monkeypatch) -> None:
+    good = torrent_file(tmp_path, "good.torrent", GOOD)
+    code, out, err = btctl("add", good)
+    assert (code, out, err) == (0, f"added {HASH_C} new\n", "")
+    method, params = daemon.calls()[-1]
+    assert method == "torrent.add"
+    assert params == {"metainfo": base64.b64encode(GOOD).decode(), "paused": False}
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = btctl("add", good, "--paused", "--dir", "sub/dl", "--strategy", "sequential")
+    params = daemon.calls()[-1][1]
+    assert code == 0 and params["paused"] is True and params["strategy"] == "sequential"
+    assert params["save_path"] == str(tmp_path / "sub" / "dl")
+
+
+def test_add_already_present_exits_0(btctl, tmp_path) -> None:
+    code, out, err = btctl("add", torrent_file(tmp_path, "old.torrent", PRESENT))
+    assert (code, out, err) == (0, f"already present {HASH_A} debian-12.iso\n", "")
+    code, out, _ = btctl("--json", "add", torrent_file(tmp_path, "old.torrent", PRESENT))
+    assert code == 0
+    assert json.loads(out) == [{"info_hash": HASH_A, "name": "debian-12.iso", "added": False}]
+
+
+def test_add_from_stdin(btctl, daemon, monkeypatch) -> None:
+    fake_stdin(monkeypatch, GOOD)
+    code, out, _ = btctl("add", "-")
+    assert (code, out) == (0, f"added {HASH_C} new\n")
+    assert base64.b64decode(daemon.calls()[-1][1]["metainfo"]) == GOOD
+
+
+def test_add_from_empty_stdin_is_bad_input(btctl, daemon, monkeypatch) -> None:
+    fake_stdin(monkeypatch, b"")
+    code, out, err = btctl("add", "-")
+    assert (code, out) == (ctl.EXIT_BAD_INPUT, "") and "stdin: empty" in err
+    assert daemon.calls() == []
+
+
+def test_add_several_files_one_unreadable(btctl, daemon, tmp_path) -> None:
+    good = torrent_file(tmp_path, "good.torrent", GOOD)
+    old = torrent_file(tmp_path, "old.torrent", PRESENT)
+    missing = str(tmp_path / "missing.torrent")
+    code, out, err = btctl("add", good, missing, old)
+    assert code == ctl.EXIT_BAD_INPUT == 6
+    assert out.splitlines() == [f"added {HASH_C} new", f"already present {HASH_A} debian-12.iso"]
+    assert err == f"btctl: cannot read {missing}: No such file or directory\n"
+    assert [m for m, _ in daemon.calls()] == ["torrent.add", "torrent.add"]
+
+
+def test_add_refused_torrent_exits_1_and_worst_code_wins(btctl, tmp_path) -> None:
+    bad = torrent_file(tmp_path, "bad.torrent", BAD)
+    good = torrent_file(tmp_path, "good.torrent", GOOD)
+    code, out, err = btctl("add", bad, good)
+    assert code == ctl.EXIT_REMOTE_ERROR == 1 and out == f"added {HASH_C} new\n"
+    assert err == f"btctl: {bad}: invalid torrent: not bencoded (error {INVALID_TORRENT})\n"
+    code, _, _ = btctl("add", bad, str(tmp_path), good)  # a directory cannot be read
+    assert code == 6
+
+
+def test_add_json_lists_replies_and_errors(btctl, tmp_path) -> None:
+    bad = torrent_file(tmp_path, "bad.torrent", BAD)
+    empty = torrent_file(tmp_path, "empty.torrent", b"")
+    good = torrent_file(tmp_path, "good.torrent", GOOD)
+    code, out, err = btctl("add", "--json", good, bad, empty)
+    assert code == 6 and err.count("btctl: ") == 2
+    assert json.loads(out) == [
+        {"info_hash": HASH_C, "name": "new", "added": True},
+        {"file": bad, "error": {"code": INVALID_TORRENT, "message": "invalid torrent: not "
+         "bencoded", "data": {"field": "metainfo"}, "exit": 1}},
+        {"file": empty, "error": {"code": None, "message": f"{empty}: empty, not a .torrent",
+         "data": None, "exit": 6}},
+    ]  # fmt: skip
+
+
+def test_add_to_missing_daemon_exits_3(tmp_path, capsys) -> None:
+    good = torrent_file(tmp_path, "good.torrent", GOOD)
+    code = ctl.main(["--socket", str(tmp_path / "none.sock"), "add", good])
+    assert code == ctl.EXIT_UNREACHABLE == 3
+    assert "none.sock" in capsys.readouterr().err
+
+
+# -- list, info -------------------------------------------------------------------------------
+
+
+def test_list_human(btctl, daemon) -> None:
+    code, out, err = btctl("list")
+    assert (code, err) == (0, "")
+    table = rows(out)
+    assert table[0] == ["HASH", "NAME", "STATE", "DONE", "SIZE", "DOWN", "UP", "PEERS", "ETA",
+                        "RATIO"]  # fmt: skip
+    assert table[1] == [HASH_A[:8], "debian-12.iso", "downloading", "50.0%", "3.0 MiB",
+                        "1.5 MiB/s", "2.0 KiB/s", "7", "1h 02m 03s", "0.33"]  # fmt: skip
+    name = table[2][1]
+    assert len(name) == NAME_WIDTH and name.endswith("…") and "\x1b" not in out
+    assert table[2][2:] == ["seeding", "100.0%", "3.0 MiB", "0 B/s", "2.0 KiB/s", "7", "-",
+                            "2.50"]  # fmt: skip
+    assert daemon.calls() == [("torrent.list", None)]
+
+
+def test_list_json_and_state_filter(btctl, daemon) -> None:
+    code, out, _ = btctl("list", "--json")
+    assert code == 0 and json.loads(out) == list(TORRENTS.values())
+    code, out, _ = btctl("list", "--state", "seeding", "--json")
+    assert code == 0 and [t["info_hash"] for t in json.loads(out)] == [HASH_B]
+    assert daemon.calls()[-1] == ("torrent.list", {"state": "seeding"})
+    code, _, err = btctl("list", "--state", "sleeping")
+    assert code == 1 and "state: must be one of" in err
+
+
+def test_list_empty(btctl, monkeypatch) -> None:
+    assert btctl("list", "--state", "paused") == (0, "", "")  # piped: nothing at all
+    code, out, _ = btctl("--json", "list", "--state", "paused")
+    assert code == 0 and json.loads(out) == []
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert btctl("list", "--state", "paused") == (0, "no torrents\n", "")
+
+
+def test_info_human(btctl, daemon) -> None:
+    code, out, err = btctl("info", "3f9a")
+    assert (code, err) == (0, "")
+    assert daemon.calls() == [("torrent.get", {"info_hash": "3f9a"})]
+    head, files, trackers = out.split("\n\n")
+    assert field(head, "name") == "debian-12.iso" and field(head, "hash") == HASH_A
+    assert field(head, "state") == "downloading" and field(head, "progress") == "50.0%"
+    assert field(head, "size") == "3.0 MiB (1.5 MiB left)"
+    assert field(head, "downloaded") == "1.5 MiB" and field(head, "uploaded") == "512.0 KiB"
+    assert field(head, "ratio") == "0.33" and field(head, "down rate") == "1.5 MiB/s"
+    assert field(head, "up rate") == "2.0 KiB/s" and field(head, "peers") == "7 (2 seeds)"
+    assert field(head, "eta") == "1h 02m 03s" and field(head, "save path") == "/srv/dl"
+    assert field(head, "strategy") == "rarest-first" and field(head, "error") == "-"
+    assert field(head, "pieces") == "6/12 of 256.0 KiB"
+    assert field(head, "comment") == "made for tests" and "created by" not in head
+    assert rows(files) == [["files (2):"], ["PATH", "SIZE", "DONE"],
+                           ["dir/a.bin", "1.0 MiB", "100.0%"],
+                           ["dir/b.bin", "2.0 MiB", "0.0%"]]  # fmt: skip
+    table = rows(trackers)
+    assert table[0] == ["trackers (2):"] and table[1][:3] == ["TIER", "URL", "STATUS"]
+    assert table[2] == ["0", TRACKERS[0]["url"], "working", "29m 55s", "-"]
+    assert table[3] == ["1", TRACKERS[1]["url"], "error", "-", "connection refused"]
+
+
+def test_info_json_is_raw(btctl) -> None:
+    code, out, _ = btctl("info", "--json", HASH_B)
+    assert code == 0 and json.loads(out) == {
+        **TORRENTS[HASH_B], "files": FILES, "trackers": TRACKERS, "piece_map": "fc0",
+        "comment": "made for tests", "created_by": None,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("prefix", "message"), [("beef", "no torrent"), ("3f9", "matches 2")])
+def test_unknown_or_ambiguous_hash_exits_4(btctl, prefix: str, message: str) -> None:
+    for argv in (["info", prefix], ["peers", prefix], ["set", prefix, "strategy=sequential"]):
+        code, out, err = btctl(*argv)
+        assert (code, out) == (ctl.EXIT_NOT_FOUND, "") and message in err
+
+
+# -- pause, resume, verify, rm ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "verb"),
+    [("pause", "torrent.pause", "paused"), ("resume", "torrent.resume", "resumed"),
+     ("verify", "torrent.verify", "verifying")],
+)  # fmt: skip
+def test_per_hash_commands(btctl, daemon, name: str, method: str, verb: str) -> None:
+    code, out, err = btctl(name, "3f9a", "3F9B")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [f"{verb} {HASH_A}", f"{verb} {HASH_B}"]
+    assert daemon.calls() == [(method, {"info_hash": "3f9a"}), (method, {"info_hash": "3F9B"})]
+    code, out, _ = btctl(name, "--json", "3f9a")
+    assert code == 0 and [r["info_hash"] for r in json.loads(out)] == [HASH_A]
+
+
+def test_per_hash_goes_on_after_unknown_hash(btctl) -> None:
+    code, out, err = btctl("pause", "beef", "3f9b")
+    assert code == 4 and out == f"paused {HASH_B}\n"
+    assert err.startswith("btctl: beef: no torrent matches 'beef' (error -32001)")
+    code, out, _ = btctl("--json", "pause", "beef", "3f9b", "3f9")
+    assert code == 4
+    replies = json.loads(out)
+    assert replies[0] == {"info_hash": "beef", "error": {
+        "code": NOT_FOUND, "message": "no torrent matches 'beef'",
+        "data": {"field": "info_hash"}, "exit": 4}}  # fmt: skip
+    assert replies[1] == {"info_hash": HASH_B, "state": "paused"}
+    assert replies[2]["error"]["code"] == AMBIGUOUS
+
+
+def test_rm(btctl, daemon) -> None:
+    code, out, _ = btctl("rm", "3f9a")
+    assert (code, out) == (0, f"removed {HASH_A}\n")
+    assert daemon.calls()[-1] == ("torrent.remove", {"info_hash": "3f9a", "delete_data": False})
+    code, out, _ = btctl("rm", "--delete-data", "3f9a", "3f9b")
+    assert code == 0 and out.splitlines() == [
+        f"removed {HASH_A} (data deleted)", f"removed {HASH_B} (data deleted)"]  # fmt: skip
+    assert daemon.calls()[-1][1]["delete_data"] is True
+    code, out, _ = btctl("--json", "rm", "3f9a")
+    assert json.loads(out) == [{"info_hash": HASH_A, "removed": True, "deleted_data": False}]
+
+
+# -- peers, files, trackers -----------------------------------------------------------------
+
+
+def test_peers(btctl) -> None:
+    code, out, _ = btctl("peers", "3f9a")
+    assert code == 0 and rows(out) == [
+        ["ADDRESS", "CLIENT", "DONE", "DOWN", "UP", "FLAGS"],
+        ["127.0.0.1:6881", "LT2090", "100.0%", "1.0 MiB/s", "0 B/s", "I..c."],
+        ["[::1]:51413", "TR3000", "25.0%", "0 B/s", "512 B/s", ".Ci.S"],
+    ]  # fmt: skip
+    assert btctl("peers", "3f9b") == (0, "no peers\n", "")
+    code, out, _ = btctl("peers", "--json", "3f9a")
+    assert code == 0 and json.loads(out) == PEERS
+
+
+def test_files_and_trackers(btctl, daemon) -> None:
+    code, out, _ = btctl("files", "3f9a")
+    assert code == 0 and rows(out)[1] == ["dir/a.bin", "1.0 MiB", "100.0%"]
+    code, out, _ = btctl("files", "--json", "3f9a")
+    assert json.loads(out) == FILES
+    code, out, _ = btctl("trackers", "3f9a")
+    assert code == 0 and rows(out)[0] == ["TIER", "URL", "STATUS", "NEXT", "LAST ERROR"]
+    assert rows(out)[2][-1] == "connection refused"
+    assert btctl("trackers", "3f9b") == (0, "no trackers\n", "")
+    code, out, _ = btctl("trackers", "--json", "3f9a")
+    assert json.loads(out) == TRACKERS
+    assert ("torrent.trackers", {"info_hash": "3f9a"}) in daemon.calls()
+
+
+# -- set, add-peer, stats, status -------------------------------------------------------------
+
+
+def test_set(btctl, daemon) -> None:
+    code, out, _ = btctl("set", "3f9a", "strategy=sequential")
+    assert (code, out) == (0, f"{HASH_A} strategy=sequential\n")
+    assert daemon.calls() == [("torrent.set", {"info_hash": "3f9a", "strategy": "sequential"})]
+    code, out, _ = btctl("--json", "set", "3f9a", "strategy=rarest-first")
+    assert json.loads(out) == {"info_hash": HASH_A, "strategy": "rarest-first"}
+    code, _, err = btctl("set", "3f9a", "strategy=nope")
+    assert code == 1 and "no piece strategy" in err
+
+
+@pytest.mark.parametrize(
+    "settings", [["speed=9"], ["strategy"], ["=x"], ["strategy="],
+                 ["strategy=a", "strategy=b"]],
+)  # fmt: skip
+def test_set_bad_settings_exit_2(btctl, daemon, settings: list[str]) -> None:
+    code, out, err = btctl("set", "3f9a", *settings)
+    assert (code, out) == (ctl.EXIT_USAGE, "") and err.startswith("btctl: set: ")
+    assert daemon.calls() == []
+
+
+def test_add_peer(btctl, daemon) -> None:
+    code, out, _ = btctl("add-peer", "3f9a", "127.0.0.1:6881")
+    assert (code, out) == (0, f"added peer 127.0.0.1:6881 to {HASH_A}\n")
+    assert daemon.calls()[-1] == (
+        "torrent.add_peer", {"info_hash": "3f9a", "address": "127.0.0.1", "port": 6881}
+    )  # fmt: skip
+    code, out, _ = btctl("add-peer", "3f9a", "[::1]:51413")
+    assert (code, out) == (0, f"added peer [::1]:51413 to {HASH_A}\n")
+    assert daemon.calls()[-1][1]["address"] == "::1"
+    code, out, _ = btctl("add-peer", "3f9a", "127.0.0.9:1")
+    assert code == 0 and "not added" in out
+    code, out, _ = btctl("--json", "add-peer", "3f9a", "127.0.0.1:6881")
+    assert json.loads(out) == {"info_hash": HASH_A, "added": True}
+
+
+@pytest.mark.parametrize(
+    "peer", ["::1:6881", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "localhost:80",
+             "[::1]6881", "[::1]:x", ":80"],
+)  # fmt: skip
+def test_add_peer_bad_address_exits_2(btctl, daemon, peer: str) -> None:
+    code, out, err = btctl("add-peer", "3f9a", peer)
+    assert (code, out) == (2, "") and err.startswith("btctl: add-peer: ")
+    assert daemon.calls() == []
+
+
+def test_stats(btctl) -> None:
+    code, out, _ = btctl("stats")
+    assert code == 0
+    assert field(out, "torrents") == "2 (1 downloading, 1 seeding)"
+    assert field(out, "down rate") == "1.5 MiB/s" and field(out, "downloaded") == "10.0 GiB"
+    assert field(out, "uptime") == "1d 2h 03m" and field(out, "listen port") == "6881"
+    code, out, _ = btctl("stats", "--json")
+    assert json.loads(out) == STATS
+
+
+def test_status_shows_config_path(btctl, monkeypatch) -> None:
+    code, out, _ = btctl("status")
+    assert code == 0 and field(out, "config_path") == "/etc/btd/btd.yaml"
+    monkeypatch.setitem(METHODS, "session.info", lambda p: {**INFO, "config_path": None})
+    assert field(btctl("status")[1], "config_path") == "none (built-in defaults)"
+
+
+# -- formatting, docs, import weight ------------------------------------------------------------
+
+
+def test_rate_and_progress_formatters() -> None:
+    assert [format_rate(n) for n in (0, 1536, None)] == ["0 B/s", "1.5 KiB/s", "-"]
+    assert [format_progress(p) for p in (0, 0.12345, 0.9999, 1, 0.5, None)] == [
+        "0.0%", "12.3%", "99.9%", "100.0%", "50.0%", "-",
+    ]  # fmt: skip
+
+
+def test_every_torrent_command_registered_and_documented() -> None:
+    assert set(TORRENT_COMMANDS) <= set(COMMANDS)
+    text = (REPO / "docs" / "CLI.md").read_text()
+    for name in TORRENT_COMMANDS:
+        assert f"### `btctl {name}" in text and f"$ btctl {name}" in text, name
+    assert re.search(r"^\| 6 +\| bad input file", text, re.M)
+
+
+def test_torrent_commands_import_nothing_heavy(daemon: FakeDaemon) -> None:
+    program = (
+        "import json, sys\n"
+        "from btd.core.ctl import main\n"
+        f"code = main(['--socket', {str(daemon.path)!r}, '--json', 'list'])\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print(json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=30
+    )
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == {"code": 0, "heavy": []}
+    assert len(json.loads(done.stdout)) == 2
+
+
+# -- a real daemon --------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_btctl_against_real_btd(tmp_path: Path, btd_factory) -> None:
+    from btd.core.bencode import encode
+
+    data = b"btctl end-to-end test data\n" * 40
+    info = {"name": "hello.txt", "length": len(data), "piece length": 16384,
+            "pieces": hashlib.sha1(data).digest()}  # fmt: skip
+    info_hash = hashlib.sha1(encode(info)).hexdigest()
+    torrent = tmp_path / "hello.torrent"
+    torrent.write_bytes(encode({"info": info}))
+    btd = btd_factory()
+    btd.downloads.mkdir(parents=True)
+    (btd.downloads / "hello.txt").write_bytes(data)  # checked, then seeded
+    btd.start()
+
+    def ok(*args: str) -> str:
+        done = btd.btctl(*args)
+        assert done.returncode == 0, (args, done.stdout, done.stderr, btd.log_text())
+        return done.stdout
+
+    with btd.client() as events:
+        events.call("events.subscribe")
+        assert ok("add", str(torrent)) == f"added {info_hash} hello.txt\n"
+        btd.wait_event(events, "started", info_hash)
+    assert ok("add", str(torrent)) == f"already present {info_hash} hello.txt\n"
+    table = rows(ok("list"))
+    assert table[1][:4] == [info_hash[:8], "hello.txt", "seeding", "100.0%"]
+    out = ok("info", info_hash[:6])
+    assert field(out, "state") == "seeding" and field(out, "hash") == info_hash
+    assert field(out, "save path") == str(btd.downloads)
+    assert ok("pause", info_hash[:6]) == f"paused {info_hash}\n"
+    assert [t["state"] for t in json.loads(ok("list", "--json"))] == ["paused"]
+    assert ok("resume", info_hash) == f"resumed {info_hash}\n"
+    assert json.loads(ok("info", "--json", info_hash))["state"] == "seeding"
+    missing = btd.btctl("info", "ffff")
+    assert missing.returncode == 4 and "ffff" in missing.stderr
+    assert ok("rm", info_hash[:6]) == f"removed {info_hash}\n"
+    assert ok("list") == ""
+    assert (btd.downloads / "hello.txt").read_bytes() == data  # rm kept the data
+    assert btd.stop() == 0
