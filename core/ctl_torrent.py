@@ -292,6 +292,10 @@ def human_info(t: dict[str, Any]) -> str:
     ]
     pairs += [(key, t[field]) for key, field in (("comment", "comment"),
               ("created by", "created_by")) if t.get(field)]  # fmt: skip
+    if "wasted" in t:
+        pairs.append(("wasted", format_bytes(t.get("wasted"))))
+    if t.get("banned"):
+        pairs.append(("banned", ", ".join(str(peer) for peer in t["banned"])))
     pairs.append(("error", t.get("error")))
     files = t.get("files") or []
     trackers = t.get("trackers") or []

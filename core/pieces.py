@@ -494,6 +494,7 @@ class PieceBook:
             assert (index in self._open_pieces) == (part.open > 0)
             open_total += n_open
         assert not held, f"requests for blocks of pieces not downloading: {held}"
+        assert set(self._withdrawn) <= set(self._requests), "a gone peer is remembered"
         assert open_total == self._open_total
         assert self._missing_wanted == sum(
             1 for i in range(self.num_pieces) if self._state[i] == _MISSING and not self._unwanted[i]

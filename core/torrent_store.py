@@ -81,7 +81,8 @@ class TorrentStore:
                         _unlink(self.dir / f"{info_hash}{suffix}")
                     except OSError:
                         pass  # best effort; the error reported is the first one
-            raise StorageError(f"cannot save torrent state in {self.dir}: {exc.strerror or exc}") from exc
+            why = exc.strerror or exc
+            raise StorageError(f"cannot save torrent state in {self.dir}: {why}") from exc
 
     def delete(self, info_hash: str) -> None:
         """Forget a removed torrent (files already gone are fine)."""
@@ -89,7 +90,8 @@ class TorrentStore:
             for suffix in (".torrent", ".json"):
                 _unlink(self.dir / f"{info_hash}{suffix}")
         except OSError as exc:
-            raise StorageError(f"cannot delete torrent state in {self.dir}: {exc.strerror or exc}") from exc
+            why = exc.strerror or exc
+            raise StorageError(f"cannot delete torrent state in {self.dir}: {why}") from exc
 
     def load_all(self) -> tuple[list[StoredTorrent], list[str]]:
         """Every stored torrent, and a message for each file that could not be read."""

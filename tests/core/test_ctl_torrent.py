@@ -122,7 +122,8 @@ def m_list(p: dict[str, Any] | None) -> Any:
 def m_get(p: dict[str, Any]) -> Any:
     h = resolve(p["info_hash"])
     return {**TORRENTS[h], "files": FILES, "trackers": TRACKERS, "piece_map": "fc0",
-            "comment": "made for tests", "created_by": None}  # fmt: skip
+            "sources": {"127.0.0.1:6881": 2**20}, "banned": ["127.0.0.7:1"] if h == HASH_A
+            else [], "wasted": 16384, "comment": "made for tests", "created_by": None}  # fmt: skip
 
 
 def m_set(p: dict[str, Any]) -> Any:
@@ -375,6 +376,7 @@ def test_info_human(btctl, daemon) -> None:
     assert field(head, "strategy") == "rarest-first" and field(head, "error") == "-"
     assert field(head, "pieces") == "6/12 of 256.0 KiB"
     assert field(head, "comment") == "made for tests" and "created by" not in head
+    assert field(head, "wasted") == "16.0 KiB" and field(head, "banned") == "127.0.0.7:1"
     assert rows(files) == [["files (2):"], ["PATH", "SIZE", "DONE"],
                            ["dir/a.bin", "1.0 MiB", "100.0%"],
                            ["dir/b.bin", "2.0 MiB", "0.0%"]]  # fmt: skip
@@ -388,6 +390,7 @@ def test_info_json_is_raw(btctl) -> None:
     code, out, _ = btctl("info", "--json", HASH_B)
     assert code == 0 and json.loads(out) == {
         **TORRENTS[HASH_B], "files": FILES, "trackers": TRACKERS, "piece_map": "fc0",
+        "sources": {"127.0.0.1:6881": 2**20}, "banned": [], "wasted": 16384,
         "comment": "made for tests", "created_by": None,
     }  # fmt: skip
 

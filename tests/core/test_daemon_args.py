@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -65,12 +66,13 @@ def test_check_config_prints_one_header_and_the_yaml(
     assert data["session"]["listen_port"] == 0  # flags are part of the effective config
     reread = tmp_path / "reread.yaml"
     reread.write_text(out)
-    assert load_config(reread).session == load_config(good).session.__class__(
-        **{**load_config(good).session.__dict__, "listen_port": 0}
-    )
+    expected = dataclasses.replace(load_config(good).session, listen_port=0)
+    assert load_config(reread).session == expected
 
 
-def test_check_config_without_a_file_prints_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_without_a_file_prints_the_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert daemon.main(["--check-config"]) == daemon.EX_OK
     out = capsys.readouterr().out
     assert out.startswith("# effective btd configuration (from built-in defaults)")

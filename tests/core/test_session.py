@@ -99,7 +99,8 @@ def hashes(data: bytes) -> bytes:
 
 
 def single(name: str, data: bytes, **top: Any) -> bytes:
-    info = {b"name": name.encode(), b"piece length": PL, b"length": len(data), b"pieces": hashes(data)}
+    info = {b"name": name.encode(), b"piece length": PL, b"length": len(data)}
+    info[b"pieces"] = hashes(data)
     return encode({b"info": info, **top})
 
 

@@ -1,0 +1,621 @@
+"""``torrent.*`` and ``session.stats``: called directly, and a few through the real dispatcher.
+
+The session runs on a MemoryReactorClock (it records connectTCP), with a synchronous
+verifier that really hashes the files and ``threadpool = None``, so replies are immediate.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+
+from btd.core.bencode import encode
+from btd.core.bitfield import Bitfield
+from btd.core.config import default_config
+from btd.core.errors import StorageError
+from btd.core.events import TorrentEvent
+from btd.core.metainfo import parse_metainfo
+from btd.core.plugin import make_plugin_manager
+from btd.core.rpc import errors as codes
+from btd.core.rpc.errors import RpcError
+from btd.core.rpc.methods import build_methods
+from btd.core.rpc.peercred import PeerCred
+from btd.core.rpc.server import ControlServer
+from btd.core.rpc.torrent_methods import MAX_TORRENT_FILE, torrent_methods
+from btd.core.session import Session
+from btd.core.torrent_status import SUMMARY_FIELDS
+
+PL = 16 * 1024
+
+
+# -- harness -----------------------------------------------------------------------------------
+class HashingVerifier:
+    """The Verifier's interface, inline: recheck hashes the files with hashlib."""
+
+    def recheck(
+        self,
+        storage: Any,
+        piece_hashes: bytes,
+        piece_length: int,
+        total_length: int,
+        *,
+        pieces: Any = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> defer.Deferred[Bitfield]:
+        n = -(-total_length // piece_length)
+        have = Bitfield(n)
+        for i in range(n) if pieces is None else pieces:
+            try:
+                data = storage.read_piece(i)
+            except StorageError:
+                continue
+            if hashlib.sha1(data).digest() == piece_hashes[20 * i : 20 * i + 20]:
+                have.add(i)
+        return defer.succeed(have)
+
+    def verify_and_write(self, storage: Any, index: int, data: bytes, expected: bytes) -> Any:
+        ok = hashlib.sha1(data).digest() == expected
+        if ok:
+            storage.write_piece(index, data)
+        return defer.succeed(ok)
+
+    def read_block(self, storage: Any, index: int, begin: int, length: int) -> Any:
+        return defer.maybeDeferred(storage.read, index, begin, length)
+
+
+def content(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def hashes(data: bytes) -> bytes:
+    return b"".join(hashlib.sha1(data[i : i + PL]).digest() for i in range(0, len(data), PL))
+
+
+def single(name: bytes, data: bytes, **top: Any) -> bytes:
+    info = {b"name": name, b"piece length": PL, b"length": len(data), b"pieces": hashes(data)}
+    return encode({b"info": info, **top})
+
+
+def multi(name: bytes, files: list[tuple[list[bytes], bytes]]) -> bytes:
+    blob = b"".join(data for _, data in files)
+    entries = [{b"length": len(data), b"path": path} for path, data in files]
+    info = {b"name": name, b"piece length": PL, b"files": entries, b"pieces": hashes(blob)}
+    return encode({b"info": info})
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def hex_of(torrent: bytes) -> str:
+    return parse_metainfo(torrent).hex
+
+
+DATA = content(40_000, 1)  # 3 pieces
+TORRENT = single(b"file.bin", DATA, comment=b"made for a test")
+HEX = hex_of(TORRENT)
+OTHER = single(b"other.bin", content(20_000, 2))
+
+
+class Harness:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        cfg = default_config({"HOME": str(tmp_path)})
+        cfg = dataclasses.replace(
+            cfg,
+            daemon=dataclasses.replace(cfg.daemon, state_dir=tmp_path / "state"),
+            session=dataclasses.replace(cfg.session, download_dir=tmp_path / "dl"),
+        )
+        self.reactor = MemoryReactorClock()
+        self.session = Session(cfg, make_plugin_manager(None), self.reactor)
+        self.session.verifier = HashingVerifier()
+        self.events: list[TorrentEvent] = []
+        self.session.add_event_listener(self.events.append)
+        self.methods = torrent_methods(self.session)
+        self.dl = tmp_path / "dl"
+        self.dl.mkdir()
+
+    def call(self, name: str, **params: Any) -> Any:
+        """The method's answer; a Deferred must have fired (its failure is raised)."""
+        value = self.methods[name](**params)
+        if isinstance(value, defer.Deferred):
+            out: list[Any] = []
+            value.addBoth(out.append)
+            assert out, f"{name} did not answer"
+            if isinstance(out[0], Failure):
+                out[0].raiseException()
+            return out[0]
+        return value
+
+    def error(self, name: str, **params: Any) -> RpcError:
+        with pytest.raises(RpcError) as info:
+            self.call(name, **params)
+        return info.value
+
+    def add(self, torrent: bytes = TORRENT, **params: Any) -> dict[str, Any]:
+        return self.call("torrent.add", metainfo=b64(torrent), **params)
+
+    def stored(self) -> list[str]:
+        folder = self.tmp / "state" / "torrents"
+        return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+def bad_param(err: RpcError, field: str) -> None:
+    assert err.code == codes.INVALID_PARAMS, err.message
+    assert err.data == {"field": field}
+    assert err.message.startswith(f"{field}: ")
+
+
+# -- torrent.add -------------------------------------------------------------------------------
+def test_add_by_base64_then_again(h: Harness) -> None:
+    assert h.add() == {"info_hash": HEX, "name": "file.bin", "added": True}
+    assert h.add() == {"info_hash": HEX, "name": "file.bin", "added": False}
+    assert [t["info_hash"] for t in h.call("torrent.list")] == [HEX]
+    assert h.stored() == [f"{HEX}.json", f"{HEX}.torrent"]
+
+
+def test_add_by_path(h: Harness) -> None:
+    file = h.tmp / "x.torrent"
+    file.write_bytes(TORRENT)
+    assert h.call("torrent.add", path=str(file))["added"] is True
+    assert h.call("torrent.add", path=str(file))["added"] is False
+
+
+@pytest.mark.parametrize("make", ["missing", "directory", "fifo"])
+def test_add_by_unreadable_path(h: Harness, make: str) -> None:
+    target = h.tmp / "x.torrent"
+    if make == "directory":
+        target.mkdir()
+    elif make == "fifo":
+        os.mkfifo(target)  # must not block the reactor waiting for a writer
+    err = h.error("torrent.add", path=str(target))
+    assert err.code == codes.INVALID_TORRENT and err.data == {"field": "path"}
+    assert str(target) in err.message
+    assert h.session.torrents == {}
+
+
+def test_add_refuses_a_path_over_10_mb(h: Harness) -> None:
+    big = h.tmp / "big.torrent"
+    with open(big, "wb") as f:
+        f.truncate(MAX_TORRENT_FILE + 1)  # sparse: costs no disk
+    err = h.error("torrent.add", path=str(big))
+    assert err.code == codes.INVALID_TORRENT and err.data == {"field": "path"}
+    assert "10 MB" in err.message
+
+
+def test_add_by_path_of_bad_content_names_path(h: Harness) -> None:
+    file = h.tmp / "x.torrent"
+    file.write_bytes(b"not bencode")
+    err = h.error("torrent.add", path=str(file))
+    assert err.code == codes.INVALID_TORRENT and err.data == {"field": "path"}
+
+
+def _missing_info() -> bytes:
+    return encode({b"announce": b"http://127.0.0.1/announce"})
+
+
+def _bad_piece_length() -> bytes:
+    info = {b"name": b"x", b"piece length": 1000, b"length": 10, b"pieces": b"\0" * 20}
+    return encode({b"info": info})
+
+
+def _short_pieces() -> bytes:
+    info = {b"name": b"x", b"piece length": PL, b"length": 10, b"pieces": b"\0" * 19}
+    return encode({b"info": info})
+
+
+def _too_few_pieces() -> bytes:
+    info = {b"name": b"x", b"piece length": PL, b"length": PL * 3, b"pieces": b"\0" * 20}
+    return encode({b"info": info})
+
+
+@pytest.mark.parametrize(
+    "torrent",
+    [b"not bencode", b"i42e", _missing_info(), _bad_piece_length(), _short_pieces(),
+     _too_few_pieces(), TORRENT[:-1]],
+    ids=["garbage", "integer", "no-info", "piece-length", "pieces-len", "piece-count", "cut"],
+)
+def test_malformed_torrents_are_refused_and_nothing_is_added(h: Harness, torrent: bytes) -> None:
+    h.add(OTHER)
+    before = h.call("torrent.list")
+    err = h.error("torrent.add", metainfo=b64(torrent))
+    assert err.code == codes.INVALID_TORRENT and err.data == {"field": "metainfo"}
+    assert err.message.startswith("invalid torrent: ")
+    assert h.call("torrent.list") == before
+    assert h.stored() == [f"{hex_of(OTHER)}.json", f"{hex_of(OTHER)}.torrent"]
+    assert [e.kind for e in h.events].count("added") == 1
+
+
+def test_traversing_names_are_sanitized_not_refused(h: Harness) -> None:
+    files = [
+        ([b"..", b"..", b"etc", b"passwd"], content(20_000, 3)),
+        ([b"/abs", b"x\0y"], content(20_000, 4)),
+        ([b"ok.txt"], content(5_000, 5)),
+    ]
+    torrent = multi(b"../../evil", files)
+    answer = h.add(torrent)
+    assert answer["added"] is True and "/" not in answer["name"]
+    t = h.session.find(answer["info_hash"])
+    root = os.path.realpath(h.dl)
+    paths = [os.path.realpath(t.storage.file_path(i)) for i in range(len(files))]
+    for p in paths:
+        assert os.path.commonpath([root, p]) == root and p != root
+    # Really write every piece and look: nothing appeared outside the save path.
+    blob = b"".join(d for _, d in files)
+    outside_before = sorted(p.name for p in h.tmp.iterdir())
+    for i in range(t.num_pieces):
+        t.storage.write_piece(i, blob[i * PL : (i + 1) * PL])
+    assert sorted(p.name for p in h.tmp.iterdir()) == outside_before
+    for p, (_, data) in zip(paths, files):
+        assert Path(p).read_bytes() == data
+    listed = [f["path"] for f in h.call("torrent.files", info_hash=answer["info_hash"])]
+    assert all(".." not in f.split("/") and not f.startswith("/") for f in listed)
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"metainfo": b64(TORRENT), "paused": "yes"}, "paused"),
+        ({"metainfo": b64(TORRENT), "paused": None}, "paused"),
+        ({"metainfo": b64(TORRENT), "save_path": "relative/dir"}, "save_path"),
+        ({"metainfo": b64(TORRENT), "save_path": "/tmp/a\0b"}, "save_path"),
+        ({"metainfo": b64(TORRENT), "save_path": "~no-such-user-here/x"}, "save_path"),
+        ({"metainfo": b64(TORRENT), "save_path": 5}, "save_path"),
+        ({"metainfo": b64(TORRENT), "strategy": "no-such-strategy"}, "strategy"),
+        ({"metainfo": b64(TORRENT), "strategy": 1}, "strategy"),
+        ({"metainfo": b64(TORRENT), "path": "/x.torrent"}, "metainfo"),
+        ({}, "metainfo"),
+        ({"metainfo": "%%% not base64 %%%"}, "metainfo"),
+        ({"metainfo": "é"}, "metainfo"),
+        ({"metainfo": 12}, "metainfo"),
+        ({"path": "relative.torrent"}, "path"),
+        ({"path": "/tmp/a\0b.torrent"}, "path"),
+        ({"path": ["/x.torrent"]}, "path"),
+    ],
+)
+def test_add_bad_params(h: Harness, params: dict[str, Any], field: str) -> None:
+    bad_param(h.error("torrent.add", **params), field)
+    assert h.session.torrents == {} and h.stored() == []
+
+
+def test_add_with_options(h: Harness) -> None:
+    save = h.tmp / "custom"
+    h.add(save_path=str(save), paused=True, strategy="sequential")
+    t = h.call("torrent.get", info_hash=HEX)
+    assert (t["save_path"], t["state"], t["strategy"]) == (str(save), "paused", "sequential")
+    options = json.loads((h.tmp / "state" / "torrents" / f"{HEX}.json").read_text())
+    assert options["save_path"] == str(save) and options["paused"] is True
+    assert options["strategy"] == "sequential"
+
+
+def test_add_storage_error_adds_nothing(h: Harness) -> None:
+    (h.tmp / "state").write_text("a file, not a directory")
+    err = h.error("torrent.add", metainfo=b64(TORRENT))
+    assert err.code == codes.STORAGE and "cannot save" in err.message
+    assert h.session.torrents == {} and h.events == []
+
+
+def test_add_while_shutting_down(h: Harness) -> None:
+    h.session.shutdown()
+    err = h.error("torrent.add", metainfo=b64(TORRENT))
+    assert err.code == codes.SHUTTING_DOWN
+    assert h.session.torrents == {}
+
+
+# -- finding -----------------------------------------------------------------------------------
+def test_prefix_lookup(h: Harness) -> None:
+    h.add()
+    assert h.call("torrent.get", info_hash=HEX[:5].upper())["info_hash"] == HEX
+    err = h.error("torrent.get", info_hash="ffff" if not HEX.startswith("ffff") else "0000")
+    assert err.code == codes.NOT_FOUND and err.data["field"] == "info_hash"
+    bad_param(h.error("torrent.get", info_hash=5), "info_hash")
+
+
+def test_ambiguous_prefix(h: Harness) -> None:
+    seen: dict[str, str] = {}
+    for n in range(40):
+        answer = h.add(single(f"t{n}".encode(), content(20_000, 100 + n)))
+        first = answer["info_hash"][0]
+        if first in seen:
+            break
+        seen[first] = answer["info_hash"]
+    err = h.error("torrent.pause", info_hash=first)
+    assert err.code == codes.AMBIGUOUS and err.data == {"field": "info_hash", "value": first}
+    assert "give more digits" in err.message
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["torrent.get", "torrent.pause", "torrent.resume", "torrent.remove", "torrent.verify",
+     "torrent.peers", "torrent.files", "torrent.trackers", "torrent.set"],
+)
+def test_every_method_says_not_found(h: Harness, method: str) -> None:
+    err = h.error(method, info_hash="abc")
+    assert err.code == codes.NOT_FOUND and err.data == {"field": "info_hash", "value": "abc"}
+
+
+# -- list / get / files ------------------------------------------------------------------------
+def test_list_fields_and_state_filter(h: Harness) -> None:
+    (h.dl / "file.bin").write_bytes(DATA)
+    h.add()
+    h.reactor.advance(1)
+    h.add(OTHER)
+    rows = h.call("torrent.list")
+    assert [r["info_hash"] for r in rows] == [HEX, hex_of(OTHER)]  # oldest first
+    assert set(rows[0]) == set(SUMMARY_FIELDS)
+    assert h.call("torrent.list", fields=["name", "state"]) == [
+        {"name": "file.bin", "state": "seeding"},
+        {"name": "other.bin", "state": "downloading"},
+    ]
+    assert h.call("torrent.list", fields=["name"], state="seeding") == [{"name": "file.bin"}]
+    assert h.call("torrent.list", state="error") == []
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"fields": ["name", "colour"]}, "fields"),
+        ({"fields": [1]}, "fields"),
+        ({"fields": "name"}, "fields"),
+        ({"state": "sleeping"}, "state"),
+        ({"state": 3}, "state"),
+    ],
+)
+def test_list_bad_params(h: Harness, params: dict[str, Any], field: str) -> None:
+    bad_param(h.error("torrent.list", **params), field)
+
+
+def test_get_of_a_complete_torrent(h: Harness) -> None:
+    (h.dl / "file.bin").write_bytes(DATA)
+    h.add()
+    t = h.call("torrent.get", info_hash=HEX)
+    assert t["state"] == "seeding" and t["progress"] == 1.0 and t["left"] == 0
+    assert (t["pieces"], t["pieces_have"], t["piece_length"]) == (3, 3, PL)
+    assert t["size"] == len(DATA) and t["eta"] == 0 and t["check_progress"] == 1.0
+    assert t["piece_map"] == "e0"
+    assert t["comment"] == "made for a test"
+    assert t["files"] == [
+        {"index": 0, "path": "file.bin", "length": 40_000, "completed": 40_000, "progress": 1.0}
+    ]
+    assert t["trackers"] == [] and t["error"] is None
+    json.dumps(t)  # the whole answer is JSON
+
+
+def test_files_progress_of_a_partly_present_torrent(h: Harness) -> None:
+    a, b = content(PL * 2, 6), content(PL + 100, 7)
+    torrent = multi(b"album", [([b"a.bin"], a), ([b"b.bin"], b)])
+    (h.dl / "album").mkdir()
+    (h.dl / "album" / "a.bin").write_bytes(a)
+    answer = h.add(torrent)
+    files = h.call("torrent.files", info_hash=answer["info_hash"])
+    assert files == [
+        {"index": 0, "path": "album/a.bin", "length": 2 * PL, "completed": 2 * PL, "progress": 1.0},
+        {"index": 1, "path": "album/b.bin", "length": PL + 100, "completed": 0, "progress": 0.0},
+    ]
+    t = h.call("torrent.get", info_hash=answer["info_hash"])
+    assert t["state"] == "downloading" and t["pieces_have"] == 2
+    assert t["progress"] == round(2 * PL / (3 * PL + 100), 6)
+
+
+def test_trackers_and_peers(h: Harness) -> None:
+    h.add(single(b"t.bin", DATA, announce=b"http://127.0.0.1:1/announce"))
+    info_hash = hex_of(single(b"t.bin", DATA, announce=b"http://127.0.0.1:1/announce"))
+    trackers = h.call("torrent.trackers", info_hash=info_hash)
+    assert [(t["url"], t["tier"]) for t in trackers] == [("http://127.0.0.1:1/announce", 0)]
+    assert h.call("torrent.peers", info_hash=info_hash) == []
+
+
+# -- pause / resume / remove / verify ----------------------------------------------------------
+def test_pause_and_resume(h: Harness) -> None:
+    (h.dl / "file.bin").write_bytes(DATA)
+    h.add()
+    options = h.tmp / "state" / "torrents" / f"{HEX}.json"
+    assert h.call("torrent.pause", info_hash=HEX) == {"info_hash": HEX, "state": "paused"}
+    assert json.loads(options.read_text())["paused"] is True
+    assert h.call("torrent.pause", info_hash=HEX)["state"] == "paused"  # again: no change
+    assert h.call("torrent.resume", info_hash=HEX) == {"info_hash": HEX, "state": "seeding"}
+    assert json.loads(options.read_text())["paused"] is False
+    assert h.call("torrent.resume", info_hash=HEX)["state"] == "seeding"
+    assert [e.kind for e in h.events].count("paused") == 1
+
+
+def test_remove_keeps_data(h: Harness) -> None:
+    (h.dl / "file.bin").write_bytes(DATA)
+    h.add()
+    answer = h.call("torrent.remove", info_hash=HEX[:8])
+    assert answer == {"info_hash": HEX, "removed": True, "deleted_data": False}
+    assert (h.dl / "file.bin").exists() and h.stored() == []
+    assert h.call("torrent.list") == []
+    assert h.events[-1].kind == "removed" and h.events[-1].data == {"deleted_data": False}
+    assert h.error("torrent.remove", info_hash=HEX).code == codes.NOT_FOUND
+
+
+def test_remove_with_delete_data(h: Harness) -> None:
+    (h.dl / "file.bin").write_bytes(DATA)
+    (h.dl / "keep.txt").write_text("not the torrent's")
+    h.add()
+    answer = h.call("torrent.remove", info_hash=HEX, delete_data=True)
+    assert answer["deleted_data"] is True
+    assert not (h.dl / "file.bin").exists() and (h.dl / "keep.txt").exists()
+    assert h.stored() == []
+    assert h.events[-1].data == {"deleted_data": True}
+
+
+def test_remove_bad_delete_data(h: Harness) -> None:
+    h.add()
+    bad_param(h.error("torrent.remove", info_hash=HEX, delete_data="yes"), "delete_data")
+    assert h.call("torrent.list", fields=["info_hash"]) == [{"info_hash": HEX}]
+
+
+def test_verify_finds_damaged_data(h: Harness) -> None:
+    (h.dl / "file.bin").write_bytes(DATA)
+    h.add()
+    damaged = bytearray(DATA)
+    damaged[PL + 5] ^= 0xFF  # piece 1
+    (h.dl / "file.bin").write_bytes(bytes(damaged))
+    assert h.call("torrent.get", info_hash=HEX)["pieces_have"] == 3  # not noticed yet
+    assert h.call("torrent.verify", info_hash=HEX) == {"info_hash": HEX, "state": "downloading"}
+    t = h.call("torrent.get", info_hash=HEX)
+    assert t["pieces_have"] == 2 and t["piece_map"] == "a0"
+
+
+def test_verify_of_a_paused_torrent_stays_paused(h: Harness) -> None:
+    (h.dl / "file.bin").write_bytes(DATA)
+    h.add(paused=True)
+    (h.dl / "file.bin").write_bytes(b"\0" * len(DATA))
+    assert h.call("torrent.verify", info_hash=HEX)["state"] == "paused"
+    assert h.call("torrent.get", info_hash=HEX)["pieces_have"] == 0
+
+
+# -- add_peer / set / stats --------------------------------------------------------------------
+def test_add_peer_dials_through_the_reactor(h: Harness) -> None:
+    h.add()
+    assert h.call("torrent.add_peer", info_hash=HEX, address="127.0.0.1", port=6999) == {
+        "info_hash": HEX,
+        "added": True,
+    }
+    assert [(c[0], c[1]) for c in h.reactor.tcpClients] == [("127.0.0.1", 6999)]
+    again = h.call("torrent.add_peer", info_hash=HEX, address="127.0.0.1", port=6999)
+    assert again["added"] is False
+    assert len(h.reactor.tcpClients) == 1
+
+
+@pytest.mark.parametrize(
+    "address, port, field",
+    [
+        ("not-an-ip", 6881, "address"),
+        ("localhost", 6881, "address"),
+        ("127.0.0.1", 0, "port"),
+        ("127.0.0.1", 65536, "port"),
+        ("127.0.0.1", -1, "port"),
+        ("127.0.0.1", "6881", "port"),
+        ("127.0.0.1", True, "port"),
+        (None, 6881, "address"),
+    ],
+)
+def test_add_peer_bad_params(h: Harness, address: Any, port: Any, field: str) -> None:
+    h.add()
+    bad_param(h.error("torrent.add_peer", info_hash=HEX, address=address, port=port), field)
+    assert h.reactor.tcpClients == []
+
+
+def test_set_strategy(h: Harness) -> None:
+    h.add()
+    assert h.call("torrent.set", info_hash=HEX, strategy="sequential") == {
+        "info_hash": HEX,
+        "strategy": "sequential",
+    }
+    options = json.loads((h.tmp / "state" / "torrents" / f"{HEX}.json").read_text())
+    assert options["strategy"] == "sequential"
+    bad_param(h.error("torrent.set", info_hash=HEX, strategy="no-such"), "strategy")
+    bad_param(h.error("torrent.set", info_hash=HEX, strategy=3), "strategy")
+    assert h.call("torrent.set", info_hash=HEX)["strategy"] == "sequential"  # unchanged
+
+
+def test_session_stats(h: Harness) -> None:
+    (h.dl / "file.bin").write_bytes(DATA)
+    h.add()
+    h.add(OTHER)
+    h.add(single(b"third.bin", content(20_000, 8)), paused=True)
+    stats = h.call("session.stats")
+    assert stats["torrents"] == 3
+    assert stats["states"] == {"seeding": 1, "downloading": 1, "paused": 1}
+    assert {"peers", "download_rate", "upload_rate", "downloaded", "uploaded", "uptime",
+            "listen_port"} <= set(stats)
+    json.dumps(stats)
+
+
+# -- through the real dispatcher ---------------------------------------------------------------
+ME = PeerCred(pid=1, uid=1000, gid=1000)
+
+
+class Wire:
+    def __init__(self, h: Harness) -> None:
+        server = ControlServer(
+            build_methods(h.session),
+            clock=h.reactor,
+            our_uid=ME.uid,
+            peer_cred=lambda transport: ME,
+            groups_of=lambda uid, gid: [gid],
+        )
+        self.transport = StringTransport()
+        self.proto = server.buildProtocol(None)
+        self.proto.makeConnection(self.transport)
+        self.next_id = 0
+
+    def ask(self, method: str, params: Any = None) -> dict[str, Any]:
+        self.next_id += 1
+        msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": self.next_id}
+        if params is not None:
+            msg["params"] = params
+        self.proto.dataReceived(json.dumps(msg).encode() + b"\n")
+        lines = self.transport.value().splitlines()
+        self.transport.clear()
+        assert len(lines) == 1, lines
+        reply = json.loads(lines[0])
+        assert reply["id"] == self.next_id
+        return reply
+
+
+def test_wire_add_get_and_errors(h: Harness) -> None:
+    wire = Wire(h)
+    reply = wire.ask("torrent.add", {"metainfo": b64(TORRENT)})
+    assert reply["result"] == {"info_hash": HEX, "name": "file.bin", "added": True}
+    assert wire.ask("torrent.add", [b64(TORRENT)])["result"]["added"] is False  # positional
+
+    error = wire.ask("torrent.add", {"metainfo": b64(TORRENT), "paused": "yes"})["error"]
+    assert error["code"] == -32602 and error["data"] == {"field": "paused"}
+
+    error = wire.ask("torrent.add", {"metainfo": b64(b"junk")})["error"]
+    assert error["code"] == -32003 and error["data"] == {"field": "metainfo"}
+
+    error = wire.ask("torrent.get", {"info_hash": "0123456789" if HEX[0] != "0" else "f"})["error"]
+    assert error["code"] == -32001 and error["data"]["field"] == "info_hash"
+
+    h.add(OTHER)
+    for n in range(40):
+        h.add(single(f"w{n}".encode(), content(20_000, 200 + n)))
+    firsts = [t["info_hash"][0] for t in h.call("torrent.list", fields=["info_hash"])]
+    shared = next(c for c in firsts if firsts.count(c) > 1)
+    error = wire.ask("torrent.pause", {"info_hash": shared})["error"]
+    assert error["code"] == -32002 and error["data"]["field"] == "info_hash"
+
+    error = wire.ask("torrent.get", {"hash": HEX})["error"]  # wrong parameter name
+    assert error["code"] == -32602
+
+    stats = wire.ask("session.stats")["result"]
+    assert stats["torrents"] == len(h.session.torrents)
+
+
+def test_wire_storage_and_shutdown_errors(h: Harness) -> None:
+    wire = Wire(h)
+    (h.tmp / "state").write_text("a file, not a directory")
+    error = wire.ask("torrent.add", {"metainfo": b64(TORRENT)})["error"]
+    assert error["code"] == -32004 and "cannot save" in error["message"]
+    h.session.shutdown()
+    error = wire.ask("torrent.add", {"metainfo": b64(TORRENT)})["error"]
+    assert error["code"] == -32005
+
+
+def test_every_torrent_method_is_listed_with_a_description(h: Harness) -> None:
+    listed = Wire(h).ask("session.methods")["result"]
+    for name in torrent_methods(h.session):
+        assert listed.get(name), name

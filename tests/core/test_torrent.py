@@ -1,0 +1,437 @@
+"""Torrent (the coordinator) against fake peers on StringTransports, on a fake clock.
+
+The swarm harness (tests/torrent_harness.py) runs a real Torrent, real PeerProtocols,
+the real PieceBook and RarestFirst; only time, threads and sockets are faked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.internet import defer
+from twisted.internet.error import ConnectionLost
+from twisted.python.failure import Failure
+
+from btd.core.bitfield import Bitfield
+from btd.core.errors import StorageError
+from btd.core.pieces import PieceState
+from btd.core.torrent import IDLE_TIMEOUT, KEEPALIVE_AFTER, REQUEST_TIMEOUT
+from btd.core.types import BLOCK_SIZE
+from btd.core.wire import messages as m
+from torrent_harness import (
+    CONTENT,
+    FILE_SIZES,
+    NUM_PIECES,
+    OUR_PEER_ID,
+    PARTIAL_HAVE,
+    PIECE_LENGTH,
+    TORRENT_NAME,
+    Conn,
+    Swarm,
+    blocks_of,
+    piece_data,
+    requests_in,
+)
+
+HAVE = PieceState.HAVE
+MISSING = PieceState.MISSING
+
+
+def download_all(seed: Conn, reqs: list[m.Request]) -> None:
+    """Answer our requests until we stop asking."""
+    while reqs:
+        seed.answer(reqs)
+        reqs = requests_in(seed.new())
+
+
+def files_on_disk(save_path: Path) -> bytes:
+    root = save_path / TORRENT_NAME
+    return b"".join((root / name).read_bytes() for name, _ in FILE_SIZES)
+
+
+def bitfield_of(indexes: list[int] | tuple[int, ...]) -> m.Bitfield:
+    bf = Bitfield(NUM_PIECES)
+    for i in indexes:
+        bf.add(i)
+    return m.Bitfield(bf.to_bytes())
+
+
+# -- downloading ------------------------------------------------------------------------------
+@pytest.mark.parametrize("fast", [True, False])
+def test_download_from_one_seed_completes_and_tells_other_peers(tmp_path: Path, fast: bool) -> None:
+    s = Swarm(tmp_path).start()
+    assert s.torrent.state == "downloading"
+    watcher = s.peer()  # a leecher with nothing: it must hear a HAVE per piece
+    watcher.send(m.HAVE_NONE_MSG)
+    seed = s.peer(fast=fast)
+    hello = seed.new()
+    assert hello[0] == m.Handshake(s.meta.info_hash, OUR_PEER_ID, s.router.reserved)
+    if fast:
+        assert m.HAVE_NONE_MSG in hello  # we have nothing
+    assert not any(isinstance(x, (m.Interested, m.Bitfield)) for x in hello)
+
+    seed.send(m.HAVE_ALL_MSG if fast else bitfield_of(range(NUM_PIECES)))
+    assert seed.new() == [m.INTERESTED_MSG]  # interested, but no requests while choked
+    seed.send(m.UNCHOKE_MSG)
+    reqs = requests_in(seed.new())
+    assert len(reqs) >= 8 and len(set(reqs)) == len(reqs)  # pipelined in one go
+    assert all(r.length == BLOCK_SIZE or r.index == NUM_PIECES - 1 for r in reqs)
+
+    download_all(seed, reqs)
+
+    t = s.torrent
+    assert t.complete and t.state == "seeding"
+    assert s.kinds.count("completed") == 1
+    assert files_on_disk(s.save_path) == CONTENT
+    assert sorted(i for i, ok in s.verifier.verified if ok) == list(range(NUM_PIECES))
+    assert t.downloaded == len(CONTENT) and t.wasted == 0
+    haves = sorted(h.index for h in watcher.new_of(m.Have))
+    assert haves == list(range(NUM_PIECES))
+    assert not seed.new_of(m.Have)  # a seed needs no HAVE
+    assert seed.closing and not seed.aborted  # both seeding: closed politely
+    assert not watcher.closing
+    s.check()
+
+
+def test_pieces_from_two_seeds_are_never_requested_twice_before_endgame(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()
+    a, b = s.seed_peer(), s.seed_peer()
+    ra, rb = requests_in(a.new()), requests_in(b.new())
+    assert ra and rb and not set(ra) & set(rb)
+    assert len(ra) + len(rb) == sum(len(blocks_of(i)) for i in range(NUM_PIECES))
+    a.answer(ra)
+    b.answer(rb)
+    assert s.torrent.complete
+    s.check()
+
+
+def test_seed_accounting_survives_a_peer_that_completes_through_haves(tmp_path: Path) -> None:
+    """A peer that gets every piece by HAVEs is not a HAVE_ALL seed when it leaves."""
+    s = Swarm(tmp_path).start()
+    other = s.seed_peer()
+    leecher = s.peer()
+    leecher.send(m.HAVE_NONE_MSG, *[m.Have(i) for i in range(NUM_PIECES)])
+    assert leecher.peer.has.complete
+    s.check()
+    leecher.proto.connectionLost(Failure(ConnectionLost()))
+    s.settle()
+    assert leecher.peer not in s.torrent.peers
+    assert s.torrent.availability.seeds == 1  # ``other`` only
+    s.check()
+    other.answer(requests_in(other.new()))  # the torrent carries on
+    s.check()
+
+
+def test_have_before_bitfield_is_counted_once(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()
+    p = s.peer(fast=False)
+    p.send(m.Have(4), bitfield_of([1, 4]))
+    assert set(p.peer.has) == {1, 4}
+    assert s.torrent.availability.count(4) == 1
+    s.check()
+    p.proto.connectionLost(Failure(ConnectionLost()))
+    assert s.torrent.availability.count(4) == 0
+    s.check()
+
+
+# -- serving ---------------------------------------------------------------------------------
+def test_interested_peer_is_unchoked_and_served_the_right_bytes(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True).start()
+    assert s.torrent.state == "seeding" and s.verifier.rechecks == 1
+    leecher = s.peer()
+    assert m.HAVE_ALL_MSG in leecher.new()
+    leecher.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG)
+    assert leecher.new() == [m.UNCHOKE_MSG]  # a free slot: at once, not at the next round
+    wanted = [*blocks_of(3), *blocks_of(NUM_PIECES - 1)]
+    leecher.send(*wanted)
+    got = leecher.new_of(m.Piece)
+    assert [(p.index, p.begin) for p in got] == [(r.index, r.begin) for r in wanted]
+    for p in got:
+        off = p.index * PIECE_LENGTH + p.begin
+        assert p.block == CONTENT[off : off + len(p.block)]
+    assert len(got[-1].block) == len(CONTENT) - (NUM_PIECES - 1) * PIECE_LENGTH - BLOCK_SIZE
+    # whole pieces are read once through the cache, not once per block
+    assert s.verifier.reads == [(3, 0, PIECE_LENGTH), (NUM_PIECES - 1, 0, len(piece_data(9)))]
+    assert s.torrent.uploaded == sum(r.length for r in wanted)
+    leecher.send(*blocks_of(3))
+    assert len(leecher.new_of(m.Piece)) == 2 and len(s.verifier.reads) == 2
+
+
+def test_requests_while_choked_are_rejected_or_ignored(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True, upload_slots=1).start()
+    first = s.peer()
+    first.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG)
+    assert m.UNCHOKE_MSG in first.new()
+    fast, slow = s.peer(), s.peer(fast=False)
+    fast.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG)
+    slow.send(bitfield_of([]), m.INTERESTED_MSG)
+    fast.new(), slow.new()
+    req = m.Request(0, 0, BLOCK_SIZE)
+    fast.send(req)
+    slow.send(req)
+    assert fast.new() == [m.RejectRequest(0, 0, BLOCK_SIZE)]
+    assert slow.new() == []
+    assert not fast.closing and not slow.closing
+    assert s.verifier.reads == []
+
+
+def test_cancel_removes_a_queued_request(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True).start()
+    s.verifier.hold_reads = True  # reads in flight: later requests wait in the queue
+    fast, slow = s.peer(), s.peer(fast=False)
+    reqs = [r for i in range(5) for r in blocks_of(i)]  # 10 requests, 8 reads per peer
+    for p in (fast, slow):
+        p.send(m.HAVE_NONE_MSG if p is fast else bitfield_of([]), m.INTERESTED_MSG, *reqs)
+        p.new()
+        assert len(p.peer.incoming) == 2
+    cancelled = reqs[-1]
+    for p in (fast, slow):
+        p.send(m.Cancel(cancelled.index, cancelled.begin, cancelled.length))
+        assert [(r.piece, r.begin) for r in p.peer.incoming] == [(reqs[-2].index, reqs[-2].begin)]
+    assert fast.new() == [m.RejectRequest(cancelled.index, cancelled.begin, cancelled.length)]
+    assert slow.new() == []
+    s.verifier.hold_reads = False
+    s.verifier.release()
+    for p in (fast, slow):
+        sent = [(x.index, x.begin) for x in p.new_of(m.Piece)]
+        assert sent == [(r.index, r.begin) for r in reqs[:-1]]
+
+
+def test_a_deep_queue_on_a_slow_read_is_served_without_recursion(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True).start()
+    s.verifier.hold_reads = True
+    p = s.peer()
+    reqs = [blocks_of(0)[k % 2] for k in range(1500)]
+    p.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG, *reqs)
+    assert len(p.peer.incoming) > 1000
+    s.verifier.release()
+    assert len(p.new_of(m.Piece)) == 1500
+    assert not p.closing and p.peer.serving == 0 and not p.peer.incoming
+
+
+def test_blocks_read_for_a_peer_choked_meanwhile_are_rejected(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True).start()
+    s.verifier.hold_reads = True
+    p = s.peer()
+    p.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG, *blocks_of(0))
+    p.new()
+    p.peer.set_choking(True)
+    s.verifier.release()
+    assert p.new() == [m.CHOKE_MSG, *[m.RejectRequest(r.index, r.begin, r.length) for r in blocks_of(0)]]
+
+
+def test_read_failure_fails_the_torrent(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True).start()
+    p = s.peer()
+    (s.save_path / TORRENT_NAME / FILE_SIZES[0][0]).unlink()
+    p.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG, *blocks_of(0))
+    assert s.torrent.state == "error" and "error" in s.kinds
+    assert p.closing
+
+
+# -- writing ---------------------------------------------------------------------------------
+def test_pause_while_a_piece_is_verified_keeps_the_piece(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()
+    seed = s.seed_peer()
+    s.verifier.hold_verify = True
+    reqs = requests_in(seed.new())
+    done = [r for r in reqs if r.index == reqs[0].index]
+    seed.answer(done)
+    assert s.torrent.book.piece_state(reqs[0].index) == PieceState.VERIFYING
+    s.torrent.pause()
+    s.settle()
+    s.verifier.release()  # the hash and the write finish while paused
+    assert s.torrent.book.piece_state(reqs[0].index) == HAVE
+    s.torrent.resume()
+    again = s.seed_peer()
+    download_all(again, requests_in(again.new()))
+    assert s.torrent.complete and s.torrent.state == "seeding"
+    assert files_on_disk(s.save_path) == CONTENT
+    s.check()
+
+
+def test_write_failure_sets_error_and_the_piece_is_fetched_again_after_resume(
+    tmp_path: Path,
+) -> None:
+    s = Swarm(tmp_path).start()
+    seed = s.seed_peer()
+    reqs = requests_in(seed.new())
+    first = reqs[0].index
+
+    def broken(*args: object) -> defer.Deferred[bool]:
+        return defer.fail(StorageError("disk full"))
+
+    s.verifier.verify_and_write = broken  # type: ignore[method-assign]
+    seed.answer([r for r in reqs if r.index == first])
+    assert s.torrent.state == "error" and s.torrent.error == "disk full"
+    assert ("error", {"error": "disk full"}) in s.events
+    assert s.torrent.book.piece_state(first) == MISSING
+    assert seed.closing
+    del s.verifier.verify_and_write  # the disk works again
+    s.torrent.resume()
+    assert s.torrent.state == "downloading"
+    again = s.seed_peer()
+    download_all(again, requests_in(again.new()))
+    assert s.torrent.complete
+    s.check()
+
+
+# -- timers ------------------------------------------------------------------------------------
+def test_silent_peer_loses_its_requests_to_another_and_is_snubbed(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()
+    slow = s.seed_peer()
+    slow_reqs = set(requests_in(slow.new()))
+    s.advance(30)
+    other = s.seed_peer()
+    first = set(requests_in(other.new()))
+    assert first and not first & slow_reqs  # the rest of the torrent
+    s.advance(REQUEST_TIMEOUT - 30 - 1)
+    assert not slow.peer.snubbed and s.torrent.book.pending_count(slow.peer) == len(slow_reqs)
+    s.advance(3)
+    assert slow.peer.snubbed and not slow.closing
+    assert s.torrent.book.pending_count(slow.peer) == 0
+    cancels = {(c.index, c.begin) for c in slow.new_of(m.Cancel)}
+    assert cancels == {(r.index, r.begin) for r in slow_reqs}
+    moved = set(requests_in(other.new()))
+    assert moved and moved <= slow_reqs
+    download_all(other, sorted(first | moved, key=lambda r: (r.index, r.begin)))
+    assert s.torrent.complete
+    s.check()
+
+
+def test_request_timer_starts_when_we_request_not_when_the_peer_connected(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()
+    seed = s.peer()
+    seed.send(m.HAVE_ALL_MSG)
+    s.advance(REQUEST_TIMEOUT + 20)  # it keeps us choked for a while (but talks)
+    seed.send(m.KEEP_ALIVE, m.UNCHOKE_MSG)
+    reqs = requests_in(seed.new())
+    s.advance(5)
+    assert not seed.peer.snubbed and s.torrent.book.pending_count(seed.peer) == len(reqs)
+    assert not seed.new_of(m.Cancel)
+
+
+def test_silent_peer_is_dropped_after_the_idle_timeout(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()
+    silent, chatty = s.peer(), s.peer()
+    for _ in range(int(IDLE_TIMEOUT // 60) + 2):
+        s.advance(60)
+        chatty.send(m.KEEP_ALIVE)
+    assert silent.closing and silent.peer not in s.torrent.peers
+    assert not chatty.closing and chatty.peer in s.torrent.peers
+
+
+def test_idle_timeout_is_not_early(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()
+    silent = s.peer()
+    s.advance(IDLE_TIMEOUT - 2)
+    assert not silent.closing
+    s.advance(5)
+    assert silent.closing
+
+
+def test_keepalive_after_90_s_of_our_silence(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()
+    p = s.peer()
+    p.new()
+    s.advance(KEEPALIVE_AFTER - 1)
+    assert p.new() == []
+    s.advance(2)
+    assert p.new() == [m.KEEP_ALIVE]
+    s.advance(KEEPALIVE_AFTER - 1)
+    assert p.new() == []
+
+
+# -- choking -------------------------------------------------------------------------------------
+def unchoked(s: Swarm) -> set[object]:
+    return {p for p in s.torrent.peers if not p.am_choking}
+
+
+def test_rechoke_every_10_s_with_at_most_upload_slots_unchoked(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True, upload_slots=3).start()
+    conns = [s.peer() for _ in range(6)]
+    for c in conns:
+        c.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG)
+    assert len(unchoked(s)) == 3  # free slots at once
+    before = unchoked(s)
+    s.advance(9)
+    assert unchoked(s) == before  # nothing changes between rounds
+    seen = set()
+    for _ in range(12):
+        s.advance(10)
+        now = unchoked(s)
+        assert len(now) == 3
+        seen |= now
+    assert len(seen) == 6  # everyone gets a turn
+    for c in conns:  # each peer was told: every UNCHOKE/CHOKE alternates
+        flags = [x for x in c.all() if isinstance(x, (m.Choke, m.Unchoke))]
+        assert all(type(a) is not type(b) for a, b in zip(flags, flags[1:]))
+
+
+def test_uninterested_peers_are_not_unchoked(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True).start()
+    idle = s.peer()
+    idle.send(m.HAVE_NONE_MSG)
+    s.advance(30)
+    assert not any(isinstance(x, m.Unchoke) for x in idle.all())
+
+
+def test_optimistic_unchoke_rotates_every_third_round(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True, upload_slots=2).start()
+    for _ in range(6):
+        s.peer().send(m.HAVE_NONE_MSG, m.INTERESTED_MSG)
+    picks = []
+    for _ in range(12):
+        s.advance(10)
+        opt = s.torrent.choker.optimistic
+        assert opt is not None and not opt.am_choking
+        picks.append(opt)
+    for k in range(0, 12, 3):  # kept for three rounds
+        assert picks[k] is picks[k + 1] is picks[k + 2]
+    assert len({id(p) for p in picks}) > 1  # and then rotated
+
+
+# -- lifecycle ----------------------------------------------------------------------------------
+def test_pause_closes_peers_refuses_new_ones_and_resume_skips_the_check(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, partial=True).start()
+    assert [i for i in range(NUM_PIECES) if i in s.torrent.book.have] == list(PARTIAL_HAVE)
+    seed = s.seed_peer()
+    s.torrent.pause()
+    s.settle()
+    assert s.torrent.state == "paused" and "paused" in s.kinds
+    assert seed.closing and not s.torrent.peers
+    late = s.open()
+    late.handshake()
+    assert late.peer is None and late.closing
+    s.advance(20)
+    assert not seed.new_of(m.KeepAlive)  # no ticks while paused
+    checks = s.verifier.rechecks
+    s.torrent.resume()
+    assert s.torrent.state == "downloading" and s.verifier.rechecks == checks
+    assert [i for i in range(NUM_PIECES) if i in s.torrent.book.have] == list(PARTIAL_HAVE)
+    again = s.seed_peer()
+    download_all(again, requests_in(again.new()))
+    assert s.torrent.complete
+    s.check()
+
+
+def test_stop_closes_peers_and_late_disk_results_are_harmless(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()
+    seed = s.seed_peer()
+    s.verifier.hold_verify = True
+    reqs = requests_in(seed.new())
+    seed.answer([r for r in reqs if r.index == reqs[0].index])
+    s.torrent.stop(close_storage=False)
+    s.settle()
+    assert s.torrent.state == "stopped" and seed.closing and not s.torrent.peers
+    s.verifier.release()
+    assert "error" not in s.kinds
+    s.check()
+
+
+def test_add_peers_connects_up_to_the_limit(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, max_peers=3).start()
+    s.peer()
+    added = s.torrent.add_peers([("127.0.0.1", 50000 + k) for k in range(5)])
+    assert added == 5 and len(s.connects) == 2
