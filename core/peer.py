@@ -33,6 +33,7 @@ class PeerLink(Protocol):
 
     address: tuple[str, int]
     closed: bool
+    write_paused: bool  # the transport's buffer is full: do not queue more blocks
 
     def write(self, data: bytes) -> None: ...
 
@@ -102,6 +103,8 @@ class Peer:
         self.last_sent_at = now()
         self.snubbed = False
         self.hash_failures = 0
+        self.counted_as_seed = False  # the torrent counts it in Availability.seeds
+        self.pumping = False  # the torrent is serving its queue (guards re-entry)
         self.unexpected = 0  # blocks we never asked for (strikes before a disconnect)
         self.payload_in = 0  # verified-or-pending payload bytes accepted from this peer
         self._dispatch: dict[type, Callable[[Any], None]] = {
@@ -154,14 +157,21 @@ class Peer:
 
     def _on_bitfield(self, msg: m.Bitfield) -> None:
         self._first_piece_set("bitfield")
-        self.has = Bitfield.from_bytes(msg.data, self.host.num_pieces)
-        self.host.peer_has_changed(self, None)
+        self._set_pieces(Bitfield.from_bytes(msg.data, self.host.num_pieces))
 
     def _on_have_all(self, msg: m.HaveAll) -> None:
         if not self.fast:
             raise ProtocolError("have-all without the fast extension")
         self._first_piece_set("have-all")
-        self.has = Bitfield.full(self.host.num_pieces)
+        self._set_pieces(Bitfield.full(self.host.num_pieces))
+
+    def _set_pieces(self, got: Bitfield) -> None:
+        if self.has.count:  # HAVEs came first (a slip some clients make): add only the new ones
+            for index in got:
+                if self.has.add(index):
+                    self.host.peer_has_changed(self, index)
+            return
+        self.has = got
         self.host.peer_has_changed(self, None)
 
     def _on_have_none(self, msg: m.HaveNone) -> None:

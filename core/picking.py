@@ -133,11 +133,8 @@ class Availability:
             inc(i)
 
     def remove_bitfield(self, bf: Bitfield) -> None:
+        """Undo ``add_bitfield``; removing what was never added is a ValueError (a bug)."""
         self._check_size(bf)
-        count = self._count
-        for i in bf:
-            if count[i] <= 0:
-                raise ValueError(f"piece {i}: removing a peer that was not added")
         dec = self._dec
         for i in bf:
             dec(i)
@@ -167,6 +164,8 @@ class Availability:
 
     def _dec(self, i: int) -> None:
         c = self._count[i]
+        if c <= 0:
+            raise ValueError(f"piece {i}: removing a peer that was not added")
         self._count[i] = c - 1
         p = self._pos[i]
         if p < 0:

@@ -39,7 +39,7 @@ class PieceReadCache:
             waiting.append(d)
             return d
         self._waiting[index] = [d]
-        self._read(index).addBoth(self._arrived, index)
+        defer.maybeDeferred(self._read, index).addBoth(self._arrived, index)
         return d
 
     def _arrived(self, result: bytes | Failure, index: int) -> None:

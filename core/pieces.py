@@ -4,12 +4,16 @@ Invariant (checked by ``check()`` in the tests after every step):
 
 - Each piece is in exactly one state: MISSING, DOWNLOADING (some block requested or
   received), VERIFYING (every block received, hash pending) or HAVE (verified; in
-  ``have``). Only DOWNLOADING pieces have a ``_Partial`` record.
+  ``have``). DOWNLOADING and VERIFYING pieces have a ``_Partial`` record (the buffer).
 - Each block of a DOWNLOADING piece is OPEN (nobody asked), REQUESTED (by one peer, or
   by at most ``max_requesters`` in endgame) or RECEIVED (data copied into the buffer).
 - ``_requests[peer]`` holds exactly the REQUESTED blocks that peer is a requester of,
   so a gone peer holds nothing once ``peer_gone`` returned.
 - ``bytes_left`` is the total length of the pieces not in HAVE.
+
+Endgame, per peer: when no block is OPEN anywhere and the picker has no new piece for
+the peer, it is given blocks that others requested (``max_requesters`` per block at
+most); the first copy to arrive wins and ``pop_cancels`` names the other requesters.
 
 Blocks are named on the hot path by a global block number (piece * blocks_per_piece +
 block), an int, so per-block bookkeeping hashes ints and allocates little; BlockRefs
@@ -450,7 +454,10 @@ class PieceBook:
         return self._withdraw(peer, True)
 
     def peer_choked(self, peer: Peer) -> list[BlockRef]:
-        """The peer choked us: it dropped our requests, so nothing more will arrive."""
+        """The peer choked us without the fast extension: it dropped our requests.
+
+        (With BEP 6 a choke drops nothing; the peer REJECTs each request instead.)
+        """
         return self._withdraw(peer, False)
 
     def peer_gone(self, peer: Peer) -> list[BlockRef]:
@@ -497,5 +504,7 @@ class PieceBook:
         assert set(self._withdrawn) <= set(self._requests), "a gone peer is remembered"
         assert open_total == self._open_total
         assert self._missing_wanted == sum(
-            1 for i in range(self.num_pieces) if self._state[i] == _MISSING and not self._unwanted[i]
+            1
+            for i in range(self.num_pieces)
+            if self._state[i] == _MISSING and not self._unwanted[i]
         )

@@ -233,7 +233,9 @@ class BtdService(MultiService):
         if self.control is not None:
             self.control.set_allowed_gid(gid)
         self.session.apply_config(applied)
-        self.plugins.call("btd_config_reloaded", old=old, new=applied)
+        # Plugins see their new settings (they may apply some live); the core keeps the old.
+        told = dataclasses.replace(applied, plugins=new.plugins)
+        self.plugins.call("btd_config_reloaded", old=old, new=told)
         for key in restart:
             _log.warn("{key} changed; it takes effect after a restart", key=key)
         _log.info("configuration reloaded ({n} live change(s))", n=len(live))

@@ -76,6 +76,8 @@ class PeerCandidates:
 
     def failed(self, address: PeerAddress) -> None:
         self._connecting.discard(address)
+        if address not in self._next_try:
+            return  # not a candidate (banned, dropped): nothing to back off, nothing to keep
         failures = self._failures.get(address, 0) + 1
         if failures >= MAX_FAILURES:
             self._failures.pop(address, None)
@@ -88,9 +90,13 @@ class PeerCandidates:
     def disconnected(self, address: PeerAddress, listen_port: int | None) -> None:
         """A peer left; we may reconnect later (to its listen port if it told us)."""
         self._connecting.discard(address)
-        if listen_port and (address[0], listen_port) not in self._next_try:
-            self.add([(address[0], listen_port)])
-            self._next_try[(address[0], listen_port)] = self._now() + RECONNECT_AFTER
+        if address in self.banned:  # its listen port is the same peer: banned as well
+            if listen_port:
+                self.ban((address[0], listen_port), self.banned[address])
+            return
+        back = (address[0], listen_port or 0)
+        if listen_port and back not in self._next_try and self.add([back]):
+            self._next_try[back] = self._now() + RECONNECT_AFTER
 
     def ban(self, address: PeerAddress, reason: str, *, peer_id: bytes | None = None) -> None:
         self.banned[address] = reason

@@ -316,6 +316,7 @@ class Torrent:
         return True
 
     def connection_failed(self, address: PeerAddress, reason: str) -> None:
+        _log.debug("connection to {address} failed: {reason}", address=address, reason=reason)
         self.candidates.failed(address)
 
     def found_self(self, address: PeerAddress) -> None:
@@ -361,17 +362,17 @@ class Torrent:
             self.sources[key] = self.sources.get(key, 0) + peer.payload_in
         self.candidates.disconnected(peer.link.address, peer.listen_port)
         self.book.peer_gone(peer)
-        if peer.has.count:
-            if peer.has.complete:
-                self.availability.remove_all()
-            else:
-                self.availability.remove_bitfield(peer.has)
+        if peer.counted_as_seed:
+            self.availability.remove_all()
+        elif peer.has.count:
+            self.availability.remove_bitfield(peer.has)
         self._refill_all()
 
     def peer_has_changed(self, peer: Peer, index: int | None) -> None:
         if index is None:
             if peer.has.complete:
                 self.availability.add_all()
+                peer.counted_as_seed = True  # a peer complete through HAVEs is not
             elif peer.has.count:
                 self.availability.add_bitfield(peer.has)
         else:
@@ -403,7 +404,10 @@ class Torrent:
         self._fill(peer)
 
     def peer_choked_us(self, peer: Peer) -> None:
-        self.book.peer_choked(peer)
+        if peer.fast:  # BEP 6: it rejects each request; blocks it still sends are welcome
+            self.book.drop_requests(peer)
+        else:
+            self.book.peer_choked(peer)
         self._refill_all(skip=peer)
 
     def extension_message(self, peer: Peer, name: str, payload: bytes) -> None:
@@ -431,6 +435,8 @@ class Torrent:
             peer, peer.has, depth - pending, self.picker, self.view, allowed
         )
         if refs:
+            if not pending:
+                peer.last_block_at = self.clock.seconds()  # the request timeout starts now
             peer.request(refs)
         self._send_cancels()
 
@@ -467,7 +473,8 @@ class Torrent:
         self._refill_all(skip=peer)
 
     def _verify_piece(self, index: int) -> None:
-        data = self.book.take_piece_data(index)
+        book = self.book
+        data = book.take_piece_data(index)
         size = len(data)
         self._write_backlog += size
         d = self.env.verifier.verify_and_write(
@@ -476,12 +483,17 @@ class Torrent:
 
         def done(ok: bool) -> None:
             self._write_backlog -= size
+            if self.book is not book:
+                return  # a recheck rebuilt the book from the disk meanwhile
             if self.state not in ("downloading", "seeding"):
+                book.on_verified(index, ok)  # paused: keep the piece (it is on disk) or not
                 return
             self._piece_checked(index, ok)
 
         def failed(failure: Failure) -> None:
             self._write_backlog -= size
+            if self.book is book:
+                book.on_verified(index, False)  # not written: fetch it again after a resume
             if self.state not in ("downloading", "seeding"):
                 return  # stopped meanwhile (storage closed): nothing to report
             if failure.check(StorageError):
@@ -513,7 +525,7 @@ class Torrent:
     def _punish(self, contributors: set[Any], index: int) -> None:
         """A failed hash: ban a sole source at once; others after repeated failures."""
         for peer in contributors:
-            if peer not in self.peers:
+            if peer not in self.peers or peer.link.closed:
                 continue
             peer.hash_failures += 1
             if len(contributors) == 1 or peer.hash_failures >= HASH_STRIKES:
@@ -558,17 +570,40 @@ class Torrent:
         self._pump(peer)
 
     def _pump(self, peer: Peer) -> None:
-        while peer.incoming and peer.serving < MAX_READS_PER_PEER and not peer.link.closed:
-            ref = peer.incoming.popleft()
-            peer.serving += 1
-            d = self.cache.get(ref.piece)
-            d.addCallbacks(
-                self._send_block, self._read_failed, callbackArgs=(peer, ref), errbackArgs=(peer,)
-            )
+        if peer.pumping:
+            return  # called back from a cached read inside the loop below, which goes on
+        peer.pumping = True
+        link = peer.link
+        try:
+            while (
+                peer.incoming
+                and peer.serving < MAX_READS_PER_PEER
+                and not link.closed
+                and not link.write_paused
+            ):
+                ref = peer.incoming.popleft()
+                peer.serving += 1
+                d = self.cache.get(ref.piece)
+                d.addCallbacks(
+                    self._send_block,
+                    self._read_failed,
+                    callbackArgs=(peer, ref),
+                    errbackArgs=(peer,),
+                )
+        finally:
+            peer.pumping = False
+
+    def peer_writable(self, peer: Peer) -> None:
+        """The peer's send buffer drained: serve its queue again."""
+        self._pump(peer)
 
     def _send_block(self, piece: bytes, peer: Peer, ref: BlockRef) -> None:
         peer.serving -= 1
-        if peer.link.closed or peer.am_choking:
+        if peer.link.closed:
+            return
+        if peer.am_choking:  # choked while we read: BEP 6 wants an answer to each request
+            if peer.fast:
+                peer.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
             return
         peer.send_block(ref, piece[ref.begin : ref.begin + ref.length])
         self.uploaded += ref.length

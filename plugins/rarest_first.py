@@ -113,7 +113,9 @@ def btd_configure(config: Any) -> None:
     raw: Mapping[str, Any] = (getattr(config, "plugins", None) or {}).get(PLUGIN) or {}
     for key, value in raw.items():
         if key != "random_start":
-            raise ConfigError("unknown setting (known: random_start)", key=f"plugins.{PLUGIN}.{key}")
+            raise ConfigError(
+                "unknown setting (known: random_start)", key=f"plugins.{PLUGIN}.{key}"
+            )
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError("must be an integer >= 0", key=f"plugins.{PLUGIN}.{key}")
     _settings["random_start"] = raw.get("random_start", RANDOM_START)

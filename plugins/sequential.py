@@ -7,7 +7,7 @@ to the play position; a larger window trades strict order for fewer idle peers.
 Not a BEP; rarest-first is better for the swarm, so use it only where order matters.
 
 The picker keeps a cursor at the lowest piece we lack (pieces are never un-had), so a
-call costs O(window), not O(torrent).
+call costs O(window) plus any run of priority-0 pieces in the way, not O(torrent).
 """
 
 from __future__ import annotations

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol as TypingProtocol
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from btd.core.errors import ProtocolError
 from btd.core.wire import messages as m
@@ -37,8 +38,14 @@ class PeerRouter(TypingProtocol):
     def connection_closed(self, protocol: PeerProtocol) -> None: ...
 
 
+@implementer(IPushProducer)
 class PeerProtocol(Protocol):
-    """One TCP connection to a peer."""
+    """One TCP connection to a peer.
+
+    It is its transport's producer: when the send buffer fills (a peer that asks for
+    blocks and does not read them), ``write_paused`` stops the torrent from queueing
+    more, so a hostile peer cannot make us buffer without bound.
+    """
 
     def __init__(
         self,
@@ -59,6 +66,7 @@ class PeerProtocol(Protocol):
         self.decoder = WireDecoder(expect_handshake=True)
         self._handshake_timer: Any = None
         self._sent_handshake = False
+        self.write_paused = False
         self.heard = False  # set per read; the torrent's tick turns it into last_heard
         self.last_heard = clock.seconds()
 
@@ -67,6 +75,7 @@ class PeerProtocol(Protocol):
         peer = self.transport.getPeer()  # type: ignore[union-attr]
         if hasattr(peer, "host"):
             self.address = (peer.host, peer.port)
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
         self._handshake_timer = self.clock.callLater(
             HANDSHAKE_TIMEOUT, self.close, "no handshake within 10 s"
         )
@@ -96,9 +105,21 @@ class PeerProtocol(Protocol):
             self._handshake_timer.cancel()
         if self.torrent is not None and self.peer is not None:
             self.torrent.peer_gone(self.peer, self.close_reason)
-        elif self.torrent is not None:
+        elif self.torrent is not None and self.outgoing:
             self.torrent.connection_failed(self.address, self.close_reason)
         self.router.connection_closed(self)
+
+    # -- IPushProducer (the transport's send buffer) ------------------------------------------
+    def pauseProducing(self) -> None:
+        self.write_paused = True
+
+    def resumeProducing(self) -> None:
+        self.write_paused = False
+        if self.peer is not None and not self.closed:
+            self.torrent.peer_writable(self.peer)
+
+    def stopProducing(self) -> None:
+        self.write_paused = True
 
     # -- link API (used by Peer) -----------------------------------------------------------
     def write(self, data: bytes) -> None:

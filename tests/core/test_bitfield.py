@@ -75,7 +75,11 @@ def test_and_and_intersects() -> None:
         a.intersects(Bitfield(9))
 
 
-@given(st.integers(0, 100).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, max(n - 1, 0))))))
+@given(
+    st.integers(0, 100).flatmap(
+        lambda n: st.tuples(st.just(n), st.sets(st.integers(0, max(n - 1, 0))))
+    )
+)
 def test_round_trip_matches_a_set(case: tuple[int, set[int]]) -> None:
     n, members = case
     members = {i for i in members if i < n}

@@ -135,7 +135,9 @@ class AvailabilityMachine(RuleBasedStateMachine):
         assert [counts[i] for i in seen] == sorted(counts[i] for i in seen)
 
 
-AvailabilityMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+AvailabilityMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None
+)
 TestAvailability = AvailabilityMachine.TestCase
 
 

@@ -195,7 +195,7 @@ def test_stop_abandons_a_stuck_plugin_after_shutdown_timeout(
     assert stuck.pending.called  # cancelled
     assert any("did not finish within 7.0 s" in t for t in texts(logged, LogLevel.warn))
     # the cancelled plugin Deferred is consumed: nothing "unhandled" is left behind
-    del stopped, stuck
+    del stopped, stuck, service
     gc.collect()
     assert not [t for t in texts(logged, LogLevel.critical) if "Unhandled" in t]
 
@@ -232,7 +232,11 @@ def test_reload_applies_live_keys_and_keeps_reporting_restart_keys(
         notifier=Notifier({"NOTIFY_SOCKET": str(path)}), on_level_change=levels.append,
     )
     new = make_config(tmp_path, upload_slots=8, listen_port=7000)
-    new = dataclasses.replace(new, daemon=dataclasses.replace(new.daemon, log_level="debug"))
+    new = dataclasses.replace(
+        new,
+        daemon=dataclasses.replace(new.daemon, log_level="debug"),
+        plugins={"rec": {"verbose": True}},
+    )
 
     service.reload(new)
     assert sock.recv(4096).startswith(b"RELOADING=1\n")
@@ -242,12 +246,17 @@ def test_reload_applies_live_keys_and_keeps_reporting_restart_keys(
         assert running.session.upload_slots == 8
         assert running.daemon.log_level == "debug"
         assert running.session.listen_port == 6881  # needs a restart: not in force
+    assert service.config.plugins == old.plugins  # the core restarts plugins to apply them
+    assert recorder.reloads[-1][0] is old
+    assert recorder.reloads[-1][1].plugins == {"rec": {"verbose": True}}  # may apply live
     warnings = texts(logged, LogLevel.warn)
     assert warnings.count("session.listen_port changed; it takes effect after a restart") == 1
+    assert warnings.count("plugins.rec changed; it takes effect after a restart") == 1
 
     service.reload(new)  # the same file again: the port is still waiting for a restart
     warnings = texts(logged, LogLevel.warn)
     assert warnings.count("session.listen_port changed; it takes effect after a restart") == 2
+    assert warnings.count("plugins.rec changed; it takes effect after a restart") == 2
     assert levels == ["debug"]  # unchanged level: not set again
     assert any("session.upload_slots=8" in t for t in texts(logged, LogLevel.debug))
 

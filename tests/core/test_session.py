@@ -374,7 +374,7 @@ def test_find_unknown(tmp_path: Path, prefix: str) -> None:
     session = make_session(tmp_path)
     result(session.add(TORRENT))
     with pytest.raises(TorrentNotFound) as info:
-        session.find(prefix if prefix != "" else "")
+        session.find(prefix)
     assert not info.value.ambiguous
 
 
@@ -546,3 +546,28 @@ def test_shutdown_asks_once_after_the_reply(tmp_path: Path) -> None:
     assert session.stopping and asked == []
     session.reactor.advance(0)
     assert asked == [1]
+
+
+def test_a_check_in_progress_is_seen_and_paused(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / "file.bin").write_bytes(DATA)
+    held: list[defer.Deferred[Bitfield]] = []
+
+    class SlowVerifier(HashingVerifier):
+        def recheck(self, *args: Any, **kwargs: Any) -> defer.Deferred[Bitfield]:
+            held.append(defer.Deferred())
+            return held[-1]
+
+    session.verifier = SlowVerifier()
+    assert result(session.add(TORRENT))["added"] is True  # durable before the check ends
+    t = session.find(HEX)
+    assert t.state == "checking" and session.stats()["states"] == {"checking": 1}
+    result(t.pause())
+    assert t.state == "paused"
+    held[0].callback(Bitfield.full(3))  # the stale check's answer is ignored
+    assert t.state == "paused" and t.book.have.count == 0
+    t.resume()
+    assert t.state == "checking" and len(held) == 2
+    held[1].callback(Bitfield.full(3))
+    assert t.state == "seeding"

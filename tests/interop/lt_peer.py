@@ -39,6 +39,30 @@ def make_session(utp: bool = False) -> lt.session:
     )
 
 
+def wait_listening(ses: lt.session, timeout: float = 10.0) -> None:
+    """Print the port only once the TCP listen socket is really open."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ses.wait_for_alert(100)
+        for alert in ses.pop_alerts():
+            if isinstance(alert, lt.listen_succeeded_alert) and alert.socket_type == lt.socket_type_t.tcp:
+                return
+            if isinstance(alert, lt.listen_failed_alert):
+                raise SystemExit(f"libtorrent could not listen: {alert.message()}")
+    raise SystemExit("libtorrent did not start listening")
+
+
+def wait_started(ses: lt.session, handle: lt.torrent_handle, timeout: float = 30.0) -> None:
+    """libtorrent refuses peers while a torrent is still being checked: wait it out."""
+    ready = (lt.torrent_status.states.seeding, lt.torrent_status.states.downloading)
+    deadline = time.monotonic() + timeout
+    while handle.status().state not in ready or handle.status().paused:
+        if time.monotonic() > deadline:
+            raise SystemExit("libtorrent did not start the torrent")
+        ses.wait_for_alert(100)
+        ses.pop_alerts()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["seed", "leech"])
@@ -54,11 +78,15 @@ def main() -> int:
     params = lt.add_torrent_params()
     params.ti = info
     params.save_path = args.save
+    # Not queued by the auto-manager: the torrent takes peers as soon as it is added.
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
     if args.mode == "seed":
         params.flags |= lt.torrent_flags.seed_mode
+    wait_listening(ses)
     handle = ses.add_torrent(params)
     if args.upload_limit:
         handle.set_upload_limit(args.upload_limit)
+    wait_started(ses, handle)
     print(f"PORT {ses.listen_port()}", flush=True)
     for peer in args.peer:
         host, port = peer.rsplit(":", 1)

@@ -485,6 +485,19 @@ def test_verify_of_a_paused_torrent_stays_paused(h: Harness) -> None:
     assert h.call("torrent.get", info_hash=HEX)["pieces_have"] == 0
 
 
+def test_verify_answers_at_once_while_checking(h: Harness) -> None:
+    (h.dl / "file.bin").write_bytes(DATA)
+    h.add()
+    held: list[defer.Deferred[Bitfield]] = []
+    h.session.verifier.recheck = lambda *a, **k: held.append(defer.Deferred()) or held[-1]
+    assert h.call("torrent.verify", info_hash=HEX) == {"info_hash": HEX, "state": "checking"}
+    assert h.call("torrent.list", fields=["state", "check_progress"]) == [
+        {"state": "checking", "check_progress": 0.0}
+    ]
+    held[0].callback(Bitfield.full(3))
+    assert h.call("torrent.get", info_hash=HEX)["state"] == "seeding"
+
+
 # -- add_peer / set / stats --------------------------------------------------------------------
 def test_add_peer_dials_through_the_reactor(h: Harness) -> None:
     h.add()
@@ -619,3 +632,36 @@ def test_every_torrent_method_is_listed_with_a_description(h: Harness) -> None:
     listed = Wire(h).ask("session.methods")["result"]
     for name in torrent_methods(h.session):
         assert listed.get(name), name
+
+
+# -- docs/RPC.md stays true ----------------------------------------------------------------------
+RPC_MD = Path(__file__).resolve().parents[3] / "docs" / "RPC.md"
+
+
+def _section(title_start: str) -> str:
+    text = RPC_MD.read_text()
+    start = text.index(f"### `{title_start}")
+    end = text.find("\n### ", start + 1)
+    return text[start:end]
+
+
+def _table_names(section: str) -> set[str]:
+    import re
+
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names.update(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    return names
+
+
+def test_every_method_is_documented(h: Harness) -> None:
+    for name in torrent_methods(h.session):
+        assert _section(f"{name}(")
+
+
+def test_documented_summary_and_get_members_are_the_real_ones(h: Harness) -> None:
+    assert _table_names(_section("torrent.list(")) == set(SUMMARY_FIELDS)
+    h.add()
+    extra = set(h.call("torrent.get", info_hash=HEX)) - set(SUMMARY_FIELDS)
+    assert _table_names(_section("torrent.get(")) == extra
