@@ -657,7 +657,7 @@ class Torrent:
                 link.heard = False
                 link.last_heard = now
             elif now - link.last_heard > IDLE_TIMEOUT:
-                link.close("idle for 120 s")
+                link.close("idle for 120 s", error=True)  # a flush could wait forever
                 continue
             if self.book.pending_count(peer) and now - peer.last_block_at > REQUEST_TIMEOUT:
                 peer.snubbed = True

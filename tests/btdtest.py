@@ -35,6 +35,14 @@ def missing(what: str) -> None:
     pytest.skip(f"{what} is not available")
 
 
+def import_libtorrent() -> Any:
+    try:
+        import libtorrent
+    except ImportError:
+        missing("libtorrent (pip install libtorrent)")
+    return libtorrent
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,7 +73,7 @@ def make_torrent(
     content: Path, out: Path, piece_size: int = 64 * 1024, trackers: list[str] | None = None
 ) -> str:
     """A .torrent for ``content`` made by libtorrent (v1 only); returns the info hash hex."""
-    lt = pytest.importorskip("libtorrent")
+    lt = import_libtorrent()
     with warnings.catch_warnings():  # the bindings' file_storage API is deprecated, not gone
         warnings.simplefilter("ignore", DeprecationWarning)
         fs = lt.file_storage()
@@ -213,7 +221,7 @@ class LtPeer:
         peers: list[str] = (),  # type: ignore[assignment]
         upload_limit: int = 0,
     ):
-        pytest.importorskip("libtorrent")
+        import_libtorrent()
         save.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, str(LT_PEER), mode, str(torrent), str(save)]
         for peer in peers:
@@ -349,3 +357,30 @@ class CorruptSeeder:
 
     def close(self) -> None:
         self.server.close()
+
+
+def wait_until(predicate: Any, timeout: float = 20, what: str = "condition") -> Any:
+    """For state only an outside program knows (a tracker's swarm): bounded re-checks.
+
+    Used where no signal exists; everything btd itself does is awaited through events.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def scrape(announce_url: str, info_hash: str) -> dict[str, int]:
+    """One scrape of an HTTP tracker (opentracker) for one torrent."""
+    from btd.core.bencode import decode
+
+    url = announce_url.replace("/announce", "/scrape") + "?info_hash=" + "".join(
+        f"%{b:02x}" for b in bytes.fromhex(info_hash)
+    )
+    body = decode(urllib.request.urlopen(url, timeout=5).read())
+    stats = body[b"files"].get(bytes.fromhex(info_hash), {})
+    return {k.decode(): v for k, v in stats.items()}

@@ -134,6 +134,8 @@ class PeerProtocol(Protocol):
             return
         self.closed = True
         self.close_reason = reason
+        if getattr(self.transport, "producer", None) is self:
+            self.transport.unregisterProducer()  # type: ignore[union-attr]  # else no close
         if error:
             _log.debug("dropping {addr}: {reason}", addr=self.address, reason=reason)
             self.transport.abortConnection()  # type: ignore[union-attr]

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from btdtest import CorruptSeeder, make_torrent, same_tree, write_files
+from btdtest import CorruptSeeder, make_torrent, same_tree, scrape, wait_until, write_files
 
 pytestmark = [pytest.mark.interop]
 
@@ -62,6 +62,24 @@ def test_btd_downloads_through_opentracker(
     assert trackers[0]["status"] in ("working", "updating")
     assert same_tree(seed_dir, btd.downloads)
     assert btd.stop() == 0
+
+
+def test_shutdown_tells_the_tracker(tmp_path, btd_factory, opentracker_factory) -> None:
+    seed_dir = tmp_path / "seed"
+    write_files(seed_dir, SIZES, seed=4)
+    probe = tmp_path / "probe.torrent"
+    info_hash = make_torrent(seed_dir / "multi", probe, piece_size=PIECE)
+    tracker = opentracker_factory([info_hash])
+    torrent = tmp_path / "tracked.torrent"
+    make_torrent(seed_dir / "multi", torrent, PIECE, [tracker.announce])
+    btd = btd_factory()
+    shutil.copytree(seed_dir, btd.downloads)
+    btd.start()
+    btd.add(torrent)
+    wait_until(lambda: scrape(tracker.announce, info_hash).get("complete") == 1, what="announce")
+    assert btd.stop() == 0
+    # `stopped` was sent before the process exited: the tracker forgot the seeder at once.
+    assert scrape(tracker.announce, info_hash).get("complete", 0) == 0
 
 
 def test_libtorrent_downloads_from_btd(tmp_path, btd_factory, lt_factory, content) -> None:
@@ -155,17 +173,20 @@ def test_whole_path_through_btctl(tmp_path, btd_factory, lt_factory, content) ->
     btd = btd_factory().start()
     with btd.client() as events:
         events.call("events.subscribe")
-        added = btd.btctl("--json", "call", "torrent.add", f'{{"path": "{torrent}"}}')
+        added = btd.btctl("add", str(torrent))
         assert added.returncode == 0, added.stderr
-        again = btd.btctl("--json", "call", "torrent.add", f'{{"path": "{torrent}"}}')
-        assert '"added": false' in again.stdout
-        add_peer(btd, info_hash, seeder.port)
+        assert f"added {info_hash}" in added.stdout
+        again = btd.btctl("--json", "add", str(torrent))  # cron jobs repeat themselves
+        assert again.returncode == 0 and '"added": false' in again.stdout
+        peer = btd.btctl("add-peer", info_hash[:10], f"127.0.0.1:{seeder.port}")
+        assert peer.returncode == 0, peer.stderr
         btd.wait_event(events, "completed", info_hash)
-        listed = btd.btctl("--json", "call", "torrent.list", '{"fields": ["info_hash", "state"]}')
-        assert f'"{info_hash}"' in listed.stdout and '"seeding"' in listed.stdout
-        removed = btd.btctl("--json", "call", "torrent.remove", f'{{"info_hash": "{info_hash[:8]}"}}')
+        listed = btd.btctl("list")
+        assert info_hash[:8] in listed.stdout and "seeding" in listed.stdout
+        removed = btd.btctl("rm", info_hash[:8])
         assert removed.returncode == 0, removed.stderr
         btd.wait_event(events, "removed", info_hash)
-    assert btd.call("torrent.list") == []
+    assert btd.btctl("--json", "list").stdout.strip() == "[]"
+    assert btd.btctl("info", info_hash).returncode == 4  # gone: not found
     assert same_tree(seed_dir, btd.downloads)  # removed without --delete-data: files stay
     assert btd.stop() == 0

@@ -213,6 +213,9 @@ def test_a_full_send_buffer_pauses_serving_until_it_drains() -> None:
     assert proto.write_paused
     proto.resumeProducing()
     assert not proto.write_paused and torrent.calls[-1] == ("peer_writable", proto.peer)
+    proto.pauseProducing()
+    proto.close("bye")  # a registered producer would keep a real transport open forever
+    assert t.producer is None and t.disconnecting
 
 
 def test_factories() -> None:
