@@ -20,17 +20,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from btd.core.bitfield import Bitfield
-from btd.core.choker import ChokeCandidate, Choker
 from btd.core.errors import ProtocolError, StorageError
 from btd.core.metainfo import Metainfo
 from btd.core.peer import Peer
 from btd.core.picking import Availability, TorrentSwarm
 from btd.core.pieces import BlockResult, PieceBook
-from btd.core.piece_cache import PieceReadCache
 from btd.core.storage import FileStorage
 from btd.core.swarm_peers import PeerCandidates
 from btd.core.tracker.announcer import Announcer
 from btd.core.tracker.codec import AnnounceRequest
+from btd.core.upload import Uploader
 from btd.core.types import BlockRef, PeerAddress
 from btd.core.wire import messages as m
 from btd.core.wire.extension import ExtensionHandshake, encode_extension_handshake
@@ -39,14 +38,12 @@ _log = Logger()
 
 TICK = 1.0
 RECHOKE_EVERY = 10  # ticks
-OPTIMISTIC_EVERY = 3  # rechokes
 REQUEST_TIMEOUT = 60.0
 IDLE_TIMEOUT = 120.0
 KEEPALIVE_AFTER = 90.0
 MAX_UNEXPECTED_BLOCKS = 4
 HASH_STRIKES = 3
 MAX_WRITE_BACKLOG = 96 * 1024 * 1024  # bytes waiting for hash+write before we stop requesting
-MAX_READS_PER_PEER = 8
 
 
 @dataclass(frozen=True)
@@ -95,8 +92,7 @@ class Torrent:
         )
         self.peers: dict[Peer, None] = {}
         self.candidates = PeerCandidates(self.clock.seconds, rng=env.rng)
-        self.choker = Choker(slots=env.upload_slots(), rng=env.rng or random.Random())
-        self.cache = PieceReadCache(self._read_piece)
+        self.uploader = Uploader(self)
         self.added_at = self.clock.seconds()
         self.completed_at: float | None = None
         self.uploaded = 0
@@ -107,7 +103,6 @@ class Torrent:
         self.check_progress = 0.0
         self._checked = False
         self._ticks = 0
-        self._rechokes = 0
         self._write_backlog = 0
         self._loop: LoopingCall | None = None
         self._build_book(Bitfield(self.num_pieces))
@@ -228,7 +223,7 @@ class Torrent:
             self._loop.stop()
         for peer in list(self.peers):
             peer.link.close("torrent stopped")
-        self.cache.clear()
+        self.uploader.cache.clear()
         return self.announcer.stop(timeout)
 
     def pause(self) -> defer.Deferred[None]:
@@ -556,96 +551,16 @@ class Torrent:
             if peer.has.complete:
                 peer.link.close("both seeding")
 
-    # -- uploading ---------------------------------------------------------------------------
+    # -- uploading (see core/upload.py) ----------------------------------------------------------
     def serve_request(self, peer: Peer, ref: BlockRef) -> None:
-        if ref.piece not in self.book.have:
-            raise ProtocolError(f"request for piece {ref.piece}, which we do not have")
-        if ref.begin + ref.length > self.meta.piece_size(ref.piece):
-            raise ProtocolError(f"request beyond the end of piece {ref.piece}")
-        if peer.am_choking:
-            if peer.fast:
-                peer.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
-            return
-        peer.incoming.append(ref)
-        self._pump(peer)
-
-    def _pump(self, peer: Peer) -> None:
-        if peer.pumping:
-            return  # called back from a cached read inside the loop below, which goes on
-        peer.pumping = True
-        link = peer.link
-        try:
-            while (
-                peer.incoming
-                and peer.serving < MAX_READS_PER_PEER
-                and not link.closed
-                and not link.write_paused
-            ):
-                ref = peer.incoming.popleft()
-                peer.serving += 1
-                d = self.cache.get(ref.piece)
-                d.addCallbacks(
-                    self._send_block,
-                    self._read_failed,
-                    callbackArgs=(peer, ref),
-                    errbackArgs=(peer,),
-                )
-        finally:
-            peer.pumping = False
+        self.uploader.serve_request(peer, ref)
 
     def peer_writable(self, peer: Peer) -> None:
         """The peer's send buffer drained: serve its queue again."""
-        self._pump(peer)
-
-    def _send_block(self, piece: bytes, peer: Peer, ref: BlockRef) -> None:
-        peer.serving -= 1
-        if peer.link.closed:
-            return
-        if peer.am_choking:  # choked while we read: BEP 6 wants an answer to each request
-            if peer.fast:
-                peer.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
-            return
-        peer.send_block(ref, piece[ref.begin : ref.begin + ref.length])
-        self.uploaded += ref.length
-        self._pump(peer)
-
-    def _read_failed(self, failure: Failure, peer: Peer) -> None:
-        peer.serving -= 1
-        self._fail(f"reading for upload failed: {failure.getErrorMessage()}")
-
-    def _read_piece(self, index: int) -> defer.Deferred[bytes]:
-        return self.env.verifier.read_block(self.storage, index, 0, self.meta.piece_size(index))
-
-    # -- choking -------------------------------------------------------------------------------
-    def _unchoked_count(self) -> int:
-        return sum(1 for p in self.peers if not p.am_choking)
+        self.uploader.pump(peer)
 
     def _maybe_unchoke(self, peer: Peer) -> None:
-        """Interested peers get a free slot at once rather than at the next round."""
-        if peer.peer_interested and peer.am_choking and self._unchoked_count() < self.choker.slots:
-            peer.set_choking(False)
-
-    def _rechoke(self) -> None:
-        self._rechokes += 1
-        self.choker.slots = self.env.upload_slots()
-        candidates = [
-            ChokeCandidate(
-                key=peer,
-                interested=peer.peer_interested,
-                download_rate=peer.download.rate(),
-                upload_rate=peer.upload.rate(),
-                snubbed=peer.snubbed,
-                new=self.clock.seconds() - peer.connected_at < 30,
-            )
-            for peer in self.peers
-        ]
-        unchoke = self.choker.rechoke(
-            candidates,
-            seeding=self.complete,
-            optimistic_due=self._rechokes % OPTIMISTIC_EVERY == 1,
-        )
-        for peer in self.peers:
-            peer.set_choking(peer not in unchoke)
+        self.uploader.maybe_unchoke(peer)
 
     # -- timers ---------------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -668,7 +583,7 @@ class Torrent:
             if now - peer.last_sent_at > KEEPALIVE_AFTER:
                 peer.write(m.KEEP_ALIVE)
         if self._ticks % RECHOKE_EVERY == 0:
-            self._rechoke()
+            self.uploader.rechoke()
         self._connect_more()
 
     # -- reporting -------------------------------------------------------------------------------

@@ -390,7 +390,7 @@ def test_optimistic_unchoke_rotates_every_third_round(tmp_path: Path) -> None:
         s.advance(10)
         for c in conns:
             c.send(m.KEEP_ALIVE)
-        opt = s.torrent.choker.optimistic
+        opt = s.torrent.uploader.choker.optimistic
         assert opt is not None and not opt.am_choking
         picks.append(opt)
     for k in range(0, 12, 3):  # kept for three rounds

@@ -1,0 +1,132 @@
+"""The upload side of one torrent: serving requests and choking.
+
+Requests are served from whole pieces read once off-thread (``PieceReadCache``), at most
+``MAX_READS_PER_PEER`` reads in flight per peer, and never faster than the peer's socket
+drains (the link pauses us). Choking follows BEP 3 and the reference clients: ``upload_slots``
+unchoked peers chosen every 10 s by rate, one of them an optimistic unchoke rotated every 30 s,
+and a free slot given at once to a peer that becomes interested.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from btd.core.choker import ChokeCandidate, Choker
+from btd.core.errors import ProtocolError
+from btd.core.peer import Peer
+from btd.core.piece_cache import PieceReadCache
+from btd.core.types import BlockRef
+from btd.core.wire import messages as m
+
+if TYPE_CHECKING:
+    from btd.core.torrent import Torrent
+
+MAX_READS_PER_PEER = 8
+OPTIMISTIC_EVERY = 3  # rechoke rounds (of 10 s)
+NEW_PEER_SECONDS = 30  # newly connected peers are likelier optimistic picks
+
+
+class Uploader:
+    """Serves one torrent's peers and decides whom to unchoke."""
+
+    def __init__(self, torrent: Torrent) -> None:
+        self.torrent = torrent
+        env = torrent.env
+        self.choker = Choker(slots=env.upload_slots(), rng=env.rng or random.Random())
+        self.cache = PieceReadCache(self._read_piece)
+        self.rounds = 0
+
+    # -- serving ------------------------------------------------------------------------------
+    def serve_request(self, peer: Peer, ref: BlockRef) -> None:
+        t = self.torrent
+        if ref.piece not in t.book.have:
+            raise ProtocolError(f"request for piece {ref.piece}, which we do not have")
+        if ref.begin + ref.length > t.meta.piece_size(ref.piece):
+            raise ProtocolError(f"request beyond the end of piece {ref.piece}")
+        if peer.am_choking:
+            if peer.fast:
+                peer.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
+            return
+        peer.incoming.append(ref)
+        self.pump(peer)
+
+    def pump(self, peer: Peer) -> None:
+        """Start reads for queued requests while the peer's socket takes data."""
+        if peer.pumping:
+            return  # called back from a cached read inside the loop below, which goes on
+        peer.pumping = True
+        link = peer.link
+        try:
+            while (
+                peer.incoming
+                and peer.serving < MAX_READS_PER_PEER
+                and not link.closed
+                and not link.write_paused
+            ):
+                ref = peer.incoming.popleft()
+                peer.serving += 1
+                d = self.cache.get(ref.piece)
+                d.addCallbacks(
+                    self._send_block,
+                    self._read_failed,
+                    callbackArgs=(peer, ref),
+                    errbackArgs=(peer,),
+                )
+        finally:
+            peer.pumping = False
+
+    def _send_block(self, piece: bytes, peer: Peer, ref: BlockRef) -> None:
+        peer.serving -= 1
+        if peer.link.closed:
+            return
+        if peer.am_choking:  # choked while we read: BEP 6 wants an answer to each request
+            if peer.fast:
+                peer.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
+            return
+        peer.send_block(ref, piece[ref.begin : ref.begin + ref.length])
+        self.torrent.uploaded += ref.length
+        self.pump(peer)
+
+    def _read_failed(self, failure: Failure, peer: Peer) -> None:
+        peer.serving -= 1
+        self.torrent._fail(f"reading for upload failed: {failure.getErrorMessage()}")
+
+    def _read_piece(self, index: int) -> defer.Deferred[bytes]:
+        t = self.torrent
+        return t.env.verifier.read_block(t.storage, index, 0, t.meta.piece_size(index))
+
+    # -- choking --------------------------------------------------------------------------------
+    def maybe_unchoke(self, peer: Peer) -> None:
+        """Interested peers get a free slot at once rather than at the next round."""
+        if not (peer.peer_interested and peer.am_choking):
+            return
+        unchoked = sum(1 for p in self.torrent.peers if not p.am_choking)
+        if unchoked < self.choker.slots:
+            peer.set_choking(False)
+
+    def rechoke(self) -> None:
+        """One choking round (the torrent calls it every 10 s)."""
+        t = self.torrent
+        self.rounds += 1
+        self.choker.slots = t.env.upload_slots()
+        now = t.clock.seconds()
+        candidates = [
+            ChokeCandidate(
+                key=peer,
+                interested=peer.peer_interested,
+                download_rate=peer.download.rate(),
+                upload_rate=peer.upload.rate(),
+                snubbed=peer.snubbed,
+                new=now - peer.connected_at < NEW_PEER_SECONDS,
+            )
+            for peer in t.peers
+        ]
+        unchoke = self.choker.rechoke(
+            candidates, seeding=t.complete, optimistic_due=self.rounds % OPTIMISTIC_EVERY == 1
+        )
+        for peer in t.peers:
+            peer.set_choking(peer not in unchoke)
