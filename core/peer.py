@@ -91,6 +91,7 @@ class Peer:
         self.allowed_fast: set[int] = set()  # pieces the peer lets us fetch while choked
         self.got_bitfield = False
         self.reqq = DEFAULT_PEER_REQQ
+        self.depth = MIN_PIPELINE  # request pipeline length, see pipeline_depth()
         self.client = _client_from_peer_id(handshake.peer_id)
         self.ext_ids: dict[str, int] = {}  # the peer's extension name -> its message id
         self.listen_port: int | None = None
@@ -289,9 +290,15 @@ class Peer:
                     self.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
 
     def pipeline_depth(self) -> int:
-        """How many of our requests to keep outstanding: a few seconds of its rate."""
+        """How many of our requests to keep outstanding: a few seconds of its rate.
+
+        Recomputed once a second by the torrent's tick (``depth``), not per block.
+        """
         want = int(self.download.rate() * PIPELINE_SECONDS / BLOCK_SIZE)
         return max(MIN_PIPELINE, min(want, self.reqq, MAX_PIPELINE))
+
+    def update_depth(self) -> None:
+        self.depth = self.pipeline_depth()
 
     def info(self) -> dict[str, Any]:
         host, port = self.link.address

@@ -32,6 +32,11 @@ ENTRY_POINT_GROUP = "btd.plugins"
 BUILTIN_PLUGINS: dict[str, str] = {
     "rarest_first": "btd.plugins.rarest_first",
     "sequential": "btd.plugins.sequential",
+    "udp_tracker": "btd.plugins.udp_tracker",
+    "resume_sqlite": "btd.plugins.resume_sqlite",
+    "notify_command": "btd.plugins.notify_command",
+    "notify_webhook": "btd.plugins.notify_webhook",
+    "watch_dir": "btd.plugins.watch_dir",
 }
 
 from btd.core.config_schema import DEFAULT_PLUGINS  # noqa: E402 - enabled without `plugins:`

@@ -2,8 +2,10 @@
 
 RPC methods and plugins call the Session. It owns the torrents, routes inbound peer
 connections by info hash, enforces the global connection limit, fans torrent events
-out to plugins and subscribed control connections, and keeps added torrents durable in
-the state directory. Blocking work goes to the thread pool (``run_blocking``).
+out to plugins and subscribed control connections, and keeps added torrents and their
+progress in the resume store (``btd_resume_store``, else files in the state directory; see
+core/resume.py and core/resume_saver.py). Blocking work goes to the thread pool
+(``run_blocking``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from btd.core.config import Config
-from btd.core.errors import BtdError, MetainfoError
+from btd.core.errors import BtdError, ConfigError, MetainfoError
 from btd.core.events import TorrentEvent
 from btd.core.metainfo import Metainfo, parse_metainfo
 from btd.core.net.peer import CONNECT_TIMEOUT, OutboundFactory
 from btd.core.plugin import PluginHost
+from btd.core.resume import ResumeProgress, ResumeStoreError
+from btd.core.resume_saver import ResumeSaver
 from btd.core.torrent import Torrent, TorrentEnv, TorrentOptions
 from btd.core.torrent_store import TorrentStore
 from btd.core.types import PeerAddress
@@ -75,7 +79,48 @@ class Session:
         self.listen_port = 0
         self.verifier: Any = None  # set by the service once the thread pool runs
         self.threadpool: Any = None
-        self.store = TorrentStore(Path(config.daemon.state_dir))
+        self._store: Any = None
+        self._saver: ResumeSaver | None = None
+
+    # -- the resume store ------------------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        """The ResumeStore, opened on first use (``start`` uses it first in the daemon).
+
+        The ``btd_resume_store`` hook is called directly, not through the isolating
+        ``PluginHost.first``: a store that cannot be opened (a damaged file) must stop the
+        daemon (ResumeStoreError, exit 78), never be replaced by an empty one.
+        """
+        if self._store is None:
+            try:
+                store = self.plugins.hook.btd_resume_store(config=self.config)
+            except ConfigError:
+                raise
+            except Exception as exc:
+                raise ResumeStoreError(
+                    f"the resume store cannot be opened: {type(exc).__name__}: {exc}"
+                ) from exc
+            self._store = store if store is not None else TorrentStore(self.state_dir)
+        return self._store
+
+    @store.setter
+    def store(self, store: Any) -> None:
+        self._store, self._saver = store, None
+
+    @property
+    def saver(self) -> ResumeSaver:
+        if self._saver is None:
+            self._saver = ResumeSaver(
+                self.store,
+                lambda fn, *args: self.run_blocking(fn, *args),  # late-bound: tests replace it
+                self.clock,
+                lambda t: self.torrents.get(t.info_hash) is t,
+            )
+        return self._saver
+
+    def save_progress(self, torrent: Torrent) -> defer.Deferred[None]:
+        """Record the torrent's progress now (after flushing its files); never fails."""
+        return self.saver.save_progress(torrent)
 
     # -- events -------------------------------------------------------------------------
     def add_event_listener(self, listener: Callable[[TorrentEvent], None]) -> None:
@@ -99,6 +144,8 @@ class Session:
         )
         if kind in ("paused", "started", "completed"):
             self._save_options(torrent)
+        if kind in ("paused", "completed") and torrent.info_hash in self.torrents:
+            self.save_progress(torrent)
 
     # -- daemon-wide facts ---------------------------------------------------------------
     @property
@@ -198,7 +245,7 @@ class Session:
 
     def _save_options(self, t: Torrent) -> None:
         if t.info_hash in self.torrents:
-            d = self.run_blocking(self.store.save, t.hex, None, self._options_json(t))
+            d = self.saver.job(t.info_hash, self.store.save_options, t.hex, self._options_json(t))
             d.addErrback(lambda f: _log.error("saving {n} failed: {e}", n=t.name, e=f.getErrorMessage()))
 
     def add(
@@ -209,7 +256,7 @@ class Session:
         paused: bool = False,
         strategy: str | None = None,
     ) -> defer.Deferred[dict[str, Any]]:
-        """Add a .torrent; durable (copied to the state directory) before the Deferred fires."""
+        """Add a .torrent; durable (in the resume store) before the Deferred fires."""
         meta = parse_metainfo(data)  # MetainfoError: nothing is added
         existing = self.torrents.get(meta.info_hash)
         if existing is not None or meta.info_hash in self._adding:
@@ -232,11 +279,23 @@ class Session:
             return failure
 
         options_json = {**self._options_json(torrent)}
-        d = self.run_blocking(self.store.save, meta.hex, data, options_json)
+        self.saver.forget(meta.info_hash)
+        d = self.saver.job(meta.info_hash, self.store.save_torrent, meta.hex, data, options_json)
         return d.addCallbacks(saved, failed)
 
-    def _start(self, torrent: Torrent) -> None:
-        d = defer.maybeDeferred(torrent.start)  # a raising start must not undo a durable add
+    def _start(self, torrent: Torrent, resume: ResumeProgress | None = None) -> None:
+        # a raising start must not undo a durable add
+        if resume is None:
+            d = defer.maybeDeferred(torrent.start)
+        else:
+            d = defer.maybeDeferred(torrent.start, resume)
+
+            def loaded(_: object) -> None:
+                same = (torrent.book.have.to_bytes(), torrent.uploaded, torrent.downloaded)
+                if torrent.checked and same == (resume.have, resume.uploaded, resume.downloaded):
+                    self.saver.mark_clean(torrent)  # nothing new to save until it changes
+
+            d.addCallback(loaded)
         d.addErrback(lambda f: _log.failure("starting {n} failed", f, n=torrent.name))
 
     def find(self, prefix: str) -> Torrent:
@@ -260,9 +319,10 @@ class Session:
 
     def remove(self, torrent: Torrent, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:
         self.torrents.pop(torrent.info_hash, None)
+        self.saver.forget(torrent.info_hash)
         # Forget the stored copy first: a crash while stopping must not bring it back, and a
         # re-add during the (tracker-bounded) stop must not have its fresh copy deleted.
-        forgotten = self.run_blocking(self.store.delete, torrent.hex)
+        forgotten = self.saver.job(torrent.info_hash, self.store.delete, torrent.hex)
         d = torrent.stop(close_storage=not delete_data)
         d.addCallback(lambda _: forgotten)  # its StorageError, if any, once stopped
 
@@ -278,7 +338,10 @@ class Session:
         return d.addCallback(done)
 
     def start(self) -> None:
-        """Bring back the torrents added before the last stop."""
+        """Bring back the torrents added before the last stop, with their progress.
+
+        Opens the resume store: a damaged one raises ResumeStoreError (nothing is loaded).
+        """
         stored, problems = self.store.load_all()
         for problem in problems:
             _log.error("cannot load a stored torrent: {problem}", problem=problem)
@@ -294,15 +357,35 @@ class Session:
             if isinstance(item.options.get("added_at"), (int, float)):
                 torrent.added_at = item.options["added_at"]
             self.torrents[meta.info_hash] = torrent
-            self._start(torrent)
+            self._start(torrent, item.progress)
         if stored:
             _log.info("loaded {n} torrent(s)", n=len(self.torrents))
+        self.saver.start(lambda: self.torrents.values())
 
     def stop(self) -> defer.Deferred[Any]:
-        """Stop every torrent (announce ``stopped``, close peers)."""
-        return defer.DeferredList(
-            [t.stop() for t in self.torrents.values()], consumeErrors=True
-        )
+        """Stop every torrent (announce ``stopped``, close peers), save progress, close the store.
+
+        Progress is snapshotted right after the torrents' local stop (peers closed), not
+        after the trackers answered, so a slow tracker cannot eat the shutdown timeout that
+        bounds this whole Deferred. Only torrents that changed since their last save are
+        written; each torrent's files are closed after its save.
+        """
+        if self._store is None:  # never opened (a failed start): nothing to save
+            return defer.DeferredList(
+                [t.stop() for t in self.torrents.values()], consumeErrors=True
+            )
+        saver = self.saver
+        saver.stop_timer()
+        stops, saves = [], []
+        for t in list(self.torrents.values()):
+            stops.append(t.stop(close_storage=False))
+            if saver.dirty(t):
+                saves.append(saver.save_progress(t, close_storage=True))
+            else:
+                t.storage.close()
+        saved = defer.DeferredList(saves, consumeErrors=True)
+        saved.addCallback(lambda _: saver.close())
+        return defer.DeferredList([*stops, saved], consumeErrors=True)
 
     # -- peer connections -------------------------------------------------------------------
     def total_connections(self) -> int:

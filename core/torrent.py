@@ -25,6 +25,7 @@ from btd.core.metainfo import Metainfo
 from btd.core.peer import Peer
 from btd.core.picking import Availability, TorrentSwarm
 from btd.core.pieces import BlockResult, PieceBook
+from btd.core.resume import ResumeProgress, progress_problem, resume_plan
 from btd.core.storage import FileStorage
 from btd.core.swarm_peers import PeerCandidates
 from btd.core.tracker.announcer import Announcer
@@ -101,7 +102,9 @@ class Torrent:
         self.sources: dict[str, int] = {}  # "host:port" -> payload bytes received (all time)
         self.banned: list[str] = []
         self.check_progress = 0.0
+        self.have_changes = 0  # bumped whenever the set of pieces had changes (resume saves)
         self._checked = False
+        self._resume: ResumeProgress | None = None
         self._ticks = 0
         self._write_backlog = 0
         self._loop: LoopingCall | None = None
@@ -121,6 +124,7 @@ class Torrent:
         self.book = PieceBook(meta.num_pieces, meta.piece_length, meta.total_length)
         for index in have:
             self.book.mark_have(index)
+        self.have_changes += 1
         self.availability = Availability(meta.num_pieces)
         self.view = TorrentSwarm(self.book, self.availability)
         self.picker = self._make_picker(self.options.strategy)
@@ -151,26 +155,53 @@ class Torrent:
     def active(self) -> bool:
         return self.state in ("downloading", "seeding")
 
+    @property
+    def checked(self) -> bool:
+        """The piece set reflects the disk (the first check finished): worth saving."""
+        return self._checked
+
+    def progress_key(self) -> tuple[int, int, int]:
+        """Changes whenever what resume data records changes (pieces had, totals)."""
+        return (self.have_changes, self.uploaded, self.downloaded)
+
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> defer.Deferred[None]:
-        """Check existing data once, then download or seed."""
+    def start(self, resume: ResumeProgress | None = None) -> defer.Deferred[None]:
+        """Check existing data once, then download or seed.
+
+        With ``resume`` (saved progress), its totals come back and its pieces are trusted
+        without hashing, except those touching a file whose size changed since the save
+        (see ``btd.core.resume.resume_plan``); pieces it does not list are not hashed.
+        """
         self.error = None
         if self._checked:
             self._activate()
             return defer.succeed(None)
+        if resume is not None:
+            self.uploaded, self.downloaded = resume.uploaded, resume.downloaded
+            self.completed_at = resume.completed_at
+            problem = progress_problem(resume, self.num_pieces, len(self.meta.files))
+            if problem is None:
+                self._resume = resume
+            else:
+                _log.warn("resume data of {name} ignored: {problem}", name=self.name,
+                          problem=problem)
         return self._check(full=False)
 
     def _check(self, *, full: bool) -> defer.Deferred[None]:
         self.state = "checking"
         self.check_progress = 0.0
         files = self.storage.check_files()
+        trusted = Bitfield(self.num_pieces)
         if full:
             pieces = None
+        elif self._resume is not None:
+            plan = resume_plan(self._resume, files.files, self.num_pieces)
+            trusted, pieces = plan.trusted, plan.recheck
         else:
             existing = [f for f in files.files if f.exists and f.size > 0 and not f.pad]
             pieces = sorted({i for f in existing for i in f.pieces})
         if pieces == []:
-            return self._checked_result(Bitfield(self.num_pieces))
+            return self._checked_result(trusted)
 
         def progress(done: int, total: int) -> None:
             self.check_progress = done / total if total else 1.0
@@ -184,7 +215,13 @@ class Torrent:
             on_progress=progress,
             should_stop=lambda: self.state != "checking",
         )
-        d.addCallback(self._checked_result)
+
+        def found(have: Bitfield) -> defer.Deferred[None]:
+            for index in trusted:
+                have.add(index)
+            return self._checked_result(have)
+
+        d.addCallback(found)
         d.addErrback(self._check_failed)
         return d
 
@@ -193,6 +230,7 @@ class Torrent:
             return defer.succeed(None)
         self._build_book(have)
         self._checked = True
+        self._resume = None  # used once: a later check (torrent.verify) reads the disk
         self.check_progress = 1.0
         self.env.emit(self, "verified", {"pieces": have.count})
         if self.options.paused:
@@ -422,7 +460,7 @@ class Torrent:
                 allowed.add(index)
         if self._write_backlog > MAX_WRITE_BACKLOG:
             return
-        depth = peer.pipeline_depth()
+        depth = peer.depth
         pending = self.book.pending_count(peer)
         if pending > depth * 3 // 4:
             return
@@ -478,10 +516,12 @@ class Torrent:
 
         def done(ok: bool) -> None:
             self._write_backlog -= size
+            book.recycle(data)
             if self.book is not book:
                 return  # a recheck rebuilt the book from the disk meanwhile
             if self.state not in ("downloading", "seeding"):
                 book.on_verified(index, ok)  # paused: keep the piece (it is on disk) or not
+                self.have_changes += int(ok)
                 return
             self._piece_checked(index, ok)
 
@@ -501,6 +541,7 @@ class Torrent:
 
     def _piece_checked(self, index: int, ok: bool) -> None:
         contributors = self.book.on_verified(index, ok)
+        self.have_changes += int(ok)
         if not ok:
             self.wasted += self.meta.piece_size(index)
             self._punish(contributors, index)
@@ -582,6 +623,7 @@ class Torrent:
                 self._refill_all(skip=peer)
             if now - peer.last_sent_at > KEEPALIVE_AFTER:
                 peer.write(m.KEEP_ALIVE)
+            peer.update_depth()
         if self._ticks % RECHOKE_EVERY == 0:
             self.uploader.rechoke()
         self._connect_more()

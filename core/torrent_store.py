@@ -1,10 +1,13 @@
-"""Durable copies of added torrents in the state directory.
+"""Durable copies of added torrents in the state directory: the fallback ResumeStore.
 
-``<state_dir>/torrents/<info hash>.torrent`` holds the metainfo exactly as added and
-``<info hash>.json`` the options (save path, paused, strategy). Both are written to a
-temporary file, fsynced and renamed, so a crash leaves either the old or the new file,
-never half of one. This is what makes ``torrent.add`` durable before it replies; the
-resume-data plugin adds piece state on top.
+``<state_dir>/torrents/<info hash>.torrent`` holds the metainfo exactly as added,
+``<info hash>.json`` the options (save path, paused, strategy) and ``<info hash>.resume`` the
+progress (a small JSON: pieces had, totals, file sizes). Each is written to a temporary
+file, fsynced and renamed, so a crash leaves either the old or the new file, never half of
+one. This is what makes ``torrent.add`` durable before it replies. The session uses it when
+no plugin answers ``btd_resume_store`` (the ``resume_sqlite`` plugin keeps the same data in
+one SQLite file). A progress file that cannot be read is reported and ignored: the torrent
+then loads as if it had none (its existing files are rechecked).
 """
 
 from __future__ import annotations
@@ -12,18 +15,63 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from btd.core.errors import StorageError
+from btd.core.resume import DEFAULT_SAVE_INTERVAL, ResumeProgress, StoredTorrent
+
+__all__ = ["StoredTorrent", "TorrentStore", "progress_from_json", "progress_to_json"]
+
+_SUFFIXES = (".torrent", ".json", ".resume")
 
 
-@dataclass(frozen=True)
-class StoredTorrent:
-    info_hash: str
-    metainfo: bytes
-    options: dict[str, Any]
+def progress_to_json(progress: ResumeProgress) -> dict[str, Any]:
+    return {
+        "have": progress.have.hex(),
+        "num_pieces": progress.num_pieces,
+        "uploaded": progress.uploaded,
+        "downloaded": progress.downloaded,
+        "file_sizes": list(progress.file_sizes),
+        "completed_at": progress.completed_at,
+        "saved_at": progress.saved_at,
+    }
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise ValueError(f"{name} is not a count")
+    return value
+
+
+def _time(value: Any, name: str, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} is not a time")
+    return float(value)
+
+
+def progress_from_json(raw: Any) -> ResumeProgress:
+    """The inverse of ``progress_to_json``; ValueError for anything malformed."""
+    if not isinstance(raw, dict):
+        raise ValueError("progress is not a JSON object")
+    try:
+        have = bytes.fromhex(raw["have"])
+        sizes = raw["file_sizes"]
+        if not isinstance(sizes, list):
+            raise ValueError("file_sizes is not a list")
+        return ResumeProgress(
+            have=have,
+            num_pieces=_int(raw["num_pieces"], "num_pieces"),
+            uploaded=_int(raw["uploaded"], "uploaded"),
+            downloaded=_int(raw["downloaded"], "downloaded"),
+            file_sizes=tuple(_int(v, "a file size") for v in sizes),
+            completed_at=_time(raw.get("completed_at"), "completed_at", optional=True),
+            saved_at=_time(raw["saved_at"], "saved_at") or 0.0,
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"progress is incomplete: {exc}") from exc
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -54,8 +102,37 @@ def _unlink(path: Path) -> None:
 class TorrentStore:
     """Blocking file operations: call them from a worker thread."""
 
+    save_interval = DEFAULT_SAVE_INTERVAL
+
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir / "torrents"
+
+    # -- the ResumeStore protocol ---------------------------------------------------------------
+    def save_torrent(self, info_hash: str, metainfo: bytes, options: dict[str, Any]) -> None:
+        """A new torrent: its metainfo and options, durable on return; older progress goes."""
+        try:
+            _unlink(self.dir / f"{info_hash}.resume")  # it may describe other files
+        except OSError as exc:
+            why = exc.strerror or exc
+            raise StorageError(f"cannot save torrent state in {self.dir}: {why}") from exc
+        self.save(info_hash, metainfo, options)
+
+    def save_options(self, info_hash: str, options: dict[str, Any]) -> None:
+        self.save(info_hash, None, options)
+
+    def save_progress(self, info_hash: str, progress: ResumeProgress) -> None:
+        """Write ``<hash>.resume`` (the folder is not fsynced: losing it costs only a recheck)."""
+        if not (self.dir / f"{info_hash}.torrent").exists():
+            return  # removed meanwhile: do not leave progress behind
+        try:
+            data = json.dumps(progress_to_json(progress)).encode()
+            _atomic_write(self.dir / f"{info_hash}.resume", data)
+        except OSError as exc:
+            why = exc.strerror or exc
+            raise StorageError(f"cannot save progress in {self.dir}: {why}") from exc
+
+    def close(self) -> None:
+        """Nothing is held open."""
 
     def save(self, info_hash: str, metainfo: bytes | None, options: dict[str, Any]) -> None:
         """Write the options and (when given, i.e. on add) the metainfo.
@@ -87,7 +164,7 @@ class TorrentStore:
     def delete(self, info_hash: str) -> None:
         """Forget a removed torrent (files already gone are fine)."""
         try:
-            for suffix in (".torrent", ".json"):
+            for suffix in _SUFFIXES:
                 _unlink(self.dir / f"{info_hash}{suffix}")
         except OSError as exc:
             why = exc.strerror or exc
@@ -110,5 +187,12 @@ class TorrentStore:
             except (OSError, ValueError) as exc:
                 problems.append(f"{path}: {exc}")
                 continue
-            found.append(StoredTorrent(info_hash, metainfo, options))
+            progress = None
+            progress_path = path.with_suffix(".resume")
+            try:
+                if progress_path.exists():
+                    progress = progress_from_json(json.loads(progress_path.read_text()))
+            except (OSError, ValueError) as exc:
+                problems.append(f"{progress_path}: {exc} (ignored: its files will be rechecked)")
+            found.append(StoredTorrent(info_hash, metainfo, options, progress))
         return found, problems

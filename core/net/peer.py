@@ -22,6 +22,7 @@ from btd.core.wire.codec import WireDecoder, encode_handshake
 
 HANDSHAKE_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 15.0
+READ_SIZE = 256 * 1024
 
 _log = Logger()
 
@@ -72,6 +73,10 @@ class PeerProtocol(Protocol):
 
     # -- Twisted ------------------------------------------------------------------------
     def connectionMade(self) -> None:
+        # Read up to 256 KiB per wakeup (Twisted's default is 64 KiB): fewer syscalls and
+        # fewer trips through the decoder when a fast peer fills the socket.
+        if hasattr(self.transport, "bufferSize"):
+            self.transport.bufferSize = READ_SIZE  # type: ignore[union-attr]
         peer = self.transport.getPeer()  # type: ignore[union-attr]
         if hasattr(peer, "host"):
             self.address = (peer.host, peer.port)

@@ -1,0 +1,489 @@
+"""Watch folders (``watch_dir``): .torrent files dropped into a folder are added.
+
+A file is taken only once it is complete: at once when inotify reports it closed after
+writing (IN_CLOSE_WRITE) or renamed into place (IN_MOVED_TO), otherwise when a periodic
+scan sees the same size, mtime and inode twice in a row. The scan also finds files that
+were there before btd started and is the whole mechanism where inotify is missing.
+
+Once added (or already present) the file is moved to ``<folder>/added/`` or deleted, so a
+folder holds only what is still to do. A file that is not a usable torrent is renamed
+``<name>.invalid`` (reason in ``<name>.invalid.txt``) and never tried again; a failure of
+btd itself (state directory full) leaves the file where it is for a later retry.
+Hidden files, empty files, symlinks and subfolders are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from btd.core.config_schema import Invalid, expand_path
+from btd.core.errors import ConfigError, MetainfoError, StorageError
+from btd.core.plugin import hookimpl
+
+PLUGIN = "watch_dir"
+MAX_TORRENT_SIZE = 10 * 1024 * 1024  # a .torrent larger than this is refused
+RETRY_AFTER = 60.0  # seconds before a file btd failed to store is tried again
+ADDED_DIR = "added"
+FOLDER_KEYS = ("path", "save_path", "paused", "strategy", "on_added", "interval")
+ON_ADDED = ("move", "delete")
+
+_log = Logger(namespace="btd.plugins.watch_dir")
+
+Signature = tuple[int, int, int]  # size, mtime_ns, inode: "unchanged" between two scans
+
+
+# -- settings ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FolderSpec:
+    """One watched folder and the options its torrents are added with."""
+
+    path: Path
+    save_path: Path | None = None
+    paused: bool = False
+    strategy: str | None = None
+    on_added: str = "move"
+    interval: float = 2.0
+
+
+def _path(value: Any, key: str) -> Path:
+    try:
+        return expand_path(value, os.environ)
+    except Invalid as exc:
+        raise ConfigError(exc.message + (f", got {value!r}" if exc.show_value else ""), key=key)
+
+
+def parse_folder(raw: Any, key: str) -> FolderSpec:
+    """One ``folders[i]`` mapping; ConfigError names ``plugins.watch_dir.folders[i].<key>``."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"must be a mapping with at least path:, got {raw!r}", key=key)
+    for name in raw:
+        if name not in FOLDER_KEYS:
+            raise ConfigError(f"unknown setting (known: {', '.join(FOLDER_KEYS)})",
+                              key=f"{key}.{name}")
+    if "path" not in raw:
+        raise ConfigError("required: the folder to watch (an absolute path)", key=f"{key}.path")
+    spec: dict[str, Any] = {"path": _path(raw["path"], f"{key}.path")}
+    if raw.get("save_path") is not None:
+        spec["save_path"] = _path(raw["save_path"], f"{key}.save_path")
+    if "paused" in raw:
+        if not isinstance(raw["paused"], bool):
+            raise ConfigError(f"must be true or false, got {raw['paused']!r}", key=f"{key}.paused")
+        spec["paused"] = raw["paused"]
+    if raw.get("strategy") is not None:
+        strategy = raw["strategy"]
+        if not isinstance(strategy, str) or not strategy.strip():
+            raise ConfigError(f"must be a strategy name, got {strategy!r}", key=f"{key}.strategy")
+        spec["strategy"] = strategy
+    if "on_added" in raw:
+        if raw["on_added"] not in ON_ADDED:
+            raise ConfigError(f"must be move or delete, got {raw['on_added']!r}",
+                              key=f"{key}.on_added")
+        spec["on_added"] = raw["on_added"]
+    if "interval" in raw:
+        interval = raw["interval"]
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not (
+            0 < interval <= 3600
+        ):
+            raise ConfigError(f"must be a number of seconds in (0, 3600], got {interval!r}",
+                              key=f"{key}.interval")
+        spec["interval"] = float(interval)
+    return FolderSpec(**spec)
+
+
+def parse_settings(raw: Mapping[str, Any] | None) -> tuple[FolderSpec, ...]:
+    """The plugin's YAML mapping -> the folders to watch (validated, paths absolute)."""
+    base = f"plugins.{PLUGIN}"
+    raw = raw or {}
+    for name in raw:
+        if name != "folders":
+            raise ConfigError("unknown setting (known: folders)", key=f"{base}.{name}")
+    folders = raw.get("folders")
+    if not isinstance(folders, (list, tuple)):
+        raise ConfigError(f"required: a list of folders ({{path: /abs/dir}}), got {folders!r}",
+                          key=f"{base}.folders")
+    specs: list[FolderSpec] = []
+    for i, item in enumerate(folders):
+        spec = parse_folder(item, f"{base}.folders[{i}]")
+        for j, other in enumerate(specs):
+            if other.path == spec.path:
+                raise ConfigError(f"the same folder as folders[{j}]",
+                                  key=f"{base}.folders[{i}].path")
+        specs.append(spec)
+    return tuple(specs)
+
+
+# -- blocking file work (thread pool) ------------------------------------------------------------
+class BadTorrentFile(Exception):
+    """The file will never become a usable torrent: rename it aside."""
+
+
+class NotACandidate(Exception):
+    """Not ours to take after all (a symlink, a FIFO, an empty file): leave it alone."""
+
+
+def wanted_name(name: str) -> bool:
+    """``*.torrent`` only; hidden files (temporary names) and ``*.magnet`` are left alone."""
+    return not name.startswith(".") and name.lower().endswith(".torrent")
+
+
+def list_candidates(folder: Path) -> tuple[dict[str, Signature], list[str]]:
+    """(regular non-empty ``*.torrent`` files -> signature, symlinked names skipped)."""
+    found: dict[str, Signature] = {}
+    links: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not wanted_name(entry.name):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                links.append(entry.name)
+            elif stat.S_ISREG(st.st_mode) and st.st_size > 0:
+                found[entry.name] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return found, links
+
+
+def read_torrent(folder: Path, name: str) -> tuple[bytes, Signature]:
+    """The file's bytes, never through a symlink, never more than MAX_TORRENT_SIZE."""
+    try:
+        fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotACandidate("a symlink") from exc
+        if exc.errno == errno.ENOENT:
+            raise
+        raise BadTorrentFile(f"unreadable: {exc.strerror}") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            raise NotACandidate("not a regular non-empty file")
+        if st.st_size > MAX_TORRENT_SIZE:
+            raise BadTorrentFile(f"too large: {st.st_size} bytes (limit {MAX_TORRENT_SIZE})")
+        chunks, total = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_TORRENT_SIZE:
+                raise BadTorrentFile(f"too large: over {MAX_TORRENT_SIZE} bytes")
+        return b"".join(chunks), (st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError as exc:
+        raise BadTorrentFile(f"unreadable: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+def _free_name(folder: Path, stem: str, suffix: str) -> Path:
+    """``stem+suffix``, else ``stem.1+suffix``, ``stem.2+suffix``... whichever is free."""
+    candidate = folder / f"{stem}{suffix}"
+    n = 0
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = folder / f"{stem}.{n}{suffix}"
+    return candidate
+
+
+def move_to_added(folder: Path, name: str) -> Path:
+    """``<folder>/added/<name>``; a name already there gets ``.1``, ``.2``... before .torrent."""
+    added = folder / ADDED_DIR
+    added.mkdir(exist_ok=True)
+    base, ext = os.path.splitext(name)
+    target = _free_name(added, base, ext)
+    os.rename(folder / name, target)
+    return target
+
+
+def delete_file(folder: Path, name: str) -> Path:
+    os.unlink(folder / name)
+    return folder / name
+
+
+def mark_invalid(folder: Path, name: str, reason: str) -> Path:
+    """Rename to ``<name>.invalid`` (free name) and write the reason next to it."""
+    target = _free_name(folder, name, ".invalid")
+    os.rename(folder / name, target)
+    try:
+        (folder / f"{target.name}.txt").write_text(f"{name}: {reason}\n")
+    except OSError:
+        pass  # the reason is in the log too
+    return target
+
+
+# -- one folder -----------------------------------------------------------------------------------
+class FolderWatcher:
+    """Finds complete .torrent files in one folder and hands them to ``session.add``.
+
+    ``session`` needs ``add``, ``run_blocking``, ``reactor`` (IReactorTime; inotify is used
+    only when it is also an IReactorFDSet on Linux) and optionally ``stopping``.
+    """
+
+    def __init__(self, spec: FolderSpec, session: Any, *, inotify: bool | None = None,
+                 log: Logger | None = None) -> None:
+        self.spec = spec
+        self.session = session
+        self.clock = session.reactor
+        self.log = log or _log
+        self._want_inotify = _inotify_possible(self.clock) if inotify is None else inotify
+        self._notifier: Any = None
+        self._loop: LoopingCall | None = None
+        self._last: dict[str, Signature] = {}  # the previous scan
+        self._busy: dict[str, defer.Deferred[None]] = {}  # takes in flight
+        self._skip: dict[str, Signature] = {}  # not retried until the file changes
+        self._retry_at: dict[str, float] = {}  # btd failed to store it: try again later
+        self._links_told: set[str] = set()
+        self._scan_error: str | None = None
+        self.stopped = False
+
+    @property
+    def path(self) -> Path:
+        return self.spec.path
+
+    def start(self) -> defer.Deferred[None]:
+        """Create the folder if missing, then watch (inotify) and scan every ``interval``."""
+        d = self.session.run_blocking(_ensure_folder, self.path)
+
+        def created(made: bool) -> None:
+            if made:
+                self.log.info("watch folder {path} did not exist; created it", path=str(self.path))
+
+        def not_created(failure: Any) -> None:
+            self.log.error("watch folder {path} is missing and cannot be created: {e}",
+                           path=str(self.path), e=failure.getErrorMessage())
+
+        def watch(_: object) -> None:
+            if self.stopped:
+                return
+            self._start_inotify()
+            how = "inotify and " if self._notifier is not None else ""
+            self.log.info("watching {path} for .torrent files ({how}a scan every {s:g} s)",
+                          path=str(self.path), how=how, s=self.spec.interval)
+            self._loop = LoopingCall(self.scan)
+            self._loop.clock = self.clock
+            self._loop.start(self.spec.interval, now=True)
+
+        return d.addCallbacks(created, not_created).addCallback(watch)
+
+    def stop(self) -> defer.Deferred[Any]:
+        """Stop watching; the Deferred fires when the takes in flight are done."""
+        self.stopped = True
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._stop_inotify()
+        return defer.DeferredList(list(self._busy.values()), consumeErrors=True)
+
+    # -- detection ----------------------------------------------------------------------------
+    def _start_inotify(self) -> None:
+        if not self._want_inotify or self._notifier is not None:
+            return
+        from twisted.internet import inotify
+        from twisted.python.filepath import FilePath
+
+        notifier = None
+        try:
+            notifier = inotify.INotify(reactor=self.clock)
+            notifier.startReading()
+            notifier.watch(FilePath(str(self.path)),
+                           mask=inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO,
+                           callbacks=[self._inotify_event])
+        except Exception as exc:  # no inotify instances left, folder missing: scans still run
+            self.log.warn("watch folder {path}: inotify unavailable ({e}); polling every {s} s",
+                          path=str(self.path), e=str(exc), s=self.spec.interval)
+            if notifier is not None:
+                with contextlib.suppress(Exception):
+                    notifier.loseConnection()
+            return
+        self._notifier = notifier
+
+    def _stop_inotify(self) -> None:
+        if self._notifier is not None:
+            notifier, self._notifier = self._notifier, None
+            with contextlib.suppress(Exception):
+                notifier.loseConnection()
+
+    def _inotify_event(self, _watch: Any, filepath: Any, mask: int) -> None:
+        from twisted.internet import inotify
+
+        if mask & (inotify.IN_DELETE_SELF | inotify.IN_IGNORED):
+            self._notifier = None  # Twisted dropped it; re-watched once a scan succeeds
+            return
+        if mask & (inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO):
+            self.notice(os.fsdecode(filepath.basename()))
+
+    def notice(self, name: str) -> None:
+        """The file is known complete (closed after writing, or renamed into place)."""
+        if wanted_name(name):
+            self._skip.pop(name, None)  # rewritten: worth another try
+            self.take(name)
+
+    def scan(self) -> defer.Deferred[None]:
+        """One listing; a file unchanged since the previous one is taken. Never fails."""
+        d = self.session.run_blocking(list_candidates, self.path)
+        d.addCallbacks(self._scanned, self._scan_failed)
+        d.addErrback(lambda f: self.log.failure("watch folder {path}: scan failed", f,
+                                                path=str(self.path)))
+        return d  # a failed Deferred would stop the LoopingCall
+
+    def _scan_failed(self, failure: Any) -> None:
+        message = failure.getErrorMessage()
+        if self._scan_error != message:
+            self.log.warn("cannot read watch folder {path}: {e}", path=str(self.path), e=message)
+        self._scan_error = message
+        self._last = {}
+
+    def _scanned(self, result: tuple[dict[str, Signature], list[str]]) -> None:
+        found, links = result
+        if self._scan_error is not None:
+            self.log.info("watch folder {path} is readable again", path=str(self.path))
+            self._scan_error = None
+            self._start_inotify()
+        for name in links:
+            if name not in self._links_told:
+                self.log.info("watch folder {path}: {name} is a symlink; ignored",
+                              path=str(self.path), name=name)
+        self._links_told = set(links)
+        previous, self._last = self._last, found
+        for key in [k for k, sig in self._skip.items() if found.get(k) != sig]:
+            del self._skip[key]  # changed or gone: worth another look
+        for name, sig in found.items():
+            if previous.get(name) == sig:
+                self.take(name)
+
+    # -- taking a file ---------------------------------------------------------------------------
+    def take(self, name: str) -> None:
+        if self.stopped or getattr(self.session, "stopping", False) or name in self._busy:
+            return
+        if name in self._skip:  # until a scan or inotify sees it change
+            return
+        if self.clock.seconds() < self._retry_at.get(name, 0.0):
+            return
+        self._retry_at.pop(name, None)
+        d = self._take(name)
+        self._busy[name] = d
+        d.addBoth(lambda _: self._done(name))
+
+    def _done(self, name: str) -> None:
+        self._busy.pop(name, None)
+
+    @defer.inlineCallbacks
+    def _take(self, name: str) -> Any:
+        folder, where = self.path, str(self.path)
+        try:
+            data, sig = yield self.session.run_blocking(read_torrent, folder, name)
+        except (FileNotFoundError, NotACandidate):
+            return  # gone already (taken by a racing event), or not a plain file
+        except BadTorrentFile as exc:
+            yield self._reject(name, str(exc))
+            return
+        except Exception as exc:
+            self.log.error("watch folder {path}: reading {name} failed: {e}",
+                           path=where, name=name, e=str(exc))
+            return
+        spec = self.spec
+        try:
+            added = self.session.add(
+                data,
+                save_path=str(spec.save_path) if spec.save_path is not None else None,
+                paused=spec.paused,
+                strategy=spec.strategy,
+            )
+        except MetainfoError as exc:
+            yield self._reject(name, f"not a valid torrent: {exc}")
+            return
+        except ValueError as exc:  # the folder's strategy is unknown: a setting, not the file
+            self.log.error("watch folder {path}: {name} left in place: {e}",
+                           path=where, name=name, e=str(exc))
+            self._skip[name] = sig
+            return
+        try:
+            result = yield added
+        except Exception as exc:
+            kind = "storing" if isinstance(exc, StorageError) else "adding"
+            self.log.error("watch folder {path}: {kind} {name} failed ({e}); "
+                           "left in place, retried in {s:.0f} s",
+                           path=where, kind=kind, name=name, e=str(exc), s=RETRY_AFTER)
+            self._retry_at[name] = self.clock.seconds() + RETRY_AFTER
+            return
+        done = move_to_added if spec.on_added == "move" else delete_file
+        try:
+            target = yield self.session.run_blocking(done, folder, name)
+        except Exception as exc:
+            self.log.error("watch folder {path}: {name} was added but cannot be {verb}: {e}",
+                           path=where, name=name, e=str(exc),
+                           verb="moved" if spec.on_added == "move" else "deleted")
+            self._skip[name] = sig  # do not re-add it every scan; it is already present
+            return
+        self.log.info("watch folder {path}: {name} {how} as {hash} ({what})",
+                      path=where, name=name, hash=result.get("info_hash"),
+                      how="added" if result.get("added") else "already present",
+                      what=f"moved to {target}" if spec.on_added == "move" else "deleted")
+
+    @defer.inlineCallbacks
+    def _reject(self, name: str, reason: str) -> Any:
+        where = str(self.path)
+        try:
+            target = yield self.session.run_blocking(mark_invalid, self.path, name, reason)
+        except Exception as exc:
+            self.log.error("watch folder {path}: {name} is unusable ({reason}) and cannot be "
+                           "renamed: {e}", path=where, name=name, reason=reason, e=str(exc))
+            sig = self._last.get(name)
+            if sig is not None:
+                self._skip[name] = sig
+            return
+        self.log.error("watch folder {path}: {name} is unusable ({reason}); renamed to {new}",
+                       path=where, name=name, reason=reason, new=target.name)
+
+
+def _ensure_folder(path: Path) -> bool:
+    """True if the folder had to be created."""
+    if path.is_dir():
+        return False
+    path.mkdir(parents=True, exist_ok=True)
+    return True
+
+
+def _inotify_possible(reactor: Any) -> bool:
+    from twisted.internet.interfaces import IReactorFDSet
+    from twisted.python.runtime import platform
+
+    return platform.supportsINotify() and IReactorFDSet.providedBy(reactor)
+
+
+# -- hooks -----------------------------------------------------------------------------------------
+_folders: tuple[FolderSpec, ...] = ()
+_watchers: list[FolderWatcher] = []
+
+
+@hookimpl
+def btd_configure(config: Any) -> None:
+    """Settings: ``folders`` (list of ``{path, save_path, paused, strategy, on_added, interval}``)."""
+    global _folders
+    _folders = parse_settings((getattr(config, "plugins", None) or {}).get(PLUGIN))
+
+
+@hookimpl
+def btd_session_started(session: Any) -> None:
+    for spec in _folders:
+        watcher = FolderWatcher(spec, session)
+        _watchers.append(watcher)
+        watcher.start()
+
+
+@hookimpl
+def btd_session_stopping(session: Any) -> defer.Deferred[Any] | None:
+    if not _watchers:
+        return None
+    stopping = [w.stop() for w in _watchers]
+    _watchers.clear()
+    return defer.DeferredList(stopping, consumeErrors=True)

@@ -1,0 +1,82 @@
+"""A real btd with watch folders configured only through YAML: files dropped the way a cron
+job should (written under a hidden name, then renamed into place) are added and moved; a
+garbage file is set aside as ``.invalid``; a folder missing at start is created."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from btdtest import wait_until
+from twisted.python.runtime import platform
+
+from btd.core.bencode import encode
+from btd.core.metainfo import parse_metainfo
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not platform.supportsINotify(), reason="needs inotify (Linux)"),
+]
+
+
+def torrent_bytes(name: str) -> bytes:
+    info = {b"name": name.encode(), b"piece length": 16384, b"length": 1000,
+            b"pieces": b"\7" * 20}
+    return encode({b"info": info})
+
+
+def drop(folder: Path, name: str, data: bytes) -> None:
+    """What a well-behaved cron job does: never a half-written file under the final name."""
+    tmp = folder / f".{name}.part"
+    tmp.write_bytes(data)
+    os.rename(tmp, folder / name)
+
+
+def test_watch_folders_from_yaml(tmp_path: Path, btd_factory) -> None:
+    inbox, later, elsewhere = tmp_path / "inbox", tmp_path / "later", tmp_path / "elsewhere"
+    inbox.mkdir()
+    early = torrent_bytes("early")
+    (inbox / "early.torrent").write_bytes(early)  # there before btd starts: found by a scan
+    config = f"""
+plugins:
+  rarest_first: {{}}
+  sequential: {{}}
+  watch_dir:
+    folders:
+      - path: {inbox}
+        interval: 0.5
+      - path: {later}
+        save_path: {elsewhere}
+        paused: true
+        strategy: sequential
+        on_added: delete
+        interval: 3600
+"""
+    btd = btd_factory(config=config).start()
+    early_hash = parse_metainfo(early).hex
+    wait_until(lambda: (inbox / "added" / "early.torrent").exists(), what="early.torrent moved")
+    assert btd.call("torrent.get", {"info_hash": early_hash})["save_path"] == str(btd.downloads)
+
+    # Scanned only at start: what is dropped later can only be seen through inotify.
+    wait_until(lambda: f"watching {later} for .torrent files (inotify" in btd.log_text(),
+               what="the missing folder to be created and watched")
+    assert later.is_dir() and f"watch folder {later} did not exist; created it" in btd.log_text()
+    fresh = torrent_bytes("fresh")
+    fresh_hash = parse_metainfo(fresh).hex
+    with btd.client() as events:
+        events.call("events.subscribe")
+        drop(later, "fresh.torrent", fresh)
+        drop(inbox, "garbage.torrent", b"<html>404 not found</html>")
+        added = btd.wait_event(events, "added", fresh_hash, timeout=30)
+    assert added["save_path"] == str(elsewhere)
+    status = btd.call("torrent.get", {"info_hash": fresh_hash})
+    assert status["state"] == "paused" and status["strategy"] == "sequential"
+    wait_until(lambda: not (later / "fresh.torrent").exists(), what="fresh.torrent deleted")
+    assert not (later / "added").exists()
+
+    wait_until(lambda: (inbox / "garbage.torrent.invalid").exists(), what="garbage set aside")
+    assert not (inbox / "garbage.torrent").exists()
+    assert "garbage.torrent is unusable" in btd.log_text()
+    assert {t["info_hash"] for t in btd.call("torrent.list")} == {early_hash, fresh_hash}
+    assert btd.stop() == 0
