@@ -1,0 +1,117 @@
+"""Magnet URIs (BEP 9): ``magnet:?xt=urn:btih:<hash>&dn=<name>&tr=<tracker>&x.pe=<peer>``.
+
+Pure parsing. The info hash may be 40 hex digits or 32 base32 characters. Bad magnets raise
+MetainfoError with a message naming the parameter, like a bad .torrent does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import urllib.parse
+from dataclasses import dataclass
+
+from btd.core.errors import MetainfoError
+from btd.core.types import PeerAddress
+
+MAX_MAGNET_LENGTH = 64 * 1024
+TRACKER_SCHEMES = ("http", "https", "udp")
+
+
+@dataclass(frozen=True)
+class Magnet:
+    """What a magnet link tells: the info hash, and optionally a name, trackers and peers."""
+
+    info_hash: bytes
+    name: str | None = None
+    trackers: tuple[str, ...] = ()
+    peers: tuple[PeerAddress, ...] = ()
+
+    @property
+    def hex(self) -> str:
+        return self.info_hash.hex()
+
+    def to_uri(self) -> str:
+        params = [("xt", f"urn:btih:{self.hex}")]
+        if self.name:
+            params.append(("dn", self.name))
+        params += [("tr", t) for t in self.trackers]
+        params += [("x.pe", _format_peer(p)) for p in self.peers]
+        return "magnet:?" + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+
+
+def _format_peer(peer: PeerAddress) -> str:
+    host, port = peer
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_info_hash(value: str) -> bytes:
+    """``urn:btih:`` value: 40 hex or 32 base32 characters -> 20 bytes."""
+    if len(value) == 40:
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            raise MetainfoError(f"xt: {value!r} is not 40 hex digits") from None
+    if len(value) == 32:
+        try:
+            return base64.b32decode(value.upper())
+        except (binascii.Error, ValueError):
+            raise MetainfoError(f"xt: {value!r} is not valid base32") from None
+    raise MetainfoError(
+        f"xt: an info hash has 40 hex or 32 base32 characters, got {len(value)}"
+    )
+
+
+def parse_peer(value: str) -> PeerAddress:
+    """``x.pe``: ``host:port`` or ``[v6]:port`` with an IP literal (hostnames are refused)."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep:
+        raise MetainfoError(f"x.pe: {value!r} is not host:port")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ip = ipaddress.ip_address(host)
+        port = int(port_text)
+    except ValueError:
+        raise MetainfoError(f"x.pe: {value!r} is not an IP address and port") from None
+    if not 0 < port < 65536:
+        raise MetainfoError(f"x.pe: port {port} out of range")
+    return (str(ip), port)
+
+
+def parse_magnet(uri: str) -> Magnet:
+    """A magnet URI -> Magnet; MetainfoError for anything we cannot use."""
+    uri = uri.strip()
+    if len(uri) > MAX_MAGNET_LENGTH:
+        raise MetainfoError("magnet link longer than 64 KiB")
+    if not uri.lower().startswith("magnet:?"):
+        raise MetainfoError("not a magnet link (it must start with 'magnet:?')")
+    try:
+        params = urllib.parse.parse_qsl(uri[len("magnet:?") :], keep_blank_values=True,
+                                        strict_parsing=False, errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MetainfoError(f"malformed magnet link: {exc}") from None
+    info_hash: bytes | None = None
+    name: str | None = None
+    trackers: list[str] = []
+    peers: list[PeerAddress] = []
+    for key, value in params:
+        base = key.split(".", 1)[0] if key.startswith(("xt.", "tr.")) else key
+        if base == "xt":
+            if not value.lower().startswith("urn:btih:"):
+                continue  # other hash kinds (btmh = BitTorrent v2) are not ours yet
+            parsed = parse_info_hash(value[len("urn:btih:") :])
+            if info_hash is not None and parsed != info_hash:
+                raise MetainfoError("xt: two different BitTorrent info hashes")
+            info_hash = parsed
+        elif base == "dn":
+            name = value or None
+        elif base == "tr":
+            scheme = urllib.parse.urlsplit(value).scheme.lower()
+            if scheme in TRACKER_SCHEMES and value not in trackers:
+                trackers.append(value)
+        elif base == "x.pe":
+            peers.append(parse_peer(value))
+    if info_hash is None:
+        raise MetainfoError("xt: the magnet link has no urn:btih info hash")
+    return Magnet(info_hash, name, tuple(trackers), tuple(peers))

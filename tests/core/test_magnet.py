@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from btd.core.errors import MetainfoError
+from btd.core.magnet import Magnet, parse_magnet
+
+HASH = bytes(range(20))
+
+
+def test_hex_hash_name_trackers_and_peers() -> None:
+    uri = (
+        f"magnet:?xt=urn:btih:{HASH.hex().upper()}&dn=My%20File&tr=http%3A%2F%2F127.0.0.1%2Fa"
+        "&tr=udp://127.0.0.1:80&tr=ftp://nope&x.pe=127.0.0.1:6881&x.pe=[::1]:51413"
+    )
+    m = parse_magnet(uri)
+    assert m.info_hash == HASH
+    assert m.name == "My File"
+    assert m.trackers == ("http://127.0.0.1/a", "udp://127.0.0.1:80")
+    assert m.peers == (("127.0.0.1", 6881), ("::1", 51413))
+
+
+def test_base32_hash() -> None:
+    b32 = base64.b32encode(HASH).decode()
+    assert parse_magnet(f"magnet:?xt=urn:btih:{b32}").info_hash == HASH
+    assert parse_magnet(f"magnet:?xt=urn:btih:{b32.lower()}").info_hash == HASH
+
+
+def test_round_trip() -> None:
+    m = Magnet(HASH, "a & b", ("http://127.0.0.1:1/announce",), (("::1", 5),))
+    assert parse_magnet(m.to_uri()) == m
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("http://example/", "not a magnet link"),
+        ("magnet:?dn=x", "no urn:btih"),
+        ("magnet:?xt=urn:btih:1234", "40 hex or 32 base32"),
+        ("magnet:?xt=urn:btih:" + "zz" * 20, "not 40 hex"),
+        ("magnet:?xt=urn:btih:" + "1" * 32, "not valid base32"),
+        (f"magnet:?xt=urn:btih:{HASH.hex()}&xt=urn:btih:{'00' * 20}", "two different"),
+        (f"magnet:?xt=urn:btih:{HASH.hex()}&x.pe=host:1", "not an IP address"),
+        (f"magnet:?xt=urn:btih:{HASH.hex()}&x.pe=127.0.0.1:0", "out of range"),
+        ("magnet:?xt=urn:btih:" + "a" * 70000, "longer than 64 KiB"),
+    ],
+)
+def test_bad_magnets_are_refused_clearly(uri: str, message: str) -> None:
+    with pytest.raises(MetainfoError, match=message):
+        parse_magnet(uri)
+
+
+@given(st.text(max_size=300))
+def test_garbage_raises_only_metainfo_error(text: str) -> None:
+    try:
+        parse_magnet("magnet:?" + text)
+    except MetainfoError:
+        pass
