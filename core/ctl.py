@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import btd.core.ctl_plugins  # noqa: F401  (registers plugins)
 import btd.core.ctl_session  # noqa: F401  (registers status, methods, shutdown, call)
 import btd.core.ctl_torrent  # noqa: F401  (registers add, list, info, pause, rm, ...)
 from btd.core import paths

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -115,9 +116,13 @@ def parse_count(value: Any, key: str, minimum: int) -> int:
 
 def _parse_argv(value: Any, key: str) -> tuple[str, ...]:
     if isinstance(value, str):
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            words = value.split()
+        hint = json.dumps(words[:6] + (["..."] if len(words) > 6 else []) or ["program"])
         raise ConfigError(
-            "must be a list [program, arg, ...], not a string: no shell is used, so write "
-            f"e.g. [{', '.join(value.split()[:2]) or 'program'}, ...]",
+            f"must be a list [program, arg, ...], not a string (no shell is used): e.g. {hint}",
             key=key,
         )
     argv = check_list(value, key)
@@ -346,7 +351,7 @@ class CommandRunner:
             self.reactor.spawnProcess(
                 child, spec.argv[0], list(spec.argv), env=child_env(event, spec.env, base)
             )
-        except Exception as exc:  # e.g. a program that does not exist, NUL in a name
+        except Exception as exc:  # noqa: BLE001 - e.g. no such program: log, never raise
             self.log.error(
                 "command {what} could not be started: {error}", what=child.what, error=str(exc)
             )

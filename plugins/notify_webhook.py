@@ -144,15 +144,19 @@ def event_body(event: TorrentEvent, now: float) -> bytes:
     return json.dumps(doc, ensure_ascii=False, default=str).encode("utf-8")
 
 
-def _reason(failure: Failure, timeout: float) -> str:
-    """twisted.web wraps the real cause (ResponseFailed.reasons); name that one."""
+def _root_cause(failure: Failure) -> BaseException:
+    """twisted.web wraps the real cause (ResponseFailed.reasons); find that one."""
     value = failure.value
     reasons = getattr(value, "reasons", None)
     if reasons and isinstance(reasons[0], Failure):
-        value = reasons[0].value
-    if isinstance(value, defer.TimeoutError | error.TimeoutError):
+        return reasons[0].value
+    return value
+
+
+def _reason(cause: BaseException, timeout: float) -> str:
+    if isinstance(cause, defer.TimeoutError | error.TimeoutError):
         return f"timed out after {timeout:g} s"
-    return str(value).strip() or type(value).__name__
+    return str(cause).strip() or type(cause).__name__
 
 
 class TreqPoster:
@@ -173,8 +177,13 @@ class TreqPoster:
             url, data=body, headers={k: [v] for k, v in headers.items()}, unbuffered=True
         )
         d.addCallback(self._status)
-        d.addTimeout(timeout, self._reactor)
+        d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out)
         return d
+
+    @staticmethod
+    def _timed_out(result: object, timeout: float) -> Failure:
+        """The cancelled request fails in twisted.web's wrapping; report a timeout."""
+        return Failure(defer.TimeoutError(f"timed out after {timeout:g} s"))
 
     @staticmethod
     def _status(response: Any) -> int:
@@ -256,10 +265,11 @@ class WebhookSender:
                 yield _sleep(self.reactor, target.delay(attempt))
             try:
                 status = yield self._post(target.url, headers, body, target.timeout)
-            except defer.CancelledError:
-                raise  # stop() gave up on it: reported as abandoned
-            except Exception:
-                problem, retry = _reason(Failure(), target.timeout), True
+            except Exception:  # noqa: BLE001 - every failure is logged, never raised
+                cause = _root_cause(Failure())
+                if isinstance(cause, defer.CancelledError):
+                    raise defer.CancelledError() from None  # stop() gave up: "abandoned"
+                problem, retry = _reason(cause, target.timeout), True
             else:
                 if 200 <= status < 300:
                     self.log.debug("webhook {what}: HTTP {status}", what=what, status=status)

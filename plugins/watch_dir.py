@@ -244,6 +244,7 @@ class FolderWatcher:
         self._retry_at: dict[str, float] = {}  # btd failed to store it: try again later
         self._links_told: set[str] = set()
         self._scan_error: str | None = None
+        self._inotify_warned = False
         self.stopped = False
 
     @property
@@ -298,13 +299,16 @@ class FolderWatcher:
                            mask=inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO,
                            callbacks=[self._inotify_event])
         except Exception as exc:  # no inotify instances left, folder missing: scans still run
-            self.log.warn("watch folder {path}: inotify unavailable ({e}); polling every {s} s",
-                          path=str(self.path), e=str(exc), s=self.spec.interval)
+            if not self._inotify_warned:
+                self.log.warn("watch folder {path}: inotify unavailable ({e}); scans only",
+                              path=str(self.path), e=str(exc))
+            self._inotify_warned = True
             if notifier is not None:
                 with contextlib.suppress(Exception):
                     notifier.loseConnection()
             return
         self._notifier = notifier
+        self._inotify_warned = False
 
     def _stop_inotify(self) -> None:
         if self._notifier is not None:
@@ -347,7 +351,7 @@ class FolderWatcher:
         if self._scan_error is not None:
             self.log.info("watch folder {path} is readable again", path=str(self.path))
             self._scan_error = None
-            self._start_inotify()
+        self._start_inotify()  # again if the folder was deleted and made anew
         for name in links:
             if name not in self._links_told:
                 self.log.info("watch folder {path}: {name} is a symlink; ignored",

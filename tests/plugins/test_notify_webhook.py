@@ -35,7 +35,7 @@ from btd.plugins.notify_webhook import (
 )
 
 IH = "cd" * 20
-HOSTILE = "it's \"quoted\"; $(touch pwned) `x`\n\u00e9\u2603"
+HOSTILE = 'it\'s "quoted"; $(touch pwned) `x`\n\u00e9\u2603'
 
 
 def event(kind: str = "completed", name: str = "debian.iso", **data: Any) -> TorrentEvent:
@@ -180,12 +180,12 @@ def test_4xx_is_not_retried() -> None:
 
 
 def test_request_shape_and_matching() -> None:
-    s, clock, post, _ = sender([], events=frozenset({"completed"}), timeout=3.0,
+    s, _, post, _ = sender([], events=frozenset({"completed"}), timeout=3.0,
                                headers=(("Authorization", "Bearer t"),))  # fmt: skip
     s.notify(event("paused"))
     assert post.calls == []
     s.notify(event("completed", name=HOSTILE))
-    (_, url, headers, body, timeout), = post.calls
+    ((_, url, headers, body, timeout),) = post.calls
     assert (url, timeout) == ("http://127.0.0.1:1/hook", 3.0)
     assert headers["Content-Type"] == "application/json"
     assert headers["Authorization"] == "Bearer t"
@@ -204,7 +204,7 @@ def test_events_before_start_are_sent_on_start() -> None:
 
 
 def test_deliveries_in_progress_are_bounded() -> None:
-    s, clock, post, logs = sender(["hang"] * (MAX_PENDING + 5))
+    s, _, post, logs = sender(["hang"] * (MAX_PENDING + 5))
     for _ in range(MAX_PENDING + 5):
         s.notify(event())
     assert len(post.calls) == MAX_PENDING == len(s.pending)
@@ -355,13 +355,26 @@ def test_real_404_is_not_retried(server: tuple[Hook, str]) -> None:
 
 def test_real_timeout(server: tuple[Hook, str]) -> None:
     hook, base = server
-    s, logs = real_sender(Target(f"{base}/hang", timeout=0.3, retries=1, backoff=0.05))
+    s, logs = real_sender(Target(f"{base}/hang", timeout=1.0, retries=1, backoff=0.05))
     start = time.monotonic()
     s.notify(event())
     spin(lambda: not s.pending)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 8
     assert len(hook.posts) == 2
-    assert "timed out after 0.3 s (giving up after 2 attempt(s))" in logs.text()
+    assert "timed out after 1 s (giving up after 2 attempt(s))" in logs.text()
+
+
+def test_real_stop_abandons_a_hanging_post(server: tuple[Hook, str]) -> None:
+    hook, base = server
+    s, logs = real_sender(Target(f"{base}/hang", timeout=30))
+    s.notify(event())
+    spin(lambda: bool(hook.posts))
+    done: list[Any] = []
+    s.stop(0.2).addBoth(done.append)
+    spin(lambda: bool(done))
+    assert done == [None] and not s.pending
+    assert "abandoned: btd is stopping" in logs.text()
+    spin(lambda: hook.hanging[0]._disconnected)  # the connection was closed
 
 
 def test_real_connection_refused() -> None:
