@@ -14,9 +14,13 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import btd.core.ctl_completion  # noqa: F401  (registers completion, manpage)
+import btd.core.ctl_create  # noqa: F401  (registers create)
 import btd.core.ctl_plugins  # noqa: F401  (registers plugins)
 import btd.core.ctl_session  # noqa: F401  (registers status, methods, shutdown, call)
 import btd.core.ctl_torrent  # noqa: F401  (registers add, list, info, pause, rm, ...)
+import btd.core.ctl_wait  # noqa: F401  (registers wait)
+import btd.core.ctl_watch  # noqa: F401  (registers watch)
 from btd.core import paths
 from btd.core.ctl_base import (
     COMMANDS,
@@ -27,12 +31,15 @@ from btd.core.ctl_base import (
     EXIT_OK,
     EXIT_REMOTE_ERROR,
     EXIT_TIMEOUT,
+    EXIT_TORRENT_FAILED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     Output,
     UsageError,
     report_remote_error,
 )
+from btd.core.ctl_completion import HelpFormatter, command_epilog
+from btd.core.ctl_wait import parse_duration
 from btd.core.rpc.client import (
     DaemonUnreachable,
     RemoteError,
@@ -48,6 +55,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_REMOTE_ERROR",
     "EXIT_TIMEOUT",
+    "EXIT_TORRENT_FAILED",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "build_parser",
@@ -99,10 +107,11 @@ def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=float,
-        default=DEFAULT_TIMEOUT if top else keep,
+        type=parse_duration,
+        default=None if top else keep,
         help=f"give up waiting for an answer after this long (default {DEFAULT_TIMEOUT:g}; "
-        "0 = wait for ever)",
+        "0 = wait for ever); for `wait` and `add --wait`: how long to wait for the torrents "
+        "(default: for ever). Also 90s, 15m, 2h",
     )
 
 
@@ -111,12 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="btctl",
         description="Control a running btd daemon over its JSON-RPC socket.",
         epilog=_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     _common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, cmd in COMMANDS.items():
-        child = sub.add_parser(name, help=cmd.help, description=cmd.description)
+        child = sub.add_parser(
+            name,
+            help=cmd.help,
+            description=cmd.description,
+            epilog=command_epilog(cmd),
+            formatter_class=HelpFormatter,
+        )
         _common_options(child, top=False)
         if cmd.setup is not None:
             cmd.setup(child)
@@ -125,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, out: Output) -> int:
     path, source = resolve_socket(args.socket)
-    timeout = args.timeout if args.timeout and args.timeout > 0 else None
+    seconds = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    timeout = seconds if seconds > 0 else None
     client = RpcClient(path, timeout=timeout)
     try:
         return COMMANDS[args.command].run(client, args, out)
@@ -140,7 +156,7 @@ def _run(args: argparse.Namespace, out: Output) -> int:
             out.error(f"(socket from {source}; choose another with --socket PATH or $BTD_SOCKET)")
         return EXIT_UNREACHABLE
     except RpcTimeout as exc:
-        out.error(f"{exc} (--timeout {args.timeout:g})")
+        out.error(f"{exc} (--timeout {seconds:g})")
         return EXIT_TIMEOUT
     except RpcProtocolError as exc:
         out.error(str(exc))

@@ -21,8 +21,9 @@ EXIT_REMOTE_ERROR = 1  # the daemon answered with an error
 EXIT_USAGE = 2  # bad command line (argparse uses 2 as well)
 EXIT_UNREACHABLE = 3  # no daemon at the socket, or it went away
 EXIT_NOT_FOUND = 4  # no torrent matches / the prefix is ambiguous
-EXIT_TIMEOUT = 5  # no answer in time (and, later, `wait` gave up)
+EXIT_TIMEOUT = 5  # no answer in time, or `wait` / `add --wait` gave up
 EXIT_BAD_INPUT = 6  # a local input file (e.g. a .torrent for `add`) cannot be read
+EXIT_TORRENT_FAILED = 7  # `wait` / `add --wait`: a torrent went to state error
 EXIT_INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)
 
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -31,8 +32,9 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_USAGE, "usage error (bad option, command or JSON-PARAMS)"),
     (EXIT_UNREACHABLE, "daemon unreachable (the message names the socket path tried)"),
     (EXIT_NOT_FOUND, "not found: no torrent matches, or the prefix is ambiguous"),
-    (EXIT_TIMEOUT, "timed out waiting for an answer (or for `wait`)"),
-    (EXIT_BAD_INPUT, "bad input file (a FILE given to `add` cannot be read)"),
+    (EXIT_TIMEOUT, "timed out waiting for an answer, or `wait` / `add --wait` gave up"),
+    (EXIT_BAD_INPUT, "bad local file: `add` cannot read a FILE, `create` its PATH or -o FILE"),
+    (EXIT_TORRENT_FAILED, "torrent failed: `wait` / `add --wait` saw it go to state error"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl+C)"),
 )
 
@@ -69,13 +71,18 @@ Handler = Callable[[RpcClient, argparse.Namespace, Output], int]
 
 @dataclass(frozen=True)
 class Command:
-    """A subcommand: its name, one-line help, argument setup and handler."""
+    """A subcommand: its name, one-line help, argument setup and handler.
+
+    ``examples`` (indented command lines, shown under "Examples:" in ``--help`` and in the
+    man page) is required in practice: a test checks every command's help has some.
+    """
 
     name: str
     help: str
     run: Handler
     setup: Callable[[argparse.ArgumentParser], None] | None = None
     description: str = ""
+    examples: str = ""
 
 
 COMMANDS: dict[str, Command] = {}
@@ -86,11 +93,12 @@ def command(
     help: str,
     setup: Callable[[argparse.ArgumentParser], None] | None = None,
     description: str = "",
+    examples: str = "",
 ) -> Callable[[Handler], Handler]:
     """Register the decorated ``(client, args, out) -> exit code`` function as ``btctl NAME``."""
 
     def register(run: Handler) -> Handler:
-        COMMANDS[name] = Command(name, help, run, setup, description or help)
+        COMMANDS[name] = Command(name, help, run, setup, description or help, examples)
         return run
 
     return register

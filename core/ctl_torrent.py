@@ -165,6 +165,12 @@ def _setup_add(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paused", action="store_true", help="add without starting it")
     parser.add_argument("--dir", metavar="DIR", help="save the data here (default: daemon's)")
     parser.add_argument("--strategy", metavar="NAME", help="piece strategy (e.g. rarest-first)")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="then wait until the torrents complete (exit 0), fail (7) or --timeout "
+        "DURATION passes (5); see `btctl wait --help`",
+    )
 
 
 def human_added(reply: dict[str, Any]) -> str:
@@ -177,7 +183,8 @@ def human_added(reply: dict[str, Any]) -> str:
     "add .torrent files (already present is not an error)",
     setup=_setup_add,
     description="Read each FILE (a .torrent; '-' reads stdin) and add it to the daemon. "
-    "btctl reads the file itself, so the daemon needs no access to it.",
+    "btctl reads the file itself, so the daemon needs no access to it. With --wait, btctl "
+    "then waits like `btctl wait` (--timeout DURATION bounds the whole wait: 90, 15m, 2h).",
 )
 def cmd_add(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     options: dict[str, Any] = {"paused": bool(args.paused)}
@@ -190,6 +197,10 @@ def cmd_add(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
         data = base64.b64encode(read_torrent_file(name)).decode("ascii")
         return client.call("torrent.add", {"metainfo": data, **options})
 
+    if getattr(args, "wait", False):
+        from btd.core.ctl_wait import add_and_wait  # imported late: ctl_wait imports this
+
+        return add_and_wait(client, args, out, add_one)
     return _for_each(out, args.files, "file", add_one, human_added)
 
 

@@ -82,8 +82,10 @@ def btd_piece_picker(name: str, view: SwarmView) -> PiecePicker | None:
 def btd_resume_store(config: Config) -> Any | None:
     """Where resume data lives (the ``resume_sqlite`` plugin answers by default).
 
-    Called once at start; the first non-None store is used. None from all plugins means
-    torrents are not remembered across restarts.
+    Called once at start; the first non-None store (a ``btd.core.resume.ResumeStore``) is
+    used. With none, the core keeps torrents in files under ``<state_dir>/torrents/``. A store
+    that cannot be opened (corrupt, newer schema) stops the daemon with a clear error
+    (exit status 78); it is never emptied or replaced.
     """
 
 

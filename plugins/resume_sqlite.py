@@ -22,9 +22,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from twisted.logger import Logger
 
 from btd.core.errors import ConfigError, StorageError
 from btd.core.plugin import hookimpl
@@ -37,11 +39,16 @@ from btd.core.resume import (
 
 __version__ = "1.0"
 
+_log = Logger(namespace="btd.plugins.resume_sqlite")
+
 PLUGIN = "resume_sqlite"
 FILENAME = "resume.sqlite"
 SCHEMA_VERSION = 1
 SETTINGS = ("path", "interval")
 
+_ADD = (
+    "INSERT OR REPLACE INTO torrents (info_hash, metainfo, options, added_at) VALUES (?, ?, ?, ?)"
+)
 _SCHEMA = (
     """CREATE TABLE torrents (
         info_hash TEXT PRIMARY KEY NOT NULL,
@@ -72,10 +79,20 @@ def _moved_aside_hint(path: Path) -> str:
 class SqliteResumeStore:
     """The ResumeStore protocol on SQLite. Blocking: call from the thread pool."""
 
-    def __init__(self, path: Path, *, save_interval: float = DEFAULT_SAVE_INTERVAL) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        save_interval: float = DEFAULT_SAVE_INTERVAL,
+        initial: Callable[[], Iterable[StoredTorrent]] | None = None,
+    ) -> None:
+        """``initial`` gives the torrents a NEW store starts with (in the same transaction
+        as its schema: a failed import leaves no schema, so the next start tries again)."""
         self.path = Path(path)
         self.save_interval = save_interval
         self._lock = threading.Lock()
+        self.created: list[StoredTorrent] | None = None  # set when the schema was made now
+        self._initial = initial
         self._db = self._open()
 
     # -- opening -----------------------------------------------------------------------------
@@ -108,13 +125,18 @@ class SqliteResumeStore:
                 raise self._refuse(f"cannot use write-ahead logging (journal mode {mode})")
             db.execute("PRAGMA synchronous=NORMAL")
             if self._version(db) == 0:
+                initial = list(self._initial()) if self._initial is not None else []
+                db.execute("PRAGMA synchronous=FULL")
                 with _transaction(db):
                     for statement in _SCHEMA:
                         db.execute(statement)
+                    for item in initial:
+                        db.execute(*_torrent_row(item.info_hash, item.metainfo, item.options))
+                        if item.progress is not None:
+                            db.execute(*_progress_row(item.info_hash, item.progress))
                     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                db.execute("PRAGMA synchronous=FULL")
-                db.execute("PRAGMA wal_checkpoint(FULL)")  # the new schema is on disk
                 db.execute("PRAGMA synchronous=NORMAL")
+                self.created = initial
             if not existed:
                 os.chmod(self.path, 0o640)
         except BaseException:
@@ -171,16 +193,9 @@ class SqliteResumeStore:
                 raise StorageError(f"cannot write the resume store {self.path}: {exc}") from exc
 
     def save_torrent(self, info_hash: str, metainfo: bytes, options: dict[str, Any]) -> None:
-        added_at = options.get("added_at")
-        if isinstance(added_at, bool) or not isinstance(added_at, (int, float)):
-            added_at = time.time()
         self._write(
             [
-                (
-                    "INSERT OR REPLACE INTO torrents (info_hash, metainfo, options, added_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (info_hash, sqlite3.Binary(metainfo), json.dumps(options), float(added_at)),
-                ),
+                _torrent_row(info_hash, metainfo, options),
                 ("DELETE FROM progress WHERE info_hash = ?", (info_hash,)),  # another add's
             ],
             durable=True,
@@ -188,28 +203,17 @@ class SqliteResumeStore:
 
     def save_options(self, info_hash: str, options: dict[str, Any]) -> None:
         self._write(
-            [("UPDATE torrents SET options = ? WHERE info_hash = ?", (json.dumps(options), info_hash))],
+            [
+                (
+                    "UPDATE torrents SET options = ? WHERE info_hash = ?",
+                    (json.dumps(options), info_hash),
+                )
+            ],
             durable=True,
         )
 
     def save_progress(self, info_hash: str, progress: ResumeProgress) -> None:
-        sql = (
-            "INSERT OR REPLACE INTO progress (info_hash, have, num_pieces, uploaded, downloaded,"
-            " file_sizes, completed_at, saved_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?"
-            " WHERE EXISTS (SELECT 1 FROM torrents WHERE info_hash = ?)"  # not once removed
-        )
-        args = (
-            info_hash,
-            sqlite3.Binary(progress.have),
-            progress.num_pieces,
-            progress.uploaded,
-            progress.downloaded,
-            json.dumps(list(progress.file_sizes)),
-            progress.completed_at,
-            progress.saved_at,
-            info_hash,
-        )
-        self._write([(sql, args)], durable=False)
+        self._write([_progress_row(info_hash, progress)], durable=False)
 
     def delete(self, info_hash: str) -> None:
         self._write(
@@ -266,6 +270,36 @@ class SqliteResumeStore:
                 pass
 
 
+def _torrent_row(
+    info_hash: str, metainfo: bytes, options: dict[str, Any]
+) -> tuple[str, tuple[Any, ...]]:
+    added_at = options.get("added_at")
+    if isinstance(added_at, bool) or not isinstance(added_at, (int, float)):
+        added_at = time.time()
+    return _ADD, (info_hash, sqlite3.Binary(metainfo), json.dumps(options), float(added_at))
+
+
+def _progress_row(info_hash: str, progress: ResumeProgress) -> tuple[str, tuple[Any, ...]]:
+    """A progress row, written only while the torrent is stored (not once removed)."""
+    sql = (
+        "INSERT OR REPLACE INTO progress (info_hash, have, num_pieces, uploaded, downloaded,"
+        " file_sizes, completed_at, saved_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?"
+        " WHERE EXISTS (SELECT 1 FROM torrents WHERE info_hash = ?)"
+    )
+    args = (
+        info_hash,
+        sqlite3.Binary(progress.have),
+        progress.num_pieces,
+        progress.uploaded,
+        progress.downloaded,
+        json.dumps(list(progress.file_sizes)),
+        progress.completed_at,
+        progress.saved_at,
+        info_hash,
+    )
+    return sql, args
+
+
 def _progress(row: tuple[Any, ...]) -> ResumeProgress:
     have, num_pieces, uploaded, downloaded, sizes_json, completed_at, saved_at = row
     sizes = json.loads(sizes_json)
@@ -294,7 +328,7 @@ class _transaction:
     def __enter__(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, kind: Any, *_: Any) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         if kind is None:
             self.db.execute("COMMIT")
         else:
@@ -324,7 +358,9 @@ def settings(config: Any) -> dict[str, Any]:
             raise ConfigError("must be a path (a string)", key=f"plugins.{PLUGIN}.path")
         resolved = Path(os.path.expanduser(path))
         if not resolved.is_absolute():
-            raise ConfigError(f"must be an absolute path, not {path!r}", key=f"plugins.{PLUGIN}.path")
+            raise ConfigError(
+                f"must be an absolute path, not {path!r}", key=f"plugins.{PLUGIN}.path"
+            )
     interval = raw.get("interval", DEFAULT_SAVE_INTERVAL)
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval >= 1:
         raise ConfigError("must be a number of seconds >= 1", key=f"plugins.{PLUGIN}.interval")
@@ -338,8 +374,37 @@ def btd_configure(config: Any) -> None:
     settings(config)
 
 
+def files_fallback(state_dir: Path) -> Callable[[], list[StoredTorrent]]:
+    """What the files fallback kept (``<state_dir>/torrents/``): a new store starts with it.
+
+    So enabling the plugin does not make the torrents added before vanish. The files are
+    left as they were: disabling the plugin again finds them (without later changes).
+    """
+
+    def load() -> list[StoredTorrent]:
+        from btd.core.torrent_store import TorrentStore
+
+        found, problems = TorrentStore(state_dir).load_all()
+        for problem in problems:
+            _log.warn("not imported: {problem}", problem=problem)
+        return found
+
+    return load
+
+
 @hookimpl
 def btd_resume_store(config: Any) -> SqliteResumeStore:
     """Open (or create) the store; ResumeStoreError if the file is not one we can use."""
     s = settings(config)
-    return SqliteResumeStore(s["path"], save_interval=s["interval"])
+    state_dir = Path(config.daemon.state_dir)
+    store = SqliteResumeStore(
+        s["path"], save_interval=s["interval"], initial=files_fallback(state_dir)
+    )
+    if store.created is not None:
+        _log.info(
+            "created {path} with {n} torrent(s) from {dir}",
+            path=str(store.path),
+            n=len(store.created),
+            dir=str(state_dir / "torrents"),
+        )
+    return store

@@ -1,7 +1,7 @@
 """UDP tracker client (BEP 15): pure codec + DatagramProtocol adapter.
 
-Answers ``btd_tracker_client`` for ``udp://`` URLs once the session has started. All
-udp trackers share one UDP socket, opened in ``btd_session_started``.
+Answers ``btd_tracker_client`` for ``udp://`` URLs. All udp trackers share one UDP
+socket, opened in ``btd_session_started`` and closed after the torrents stopped.
 
 Settings (``plugins: {udp_tracker: {...}}``):
 
@@ -16,14 +16,17 @@ Settings (``plugins: {udp_tracker: {...}}``):
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from btd.core.errors import ConfigError
+from btd.core.errors import ConfigError, TrackerError
 from btd.core.plugin import hookimpl
+from btd.core.tracker.codec import AnnounceRequest, AnnounceResponse
 
 __version__ = "0.1.0"
 
@@ -31,7 +34,6 @@ PLUGIN = "udp_tracker"
 DEFAULTS: dict[str, Any] = {"retry_base": 15.0, "max_retries": 8, "bind": "0.0.0.0"}
 
 _settings: dict[str, Any] = dict(DEFAULTS)
-_client: Any = None  # the UdpTrackerClient, from session start to session stop
 
 log = Logger()
 
@@ -47,7 +49,7 @@ def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
         if key == "retry_base":
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise _error(key, f"must be a number of seconds > 0, got {value!r}")
-            if value != value or value == float("inf"):
+            if not math.isfinite(value):
                 raise _error(key, f"must be a finite number, got {value!r}")
         elif key == "max_retries":
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 8:
@@ -71,25 +73,98 @@ def btd_configure(config: Any) -> None:
     raw = (getattr(config, "plugins", None) or {}).get(PLUGIN) or {}
     _settings.clear()
     _settings.update(validate(raw))
+    trackers.expect_start()
+
+
+class UdpTrackers:
+    """What ``btd_tracker_client`` hands out: the session's UdpTrackerClient, when open.
+
+    Torrents restored at start ask for their tracker client, and announce, before
+    ``btd_session_started`` opens the socket: they get this stable handle, which holds
+    such early requests until the socket opens (instead of a None that would disable
+    the tracker, or a failure that would back the tracker off for a minute). Once the
+    socket is closed again, requests fail with a TrackerError.
+    """
+
+    def __init__(self) -> None:
+        self.client: Any = None
+        self._waiting: list[tuple[Deferred[Any], Callable[[Any], Deferred[Any]]]] | None = []
+
+    def expect_start(self) -> None:
+        """Hold requests from now until ``open`` (a session is about to start)."""
+        if self.client is None and self._waiting is None:
+            self._waiting = []
+
+    def open(self, client: Any) -> None:
+        self.client = client
+        waiting, self._waiting = self._waiting or [], None
+        for result, call in waiting:
+            if not result.called:  # not cancelled meanwhile
+                self._forward(call(client), result)
+
+    def closed(self, reason: str) -> None:
+        """No socket any more (or it could not open): fail what waits, and what comes."""
+        self.client = None
+        waiting, self._waiting = self._waiting or [], None
+        for result, _ in waiting:
+            if not result.called:
+                result.errback(Failure(TrackerError(reason)))
+
+    @staticmethod
+    def _forward(inner: Deferred[Any], outer: Deferred[Any]) -> None:
+        def give(value: Any) -> None:
+            if not outer.called:
+                (outer.errback if isinstance(value, Failure) else outer.callback)(value)
+
+        inner.addBoth(give)
+
+    def _call(self, call: Callable[[Any], Deferred[Any]]) -> Deferred[Any]:
+        if self.client is not None:
+            return call(self.client)
+        if self._waiting is None:
+            return fail(TrackerError("the udp tracker socket is not open"))
+        entry: tuple[Deferred[Any], Callable[[Any], Deferred[Any]]]
+
+        def cancel(_: Deferred[Any]) -> None:
+            if self._waiting is not None and entry in self._waiting:
+                self._waiting.remove(entry)
+
+        entry = (Deferred(cancel), call)
+        self._waiting.append(entry)
+        return entry[0]
+
+    def announce(self, url: str, req: AnnounceRequest) -> Deferred[AnnounceResponse]:
+        return self._call(lambda client: client.announce(url, req))
+
+    def scrape(self, url: str, info_hash: bytes) -> Deferred[tuple[int, int, int]]:
+        return self._call(lambda client: client.scrape(url, info_hash))
+
+    def stats(self) -> dict[str, int]:
+        return {} if self.client is None else self.client.stats()
+
+
+trackers = UdpTrackers()
 
 
 @hookimpl
 def btd_session_started(session: Any) -> None:
-    """Open the shared UDP socket; a failure is logged and udp trackers stay disabled."""
-    global _client
+    """Open the shared UDP socket; if that fails (logged), udp announces fail with why."""
     from btd.plugins.udp_tracker.client import UdpTrackerClient
 
     client = UdpTrackerClient(session.reactor, **_settings)
-    host = client.listen().getHost()
-    _client = client
+    try:
+        host = client.listen().getHost()
+    except Exception as exc:
+        trackers.closed(f"cannot open the udp tracker socket on {_settings['bind']}: {exc}")
+        raise
+    trackers.open(client)
     log.info("udp trackers: socket on {host}:{port}", host=host.host, port=host.port)
 
 
 @hookimpl
 def btd_tracker_client(url: str) -> Any | None:
-    if _client is None or not url.lower().startswith("udp://"):
-        return None
-    return _client
+    """The udp handle for ``udp://`` URLs (also before the session started), else None."""
+    return trackers if url.lower().startswith("udp://") else None
 
 
 @hookimpl
@@ -102,14 +177,12 @@ def btd_session_stopping(session: Any) -> Deferred[None] | None:
     stopped) or ``daemon.shutdown_timeout`` + 1 s from now, whichever comes first.
     Nothing to wait for here: returns None.
     """
-    global _client
-    client, _client = _client, None  # no new torrent gets this client
+    client = trackers.client
     if client is None:
         return None
-    reactor = session.reactor
     daemon = getattr(getattr(session, "config", None), "daemon", None)
     grace = float(getattr(daemon, "shutdown_timeout", 10)) + 1.0
-    close_later(client, reactor, grace)
+    close_later(client, session.reactor, grace)
     return None
 
 
@@ -128,6 +201,8 @@ def close_later(client: Any, reactor: Any, grace: float) -> Deferred[None]:
                 reactor.removeSystemEventTrigger(trigger.pop())
             except (ValueError, KeyError):
                 pass  # it is the trigger firing now
+        if trackers.client is client:
+            trackers.closed("the udp tracker socket is closed")
         d = client.close()
         d.addBoth(lambda _: closed.callback(None) if not closed.called else None)
         return d

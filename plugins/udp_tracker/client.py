@@ -99,7 +99,8 @@ class UdpTrackerClient:
         self._rng = rng if rng is not None else random.SystemRandom()
         self.protocol = _Protocol(self)
         self._port: IListeningPort | None = None
-        self._pending: dict[int, _Operation] = {}
+        self._pending: dict[int, _Operation] = {}  # by transaction id
+        self._live: set[_Operation] = set()  # also those still resolving their host
         self._connections: dict[Address, tuple[int, float]] = {}
         self._stats = dict.fromkeys(_STAT_KEYS, 0)
 
@@ -113,7 +114,7 @@ class UdpTrackerClient:
 
     def close(self) -> defer.Deferred[None]:
         """Fail what is pending and close the socket; fires once it is closed."""
-        for op in list(self._pending.values()):
+        for op in list(self._live):
             self._fail(op, TrackerError("udp tracker client closed"))
         port, self._port = self._port, None
         if port is None:
@@ -122,7 +123,7 @@ class UdpTrackerClient:
 
     def stats(self) -> dict[str, int]:
         """Counters since start (sent/received datagrams, retries, ignored datagrams)."""
-        return {**self._stats, "pending": len(self._pending)}
+        return {**self._stats, "pending": len(self._live)}
 
     # -- public requests ---------------------------------------------------------------
 
@@ -162,6 +163,7 @@ class UdpTrackerClient:
 
         result: defer.Deferred[Any] = defer.Deferred(cancel)
         op = _Operation(url=url, build=build, parse=parse, result=result)
+        self._live.add(op)
         if self._port is None:
             self._fail(op, TrackerError("udp tracker client is not listening"))
             return result
@@ -307,6 +309,7 @@ class UdpTrackerClient:
 
     def _forget(self, op: _Operation) -> None:
         op.done = True
+        self._live.discard(op)
         self._cancel_timer(op)
         if op.tid is not None and self._pending.get(op.tid) is op:
             del self._pending[op.tid]

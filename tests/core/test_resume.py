@@ -56,8 +56,17 @@ class HashingVerifier:
         self.hold_rechecks = False
         self.held: list[defer.Deferred[Bitfield]] = []
 
-    def recheck(self, storage: Any, piece_hashes: bytes, piece_length: int, total_length: int,
-                *, pieces: Any = None, on_progress: Any = None, should_stop: Any = None) -> Any:
+    def recheck(
+        self,
+        storage: Any,
+        piece_hashes: bytes,
+        piece_length: int,
+        total_length: int,
+        *,
+        pieces: Any = None,
+        on_progress: Any = None,
+        should_stop: Any = None,
+    ) -> Any:
         n = -(-total_length // piece_length)
         wanted = list(range(n)) if pieces is None else sorted(pieces)
         self.rechecks.append(None if pieces is None else wanted)
@@ -241,10 +250,12 @@ class Seeder:
                 self.proto.connectionLost(Failure(ConnectionDone("closed by us")))
             if not reqs or self.lost:
                 return
-            self.send(*[
-                m.Piece(r.index, r.begin, self.data[r.index * PL + r.begin :][: r.length])
-                for r in reqs
-            ])
+            self.send(
+                *[
+                    m.Piece(r.index, r.begin, self.data[r.index * PL + r.begin :][: r.length])
+                    for r in reqs
+                ]
+            )
 
 
 def download(session: Session, torrent: bytes, data: bytes, pieces: Any) -> None:
@@ -308,7 +319,10 @@ def test_periodic_save_writes_only_torrents_that_changed(tmp_path: Path, kind: s
     session.start()
     result(session.add(TORRENT))
     result(session.add(OTHER))
-    saves = lambda: sorted(e[1] for e in log if e[0] == "save_progress")  # noqa: E731
+
+    def saves() -> list[str]:
+        return sorted(e[1] for e in log if e[0] == "save_progress")
+
     session.reactor.advance(INTERVAL - 1)
     assert saves() == []
     session.reactor.advance(1)

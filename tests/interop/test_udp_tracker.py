@@ -36,8 +36,13 @@ def wait(d: Deferred[Any], deadline: float = 10.0) -> Any:
 
 def request(info_hash: bytes, peer_id: bytes, port: int, event: str = "started") -> AnnounceRequest:
     return AnnounceRequest(
-        info_hash=info_hash, peer_id=peer_id, port=port,
-        uploaded=0, downloaded=0, left=1000, event=event,
+        info_hash=info_hash,
+        peer_id=peer_id,
+        port=port,
+        uploaded=0,
+        downloaded=0,
+        left=1000,
+        event=event,
     )
 
 
@@ -57,15 +62,19 @@ def test_client_against_opentracker(client: Any, opentracker_factory: Any) -> No
     assert isinstance(first, AnnounceResponse), first
     second = wait(client.announce(url, request(info_hash, b"-BT0100-bbbbbbbbbbbb", 42222)))
     assert isinstance(second, AnnounceResponse), second
-    assert ("127.0.0.1", 41111) in second.peers
-    assert second.incomplete == 2 and second.interval >= 60
-    assert wait(client.scrape(url, info_hash)) == (0, 2, 0)
-    stopped = wait(client.announce(url, request(info_hash, b"-BT0100-aaaaaaaaaaaa", 41111, "stopped")))
+    assert ("127.0.0.1", 41111) in second.peers, (second, client.stats())
+    assert second.incomplete == 2 and second.interval >= 60, (second, client.stats())
+    counts = wait(client.scrape(url, info_hash))
+    assert counts == (0, 2, 0), (counts, client.stats())
+    stopped = wait(
+        client.announce(url, request(info_hash, b"-BT0100-aaaaaaaaaaaa", 41111, "stopped"))
+    )
     assert isinstance(stopped, AnnounceResponse)
-    assert wait(client.scrape(url, info_hash))[1] == 1
+    counts = wait(client.scrape(url, info_hash))
     stats = client.stats()
-    assert stats["connects"] == 1  # one connection id served every request
-    assert stats["ignored_malformed"] == stats["ignored_wrong_source"] == 0
+    assert counts[1] == 1, (counts, stats)
+    assert stats["connects"] == 1, stats  # one connection id served every request
+    assert stats["ignored_malformed"] == stats["ignored_wrong_source"] == 0, stats
 
 
 def test_client_times_out_on_a_silent_port(opentracker_factory: Any) -> None:
@@ -82,7 +91,9 @@ def test_client_times_out_on_a_silent_port(opentracker_factory: Any) -> None:
         wait(c.close())
 
 
-def tracked_torrent(tmp_path: Path, opentracker_factory: Any, seed: int) -> tuple[Path, Path, str, Any]:
+def tracked_torrent(
+    tmp_path: Path, opentracker_factory: Any, seed: int
+) -> tuple[Path, Path, str, Any]:
     seed_dir = tmp_path / "seed"
     write_files(seed_dir, SIZES, seed=seed)
     info_hash = make_torrent(seed_dir / "udp", tmp_path / "probe.torrent", piece_size=PIECE)
@@ -97,8 +108,10 @@ def test_btd_downloads_through_a_udp_tracker(
 ) -> None:
     seed_dir, torrent, info_hash, tracker = tracked_torrent(tmp_path, opentracker_factory, 5)
     lt_factory("seed", torrent, seed_dir)  # announces itself over UDP
-    wait_until(lambda: scrape(tracker.announce, info_hash).get("complete") == 1,
-               what="libtorrent's udp announce")
+    wait_until(
+        lambda: scrape(tracker.announce, info_hash).get("complete") == 1,
+        what="libtorrent's udp announce",
+    )
     btd = btd_factory(config=CONFIG).start()
     with btd.client() as events:
         events.call("events.subscribe")
@@ -126,3 +139,22 @@ def test_shutdown_tells_the_udp_tracker(
     assert btd.stop() == 0
     # The socket outlived the plugin's stopping hook: `stopped` reached the tracker.
     assert scrape(tracker.announce, info_hash).get("complete", 0) == 0
+
+
+def test_restored_torrent_announces_over_udp(
+    tmp_path: Path, btd_factory: Any, opentracker_factory: Any
+) -> None:
+    """Torrents loaded at start ask for their tracker client before the socket opens."""
+    seed_dir, torrent, info_hash, tracker = tracked_torrent(tmp_path, opentracker_factory, 7)
+    btd = btd_factory(config=CONFIG)
+    shutil.copytree(seed_dir, btd.downloads)
+    btd.start()
+    btd.add(torrent)
+    wait_until(lambda: scrape(tracker.announce, info_hash).get("complete") == 1, what="announce")
+    assert btd.stop() == 0
+    assert scrape(tracker.announce, info_hash).get("complete", 0) == 0
+    btd.start()  # the torrent comes back from the state directory
+    wait_until(lambda: scrape(tracker.announce, info_hash).get("complete") == 1, what="re-announce")
+    (entry,) = btd.call("torrent.trackers", {"info_hash": info_hash})
+    assert entry["status"] == "working", entry
+    assert btd.stop() == 0

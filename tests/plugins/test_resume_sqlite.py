@@ -19,8 +19,13 @@ from btd.plugins.resume_sqlite import SCHEMA_VERSION, SqliteResumeStore
 A, B, C = "a" * 40, "b" * 40, "c" * 40
 OPTIONS = {"save_path": "/srv/dl", "paused": False, "strategy": "rarest-first", "added_at": 10.0}
 PROGRESS = ResumeProgress(
-    have=b"\xa0", num_pieces=3, uploaded=5, downloaded=7, file_sizes=(100, -1),
-    completed_at=None, saved_at=123.5,
+    have=b"\xa0",
+    num_pieces=3,
+    uploaded=5,
+    downloaded=7,
+    file_sizes=(100, -1),
+    completed_at=None,
+    saved_at=123.5,
 )
 
 
@@ -135,7 +140,9 @@ def test_what_a_reply_waits_for_is_committed_with_synchronous_full(path: Path) -
         log = traced(store)
         call()
         full, begin, commit = (
-            log.index("PRAGMA synchronous=FULL"), log.index("BEGIN IMMEDIATE"), log.index("COMMIT")
+            log.index("PRAGMA synchronous=FULL"),
+            log.index("BEGIN IMMEDIATE"),
+            log.index("COMMIT"),
         )
         assert full < begin < commit  # fsynced at COMMIT, before the call returns
         assert log[-1] == "PRAGMA synchronous=NORMAL"
@@ -297,3 +304,37 @@ def test_bad_settings_are_config_errors(tmp_path: Path, settings: dict[str, Any]
 
 def test_the_plugin_has_a_version() -> None:
     assert isinstance(resume_sqlite.__version__, str)
+
+
+# -- starting from the files fallback ------------------------------------------------------------
+def test_a_new_store_takes_in_what_the_files_fallback_kept(tmp_path: Path) -> None:
+    from btd.core.torrent_store import TorrentStore
+
+    files = TorrentStore(tmp_path / "state")
+    files.save_torrent(A, b"meta-a", OPTIONS)
+    files.save_progress(A, PROGRESS)
+    files.save_torrent(B, b"meta-b", {**OPTIONS, "added_at": 11.0})
+    store = resume_sqlite.btd_resume_store(config(tmp_path))
+    assert store.created is not None and len(store.created) == 2
+    found, _ = store.load_all()
+    assert found == [
+        StoredTorrent(A, b"meta-a", OPTIONS, PROGRESS),
+        StoredTorrent(B, b"meta-b", {**OPTIONS, "added_at": 11.0}, None),
+    ]
+    store.delete(B)
+    store.close()
+    assert len(files.load_all()[0]) == 2  # the files are left as they were
+    store = resume_sqlite.btd_resume_store(config(tmp_path))  # not a new store: no import
+    assert store.created is None and [t.info_hash for t in store.load_all()[0]] == [A]
+    store.close()
+
+
+def test_a_failed_import_leaves_no_schema_and_is_tried_again(path: Path) -> None:
+    def broken() -> list[StoredTorrent]:
+        raise OSError("disk trouble")
+
+    with pytest.raises(OSError):
+        SqliteResumeStore(path, initial=broken)
+    store = SqliteResumeStore(path, initial=lambda: [StoredTorrent(A, b"meta", OPTIONS)])
+    assert [t.info_hash for t in store.load_all()[0]] == [A]
+    store.close()

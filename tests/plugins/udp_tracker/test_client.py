@@ -83,7 +83,9 @@ def connect_reply(tid: int, cid: int = CID) -> bytes:
     return struct.pack(">IIQ", 0, tid, cid)
 
 
-def announce_reply(tid: int, peers: bytes = b"\x7f\x00\x00\x02\x1a\xe1", interval: int = 900) -> bytes:
+def announce_reply(
+    tid: int, peers: bytes = b"\x7f\x00\x00\x02\x1a\xe1", interval: int = 900
+) -> bytes:
     return struct.pack(">IIIII", 1, tid, interval, 4, 7) + peers
 
 
@@ -278,7 +280,9 @@ def test_error_action_fails_with_the_trackers_message(reactor: FakeReactor) -> N
     d = client.announce(URL, request())
     do_connect(client, port)
     tid = action_tid(port.sent[-1][1])[1]
-    client.datagram_received(struct.pack(">II", 3, tid) + b"Requested download is not authorized", TRACKER)
+    client.datagram_received(
+        struct.pack(">II", 3, tid) + b"Requested download is not authorized", TRACKER
+    )
     assert error_of(d) == "Requested download is not authorized"
     assert client.stats()["tracker_errors"] == 1
     assert reactor.getDelayedCalls() == []
@@ -372,7 +376,7 @@ def test_hostnames_are_resolved_by_the_reactor(reactor: FakeReactor) -> None:
 
 
 def test_resolution_failure(reactor: FakeReactor) -> None:
-    client, port = make(reactor)
+    client, _ = make(reactor)
     d = client.announce("udp://nowhere.test:6969", request())
     reactor.names["nowhere.test"].errback(OSError("no such host"))
     assert "cannot resolve nowhere.test" in error_of(d)
@@ -430,11 +434,11 @@ def test_scrape(reactor: FakeReactor) -> None:
 
 @pytest.fixture()
 def fresh_plugin() -> Any:
-    plugin._client = None
+    plugin.trackers.closed("reset")
     plugin._settings.clear()
     plugin._settings.update(plugin.DEFAULTS)
     yield plugin
-    plugin._client = None
+    plugin.trackers.closed("reset")
 
 
 def configure(settings: Any) -> None:
@@ -482,28 +486,63 @@ def test_configure_through_the_plugin_manager() -> None:
     assert "btd_tracker_client" in info["hooks"]
 
 
+def session_for(reactor: FakeReactor) -> Any:
+    daemon = SimpleNamespace(shutdown_timeout=5)
+    return SimpleNamespace(reactor=reactor, config=SimpleNamespace(daemon=daemon))
+
+
 def test_session_lifecycle(fresh_plugin: Any, reactor: FakeReactor) -> None:
     configure({"bind": "127.0.0.1", "retry_base": 1})
-    assert plugin.btd_tracker_client(URL) is None  # not before the session started
-    session = SimpleNamespace(reactor=reactor, config=SimpleNamespace(
-        daemon=SimpleNamespace(shutdown_timeout=5)))
-    plugin.btd_session_started(session)
-    client = plugin.btd_tracker_client(URL)
-    assert isinstance(client, UdpTrackerClient)
-    assert plugin.btd_tracker_client("UDP://[::1]:1/announce") is client
+    handle = plugin.btd_tracker_client(URL)
+    assert handle is plugin.trackers
+    assert plugin.btd_tracker_client("UDP://[::1]:1/announce") is handle
     assert plugin.btd_tracker_client("http://127.0.0.1/announce") is None
+    assert plugin.btd_tracker_client("udpx://127.0.0.1:1") is None
+    # Torrents restored at start announce before the socket is open: held, not failed.
+    early = handle.announce(URL, request())
+    cancelled = handle.announce(URL, request())
+    cancelled.cancel()
+    assert not early.called and handle.stats() == {}
+    session = session_for(reactor)
+    plugin.btd_session_started(session)
     (port,) = reactor.ports
     assert port.interface == "127.0.0.1"
+    assert isinstance(handle.client, UdpTrackerClient)
+    assert len(port.sent) == 1 and handle.stats()["pending"] == 1  # the early one, only
+    do_connect(handle.client, port)
+    tid = action_tid(port.sent[-1][1])[1]
+    handle.client.datagram_received(announce_reply(tid), TRACKER)
+    assert isinstance(result_of(early), AnnounceResponse)
     assert plugin.btd_session_stopping(session) is None
-    assert plugin.btd_tracker_client(URL) is None
     # The torrents' "stopped" announces still go out after the hook...
-    d = client.announce(URL, request("stopped"))
-    assert port.listening and len(port.sent) == 1
-    reactor.advance(5.9)
+    d = handle.announce(URL, request("stopped"))
+    assert port.listening and len(port.sent) == 3
+    reactor.advance(0.9)
+    reactor.advance(5)
     assert port.listening
     reactor.advance(0.1)  # ...until shutdown_timeout + 1 s
     assert not port.listening
     assert "closed" in error_of(d)
+    assert handle.client is None and handle.stats() == {}
+    assert "not open" in error_of(handle.scrape(URL, IH))
+    configure({})  # the next session start (same process): hold requests again
+    assert not handle.announce(URL, request()).called
+
+
+def test_socket_that_cannot_open_fails_waiting_announces(
+    fresh_plugin: Any, reactor: FakeReactor
+) -> None:
+    configure({})
+    early = plugin.trackers.announce(URL, request())
+
+    def refuse(*args: Any, **kw: Any) -> Any:
+        raise OSError(99, "Cannot assign requested address")
+
+    reactor.listenUDP = refuse  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        plugin.btd_session_started(session_for(reactor))
+    assert "cannot open the udp tracker socket" in error_of(early)
+    assert "not open" in error_of(plugin.trackers.announce(URL, request()))
 
 
 def test_socket_closes_at_reactor_shutdown(fresh_plugin: Any, reactor: FakeReactor) -> None:
@@ -523,3 +562,13 @@ def test_socket_closes_at_reactor_shutdown(fresh_plugin: Any, reactor: FakeReact
 def test_hooks_match_the_contract() -> None:
     host = make_plugin_manager({"udp_tracker": {}})
     host.pm.check_pending()
+
+
+def test_close_while_resolving(reactor: FakeReactor) -> None:
+    client, port = make(reactor)
+    d = client.announce("udp://slow.test:6969", request())
+    assert client.stats()["pending"] == 1
+    client.close()
+    assert error_of(d) == "udp tracker client closed"
+    reactor.names["slow.test"].callback("127.0.0.1")
+    assert port.sent == [] and client.stats()["pending"] == 0

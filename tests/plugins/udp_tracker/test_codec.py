@@ -18,12 +18,18 @@ PID = b"-BT0100-" + bytes(range(200, 212))
 
 
 def req(**kw: object) -> AnnounceRequest:
-    base = dict(
-        info_hash=IH, peer_id=PID, port=6881, uploaded=3, downloaded=2, left=1,
-        event="started", numwant=50, key=0xDEADBEEF,
-    )
-    base.update(kw)
-    return AnnounceRequest(**base)  # type: ignore[arg-type]
+    base: dict[str, object] = {
+        "info_hash": IH,
+        "peer_id": PID,
+        "port": 6881,
+        "uploaded": 3,
+        "downloaded": 2,
+        "left": 1,
+        "event": "started",
+        "numwant": 50,
+        "key": 0xDEADBEEF,
+    }
+    return AnnounceRequest(**{**base, **kw})  # type: ignore[arg-type]
 
 
 # -- requests -----------------------------------------------------------------------------
@@ -31,7 +37,7 @@ def req(**kw: object) -> AnnounceRequest:
 
 def test_connect_request_layout() -> None:
     data = codec.build_connect(0x01020304)
-    assert data == bytes.fromhex("0000041727101980" "00000000" "01020304")
+    assert data == bytes.fromhex("00000417271019800000000001020304")
 
 
 def test_announce_request_layout() -> None:
@@ -39,7 +45,19 @@ def test_announce_request_layout() -> None:
     assert len(data) == 98
     fields = struct.unpack(">QII20s20sQQQIIIiH", data)
     assert fields == (
-        0x1122334455667788, 1, 7, IH, PID, 2, 1, 3, 2, 0, 0xDEADBEEF, 50, 6881,
+        0x1122334455667788,
+        1,
+        7,
+        IH,
+        PID,
+        2,
+        1,
+        3,
+        2,
+        0,
+        0xDEADBEEF,
+        50,
+        6881,
     )
 
 
@@ -238,8 +256,14 @@ def test_parse_udp_url(url: str, expected: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://t:1/announce", "udp://t/announce", "udp://:80", "udp://t:0", "udp://t:99999",
-     "udp://[::1:80"],
+    [
+        "http://t:1/announce",
+        "udp://t/announce",
+        "udp://:80",
+        "udp://t:0",
+        "udp://t:99999",
+        "udp://[::1:80",
+    ],
 )
 def test_bad_udp_urls(url: str) -> None:
     with pytest.raises(UdpTrackerError):

@@ -1,0 +1,155 @@
+"""Mainline DHT (BEP 5): find peers for torrents without a tracker.
+
+Pure parts: krpc.py (codec), routing.py (k-buckets), tokens.py, lookup.py (iterative
+lookup), limits.py (rate limits), peerstore.py (announced peers), state.py (state file).
+Twisted parts: node.py (the UDP node), service.py (joining, torrents, timers).
+
+Settings (``plugins: {dht: {...}}``), each checked here (ConfigError ``plugins.dht.<key>``):
+
+- ``port`` (0..65535, default 6881; 0 = any free port): the UDP port.
+- ``bind`` (IPv4 address, default 0.0.0.0): where the UDP socket is bound.
+- ``bootstrap`` (list of ``"host:port"``, default none): nodes to join through. There are
+  NO built-in bootstrap nodes: with none configured and no saved nodes, the node only
+  learns of others when they contact it.
+- ``state_file`` (absolute path, default ``<state_dir>/dht.dat``): node id and known nodes.
+- ``announce_interval`` (seconds, 1..86400, default 900): how often each torrent looks
+  for peers and announces itself.
+- ``ip_rate``/``ip_burst`` (default 5/s, 20): incoming queries answered per source IP.
+- ``global_rate`` (default 250/s): incoming queries answered in all.
+- ``send_rate`` (default 50/s): queries we send; more wait in a queue.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from btd.core.errors import ConfigError
+from btd.core.plugin import hookimpl
+
+__version__ = "0.1.0"
+
+PLUGIN = "dht"
+KEYS = ("port", "bind", "bootstrap", "state_file", "announce_interval", "ip_rate",
+        "ip_burst", "global_rate", "send_rate")
+
+_settings: Any = None  # service.Settings, from btd_configure
+_service: Any = None  # the DhtService, from session start to session stop
+
+log = Logger(namespace="btd.plugins.dht")
+
+
+def _error(key: str, message: str) -> ConfigError:
+    return ConfigError(message, key=f"plugins.{PLUGIN}.{key}")
+
+
+def _number(key: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _error(key, f"must be a number, got {value!r}")
+    if not lo <= value <= hi:
+        raise _error(key, f"must be between {lo:g} and {hi:g}, got {value!r}")
+    return float(value)
+
+
+def _host_port(key: str, value: Any) -> tuple[str, int]:
+    if not isinstance(value, str) or ":" not in value:
+        raise _error(key, f'must be "host:port", got {value!r}')
+    host, _, port_text = value.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+        raise _error(key, f'must be "host:port" with a port 1..65535, got {value!r}')
+    if any(c.isspace() for c in host) or "[" in host:
+        raise _error(key, f"must be an IPv4 address or a host name, got {value!r}")
+    return host, int(port_text)
+
+
+def validate(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Any:
+    """The plugin's Settings; ConfigError names the bad key."""
+    from btd.core.config_schema import Invalid, expand_path
+    from btd.plugins.dht.service import Settings
+
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"must be a mapping of settings, got {raw!r}", key=f"plugins.{PLUGIN}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in KEYS:
+            raise _error(str(key), f"unknown setting (known: {', '.join(KEYS)})")
+        if key == "port":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+                raise _error(key, f"must be an integer 0..65535, got {value!r}")
+            values[key] = value
+        elif key == "bind":
+            try:
+                ipaddress.IPv4Address(value if isinstance(value, str) else None)  # type: ignore[arg-type]
+            except ValueError:
+                raise _error(key, f"must be an IPv4 address, got {value!r}") from None
+            values[key] = value
+        elif key == "bootstrap":
+            if value is None:
+                value = []
+            if not isinstance(value, list):
+                raise _error(key, f'must be a list of "host:port", got {value!r}')
+            values[key] = tuple(_host_port(f"{key}[{i}]", v) for i, v in enumerate(value))
+        elif key == "state_file":
+            if value is not None:
+                try:
+                    values[key] = expand_path(value, os.environ if env is None else env)
+                except Invalid as exc:
+                    raise _error(key, f"{exc.message}, got {value!r}") from None
+        elif key == "announce_interval":
+            values[key] = _number(key, value, 1, 86400)
+        elif key in ("ip_rate", "global_rate", "send_rate"):
+            values[key] = _number(key, value, 0.1, 100_000)
+            if values[key] <= 0:
+                raise _error(key, "must be > 0")
+        elif key == "ip_burst":
+            values[key] = _number(key, value, 1, 100_000)
+    return Settings(**values)
+
+
+@hookimpl
+def btd_configure(config: Any) -> None:
+    global _settings
+    raw = (getattr(config, "plugins", None) or {}).get(PLUGIN)
+    _settings = validate({} if raw is None else raw)
+
+
+@hookimpl
+def btd_session_started(session: Any) -> None:
+    """Start the node (reading the state file off the reactor thread first)."""
+    global _service
+    from btd.plugins.dht.service import DhtService, Settings
+
+    _service = DhtService(session, _settings if _settings is not None else Settings())
+    _service.start()
+
+
+@hookimpl
+def btd_session_stopping(session: Any) -> Deferred[None] | None:
+    """Save the routing table and close the socket."""
+    global _service
+    service, _service = _service, None
+    return service.stop() if service is not None else None
+
+
+@hookimpl
+def btd_torrent_event(event: Any) -> None:
+    if _service is not None:
+        _service.torrent_event(event.kind, event.info_hash)
+
+
+def status() -> dict[str, Any]:
+    """DHT node state: nodes and buckets in the table, lookups, queries in/out, drops."""
+    if _service is None:
+        return {"running": False, "error": None}
+    return _service.status()
+
+
+@hookimpl
+def btd_rpc_methods(session: Any) -> Mapping[str, Callable[..., Any]] | None:
+    return {"dht.status": status}
