@@ -21,7 +21,7 @@ from typing import Any
 from btd.core import paths
 
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
-DEFAULT_PLUGINS: tuple[str, ...] = ("rarest_first", "sequential")
+DEFAULT_PLUGINS: tuple[str, ...] = ("rarest_first", "sequential", "udp_tracker", "resume_sqlite")
 # sun_path is 108 bytes on Linux, one of them for the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
 

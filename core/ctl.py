@@ -14,8 +14,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import btd.core.ctl_completion  # noqa: F401  (registers completion, manpage)
+import btd.core.ctl_completion  # noqa: F401  (registers completion)
 import btd.core.ctl_create  # noqa: F401  (registers create)
+import btd.core.ctl_help  # noqa: F401  (registers manpage)
 import btd.core.ctl_plugins  # noqa: F401  (registers plugins)
 import btd.core.ctl_session  # noqa: F401  (registers status, methods, shutdown, call)
 import btd.core.ctl_torrent  # noqa: F401  (registers add, list, info, pause, rm, ...)
@@ -38,7 +39,7 @@ from btd.core.ctl_base import (
     UsageError,
     report_remote_error,
 )
-from btd.core.ctl_completion import HelpFormatter, command_epilog
+from btd.core.ctl_help import HelpFormatter, command_epilog
 from btd.core.ctl_wait import parse_duration
 from btd.core.rpc.client import (
     DaemonUnreachable,

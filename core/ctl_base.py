@@ -33,7 +33,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_UNREACHABLE, "daemon unreachable (the message names the socket path tried)"),
     (EXIT_NOT_FOUND, "not found: no torrent matches, or the prefix is ambiguous"),
     (EXIT_TIMEOUT, "timed out waiting for an answer, or `wait` / `add --wait` gave up"),
-    (EXIT_BAD_INPUT, "bad local file: `add` cannot read a FILE, `create` its PATH or -o FILE"),
+    (EXIT_BAD_INPUT, "bad input file: `add` cannot read a FILE, `create` its PATH or -o FILE"),
     (EXIT_TORRENT_FAILED, "torrent failed: `wait` / `add --wait` saw it go to state error"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl+C)"),
 )

@@ -1,33 +1,26 @@
-"""btctl's help examples, shell completion and man page, all generated from its parser.
+"""`btctl completion bash|zsh`: completion scripts generated from btctl's parser.
 
-One source of truth: the argparse parser ``btd.core.ctl.build_parser()`` builds from the
-command registry. ``btctl completion bash|zsh`` and ``btctl manpage`` walk it, so a new
-command or option shows up everywhere without editing a script by hand. Examples live
-with each command (``@command(..., examples=...)``); ``EXAMPLES`` holds those of the
-commands registered before that field existed. Standard library only.
+Every command, its options, option values (choices, or words chosen by metavar), files or
+folders where a path is expected, and torrent hashes asked from a running daemon with
+``btctl --json list``. Built on the parser walkers of ``btd.core.ctl_help``, so a new
+command or option needs no change here. Standard library only.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import textwrap
-import time
 from collections.abc import Iterable
 
-from btd.core.ctl_base import (
-    COMMANDS,
-    EXIT_CODES,
-    EXIT_OK,
-    Command,
-    Output,
-    command,
+from btd.core.ctl_base import COMMANDS, EXIT_OK, Output, command
+from btd.core.ctl_help import (
+    metavar_of,
+    options_of,
+    parser_and_version,
+    positionals_of,
+    subparsers,
+    takes_value,
 )
 from btd.core.rpc.client import RpcClient
-
-# Options every subcommand accepts (documented once, at the top level).
-COMMON_OPTIONS = frozenset({"--socket", "--json", "--timeout", "-h", "--help"})
 
 # What to offer for a value, by metavar: a kind of completion, or fixed words.
 METAVAR_KIND = {"DIR": "dirs", "FILE": "files", "PATH": "files", "HASH": "hashes"}
@@ -38,183 +31,15 @@ METAVAR_WORDS = {
     "NAME": ("rarest-first", "sequential"),
 }
 
-# Examples of the commands registered before Command.examples existed (new commands pass
-# examples= to @command instead). Shown under "Examples:" in --help and in the man page.
-EXAMPLES: dict[str, str] = {
-    "status": """\
-  btctl status
-  btctl --json status | jq -r .version
-  btctl --socket /run/btd/btd.sock status
-""",
-    "methods": """\
-  btctl methods
-  btctl --json methods | jq -r '.[].name'
-""",
-    "shutdown": """\
-  btctl shutdown
-  btctl shutdown && while btctl status >/dev/null 2>&1; do sleep 1; done
-""",
-    "plugins": """\
-  btctl plugins
-  btctl --json plugins | jq -r '.[] | select(.enabled) | .name'
-""",
-    "call": """\
-  btctl call session.info
-  btctl call torrent.get '{"info_hash": "3f9a"}'
-  btctl call torrent.pause '["3f9a"]'
-  jq -n '{info_hash: "3f9a"}' | btctl call torrent.get -
-""",
-    "add": """\
-  btctl add debian.torrent ubuntu.torrent
-  btctl add --paused --dir ~/iso debian.torrent
-  curl -s https://example.org/x.torrent | btctl add -
-  btctl add --wait --timeout 2h debian.torrent && echo done   # exit 0/5/7
-""",
-    "list": """\
-  btctl list
-  btctl list --state downloading
-  btctl --json list | jq -r '.[] | select(.progress == 1) | .name'
-""",
-    "info": """\
-  btctl info 3f9a
-  btctl --json info 3f9a | jq .files
-""",
-    "pause": """\
-  btctl pause 3f9a
-  btctl pause $(btctl --json list --state downloading | jq -r '.[].info_hash')
-""",
-    "resume": """\
-  btctl resume 3f9a 8c02
-""",
-    "verify": """\
-  btctl verify 3f9a
-  btctl verify 3f9a && btctl wait 3f9a   # recheck, then wait until complete
-""",
-    "rm": """\
-  btctl rm 3f9a
-  btctl rm --delete-data 3f9a 8c02
-""",
-    "peers": """\
-  btctl peers 3f9a
-  btctl --json peers 3f9a | jq length
-""",
-    "files": """\
-  btctl files 3f9a
-""",
-    "trackers": """\
-  btctl trackers 3f9a
-""",
-    "set": """\
-  btctl set 3f9a strategy=sequential
-""",
-    "add-peer": """\
-  btctl add-peer 3f9a 192.0.2.7:6881
-  btctl add-peer 3f9a [::1]:6881
-""",
-    "stats": """\
-  btctl stats
-  btctl --json stats | jq .download_rate
-""",
-    "watch": """\
-  btctl watch
-  btctl watch --plain --interval 5 | tee torrents.log
-  btctl watch --plain --count 1
-""",
-}
-
-
-def examples_of(cmd: Command) -> str:
-    return cmd.examples or EXAMPLES.get(cmd.name, "")
-
-
-def command_epilog(cmd: Command) -> str | None:
-    """The ``--help`` epilog of a command: its examples."""
-    text = examples_of(cmd).rstrip()
-    return f"Examples:\n{text}" if text else None
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Wraps prose paragraphs to the terminal, keeps indented lines (examples) as written."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        blocks = []
-        for block in text.split("\n\n"):
-            lines = block.splitlines()
-            if any(line.startswith(" ") for line in lines):
-                blocks.append("\n".join(indent + line for line in lines))
-            else:
-                blocks.append(
-                    textwrap.fill(
-                        " ".join(block.split()), width,
-                        initial_indent=indent, subsequent_indent=indent,
-                    )  # fmt: skip
-                )
-        return "\n\n".join(blocks)
-
-
-# -- walking the parser --------------------------------------------------------------------
-
-
-def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
-def _options(parser: argparse.ArgumentParser, *, common: bool) -> list[argparse.Action]:
-    """Option actions: the common ones only, or only the command's own."""
-    found = []
-    for action in parser._actions:
-        if not action.option_strings or action.help == argparse.SUPPRESS:
-            continue
-        if bool(set(action.option_strings) & COMMON_OPTIONS) == common:
-            found.append(action)
-    return found
-
-
-def _positionals(parser: argparse.ArgumentParser) -> list[argparse.Action]:
-    return [
-        a
-        for a in parser._actions
-        if not a.option_strings and not isinstance(a, argparse._SubParsersAction)
-    ]
-
-
-def _metavar(action: argparse.Action) -> str:
-    if isinstance(action.metavar, str):
-        return action.metavar
-    if action.choices:
-        return "|".join(str(c) for c in action.choices)
-    return action.dest.upper()
-
-
-def _takes_value(action: argparse.Action) -> bool:
-    return action.nargs != 0
-
 
 def value_completion(action: argparse.Action) -> tuple[str, tuple[str, ...]]:
     """("files" | "dirs" | "hashes" | "words" | "none", words) for an action's value."""
     if action.choices:
         return "words", tuple(str(c) for c in action.choices)
-    metavar = _metavar(action)
+    metavar = metavar_of(action)
     if metavar in METAVAR_WORDS:
         return "words", METAVAR_WORDS[metavar]
     return METAVAR_KIND.get(metavar, "none"), ()
-
-
-def synopsis(name: str, parser: argparse.ArgumentParser) -> str:
-    """``btctl add [--paused] [--dir DIR] FILE...`` (common options left out)."""
-    parts = [f"btctl {name}"]
-    for action in _options(parser, common=False):
-        flag = action.option_strings[-1]
-        parts.append(f"[{flag} {_metavar(action)}]" if _takes_value(action) else f"[{flag}]")
-    for action in _positionals(parser):
-        meta = _metavar(action)
-        if action.nargs in ("+", "*"):
-            meta += "..."
-        parts.append(f"[{meta}]" if action.nargs in ("?", "*") else meta)
-    return " ".join(parts)
 
 
 # -- bash -------------------------------------------------------------------------------------
@@ -231,7 +56,7 @@ def _bash_kind(kind: str, words: tuple[str, ...]) -> str:
 def _bash_value_cases(actions: list[argparse.Action], indent: str) -> list[str]:
     lines = []
     for action in actions:
-        if not _takes_value(action):
+        if not takes_value(action):
             continue
         kind, words = value_completion(action)
         pattern = "|".join(action.option_strings)
@@ -241,7 +66,7 @@ def _bash_value_cases(actions: list[argparse.Action], indent: str) -> list[str]:
 
 
 def _bash_positional_case(parser: argparse.ArgumentParser, indent: str) -> list[str]:
-    positionals = _positionals(parser)
+    positionals = positionals_of(parser)
     if not positionals:
         return [f"{indent}COMPREPLY=()"]
     lines = [f'{indent}case "$npos" in']
@@ -260,10 +85,10 @@ def _bash_positional_case(parser: argparse.ArgumentParser, indent: str) -> list[
 def bash_script(parser: argparse.ArgumentParser, version: str = "") -> str:
     """A bash completion script for ``btctl`` (commands, options, values, torrent hashes)."""
     commands = subparsers(parser)
-    common = _options(parser, common=True)
+    common = options_of(parser, common=True)
     common_flags = sorted(s for a in common for s in a.option_strings)
     common_values = "|".join(
-        s for a in common if _takes_value(a) for s in a.option_strings if s != "--socket"
+        s for a in common if takes_value(a) for s in a.option_strings if s != "--socket"
     )
     out = [
         f"# bash completion for btctl, generated by `btctl completion bash` ({version})",
@@ -271,7 +96,7 @@ def bash_script(parser: argparse.ArgumentParser, version: str = "") -> str:
         "",
         "_btctl_hashes() {",
         '    command btctl ${_btctl_socket:+--socket "$_btctl_socket"} --timeout 3 --json list \\',
-        "        2>/dev/null | sed -n 's/^ *\"info_hash\": \"\\([0-9a-fA-F]*\\)\".*/\\1/p'",
+        '        2>/dev/null | sed -n \'s/^ *"info_hash": "\\([0-9a-fA-F]*\\)".*/\\1/p\'',
         "}",
         "",
         "_btctl_complete() {",
@@ -312,9 +137,11 @@ def bash_script(parser: argparse.ArgumentParser, version: str = "") -> str:
         '    case "$cmd" in',
     ]
     for name, sub in commands.items():
-        own = _options(sub, common=False)
+        own = options_of(sub, common=False)
         flags = sorted({s for a in own for s in a.option_strings} | set(common_flags))
-        value_opts = " ".join(s for a in [*own, *common] if _takes_value(a) for s in a.option_strings)
+        value_opts = " ".join(
+            s for a in [*own, *common] if takes_value(a) for s in a.option_strings
+        )
         out += [
             f"        {name})",
             '            case "$prev" in',
@@ -377,9 +204,9 @@ def _zsh_option_specs(actions: list[argparse.Action]) -> list[str]:
         names = action.option_strings
         for name in names:
             exclude = "" if repeat or len(names) == 1 else "(" + " ".join(names) + ")"
-            if _takes_value(action):
+            if takes_value(action):
                 sep = "+" if not name.startswith("--") else "="
-                value = f":{_zmsg(_metavar(action))}:{_zsh_action(action)}"
+                value = f":{_zmsg(metavar_of(action))}:{_zsh_action(action)}"
                 specs.append(f"'{exclude}{repeat}{name}{sep}[{help_text}]{value}'")
             else:
                 specs.append(f"'{exclude}{repeat}{name}[{help_text}]'")
@@ -388,8 +215,8 @@ def _zsh_option_specs(actions: list[argparse.Action]) -> list[str]:
 
 def _zsh_positional_specs(parser: argparse.ArgumentParser) -> list[str]:
     specs = []
-    for index, action in enumerate(_positionals(parser), start=1):
-        message = _zmsg(_metavar(action))
+    for index, action in enumerate(positionals_of(parser), start=1):
+        message = _zmsg(metavar_of(action))
         act = _zsh_action(action)
         if action.nargs in ("+", "*"):
             specs.append(f"'*:{message}:{act}'")
@@ -402,7 +229,7 @@ def _zsh_positional_specs(parser: argparse.ArgumentParser) -> list[str]:
 def zsh_script(parser: argparse.ArgumentParser, version: str = "") -> str:
     """A zsh completion function (``#compdef btctl``) for ``btctl``."""
     commands = subparsers(parser)
-    common = _options(parser, common=True)
+    common = options_of(parser, common=True)
     out = [
         "#compdef btctl",
         f"# zsh completion for btctl, generated by `btctl completion zsh` ({version})",
@@ -411,8 +238,10 @@ def zsh_script(parser: argparse.ArgumentParser, version: str = "") -> str:
         "",
         "_btctl_hashes() {",
         "  local -a hashes",
-        "  hashes=(${(f)\"$(command btctl --timeout 3 --json list 2>/dev/null | "
-        "sed -n 's/^ *\"info_hash\": \"\\([0-9a-fA-F]*\\)\".*/\\1/p')\"})",
+        (
+            "  hashes=(${(f)\"$(command btctl --timeout 3 --json list 2>/dev/null | "
+            "sed -n 's/^ *\"info_hash\": \"\\([0-9a-fA-F]*\\)\".*/\\1/p')\"})"
+        ),
         "  compadd -a hashes",
         "}",
         "",
@@ -437,7 +266,7 @@ def zsh_script(parser: argparse.ArgumentParser, version: str = "") -> str:
         "      case $words[1] in",
     ]  # fmt: skip
     for name, sub in commands.items():
-        specs = _zsh_option_specs(_options(sub, common=False)) + _zsh_positional_specs(sub)
+        specs = _zsh_option_specs(options_of(sub, common=False)) + _zsh_positional_specs(sub)
         out.append(f"        {name})")
         if specs:
             out.append("          _arguments \\")
@@ -459,108 +288,7 @@ def zsh_script(parser: argparse.ArgumentParser, version: str = "") -> str:
     return "\n".join(out)
 
 
-# -- the man page -------------------------------------------------------------------------------
-
-
-def _roff(text: str) -> str:
-    """Escape text for roff: backslashes, dashes, and a dot or quote opening a line."""
-    text = str(text).replace("\\", "\\e").replace("-", "\\-")
-    return re.sub(r"(?m)^([.'])", r"\\&\1", text)
-
-
-def _roff_option(action: argparse.Action) -> list[str]:
-    names = ", ".join(f"\\fB{_roff(s)}\\fR" for s in action.option_strings)
-    if _takes_value(action):
-        names += f" \\fI{_roff(_metavar(action))}\\fR"
-    help_text = action.help if isinstance(action.help, str) else ""
-    return [".TP", names, _roff(" ".join(help_text.split()))]
-
-
-def manpage(parser: argparse.ArgumentParser, version: str = "", date: str | None = None) -> str:
-    """A roff man page (section 1) for btctl, from the parser and the command registry."""
-    if date is None:
-        epoch = os.environ.get("SOURCE_DATE_EPOCH")
-        stamp = float(epoch) if epoch and epoch.isdigit() else time.time()
-        date = time.strftime("%Y-%m-%d", time.gmtime(stamp))
-    commands = subparsers(parser)
-    out = [
-        f'.TH BTCTL 1 "{date}" "btd {_roff(version)}" "btd manual"',
-        ".SH NAME",
-        "btctl \\- control a running btd BitTorrent daemon",
-        ".SH SYNOPSIS",
-        ".B btctl",
-        "[\\fB\\-\\-socket\\fR \\fIPATH\\fR] [\\fB\\-\\-json\\fR] "
-        "[\\fB\\-\\-timeout\\fR \\fISECONDS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR...]",
-        ".SH DESCRIPTION",
-        _roff(parser.description or ""),
-        ".PP",
-        _roff(
-            "btctl talks JSON-RPC 2.0 to btd over its Unix control socket. It prints text for "
-            "people by default and, with --json, the daemon's result as one JSON document for "
-            "scripts. Errors go to stderr, prefixed \"btctl: \", and every outcome has an exit "
-            "status (see EXIT STATUS). Torrents are named by their info hash or any unique "
-            "prefix of it."
-        ),
-        ".SH OPTIONS",
-        _roff("These options may be given before or after COMMAND."),
-    ]
-    for action in _options(parser, common=True):
-        out += _roff_option(action)
-    out.append(".SH COMMANDS")
-    for name, sub in commands.items():
-        cmd = COMMANDS.get(name)
-        out += [f'.SS "{_roff(synopsis(name, sub))}"', _roff(sub.description or "")]
-        for action in _options(sub, common=False):
-            out += _roff_option(action)
-        for action in _positionals(sub):
-            if action.help and action.help != argparse.SUPPRESS:
-                out += [".TP", f"\\fI{_roff(_metavar(action))}\\fR", _roff(action.help)]
-        examples = examples_of(cmd).rstrip() if cmd else ""
-        if examples:
-            out += [".PP", "Examples:", ".PP", ".RS", ".nf"]
-            out += [_roff(line.strip()) for line in examples.splitlines()]
-            out += [".fi", ".RE"]
-    out.append(".SH EXIT STATUS")
-    for code, meaning in EXIT_CODES:
-        out += [".TP", f"\\fB{code}\\fR", _roff(meaning)]
-    out += [
-        ".SH ENVIRONMENT",
-        ".TP",
-        ".B BTD_SOCKET",
-        _roff("The control socket, when --socket is not given."),
-        ".TP",
-        ".B RUNTIME_DIRECTORY",
-        _roff("Set by systemd (RuntimeDirectory=btd): the default socket is "
-              "$RUNTIME_DIRECTORY/btd.sock."),
-        ".TP",
-        ".B XDG_RUNTIME_DIR",
-        _roff("Otherwise the default socket is $XDG_RUNTIME_DIR/btd/btd.sock."),
-        ".SH FILES",
-        ".TP",
-        ".I /run/btd/btd.sock",
-        _roff("The socket of the system service (systemd)."),
-        ".TP",
-        ".I $XDG_RUNTIME_DIR/btd/btd.sock",
-        _roff("The socket of a btd run by a user."),
-        ".TP",
-        ".I /tmp/btd\\-UID/btd.sock",
-        _roff("The socket when no runtime directory is known."),
-        ".SH SEE ALSO",
-        ".BR btd (1),",
-        _roff("docs/CLI.md and docs/RPC.md in the btd sources."),
-        "",
-    ]  # fmt: skip
-    return "\n".join(out)
-
-
-# -- the commands ---------------------------------------------------------------------------------
-
-
-def _parser_and_version() -> tuple[argparse.ArgumentParser, str]:
-    from btd.core.ctl import build_parser  # late: btd.core.ctl imports this module
-    from btd.core.version import __version__
-
-    return build_parser(), f"btd {__version__}"
+# -- the command ------------------------------------------------------------------------------
 
 
 def _setup_completion(parser: argparse.ArgumentParser) -> None:
@@ -581,23 +309,7 @@ def _setup_completion(parser: argparse.ArgumentParser) -> None:
 """,
 )
 def cmd_completion(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
-    parser, version = _parser_and_version()
+    parser, version = parser_and_version()
     script = bash_script(parser, version) if args.shell == "bash" else zsh_script(parser, version)
     out.stdout.write(script)
-    return EXIT_OK
-
-
-@command(
-    "manpage",
-    "print btctl's man page (roff), generated from its help",
-    description="Print the btctl(1) man page in roff on stdout, generated from the same "
-    "parser and examples as --help. --json is ignored.",
-    examples="""\
-  btctl manpage | man -l -
-  btctl manpage > /usr/local/share/man/man1/btctl.1
-""",
-)
-def cmd_manpage(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
-    parser, version = _parser_and_version()
-    out.stdout.write(manpage(parser, version.removeprefix("btd ")))
     return EXIT_OK

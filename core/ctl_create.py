@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btd.core.ctl_base import (
     EXIT_BAD_INPUT,
@@ -27,14 +26,9 @@ from btd.core.ctl_base import (
 )
 from btd.core.ctl_wait import ProgressBar
 from btd.core.rpc.client import RemoteError, RpcClient
-from btd.core.torrent_create import (
-    CreatedTorrent,
-    TorrentCreateError,
-    check_piece_size,
-    check_tracker,
-    create_torrent,
-    parse_size,
-)
+
+if TYPE_CHECKING:
+    from btd.core.torrent_create import CreatedTorrent
 
 DRAW_SECONDS = 0.1  # the hashing progress bar is redrawn at most this often
 
@@ -68,6 +62,13 @@ def _setup_create(parser: argparse.ArgumentParser) -> None:
 
 def _options(args: argparse.Namespace) -> tuple[int | None, list[str]]:
     """Check --piece-size and -t before any hashing starts (usage errors, exit 2)."""
+    from btd.core.torrent_create import (
+        TorrentCreateError,
+        check_piece_size,
+        check_tracker,
+        parse_size,
+    )
+
     try:
         piece = check_piece_size(parse_size(args.piece_size)) if args.piece_size else None
         trackers = [check_tracker(url) for url in args.tracker]
@@ -97,6 +98,8 @@ def write_torrent(path: Path, data: bytes, *, force: bool) -> None:
             path.unlink(missing_ok=True)  # ours: we just created it
             raise
         return
+    import tempfile  # only for --force: it pulls in random and shutil
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as file:
@@ -152,10 +155,11 @@ def summary(created: CreatedTorrent, path: Path, args: argparse.Namespace) -> di
 
 def human_created(result: dict[str, Any]) -> str:
     files = f" in {result['files']} files" if result["files"] > 1 else ""
+    size = format_bytes(result["size"])
+    pieces = f"{result['pieces']} pieces of {format_bytes(result['piece_length'])}"
     lines = [
         f"created {result['file']}",
-        f"  {result['name']}: {format_bytes(result['size'])}{files}, {result['pieces']} "
-        f"pieces of {format_bytes(result['piece_length'])}",
+        f"  {result['name']}: {size}{files}, {pieces}",
         f"  info hash {result['info_hash']}",
     ]
     return "\n".join(lines)
@@ -184,7 +188,9 @@ CREATE_EXAMPLES = """\
     examples=CREATE_EXAMPLES,
 )
 def cmd_create(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
-    from btd.core.version import __version__  # importlib.metadata: only when needed
+    # imported here: hashing (thread pool) and importlib.metadata only when creating
+    from btd.core.torrent_create import TorrentCreateError, create_torrent
+    from btd.core.version import __version__
 
     piece, trackers = _options(args)
     path = _output_path(args)

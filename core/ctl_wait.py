@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ RESULT_EXIT = {
     "failed": EXIT_TORRENT_FAILED,
 }
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*$", re.I)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -92,7 +91,11 @@ class ProgressBar:
             return False
 
     def draw(self, fraction: float, label: str, suffix: str = "") -> None:
-        width = self.width or shutil.get_terminal_size((80, 24)).columns
+        width = self.width
+        if width is None:
+            import shutil  # only on a terminal (asked each time: the window may be resized)
+
+            width = shutil.get_terminal_size((80, 24)).columns
         fraction = min(max(fraction, 0.0), 1.0)
         bar_width = max(10, min(30, width // 4))
         filled = int(fraction * bar_width)
@@ -134,10 +137,10 @@ class Target:
     file: str | None = None  # set for `add --wait`
     exit: int = EXIT_OK
 
-    def finish(self, result: str, error: str | None = None, exit: int | None = None) -> None:
+    def finish(self, result: str, error: str | None = None, code: int | None = None) -> None:
         self.result = result
         self.error = error
-        self.exit = RESULT_EXIT[result] if exit is None else exit
+        self.exit = RESULT_EXIT[result] if code is None else code
 
     def update(self, record: dict[str, Any]) -> None:
         """Take the fields of a torrent.get/list record; finish on error or completion."""
@@ -204,7 +207,7 @@ class Waiter:
             record = self.client.call("torrent.get", {"info_hash": prefix})
         except RemoteError as exc:
             code = report_remote_error(self.out, exc, context=f"{prefix}: ")
-            target.finish("not_found", exc.message, exit=code)
+            target.finish("not_found", exc.message, code=code)
             return target
         target.info_hash = str(record.get("info_hash") or prefix)
         target.update(record)
@@ -212,7 +215,7 @@ class Waiter:
 
     def not_added(self, file: str, message: str, code: int) -> None:
         target = Target(file, file=file)
-        target.finish("not_added", message, exit=code)
+        target.finish("not_added", message, code=code)
         self.targets.append(target)
 
     # -- waiting -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import select
+import signal
 import sys
 import threading
 import time
@@ -78,6 +79,10 @@ class EventFeed:
         except (BtdError, OSError):
             pass
         self.ended = True
+        self._poke()
+
+    def wake(self) -> None:
+        """Make the loop's ``select`` return (e.g. the window was resized: redraw)."""
         self._poke()
 
     def _poke(self) -> None:
@@ -183,6 +188,10 @@ def run_screen(client: RpcClient, feed: EventFeed, args: argparse.Namespace, out
     saved = None
     state = WatchState(title=str(client.path))
     rounds = 0
+    try:  # redraw at once when the window is resized (only the main thread may do this)
+        resized: Any = signal.signal(signal.SIGWINCH, lambda *_: feed.wake())
+    except ValueError:
+        resized = None
     try:
         if key_fd is not None:
             saved = termios.tcgetattr(key_fd)
@@ -225,6 +234,8 @@ def run_screen(client: RpcClient, feed: EventFeed, args: argparse.Namespace, out
     except KeyboardInterrupt:
         return EXIT_OK  # Ctrl+C is the other way to leave
     finally:
+        if resized is not None:
+            signal.signal(signal.SIGWINCH, resized)
         if key_fd is not None and saved is not None:
             termios.tcsetattr(key_fd, termios.TCSADRAIN, saved)
         if opened and key_fd is not None:

@@ -27,6 +27,9 @@ STATE_STYLES = {
     "error": "bold red",
     "stopped": "dim",
 }
+COLUMNS = ("STATE", "PROGRESS", "DOWN", "UP", "PEERS", "ETA", "RATIO")
+DROP_ORDER = ("RATIO", "PEERS", "UP", "ETA", "DOWN")  # what goes first on narrow screens
+NAME_MIN = 18
 KEYS_HELP = "↑/↓ j/k select · enter/i details · p pause/resume · d remove · q quit"
 ESCAPES = {"\x1b[A": "up", "\x1b[B": "down", "\x1bOA": "up", "\x1bOB": "down"}
 
@@ -321,6 +324,38 @@ def _totals(stats: dict[str, Any] | None) -> str:
     return " · ".join(parts)
 
 
+def _cells(t: dict[str, Any]) -> dict[str, Any]:
+    """A torrent's cells as text (PROGRESS is filled in once the bar's width is known)."""
+    return {
+        "STATE": str(_clean(t.get("state"))),
+        "PROGRESS": "",
+        "DOWN": format_rate(t.get("download_rate")),
+        "UP": format_rate(t.get("upload_rate")),
+        "PEERS": str(t.get("peers")),
+        "ETA": _eta(t),
+        "RATIO": _ratio(t.get("ratio")),
+    }
+
+
+def _fit(rows: list[dict[str, Any]], width: int) -> tuple[list[str], int]:
+    """The columns to show and the bar's width, so the name keeps NAME_MIN columns."""
+    bar = 10 if width < 120 else 16 if width < 160 else 24
+    sizes = {head: max([len(head)] + [len(r[head]) for r in rows]) for head in COLUMNS}
+    columns = list(COLUMNS)
+
+    def need() -> int:  # each column: its cells and a 2-space gap
+        sizes["PROGRESS"] = max(len("PROGRESS"), bar + 7)
+        return NAME_MIN + sum(sizes[head] + 2 for head in columns)
+
+    for head in DROP_ORDER:
+        if need() <= width:
+            break
+        columns.remove(head)
+    while need() > width and bar > 0:
+        bar = bar - 1 if bar > 4 else 0
+    return columns, bar
+
+
 def render(state: WatchState, width: int, height: int | None = None) -> RenderableType:
     """The whole screen for ``state`` at ``width`` columns (and ``height`` rows, if known)."""
     from rich.console import Group
@@ -336,29 +371,30 @@ def render(state: WatchState, width: int, height: int | None = None) -> Renderab
         room = free - max(list_rows, 1)
     index = selected_index(state) or 0
     start = max(0, min(index - list_rows // 2, count - list_rows))
-    bar = 8 if width < 90 else 10 if width < 120 else 16 if width < 160 else 24
+    visible = state.torrents[start : start + list_rows]
+    cells = [_cells(t) for t in visible]
+    columns, bar = _fit(cells, width)
     table = Table(box=None, pad_edge=False, width=width, header_style="bold", padding=(0, 1))
     table.add_column("  NAME", ratio=1, min_width=8, no_wrap=True, overflow="ellipsis")
-    for head in ("STATE", "PROGRESS", "DOWN", "UP", "PEERS", "ETA", "RATIO"):
+    for head in columns:
         right = head in ("DOWN", "UP", "PEERS", "RATIO")
         table.add_column(head, no_wrap=True, justify="right" if right else "left")
-    for t in state.torrents[start : start + list_rows]:
+    for t, row in zip(visible, cells, strict=True):
         chosen = t.get("info_hash") == state.selected
         style = STATE_STYLES.get(str(t.get("state")), "")
+        row["STATE"] = Text(row["STATE"], style=style)
+        row["PROGRESS"] = _bar(t.get("progress"), bar, style or "white")
         table.add_row(
             Text(("› " if chosen else "  ") + str(_clean(t.get("name")))),
-            Text(str(_clean(t.get("state"))), style=style),
-            _bar(t.get("progress"), bar, style or "white"),
-            format_rate(t.get("download_rate")),
-            format_rate(t.get("upload_rate")),
-            str(t.get("peers")),
-            _eta(t),
-            _ratio(t.get("ratio")),
+            *[row[head] for head in columns],
             style="reverse" if chosen else None,
         )
     shown = f"{start + 1}-{start + list_rows} of {count}" if list_rows < count else str(count)
     title = Text.assemble(
-        (f"btctl watch · {state.title}", "bold"), f" · {shown} torrent{'' if count == 1 else 's'}"
+        (f"btctl watch · {state.title}", "bold"),
+        f" · {shown} torrent{'' if count == 1 else 's'}",
+        no_wrap=True,
+        overflow="ellipsis",
     )
     parts: list[Any] = [title, table if count else Text("no torrents", style="dim")]
     if state.detail_open:

@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "notify_command": "btd.plugins.notify_command",
     "notify_webhook": "btd.plugins.notify_webhook",
     "watch_dir": "btd.plugins.watch_dir",
+    "dht": "btd.plugins.dht",
 }
 
 from btd.core.config_schema import DEFAULT_PLUGINS  # noqa: E402 - enabled without `plugins:`

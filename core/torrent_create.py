@@ -32,10 +32,10 @@ from btd.core.errors import BtdError
 
 __all__ = [
     "AUTO_MAX_PIECE",
-    "CreatedTorrent",
-    "FileList",
     "MAX_PIECE",
     "MIN_PIECE",
+    "CreatedTorrent",
+    "FileList",
     "SourceFile",
     "TorrentCreateError",
     "auto_piece_size",
@@ -112,7 +112,7 @@ class CreatedTorrent:
 # -- inputs -----------------------------------------------------------------------------
 
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$", re.I)
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 
 def parse_size(text: str) -> int:

@@ -10,6 +10,23 @@ import pytest
 from btdtest import BtdProcess, LtPeer, OpenTracker
 
 
+@pytest.fixture(scope="session")
+def reactor_threads() -> Iterator[None]:
+    """The global reactor's thread pool, started once for the whole run.
+
+    Name resolution (even of 127.0.0.1) runs in it, and it only starts with reactor.run(),
+    which in-process tests never call. A stopped pool cannot start again, so modules share
+    this one and it stops when the run ends.
+    """
+    from twisted.internet import reactor
+
+    pool = reactor.getThreadPool()  # type: ignore[attr-defined]
+    if not pool.started:
+        pool.start()
+    yield
+    pool.stop()
+
+
 @pytest.fixture()
 def btd_factory(tmp_path: Path) -> Iterator[Any]:
     """Start real btd processes: ``btd_factory(name, config=..., extra=[...]).start()``."""

@@ -105,8 +105,6 @@ def validate(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> An
             values[key] = _number(key, value, 1, 86400)
         elif key in ("ip_rate", "global_rate", "send_rate"):
             values[key] = _number(key, value, 0.1, 100_000)
-            if values[key] <= 0:
-                raise _error(key, "must be > 0")
         elif key == "ip_burst":
             values[key] = _number(key, value, 1, 100_000)
     return Settings(**values)
@@ -148,6 +146,26 @@ def status() -> dict[str, Any]:
     if _service is None:
         return {"running": False, "error": None}
     return _service.status()
+
+
+def udp_port() -> int | None:
+    """Our DHT node's UDP port while it runs (what a BEP 5 PORT message would carry)."""
+    node = _service.node if _service is not None else None
+    return node.port if node is not None else None
+
+
+def add_node(host: str, port: int) -> bool:
+    """A peer told us its DHT port (PORT message): ping it; it joins the table if it answers.
+
+    Returns False when the DHT is not running or the address is unusable.
+    """
+    from btd.plugins.dht.krpc import usable
+
+    node = _service.node if _service is not None else None
+    if node is None or not usable(host, port):
+        return False
+    node.verify((host, port))
+    return True
 
 
 @hookimpl

@@ -1,8 +1,8 @@
 """Rate limits against DHT abuse: token buckets, one per source IP and global ones.
 
 Pure: time comes in as arguments. The per-IP table is bounded (``max_ips``); when it is
-full, buckets that have refilled completely (idle senders) are forgotten first, then the
-least recently used. libtorrent's dos_blocker does the same job with a fixed table of 20
+full, the least recently heard IP is forgotten (O(1), so a flood of spoofed sources
+costs no more per datagram than one sender). libtorrent's dos_blocker does the same job with a fixed table of 20
 entries and a 5 messages/s limit averaged over 10 s; a token bucket with a burst gives the
 same average with less bookkeeping.
 """
@@ -34,10 +34,6 @@ class TokenBucket:
             return True
         return False
 
-    def full(self, now: float) -> bool:
-        self._refill(now)
-        return self.tokens >= self.burst
-
     def wait_time(self, now: float) -> float:
         """Seconds until ``take`` would succeed."""
         self._refill(now)
@@ -55,19 +51,12 @@ class IpRateLimiter:
     def allow(self, ip: str, now: float) -> bool:
         bucket = self._buckets.get(ip)
         if bucket is None:
-            if len(self._buckets) >= self.max_ips:
-                self._make_room(now)
+            while len(self._buckets) >= self.max_ips:
+                self._buckets.popitem(last=False)  # the least recently heard IP
             bucket = self._buckets[ip] = TokenBucket(self.rate, self.burst, now)
         else:
             self._buckets.move_to_end(ip)
         return bucket.take(now)
-
-    def _make_room(self, now: float) -> None:
-        idle = [ip for ip, b in self._buckets.items() if b.full(now)]
-        for ip in idle:
-            del self._buckets[ip]
-        while len(self._buckets) >= self.max_ips:
-            self._buckets.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._buckets)

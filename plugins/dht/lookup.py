@@ -7,7 +7,8 @@ closest live candidates (by XOR distance to the target) are asked, closest first
 lookup is done when those ``k`` closest have all answered (or failed and been replaced by
 the next ones), or nothing is left to ask. Hostile answers are bounded: candidates beyond
 ``max_candidates`` are forgotten farthest first, one address counts once, our own id
-and port-0 nodes are ignored, and at most ``max_queries`` queries are sent in all.
+and port-0 nodes are ignored, at most ``max_queries`` queries are sent in all and at
+most 1000 peers kept.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ ALPHA = 3
 K = 8
 MAX_CANDIDATES = 128
 MAX_QUERIES = 200
+MAX_PEERS = 1000  # peers kept per lookup; more are ignored
 
 NEW, PENDING, ANSWERED, FAILED = "new", "pending", "answered", "failed"
 
@@ -129,6 +131,8 @@ class Lookup:
         c.state, c.token = ANSWERED, token
         fresh = []
         for peer in values:
+            if len(self.peers) >= MAX_PEERS:
+                break
             if peer not in self.peers and usable(*peer):
                 self.peers[peer] = None
                 fresh.append(peer)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.error import MessageLengthError
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
@@ -69,6 +70,8 @@ class _Pending:
 
 
 class _Protocol(DatagramProtocol):
+    noisy = False  # no "Starting protocol" lines in the log
+
     def __init__(self, node: DhtNode) -> None:
         self._node = node
 
@@ -149,7 +152,7 @@ class DhtNode:
             return
         try:
             self._port.write(data, address)
-        except Exception as exc:  # unreachable host, message too long, socket closed
+        except (OSError, MessageLengthError) as exc:  # unreachable, too long, closed
             self.stats["send_errors"] += 1
             log.debug("dht: send to {a} failed: {e}", a=address, e=str(exc))
 
@@ -318,7 +321,7 @@ class DhtNode:
             if self.on_announce is not None:
                 try:
                     self.on_announce(q.info_hash, (ip, port))
-                except Exception:
+                except Exception:  # noqa: BLE001 - a failing handler must not stop the answer
                     log.failure("dht: announce handler failed")
             return krpc.encode_response(q.tid, self.node_id)
         return krpc.encode_error(q.tid, krpc.ERROR_METHOD_UNKNOWN, "method unknown")

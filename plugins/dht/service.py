@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -32,6 +33,7 @@ from btd.plugins.dht import state as state_file
 from btd.plugins.dht.krpc import NodeInfo, usable
 from btd.plugins.dht.lookup import Lookup
 from btd.plugins.dht.node import DhtNode
+from btd.plugins.dht.search import run_lookup
 
 log = Logger(namespace="btd.plugins.dht")
 
@@ -97,6 +99,7 @@ class DhtService:
         self._bootstrap_retry = RETRY_FIRST
         self._bootstrap_timer: IDelayedCall | None = None
         self._bootstrapping = False
+        self._save_lock = defer.DeferredLock()  # one writer of the state file at a time
         self.stopped = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -110,7 +113,6 @@ class DhtService:
     def _unreadable(self, failure: Any) -> None:
         log.error("dht: cannot read {p}: {e}; starting afresh", p=str(self.path),
                   e=failure.getErrorMessage())
-        return None
 
     def _start_with(self, data: bytes | None) -> None:
         if self.stopped:
@@ -131,7 +133,7 @@ class DhtService:
         )
         try:
             node.listen()
-        except Exception as exc:  # CannotListenError: the port is taken
+        except CannotListenError as exc:  # the port is taken, the address is not ours
             self.error = f"cannot bind UDP {s.bind}:{s.port}: {exc}"
             log.error("dht: {e}; the DHT is off", e=self.error)
             return
@@ -175,7 +177,7 @@ class DhtService:
         known = [NodeInfo(n.node_id, n.host, n.port) for n in node.routing.nodes()
                  if n.state(now) != "bad"]
         data = state_file.encode_state(node.node_id, known)
-        d = self.session.run_blocking(state_file.write_state, self.path, data)
+        d = self._save_lock.run(self.session.run_blocking, state_file.write_state, self.path, data)
         d.addErrback(lambda f: log.error("dht: saving {p} failed: {e}", p=str(self.path),
                                          e=f.getErrorMessage()))
         return d
@@ -240,7 +242,7 @@ class DhtService:
                 pass
             d = self.reactor.resolve(host)
             d.addCallback(lambda ip: (ip, port))
-            d.addErrback(lambda f: log.warn("dht: cannot resolve {h}: {e}", h=host,
+            d.addErrback(lambda f: log.warning("dht: cannot resolve {h}: {e}", h=host,
                                             e=f.getErrorMessage()))
             return d
 
@@ -273,61 +275,27 @@ class DhtService:
     ) -> defer.Deferred[Lookup]:
         """An iterative find_node or get_peers lookup; fires with the finished Lookup."""
         node = self.node
-        known = [] if node is None else node.routing.closest(target, 2 * node.routing.k)
-        lk = Lookup(target, node.node_id if node else b"\0" * 20,
-                    [NodeInfo(n.node_id, n.host, n.port) for n in known])
+        if node is None:
+            return defer.succeed(Lookup(target, b"\0" * 20))
+        known = node.routing.closest(target, 2 * node.routing.k)
+        lk = Lookup(target, node.node_id, [NodeInfo(n.node_id, n.host, n.port) for n in known])
         lk.add(seeds or ())
-        result: defer.Deferred[Lookup] = defer.Deferred()
         self.lookups.add(lk)
-        pumping = [False, False]  # in the loop, asked again while in it
 
-        def finish() -> None:
-            if result.called:
-                return
+        def send(info: NodeInfo) -> defer.Deferred[Any]:
+            if method == "get_peers":
+                return node.get_peers(info.address, target, info.node_id)
+            return node.find_node(info.address, target, info.node_id)
+
+        def finished(done: Lookup) -> Lookup:
             self.lookups.discard(lk)
             self.counters.lookups_done += 1
-            if self.node is not None:
-                self.node.routing.touch(self.node.routing.bucket_for(target),
-                                        self.reactor.seconds())
-            result.callback(lk)
+            if self.node is node:
+                node.routing.touch(node.routing.bucket_for(target), self.reactor.seconds())
+            return done
 
-        def answered(response: Any, info: NodeInfo) -> None:
-            fresh = lk.answered(info.node_id, response.nodes, response.token, response.values)
-            if fresh and on_peers is not None:
-                on_peers(fresh)
-            pump()
-
-        def failed(_: Any, info: NodeInfo) -> None:
-            lk.failed(info.node_id)
-            pump()
-
-        def pump() -> None:
-            if pumping[0]:
-                pumping[1] = True
-                return
-            pumping[0] = True
-            try:
-                while True:
-                    pumping[1] = False
-                    current = self.node
-                    if current is None or self.stopped:
-                        break
-                    for info in lk.next_queries():
-                        if method == "get_peers":
-                            q = current.get_peers(info.address, target, info.node_id)
-                        else:
-                            q = current.find_node(info.address, target, info.node_id)
-                        q.addCallbacks(answered, failed, callbackArgs=(info,),
-                                       errbackArgs=(info,))
-                    if not pumping[1]:
-                        break
-            finally:
-                pumping[0] = False
-            if lk.done or self.node is None or self.stopped:
-                finish()
-
-        pump()
-        return result
+        alive = lambda: self.node is node and not self.stopped
+        return run_lookup(lk, send, alive, on_peers).addCallback(finished)
 
     # -- torrents -------------------------------------------------------------------------
     def torrent_event(self, kind: str, info_hash_hex: str) -> None:

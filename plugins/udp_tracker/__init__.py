@@ -7,7 +7,7 @@ Settings (``plugins: {udp_tracker: {...}}``):
 
 - ``retry_base`` (number > 0, default 15): seconds before the first retransmission;
   it doubles after each one (BEP 15).
-- ``max_retries`` (integer 0..8, default 8): retransmissions before the request fails
+- ``max_retries`` (integer 0..8, default 3; BEP 15 allows 8): retransmissions before the request fails
   with "udp tracker timed out". The BEP defaults wait 15 * (2**9 - 1) s in all.
 - ``bind`` (IP address, default 0.0.0.0): where the socket is bound; ``::`` reaches
   IPv6 trackers too (dual-stack), ``127.0.0.1`` keeps tests on loopback.
@@ -31,7 +31,7 @@ from btd.core.tracker.codec import AnnounceRequest, AnnounceResponse
 __version__ = "0.1.0"
 
 PLUGIN = "udp_tracker"
-DEFAULTS: dict[str, Any] = {"retry_base": 15.0, "max_retries": 8, "bind": "0.0.0.0"}
+DEFAULTS: dict[str, Any] = {"retry_base": 15.0, "max_retries": 3, "bind": "0.0.0.0"}
 
 _settings: dict[str, Any] = dict(DEFAULTS)
 

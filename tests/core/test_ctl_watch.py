@@ -221,6 +221,15 @@ def test_render_lists_every_torrent_with_totals() -> None:
     assert "q quit" in text and "test.sock" in text
 
 
+def test_render_drops_columns_before_the_name_on_narrow_screens() -> None:
+    for width in (40, 60, 80):
+        text = text_of(loaded(), width)
+        assert all(len(line) <= width for line in text.splitlines())
+        row = next(line for line in text.splitlines() if line.startswith("› "))
+        assert row.startswith("› debian-12.iso") and "50.0%" in row
+    assert "RATIO" not in text_of(loaded(), 80) and "RATIO" in text_of(loaded(), 100)
+
+
 def test_render_detail_pane() -> None:
     state, _ = on_key(loaded(), "enter")
     assert "loading…" in text_of(state)

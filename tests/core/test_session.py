@@ -126,7 +126,9 @@ def make_session(tmp_path: Path, probe: Probe | None = None, **session_keys: Any
         daemon=dataclasses.replace(cfg.daemon, state_dir=tmp_path / "state"),
         session=dataclasses.replace(cfg.session, download_dir=tmp_path / "dl", **session_keys),
     )
-    plugins = make_plugin_manager(None, extra={"probe": probe} if probe else None)
+    plugins = make_plugin_manager(
+        {"rarest_first": {}, "sequential": {}}, extra={"probe": probe} if probe else None
+    )  # the file store (no resume plugin): the tests look at <state_dir>/torrents/
     session = Session(cfg, plugins, MemoryReactorClock())
     session.verifier = HashingVerifier()
     return session

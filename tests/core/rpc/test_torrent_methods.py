@@ -120,7 +120,9 @@ class Harness:
             session=dataclasses.replace(cfg.session, download_dir=tmp_path / "dl"),
         )
         self.reactor = MemoryReactorClock()
-        self.session = Session(cfg, make_plugin_manager(None), self.reactor)
+        # The file store (no resume plugin): the tests look at <state_dir>/torrents/.
+        plugins = make_plugin_manager({"rarest_first": {}, "sequential": {}})
+        self.session = Session(cfg, plugins, self.reactor)
         self.session.verifier = HashingVerifier()
         self.events: list[TorrentEvent] = []
         self.session.add_event_listener(self.events.append)

@@ -90,16 +90,8 @@ class Tracker(Resource):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def resolver_threads() -> Iterator[None]:
-    """Name resolution (even of 127.0.0.1) runs in the reactor's thread pool, which only
-    starts with reactor.run(); start it for this module and stop it afterwards."""
-    pool = reactor.getThreadPool()  # type: ignore[attr-defined]
-    was_started = pool.started
-    if not was_started:
-        pool.start()
-    yield
-    if not was_started:
-        pool.stop()
+def _threads(reactor_threads: None) -> None:
+    """Name resolution needs the reactor's thread pool (see tests/conftest.py)."""
 
 
 @pytest.fixture

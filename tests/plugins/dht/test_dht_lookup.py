@@ -40,15 +40,17 @@ class FakeDht:
 
 
 def run(dht: FakeDht, lk: Lookup, *, shuffle: bool = True) -> int:
-    """Answer queries in a random order, alpha at a time; returns the rounds taken."""
+    """Answer queries in a random order until the lookup says it is done; returns rounds."""
     in_flight: list[NodeInfo] = []
     rounds = 0
     while True:
         new = lk.next_queries()
         assert len(in_flight) + len(new) <= ALPHA
         in_flight += new
-        if not in_flight:
+        if lk.done:
+            assert not in_flight
             break
+        assert in_flight, "not done, yet nothing to ask or wait for"
         rounds += 1
         assert rounds < 1000
         if shuffle:
@@ -60,7 +62,6 @@ def run(dht: FakeDht, lk: Lookup, *, shuffle: bool = True) -> int:
             lk.answered(info.node_id, dht.answer(info.node_id, lk.target),
                         token=b"tok" + info.node_id[:2],
                         values=dht.peers.get(info.node_id, []))
-    assert lk.done
     return rounds
 
 

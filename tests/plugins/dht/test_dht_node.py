@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
 from typing import Any
 
 import pytest
-from twisted.internet import defer
 
 from btd.core.bencode import encode
 from btd.plugins.dht import krpc
-from btd.plugins.dht.krpc import KrpcError, NodeInfo
+from btd.plugins.dht.krpc import KrpcError
 from btd.plugins.dht.node import DhtNode, KrpcRemoteError, KrpcTimeout
 
 OWN = b"\x80" * 20
