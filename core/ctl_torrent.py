@@ -160,7 +160,10 @@ def read_torrent_file(name: str) -> bytes:
 
 def _setup_add(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "files", metavar="FILE", nargs="+", help=".torrent file ('-' reads one from stdin)"
+        "files",
+        metavar="FILE",
+        nargs="+",
+        help=".torrent file ('-' reads one from stdin) or a magnet link ('magnet:?xt=...')",
     )
     parser.add_argument("--paused", action="store_true", help="add without starting it")
     parser.add_argument("--dir", metavar="DIR", help="save the data here (default: daemon's)")
@@ -180,9 +183,11 @@ def human_added(reply: dict[str, Any]) -> str:
 
 @command(
     "add",
-    "add .torrent files (already present is not an error)",
+    "add .torrent files or magnet links (already present is not an error)",
     setup=_setup_add,
-    description="Read each FILE (a .torrent; '-' reads stdin) and add it to the daemon. "
+    description="Read each FILE (a .torrent; '-' reads stdin) and add it to the daemon; a "
+    "magnet link is sent as it is and waits in the list (state `metadata`) for its info "
+    "dictionary from peers. "
     "btctl reads the file itself, so the daemon needs no access to it. With --wait, btctl "
     "then waits like `btctl wait` (--timeout DURATION bounds the whole wait: 90, 15m, 2h).",
 )
@@ -194,6 +199,8 @@ def cmd_add(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
         options["strategy"] = args.strategy
 
     def add_one(name: str) -> Any:
+        if name.lower().startswith("magnet:"):  # a magnet link, not a file name
+            return client.call("torrent.add", {"magnet": name, **options})
         data = base64.b64encode(read_torrent_file(name)).decode("ascii")
         return client.call("torrent.add", {"metainfo": data, **options})
 
@@ -211,8 +218,8 @@ def _setup_list(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state",
         metavar="STATE",
-        help="only torrents in this state: checking, downloading, seeding, paused, error, "
-        "stopped",
+        help="only torrents in this state: metadata, checking, downloading, seeding, paused, "
+        "error, stopped",
     )
 
 

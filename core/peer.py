@@ -61,6 +61,10 @@ class PeerHost(Protocol):
 
     def serve_request(self, peer: Peer, ref: BlockRef) -> None: ...
 
+    extensions: Any  # btd.core.extensions.Extensions
+
+    def extensions_ready(self, peer: Peer) -> None: ...
+
     def extension_message(self, peer: Peer, name: str, payload: bytes) -> None: ...
 
 
@@ -94,6 +98,7 @@ class Peer:
         self.depth = MIN_PIPELINE  # request pipeline length, see pipeline_depth()
         self.client = _client_from_peer_id(handshake.peer_id)
         self.ext_ids: dict[str, int] = {}  # the peer's extension name -> its message id
+        self.metadata_size: int | None = None  # BEP 9: the peer's info dictionary size
         self.listen_port: int | None = None
         self.download = RateMeter(now)
         self.upload = RateMeter(now)
@@ -247,8 +252,25 @@ class Peer:
                 self.client = hs.v[:64]
             if hs.p:
                 self.listen_port = hs.p
+            if hs.metadata_size:
+                self.metadata_size = hs.metadata_size
+            self.host.extensions_ready(self)
             return
-        self.host.extension_message(self, str(msg.ext_id), msg.payload)
+        name = self.host.extensions.names.get(msg.ext_id)
+        if name is not None:  # an id we never gave out: ignored, as libtorrent does
+            self.host.extension_message(self, name, msg.payload)
+
+    def supports(self, name: str) -> bool:
+        """The peer advertised this extension in its handshake."""
+        return name in self.ext_ids
+
+    def send_extended(self, name: str, payload: bytes) -> bool:
+        """Send an extension message by name; False if the peer does not speak it."""
+        ext_id = self.ext_ids.get(name)
+        if ext_id is None:
+            return False
+        self.write(m.Extended(ext_id, payload))
+        return True
 
     # -- outgoing ---------------------------------------------------------------------
     def write(self, msg: Any) -> None:

@@ -24,6 +24,8 @@ from twisted.logger import Logger
 from btd.core.config import Config
 from btd.core.errors import BtdError, ConfigError, MetainfoError
 from btd.core.events import TorrentEvent
+from btd.core.extensions import Extensions
+from btd.core.magnets import MagnetManager
 from btd.core.metainfo import Metainfo, parse_metainfo
 from btd.core.net.peer import CONNECT_TIMEOUT, OutboundFactory
 from btd.core.plugin import PluginHost
@@ -77,6 +79,11 @@ class Session:
         self.peer_id = make_peer_id(config.session.peer_id_prefix)
         self.reserved = make_reserved(extensions=True, fast=True, dht=False)
         self.listen_port = 0
+        handlers: dict[str, Any] = {}
+        for contributed in plugins.call("btd_extension_handlers"):
+            handlers.update(dict(contributed))
+        self.extensions = Extensions(handlers)
+        self.magnets = MagnetManager(self)
         self.verifier: Any = None  # set by the service once the thread pool runs
         self.threadpool: Any = None
         self._store: Any = None
@@ -174,8 +181,10 @@ class Session:
         states: dict[str, int] = {}
         for t in ts:
             states[t.state] = states.get(t.state, 0) + 1
+        if self.magnets.fetches:
+            states["metadata"] = len(self.magnets.fetches)
         return {
-            "torrents": len(ts),
+            "torrents": len(ts) + len(self.magnets.fetches),
             "states": states,
             "peers": sum(len(t.peers) for t in ts),
             "download_rate": round(sum(t.download_rate() for t in ts)),
@@ -225,6 +234,7 @@ class Session:
             upload_slots=lambda: cfg().upload_slots,
             shutdown_timeout=self.config.daemon.shutdown_timeout,
             client_name=f"btd {__version__}",
+            extensions=self.extensions,
         )
 
     def _options(self, meta: Metainfo, raw: dict[str, Any]) -> TorrentOptions:
@@ -298,17 +308,29 @@ class Session:
             d.addCallback(loaded)
         d.addErrback(lambda f: _log.failure("starting {n} failed", f, n=torrent.name))
 
-    def find(self, prefix: str) -> Torrent:
-        """The one torrent whose info hash starts with ``prefix`` (hex, any case)."""
+    def swarms(self) -> list[Any]:
+        """Every torrent, and every magnet still waiting for its metadata."""
+        return [*self.torrents.values(), *self.magnets.fetches.values()]
+
+    def swarm(self, info_hash: bytes) -> Any | None:
+        """The torrent (or magnet waiting for metadata) with this info hash."""
+        return self.torrents.get(info_hash) or self.magnets.fetches.get(info_hash)
+
+    def add_magnet(self, uri: str, **options: Any) -> defer.Deferred[dict[str, Any]]:
+        """Add a magnet link; durable before the Deferred fires (MetainfoError if bad)."""
+        return self.magnets.add(uri, **options)
+
+    def find(self, prefix: str) -> Any:
+        """The one torrent (or waiting magnet) whose info hash starts with ``prefix``."""
         key = prefix.lower()
         if len(key) == 40:
             try:
-                t = self.torrents.get(bytes.fromhex(key))
+                t = self.swarm(bytes.fromhex(key))
             except ValueError:
                 t = None
             if t is not None:
                 return t
-        matches = [t for t in self.torrents.values() if t.hex.startswith(key)] if key else []
+        matches = [t for t in self.swarms() if t.hex.startswith(key)] if key else []
         if len(matches) == 1:
             return matches[0]
         if not matches:
@@ -360,6 +382,7 @@ class Session:
             self._start(torrent, item.progress)
         if stored:
             _log.info("loaded {n} torrent(s)", n=len(self.torrents))
+        self.magnets.start()
         self.saver.start(lambda: self.torrents.values())
 
     def stop(self) -> defer.Deferred[Any]:
@@ -370,9 +393,10 @@ class Session:
         bounds this whole Deferred. Only torrents that changed since their last save are
         written; each torrent's files are closed after its save.
         """
+        magnets = self.magnets.stop()
         if self._store is None:  # never opened (a failed start): nothing to save
             return defer.DeferredList(
-                [t.stop() for t in self.torrents.values()], consumeErrors=True
+                [magnets, *(t.stop() for t in self.torrents.values())], consumeErrors=True
             )
         saver = self.saver
         saver.stop_timer()
@@ -385,18 +409,18 @@ class Session:
                 t.storage.close()
         saved = defer.DeferredList(saves, consumeErrors=True)
         saved.addCallback(lambda _: saver.close())
-        return defer.DeferredList([*stops, saved], consumeErrors=True)
+        return defer.DeferredList([magnets, *stops, saved], consumeErrors=True)
 
     # -- peer connections -------------------------------------------------------------------
     def total_connections(self) -> int:
-        return sum(len(t.peers) + t.candidates.connecting for t in self.torrents.values())
+        return sum(len(t.peers) + t.candidates.connecting for t in self.swarms())
 
     def can_connect(self) -> bool:
         return not self.stopping and self.total_connections() < self.config.session.max_connections
 
     def route(self, info_hash: bytes) -> Torrent | None:
         """The torrent an inbound handshake names, if it takes peers now."""
-        torrent = self.torrents.get(info_hash)
+        torrent = self.swarm(info_hash)
         return torrent if torrent is not None and torrent.active else None
 
     def connect(self, torrent: Torrent, address: PeerAddress) -> None:

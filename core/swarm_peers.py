@@ -39,6 +39,10 @@ class PeerCandidates:
     def __len__(self) -> int:
         return len(self._next_try)
 
+    def addresses(self) -> list[PeerAddress]:
+        """Every candidate address (for handing over to another swarm of the same torrent)."""
+        return list(self._next_try)
+
     def add(self, addresses: Iterable[PeerAddress]) -> int:
         added = 0
         for host, port in addresses:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from btd.core.bitfield import Bitfield
 from btd.core.errors import ProtocolError, StorageError
+from btd.core.extensions import Extensions
 from btd.core.metainfo import Metainfo
 from btd.core.peer import Peer
 from btd.core.picking import Availability, TorrentSwarm
@@ -33,6 +34,7 @@ from btd.core.tracker.codec import AnnounceRequest
 from btd.core.upload import Uploader
 from btd.core.types import BlockRef, PeerAddress
 from btd.core.wire import messages as m
+from btd.core.wire import metadata as ut_metadata
 from btd.core.wire.extension import ExtensionHandshake, encode_extension_handshake
 
 _log = Logger()
@@ -74,6 +76,7 @@ class TorrentEnv:
     shutdown_timeout: float = 10.0
     client_name: str = "btd"
     rng: random.Random | None = None
+    extensions: Extensions = field(default_factory=Extensions)
 
 
 class Torrent:
@@ -372,7 +375,11 @@ class Torrent:
             peer.write(
                 encode_extension_handshake(
                     ExtensionHandshake(
-                        m={}, v=self.env.client_name, p=self.env.listen_port() or None, reqq=2000
+                        m=dict(self.extensions.ids),
+                        v=self.env.client_name,
+                        p=self.env.listen_port() or None,
+                        reqq=2000,
+                        metadata_size=len(self.meta.info_bytes),
                     )
                 )
             )
@@ -390,6 +397,11 @@ class Torrent:
         if peer not in self.peers:
             return
         del self.peers[peer]
+        for handler in self.extensions.handlers.values():
+            try:
+                handler.peer_gone(self, peer)
+            except Exception:
+                _log.failure("extension handler failed on peer_gone")
         if peer.payload_in:
             key = "%s:%d" % peer.link.address
             self.sources[key] = self.sources.get(key, 0) + peer.payload_in
@@ -443,8 +455,46 @@ class Torrent:
             self.book.peer_choked(peer)
         self._refill_all(skip=peer)
 
+    @property
+    def extensions(self) -> Extensions:
+        return self.env.extensions
+
+    @property
+    def private(self) -> bool:
+        """BEP 27: peers only from the torrent's trackers (no DHT, no PEX)."""
+        return self.meta.private
+
+    def extensions_ready(self, peer: Peer) -> None:
+        for name, handler in self.extensions.handlers.items():
+            try:
+                handler.peer_ready(self, peer)
+            except Exception:
+                _log.failure("extension {name} failed", name=name)
+
     def extension_message(self, peer: Peer, name: str, payload: bytes) -> None:
-        """No extension messages are handled by the core yet (ut_metadata comes with magnets)."""
+        """BEP 9 requests are served here; plugin extensions go to their handlers."""
+        if name == ut_metadata.EXTENSION_NAME:
+            self._serve_metadata(peer, payload)
+            return
+        handler = self.extensions.handlers.get(name)
+        if handler is None:
+            return
+        try:
+            handler.message(self, peer, payload)
+        except ProtocolError:
+            raise
+        except Exception:
+            _log.failure("extension {name} failed", name=name)
+
+    def _serve_metadata(self, peer: Peer, payload: bytes) -> None:
+        msg = ut_metadata.decode_message(payload)
+        if msg.msg_type != ut_metadata.REQUEST:
+            return  # data or reject for us: we asked nothing, we have the metadata
+        info = self.meta.info_bytes
+        if msg.piece >= ut_metadata.num_pieces(len(info)):
+            peer.send_extended(ut_metadata.EXTENSION_NAME, ut_metadata.encode_reject(msg.piece))
+            return
+        peer.send_extended(ut_metadata.EXTENSION_NAME, ut_metadata.encode_data(msg.piece, info))
 
     # -- downloading ------------------------------------------------------------------------
     def _fill(self, peer: Peer) -> None:

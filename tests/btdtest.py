@@ -216,14 +216,14 @@ class LtPeer:
     def __init__(
         self,
         mode: str,
-        torrent: Path,
+        torrent: Path | str,
         save: Path,
         peers: list[str] = (),  # type: ignore[assignment]
         upload_limit: int = 0,
     ):
         import_libtorrent()
         save.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, str(LT_PEER), mode, str(torrent), str(save)]
+        args = [sys.executable, str(LT_PEER), mode, str(torrent), str(save)]  # or a magnet
         for peer in peers:
             args += ["--peer", peer]
         if upload_limit:

@@ -20,6 +20,7 @@ AMBIGUOUS = -32002  # an info-hash prefix matches several torrents
 INVALID_TORRENT = -32003  # metainfo or magnet refused
 STORAGE = -32004  # disk error (read, write, full, permissions)
 SHUTTING_DOWN = -32005  # the daemon is stopping and takes no new work
+NO_METADATA = -32006  # a magnet still waiting for its metadata cannot do that yet
 FRAME_TOO_LARGE = -32010  # sent once before the connection is closed
 ACCESS_DENIED = -32011  # peer credentials refused, sent before closing
 TOO_MANY_CLIENTS = -32012  # the control socket's client limit is reached, sent before closing

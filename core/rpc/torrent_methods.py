@@ -23,17 +23,19 @@ from btd.core.rpc.dispatch import require
 from btd.core.rpc.errors import (
     AMBIGUOUS,
     INVALID_TORRENT,
+    NO_METADATA,
     NOT_FOUND,
     SHUTTING_DOWN,
     STORAGE,
     RpcError,
     invalid_params,
 )
+from btd.core.metadata_fetch import MetadataFetch
 from btd.core.session import Session, TorrentNotFound
 from btd.core.torrent import Torrent
 
 MAX_TORRENT_FILE = 10_000_000
-STATES = ("checking", "downloading", "seeding", "paused", "error", "stopped")
+STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "stopped")
 
 
 def _storage_error(failure: Any) -> Any:
@@ -74,16 +76,32 @@ def _read_torrent_file(file: Path) -> bytes:
     return data
 
 
+def _pick(values: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    return values if fields is None else {name: values[name] for name in fields}
+
+
 def torrent_methods(session: Session) -> dict[str, Any]:
     """Build the methods around one session (explicit dict, no global registry)."""
 
-    def find(info_hash: Any) -> Torrent:
+    def find_any(info_hash: Any) -> Any:
+        """A torrent, or a magnet still waiting for its metadata."""
         require("info_hash", info_hash, str)
         try:
             return session.find(info_hash)
         except TorrentNotFound as exc:
             code = AMBIGUOUS if exc.ambiguous else NOT_FOUND
             raise RpcError(code, str(exc), {"field": "info_hash", "value": info_hash}) from None
+
+    def find(info_hash: Any) -> Torrent:
+        """A torrent with metadata: what most methods need."""
+        t = find_any(info_hash)
+        if isinstance(t, MetadataFetch):
+            raise RpcError(
+                NO_METADATA,
+                f"{t.hex} is a magnet still waiting for its metadata",
+                {"field": "info_hash", "value": info_hash},
+            )
+        return t
 
     def read_metainfo(metainfo: Any, path: Any) -> bytes:
         if (metainfo is None) == (path is None):
@@ -109,8 +127,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         save_path: str | None = None,
         paused: bool = False,
         strategy: str | None = None,
+        magnet: str | None = None,
     ) -> defer.Deferred[dict[str, Any]]:
-        """Add a torrent from base64 metainfo or a .torrent path the daemon can read."""
+        """Add a torrent from base64 metainfo, a .torrent path the daemon can read, or a magnet."""
         if session.stopping:
             raise RpcError(SHUTTING_DOWN, "the daemon is shutting down")
         require("save_path", save_path, str, optional=True)
@@ -118,6 +137,17 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         require("strategy", strategy, str, optional=True)
         if save_path is not None:
             save_path = str(_absolute("save_path", save_path))
+        if magnet is not None:
+            require("magnet", magnet, str)
+            if metainfo is not None or path is not None:
+                raise invalid_params("magnet", "give one of metainfo, path or magnet")
+            try:
+                d = session.add_magnet(magnet, save_path=save_path, paused=paused, strategy=strategy)
+            except MetainfoError as exc:
+                raise RpcError(INVALID_TORRENT, f"invalid magnet: {exc}", {"field": "magnet"}) from None
+            except ValueError as exc:  # unknown strategy
+                raise invalid_params("strategy", str(exc)) from None
+            return d.addErrback(_storage_error)
         data = read_metainfo(metainfo, path)
         try:
             d = session.add(data, save_path=save_path, paused=paused, strategy=strategy)
@@ -141,16 +171,28 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             require("state", state, str)
             if state not in STATES:
                 raise invalid_params("state", f"must be one of {list(STATES)}")
-        torrents = sorted(session.torrents.values(), key=lambda t: t.added_at)
+        torrents = sorted(session.swarms(), key=lambda t: t.added_at)
         return [
-            status.summary(t, fields)
+            _pick(t.summary(), fields) if isinstance(t, MetadataFetch) else status.summary(t, fields)
             for t in torrents
             if state is None or t.state == state
         ]
 
     def get(info_hash: str) -> dict[str, Any]:
         """One torrent: summary, files, trackers and the piece map."""
-        t = find(info_hash)
+        t = find_any(info_hash)
+        if isinstance(t, MetadataFetch):
+            return {
+                **t.summary(),
+                "files": [],
+                "trackers": t.announcer.status(),
+                "piece_map": "",
+                "sources": {},
+                "banned": list(t.banned),
+                "wasted": 0,
+                "comment": None,
+                "created_by": None,
+            }
         return {
             **status.summary(t),
             "files": status.files(t),
@@ -177,7 +219,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
     def remove(info_hash: str, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:
         """Remove the torrent; with ``delete_data`` its downloaded files go too."""
         require("delete_data", delete_data, bool)
-        t = find(info_hash)
+        t = find_any(info_hash)
+        if isinstance(t, MetadataFetch):  # nothing downloaded yet: no data to delete
+            return session.magnets.remove(t).addErrback(_storage_error)
         return session.remove(t, delete_data).addErrback(_storage_error)
 
     def verify(info_hash: str) -> dict[str, Any]:
@@ -196,11 +240,11 @@ def torrent_methods(session: Session) -> dict[str, Any]:
 
     def trackers(info_hash: str) -> list[dict[str, Any]]:
         """Trackers with their tier, status, last error and next announce."""
-        return status.trackers(find(info_hash))
+        return find_any(info_hash).announcer.status()
 
     def add_peer(info_hash: str, address: str, port: int) -> dict[str, Any]:
         """Give the torrent a peer to connect to (tests, trackerless set-ups)."""
-        t = find(info_hash)
+        t = find_any(info_hash)
         require("address", address, str)
         require("port", port, int)
         try:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from btd.core.bitfield import Bitfield
+from btd.core.extensions import Extensions
 from btd.core.errors import ProtocolError
 from btd.core.peer import (
     DEFAULT_PEER_REQQ,
@@ -45,6 +46,7 @@ class Link:
 
 class Host:
     num_pieces = N
+    extensions = Extensions()  # ut_metadata is our local id 2
 
     def __init__(self, serve: bool = False) -> None:
         self.calls: list[tuple[Any, ...]] = []
@@ -191,10 +193,13 @@ def test_extension_handshake() -> None:
     p.on_message(encode_extension_handshake(hs))
     assert p.ext_ids == {"ut_pex": 2, "ut_metadata": 3}
     assert p.reqq == MAX_PIPELINE and p.client == "libtorrent/2" and p.listen_port == 7000
+    assert host.calls == [("extensions_ready",)]
     p.on_message(encode_extension_handshake(ExtensionHandshake(m={"ut_pex": 0})))
-    assert p.ext_ids == {"ut_metadata": 3}
-    p.on_message(m.Extended(3, b"payload"))
-    assert host.calls == [("extension_message", "3", b"payload")]
+    assert p.ext_ids == {"ut_metadata": 3} and p.supports("ut_metadata")
+    host.calls.clear()
+    p.on_message(m.Extended(2, b"payload"))  # our id for ut_metadata
+    p.on_message(m.Extended(77, b"payload"))  # an id we never gave out: ignored
+    assert host.calls == [("extension_message", "ut_metadata", b"payload")]
     for bad in (b"garbage", b"li1ee", b"d1:mi1ee"):
         with pytest.raises(ProtocolError):
             p.on_message(m.Extended(0, bad))

@@ -1,6 +1,6 @@
 """A libtorrent peer in its own process, for interop tests and benchmarks (loopback only).
 
-Usage: python lt_peer.py (seed|leech) TORRENT SAVE_DIR [--peer HOST:PORT]... [--corrupt]
+Usage: python lt_peer.py (seed|leech) TORRENT|MAGNET SAVE_DIR [--peer HOST:PORT]...
 Prints ``PORT <n>`` once listening, ``DONE <seconds>`` when a leech completes, and serves
 until stdin closes (the parent's handle on its lifetime). DHT, LSD, UPnP and NAT-PMP are off.
 """
@@ -54,7 +54,11 @@ def wait_listening(ses: lt.session, timeout: float = 10.0) -> None:
 
 def wait_started(ses: lt.session, handle: lt.torrent_handle, timeout: float = 30.0) -> None:
     """libtorrent refuses peers while a torrent is still being checked: wait it out."""
-    ready = (lt.torrent_status.states.seeding, lt.torrent_status.states.downloading)
+    ready = (
+        lt.torrent_status.states.seeding,
+        lt.torrent_status.states.downloading,
+        lt.torrent_status.states.downloading_metadata,
+    )
     deadline = time.monotonic() + timeout
     while handle.status().state not in ready or handle.status().paused:
         if time.monotonic() > deadline:
@@ -74,9 +78,11 @@ def main() -> int:
     args = parser.parse_args()
 
     ses = make_session()
-    info = lt.torrent_info(args.torrent)
-    params = lt.add_torrent_params()
-    params.ti = info
+    if args.torrent.startswith("magnet:"):  # metadata comes from the peers (BEP 9)
+        params = lt.parse_magnet_uri(args.torrent)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(args.torrent)
     params.save_path = args.save
     # Not queued by the auto-manager: the torrent takes peers as soon as it is added.
     params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)

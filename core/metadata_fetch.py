@@ -1,0 +1,358 @@
+"""A magnet link waiting for its metadata: find peers, fetch the info dictionary (BEP 9).
+
+``MetadataFetch`` stands in for a Torrent while only the info hash is known. It uses the
+magnet's trackers and peers (and DHT/PEX through ``add_peers``), speaks just enough of the
+wire protocol to run ``ut_metadata``, checks the assembled dictionary against the info hash
+and hands it to the session, which turns it into a Torrent. A peer whose pieces make a
+dictionary that fails the hash, or that sends pieces of the wrong size or out of range, is
+dropped and never asked again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from btd.core.errors import MetainfoError, ProtocolError
+from btd.core.extensions import Extensions
+from btd.core.magnet import Magnet
+from btd.core.rate import RateMeter
+from btd.core.swarm_peers import PeerCandidates
+from btd.core.tracker.announcer import Announcer
+from btd.core.tracker.codec import AnnounceRequest
+from btd.core.types import PeerAddress
+from btd.core.wire import messages as m
+from btd.core.wire import metadata as ut
+from btd.core.wire.extension import ExtensionHandshake, encode_extension_handshake
+
+_log = Logger()
+
+TICK = 1.0
+REQUESTS_PER_PEER = 4
+REQUEST_TIMEOUT = 30.0
+LEFT_UNKNOWN = 16 * 1024  # what we tell trackers before we know the size (not a seed)
+
+
+class MetadataPeer:
+    """One connection used only to fetch metadata; other messages are accepted and ignored."""
+
+    def __init__(self, fetch: MetadataFetch, link: Any, hs: m.Handshake) -> None:
+        self.fetch = fetch
+        self.link = link
+        self.peer_id = hs.peer_id
+        self.ext_ids: dict[str, int] = {}
+        self.metadata_size: int | None = None
+        self.listen_port: int | None = None
+        self.asked: dict[int, float] = {}  # piece -> when we asked
+        self.extensions = hs.supports_extensions
+        self.fast = hs.supports_fast
+        self.payload_in = 0
+        self.download = RateMeter(fetch.clock.seconds)
+
+    def on_message(self, msg: Any) -> None:
+        if isinstance(msg, m.Extended):
+            if not self.extensions:
+                raise ProtocolError("extended message without the extension protocol")
+            self.fetch.extended(self, msg)
+        elif isinstance(msg, (m.HaveAll, m.HaveNone, m.SuggestPiece, m.RejectRequest,
+                              m.AllowedFast)) and not self.fast:
+            raise ProtocolError(f"{type(msg).__name__} without the fast extension")
+        elif isinstance(msg, m.Request):
+            if self.fast:  # we have nothing to give yet
+                self.write(m.RejectRequest(msg.index, msg.begin, msg.length))
+
+    def write(self, msg: Any) -> None:
+        if not self.link.closed:
+            from btd.core.wire.codec import encode
+
+            self.link.write(encode(msg))
+
+    def send_extended(self, name: str, payload: bytes) -> bool:
+        ext_id = self.ext_ids.get(name)
+        if ext_id is None:
+            return False
+        self.write(m.Extended(ext_id, payload))
+        return True
+
+
+class MetadataFetch:
+    """The session's stand-in for a torrent whose info dictionary is not known yet."""
+
+    state = "metadata"
+    num_pieces = None  # unknown: the wire decoder checks no bitfield shapes
+    private = False  # unknown until the metadata says; trackers, DHT and PEX may all help
+
+    def __init__(
+        self,
+        magnet: Magnet,
+        options: Any,
+        *,
+        clock: Any,
+        peer_id: bytes,
+        listen_port: Callable[[], int],
+        tracker_client_for: Callable[[str], Any],
+        connect: Callable[[Any, PeerAddress], None],
+        can_connect: Callable[[], bool],
+        max_peers: Callable[[], int],
+        on_metadata: Callable[[MetadataFetch, bytes], None],
+        client_name: str = "btd",
+        extensions: Extensions | None = None,
+    ) -> None:
+        self.magnet = magnet
+        self.info_hash = magnet.info_hash
+        self.options = options
+        self.clock = clock
+        self.peer_id = peer_id
+        self.listen_port = listen_port
+        self.connect = connect
+        self.can_connect = can_connect
+        self.max_peers = max_peers
+        self.on_metadata = on_metadata
+        self.client_name = client_name
+        self.extensions = extensions or Extensions()
+        self.peers: dict[MetadataPeer, None] = {}
+        self.candidates = PeerCandidates(clock.seconds)
+        self.assembler: ut.MetadataAssembler | None = None
+        self.added_at = clock.seconds()
+        self.banned: list[str] = []
+        self.error: str | None = None
+        self.active = False
+        self._loop: LoopingCall | None = None
+        self.announcer = Announcer(
+            clock,
+            [[url] for url in magnet.trackers],
+            tracker_client_for,
+            self._announce_request,
+            self.add_peers,
+        )
+        self.candidates.add(magnet.peers)
+
+    @property
+    def hex(self) -> str:
+        return self.info_hash.hex()
+
+    @property
+    def name(self) -> str:
+        return self.magnet.name or self.hex
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.active:
+            return
+        self.active = True
+        self._loop = LoopingCall(self._tick)
+        self._loop.clock = self.clock
+        self._loop.start(TICK, now=False)
+        self.announcer.start()
+        self._connect_more()
+
+    def stop(self, timeout: float = 10.0) -> Any:
+        self.active = False
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        for peer in list(self.peers):
+            peer.link.close("metadata fetch stopped")
+        return self.announcer.stop(timeout)
+
+    def _announce_request(self, event: str) -> AnnounceRequest:
+        return AnnounceRequest(
+            info_hash=self.info_hash,
+            peer_id=self.peer_id,
+            port=self.listen_port(),
+            uploaded=0,
+            downloaded=0,
+            left=LEFT_UNKNOWN,
+            event=event,
+        )
+
+    # -- peers ------------------------------------------------------------------------------
+    def add_peers(self, addresses: Sequence[PeerAddress]) -> int:
+        added = self.candidates.add(addresses)
+        if added and self.active:
+            self._connect_more()
+        return added
+
+    def known_peers(self) -> list[PeerAddress]:
+        """Every address worth handing to the real torrent once the metadata is here."""
+        found = {p.link.address for p in self.peers if p.link.outgoing}
+        found |= {(p.link.address[0], p.listen_port) for p in self.peers if p.listen_port}
+        return sorted(found | set(self.candidates.addresses()))
+
+    def _connect_more(self) -> None:
+        connected = {p.link.address for p in self.peers}
+        while self.active and len(self.peers) + self.candidates.connecting < self.max_peers():
+            if not self.can_connect():
+                return
+            address = self.candidates.next(exclude=connected)
+            if address is None:
+                return
+            self.connect(self, address)
+
+    def connection_failed(self, address: PeerAddress, reason: str) -> None:
+        self.candidates.failed(address)
+
+    def found_self(self, address: PeerAddress) -> None:
+        self.candidates.ban(address, "ourselves")
+
+    def attach(self, link: Any, hs: m.Handshake) -> MetadataPeer | None:
+        if not self.active or len(self.peers) >= self.max_peers():
+            return None
+        if link.address in self.candidates.banned or hs.peer_id in self.candidates.banned_peer_ids:
+            return None
+        if not hs.supports_extensions:
+            return None  # it could never give us the metadata
+        peer = MetadataPeer(self, link, hs)
+        self.peers[peer] = None
+        if link.outgoing:
+            self.candidates.connected(link.address)
+        peer.write(
+            encode_extension_handshake(
+                ExtensionHandshake(
+                    m=dict(self.extensions.ids),
+                    v=self.client_name,
+                    p=self.listen_port() or None,
+                )
+            )
+        )
+        if peer.fast:
+            peer.write(m.HAVE_NONE_MSG)
+        return peer
+
+    def peer_gone(self, peer: MetadataPeer, reason: str) -> None:
+        if peer not in self.peers:
+            return
+        del self.peers[peer]
+        self.candidates.disconnected(peer.link.address, peer.listen_port)
+        self._ask_all()  # its unanswered requests go to the others
+
+    def peer_writable(self, peer: MetadataPeer) -> None:
+        """Nothing queued to send: metadata requests are tiny."""
+
+    # -- ut_metadata ---------------------------------------------------------------------------
+    def extended(self, peer: MetadataPeer, msg: m.Extended) -> None:
+        if msg.ext_id == m.EXTENDED_HANDSHAKE_ID:
+            from btd.core.wire.extension import decode_extension_handshake
+
+            hs = decode_extension_handshake(msg.payload)
+            for name, ext_id in hs.m.items():
+                if ext_id:
+                    peer.ext_ids[name] = ext_id
+                else:
+                    peer.ext_ids.pop(name, None)
+            if hs.p:
+                peer.listen_port = hs.p
+            if hs.metadata_size is not None:
+                if not 0 < hs.metadata_size <= ut.MAX_METADATA_SIZE:
+                    raise ProtocolError(f"metadata_size {hs.metadata_size} out of range")
+                peer.metadata_size = hs.metadata_size
+            self._ask(peer)
+            return
+        if self.extensions.names.get(msg.ext_id) != ut.EXTENSION_NAME:
+            return
+        reply = ut.decode_message(msg.payload)
+        if reply.msg_type == ut.REQUEST:
+            peer.send_extended(ut.EXTENSION_NAME, ut.encode_reject(reply.piece))
+            return
+        if reply.piece not in peer.asked:
+            raise ProtocolError(f"ut_metadata piece {reply.piece} was never requested")
+        del peer.asked[reply.piece]
+        if reply.msg_type == ut.REJECT:
+            self._ask_all(skip=peer)
+            return
+        assembler = self.assembler
+        if assembler is None:
+            return  # already complete
+        peer.payload_in += len(reply.data)
+        peer.download.add(len(reply.data))
+        if assembler.add(peer, reply):
+            self._complete(assembler)
+        else:
+            self._ask(peer)
+
+    def _ask(self, peer: MetadataPeer) -> None:
+        size = peer.metadata_size
+        if size is None or ut.EXTENSION_NAME not in peer.ext_ids or peer.link.closed:
+            return
+        if self.assembler is None:
+            self.assembler = ut.MetadataAssembler(self.info_hash, size)
+        elif self.assembler.size != size:
+            return  # it disagrees with the size we started with: ask the others
+        taken = {piece for p in self.peers for piece in p.asked}
+        for piece in self.assembler.missing():
+            if len(peer.asked) >= REQUESTS_PER_PEER:
+                break
+            if piece in taken and len(self.peers) > 1:
+                continue
+            peer.asked[piece] = self.clock.seconds()
+            peer.send_extended(ut.EXTENSION_NAME, ut.encode_request(piece))
+
+    def _ask_all(self, skip: MetadataPeer | None = None) -> None:
+        for peer in list(self.peers):
+            if peer is not skip:
+                self._ask(peer)
+
+    def _complete(self, assembler: ut.MetadataAssembler) -> None:
+        try:
+            info = assembler.result()
+        except MetainfoError:
+            for bad in getattr(assembler, "bad_sources", set()):
+                if isinstance(bad, MetadataPeer) and bad in self.peers:
+                    self._ban(bad, "sent metadata that does not match the info hash")
+            self.assembler = None
+            self._ask_all()
+            return
+        self.assembler = None
+        self.on_metadata(self, info)
+
+    def _ban(self, peer: MetadataPeer, reason: str) -> None:
+        address = "%s:%d" % peer.link.address
+        _log.warn("dropping {address}: {reason}", address=address, reason=reason)
+        self.banned.append(address)
+        self.candidates.ban(peer.link.address, reason, peer_id=peer.peer_id)
+        peer.link.close(reason, error=True)
+
+    def _tick(self) -> None:
+        now = self.clock.seconds()
+        for peer in list(self.peers):
+            expired = [p for p, t in peer.asked.items() if now - t > REQUEST_TIMEOUT]
+            for piece in expired:
+                del peer.asked[piece]
+            if expired:
+                self._ask_all(skip=peer)
+        self._connect_more()
+
+    def summary(self) -> dict[str, Any]:
+        """The ``torrent.list`` record of a torrent still waiting for its metadata."""
+        got = 0.0
+        if self.assembler is not None:
+            got = 1 - len(self.assembler.missing()) / self.assembler.count
+        return {
+            "info_hash": self.hex,
+            "name": self.name,
+            "state": self.state,
+            "progress": 0.0,
+            "metadata_progress": round(got, 4),
+            "size": None,
+            "left": None,
+            "downloaded": 0,
+            "uploaded": 0,
+            "ratio": 0.0,
+            "download_rate": round(sum(p.download.rate() for p in self.peers)),
+            "upload_rate": 0,
+            "peers": len(self.peers),
+            "seeds": 0,
+            "eta": None,
+            "save_path": str(self.options.save_path),
+            "strategy": self.options.strategy,
+            "error": self.error,
+            "pieces": None,
+            "pieces_have": 0,
+            "piece_length": None,
+            "private": False,
+            "added_at": self.added_at,
+            "completed_at": None,
+            "check_progress": 0.0,
+        }
