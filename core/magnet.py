@@ -38,7 +38,8 @@ class Magnet:
             params.append(("dn", self.name))
         params += [("tr", t) for t in self.trackers]
         params += [("x.pe", _format_peer(p)) for p in self.peers]
-        return "magnet:?" + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+        # ":" and "/" are fine in a query (RFC 3986): "xt=urn:btih:..." stays readable
+        return "magnet:?" + urllib.parse.urlencode(params, safe=":/", quote_via=urllib.parse.quote)
 
 
 def _format_peer(peer: PeerAddress) -> str:

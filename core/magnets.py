@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 _log = Logger()
 
+RETRY_AFTER = 60.0  # seconds before a fetch whose torrent could not be stored starts again
+
 
 def torrent_bytes(info: bytes, trackers: tuple[str, ...]) -> bytes:
     """A .torrent around raw info bytes (kept byte-exact, so the info hash holds)."""
@@ -70,6 +72,9 @@ class MagnetManager:
             on_metadata=self._metadata,
             client_name=f"btd {__version__}",
             extensions=s.extensions,
+            on_ban=lambda fetch, address, reason: self._emit(
+                fetch, "peer_banned", {"address": address, "reason": reason}
+            ),
         )
 
     def _emit(self, fetch: MetadataFetch, kind: str, data: dict[str, Any]) -> None:
@@ -88,9 +93,10 @@ class MagnetManager:
         """Add a magnet; durable before the Deferred fires. MetainfoError for a bad link."""
         magnet = parse_magnet(uri)
         s = self.session
-        if magnet.info_hash in s.torrents or magnet.info_hash in self.fetches:
-            known = s.torrents.get(magnet.info_hash) or self.fetches[magnet.info_hash]
-            return defer.succeed({"info_hash": magnet.hex, "name": known.name, "added": False})
+        known = s.torrents.get(magnet.info_hash) or self.fetches.get(magnet.info_hash)
+        if known is not None or magnet.info_hash in s._adding:  # _adding: metadata just came
+            name = known.name if known is not None else magnet.name or magnet.hex
+            return defer.succeed({"info_hash": magnet.hex, "name": name, "added": False})
         options = self._options({"save_path": save_path, "paused": paused, "strategy": strategy})
         if s.plugins.first("btd_piece_picker", name=options.strategy, view=None) is None:
             raise ValueError(f"no piece strategy called {options.strategy!r} (enable its plugin)")
@@ -100,8 +106,10 @@ class MagnetManager:
 
         def saved(_: object) -> dict[str, Any]:
             if self.fetches.get(magnet.info_hash) is fetch:
+                fetch.start()  # first: listeners (the DHT) look for active swarms
                 self._emit(fetch, "added", {"metadata": False})
-                fetch.start()
+            else:  # removed while being saved: the removal's delete may have run first
+                s.run_blocking(self.store.delete, magnet.hex).addErrback(_log_failure)
             return {"info_hash": magnet.hex, "name": fetch.name, "added": True}
 
         def failed(failure: Any) -> Any:
@@ -143,9 +151,16 @@ class MagnetManager:
             s.run_blocking(self.store.delete, fetch.hex).addErrback(_log_failure)
 
         def failed(failure: Any) -> None:
-            self.fetches[fetch.info_hash] = fetch  # keep waiting; the store will be retried
+            self.fetches[fetch.info_hash] = fetch  # keep waiting: fetched and stored again
             fetch.error = failure.getErrorMessage()
+            _log.error("{name}: storing its metadata failed ({error}); trying again in "
+                       "{s:.0f} s", name=fetch.name, error=fetch.error, s=RETRY_AFTER)
             self._emit(fetch, "error", {"error": fetch.error, "state": "metadata"})
+            s.clock.callLater(RETRY_AFTER, restart)
+
+        def restart() -> None:
+            if self.fetches.get(fetch.info_hash) is fetch and not s.stopping:
+                fetch.start()
 
         d.addCallbacks(added, failed)
 

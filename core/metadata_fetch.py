@@ -5,7 +5,9 @@ magnet's trackers and peers (and DHT/PEX through ``add_peers``), speaks just eno
 wire protocol to run ``ut_metadata``, checks the assembled dictionary against the info hash
 and hands it to the session, which turns it into a Torrent. A peer whose pieces make a
 dictionary that fails the hash, or that sends pieces of the wrong size or out of range, is
-dropped and never asked again.
+dropped and never asked again. When pieces from several peers make a dictionary that fails
+the hash, nobody is banned at once: from then on one peer at a time serves every piece, so
+the next failure has a single source (an honest peer is never banned for a liar's piece).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class MetadataPeer:
         self.metadata_size: int | None = None
         self.listen_port: int | None = None
         self.asked: dict[int, float] = {}  # piece -> when we asked
+        self.expired: set[int] = set()  # asked, timed out: a late answer is still welcome
+        self.rested_until = 0.0  # it rejected a request: not asked again before then
         self.extensions = hs.supports_extensions
         self.fast = hs.supports_fast
         self.payload_in = 0
@@ -100,6 +104,7 @@ class MetadataFetch:
         on_metadata: Callable[[MetadataFetch, bytes], None],
         client_name: str = "btd",
         extensions: Extensions | None = None,
+        on_ban: Callable[[MetadataFetch, str, str], None] | None = None,
     ) -> None:
         self.magnet = magnet
         self.info_hash = magnet.info_hash
@@ -111,6 +116,7 @@ class MetadataFetch:
         self.can_connect = can_connect
         self.max_peers = max_peers
         self.on_metadata = on_metadata
+        self.on_ban = on_ban
         self.client_name = client_name
         self.extensions = extensions or Extensions()
         self.peers: dict[MetadataPeer, None] = {}
@@ -120,6 +126,8 @@ class MetadataFetch:
         self.banned: list[str] = []
         self.error: str | None = None
         self.active = False
+        self._solo = False  # after a shared hash failure: one source per attempt
+        self._solo_peer: MetadataPeer | None = None
         self._loop: LoopingCall | None = None
         self.announcer = Announcer(
             clock,
@@ -177,9 +185,11 @@ class MetadataFetch:
 
     def known_peers(self) -> list[PeerAddress]:
         """Every address worth handing to the real torrent once the metadata is here."""
-        found = {p.link.address for p in self.peers if p.link.outgoing}
-        found |= {(p.link.address[0], p.listen_port) for p in self.peers if p.listen_port}
-        return sorted(found | set(self.candidates.addresses()))
+        live = [p for p in self.peers if not p.link.closed]
+        found = {p.link.address for p in live if p.link.outgoing}
+        found |= {(p.link.address[0], p.listen_port) for p in live if p.listen_port}
+        found |= set(self.candidates.addresses())
+        return sorted(a for a in found if a not in self.candidates.banned)
 
     def _connect_more(self) -> None:
         connected = {p.link.address for p in self.peers}
@@ -204,6 +214,8 @@ class MetadataFetch:
             return None
         if not hs.supports_extensions:
             return None  # it could never give us the metadata
+        if any(p.peer_id == hs.peer_id for p in self.peers):
+            return None
         peer = MetadataPeer(self, link, hs)
         self.peers[peer] = None
         if link.outgoing:
@@ -256,15 +268,21 @@ class MetadataFetch:
         if reply.msg_type == ut.REQUEST:
             peer.send_extended(ut.EXTENSION_NAME, ut.encode_reject(reply.piece))
             return
-        if reply.piece not in peer.asked:
+        if reply.piece in peer.asked:
+            del peer.asked[reply.piece]
+        elif reply.piece in peer.expired:  # late, not hostile
+            peer.expired.discard(reply.piece)
+        else:
             raise ProtocolError(f"ut_metadata piece {reply.piece} was never requested")
-        del peer.asked[reply.piece]
-        if reply.msg_type == ut.REJECT:
+        if reply.msg_type == ut.REJECT:  # busy, or no metadata yet: rest, ask the others
+            peer.rested_until = self.clock.seconds() + REQUEST_TIMEOUT
+            if peer is self._solo_peer:
+                self._solo_peer = None  # the next peer starts the dictionary afresh
             self._ask_all(skip=peer)
             return
         assembler = self.assembler
-        if assembler is None:
-            return  # already complete
+        if assembler is None or (self._solo and peer is not self._solo_peer):
+            return  # already complete, or not this attempt's single source
         peer.payload_in += len(reply.data)
         peer.download.add(len(reply.data))
         if assembler.add(peer, reply):
@@ -274,17 +292,29 @@ class MetadataFetch:
 
     def _ask(self, peer: MetadataPeer) -> None:
         size = peer.metadata_size
-        if size is None or ut.EXTENSION_NAME not in peer.ext_ids or peer.link.closed:
+        if not self.active or size is None or ut.EXTENSION_NAME not in peer.ext_ids:
             return
+        if peer.link.closed or self.clock.seconds() < peer.rested_until:
+            return
+        if self._solo:
+            owner = self._solo_peer
+            if owner is not None and owner is not peer:
+                if owner in self.peers and not owner.link.closed:
+                    return  # this attempt has its single source already
+            if owner is not peer:  # take over: start afresh, so every piece is from one peer
+                self._solo_peer = peer
+                self.assembler = None
+        taken = {piece for p in self.peers if not p.link.closed for piece in p.asked}
+        if self.assembler is not None and self.assembler.size != size:
+            if taken or len(self.assembler.missing()) < self.assembler.count:
+                return  # it disagrees with the size we started with: ask the others
+            self.assembler = None  # nothing came of that size (a liar's?): try this one
         if self.assembler is None:
             self.assembler = ut.MetadataAssembler(self.info_hash, size)
-        elif self.assembler.size != size:
-            return  # it disagrees with the size we started with: ask the others
-        taken = {piece for p in self.peers for piece in p.asked}
         for piece in self.assembler.missing():
             if len(peer.asked) >= REQUESTS_PER_PEER:
                 break
-            if piece in taken and len(self.peers) > 1:
+            if piece in taken:
                 continue
             peer.asked[piece] = self.clock.seconds()
             peer.send_extended(ut.EXTENSION_NAME, ut.encode_request(piece))
@@ -298,9 +328,17 @@ class MetadataFetch:
         try:
             info = assembler.result()
         except MetainfoError:
-            for bad in getattr(assembler, "bad_sources", set()):
-                if isinstance(bad, MetadataPeer) and bad in self.peers:
-                    self._ban(bad, "sent metadata that does not match the info hash")
+            sources = {p for p in getattr(assembler, "bad_sources", set())
+                       if isinstance(p, MetadataPeer)}
+            if len(sources) == 1:  # a single source: it lied
+                for bad in sources:
+                    if bad in self.peers:
+                        self._ban(bad, "sent metadata that does not match the info hash")
+            else:  # which of them lied? ask one peer at a time from now on
+                _log.info("{name}: metadata from {n} peers failed the hash; asking one "
+                          "peer at a time", name=self.name, n=len(sources))
+                self._solo = True
+            self._solo_peer = None
             self.assembler = None
             self._ask_all()
             return
@@ -313,6 +351,8 @@ class MetadataFetch:
         self.banned.append(address)
         self.candidates.ban(peer.link.address, reason, peer_id=peer.peer_id)
         peer.link.close(reason, error=True)
+        if self.on_ban is not None:
+            self.on_ban(self, address, reason)
 
     def _tick(self) -> None:
         now = self.clock.seconds()
@@ -320,8 +360,12 @@ class MetadataFetch:
             expired = [p for p, t in peer.asked.items() if now - t > REQUEST_TIMEOUT]
             for piece in expired:
                 del peer.asked[piece]
-            if expired:
-                self._ask_all(skip=peer)
+                peer.expired.add(piece)
+            if expired:  # the others get those pieces first
+                peer.rested_until = now + REQUEST_TIMEOUT
+                if peer is self._solo_peer:
+                    self._solo_peer = None
+        self._ask_all()  # also whoever rested after a reject, and idle peers
         self._connect_more()
 
     def summary(self) -> dict[str, Any]:

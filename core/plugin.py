@@ -38,6 +38,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "notify_webhook": "btd.plugins.notify_webhook",
     "watch_dir": "btd.plugins.watch_dir",
     "dht": "btd.plugins.dht",
+    "pex": "btd.plugins.pex",
 }
 
 from btd.core.config_schema import DEFAULT_PLUGINS  # noqa: E402 - enabled without `plugins:`

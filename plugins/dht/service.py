@@ -148,7 +148,7 @@ class DhtService:
             loop.start(every, now=False).addErrback(lambda f: log.failure("dht: timer", f))
             self._loops.append(loop)
         self.bootstrap()
-        for torrent in list(self.session.torrents.values()):
+        for torrent in self.session.swarms():
             self._track(torrent)
 
     def stop(self) -> defer.Deferred[None]:
@@ -304,14 +304,14 @@ class DhtService:
         except ValueError:
             return
         if kind in ("added", "started"):
-            torrent = self.session.torrents.get(info_hash)
+            torrent = self.session.swarm(info_hash)
             if torrent is not None:
                 self._track(torrent)
         elif kind in ("paused", "removed", "error"):
             self._untrack(info_hash)
 
     def _eligible(self, torrent: Any) -> bool:
-        return bool(torrent.active) and not torrent.meta.private
+        return bool(torrent.active) and not torrent.private  # BEP 27: no DHT for private
 
     def _track(self, torrent: Any) -> None:
         if self.node is None or torrent.info_hash in self.tracked or not self._eligible(torrent):
@@ -330,7 +330,7 @@ class DhtService:
         tracked.timer = self.reactor.callLater(delay, self._announce, tracked)
 
     def _announce(self, tracked: _Tracked) -> None:
-        torrent = self.session.torrents.get(tracked.info_hash)
+        torrent = self.session.swarm(tracked.info_hash)
         node = self.node
         if node is None or self.tracked.get(tracked.info_hash) is not tracked:
             return
@@ -377,7 +377,7 @@ class DhtService:
 
     def _announced_to_us(self, info_hash: bytes, address: Address) -> None:
         if info_hash in self.tracked:
-            torrent = self.session.torrents.get(info_hash)
+            torrent = self.session.swarm(info_hash)
             if torrent is not None and self._eligible(torrent):
                 self._feed(torrent, [address])
 

@@ -102,6 +102,32 @@ def test_leechers_find_the_seeder_through_the_dht(
     assert (seeder.state / "dht.dat").stat().st_size > 20  # saved at stop
 
 
+def test_bare_magnet_is_found_through_the_dht_alone(
+    tmp_path: Path, btd_factory: Any, dht_enabled: None
+) -> None:
+    """No tracker, no .torrent, no peer address: only the info hash and the DHT."""
+    seed_dir = tmp_path / "seed"
+    write_files(seed_dir, SIZES, seed=10)
+    torrent = tmp_path / "dht.torrent"
+    info_hash = make_torrent(seed_dir / "dhtdata", torrent, piece_size=PIECE)
+    port = free_udp_port("127.0.0.6")
+    seeder = btd_factory("seeder", config=config(6, port, []))
+    shutil.copytree(seed_dir, seeder.downloads)
+    seeder.start()
+    with seeder.client() as events:
+        events.call("events.subscribe")
+        seeder.add(torrent)
+        seeder.wait_event(events, "started", info_hash)
+    leecher = btd_factory("leech", config=config(7, 0, [f"127.0.0.6:{port}"])).start()
+    with leecher.client(timeout=120) as events:
+        events.call("events.subscribe")
+        leecher.call("torrent.add", {"magnet": f"magnet:?xt=urn:btih:{info_hash}"})
+        leecher.wait_event(events, "metadata", info_hash, timeout=90)
+        leecher.wait_event(events, "completed", info_hash, timeout=90)
+    assert same_tree(seed_dir, leecher.downloads)
+    assert leecher.stop() == 0 and seeder.stop() == 0
+
+
 # -- libtorrent's DHT node on loopback ----------------------------------------------------------
 class LtDhtSession:
     """An in-process libtorrent session whose DHT is bound to 127.0.0.1 and bootstraps from us.

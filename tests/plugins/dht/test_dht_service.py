@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ PRIVATE = b"\x07" * 20
 class FakeTorrent:
     def __init__(self, info_hash: bytes, private: bool = False, active: bool = True) -> None:
         self.info_hash = info_hash
-        self.meta = SimpleNamespace(private=private)
+        self.private = private
         self.active = active
         self.peers: list[tuple[str, int]] = []
 
@@ -42,6 +41,12 @@ class FakeSession:
         self.state_dir = state_dir
         self.listen_port = listen_port
         self.torrents: dict[bytes, FakeTorrent] = {}
+
+    def swarms(self) -> list[FakeTorrent]:
+        return list(self.torrents.values())
+
+    def swarm(self, info_hash: bytes) -> FakeTorrent | None:
+        return self.torrents.get(info_hash)
 
     def run_blocking(self, fn: Any, *args: Any) -> defer.Deferred[Any]:
         return defer.maybeDeferred(fn, *args)
