@@ -317,18 +317,31 @@ def human_info(t: dict[str, Any]) -> str:
     pairs.append(("error", t.get("error")))
     files = t.get("files") or []
     trackers = t.get("trackers") or []
-    return "\n\n".join(
-        [
-            _fields(pairs),
-            f"files ({len(files)}):\n{human_files(files)}",
-            f"trackers ({len(trackers)}):\n{human_trackers(trackers)}",
-        ]
-    )
+    sections = [_fields(pairs)]
+    if t.get("piece_map"):
+        from btd.core.ctl_watch_view import piece_cells  # pure text, no rich
+
+        sections.append(f"pieces: {piece_cells(t.get('piece_map'), t.get('pieces'))}")
+    sections.append(f"files ({len(files)}):\n{human_files(files)}")
+    if "peer_list" in t:
+        peers = t["peer_list"]
+        sections.append(f"peers ({len(peers)}):\n{human_peers(peers) if peers else 'no peers'}")
+    sections.append(f"trackers ({len(trackers)}):\n{human_trackers(trackers)}")
+    return "\n\n".join(sections)
 
 
-@command("info", "show one torrent: its fields, files and trackers", setup=_one_hash)
+@command(
+    "info",
+    "show one torrent: fields, piece map, files, peers and trackers",
+    setup=_one_hash,
+    description="Everything `btctl watch` shows in its detail pane, once. --json prints "
+    "torrent.get's result with the connected peers (torrent.peers) under `peer_list`.",
+)
 def cmd_info(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
-    out.emit(client.call("torrent.get", {"info_hash": args.info_hash}), human_info)
+    t = client.call("torrent.get", {"info_hash": args.info_hash})
+    if t.get("state") != "metadata":
+        t["peer_list"] = client.call("torrent.peers", {"info_hash": t["info_hash"]})
+    out.emit(t, human_info)
     return EXIT_OK
 
 

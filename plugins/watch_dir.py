@@ -1,9 +1,12 @@
-"""Watch folders (``watch_dir``): .torrent files dropped into a folder are added.
+"""Watch folders (``watch_dir``): .torrent and .magnet files dropped into a folder are added.
 
 A file is taken only once it is complete: at once when inotify reports it closed after
 writing (IN_CLOSE_WRITE) or renamed into place (IN_MOVED_TO), otherwise when a periodic
 scan sees the same size, mtime and inode twice in a row. The scan also finds files that
 were there before btd started and is the whole mechanism where inotify is missing.
+
+A ``.magnet`` file holds one magnet link (text, surrounding whitespace ignored); it is added
+through ``session.add_magnet`` and waits for its metadata like ``btctl add magnet:...``.
 
 Once added (or already present) the file is moved to ``<folder>/added/`` or deleted, so a
 folder holds only what is still to do. A file that is not a usable torrent is renamed
@@ -29,10 +32,13 @@ from twisted.logger import Logger
 
 from btd.core.config_schema import Invalid, expand_path
 from btd.core.errors import ConfigError, MetainfoError, StorageError
+from btd.core.magnet import MAX_MAGNET_LENGTH
 from btd.core.plugin import hookimpl
 
 PLUGIN = "watch_dir"
 MAX_TORRENT_SIZE = 10 * 1024 * 1024  # a .torrent larger than this is refused
+MAX_MAGNET_SIZE = MAX_MAGNET_LENGTH + 4096  # a .magnet: one link and some whitespace
+SUFFIXES = (".torrent", ".magnet")
 RETRY_AFTER = 60.0  # seconds before a file btd failed to store is tried again
 ADDED_DIR = "added"
 FOLDER_KEYS = ("path", "save_path", "paused", "strategy", "on_added", "interval")
@@ -133,12 +139,16 @@ class NotACandidate(Exception):
 
 
 def wanted_name(name: str) -> bool:
-    """``*.torrent`` only; hidden files (temporary names) and ``*.magnet`` are left alone."""
-    return not name.startswith(".") and name.lower().endswith(".torrent")
+    """``*.torrent`` and ``*.magnet``; hidden files (temporary names) are left alone."""
+    return not name.startswith(".") and name.lower().endswith(SUFFIXES)
+
+
+def is_magnet(name: str) -> bool:
+    return name.lower().endswith(".magnet")
 
 
 def list_candidates(folder: Path) -> tuple[dict[str, Signature], list[str]]:
-    """(regular non-empty ``*.torrent`` files -> signature, symlinked names skipped)."""
+    """(regular non-empty ``*.torrent``/``*.magnet`` files -> signature, symlinked names)."""
     found: dict[str, Signature] = {}
     links: list[str] = []
     with os.scandir(folder) as entries:
@@ -156,8 +166,9 @@ def list_candidates(folder: Path) -> tuple[dict[str, Signature], list[str]]:
     return found, links
 
 
-def read_torrent(folder: Path, name: str) -> tuple[bytes, Signature]:
-    """The file's bytes, never through a symlink, never more than MAX_TORRENT_SIZE."""
+def read_torrent(folder: Path, name: str, limit: int | None = None) -> tuple[bytes, Signature]:
+    """The file's bytes, never through a symlink, never more than ``limit`` (MAX_TORRENT_SIZE)."""
+    limit = MAX_TORRENT_SIZE if limit is None else limit
     try:
         fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -170,19 +181,32 @@ def read_torrent(folder: Path, name: str) -> tuple[bytes, Signature]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
             raise NotACandidate("not a regular non-empty file")
-        if st.st_size > MAX_TORRENT_SIZE:
-            raise BadTorrentFile(f"too large: {st.st_size} bytes (limit {MAX_TORRENT_SIZE})")
+        if st.st_size > limit:
+            raise BadTorrentFile(f"too large: {st.st_size} bytes (limit {limit})")
         chunks, total = [], 0
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
             total += len(chunk)
-            if total > MAX_TORRENT_SIZE:
-                raise BadTorrentFile(f"too large: over {MAX_TORRENT_SIZE} bytes")
+            if total > limit:
+                raise BadTorrentFile(f"too large: over {limit} bytes")
         return b"".join(chunks), (st.st_size, st.st_mtime_ns, st.st_ino)
     except OSError as exc:
         raise BadTorrentFile(f"unreadable: {exc.strerror}") from exc
     finally:
         os.close(fd)
+
+
+def magnet_text(data: bytes) -> str:
+    """The one magnet link a ``.magnet`` file holds; BadTorrentFile if it holds anything else."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadTorrentFile("not a magnet link: the file is not UTF-8 text") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        what = "no text" if not lines else f"{len(lines)} lines"
+        raise BadTorrentFile(f"not a magnet link: one link per .magnet file, found {what}")
+    return lines[0]
 
 
 def _free_name(folder: Path, stem: str, suffix: str) -> Path:
@@ -223,10 +247,11 @@ def mark_invalid(folder: Path, name: str, reason: str) -> Path:
 
 # -- one folder -----------------------------------------------------------------------------------
 class FolderWatcher:
-    """Finds complete .torrent files in one folder and hands them to ``session.add``.
+    """Finds complete .torrent/.magnet files in one folder; ``session.add``/``add_magnet``.
 
-    ``session`` needs ``add``, ``run_blocking``, ``reactor`` (IReactorTime; inotify is used
-    only when it is also an IReactorFDSet on Linux) and optionally ``stopping``.
+    ``session`` needs ``add``, ``add_magnet``, ``run_blocking``, ``reactor`` (IReactorTime;
+    inotify is used only when it is also an IReactorFDSet on Linux) and optionally
+    ``stopping``.
     """
 
     def __init__(self, spec: FolderSpec, session: Any, *, inotify: bool | None = None,
@@ -268,7 +293,8 @@ class FolderWatcher:
                 return
             self._start_inotify()
             how = "inotify and " if self._notifier is not None else ""
-            self.log.info("watching {path} for .torrent files ({how}a scan every {s:g} s)",
+            self.log.info("watching {path} for .torrent and .magnet files "
+                          "({how}a scan every {s:g} s)",
                           path=str(self.path), how=how, s=self.spec.interval)
             self._loop = LoopingCall(self.scan)
             self._loop.clock = self.clock
@@ -383,8 +409,11 @@ class FolderWatcher:
     @defer.inlineCallbacks
     def _take(self, name: str) -> Any:
         folder, where = self.path, str(self.path)
+        magnet = is_magnet(name)
+        limit = MAX_MAGNET_SIZE if magnet else MAX_TORRENT_SIZE
         try:
-            data, sig = yield self.session.run_blocking(read_torrent, folder, name)
+            data, sig = yield self.session.run_blocking(read_torrent, folder, name, limit)
+            uri = magnet_text(data) if magnet else None
         except (FileNotFoundError, NotACandidate):
             return  # gone already (taken by a racing event), or not a plain file
         except BadTorrentFile as exc:
@@ -395,15 +424,19 @@ class FolderWatcher:
                            path=where, name=name, e=str(exc))
             return
         spec = self.spec
+        options = {
+            "save_path": str(spec.save_path) if spec.save_path is not None else None,
+            "paused": spec.paused,
+            "strategy": spec.strategy,
+        }
         try:
-            added = self.session.add(
-                data,
-                save_path=str(spec.save_path) if spec.save_path is not None else None,
-                paused=spec.paused,
-                strategy=spec.strategy,
-            )
+            if uri is not None:
+                added = self.session.add_magnet(uri, **options)
+            else:
+                added = self.session.add(data, **options)
         except MetainfoError as exc:
-            yield self._reject(name, f"not a valid torrent: {exc}")
+            what = "magnet link" if magnet else "torrent"
+            yield self._reject(name, f"not a valid {what}: {exc}")
             return
         except ValueError as exc:  # the folder's strategy is unknown: a setting, not the file
             self.log.error("watch folder {path}: {name} left in place: {e}",

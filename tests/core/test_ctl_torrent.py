@@ -121,7 +121,7 @@ def m_list(p: dict[str, Any] | None) -> Any:
 
 def m_get(p: dict[str, Any]) -> Any:
     h = resolve(p["info_hash"])
-    return {**TORRENTS[h], "files": FILES, "trackers": TRACKERS, "piece_map": "fc0",
+    return {**TORRENTS[h], "files": FILES, "trackers": TRACKERS, "piece_map": "fff0",
             "sources": {"127.0.0.1:6881": 2**20}, "banned": ["127.0.0.7:1"] if h == HASH_A
             else [], "wasted": 16384, "comment": "made for tests", "created_by": None}  # fmt: skip
 
@@ -364,8 +364,13 @@ def test_list_empty(btctl, monkeypatch) -> None:
 def test_info_human(btctl, daemon) -> None:
     code, out, err = btctl("info", "3f9a")
     assert (code, err) == (0, "")
-    assert daemon.calls() == [("torrent.get", {"info_hash": "3f9a"})]
-    head, files, trackers = out.split("\n\n")
+    assert daemon.calls() == [
+        ("torrent.get", {"info_hash": "3f9a"}),
+        ("torrent.peers", {"info_hash": HASH_A}),
+    ]
+    head, pieces, files, peers, trackers = out.split("\n\n")
+    assert pieces.startswith("pieces: ") and len(pieces) > len("pieces: ")
+    assert peers.startswith(f"peers ({len(PEERS)}):")
     assert field(head, "name") == "debian-12.iso" and field(head, "hash") == HASH_A
     assert field(head, "state") == "downloading" and field(head, "progress") == "50.0%"
     assert field(head, "size") == "3.0 MiB (1.5 MiB left)"
@@ -389,9 +394,9 @@ def test_info_human(btctl, daemon) -> None:
 def test_info_json_is_raw(btctl) -> None:
     code, out, _ = btctl("info", "--json", HASH_B)
     assert code == 0 and json.loads(out) == {
-        **TORRENTS[HASH_B], "files": FILES, "trackers": TRACKERS, "piece_map": "fc0",
+        **TORRENTS[HASH_B], "files": FILES, "trackers": TRACKERS, "piece_map": "fff0",
         "sources": {"127.0.0.1:6881": 2**20}, "banned": [], "wasted": 16384,
-        "comment": "made for tests", "created_by": None,
+        "comment": "made for tests", "created_by": None, "peer_list": [],
     }  # fmt: skip
 
 

@@ -20,6 +20,7 @@ import pytest
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from btd.core.bencode import encode
@@ -305,12 +306,19 @@ def test_a_restart_brings_the_waiting_magnet_back(tmp_path: Path) -> None:
     assert second.route(IH) is fetch
 
 
-def test_a_corrupt_magnets_json_is_reported_and_kept(tmp_path: Path, caplog: Any) -> None:
+def test_a_corrupt_magnets_json_is_reported_and_kept(tmp_path: Path) -> None:
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "magnets.json").write_text("{oops")
-    session = make_session(tmp_path)
-    session.start()
+    logged: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        session = make_session(tmp_path)
+        session.start()
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
     assert session.swarms() == []
+    assert any("magnets.json" in str(e.get("problem")) for e in logged)
+    assert rpc_error(session, "torrent.add", magnet=URI).code == codes.STORAGE  # not overwritten
     assert (tmp_path / "state" / "magnets.json").read_text() == "{oops"
 
 
