@@ -32,6 +32,9 @@ class ExtensionHandler(Protocol):
     def peer_gone(self, torrent: Any, peer: Any) -> None:
         """The connection closed."""
 
+    # A handler may set ``allowed_on_private = True``; otherwise BEP 27 torrents neither
+    # advertise nor use the extension (peer exchange would leak peers of a private swarm).
+
 
 def local_ids(names: Iterable[str]) -> dict[str, int]:
     """Our ``m`` dictionary: well-known ids first, then free ids in name order."""
@@ -56,3 +59,13 @@ class Extensions:
         self.handlers = dict(handlers or {})
         self.ids = local_ids([UT_METADATA, *self.handlers])
         self.names = {ext_id: name for name, ext_id in self.ids.items()}
+
+    def advertised(self, private: bool) -> dict[str, int]:
+        """The ``m`` dictionary for a torrent's extension handshake."""
+        if not private:
+            return dict(self.ids)
+        return {
+            name: ext_id
+            for name, ext_id in self.ids.items()
+            if name == UT_METADATA or getattr(self.handlers.get(name), "allowed_on_private", False)
+        }

@@ -298,9 +298,8 @@ class MetadataFetch:
             return
         if self._solo:
             owner = self._solo_peer
-            if owner is not None and owner is not peer:
-                if owner in self.peers and not owner.link.closed:
-                    return  # this attempt has its single source already
+            if owner not in (None, peer) and owner in self.peers and not owner.link.closed:
+                return  # this attempt has its single source already
             if owner is not peer:  # take over: start afresh, so every piece is from one peer
                 self._solo_peer = peer
                 self.assembler = None

@@ -375,7 +375,7 @@ class Torrent:
             peer.write(
                 encode_extension_handshake(
                     ExtensionHandshake(
-                        m=dict(self.extensions.ids),
+                        m=self.extensions.advertised(private=self.private),
                         v=self.env.client_name,
                         p=self.env.listen_port() or None,
                         reqq=2000,

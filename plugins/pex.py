@@ -49,7 +49,7 @@ SLACK = 0.001  # a tick landing a hair before a peer's time still counts
 FLOOD_MESSAGES = 10  # more than this many within one interval (at most 60 s) drops the peer
 EARLY_FRACTION = 0.75  # a message sooner than this much of the interval after the last is ignored
 
-log = Logger(namespace="btd.plugins.pex")
+_log = Logger(namespace="btd.plugins.pex")
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,16 @@ class PexHandler:
         self._in: dict[Any, _Heard] = {}
         self._loop: LoopingCall | None = None
         self.counts = dict.fromkeys(
-            ("messages_in", "messages_out", "ignored_early", "ignored_private", "malformed",
-             "floods", "peers_learned", "peers_sent"),
+            (
+                "messages_in",
+                "messages_out",
+                "ignored_early",
+                "ignored_private",
+                "malformed",
+                "floods",
+                "peers_learned",
+                "peers_sent",
+            ),
             0,
         )
 
@@ -302,7 +310,7 @@ def btd_configure(config: Any) -> None:
     raw = (getattr(config, "plugins", None) or {}).get(PLUGIN)
     _settings = validate({} if raw is None else raw)
     if _settings.interval < 60:
-        log.warn(
+        _log.warn(
             "pex interval {i:g} s: peers may drop us for sending more than once a minute",
             i=_settings.interval,
         )

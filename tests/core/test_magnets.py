@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from torrent_harness import Swarm
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -26,7 +27,6 @@ from twisted.python.failure import Failure
 from btd.core.bencode import encode
 from btd.core.bitfield import Bitfield
 from btd.core.config import default_config
-from btd.core.errors import StorageError
 from btd.core.events import TorrentEvent
 from btd.core.magnets import RETRY_AFTER, torrent_bytes
 from btd.core.metadata_fetch import MetadataFetch
@@ -40,9 +40,9 @@ from btd.core.session import Session
 from btd.core.torrent import Torrent
 from btd.core.wire import messages as m
 from btd.core.wire import metadata as ut
-from btd.core.wire.codec import WireDecoder, encode as wire_encode, encode_handshake
+from btd.core.wire.codec import WireDecoder, encode_handshake
+from btd.core.wire.codec import encode as wire_encode
 from btd.core.wire.extension import decode_extension_handshake
-from torrent_harness import Swarm
 
 PL = 16 * 1024
 DATA = random.Random(1).randbytes(40_000)

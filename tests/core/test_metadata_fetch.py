@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from torrent_harness import OUR_PEER_ID, Conn, FakeRouter
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -30,7 +31,6 @@ from btd.core.wire import messages as m
 from btd.core.wire import metadata as ut
 from btd.core.wire.codec import encode
 from btd.core.wire.extension import decode_extension_handshake
-from torrent_harness import OUR_PEER_ID, Conn, FakeRouter
 
 INFO = random.Random(3).randbytes(40_000)  # 3 metadata pieces, the last one short
 INFO6 = random.Random(4).randbytes(90_000)  # 6 pieces: more than one peer's 4 requests
@@ -340,7 +340,7 @@ def test_a_liar_sharing_the_pieces_with_an_honest_peer_is_found_alone() -> None:
         serve(conn, pieces, bytes(wrong) if conn is liar else INFO6)
         s.settle()
     assert s.got == [INFO6]
-    assert liar.aborted and s.fetch.banned == ["%s:%d" % liar.proto.address]
+    assert liar.aborted and s.fetch.banned == ["{}:{}".format(*liar.proto.address)]
     assert not honest.closing
 
 

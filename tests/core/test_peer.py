@@ -245,3 +245,16 @@ def test_outgoing_messages() -> None:
     assert p.upload.total == 4
     info = p.info()
     assert info["client"] == "qB4650" and info["am_interested"] and info["uploaded"] == 4
+
+
+def test_private_torrents_do_not_advertise_plugin_extensions() -> None:
+    class Handler:
+        pass
+
+    class Friendly:
+        allowed_on_private = True
+
+    ext = Extensions({"ut_pex": Handler(), "x_ok": Friendly()})
+    assert ext.advertised(private=False) == ext.ids
+    assert set(ext.advertised(private=True)) == {"ut_metadata", "x_ok"}
+    assert ext.ids["ut_pex"] == 1 and ext.ids["ut_metadata"] == 2

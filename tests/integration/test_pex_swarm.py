@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 from btdtest import make_torrent, same_tree, wait_until, write_files
 
+from btd.core.plugin import BUILTIN_PLUGINS
+from btd.core.rpc.client import RemoteError
+
 pytestmark = [pytest.mark.integration]
 
 SIZES = {"pexdata/a.bin": 6_000_000, "pexdata/b.bin": 2_000_001}
@@ -42,8 +45,6 @@ def start_seeder(factory: Any, name: str, config: str, seed_dir: Path, torrent: 
 
 
 def test_a_peer_learned_only_through_pex_gets_connected(tmp_path: Path, btd_factory: Any) -> None:
-    from btd.core.plugin import BUILTIN_PLUGINS
-
     assert "pex" in BUILTIN_PLUGINS
     seed_dir = tmp_path / "seed"
     write_files(seed_dir, SIZES, seed=21)
@@ -79,7 +80,7 @@ def test_a_peer_learned_only_through_pex_gets_connected(tmp_path: Path, btd_fact
     assert sources.get(f"127.0.0.1:{a_port}", 0) > 0, sources
     assert a.call("torrent.get", {"info_hash": info_hash})["uploaded"] > 0
     # A has no pex plugin: the method does not exist there
-    with a.client() as client, pytest.raises(Exception):
+    with a.client() as client, pytest.raises(RemoteError, match="-32601"):
         client.call("pex.status")
 
     for btd in (a, b, c):
@@ -101,8 +102,11 @@ def test_btd_takes_peers_from_libtorrent_pex(
     first = btd_factory("first", config=config).start()
     first.add(torrent)
     add_peer(first, info_hash, seeder.port)
-    wait_until(lambda: seeder.port in peer_ports(first, info_hash), timeout=20,
-               what="the first btd connected to libtorrent")
+    wait_until(
+        lambda: seeder.port in peer_ports(first, info_hash),
+        timeout=20,
+        what="the first btd connected to libtorrent",
+    )
     second = btd_factory("second", config=config).start()
     second.add(torrent)
     add_peer(second, info_hash, seeder.port)

@@ -33,8 +33,13 @@ class FakeHas:
 
 class FakePeer:
     def __init__(
-        self, address: tuple[str, int], *, outgoing: bool = True, listen_port: int | None = None,
-        pex: bool = True, seed: bool = False,
+        self,
+        address: tuple[str, int],
+        *,
+        outgoing: bool = True,
+        listen_port: int | None = None,
+        pex: bool = True,
+        seed: bool = False,
     ) -> None:
         self.link = FakeLink(address, outgoing)
         self.listen_port = listen_port
@@ -113,11 +118,13 @@ def test_first_message_lists_current_peers_with_flags(clock: Clock) -> None:
     # not itself; the inbound peer under its listen port; the portless one left out;
     # 0x10: we reached it ourselves
     assert {p.address: p.flags for p in a.sent[0].added} == {
-        ("10.0.0.2", 7002): 0, ("10.0.0.4", 7004): 0x10
+        ("10.0.0.2", 7002): 0,
+        ("10.0.0.4", 7004): 0x10,
     }
     # the seed: 0x02 as well; b is not told about itself under its listen address
     assert {p.address: p.flags for p in b.sent[0].added} == {
-        ("10.0.0.1", 7001): 0x12, ("10.0.0.4", 7004): 0x10
+        ("10.0.0.1", 7001): 0x12,
+        ("10.0.0.4", 7004): 0x10,
     }
     assert handler.status()["messages_out"] == 3  # a, b and the portless inbound peer
 
@@ -163,7 +170,7 @@ def test_news_is_held_back_until_the_minute_passes(clock: Clock) -> None:
     connect(handler, t, FakePeer(("10.0.0.2", 2)))
     for i in range(3, 10):
         clock.advance(5)
-        connect(handler, t, FakePeer(("10.0.0.%d" % i, i)))
+        connect(handler, t, FakePeer((f"10.0.0.{i}", i)))
     assert len(a.sent) == 1
     clock.advance(25)
     assert len(a.sent) == 2 and len(a.sent[1].added) == 7
@@ -173,7 +180,7 @@ def test_at_most_max_peers_per_message_rest_follows(clock: Clock) -> None:
     handler, t = make(clock, interval=10, start=False), FakeTorrent(clock)
     a = connect(handler, t, FakePeer(("10.1.0.1", 1)))
     for i in range(70):
-        connect(handler, t, FakePeer(("10.2.0.%d" % i, 100 + i), pex=False))
+        connect(handler, t, FakePeer((f"10.2.0.{i}", 100 + i), pex=False))
     handler.start(clock)
     clock.advance(1)
     assert len(a.sent) == 1 and len(a.sent[0].added) == 50
@@ -182,12 +189,12 @@ def test_at_most_max_peers_per_message_rest_follows(clock: Clock) -> None:
     clock.advance(1)
     assert len(a.sent) == 2 and len(a.sent[1].added) == 20
     assert addresses(a.sent[0]) | addresses(a.sent[1]) == {
-        ("10.2.0.%d" % i, 100 + i) for i in range(70)
+        (f"10.2.0.{i}", 100 + i) for i in range(70)
     }
     small, t2 = make(clock, max_peers=5, start=False), FakeTorrent(clock)
     x = connect(small, t2, FakePeer(("10.3.0.1", 1)))
     for i in range(9):
-        connect(small, t2, FakePeer(("10.4.0.%d" % i, 1), pex=False))
+        connect(small, t2, FakePeer((f"10.4.0.{i}", 1), pex=False))
     small.start(clock)
     clock.advance(1)
     assert len(x.sent[0].added) == 5
@@ -248,7 +255,7 @@ def test_port_zero_is_ignored(clock: Clock) -> None:
 def test_at_most_max_peers_taken_per_message(clock: Clock) -> None:
     handler, t = make(clock, max_peers=10), FakeTorrent(clock)
     a = connect(handler, t, FakePeer(("10.0.0.1", 1)))
-    handler.message(t, a, pex_payload(*[("10.9.0.%d" % i, 5) for i in range(40)]))
+    handler.message(t, a, pex_payload(*[(f"10.9.0.{i}", 5) for i in range(40)]))
     assert len(t.learned) == 10
 
 
@@ -304,7 +311,7 @@ def test_short_interval_scales_the_incoming_limits(clock: Clock) -> None:
     handler, t = make(clock, interval=1), FakeTorrent(clock)
     a = connect(handler, t, FakePeer(("10.0.0.1", 1)))
     for i in range(30):
-        handler.message(t, a, pex_payload(("10.9.0.%d" % i, 5)))
+        handler.message(t, a, pex_payload((f"10.9.0.{i}", 5)))
         clock.advance(1)
     assert len(t.learned) == 30
 

@@ -67,7 +67,9 @@ def test_empty_dict_and_unknown_keys() -> None:
 def test_decoding_keeps_the_first_50() -> None:
     added = b"".join(bytes([10, 0, i // 256, i % 256, 0, 1]) for i in range(120))
     dropped6 = b"".join(bytes(15) + bytes([i, 0, 2]) for i in range(70))
-    msg = decode_pex(bencode.encode({b"added": added, b"added.f": bytes(120), b"dropped6": dropped6}))
+    msg = decode_pex(
+        bencode.encode({b"added": added, b"added.f": bytes(120), b"dropped6": dropped6})
+    )
     assert len(msg.added) == MAX_ENTRIES and msg.added[0].host == "10.0.0.0"
     assert len(msg.dropped) == MAX_ENTRIES and msg.dropped[0] == ("::", 2)
 
@@ -142,12 +144,11 @@ ports = st.integers(1, 65535)
 def test_round_trip_property(added: list, dropped: list) -> None:
     msg = PexMessage(tuple(PexPeer(h, p, f) for h, p, f in added), tuple(dropped))
     back = decode_pex(encode_pex(msg))
-    v4 = lambda h: ":" not in h  # noqa: E731
-    assert list(back.added) == [p for p in msg.added if v4(p.host)] + [
-        p for p in msg.added if not v4(p.host)
+    assert list(back.added) == [p for p in msg.added if ":" not in p.host] + [
+        p for p in msg.added if ":" in p.host
     ]
-    assert list(back.dropped) == [a for a in dropped if v4(a[0])] + [
-        a for a in dropped if not v4(a[0])
+    assert list(back.dropped) == [a for a in dropped if ":" not in a[0]] + [
+        a for a in dropped if ":" in a[0]
     ]
 
 
@@ -160,7 +161,9 @@ def test_random_bytes_only_raise_protocol_error(data: bytes) -> None:
         pass
 
 
-fields = st.sampled_from([b"added", b"added.f", b"added6", b"added6.f", b"dropped", b"dropped6", b"x"])
+fields = st.sampled_from(
+    [b"added", b"added.f", b"added6", b"added6.f", b"dropped", b"dropped6", b"x"]
+)
 
 
 @settings(max_examples=300, deadline=None)

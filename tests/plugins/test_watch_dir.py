@@ -1,7 +1,9 @@
-"""watch_dir: when a file counts as complete, what happens to it after, bad files, settings.
+"""watch_dir: when a file counts as complete, what happens to it after, bad files, .magnet
+files, settings.
 
-The session is a fake with the Session's narrow interface (``add``, ``run_blocking``
-inline, ``reactor`` = a Clock), so scans happen exactly when the test advances the clock.
+The session is a fake with the Session's narrow interface (``add``, ``add_magnet``,
+``run_blocking`` inline, ``reactor`` = a Clock), so scans happen exactly when the test
+advances the clock.
 The files are real (tmp_path).
 """
 
@@ -19,6 +21,7 @@ from twisted.logger import Logger, formatEvent
 
 from btd.core.bencode import encode
 from btd.core.errors import ConfigError, StorageError
+from btd.core.magnet import parse_magnet
 from btd.core.metainfo import parse_metainfo
 from btd.core.plugin import make_plugin_manager
 from btd.plugins import watch_dir
@@ -55,6 +58,20 @@ class FakeSession:
         added = meta.hex not in self.present
         self.present.add(meta.hex)
         return defer.succeed({"info_hash": meta.hex, "name": meta.name, "added": added})
+
+    def add_magnet(self, uri: str, *, save_path=None, paused=False, strategy=None):
+        magnet = parse_magnet(uri)  # MetainfoError: nothing is added
+        if strategy == "no-such-strategy":
+            raise ValueError("unknown piece strategy 'no-such-strategy'")
+        self.calls.append(
+            {"magnet": uri, "save_path": save_path, "paused": paused, "strategy": strategy}
+        )
+        if self.fail is not None:
+            return defer.fail(self.fail)
+        added = magnet.hex not in self.present
+        self.present.add(magnet.hex)
+        name = magnet.name or magnet.hex
+        return defer.succeed({"info_hash": magnet.hex, "name": name, "added": added})
 
 
 class Harness:
@@ -128,10 +145,11 @@ def test_inotify_close_write_takes_at_once(folder: Path) -> None:
     assert len(h.session.calls) == 1  # not taken twice
 
 
-def test_empty_hidden_magnet_and_other_files_are_left_alone(folder: Path, tmp_path: Path) -> None:
+def test_empty_hidden_and_other_files_are_left_alone(folder: Path, tmp_path: Path) -> None:
     (folder / "empty.torrent").write_bytes(b"")
+    (folder / "empty.magnet").write_bytes(b"")
     (folder / ".partial.torrent").write_bytes(torrent_bytes("hidden"))
-    (folder / "x.magnet").write_text("magnet:?xt=urn:btih:" + "0" * 40)
+    (folder / ".x.magnet").write_text("magnet:?xt=urn:btih:" + "0" * 40)
     (folder / "notes.txt").write_text("hello")
     outside = tmp_path / "outside.torrent"
     outside.write_bytes(torrent_bytes("outside"))
@@ -141,9 +159,11 @@ def test_empty_hidden_magnet_and_other_files_are_left_alone(folder: Path, tmp_pa
     h.scan()
     h.watcher.notice("link.torrent")
     h.watcher.notice(".partial.torrent")
+    h.watcher.notice(".x.magnet")
     assert h.session.calls == []
     assert h.names() == sorted(
-        [".partial.torrent", "empty.torrent", "link.torrent", "notes.txt", "x.magnet"]
+        [".partial.torrent", ".x.magnet", "empty.magnet", "empty.torrent", "link.torrent",
+         "notes.txt"]
     )
     assert "link.torrent is a symlink" in h.log_text()
 
@@ -350,3 +370,105 @@ def test_configure_hook_refuses_bad_settings() -> None:
     config = SimpleNamespace(plugins={"watch_dir": {"folders": [{"path": "relative"}]}})
     with pytest.raises(ConfigError, match=r"plugins\.watch_dir\.folders\[0\]\.path"):
         host.configure(config)
+
+
+# -- .magnet files ----------------------------------------------------------------------------------
+HASH = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
+MAGNET = f"magnet:?xt=urn:btih:{HASH}&dn=debian.iso&tr=udp%3A%2F%2F127.0.0.1%3A6969"
+
+
+def test_a_magnet_file_is_added_as_a_magnet_and_moved(folder: Path, tmp_path: Path) -> None:
+    (folder / "debian.magnet").write_text(f"\n  {MAGNET}  \r\n\n")
+    h = Harness(folder, save_path=tmp_path / "iso", paused=True, strategy="sequential").start()
+    h.scan()
+    assert h.session.calls == [
+        {"magnet": MAGNET, "save_path": str(tmp_path / "iso"), "paused": True,
+         "strategy": "sequential"}
+    ]
+    assert h.names() == ["added"] and h.names("added") == ["debian.magnet"]
+    assert f"debian.magnet added as {HASH}" in h.log_text()
+
+
+def test_a_magnet_file_with_default_options_and_odd_case(folder: Path) -> None:
+    (folder / "X.Magnet").write_bytes(b"\xef\xbb\xbf" + MAGNET.encode())  # a BOM, as Notepad writes
+    h = Harness(folder, on_added="delete").start()
+    h.watcher.notice("X.Magnet")  # what IN_CLOSE_WRITE / IN_MOVED_TO call
+    assert h.session.calls == [
+        {"magnet": MAGNET, "save_path": None, "paused": False, "strategy": None}
+    ]
+    assert h.names() == []
+
+
+def test_an_already_present_magnet_is_moved_too(folder: Path) -> None:
+    h = Harness(folder)
+    h.session.present.add(HASH)
+    (folder / "again.magnet").write_text(MAGNET)
+    (folder / "added").mkdir()
+    (folder / "added" / "again.magnet").write_text("older")
+    h.start().scan()
+    assert h.names("added") == ["again.1.magnet", "again.magnet"]
+    assert "already present" in h.log_text()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"magnet:?xt=urn:btih:1234", "not a valid magnet link: xt:"),
+        (b"magnet:?dn=no-hash", "not a valid magnet link: xt: the magnet link has no"),
+        (b"http://example.org/debian.torrent", "not a valid magnet link: not a magnet link"),
+        (f"{MAGNET}\n{MAGNET}\n".encode(), "one link per .magnet file, found 2 lines"),
+        (b"  \n\t\n", "one link per .magnet file, found no text"),
+        (b"magnet:?xt=urn:btih:\xff\xfe", "not UTF-8 text"),
+    ],
+)
+def test_a_bad_magnet_file_becomes_invalid_with_the_reason(
+    folder: Path, content: bytes, reason: str
+) -> None:
+    (folder / "bad.magnet").write_bytes(content)
+    h = Harness(folder).start()
+    h.scan()
+    assert h.session.calls == []
+    assert h.names() == ["bad.magnet.invalid", "bad.magnet.invalid.txt"]
+    assert reason in (folder / "bad.magnet.invalid.txt").read_text()
+    assert "bad.magnet is unusable (" in h.log_text() and reason in h.log_text()
+    h.scan()
+    h.scan()
+    assert h.names() == ["bad.magnet.invalid", "bad.magnet.invalid.txt"]
+
+
+def test_a_huge_magnet_file_is_invalid(folder: Path) -> None:
+    (folder / "huge.magnet").write_text(MAGNET + "&tr=udp://x" * 10_000)
+    h = Harness(folder).start()
+    h.scan()
+    assert h.session.calls == [] and "too large" in h.log_text()
+    assert (folder / "huge.magnet.invalid").exists()
+
+
+def test_a_magnet_btd_fails_to_store_is_retried(folder: Path) -> None:
+    (folder / "a.magnet").write_text(MAGNET)
+    h = Harness(folder)
+    h.session.fail = StorageError("state directory full")
+    h.start().scan()
+    assert len(h.session.calls) == 1 and h.names() == ["a.magnet"]
+    h.session.fail = None
+    h.clock.advance(RETRY_AFTER)
+    assert len(h.session.calls) == 2 and h.names("added") == ["a.magnet"]
+
+
+def test_a_magnet_with_an_unknown_strategy_is_left_in_place(folder: Path) -> None:
+    (folder / "a.magnet").write_text(MAGNET)
+    h = Harness(folder, strategy="no-such-strategy").start()
+    h.scan()
+    h.scan()
+    assert h.names() == ["a.magnet"] and h.log_text().count("unknown piece strategy") == 1
+
+
+def test_torrents_and_magnets_side_by_side(folder: Path) -> None:
+    (folder / "a.torrent").write_bytes(torrent_bytes())
+    (folder / "b.magnet").write_text(MAGNET)
+    h = Harness(folder).start()
+    h.scan()
+    assert sorted(c.get("name", c.get("magnet")) for c in h.session.calls) == sorted(
+        ["file.bin", MAGNET]
+    )
+    assert h.names("added") == ["a.torrent", "b.magnet"]
