@@ -287,7 +287,11 @@ def human_info(t: dict[str, Any]) -> str:
     state = t.get("state")
     if state == "checking" and t.get("check_progress") is not None:
         state = f"checking ({format_progress(t.get('check_progress'))})"
-    pieces = f"{t.get('pieces_have')}/{t.get('pieces')} of {format_bytes(t.get('piece_length'))}"
+    pieces = (
+        f"{t.get('pieces_have')}/{t.get('pieces')} of {format_bytes(t.get('piece_length'))}"
+        if t.get("pieces") is not None
+        else "- (waiting for metadata)"
+    )
     pairs: list[tuple[str, Any]] = [
         ("name", t.get("name")),
         ("hash", t.get("info_hash")),

@@ -127,6 +127,9 @@ class MagnetManager:
         data = torrent_bytes(info, fetch.magnet.trackers)
         peers = fetch.known_peers()
         opts = fetch.options
+        # Out of the list first: Session.add hands a still-waiting magnet over to its new
+        # torrent (``superseded``), which must not happen to this one, whose peers we keep.
+        del self.fetches[fetch.info_hash]
         try:
             d = s.add(
                 data,
@@ -135,12 +138,12 @@ class MagnetManager:
                 strategy=opts.strategy,
             )
         except (MetainfoError, ValueError) as exc:  # valid hash, unusable metadata
+            self.fetches[fetch.info_hash] = fetch  # listed, in error, until removed
             fetch.error = f"metadata refused: {exc}"
             _log.error("{name}: {error}", name=fetch.name, error=fetch.error)
             self._emit(fetch, "error", {"error": fetch.error, "state": "metadata"})
             fetch.stop()
             return
-        del self.fetches[fetch.info_hash]
         fetch.stop()
 
         def added(result: dict[str, Any]) -> None:
@@ -163,6 +166,19 @@ class MagnetManager:
                 fetch.start()
 
         d.addCallbacks(added, failed)
+
+    def superseded(self, torrent: Any) -> None:
+        """A .torrent was added for a magnet still waiting: the torrent takes over its peers.
+
+        For ``Session.add`` to call once the torrent is stored; without it the waiting magnet
+        would stay listed next to the torrent until its own metadata arrived.
+        """
+        fetch = self.fetches.pop(torrent.info_hash, None)
+        if fetch is None:
+            return
+        torrent.add_peers(fetch.known_peers())
+        fetch.stop(self.session.config.daemon.shutdown_timeout)
+        self.session.run_blocking(self.store.delete, fetch.hex).addErrback(_log_failure)
 
     def remove(self, fetch: MetadataFetch) -> defer.Deferred[dict[str, Any]]:
         self.fetches.pop(fetch.info_hash, None)

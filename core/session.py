@@ -280,6 +280,7 @@ class Session:
         def saved(_: object) -> dict[str, Any]:
             self._adding.discard(meta.info_hash)
             self.torrents[meta.info_hash] = torrent
+            self.magnets.superseded(torrent)  # a magnet waiting for this metadata is done
             self._torrent_event(torrent, "added", {})
             self._start(torrent)
             return {"info_hash": meta.hex, "name": meta.name, "added": True}

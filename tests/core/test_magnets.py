@@ -8,6 +8,7 @@ would. Trackers are ``udp://`` with the udp_tracker plugin off: nothing is conta
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -471,3 +472,27 @@ def test_a_torrent_serves_ut_metadata(tmp_path: Path) -> None:
     [reject] = [x for x in conn.new() if isinstance(x, m.Extended)]
     assert ut.decode_message(reject.payload) == ut.MetadataMessage(ut.REJECT, 99)
     assert not conn.closing
+
+
+# -- a .torrent for a magnet still waiting -------------------------------------------------------
+def test_superseded_hands_the_magnet_over_to_the_torrent(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    call(session, "torrent.add", magnet=URI)
+    fetch = waiting(session)
+    fetch.add_peers([("127.0.0.1", 7001)])
+    result(session.add(torrent_bytes(INFO, ())))
+    t = session.torrents[IH]
+    session.magnets.superseded(t)
+    assert session.magnets.fetches == {} and not fetch.active
+    assert ("127.0.0.1", 7001) in t.candidates.addresses()
+    assert magnets_json(tmp_path) == {} and session.swarms() == [t]
+    session.magnets.superseded(t)  # nothing waiting: nothing to do
+
+
+def test_a_torrent_added_for_a_waiting_magnet_replaces_it(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    call(session, "torrent.add", magnet=URI)
+    metainfo = base64.b64encode(torrent_bytes(INFO, ())).decode()
+    assert call(session, "torrent.add", metainfo=metainfo)["added"] is True
+    assert [t["state"] for t in call(session, "torrent.list")] == ["downloading"]
+    assert magnets_json(tmp_path) == {}
