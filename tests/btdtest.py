@@ -49,6 +49,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# -- the global reactor, turned in-process --------------------------------------------------------
+def wait_fired(d: Any, deadline: float = 10.0) -> Any:
+    """Turn the global reactor until Deferred ``d`` fires; its result (a Failure on error).
+
+    pytest has no Twisted plugin here, so tests iterate the reactor (bounded, no sleeping)
+    and never run or stop it, so that every module can share it.
+    """
+    from twisted.internet import reactor
+
+    out: list[Any] = []
+    d.addBoth(out.append)
+    end = time.monotonic() + deadline
+    while not out and time.monotonic() < end:
+        reactor.iterate(0.01)  # type: ignore[attr-defined]
+    assert out, f"Deferred did not fire within {deadline} s"
+    return out[0]
+
+
 # -- torrents -------------------------------------------------------------------------------
 def write_files(root: Path, sizes: dict[str, int], seed: int = 1) -> None:
     """Deterministic pseudo-random content (fast: repeats a random 1 MiB block, shifted)."""
@@ -84,6 +102,24 @@ def make_torrent(
     lt.set_piece_hashes(ct, str(content.parent))
     out.write_bytes(lt.bencode(ct.generate()))
     return str(lt.torrent_info(str(out)).info_hashes().v1)
+
+
+def seeded_torrent(
+    tmp_path: Path,
+    sizes: dict[str, int],
+    top: str,
+    torrent: str,
+    *,
+    seed: int = 1,
+    piece_size: int = 64 * 1024,
+) -> tuple[Path, Path, str]:
+    """``sizes`` written under tmp_path/seed and a .torrent of its folder ``top`` (no
+    trackers) at tmp_path/``torrent``: (seed dir, .torrent path, info hash hex)."""
+    seed_dir = tmp_path / "seed"
+    write_files(seed_dir, sizes, seed=seed)
+    path = tmp_path / torrent
+    info_hash = make_torrent(seed_dir / top, path, piece_size=piece_size)
+    return seed_dir, path, info_hash
 
 
 def same_tree(a: Path, b: Path) -> bool:
@@ -179,6 +215,17 @@ class BtdProcess:
     def add(self, torrent: Path, **options: Any) -> str:
         data = base64.b64encode(torrent.read_bytes()).decode()
         return self.call("torrent.add", {"metainfo": data, **options})["info_hash"]
+
+    def start_seeding(self, seed_dir: Path, torrent: Path) -> str:
+        """Start with the complete data in downloads; add ``torrent`` and wait until it has
+        started (checked, so seeding). Returns its info hash."""
+        shutil.copytree(seed_dir, self.downloads)
+        self.start()
+        with self.client() as events:
+            events.call("events.subscribe")
+            info_hash = self.add(torrent)
+            self.wait_event(events, "started", info_hash)
+        return info_hash
 
     def wait_event(self, client: Any, event: str, info_hash: str, timeout: float = 60) -> dict:
         """Read pushed events on a subscribed client until ``event`` for ``info_hash``."""

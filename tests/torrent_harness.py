@@ -170,7 +170,9 @@ class FakeRouter:
 class Conn:
     """One remote peer: what it sends goes through the real protocol; we read our replies."""
 
-    def __init__(self, swarm: Swarm, proto: PeerProtocol, transport: StringTransport) -> None:
+    def __init__(
+        self, swarm: RemotePeers, proto: PeerProtocol, transport: StringTransport
+    ) -> None:
         self.swarm = swarm
         self.proto = proto
         self.transport = transport
@@ -247,7 +249,63 @@ class Conn:
         return bool(self.transport.disconnected)
 
 
-class Swarm:
+class RemotePeers:
+    """Fake remote peers of one torrent (or magnet fetch) behind a FakeRouter.
+
+    A subclass sets ``clock`` and ``meta`` (``meta.info_hash`` is what peers handshake
+    with) and calls ``attach``. ``closed_by_us`` is what connectionLost is told when our
+    side closed a transport.
+    """
+
+    clock: MemoryReactorClock
+    meta: Any
+    closed_by_us: type[Exception] = ConnectionDone
+
+    def attach(self, owner: Any, info_hash: bytes) -> None:
+        self.owner = owner
+        self.router = FakeRouter()
+        self.router.torrents[info_hash] = owner
+        self.conns: list[Conn] = []
+        self._n = 0
+
+    def open(
+        self, *, outgoing: bool = False, address: tuple[str, int] | None = None
+    ) -> Conn:
+        """A TCP connection, before any handshake."""
+        self._n += 1
+        address = address or ("127.0.0.1", 40000 + self._n)
+        proto = PeerProtocol(
+            self.router,
+            self.clock,
+            torrent=self.owner if outgoing else None,
+            address=address if outgoing else None,
+        )
+        transport = StringTransport(peerAddress=IPv4Address("TCP", *address))
+        proto.makeConnection(transport)
+        conn = Conn(self, proto, transport)
+        conn.peer_id_to_send = b"-LT2000-" + f"{self._n:012d}".encode()
+        self.conns.append(conn)
+        return conn
+
+    def settle(self) -> None:
+        """Deliver connectionLost for every transport our side closed."""
+        changed = True
+        while changed:
+            changed = False
+            for conn in self.conns:
+                if conn.transport.disconnecting and not conn.lost:
+                    conn.lost = True
+                    conn.proto.connectionLost(Failure(self.closed_by_us("closed by us")))
+                    changed = True
+
+    def advance(self, seconds: float, step: float = 1.0) -> None:
+        steps = round(seconds / step)
+        for _ in range(steps):
+            self.clock.advance(step)
+            self.settle()
+
+
+class Swarm(RemotePeers):
     """One Torrent with its env, plus any number of fake remote peers."""
 
     def __init__(
@@ -292,10 +350,7 @@ class Swarm:
             rng=rng,
         )
         self.torrent = Torrent(self.meta, TorrentOptions(save_path=self.save_path), env)
-        self.router = FakeRouter()
-        self.router.torrents[self.meta.info_hash] = self.torrent
-        self.conns: list[Conn] = []
-        self._n = 0
+        self.attach(self.torrent, self.meta.info_hash)
 
     @property
     def kinds(self) -> list[str]:
@@ -307,25 +362,6 @@ class Swarm:
         return self
 
     # -- peers ---------------------------------------------------------------------------
-    def open(
-        self, *, outgoing: bool = False, address: tuple[str, int] | None = None
-    ) -> Conn:
-        """A TCP connection, before any handshake."""
-        self._n += 1
-        address = address or ("127.0.0.1", 40000 + self._n)
-        proto = PeerProtocol(
-            self.router,
-            self.clock,
-            torrent=self.torrent if outgoing else None,
-            address=address if outgoing else None,
-        )
-        transport = StringTransport(peerAddress=IPv4Address("TCP", *address))
-        proto.makeConnection(transport)
-        conn = Conn(self, proto, transport)
-        conn.peer_id_to_send = b"-LT2000-" + f"{self._n:012d}".encode()
-        self.conns.append(conn)
-        return conn
-
     def peer(
         self,
         *,
@@ -347,23 +383,6 @@ class Swarm:
         conn.send(m.HAVE_ALL_MSG if conn.peer.fast else m.Bitfield(Bitfield.full(NUM_PIECES).to_bytes()))
         conn.send(m.UNCHOKE_MSG)
         return conn
-
-    def settle(self) -> None:
-        """Deliver connectionLost for every transport our side closed."""
-        changed = True
-        while changed:
-            changed = False
-            for conn in self.conns:
-                if conn.transport.disconnecting and not conn.lost:
-                    conn.lost = True
-                    conn.proto.connectionLost(Failure(ConnectionDone("closed by us")))
-                    changed = True
-
-    def advance(self, seconds: float, step: float = 1.0) -> None:
-        steps = round(seconds / step)
-        for _ in range(steps):
-            self.clock.advance(step)
-            self.settle()
 
     # -- checks ----------------------------------------------------------------------------
     def states(self) -> list[PieceState]:

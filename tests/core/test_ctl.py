@@ -6,15 +6,16 @@ import dataclasses
 import json
 import re
 import socket
-import socketserver
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fake_daemon
 import pytest
+from fake_daemon import HEAVY, btctl_in_new_python
+from fake_daemon import run_btctl as run
 
 from btd.core import ctl, paths
 from btd.core.ctl_base import COMMANDS, EXIT_CODES, format_bytes, format_duration
@@ -22,7 +23,6 @@ from btd.core.rpc.client import RpcClient
 from btd.core.rpc.errors import AMBIGUOUS, INVALID_PARAMS, NOT_FOUND
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("twisted", "yaml", "jsonrpcserver", "pluggy", "rich")
 
 INFO = {
     "version": "0.1.0",
@@ -55,58 +55,28 @@ CANNED: dict[str, Any] = {
 }
 
 
-class FakeDaemon:
+class FakeDaemon(fake_daemon.FakeDaemon):
     """Canned answers per method; optionally an event first and the answer in pieces."""
 
     def __init__(self, path: Path, *, push_event: bool = False, split: bool = False) -> None:
-        self.path = path
-        self.requests: list[dict[str, Any]] = []
-        fake = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                try:
-                    while line := self.rfile.readline():
-                        fake.answer(json.loads(line), self.wfile)
-                except OSError:
-                    pass
-
         self.push_event = push_event
-        self.split = split
-        self.server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
+        super().__init__(path, split=split)
 
-    def answer(self, request: dict[str, Any], wfile: Any) -> None:
-        self.requests.append(request)
+    def answer(self, request: dict[str, Any], conn: fake_daemon.Connection) -> Any:
         canned = CANNED.get(request["method"], error(-32601, "method not found"))
         if canned == "hang":
-            return
+            return None
         if canned == "garbage":
-            wfile.write(b"this is not json\n")
-            wfile.flush()
-            return
+            conn.write(b"this is not json\n")
+            return None
         if canned == "echo":
             canned = {"result": {"params": request.get("params")}}
         if self.push_event:
-            event = {"jsonrpc": "2.0", "method": "event", "params": {"type": "added"}}
-            wfile.write(json.dumps(event).encode() + b"\n")
-        data = json.dumps({"jsonrpc": "2.0", "id": request["id"], **canned}).encode() + b"\n"
-        pieces = [data[i : i + 5] for i in range(0, len(data), 5)] if self.split else [data]
-        for piece in pieces:
-            wfile.write(piece)
-            wfile.flush()
+            conn.send({"jsonrpc": "2.0", "method": "event", "params": {"type": "added"}})
+        return fake_daemon.reply(request, **canned)
 
     def methods_called(self) -> list[str]:
-        return [r["method"] for r in self.requests]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        return self.methods()
 
 
 @pytest.fixture(autouse=True)
@@ -119,12 +89,6 @@ def daemon(tmp_path: Path) -> Iterator[FakeDaemon]:
     fake = FakeDaemon(tmp_path / "btd.sock", push_event=True)
     yield fake
     fake.stop()
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = ctl.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # -- commands ------------------------------------------------------------------------
@@ -354,16 +318,7 @@ def test_help_imports_nothing_heavy() -> None:
 
 
 def test_status_run_imports_nothing_heavy(daemon: FakeDaemon) -> None:
-    program = (
-        "import json, sys\n"
-        "from btd.core.ctl import main\n"
-        f"code = main(['--socket', {str(daemon.path)!r}, '--json', 'status'])\n"
-        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
-        "print(json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=30
-    )
+    done = btctl_in_new_python("--socket", str(daemon.path), "--json", "status")
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report == {"code": 0, "heavy": []}
     assert json.loads(done.stdout) == INFO

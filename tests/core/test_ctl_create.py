@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
-import socketserver
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 from btdtest import write_files
+from fake_daemon import FakeDaemon, Refused, run_btctl
 
 from btd.core import ctl
 from btd.core.ctl_wait import ProgressBar
@@ -22,43 +22,20 @@ from btd.core.version import __version__
 SIZES = {"photos/a.jpg": 100_000, "photos/raw/b.raw": 300_001, "photos/.meta": 10}
 
 
-class AddDaemon:
+class AddDaemon(FakeDaemon):
     """Answers torrent.add (recording it); everything else is METHOD_NOT_FOUND."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         self.added: list[dict[str, Any]] = []
         self.refuse = False
-        fake = self
+        super().__init__(path, {"torrent.add": self.add})
 
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                while line := self.rfile.readline():
-                    request = json.loads(line)
-                    reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
-                    if request["method"] == "torrent.add" and not fake.refuse:
-                        params = request["params"]
-                        fake.added.append(params)
-                        meta = parse_metainfo(base64.b64decode(params["metainfo"]))
-                        reply["result"] = {"info_hash": meta.hex, "name": meta.name, "added": True}
-                    elif request["method"] == "torrent.add":
-                        reply["error"] = {"code": -32004, "message": "disk full", "data": None}
-                    else:
-                        reply["error"] = {"code": -32601, "message": "method not found"}
-                    self.wfile.write(json.dumps(reply).encode() + b"\n")
-                    self.wfile.flush()
-
-        self.server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+    def add(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.refuse:
+            raise Refused(-32004, "disk full")
+        self.added.append(params)
+        meta = parse_metainfo(base64.b64decode(params["metainfo"]))
+        return {"info_hash": meta.hex, "name": meta.name, "added": True}
 
 
 @pytest.fixture(autouse=True)
@@ -80,12 +57,7 @@ def daemon(tmp_path: Path) -> Iterator[AddDaemon]:
 
 @pytest.fixture
 def btctl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = ctl.main(["--socket", str(tmp_path / "btd.sock"), *argv])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+    return functools.partial(run_btctl, capsys, "--socket", str(tmp_path / "btd.sock"))
 
 
 def test_create_folder_default_output(btctl, tmp_path: Path) -> None:

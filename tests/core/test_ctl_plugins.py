@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-import socketserver
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fake_daemon
 import pytest
+from fake_daemon import btctl_in_new_python
+from fake_daemon import run_btctl as run
 
-from btd.core import ctl
 from btd.core.ctl_base import COMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("twisted", "yaml", "jsonrpcserver", "pluggy", "rich")
 
 PLUGINS = [
     {"name": "notify_command", "enabled": True, "builtin": True, "version": None,
@@ -32,39 +29,15 @@ PLUGINS = [
 ]  # fmt: skip
 
 
-class FakeDaemon:
+class FakeDaemon(fake_daemon.FakeDaemon):
     """Answers ``session.plugins`` with ``result``; anything else: method not found."""
 
     def __init__(self, path: Path, result: Any) -> None:
-        self.path = path
-        self.result = result
-        self.methods: list[str] = []
-        fake = self
+        super().__init__(path, {"session.plugins": lambda params: result})
 
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                while line := self.rfile.readline():
-                    request = json.loads(line)
-                    fake.methods.append(request["method"])
-                    if request["method"] == "session.plugins":
-                        answer: dict[str, Any] = {"result": fake.result}
-                    else:
-                        answer = {"error": {"code": -32601, "message": "method not found"}}
-                    reply = {"jsonrpc": "2.0", "id": request["id"], **answer}
-                    self.wfile.write(json.dumps(reply).encode() + b"\n")
-                    self.wfile.flush()
-
-        self.server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+    @property
+    def methods(self) -> list[str]:  # type: ignore[override]
+        return super().methods()
 
 
 @pytest.fixture
@@ -72,12 +45,6 @@ def daemon(tmp_path: Path) -> Iterator[FakeDaemon]:
     fake = FakeDaemon(tmp_path / "btd.sock", PLUGINS)
     yield fake
     fake.stop()
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = ctl.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_plugins_human_table(daemon: FakeDaemon, capsys) -> None:
@@ -127,16 +94,7 @@ def test_registered_and_documented() -> None:
 
 
 def test_plugins_run_imports_nothing_heavy(daemon: FakeDaemon) -> None:
-    program = (
-        "import json, sys\n"
-        "from btd.core.ctl import main\n"
-        f"code = main(['--socket', {str(daemon.path)!r}, 'plugins'])\n"
-        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
-        "print(json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False
-    )
+    done = btctl_in_new_python("--socket", str(daemon.path), "plugins")
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report == {"code": 0, "heavy": []}
     assert done.stdout.startswith("NAME")

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import json
 import re
-import socketserver
-import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_daemon import FakeDaemon, Refused, btctl_in_new_python, run_btctl
 
 from btd.core import ctl
 from btd.core.ctl_base import COMMANDS, format_progress, format_rate
@@ -23,7 +22,6 @@ from btd.core.ctl_torrent import NAME_WIDTH
 from btd.core.rpc.errors import AMBIGUOUS, INVALID_PARAMS, INVALID_TORRENT, NOT_FOUND
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("twisted", "yaml", "jsonrpcserver", "pluggy", "rich")
 TORRENT_COMMANDS = (
     "add", "list", "info", "pause", "resume", "verify", "rm", "peers", "files", "trackers",
     "set", "stats", "add-peer",
@@ -89,11 +87,6 @@ PRESENT = b"d4:infod4:name3:oldee"
 BAD = b"this is not bencode"
 
 
-class Refused(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        self.error = {"code": code, "message": message, "data": data}
-
-
 def resolve(prefix: str) -> str:
     matches = [h for h in (HASH_A, HASH_B) if h.startswith(prefix.lower())]
     if not matches:
@@ -155,51 +148,6 @@ METHODS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-class FakeDaemon:
-    """Answers each request with METHODS[method](params) on a Unix socket."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.requests: list[dict[str, Any]] = []
-        fake = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                try:
-                    while line := self.rfile.readline():
-                        reply = fake.answer(json.loads(line))
-                        self.wfile.write(json.dumps(reply).encode() + b"\n")
-                        self.wfile.flush()
-                except OSError:
-                    pass
-
-        self.server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
-        self.requests.append(request)
-        head = {"jsonrpc": "2.0", "id": request["id"]}
-        method = METHODS.get(request["method"])
-        if method is None:
-            return {**head, "error": {"code": -32601, "message": "method not found"}}
-        try:
-            return {**head, "result": method(request.get("params"))}
-        except Refused as exc:
-            return {**head, "error": exc.error}
-
-    def calls(self) -> list[tuple[str, Any]]:
-        return [(r["method"], r.get("params")) for r in self.requests]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BTD_SOCKET", raising=False)
@@ -207,19 +155,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[FakeDaemon]:
-    fake = FakeDaemon(tmp_path / "btd.sock")
+    fake = FakeDaemon(tmp_path / "btd.sock", METHODS)
     yield fake
     fake.stop()
 
 
 @pytest.fixture
 def btctl(daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = ctl.main(["--socket", str(daemon.path), *argv])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+    return functools.partial(run_btctl, capsys, "--socket", str(daemon.path))
 
 
 def rows(out: str) -> list[list[str]]:
@@ -563,16 +506,7 @@ def test_every_torrent_command_registered_and_documented() -> None:
 
 
 def test_torrent_commands_import_nothing_heavy(daemon: FakeDaemon) -> None:
-    program = (
-        "import json, sys\n"
-        "from btd.core.ctl import main\n"
-        f"code = main(['--socket', {str(daemon.path)!r}, '--json', 'list'])\n"
-        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
-        "print(json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=30
-    )
+    done = btctl_in_new_python("--socket", str(daemon.path), "--json", "list")
     assert json.loads(done.stderr.strip().splitlines()[-1]) == {"code": 0, "heavy": []}
     assert len(json.loads(done.stdout)) == 2
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import io
 import json
-import socket
-import socketserver
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fake_daemon
 import pytest
+from fake_daemon import METHOD_NOT_FOUND, Refused, reply, run_btctl
 
 from btd.core import ctl
 from btd.core.ctl_wait import ProgressBar, Waiter, parse_duration
@@ -24,6 +24,7 @@ HASH_A = "3f9a" + "11" * 18
 HASH_B = "8c02" + "22" * 18
 HASH_C = "c0ff" + "33" * 18
 GOOD = b"d4:infod4:name3:newee"
+FIELD = {"field": "info_hash"}
 
 
 def record(info_hash: str, name: str, **over: Any) -> dict[str, Any]:
@@ -40,12 +41,7 @@ def record(info_hash: str, name: str, **over: Any) -> dict[str, Any]:
     return {**base, **over}  # fmt: skip
 
 
-class Refused(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        self.error = {"code": code, "message": message, "data": {"field": "info_hash"}}
-
-
-class FakeDaemon:
+class FakeDaemon(fake_daemon.FakeDaemon):
     """torrent.get/list/add from ``torrents``; events.subscribe; ``push`` sends events.
 
     ``after[method]`` runs once a reply to ``method`` has been written, to script what the
@@ -53,60 +49,24 @@ class FakeDaemon:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         self.torrents: dict[str, dict[str, Any]] = {}
-        self.after: dict[str, Callable[[Any], None]] = {}
-        self.log: list[tuple[str, Any]] = []
-        self.subscribers: list[Any] = []
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        fake = self
+        super().__init__(path)
 
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                try:
-                    while line := self.rfile.readline():
-                        request = json.loads(line)
-                        method, params = request["method"], request.get("params")
-                        fake.log.append((method, params))
-                        if method == "events.subscribe":
-                            fake.subscribers.append(self.wfile)
-                            fake.sockets.append(self.connection)
-                        fake.send(self.wfile, fake.answer(request))
-                        hook = fake.after.pop(method, None)
-                        if hook is not None:
-                            hook(params)
-                except (OSError, ValueError):
-                    pass
+    @property
+    def log(self) -> list[tuple[str, Any]]:
+        return self.calls()
 
-        self.server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def send(self, wfile: Any, message: dict[str, Any]) -> None:
-        with self.lock:
-            wfile.write(json.dumps(message).encode() + b"\n")
-            wfile.flush()
-
-    def push(self, event: str, info_hash: str, **data: Any) -> None:
+    def push(self, event: str, info_hash: str, **data: Any) -> None:  # type: ignore[override]
         params = {"event": event, "info_hash": info_hash, "name": "x", "save_path": "/d", **data}
-        for wfile in list(self.subscribers):
-            try:
-                self.send(wfile, {"jsonrpc": "2.0", "method": "event", "params": params})
-            except (OSError, ValueError):  # an earlier btctl run has gone
-                self.subscribers.remove(wfile)
+        super().push(params)
 
     def resolve(self, prefix: str) -> str:
         matches = [h for h in self.torrents if h.startswith(prefix.lower())]
         if len(matches) != 1:
-            raise Refused(NOT_FOUND, f"no torrent matches {prefix!r}")
+            raise Refused(NOT_FOUND, f"no torrent matches {prefix!r}", FIELD)
         return matches[0]
 
-    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
-        head = {"jsonrpc": "2.0", "id": request["id"]}
+    def answer(self, request: dict[str, Any], conn: fake_daemon.Connection) -> Any:
         method, params = request["method"], request.get("params") or {}
         try:
             if method == "events.subscribe":
@@ -121,26 +81,14 @@ class FakeDaemon:
                 ]
             elif method == "torrent.add":
                 if base64.b64decode(params["metainfo"]) != GOOD:
-                    raise Refused(INVALID_TORRENT, "invalid torrent: not bencoded")
+                    raise Refused(INVALID_TORRENT, "invalid torrent: not bencoded", FIELD)
                 self.torrents.setdefault(HASH_C, record(HASH_C, "new", progress=0.0, left=4))
                 result = {"info_hash": HASH_C, "name": "new", "added": True}
             else:
-                return {**head, "error": {"code": -32601, "message": "method not found"}}
+                return reply(request, error=METHOD_NOT_FOUND)
         except Refused as exc:
-            return {**head, "error": exc.error}
-        return {**head, "result": result}
-
-    def methods(self) -> list[str]:
-        return [m for m, _ in self.log]
-
-    def hang_up(self) -> None:
-        for sock in self.sockets:
-            sock.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+            return reply(request, error=exc.error)
+        return reply(request, result=result)
 
 
 @pytest.fixture(autouse=True)
@@ -159,12 +107,7 @@ def daemon(tmp_path: Path) -> Iterator[FakeDaemon]:
 
 @pytest.fixture
 def btctl(daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = ctl.main(["--socket", str(daemon.path), *argv])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+    return functools.partial(run_btctl, capsys, "--socket", str(daemon.path))
 
 
 # -- durations ------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import signal
-import socketserver
 import subprocess
 import sys
 import threading
@@ -16,7 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fake_daemon
 import pytest
+from fake_daemon import METHOD_NOT_FOUND, reply
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -271,50 +272,20 @@ def test_plain_line() -> None:
 # -- against a fake daemon -------------------------------------------------------------------
 
 
-class FakeDaemon:
+class FakeDaemon(fake_daemon.FakeDaemon):
     """Answers single and batch requests; pushes events to subscribed connections."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.requests: list[Any] = []
         self.torrents = torrents()
-        self.hang_up_subscribers = False
-        self.subscribers: list[Any] = []
-        fake = self
+        super().__init__(path)
 
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                try:
-                    while line := self.rfile.readline():
-                        request = json.loads(line)
-                        fake.requests.append(request)
-                        if isinstance(request, list):
-                            reply: Any = [fake.answer(r, self) for r in request]
-                        else:
-                            reply = fake.answer(request, self)
-                        self.wfile.write(json.dumps(reply).encode() + b"\n")
-                        self.wfile.flush()
-                        if fake.hang_up_subscribers and self in fake.subscribers:
-                            return
-                except OSError:
-                    pass
-
-        self.server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def answer(self, request: dict[str, Any], handler: Any) -> dict[str, Any]:
-        head = {"jsonrpc": "2.0", "id": request["id"]}
+    def answer(self, request: dict[str, Any], conn: fake_daemon.Connection) -> Any:
         method, params = request["method"], request.get("params") or {}
         if method == "events.subscribe":
-            self.subscribers.append(handler)
-            return {**head, "result": {"events": None}}
+            return reply(request, result={"events": None})
         hashes = [t["info_hash"] for t in self.torrents]
         if "info_hash" in params and params["info_hash"] not in hashes:
-            return {**head, "error": {"code": NOT_FOUND, "message": "no torrent matches"}}
+            return reply(request, error={"code": NOT_FOUND, "message": "no torrent matches"})
         results: dict[str, Callable[[], Any]] = {
             "torrent.list": lambda: self.torrents,
             "session.stats": lambda: STATS,
@@ -324,25 +295,8 @@ class FakeDaemon:
             "torrent.remove": lambda: {"info_hash": params["info_hash"], "removed": True},
         }  # fmt: skip
         if method not in results:
-            return {**head, "error": {"code": -32601, "message": "method not found"}}
-        return {**head, "result": results[method]()}
-
-    def push(self, params: dict[str, Any]) -> None:
-        line = json.dumps({"jsonrpc": "2.0", "method": "event", "params": params}) + "\n"
-        for handler in self.subscribers:
-            handler.wfile.write(line.encode())
-            handler.wfile.flush()
-
-    def methods(self) -> list[str]:
-        flat: list[Any] = []
-        for r in self.requests:
-            flat += r if isinstance(r, list) else [r]
-        return [r["method"] for r in flat]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+            return reply(request, error=METHOD_NOT_FOUND)
+        return reply(request, result=results[method]())
 
 
 @pytest.fixture

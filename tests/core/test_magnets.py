@@ -9,31 +9,27 @@ would. Trackers are ``udp://`` with the udp_tracker plugin off: nothing is conta
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import json
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import session_harness
+from session_harness import PL, HeldBlocking, Probe, content, hashes, result
 from torrent_harness import Swarm
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
-from twisted.python.failure import Failure
 
 from btd.core.bencode import encode
 from btd.core.bitfield import Bitfield
-from btd.core.config import default_config
-from btd.core.events import TorrentEvent
 from btd.core.magnets import RETRY_AFTER, torrent_bytes
 from btd.core.metadata_fetch import MetadataFetch
 from btd.core.metainfo import parse_metainfo
 from btd.core.net.peer import PeerProtocol
-from btd.core.plugin import hookimpl, make_plugin_manager
 from btd.core.rpc import errors as codes
 from btd.core.rpc.errors import RpcError
 from btd.core.rpc.torrent_methods import torrent_methods
@@ -45,13 +41,12 @@ from btd.core.wire.codec import WireDecoder, encode_handshake
 from btd.core.wire.codec import encode as wire_encode
 from btd.core.wire.extension import decode_extension_handshake
 
-PL = 16 * 1024
-DATA = random.Random(1).randbytes(40_000)
+DATA = content(40_000, 1)
 INFO = encode({
     b"length": len(DATA),
     b"name": b"file.bin",
     b"piece length": PL,
-    b"pieces": b"".join(hashlib.sha1(DATA[i : i + PL]).digest() for i in range(0, len(DATA), PL)),
+    b"pieces": hashes(DATA),
 })
 IH = hashlib.sha1(INFO).digest()
 HEX = IH.hex()
@@ -78,40 +73,8 @@ class InlineVerifier:
         return defer.succeed(None)
 
 
-class Probe:
-    def __init__(self) -> None:
-        self.events: list[TorrentEvent] = []
-
-    @hookimpl
-    def btd_torrent_event(self, event: TorrentEvent) -> None:
-        self.events.append(event)
-
-    def kinds(self) -> list[str]:
-        return [e.kind for e in self.events]
-
-
 def make_session(tmp_path: Path, probe: Probe | None = None) -> Session:
-    cfg = default_config({"HOME": str(tmp_path)})
-    cfg = dataclasses.replace(
-        cfg,
-        daemon=dataclasses.replace(cfg.daemon, state_dir=tmp_path / "state"),
-        session=dataclasses.replace(cfg.session, download_dir=tmp_path / "dl"),
-    )
-    plugins = make_plugin_manager(
-        {"rarest_first": {}, "sequential": {}}, extra={"probe": probe} if probe else None
-    )  # no resume plugin: the torrents are files in <state_dir>/torrents/
-    session = Session(cfg, plugins, MemoryReactorClock())
-    session.verifier = InlineVerifier()
-    return session
-
-
-def result(d: Any) -> Any:
-    out: list[Any] = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
+    return session_harness.make_session(tmp_path, probe, verifier=InlineVerifier())
 
 
 def call(session: Session, method: str, **params: Any) -> Any:
@@ -128,28 +91,6 @@ def rpc_error(session: Session, method: str, **params: Any) -> RpcError:
 def magnets_json(tmp_path: Path) -> dict[str, Any]:
     path = tmp_path / "state" / "magnets.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-class HeldBlocking:
-    """Replaces ``run_blocking``: the work waits until ``run()``."""
-
-    def __init__(self) -> None:
-        self.queue: list[tuple[Callable[..., Any], tuple[Any, ...], defer.Deferred[Any]]] = []
-
-    def __call__(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
-        d: defer.Deferred[Any] = defer.Deferred()
-        self.queue.append((fn, args, d))
-        return d
-
-    def run(self) -> None:
-        while self.queue:
-            fn, args, d = self.queue.pop(0)
-            try:
-                value = fn(*args)
-            except Exception:
-                d.errback(Failure())
-            else:
-                d.callback(value)
 
 
 def waiting(session: Session) -> MetadataFetch:

@@ -15,17 +15,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from torrent_harness import OUR_PEER_ID, Conn, FakeRouter
+from torrent_harness import OUR_PEER_ID, Conn, RemotePeers
 from twisted.internet import defer
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.python.failure import Failure
+from twisted.internet.testing import MemoryReactorClock
 
 from btd.core.bencode import encode as bencode
 from btd.core.extensions import Extensions
 from btd.core.magnet import Magnet
 from btd.core.metadata_fetch import LEFT_UNKNOWN, REQUEST_TIMEOUT, MetadataFetch
-from btd.core.net.peer import PeerProtocol
 from btd.core.tracker.codec import AnnounceResponse
 from btd.core.wire import messages as m
 from btd.core.wire import metadata as ut
@@ -38,8 +35,10 @@ OUR_UT = Extensions().ids[ut.EXTENSION_NAME]  # the id peers send ut_metadata to
 THEIR_UT = 3  # the id a remote peer asks us to use
 
 
-class Scene:
+class Scene(RemotePeers):
     """One MetadataFetch, started, and any number of remote peers."""
+
+    closed_by_us = ConnectionError
 
     def __init__(
         self,
@@ -70,30 +69,11 @@ class Scene:
             max_peers=lambda: self.max_peers,
             on_metadata=lambda fetch, info: self.got.append(info),
         )
-        self.router = FakeRouter()
-        self.router.torrents[self.info_hash] = self.fetch
-        self.conns: list[Conn] = []
-        self._n = 0
+        self.attach(self.fetch, self.info_hash)
         if start:
             self.fetch.start()
 
     # -- peers ---------------------------------------------------------------------------
-    def open(self, *, outgoing: bool = False, address: tuple[str, int] | None = None) -> Conn:
-        self._n += 1
-        address = address or ("127.0.0.1", 40000 + self._n)
-        proto = PeerProtocol(
-            self.router,
-            self.clock,
-            torrent=self.fetch if outgoing else None,
-            address=address if outgoing else None,
-        )
-        transport = StringTransport(peerAddress=IPv4Address("TCP", *address))
-        proto.makeConnection(transport)
-        conn = Conn(self, proto, transport)  # type: ignore[arg-type]
-        conn.peer_id_to_send = b"-LT2000-" + f"{self._n:012d}".encode()
-        self.conns.append(conn)
-        return conn
-
     def peer(
         self,
         *,
@@ -116,22 +96,6 @@ class Scene:
             ext[b"p"] = port
         conn.send(m.Extended(0, bencode(ext)))
         return conn
-
-    def settle(self) -> None:
-        """Deliver connectionLost for every transport our side closed."""
-        changed = True
-        while changed:
-            changed = False
-            for conn in self.conns:
-                if conn.transport.disconnecting and not conn.lost:
-                    conn.lost = True
-                    conn.proto.connectionLost(Failure(ConnectionError("closed by us")))
-                    changed = True
-
-    def advance(self, seconds: float) -> None:
-        for _ in range(round(seconds)):
-            self.clock.advance(1.0)
-            self.settle()
 
 
 def requested(conn: Conn) -> list[int]:

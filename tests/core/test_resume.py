@@ -9,27 +9,23 @@ are exercised: the ``resume_sqlite`` plugin and the files fallback (core/torrent
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import random
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet import defer
+import session_harness
+from session_harness import PL, HeldBlocking, content, hashes, result
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from btd.core.bencode import encode
 from btd.core.bitfield import Bitfield
-from btd.core.config import default_config
 from btd.core.errors import StorageError
 from btd.core.metainfo import parse_metainfo
 from btd.core.net.peer import PeerProtocol
-from btd.core.plugin import make_plugin_manager
 from btd.core.resume import (
     ResumeProgress,
     ResumeStoreError,
@@ -43,81 +39,10 @@ from btd.core.wire import messages as m
 from btd.core.wire.codec import WireDecoder, encode_handshake
 from btd.plugins.resume_sqlite import SqliteResumeStore
 
-PL = 16 * 1024
 INTERVAL = 5
 
 
 # -- harness -----------------------------------------------------------------------------------
-class HashingVerifier:
-    """The Verifier's interface, done inline; ``rechecks`` lists the pieces each recheck read."""
-
-    def __init__(self) -> None:
-        self.rechecks: list[list[int] | None] = []
-        self.hold_rechecks = False
-        self.held: list[defer.Deferred[Bitfield]] = []
-
-    def recheck(
-        self,
-        storage: Any,
-        piece_hashes: bytes,
-        piece_length: int,
-        total_length: int,
-        *,
-        pieces: Any = None,
-        on_progress: Any = None,
-        should_stop: Any = None,
-    ) -> Any:
-        n = -(-total_length // piece_length)
-        wanted = list(range(n)) if pieces is None else sorted(pieces)
-        self.rechecks.append(None if pieces is None else wanted)
-        if self.hold_rechecks:
-            self.held.append(defer.Deferred())
-            return self.held[-1]
-        have = Bitfield(n)
-        for i in wanted:
-            try:
-                data = storage.read_piece(i)
-            except StorageError:
-                continue
-            if hashlib.sha1(data).digest() == piece_hashes[20 * i : 20 * i + 20]:
-                have.add(i)
-        return defer.succeed(have)
-
-    def verify_and_write(self, storage: Any, index: int, data: bytes, expected: bytes) -> Any:
-        ok = hashlib.sha1(data).digest() == expected
-        if ok:
-            storage.write_piece(index, bytes(data))
-        return defer.succeed(ok)
-
-    def read_block(self, storage: Any, index: int, begin: int, length: int) -> Any:
-        return defer.maybeDeferred(storage.read, index, begin, length)
-
-    def flush(self, storage: Any) -> Any:
-        return defer.maybeDeferred(storage.flush)
-
-
-class HeldBlocking:
-    """Replaces ``run_blocking``: the work waits until ``run()`` (a slow thread pool)."""
-
-    def __init__(self) -> None:
-        self.queue: list[tuple[Callable[..., Any], tuple[Any, ...], defer.Deferred[Any]]] = []
-
-    def __call__(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
-        d: defer.Deferred[Any] = defer.Deferred()
-        self.queue.append((fn, args, d))
-        return d
-
-    def run(self) -> None:
-        while self.queue:
-            fn, args, d = self.queue.pop(0)
-            try:
-                value = fn(*args)
-            except Exception:
-                d.errback(Failure())
-            else:
-                d.callback(value)
-
-
 class Recording:
     """A store wrapper that logs every call (and passes it on)."""
 
@@ -136,16 +61,11 @@ class Recording:
         return call
 
 
-def content(size: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
 def make_torrent(name: str, files: list[tuple[str, int]], seed: int) -> tuple[bytes, bytes]:
     """(.torrent bytes, content): a multi-file torrent with 16 KiB pieces."""
     blob = content(sum(size for _, size in files), seed)
-    hashes = b"".join(hashlib.sha1(blob[i : i + PL]).digest() for i in range(0, len(blob), PL))
     entries = [{b"length": size, b"path": [p.encode()]} for p, size in files]
-    info = {b"name": name.encode(), b"piece length": PL, b"files": entries, b"pieces": hashes}
+    info = {b"name": name.encode(), b"piece length": PL, b"files": entries, b"pieces": hashes(blob)}
     return encode({b"info": info}), blob
 
 
@@ -157,20 +77,10 @@ OTHER_HEX = parse_metainfo(OTHER).hex
 
 
 def make_session(tmp_path: Path, store: str = "sqlite") -> Session:
-    cfg = default_config({"HOME": str(tmp_path)})
     plugins: dict[str, Any] = {"rarest_first": {}, "sequential": {}}
     if store == "sqlite":
         plugins["resume_sqlite"] = {"interval": INTERVAL}
-    cfg = dataclasses.replace(
-        cfg,
-        daemon=dataclasses.replace(cfg.daemon, state_dir=tmp_path / "state"),
-        session=dataclasses.replace(cfg.session, download_dir=tmp_path / "dl"),
-        plugins=plugins,
-    )
-    host = make_plugin_manager(plugins)
-    host.configure(cfg)
-    session = Session(cfg, host, MemoryReactorClock())
-    session.verifier = HashingVerifier()
+    session = session_harness.make_session(tmp_path, plugins=plugins)
     if store == "files":
         TorrentStore.save_interval = INTERVAL
     return session
@@ -180,15 +90,6 @@ def make_session(tmp_path: Path, store: str = "sqlite") -> Session:
 def _files_store_interval() -> Any:
     yield
     TorrentStore.save_interval = 30.0
-
-
-def result(d: Any) -> Any:
-    out: list[Any] = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
 
 
 def stored(tmp_path: Path, store: str = "sqlite") -> dict[str, Any]:

@@ -7,168 +7,42 @@ Deferred here has fired by the time the call returns unless a test holds it back
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from session_harness import (
+    HashingVerifier,
+    HeldBlocking,
+    Probe,
+    content,
+    make_session,
+    multi,
+    result,
+    single,
+)
 from twisted.internet import defer
-from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import globalLogPublisher
-from twisted.python.failure import Failure
 
-from btd.core.bencode import encode
 from btd.core.bitfield import Bitfield
-from btd.core.config import default_config
 from btd.core.errors import MetainfoError, StorageError
 from btd.core.events import TorrentEvent
 from btd.core.net.peer import CONNECT_TIMEOUT
-from btd.core.plugin import hookimpl, make_plugin_manager
-from btd.core.session import Session, TorrentNotFound
-
-PL = 16 * 1024  # the smallest piece length a .torrent may use
+from btd.core.session import TorrentNotFound
 
 
 # -- harness -----------------------------------------------------------------------------------
-class HashingVerifier:
-    """The Verifier's interface, done inline: recheck really hashes what is on disk."""
-
-    def __init__(self) -> None:
-        self.rechecks: list[list[int] | None] = []
-
-    def recheck(
-        self,
-        storage: Any,
-        piece_hashes: bytes,
-        piece_length: int,
-        total_length: int,
-        *,
-        pieces: Any = None,
-        on_progress: Callable[[int, int], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> defer.Deferred[Bitfield]:
-        n = -(-total_length // piece_length)
-        wanted = list(range(n)) if pieces is None else sorted(pieces)
-        self.rechecks.append(None if pieces is None else wanted)
-        have = Bitfield(n)
-        for i in wanted:
-            try:
-                data = storage.read_piece(i)
-            except StorageError:
-                continue
-            if hashlib.sha1(data).digest() == piece_hashes[20 * i : 20 * i + 20]:
-                have.add(i)
-        if on_progress is not None:
-            on_progress(len(wanted), len(wanted))
-        return defer.succeed(have)
-
-    def verify_and_write(self, storage: Any, index: int, data: bytes, expected: bytes) -> Any:
-        ok = hashlib.sha1(data).digest() == expected
-        if ok:
-            storage.write_piece(index, data)
-        return defer.succeed(ok)
-
-    def read_block(self, storage: Any, index: int, begin: int, length: int) -> Any:
-        return defer.maybeDeferred(storage.read, index, begin, length)
-
-    def flush(self, storage: Any) -> Any:
-        return defer.maybeDeferred(storage.flush)
-
-
-class Probe:
-    """A plugin that records the torrent events it is given."""
-
-    def __init__(self) -> None:
-        self.events: list[TorrentEvent] = []
-
-    @hookimpl
-    def btd_torrent_event(self, event: TorrentEvent) -> None:
-        self.events.append(event)
-
-
-def content(size: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def hashes(data: bytes) -> bytes:
-    return b"".join(hashlib.sha1(data[i : i + PL]).digest() for i in range(0, len(data), PL))
-
-
-def single(name: str, data: bytes, **top: Any) -> bytes:
-    info = {b"name": name.encode(), b"piece length": PL, b"length": len(data)}
-    info[b"pieces"] = hashes(data)
-    return encode({b"info": info, **top})
-
-
-def multi(name: str, files: list[tuple[list[str], bytes]]) -> bytes:
-    blob = b"".join(data for _, data in files)
-    entries = [
-        {b"length": len(data), b"path": [p.encode() for p in path]} for path, data in files
-    ]
-    info = {b"name": name.encode(), b"piece length": PL, b"files": entries, b"pieces": hashes(blob)}
-    return encode({b"info": info})
-
-
 def info_hash(torrent: bytes) -> str:
     from btd.core.metainfo import parse_metainfo
 
     return parse_metainfo(torrent).hex
 
 
-def make_session(tmp_path: Path, probe: Probe | None = None, **session_keys: Any) -> Session:
-    cfg = default_config({"HOME": str(tmp_path)})
-    cfg = dataclasses.replace(
-        cfg,
-        daemon=dataclasses.replace(cfg.daemon, state_dir=tmp_path / "state"),
-        session=dataclasses.replace(cfg.session, download_dir=tmp_path / "dl", **session_keys),
-    )
-    plugins = make_plugin_manager(
-        {"rarest_first": {}, "sequential": {}}, extra={"probe": probe} if probe else None
-    )  # the file store (no resume plugin): the tests look at <state_dir>/torrents/
-    session = Session(cfg, plugins, MemoryReactorClock())
-    session.verifier = HashingVerifier()
-    return session
-
-
-def result(d: Any) -> Any:
-    """The value of an already-fired Deferred (its failure raised)."""
-    out: list[Any] = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
-
-
 def stored(tmp_path: Path) -> list[str]:
     folder = tmp_path / "state" / "torrents"
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
-class HeldBlocking:
-    """Replaces ``run_blocking``: the work waits until ``run()`` (a thread pool that is slow)."""
-
-    def __init__(self) -> None:
-        self.queue: list[tuple[Callable[..., Any], tuple[Any, ...], defer.Deferred[Any]]] = []
-
-    def __call__(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
-        d: defer.Deferred[Any] = defer.Deferred()
-        self.queue.append((fn, args, d))
-        return d
-
-    def run(self) -> None:
-        while self.queue:
-            fn, args, d = self.queue.pop(0)
-            try:
-                value = fn(*args)
-            except Exception:
-                d.errback(Failure())
-            else:
-                d.callback(value)
 
 
 @pytest.fixture

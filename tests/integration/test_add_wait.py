@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from btdtest import BIN, make_torrent, same_tree, write_files
+from btdtest import BIN, same_tree, seeded_torrent, write_files
 
 from btd.core.metainfo import parse_metainfo
 
@@ -23,11 +23,7 @@ SIZES = {"set/a.bin": 700_000, "set/sub/b.bin": 300_001}
 
 @pytest.fixture()
 def content(tmp_path: Path) -> tuple[Path, Path, str]:
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, SIZES, seed=11)
-    torrent = tmp_path / "set.torrent"
-    info_hash = make_torrent(seed_dir / "set", torrent, piece_size=PIECE)
-    return seed_dir, torrent, info_hash
+    return seeded_torrent(tmp_path, SIZES, "set", "set.torrent", seed=11, piece_size=PIECE)
 
 
 def add_wait(btd, *args: str) -> subprocess.Popen[str]:

@@ -8,13 +8,12 @@ bootstrap node. The torrent has no trackers: peers can come from the DHT and now
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from btdtest import make_torrent, same_tree, wait_until, write_files
+from btdtest import same_tree, seeded_torrent, wait_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -56,19 +55,13 @@ def config(n: int, port: int, bootstrap: list[str]) -> str:
 def test_leechers_find_the_seeder_through_the_dht(
     tmp_path: Path, btd_factory: Any, dht_enabled: None
 ) -> None:
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, SIZES, seed=9)
-    torrent = tmp_path / "dht.torrent"
-    info_hash = make_torrent(seed_dir / "dhtdata", torrent, piece_size=PIECE)  # no trackers
+    seed_dir, torrent, info_hash = seeded_torrent(
+        tmp_path, SIZES, "dhtdata", "dht.torrent", seed=9, piece_size=PIECE
+    )  # no trackers
     port = free_udp_port("127.0.0.2")
 
     seeder = btd_factory("seeder", config=config(2, port, []))
-    shutil.copytree(seed_dir, seeder.downloads)
-    seeder.start()
-    with seeder.client() as events:
-        events.call("events.subscribe")
-        seeder.add(torrent)
-        seeder.wait_event(events, "started", info_hash)
+    seeder.start_seeding(seed_dir, torrent)
     assert seeder.call("torrent.get", {"info_hash": info_hash})["state"] == "seeding"
     assert seeder.call("dht.status")["port"] == port
 
@@ -106,18 +99,12 @@ def test_bare_magnet_is_found_through_the_dht_alone(
     tmp_path: Path, btd_factory: Any, dht_enabled: None
 ) -> None:
     """No tracker, no .torrent, no peer address: only the info hash and the DHT."""
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, SIZES, seed=10)
-    torrent = tmp_path / "dht.torrent"
-    info_hash = make_torrent(seed_dir / "dhtdata", torrent, piece_size=PIECE)
+    seed_dir, torrent, info_hash = seeded_torrent(
+        tmp_path, SIZES, "dhtdata", "dht.torrent", seed=10, piece_size=PIECE
+    )
     port = free_udp_port("127.0.0.6")
     seeder = btd_factory("seeder", config=config(6, port, []))
-    shutil.copytree(seed_dir, seeder.downloads)
-    seeder.start()
-    with seeder.client() as events:
-        events.call("events.subscribe")
-        seeder.add(torrent)
-        seeder.wait_event(events, "started", info_hash)
+    seeder.start_seeding(seed_dir, torrent)
     leecher = btd_factory("leech", config=config(7, 0, [f"127.0.0.6:{port}"])).start()
     with leecher.client(timeout=120) as events:
         events.call("events.subscribe")
@@ -182,10 +169,9 @@ class LtDhtSession:
 def test_btd_finds_a_libtorrent_seeder_through_the_dht(
     tmp_path: Path, btd_factory: Any, dht_enabled: None
 ) -> None:
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, SIZES, seed=10)
-    torrent = tmp_path / "dht.torrent"
-    info_hash = make_torrent(seed_dir / "dhtdata", torrent, piece_size=PIECE)
+    seed_dir, torrent, info_hash = seeded_torrent(
+        tmp_path, SIZES, "dhtdata", "dht.torrent", seed=10, piece_size=PIECE
+    )
     port = free_udp_port("127.0.0.1")
     btd = btd_factory("btd", config=config(1, port, [])).start()
     lt = LtDhtSession(f"127.0.0.1:{port}")
@@ -217,20 +203,14 @@ def test_btd_finds_a_libtorrent_seeder_through_the_dht(
 def test_libtorrent_finds_a_btd_seeder_through_the_dht(
     tmp_path: Path, btd_factory: Any, dht_enabled: None
 ) -> None:
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, SIZES, seed=11)
-    torrent = tmp_path / "dht.torrent"
-    info_hash = make_torrent(seed_dir / "dhtdata", torrent, piece_size=PIECE)
+    seed_dir, torrent, info_hash = seeded_torrent(
+        tmp_path, SIZES, "dhtdata", "dht.torrent", seed=11, piece_size=PIECE
+    )
     port = free_udp_port("127.0.0.2")
     # A btd node without torrents is everyone's bootstrap node; the seeder announces to it.
     router = btd_factory("router", config=config(2, port, [])).start()
     seeder = btd_factory("seeder", config=config(3, 0, [f"127.0.0.2:{port}"]))
-    shutil.copytree(seed_dir, seeder.downloads)
-    seeder.start()
-    with seeder.client() as events:
-        events.call("events.subscribe")
-        seeder.add(torrent)
-        seeder.wait_event(events, "started", info_hash)
+    seeder.start_seeding(seed_dir, torrent)
     wait_until(lambda: router.call("dht.status")["peers_stored"] >= 1, timeout=20,
                what="the seeder's announce at the router")
     lt = LtDhtSession(f"127.0.0.2:{port}")

@@ -6,12 +6,11 @@ peer's (``torrent.add_peer``); every other peer it reaches was named in a ``ut_p
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from btdtest import make_torrent, same_tree, wait_until, write_files
+from btdtest import same_tree, seeded_torrent, wait_until
 
 from btd.core.plugin import BUILTIN_PLUGINS
 from btd.core.rpc.client import RemoteError
@@ -34,22 +33,16 @@ def peer_ports(btd: Any, info_hash: str) -> set[int]:
 
 def start_seeder(factory: Any, name: str, config: str, seed_dir: Path, torrent: Path) -> Any:
     btd = factory(name, config=config)
-    shutil.copytree(seed_dir, btd.downloads)
-    btd.start()
-    with btd.client() as events:
-        events.call("events.subscribe")
-        info_hash = btd.add(torrent)
-        btd.wait_event(events, "started", info_hash)
+    info_hash = btd.start_seeding(seed_dir, torrent)
     assert btd.call("torrent.get", {"info_hash": info_hash})["state"] == "seeding"
     return btd
 
 
 def test_a_peer_learned_only_through_pex_gets_connected(tmp_path: Path, btd_factory: Any) -> None:
     assert "pex" in BUILTIN_PLUGINS
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, SIZES, seed=21)
-    torrent = tmp_path / "pex.torrent"
-    info_hash = make_torrent(seed_dir / "pexdata", torrent, piece_size=PIECE)  # no trackers
+    seed_dir, torrent, info_hash = seeded_torrent(
+        tmp_path, SIZES, "pexdata", "pex.torrent", seed=21, piece_size=PIECE
+    )  # no trackers
 
     # A seeds and does not speak PEX itself: it can only be found through B's messages,
     # and it never dials C (so C's connection to A is C's own, to A's listen port).
@@ -92,10 +85,9 @@ def test_btd_takes_peers_from_libtorrent_pex(
     tmp_path: Path, btd_factory: Any, lt_factory: Any
 ) -> None:
     """libtorrent sends its first ut_pex once it has two peers; btd parses it and connects."""
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, {"ltpex/a.bin": 2_000_000}, seed=22)
-    torrent = tmp_path / "ltpex.torrent"
-    info_hash = make_torrent(seed_dir / "ltpex", torrent, piece_size=PIECE)
+    seed_dir, torrent, info_hash = seeded_torrent(
+        tmp_path, {"ltpex/a.bin": 2_000_000}, "ltpex", "ltpex.torrent", seed=22, piece_size=PIECE
+    )
     # Slow on purpose: the leechers stay connected to it (and unfinished) while it talks.
     seeder = lt_factory("seed", torrent, seed_dir, upload_limit=50_000)
     config = "plugins:\n  rarest_first: {}\n  pex: {}\n"

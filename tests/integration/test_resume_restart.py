@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from btdtest import BtdProcess, make_torrent, same_tree, wait_until, write_files
+from btdtest import BtdProcess, same_tree, seeded_torrent, wait_until
 
 from btd.core.bitfield import Bitfield
 from btd.core.metainfo import parse_metainfo
@@ -37,11 +37,7 @@ LIST_FIELDS = ["info_hash", "name", "size", "save_path", "strategy", "added_at",
 
 @pytest.fixture()
 def content(tmp_path: Path) -> tuple[Path, Path, str]:
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, SIZES, seed=5)
-    torrent = tmp_path / "movie.torrent"
-    info_hash = make_torrent(seed_dir / "movie", torrent, piece_size=PIECE)
-    return seed_dir, torrent, info_hash
+    return seeded_torrent(tmp_path, SIZES, "movie", "movie.torrent", seed=5, piece_size=PIECE)
 
 
 def pieces_had(btd: BtdProcess, info_hash: str) -> set[int]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from btdtest import BIN, make_torrent, wait_until, write_files
+from btdtest import BIN, seeded_torrent, wait_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -89,10 +89,7 @@ def tmux_factory(tmp_path: Path) -> Iterator[Callable[[str], Tmux]]:
 
 
 def test_watch_in_a_terminal(tmp_path: Path, btd_factory, lt_factory, tmux_factory) -> None:
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, SIZES)
-    torrent = tmp_path / "watchme.torrent"
-    info_hash = make_torrent(seed_dir / "watchme", torrent, piece_size=64 * 1024)
+    seed_dir, torrent, info_hash = seeded_torrent(tmp_path, SIZES, "watchme", "watchme.torrent")
     seeder = lt_factory("seed", torrent, seed_dir, upload_limit=UPLOAD_LIMIT)
     btd = btd_factory().start()
     assert btd.add(torrent) == info_hash

@@ -6,7 +6,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from btdtest import CorruptSeeder, make_torrent, same_tree, scrape, wait_until, write_files
+from btdtest import (
+    CorruptSeeder,
+    make_torrent,
+    same_tree,
+    scrape,
+    seeded_torrent,
+    wait_until,
+    write_files,
+)
 
 pytestmark = [pytest.mark.interop]
 
@@ -17,11 +25,7 @@ PIECE = 64 * 1024
 @pytest.fixture()
 def content(tmp_path: Path) -> tuple[Path, Path, str]:
     """A multi-file torrent (a file smaller than a piece, files across piece boundaries)."""
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, SIZES)
-    torrent = tmp_path / "multi.torrent"
-    info_hash = make_torrent(seed_dir / "multi", torrent, piece_size=PIECE)
-    return seed_dir, torrent, info_hash
+    return seeded_torrent(tmp_path, SIZES, "multi", "multi.torrent", piece_size=PIECE)
 
 
 def add_peer(btd, info_hash: str, port: int) -> None:
@@ -85,12 +89,7 @@ def test_shutdown_tells_the_tracker(tmp_path, btd_factory, opentracker_factory) 
 def test_libtorrent_downloads_from_btd(tmp_path, btd_factory, lt_factory, content) -> None:
     seed_dir, torrent, info_hash = content
     btd = btd_factory()
-    shutil.copytree(seed_dir, btd.downloads)  # btd checks the data and seeds it
-    btd.start()
-    with btd.client() as events:
-        events.call("events.subscribe")
-        btd.add(torrent)
-        btd.wait_event(events, "started", info_hash)
+    btd.start_seeding(seed_dir, torrent)  # btd checks the data and seeds it
     assert btd.call("torrent.get", {"info_hash": info_hash})["state"] == "seeding"
     port = btd.call("session.info")["listen_port"]
     leecher = lt_factory("leech", torrent, tmp_path / "lt-leech", peers=[f"127.0.0.1:{port}"])
@@ -101,10 +100,9 @@ def test_libtorrent_downloads_from_btd(tmp_path, btd_factory, lt_factory, conten
 
 
 def test_btd_downloads_from_three_seeders(tmp_path, btd_factory, lt_factory) -> None:
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, {"big/data.bin": 12_000_000}, seed=3)
-    torrent = tmp_path / "big.torrent"
-    info_hash = make_torrent(seed_dir / "big", torrent, piece_size=PIECE)
+    seed_dir, torrent, info_hash = seeded_torrent(
+        tmp_path, {"big/data.bin": 12_000_000}, "big", "big.torrent", seed=3, piece_size=PIECE
+    )
     lt_a = lt_factory("seed", torrent, seed_dir)
     lt_b = lt_factory("seed", torrent, seed_dir)
     btd_seed = btd_factory("btd-seed")

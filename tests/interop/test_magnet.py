@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from btdtest import make_torrent, same_tree, write_files
+from btdtest import make_torrent, same_tree, seeded_torrent
 
 pytestmark = [pytest.mark.interop]
 
@@ -15,11 +14,7 @@ SIZES = {"mag/a.bin": 900_000, "mag/b/c.bin": 33_333}
 
 @pytest.fixture()
 def content(tmp_path: Path) -> tuple[Path, Path, str]:
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, SIZES, seed=11)
-    torrent = tmp_path / "mag.torrent"
-    info_hash = make_torrent(seed_dir / "mag", torrent, piece_size=32 * 1024)
-    return seed_dir, torrent, info_hash
+    return seeded_torrent(tmp_path, SIZES, "mag", "mag.torrent", seed=11, piece_size=32 * 1024)
 
 
 def test_magnet_only_add_downloads_from_libtorrent(btd_factory, lt_factory, content) -> None:
@@ -49,12 +44,7 @@ def test_magnet_only_add_downloads_from_libtorrent(btd_factory, lt_factory, cont
 def test_libtorrent_fetches_metadata_from_btd(tmp_path, btd_factory, lt_factory, content) -> None:
     seed_dir, torrent, info_hash = content
     btd = btd_factory()
-    shutil.copytree(seed_dir, btd.downloads)
-    btd.start()
-    with btd.client() as events:
-        events.call("events.subscribe")
-        btd.add(torrent)
-        btd.wait_event(events, "started", info_hash)
+    btd.start_seeding(seed_dir, torrent)
     port = btd.call("session.info")["listen_port"]
     leecher = lt_factory(
         "leech", f"magnet:?xt=urn:btih:{info_hash}", tmp_path / "lt", peers=[f"127.0.0.1:{port}"]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from btdtest import make_torrent, same_tree, write_files
+from btdtest import same_tree, seeded_torrent
 
 pytestmark = [pytest.mark.interop]
 
@@ -34,10 +34,9 @@ def first_missing(have: set[int], n: int) -> int:
 
 
 def test_pieces_complete_in_order_from_libtorrent(tmp_path: Path, btd_factory, lt_factory):
-    seed_dir = tmp_path / "seed"
-    write_files(seed_dir, {"movie/movie.bin": SIZE}, seed=7)
-    torrent = tmp_path / "movie.torrent"
-    info_hash = make_torrent(seed_dir / "movie", torrent, piece_size=PIECE)
+    seed_dir, torrent, info_hash = seeded_torrent(
+        tmp_path, {"movie/movie.bin": SIZE}, "movie", "movie.torrent", seed=7, piece_size=PIECE
+    )
     seeder = lt_factory("seed", torrent, seed_dir, upload_limit=RATE)
     config = f"""
 session:

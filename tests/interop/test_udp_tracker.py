@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from btdtest import make_torrent, same_tree, scrape, wait_until, write_files
+from btdtest import wait_fired as wait
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from btd.core.tracker.codec import AnnounceRequest, AnnounceResponse
@@ -21,17 +20,6 @@ pytestmark = [pytest.mark.interop]
 SIZES = {"udp/a.bin": 900_000, "udp/b.bin": 70_001}
 PIECE = 64 * 1024
 CONFIG = "plugins:\n  rarest_first: {}\n  udp_tracker:\n    bind: 127.0.0.1\n"
-
-
-def wait(d: Deferred[Any], deadline: float = 10.0) -> Any:
-    """Turn the global reactor until ``d`` fires (as tests/core/tracker/test_http.py does)."""
-    out: list[Any] = []
-    d.addBoth(out.append)
-    end = time.monotonic() + deadline
-    while not out and time.monotonic() < end:
-        reactor.iterate(0.01)  # type: ignore[attr-defined]
-    assert out, f"Deferred did not fire within {deadline} s"
-    return out[0]
 
 
 def request(info_hash: bytes, peer_id: bytes, port: int, event: str = "started") -> AnnounceRequest:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import socket
-import socketserver
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fake_daemon
 import pytest
+from fake_daemon import frame
 
 from btd.core.rpc import client as client_module
 from btd.core.rpc.client import (
@@ -30,10 +29,6 @@ from btd.core.rpc.errors import FRAME_TOO_LARGE, INVALID_PARAMS, NOT_FOUND
 Responder = Callable[[Any], list[bytes | None]]
 
 
-def frame(message: Any) -> bytes:
-    return json.dumps(message).encode() + b"\n"
-
-
 def ok(request: dict[str, Any], result: Any) -> bytes:
     return frame({"jsonrpc": "2.0", "id": request["id"], "result": result})
 
@@ -42,39 +37,19 @@ def event(params: Any) -> bytes:
     return frame({"jsonrpc": "2.0", "method": "event", "params": params})
 
 
-class FakeDaemon:
+class FakeDaemon(fake_daemon.FakeDaemon):
+    """Writes back what ``responder`` returns for each line it reads."""
+
     def __init__(self, path: Path, responder: Responder) -> None:
-        self.requests: list[Any] = []
-        fake = self
+        self.responder = responder
+        super().__init__(path)
 
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                try:
-                    self.serve_lines()
-                except OSError:  # the client hung up while we wrote (a test's point)
-                    pass
-
-            def serve_lines(self) -> None:
-                while line := self.rfile.readline():
-                    request = json.loads(line)
-                    fake.requests.append(request)
-                    for chunk in responder(request):
-                        if chunk is None:
-                            return
-                        self.wfile.write(chunk)
-                        self.wfile.flush()
-
-        self.server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+    def respond(self, request: Any, conn: fake_daemon.Connection) -> Any:
+        for chunk in self.responder(request):
+            if chunk is None:
+                return fake_daemon.HANG_UP
+            conn.write(chunk)
+        return None
 
 
 @pytest.fixture

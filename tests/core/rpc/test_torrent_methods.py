@@ -7,95 +7,31 @@ verifier that really hashes the files and ``threadpool = None``, so replies are 
 from __future__ import annotations
 
 import base64
-import dataclasses
-import hashlib
 import json
 import os
-import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from session_harness import PL, content, make_session, multi, single
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from btd.core.bencode import encode
 from btd.core.bitfield import Bitfield
-from btd.core.config import default_config
-from btd.core.errors import StorageError
 from btd.core.events import TorrentEvent
 from btd.core.metainfo import parse_metainfo
-from btd.core.plugin import make_plugin_manager
 from btd.core.rpc import errors as codes
 from btd.core.rpc.errors import RpcError
 from btd.core.rpc.methods import build_methods
 from btd.core.rpc.peercred import PeerCred
 from btd.core.rpc.server import ControlServer
 from btd.core.rpc.torrent_methods import MAX_TORRENT_FILE, torrent_methods
-from btd.core.session import Session
 from btd.core.torrent_status import SUMMARY_FIELDS
-
-PL = 16 * 1024
 
 
 # -- harness -----------------------------------------------------------------------------------
-class HashingVerifier:
-    """The Verifier's interface, inline: recheck hashes the files with hashlib."""
-
-    def recheck(
-        self,
-        storage: Any,
-        piece_hashes: bytes,
-        piece_length: int,
-        total_length: int,
-        *,
-        pieces: Any = None,
-        on_progress: Callable[[int, int], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> defer.Deferred[Bitfield]:
-        n = -(-total_length // piece_length)
-        have = Bitfield(n)
-        for i in range(n) if pieces is None else pieces:
-            try:
-                data = storage.read_piece(i)
-            except StorageError:
-                continue
-            if hashlib.sha1(data).digest() == piece_hashes[20 * i : 20 * i + 20]:
-                have.add(i)
-        return defer.succeed(have)
-
-    def verify_and_write(self, storage: Any, index: int, data: bytes, expected: bytes) -> Any:
-        ok = hashlib.sha1(data).digest() == expected
-        if ok:
-            storage.write_piece(index, data)
-        return defer.succeed(ok)
-
-    def read_block(self, storage: Any, index: int, begin: int, length: int) -> Any:
-        return defer.maybeDeferred(storage.read, index, begin, length)
-
-
-def content(size: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def hashes(data: bytes) -> bytes:
-    return b"".join(hashlib.sha1(data[i : i + PL]).digest() for i in range(0, len(data), PL))
-
-
-def single(name: bytes, data: bytes, **top: Any) -> bytes:
-    info = {b"name": name, b"piece length": PL, b"length": len(data), b"pieces": hashes(data)}
-    return encode({b"info": info, **top})
-
-
-def multi(name: bytes, files: list[tuple[list[bytes], bytes]]) -> bytes:
-    blob = b"".join(data for _, data in files)
-    entries = [{b"length": len(data), b"path": path} for path, data in files]
-    info = {b"name": name, b"piece length": PL, b"files": entries, b"pieces": hashes(blob)}
-    return encode({b"info": info})
-
-
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -113,17 +49,9 @@ OTHER = single(b"other.bin", content(20_000, 2))
 class Harness:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp = tmp_path
-        cfg = default_config({"HOME": str(tmp_path)})
-        cfg = dataclasses.replace(
-            cfg,
-            daemon=dataclasses.replace(cfg.daemon, state_dir=tmp_path / "state"),
-            session=dataclasses.replace(cfg.session, download_dir=tmp_path / "dl"),
-        )
-        self.reactor = MemoryReactorClock()
         # The file store (no resume plugin): the tests look at <state_dir>/torrents/.
-        plugins = make_plugin_manager({"rarest_first": {}, "sequential": {}})
-        self.session = Session(cfg, plugins, self.reactor)
-        self.session.verifier = HashingVerifier()
+        self.session = make_session(tmp_path)
+        self.reactor: MemoryReactorClock = self.session.reactor
         self.events: list[TorrentEvent] = []
         self.session.add_event_listener(self.events.append)
         self.methods = torrent_methods(self.session)

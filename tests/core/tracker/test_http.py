@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import pytest
+from btdtest import free_port
+from btdtest import wait_fired as wait
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -27,17 +29,6 @@ from btd.core.tracker.http import HttpTrackerClient
 
 IH = bytes(range(236, 256))  # high bytes: not valid UTF-8, must survive byte-exactly
 PID = b"-BT0100-" + b"\x00\xff%&=+ /?#ab"
-
-
-def wait(d: Deferred[Any], deadline: float = 10.0) -> Any:
-    """Run the reactor until ``d`` fires; return its result (a Failure on error)."""
-    out: list[Any] = []
-    d.addBoth(out.append)
-    end = time.monotonic() + deadline
-    while not out and time.monotonic() < end:
-        reactor.iterate(0.01)  # type: ignore[attr-defined]
-    assert out, f"Deferred did not fire within {deadline} s"
-    return out[0]
 
 
 def wait_error(d: Deferred[Any], deadline: float = 10.0) -> str:
@@ -202,9 +193,7 @@ def test_cancel_closes_connection(server: tuple[Tracker, str]) -> None:
 
 
 def test_connection_refused() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]
+    closed_port = free_port()
     client = HttpTrackerClient(reactor, timeout=5)
     message = wait_error(client.announce(f"http://127.0.0.1:{closed_port}/announce", req()))
     assert message.startswith("tracker unreachable: ")
