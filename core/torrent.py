@@ -46,7 +46,7 @@ IDLE_TIMEOUT = 120.0
 KEEPALIVE_AFTER = 90.0
 MAX_UNEXPECTED_BLOCKS = 4
 HASH_STRIKES = 3
-MAX_WRITE_BACKLOG = 96 * 1024 * 1024  # bytes waiting for hash+write before we stop requesting
+MAX_WRITE_BACKLOG = 32 * 1024 * 1024  # bytes waiting for hash+write before we stop requesting
 
 
 @dataclass(frozen=True)
