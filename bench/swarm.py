@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -104,7 +103,9 @@ def run_btd(torrent: Path, work: Path, seeder_port: int, info_hash: str) -> dict
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--piece-kib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=1)

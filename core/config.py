@@ -207,8 +207,9 @@ class _Reader:
                 continue
             if not isinstance(value_node, yaml.MappingNode):
                 got = self.got(value_node, self.construct(value_node, key))
-                raise self.error(f"plugin settings must be a mapping or null, got {got}", key,
-                                 value_node)
+                raise self.error(
+                    f"plugin settings must be a mapping or null, got {got}", key, value_node
+                )
             self.check_duplicates_deep(value_node, key)
             result[name] = MappingProxyType(dict(self.construct(value_node, key)))
         return MappingProxyType(result)
@@ -254,8 +255,9 @@ def parse_config(
     given = reader.items(root, "")
     for name, (key_node, _) in given.items():
         if name not in TOP_LEVEL:
-            raise reader.error(_suggest(name, TOP_LEVEL).replace("key", "section", 1), name,
-                               key_node)
+            raise reader.error(
+                _suggest(name, TOP_LEVEL).replace("key", "section", 1), name, key_node
+            )
 
     def node(name: str) -> yaml.Node | None:
         return given[name][1] if name in given else None
@@ -390,16 +392,15 @@ _Dumper.add_representer(str, _represent_str)
 def to_yaml(config: Config) -> str:
     """The effective configuration as YAML that parse_config reads back to an equal Config."""
     data: dict[str, Any] = {
-        name: {
-            key.name: _yaml_value(getattr(getattr(config, name), key.name)) for key in keys
-        }
+        name: {key.name: _yaml_value(getattr(getattr(config, name), key.name)) for key in keys}
         for name, (_, keys) in SECTIONS.items()
     }
     data["plugins"] = {name: _plain(settings) for name, settings in config.plugins.items()}
     origin = str(config.source).replace("\n", " ") if config.source else "built-in defaults"
     header = f"# effective btd configuration (from {origin})\n"
-    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True)
+    body = yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
     return header + body
 
 

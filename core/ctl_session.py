@@ -117,7 +117,7 @@ def parse_params(text: str | None) -> dict[str, Any] | list[Any] | None:
     if not isinstance(params, dict | list):
         raise UsageError(
             f"call: JSON-PARAMS must be a JSON object or array, not {type(params).__name__}"
-            " (e.g. '{\"info_hash\": \"ab12\"}' or '[\"ab12\"]')"
+            ' (e.g. \'{"info_hash": "ab12"}\' or \'["ab12"]\')'
         )
     return params
 

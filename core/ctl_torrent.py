@@ -409,20 +409,22 @@ def peer_address(peer: dict[str, Any]) -> str:
     return f"[{host}]:{peer.get('port')}" if ":" in host else f"{host}:{peer.get('port')}"
 
 
+def peer_row(p: dict[str, Any]) -> list[str]:
+    """One peer as table cells: ADDRESS CLIENT DONE DOWN UP FLAGS (also used by watch)."""
+    return [
+        peer_address(p),
+        _trunc(p.get("client") or "?", 20),
+        format_progress(p.get("progress")),
+        format_rate(p.get("download_rate")),
+        format_rate(p.get("upload_rate")),
+        peer_flags(p),
+    ]
+
+
 def human_peers(peers: list[dict[str, Any]]) -> str:
     if not peers:
         return "no peers"
-    rows = [
-        [
-            peer_address(p),
-            _trunc(p.get("client") or "?", 20),
-            format_progress(p.get("progress")),
-            format_rate(p.get("download_rate")),
-            format_rate(p.get("upload_rate")),
-            peer_flags(p),
-        ]
-        for p in peers
-    ]
+    rows = [peer_row(p) for p in peers]
     return _table(("ADDRESS", "CLIENT", "DONE", "DOWN", "UP", "FLAGS"), rows)
 
 

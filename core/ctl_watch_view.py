@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from btd.core.ctl_base import format_bytes, format_duration, format_progress, format_rate
-from btd.core.ctl_torrent import _clean, _eta, _ratio, _trunc, peer_address, peer_flags
+from btd.core.ctl_torrent import _clean, _eta, _ratio, _trunc, peer_row
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -271,17 +271,7 @@ def _detail_pane(state: WatchState, width: int, room: int | None) -> Any:
         [_clean(f.get("path")), format_bytes(f.get("length")), _bar(f.get("progress"), 10, "green")]
         for f in files
     ]
-    peer_rows = [
-        [
-            peer_address(p),
-            _trunc(p.get("client") or "?", 20),
-            format_progress(p.get("progress")),
-            format_rate(p.get("download_rate")),
-            format_rate(p.get("upload_rate")),
-            peer_flags(p),
-        ]
-        for p in state.peers
-    ]
+    peer_rows = [peer_row(p) for p in state.peers]
     tracker_rows = [
         [
             str(t.get("tier")),

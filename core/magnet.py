@@ -59,9 +59,7 @@ def parse_info_hash(value: str) -> bytes:
             return base64.b32decode(value.upper())
         except (binascii.Error, ValueError):
             raise MetainfoError(f"xt: {value!r} is not valid base32") from None
-    raise MetainfoError(
-        f"xt: an info hash has 40 hex or 32 base32 characters, got {len(value)}"
-    )
+    raise MetainfoError(f"xt: an info hash has 40 hex or 32 base32 characters, got {len(value)}")
 
 
 def parse_peer(value: str) -> PeerAddress:
@@ -88,8 +86,9 @@ def parse_magnet(uri: str) -> Magnet:
     if not uri.lower().startswith("magnet:?"):
         raise MetainfoError("not a magnet link (it must start with 'magnet:?')")
     try:
-        params = urllib.parse.parse_qsl(uri[len("magnet:?") :], keep_blank_values=True,
-                                        strict_parsing=False, errors="strict")
+        params = urllib.parse.parse_qsl(
+            uri[len("magnet:?") :], keep_blank_values=True, strict_parsing=False, errors="strict"
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise MetainfoError(f"malformed magnet link: {exc}") from None
     info_hash: bytes | None = None

@@ -156,8 +156,12 @@ class MagnetManager:
         def failed(failure: Any) -> None:
             self.fetches[fetch.info_hash] = fetch  # keep waiting: fetched and stored again
             fetch.error = failure.getErrorMessage()
-            _log.error("{name}: storing its metadata failed ({error}); trying again in "
-                       "{s:.0f} s", name=fetch.name, error=fetch.error, s=RETRY_AFTER)
+            _log.error(
+                "{name}: storing its metadata failed ({error}); trying again in {s:.0f} s",
+                name=fetch.name,
+                error=fetch.error,
+                s=RETRY_AFTER,
+            )
             self._emit(fetch, "error", {"error": fetch.error, "state": "metadata"})
             s.clock.callLater(RETRY_AFTER, restart)
 

@@ -25,7 +25,7 @@ from btd.core.rate import RateMeter
 from btd.core.swarm_peers import PeerCandidates
 from btd.core.tracker.announcer import Announcer
 from btd.core.tracker.codec import AnnounceRequest
-from btd.core.types import PeerAddress
+from btd.core.types import PeerAddress, format_address
 from btd.core.wire import messages as m
 from btd.core.wire import metadata as ut
 from btd.core.wire.extension import ExtensionHandshake, encode_extension_handshake
@@ -61,8 +61,10 @@ class MetadataPeer:
             if not self.extensions:
                 raise ProtocolError("extended message without the extension protocol")
             self.fetch.extended(self, msg)
-        elif isinstance(msg, (m.HaveAll, m.HaveNone, m.SuggestPiece, m.RejectRequest,
-                              m.AllowedFast)) and not self.fast:
+        elif (
+            isinstance(msg, (m.HaveAll, m.HaveNone, m.SuggestPiece, m.RejectRequest, m.AllowedFast))
+            and not self.fast
+        ):
             raise ProtocolError(f"{type(msg).__name__} without the fast extension")
         elif isinstance(msg, m.Request):
             if self.fast:  # we have nothing to give yet
@@ -327,15 +329,19 @@ class MetadataFetch:
         try:
             info = assembler.result()
         except MetainfoError:
-            sources = {p for p in getattr(assembler, "bad_sources", set())
-                       if isinstance(p, MetadataPeer)}
+            sources = {
+                p for p in getattr(assembler, "bad_sources", set()) if isinstance(p, MetadataPeer)
+            }
             if len(sources) == 1:  # a single source: it lied
                 for bad in sources:
                     if bad in self.peers:
                         self._ban(bad, "sent metadata that does not match the info hash")
             else:  # which of them lied? ask one peer at a time from now on
-                _log.info("{name}: metadata from {n} peers failed the hash; asking one "
-                          "peer at a time", name=self.name, n=len(sources))
+                _log.info(
+                    "{name}: metadata from {n} peers failed the hash; asking one peer at a time",
+                    name=self.name,
+                    n=len(sources),
+                )
                 self._solo = True
             self._solo_peer = None
             self.assembler = None
@@ -345,7 +351,7 @@ class MetadataFetch:
         self.on_metadata(self, info)
 
     def _ban(self, peer: MetadataPeer, reason: str) -> None:
-        address = "%s:%d" % peer.link.address
+        address = format_address(peer.link.address)
         _log.warn("dropping {address}: {reason}", address=address, reason=reason)
         self.banned.append(address)
         self.candidates.ban(peer.link.address, reason, peer_id=peer.peer_id)

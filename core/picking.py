@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from btd.core.bitfield import BitIndexError, Bitfield
+from btd.core.bitfield import Bitfield, BitIndexError
 
 if TYPE_CHECKING:
     from btd.core.pieces import PieceBook

@@ -26,7 +26,7 @@ from collections.abc import Callable, Hashable
 from enum import Enum, IntEnum
 from typing import TYPE_CHECKING
 
-from btd.core.bitfield import BitIndexError, Bitfield
+from btd.core.bitfield import Bitfield, BitIndexError
 from btd.core.types import BLOCK_SIZE, BlockRef
 
 if TYPE_CHECKING:
@@ -57,8 +57,19 @@ _NOBODY: tuple[Peer, ...] = ()
 class _Partial:
     """A DOWNLOADING (or VERIFYING, until its data is taken) piece."""
 
-    __slots__ = ("buf", "contributors", "fresh", "got", "length", "nblocks", "open",
-                 "received", "reopened", "req", "seq")
+    __slots__ = (
+        "buf",
+        "contributors",
+        "fresh",
+        "got",
+        "length",
+        "nblocks",
+        "open",
+        "received",
+        "reopened",
+        "req",
+        "seq",
+    )
 
     def __init__(self, length: int, nblocks: int, seq: int) -> None:
         self.seq = seq  # start order: older pieces are continued first

@@ -22,8 +22,8 @@ from twisted.python.failure import Failure
 
 from btd.core.config import LIVE_KEYS, Config, reload_diff
 from btd.core.errors import BtdError, ConfigError
-from btd.core.paths import default_socket
 from btd.core.net.peer import InboundFactory
+from btd.core.paths import default_socket
 from btd.core.plugin import CORE_NAME, PluginHost
 from btd.core.rpc.methods import build_methods
 from btd.core.rpc.server import ControlServer, listen
@@ -222,8 +222,7 @@ class BtdService(MultiService):
         try:
             gid = resolve_group(new.control.allowed_group)
         except ConfigError as exc:
-            _log.error("reload refused, keeping the running configuration: {error}",
-                       error=str(exc))
+            _log.error("reload refused, keeping the running configuration: {error}", error=str(exc))
             self.notifier.ready("reload refused")
             return
         old = self.config

@@ -256,7 +256,9 @@ class Session:
     def _save_options(self, t: Torrent) -> None:
         if t.info_hash in self.torrents:
             d = self.saver.job(t.info_hash, self.store.save_options, t.hex, self._options_json(t))
-            d.addErrback(lambda f: _log.error("saving {n} failed: {e}", n=t.name, e=f.getErrorMessage()))
+            d.addErrback(
+                lambda f: _log.error("saving {n} failed: {e}", n=t.name, e=f.getErrorMessage())
+            )
 
     def add(
         self,

@@ -31,8 +31,8 @@ from btd.core.storage import FileStorage
 from btd.core.swarm_peers import PeerCandidates
 from btd.core.tracker.announcer import Announcer
 from btd.core.tracker.codec import AnnounceRequest
+from btd.core.types import BlockRef, PeerAddress, format_address
 from btd.core.upload import Uploader
-from btd.core.types import BlockRef, PeerAddress
 from btd.core.wire import messages as m
 from btd.core.wire import metadata as ut_metadata
 from btd.core.wire.extension import ExtensionHandshake, encode_extension_handshake
@@ -186,8 +186,9 @@ class Torrent:
             if problem is None:
                 self._resume = resume
             else:
-                _log.warn("resume data of {name} ignored: {problem}", name=self.name,
-                          problem=problem)
+                _log.warn(
+                    "resume data of {name} ignored: {problem}", name=self.name, problem=problem
+                )
         return self._check(full=False)
 
     def _check(self, *, full: bool) -> defer.Deferred[None]:
@@ -290,7 +291,11 @@ class Torrent:
         was = self.state
         if was == "checking":
             self.state = "stopped"
-        d = self._deactivate(self.env.shutdown_timeout) if was in ("downloading", "seeding") else None
+        d = (
+            self._deactivate(self.env.shutdown_timeout)
+            if was in ("downloading", "seeding")
+            else None
+        )
         self.state = "stopped" if was != "error" else was
         if close_storage:
             self.storage.close()
@@ -403,7 +408,7 @@ class Torrent:
             except Exception:
                 _log.failure("extension handler failed on peer_gone")
         if peer.payload_in:
-            key = "%s:%d" % peer.link.address
+            key = format_address(peer.link.address)
             self.sources[key] = self.sources.get(key, 0) + peer.payload_in
         self.candidates.disconnected(peer.link.address, peer.listen_port)
         self.book.peer_gone(peer)
@@ -622,11 +627,11 @@ class Torrent:
                     index=index,
                 )
                 self.candidates.ban(peer.link.address, "corrupt data", peer_id=peer.peer_id)
-                self.banned.append("%s:%d" % peer.link.address)
+                self.banned.append(format_address(peer.link.address))
                 self.env.emit(
                     self,
                     "peer_banned",
-                    {"address": "%s:%d" % peer.link.address, "reason": "corrupt data"},
+                    {"address": format_address(peer.link.address), "reason": "corrupt data"},
                 )
                 peer.link.close("sent corrupt data", error=True)
 
@@ -634,9 +639,7 @@ class Torrent:
         self.state = "seeding"
         self.completed_at = self.clock.seconds()
         self.announcer.completed()
-        self.env.emit(
-            self, "completed", {"downloaded": self.downloaded, "uploaded": self.uploaded}
-        )
+        self.env.emit(self, "completed", {"downloaded": self.downloaded, "uploaded": self.uploaded})
         for peer in list(self.peers):
             peer.set_interested(False)
             if peer.has.complete:
@@ -684,7 +687,7 @@ class Torrent:
         sources = dict(self.sources)
         for peer in self.peers:
             if peer.payload_in:
-                key = "%s:%d" % peer.link.address
+                key = format_address(peer.link.address)
                 sources[key] = sources.get(key, 0) + peer.payload_in
         return sources
 

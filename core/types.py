@@ -30,6 +30,12 @@ class BlockRef:
     length: int
 
 
+def format_address(address: PeerAddress) -> str:
+    """``host:port`` (``[v6]:port``): how addresses appear in RPC answers and logs."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def hex_hash(info_hash: bytes) -> str:
     """The 40-hex form in which RPC, logs and btctl name a torrent."""
     return info_hash.hex()

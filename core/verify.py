@@ -46,9 +46,7 @@ def _verify_and_write(storage: Storage, index: int, data: bytes, expected: bytes
     return True
 
 
-def _check_batch(
-    storage: Storage, piece_hashes: bytes, batch: list[int]
-) -> list[tuple[int, bool]]:
+def _check_batch(storage: Storage, piece_hashes: bytes, batch: list[int]) -> list[tuple[int, bool]]:
     out = []
     for index in batch:
         try:

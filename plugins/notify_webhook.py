@@ -35,6 +35,7 @@ from twisted.python.failure import Failure
 from btd.core.errors import ConfigError
 from btd.core.events import EVENT_KINDS, TorrentEvent
 from btd.core.plugin import hookimpl
+from btd.core.tracker.http import root_cause
 from btd.core.version import __version__
 from btd.plugins.notify_command import (
     check_keys,
@@ -142,15 +143,6 @@ def event_body(event: TorrentEvent, now: float) -> bytes:
         "time": now,
     }
     return json.dumps(doc, ensure_ascii=False, default=str).encode("utf-8")
-
-
-def _root_cause(failure: Failure) -> BaseException:
-    """twisted.web wraps the real cause (ResponseFailed.reasons); find that one."""
-    value = failure.value
-    reasons = getattr(value, "reasons", None)
-    if reasons and isinstance(reasons[0], Failure):
-        return reasons[0].value
-    return value
 
 
 def _reason(cause: BaseException, timeout: float) -> str:
@@ -266,7 +258,7 @@ class WebhookSender:
             try:
                 status = yield self._post(target.url, headers, body, target.timeout)
             except Exception:  # noqa: BLE001 - every failure is logged, never raised
-                cause = _root_cause(Failure())
+                cause = root_cause(Failure())
                 if isinstance(cause, defer.CancelledError):
                     raise defer.CancelledError() from None  # stop() gave up: "abandoned"
                 problem, retry = _reason(cause, target.timeout), True

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import heapq
 import random
-from itertools import chain
 from collections.abc import Mapping
+from itertools import chain
 from typing import Any
 
 from btd.core.bitfield import Bitfield
@@ -98,11 +98,7 @@ class RarestFirst:
         taken = set(out)
         best = heapq.nsmallest(
             count - len(out),
-            (
-                (avail(i), rand(), i)
-                for i in peer_has
-                if i not in taken and self._eligible(i, view)
-            ),
+            ((avail(i), rand(), i) for i in peer_has if i not in taken and self._eligible(i, view)),
         )
         out.extend(i for _, _, i in best)
 

@@ -75,8 +75,9 @@ def parse_folder(raw: Any, key: str) -> FolderSpec:
         raise ConfigError(f"must be a mapping with at least path:, got {raw!r}", key=key)
     for name in raw:
         if name not in FOLDER_KEYS:
-            raise ConfigError(f"unknown setting (known: {', '.join(FOLDER_KEYS)})",
-                              key=f"{key}.{name}")
+            raise ConfigError(
+                f"unknown setting (known: {', '.join(FOLDER_KEYS)})", key=f"{key}.{name}"
+            )
     if "path" not in raw:
         raise ConfigError("required: the folder to watch (an absolute path)", key=f"{key}.path")
     spec: dict[str, Any] = {"path": _path(raw["path"], f"{key}.path")}
@@ -93,16 +94,20 @@ def parse_folder(raw: Any, key: str) -> FolderSpec:
         spec["strategy"] = strategy
     if "on_added" in raw:
         if raw["on_added"] not in ON_ADDED:
-            raise ConfigError(f"must be move or delete, got {raw['on_added']!r}",
-                              key=f"{key}.on_added")
+            raise ConfigError(
+                f"must be move or delete, got {raw['on_added']!r}", key=f"{key}.on_added"
+            )
         spec["on_added"] = raw["on_added"]
     if "interval" in raw:
         interval = raw["interval"]
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not (
-            0 < interval <= 3600
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not (0 < interval <= 3600)
         ):
-            raise ConfigError(f"must be a number of seconds in (0, 3600], got {interval!r}",
-                              key=f"{key}.interval")
+            raise ConfigError(
+                f"must be a number of seconds in (0, 3600], got {interval!r}", key=f"{key}.interval"
+            )
         spec["interval"] = float(interval)
     return FolderSpec(**spec)
 
@@ -116,15 +121,18 @@ def parse_settings(raw: Mapping[str, Any] | None) -> tuple[FolderSpec, ...]:
             raise ConfigError("unknown setting (known: folders)", key=f"{base}.{name}")
     folders = raw.get("folders")
     if not isinstance(folders, (list, tuple)):
-        raise ConfigError(f"required: a list of folders ({{path: /abs/dir}}), got {folders!r}",
-                          key=f"{base}.folders")
+        raise ConfigError(
+            f"required: a list of folders ({{path: /abs/dir}}), got {folders!r}",
+            key=f"{base}.folders",
+        )
     specs: list[FolderSpec] = []
     for i, item in enumerate(folders):
         spec = parse_folder(item, f"{base}.folders[{i}]")
         for j, other in enumerate(specs):
             if other.path == spec.path:
-                raise ConfigError(f"the same folder as folders[{j}]",
-                                  key=f"{base}.folders[{i}].path")
+                raise ConfigError(
+                    f"the same folder as folders[{j}]", key=f"{base}.folders[{i}].path"
+                )
         specs.append(spec)
     return tuple(specs)
 
@@ -254,8 +262,14 @@ class FolderWatcher:
     ``stopping``.
     """
 
-    def __init__(self, spec: FolderSpec, session: Any, *, inotify: bool | None = None,
-                 log: Logger | None = None) -> None:
+    def __init__(
+        self,
+        spec: FolderSpec,
+        session: Any,
+        *,
+        inotify: bool | None = None,
+        log: Logger | None = None,
+    ) -> None:
         self.spec = spec
         self.session = session
         self.clock = session.reactor
@@ -285,17 +299,23 @@ class FolderWatcher:
                 self.log.info("watch folder {path} did not exist; created it", path=str(self.path))
 
         def not_created(failure: Any) -> None:
-            self.log.error("watch folder {path} is missing and cannot be created: {e}",
-                           path=str(self.path), e=failure.getErrorMessage())
+            self.log.error(
+                "watch folder {path} is missing and cannot be created: {e}",
+                path=str(self.path),
+                e=failure.getErrorMessage(),
+            )
 
         def watch(_: object) -> None:
             if self.stopped:
                 return
             self._start_inotify()
             how = "inotify and " if self._notifier is not None else ""
-            self.log.info("watching {path} for .torrent and .magnet files "
-                          "({how}a scan every {s:g} s)",
-                          path=str(self.path), how=how, s=self.spec.interval)
+            self.log.info(
+                "watching {path} for .torrent and .magnet files ({how}a scan every {s:g} s)",
+                path=str(self.path),
+                how=how,
+                s=self.spec.interval,
+            )
             self._loop = LoopingCall(self.scan)
             self._loop.clock = self.clock
             self._loop.start(self.spec.interval, now=True)
@@ -321,13 +341,18 @@ class FolderWatcher:
         try:
             notifier = inotify.INotify(reactor=self.clock)
             notifier.startReading()
-            notifier.watch(FilePath(str(self.path)),
-                           mask=inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO,
-                           callbacks=[self._inotify_event])
+            notifier.watch(
+                FilePath(str(self.path)),
+                mask=inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO,
+                callbacks=[self._inotify_event],
+            )
         except Exception as exc:  # no inotify instances left, folder missing: scans still run
             if not self._inotify_warned:
-                self.log.warn("watch folder {path}: inotify unavailable ({e}); scans only",
-                              path=str(self.path), e=str(exc))
+                self.log.warn(
+                    "watch folder {path}: inotify unavailable ({e}); scans only",
+                    path=str(self.path),
+                    e=str(exc),
+                )
             self._inotify_warned = True
             if notifier is not None:
                 with contextlib.suppress(Exception):
@@ -361,8 +386,9 @@ class FolderWatcher:
         """One listing; a file unchanged since the previous one is taken. Never fails."""
         d = self.session.run_blocking(list_candidates, self.path)
         d.addCallbacks(self._scanned, self._scan_failed)
-        d.addErrback(lambda f: self.log.failure("watch folder {path}: scan failed", f,
-                                                path=str(self.path)))
+        d.addErrback(
+            lambda f: self.log.failure("watch folder {path}: scan failed", f, path=str(self.path))
+        )
         return d  # a failed Deferred would stop the LoopingCall
 
     def _scan_failed(self, failure: Any) -> None:
@@ -380,8 +406,11 @@ class FolderWatcher:
         self._start_inotify()  # again if the folder was deleted and made anew
         for name in links:
             if name not in self._links_told:
-                self.log.info("watch folder {path}: {name} is a symlink; ignored",
-                              path=str(self.path), name=name)
+                self.log.info(
+                    "watch folder {path}: {name} is a symlink; ignored",
+                    path=str(self.path),
+                    name=name,
+                )
         self._links_told = set(links)
         previous, self._last = self._last, found
         for key in [k for k, sig in self._skip.items() if found.get(k) != sig]:
@@ -420,8 +449,9 @@ class FolderWatcher:
             yield self._reject(name, str(exc))
             return
         except Exception as exc:
-            self.log.error("watch folder {path}: reading {name} failed: {e}",
-                           path=where, name=name, e=str(exc))
+            self.log.error(
+                "watch folder {path}: reading {name} failed: {e}", path=where, name=name, e=str(exc)
+            )
             return
         spec = self.spec
         options = {
@@ -439,32 +469,47 @@ class FolderWatcher:
             yield self._reject(name, f"not a valid {what}: {exc}")
             return
         except ValueError as exc:  # the folder's strategy is unknown: a setting, not the file
-            self.log.error("watch folder {path}: {name} left in place: {e}",
-                           path=where, name=name, e=str(exc))
+            self.log.error(
+                "watch folder {path}: {name} left in place: {e}", path=where, name=name, e=str(exc)
+            )
             self._skip[name] = sig
             return
         try:
             result = yield added
         except Exception as exc:
             kind = "storing" if isinstance(exc, StorageError) else "adding"
-            self.log.error("watch folder {path}: {kind} {name} failed ({e}); "
-                           "left in place, retried in {s:.0f} s",
-                           path=where, kind=kind, name=name, e=str(exc), s=RETRY_AFTER)
+            self.log.error(
+                "watch folder {path}: {kind} {name} failed ({e}); "
+                "left in place, retried in {s:.0f} s",
+                path=where,
+                kind=kind,
+                name=name,
+                e=str(exc),
+                s=RETRY_AFTER,
+            )
             self._retry_at[name] = self.clock.seconds() + RETRY_AFTER
             return
         done = move_to_added if spec.on_added == "move" else delete_file
         try:
             target = yield self.session.run_blocking(done, folder, name)
         except Exception as exc:
-            self.log.error("watch folder {path}: {name} was added but cannot be {verb}: {e}",
-                           path=where, name=name, e=str(exc),
-                           verb="moved" if spec.on_added == "move" else "deleted")
+            self.log.error(
+                "watch folder {path}: {name} was added but cannot be {verb}: {e}",
+                path=where,
+                name=name,
+                e=str(exc),
+                verb="moved" if spec.on_added == "move" else "deleted",
+            )
             self._skip[name] = sig  # do not re-add it every scan; it is already present
             return
-        self.log.info("watch folder {path}: {name} {how} as {hash} ({what})",
-                      path=where, name=name, hash=result.get("info_hash"),
-                      how="added" if result.get("added") else "already present",
-                      what=f"moved to {target}" if spec.on_added == "move" else "deleted")
+        self.log.info(
+            "watch folder {path}: {name} {how} as {hash} ({what})",
+            path=where,
+            name=name,
+            hash=result.get("info_hash"),
+            how="added" if result.get("added") else "already present",
+            what=f"moved to {target}" if spec.on_added == "move" else "deleted",
+        )
 
     @defer.inlineCallbacks
     def _reject(self, name: str, reason: str) -> Any:
@@ -472,14 +517,24 @@ class FolderWatcher:
         try:
             target = yield self.session.run_blocking(mark_invalid, self.path, name, reason)
         except Exception as exc:
-            self.log.error("watch folder {path}: {name} is unusable ({reason}) and cannot be "
-                           "renamed: {e}", path=where, name=name, reason=reason, e=str(exc))
+            self.log.error(
+                "watch folder {path}: {name} is unusable ({reason}) and cannot be renamed: {e}",
+                path=where,
+                name=name,
+                reason=reason,
+                e=str(exc),
+            )
             sig = self._last.get(name)
             if sig is not None:
                 self._skip[name] = sig
             return
-        self.log.error("watch folder {path}: {name} is unusable ({reason}); renamed to {new}",
-                       path=where, name=name, reason=reason, new=target.name)
+        self.log.error(
+            "watch folder {path}: {name} is unusable ({reason}); renamed to {new}",
+            path=where,
+            name=name,
+            reason=reason,
+            new=target.name,
+        )
 
 
 def _ensure_folder(path: Path) -> bool:

@@ -155,10 +155,14 @@ class BtdProcess:
     def argv(self) -> list[str]:
         args = [
             str(BIN / "btd"),
-            "--state-dir", str(self.state),
-            "--download-dir", str(self.downloads),
-            "--socket", str(self.socket),
-            "--listen-port", "0",
+            "--state-dir",
+            str(self.state),
+            "--download-dir",
+            str(self.downloads),
+            "--socket",
+            str(self.socket),
+            "--listen-port",
+            "0",
         ]
         if self.config is not None:
             args += ["--config", str(self.config)]
@@ -209,7 +213,10 @@ class BtdProcess:
     def btctl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(BIN / "btctl"), "--socket", str(self.socket), *args],
-            capture_output=True, text=True, timeout=60, input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            input=input,
         )
 
     def add(self, torrent: Path, **options: Any) -> str:
@@ -312,9 +319,21 @@ class OpenTracker:
         whitelist.write_text("".join(f"{h}\n" for h in info_hashes))
         whitelist.chmod(0o644)
         self.proc = subprocess.Popen(
-            [binary, "-i", "127.0.0.1", "-p", str(self.port), "-P", str(self.port),
-             "-d", str(base), "-w", "whitelist.txt"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                binary,
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-P",
+                str(self.port),
+                "-d",
+                str(base),
+                "-w",
+                "whitelist.txt",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         self.announce = f"http://127.0.0.1:{self.port}/announce"
         self.udp_announce = f"udp://127.0.0.1:{self.port}/announce"
@@ -338,8 +357,6 @@ class OpenTracker:
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
-
-
 
 
 # -- a hostile peer -------------------------------------------------------------------------------
@@ -425,8 +442,10 @@ def scrape(announce_url: str, info_hash: str) -> dict[str, int]:
     """One scrape of an HTTP tracker (opentracker) for one torrent."""
     from btd.core.bencode import decode
 
-    url = announce_url.replace("/announce", "/scrape") + "?info_hash=" + "".join(
-        f"%{b:02x}" for b in bytes.fromhex(info_hash)
+    url = (
+        announce_url.replace("/announce", "/scrape")
+        + "?info_hash="
+        + "".join(f"%{b:02x}" for b in bytes.fromhex(info_hash))
     )
     body = decode(urllib.request.urlopen(url, timeout=5).read())
     stats = body[b"files"].get(bytes.fromhex(info_hash), {})

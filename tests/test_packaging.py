@@ -31,7 +31,10 @@ def test_declared_packages_equal_folders_with_init() -> None:
 
 def test_package_dir_mapping() -> None:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert data["tool"]["setuptools"]["package-dir"] == {"btd.core": "core", "btd.plugins": "plugins"}
+    assert data["tool"]["setuptools"]["package-dir"] == {
+        "btd.core": "core",
+        "btd.plugins": "plugins",
+    }
     assert data["project"]["scripts"] == {
         "btd": "btd.core.daemon:main",
         "btctl": "btd.core.ctl:main",
@@ -39,7 +42,9 @@ def test_package_dir_mapping() -> None:
 
 
 def test_bare_core_is_not_importable(tmp_path: Path) -> None:
-    probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('core') is None else 1)"
+    probe = (
+        "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('core') is None else 1)"
+    )
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path)
     assert result.returncode == 0, "a top-level 'core' package is importable"
 

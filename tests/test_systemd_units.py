@@ -60,7 +60,8 @@ def test_user_unit() -> None:
 
 def test_sysusers_declares_the_user() -> None:
     lines = [
-        line for line in (ROOT / "systemd" / "btd.sysusers").read_text().splitlines()
+        line
+        for line in (ROOT / "systemd" / "btd.sysusers").read_text().splitlines()
         if line and not line.startswith("#")
     ]
     assert lines and lines[0].split()[:2] == ["u", "btd"]

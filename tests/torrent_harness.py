@@ -114,7 +114,9 @@ class SyncVerifier:
 
         return self._run(self.hold_verify, work)
 
-    def read_block(self, storage: Any, index: int, begin: int, length: int) -> defer.Deferred[bytes]:
+    def read_block(
+        self, storage: Any, index: int, begin: int, length: int
+    ) -> defer.Deferred[bytes]:
         def work() -> bytes:
             self.reads.append((index, begin, length))
             return storage.read(index, begin, length)
@@ -170,9 +172,7 @@ class FakeRouter:
 class Conn:
     """One remote peer: what it sends goes through the real protocol; we read our replies."""
 
-    def __init__(
-        self, swarm: RemotePeers, proto: PeerProtocol, transport: StringTransport
-    ) -> None:
+    def __init__(self, swarm: RemotePeers, proto: PeerProtocol, transport: StringTransport) -> None:
         self.swarm = swarm
         self.proto = proto
         self.transport = transport
@@ -268,9 +268,7 @@ class RemotePeers:
         self.conns: list[Conn] = []
         self._n = 0
 
-    def open(
-        self, *, outgoing: bool = False, address: tuple[str, int] | None = None
-    ) -> Conn:
+    def open(self, *, outgoing: bool = False, address: tuple[str, int] | None = None) -> Conn:
         """A TCP connection, before any handshake."""
         self._n += 1
         address = address or ("127.0.0.1", 40000 + self._n)
@@ -380,7 +378,9 @@ class Swarm(RemotePeers):
     def seed_peer(self, **kwargs: Any) -> Conn:
         """A remote seed that has unchoked us."""
         conn = self.peer(**kwargs)
-        conn.send(m.HAVE_ALL_MSG if conn.peer.fast else m.Bitfield(Bitfield.full(NUM_PIECES).to_bytes()))
+        conn.send(
+            m.HAVE_ALL_MSG if conn.peer.fast else m.Bitfield(Bitfield.full(NUM_PIECES).to_bytes())
+        )
         conn.send(m.UNCHOKE_MSG)
         return conn
 

@@ -8,7 +8,8 @@ this connection and nothing else.
 
 from __future__ import annotations
 
-from typing import Any, Protocol as TypingProtocol
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
@@ -102,8 +103,10 @@ class PeerProtocol(Protocol):
         except ProtocolError as exc:
             self.close(f"protocol error: {exc}", error=True)
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         self.closed = True
+        if reason is None:
+            reason = Failure(ConnectionError("connection lost"))
         if not self.close_reason:
             self.close_reason = reason.getErrorMessage()
         if self._handshake_timer is not None and self._handshake_timer.active():

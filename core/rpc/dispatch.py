@@ -69,9 +69,7 @@ def _json_name(value: Any) -> str:
     return type(value).__name__
 
 
-def require(
-    name: str, value: Any, kind: type | tuple[type, ...], *, optional: bool = False
-) -> Any:
+def require(name: str, value: Any, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
     """Check one JSON parameter's type; raise -32602 naming it if wrong; return it.
 
     JSON has no separate bool/int/float: ``True`` is not an integer here, and an

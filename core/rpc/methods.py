@@ -64,7 +64,9 @@ def plugin_methods(session: Session, core: Mapping[str, Any]) -> Methods:
     return found
 
 
-def build_methods(session: Session, extra: Mapping[str, Callable[..., Any]] | None = None) -> Methods:
+def build_methods(
+    session: Session, extra: Mapping[str, Callable[..., Any]] | None = None
+) -> Methods:
     """All methods: the session's, the server's own (``extra``), then the plugins'."""
     from btd.core.rpc.torrent_methods import torrent_methods
 

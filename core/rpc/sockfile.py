@@ -132,5 +132,7 @@ def give_group(path: Path, gid: int, with_directory: bool) -> None:
         except OSError as exc:
             _log.warn(
                 "cannot give {path} to group {gid}; its members may not connect: {e}",
-                path=str(target), gid=gid, e=str(exc),
+                path=str(target),
+                gid=gid,
+                e=str(exc),
             )

@@ -19,6 +19,7 @@ from twisted.internet import defer
 
 from btd.core import torrent_status as status
 from btd.core.errors import MetainfoError, StorageError
+from btd.core.metadata_fetch import MetadataFetch
 from btd.core.rpc.dispatch import require
 from btd.core.rpc.errors import (
     AMBIGUOUS,
@@ -30,7 +31,6 @@ from btd.core.rpc.errors import (
     RpcError,
     invalid_params,
 )
-from btd.core.metadata_fetch import MetadataFetch
 from btd.core.session import Session, TorrentNotFound
 from btd.core.torrent import Torrent
 
@@ -142,9 +142,13 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             if metainfo is not None or path is not None:
                 raise invalid_params("magnet", "give one of metainfo, path or magnet")
             try:
-                d = session.add_magnet(magnet, save_path=save_path, paused=paused, strategy=strategy)
+                d = session.add_magnet(
+                    magnet, save_path=save_path, paused=paused, strategy=strategy
+                )
             except MetainfoError as exc:
-                raise RpcError(INVALID_TORRENT, f"invalid magnet: {exc}", {"field": "magnet"}) from None
+                raise RpcError(
+                    INVALID_TORRENT, f"invalid magnet: {exc}", {"field": "magnet"}
+                ) from None
             except ValueError as exc:  # unknown strategy
                 raise invalid_params("strategy", str(exc)) from None
             return d.addErrback(_storage_error)
@@ -173,7 +177,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
                 raise invalid_params("state", f"must be one of {list(STATES)}")
         torrents = sorted(session.swarms(), key=lambda t: t.added_at)
         return [
-            _pick(t.summary(), fields) if isinstance(t, MetadataFetch) else status.summary(t, fields)
+            _pick(t.summary(), fields)
+            if isinstance(t, MetadataFetch)
+            else status.summary(t, fields)
             for t in torrents
             if state is None or t.state == state
         ]

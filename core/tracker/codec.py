@@ -236,7 +236,7 @@ def build_scrape_url(announce_url: str) -> str | None:
         return urlunsplit(parts._replace(fragment=""))
     if not last.startswith("announce"):
         return None
-    path = f"{head}/scrape{last[len('announce'):]}"
+    path = f"{head}/scrape{last[len('announce') :]}"
     return urlunsplit(parts._replace(path=path, fragment=""))
 
 

@@ -71,7 +71,7 @@ class _CappedBody(Protocol):
             self.finished.errback(reason)
 
 
-def _root_cause(failure: Failure) -> BaseException:
+def root_cause(failure: Failure) -> BaseException:
     """twisted.web wraps the real reason in ResponseFailed & co. (a list of Failures)."""
     value = failure.value
     reasons = getattr(value, "reasons", None)
@@ -153,7 +153,7 @@ class HttpTrackerClient:
     def _as_tracker_error(self, failure: Failure) -> Failure:
         if failure.check(TrackerError):
             return failure
-        cause = _root_cause(failure)
+        cause = root_cause(failure)
         if isinstance(cause, defer.CancelledError):
             return Failure(TrackerError("tracker request cancelled"))
         if isinstance(cause, error.TimeoutError):

@@ -36,8 +36,17 @@ from btd.core.plugin import hookimpl
 __version__ = "0.1.0"
 
 PLUGIN = "dht"
-KEYS = ("port", "bind", "bootstrap", "state_file", "announce_interval", "ip_rate",
-        "ip_burst", "global_rate", "send_rate")
+KEYS = (
+    "port",
+    "bind",
+    "bootstrap",
+    "state_file",
+    "announce_interval",
+    "ip_rate",
+    "ip_burst",
+    "global_rate",
+    "send_rate",
+)
 
 _settings: Any = None  # service.Settings, from btd_configure
 _service: Any = None  # the DhtService, from session start to session stop

@@ -169,7 +169,9 @@ def usable(host: str, port: int) -> bool:
         ip = ipaddress.IPv4Address(host)
     except ValueError:
         return False
-    return not (ip.is_unspecified or ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255"))
+    return not (
+        ip.is_unspecified or ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255")
+    )
 
 
 # -- encoding ---------------------------------------------------------------------------------
@@ -220,8 +222,14 @@ def encode_error(tid: bytes, code: int, message: str) -> bytes:
 
 
 # -- decoding ---------------------------------------------------------------------------------
-def _bytes(d: dict[bytes, Any], key: bytes, what: str, *, length: int | None = None,
-           max_len: int | None = None) -> bytes:
+def _bytes(
+    d: dict[bytes, Any],
+    key: bytes,
+    what: str,
+    *,
+    length: int | None = None,
+    max_len: int | None = None,
+) -> bytes:
     value = d.get(key)
     if not isinstance(value, bytes):
         raise KrpcError(f"{what} must be a byte string")

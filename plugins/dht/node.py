@@ -42,8 +42,18 @@ MAX_QUEUED = 1000
 MAX_PEERS_REPLY = 100
 
 STAT_KEYS = (
-    "queries_in", "queries_out", "responses_in", "errors_in", "timeouts", "rate_limited",
-    "malformed", "unmatched", "own_id", "budget_drops", "send_errors", "announces_in",
+    "queries_in",
+    "queries_out",
+    "responses_in",
+    "errors_in",
+    "timeouts",
+    "rate_limited",
+    "malformed",
+    "unmatched",
+    "own_id",
+    "budget_drops",
+    "send_errors",
+    "announces_in",
     "bad_tokens",
 )
 
@@ -160,18 +170,27 @@ class DhtNode:
     def ping(self, address: Address, node_id: bytes | None = None) -> defer.Deferred[krpc.Response]:
         return self._query(address, node_id, lambda t: krpc.Ping(t, self.node_id))
 
-    def find_node(self, address: Address, target: bytes,
-                  node_id: bytes | None = None) -> defer.Deferred[krpc.Response]:
+    def find_node(
+        self, address: Address, target: bytes, node_id: bytes | None = None
+    ) -> defer.Deferred[krpc.Response]:
         return self._query(address, node_id, lambda t: krpc.FindNode(t, self.node_id, target))
 
-    def get_peers(self, address: Address, info_hash: bytes,
-                  node_id: bytes | None = None) -> defer.Deferred[krpc.Response]:
+    def get_peers(
+        self, address: Address, info_hash: bytes, node_id: bytes | None = None
+    ) -> defer.Deferred[krpc.Response]:
         return self._query(address, node_id, lambda t: krpc.GetPeers(t, self.node_id, info_hash))
 
-    def announce_peer(self, address: Address, info_hash: bytes, port: int, token: bytes,
-                      node_id: bytes | None = None) -> defer.Deferred[krpc.Response]:
+    def announce_peer(
+        self,
+        address: Address,
+        info_hash: bytes,
+        port: int,
+        token: bytes,
+        node_id: bytes | None = None,
+    ) -> defer.Deferred[krpc.Response]:
         return self._query(
-            address, node_id,
+            address,
+            node_id,
             lambda t: krpc.AnnouncePeer(t, self.node_id, info_hash, port, token, False),
         )
 
@@ -181,8 +200,9 @@ class DhtNode:
             if tid not in self._pending and all(tid != t for t, _ in self._queue):
                 return tid
 
-    def _query(self, address: Address, node_id: bytes | None,
-               build: Callable[[bytes], krpc.Query]) -> defer.Deferred[krpc.Response]:
+    def _query(
+        self, address: Address, node_id: bytes | None, build: Callable[[bytes], krpc.Query]
+    ) -> defer.Deferred[krpc.Response]:
         if self.closed:
             return defer.fail(KrpcError("DHT node closed"))
         tid = self._new_tid()
@@ -232,7 +252,9 @@ class DhtNode:
         node = self.routing.by_address(pending.address)
         if node is not None:
             self.routing.failed(node.node_id, self.reactor.seconds())
-        self._finish(pending, KrpcTimeout(f"no answer from {pending.address[0]}:{pending.address[1]}"))
+        self._finish(
+            pending, KrpcTimeout(f"no answer from {pending.address[0]}:{pending.address[1]}")
+        )
 
     # -- datagrams in ---------------------------------------------------------------------
     def datagram_received(self, data: bytes, address: Address) -> None:
@@ -266,7 +288,9 @@ class DhtNode:
             self.verify(to_ping.address, to_ping.node_id, retry=True)
         self._finish(pending, msg)
 
-    def verify(self, address: Address, node_id: bytes | None = None, *, retry: bool = False) -> None:
+    def verify(
+        self, address: Address, node_id: bytes | None = None, *, retry: bool = False
+    ) -> None:
         """Ping a node so that its answer puts it in (or keeps it in) the routing table."""
         if address in self._verifying or self.closed or not krpc.usable(*address):
             return
@@ -306,8 +330,11 @@ class DhtNode:
             token = self.tokens.issue(ip, now)
             values = self.peers.get(q.info_hash, now, MAX_PEERS_REPLY, self._rng)
             return krpc.encode_response(
-                q.tid, self.node_id, nodes=self._closest(q.info_hash),
-                values=values or None, token=token,
+                q.tid,
+                self.node_id,
+                nodes=self._closest(q.info_hash),
+                values=values or None,
+                token=token,
             )
         if isinstance(q, krpc.AnnouncePeer):
             if not self.tokens.check(q.token, ip, now):

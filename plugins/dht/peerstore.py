@@ -55,8 +55,9 @@ class PeerStore:
         peers[address] = now
         self._all[(info_hash, address)] = now
 
-    def get(self, info_hash: bytes, now: float, limit: int = PER_HASH,
-            rng: random.Random | None = None) -> list[Address]:
+    def get(
+        self, info_hash: bytes, now: float, limit: int = PER_HASH, rng: random.Random | None = None
+    ) -> list[Address]:
         """Up to ``limit`` live peers of ``info_hash`` (a random sample if more)."""
         self.expire(now)
         peers = list(self._by_hash.get(info_hash, ()))

@@ -58,8 +58,9 @@ def run_lookup(
             while alive() and not result.called:
                 state["again"] = False
                 for info in lk.next_queries():
-                    send(info).addCallbacks(answered, failed, callbackArgs=(info,),
-                                            errbackArgs=(info,))
+                    send(info).addCallbacks(
+                        answered, failed, callbackArgs=(info,), errbackArgs=(info,)
+                    )
                 if not state["again"] or lk.done:
                     break
         finally:

@@ -111,8 +111,11 @@ class DhtService:
         return d
 
     def _unreadable(self, failure: Any) -> None:
-        log.error("dht: cannot read {p}: {e}; starting afresh", p=str(self.path),
-                  e=failure.getErrorMessage())
+        log.error(
+            "dht: cannot read {p}: {e}; starting afresh",
+            p=str(self.path),
+            e=failure.getErrorMessage(),
+        )
 
     def _start_with(self, data: bytes | None) -> None:
         if self.stopped:
@@ -122,14 +125,25 @@ class DhtService:
             try:
                 node_id, saved = state_file.decode_state(data)
             except state_file.StateError as exc:
-                log.error("dht: state file {p} is unusable ({e}); starting afresh",
-                          p=str(self.path), e=str(exc))
+                log.error(
+                    "dht: state file {p} is unusable ({e}); starting afresh",
+                    p=str(self.path),
+                    e=str(exc),
+                )
         node_id = node_id or self._random_bytes(20)
         s = self.settings
         node = DhtNode(
-            self.reactor, node_id, bind=s.bind, port=s.port, ip_rate=s.ip_rate,
-            ip_burst=s.ip_burst, global_rate=s.global_rate, send_rate=s.send_rate,
-            rng=self.rng, random_bytes=self._random_bytes, on_announce=self._announced_to_us,
+            self.reactor,
+            node_id,
+            bind=s.bind,
+            port=s.port,
+            ip_rate=s.ip_rate,
+            ip_burst=s.ip_burst,
+            global_rate=s.global_rate,
+            send_rate=s.send_rate,
+            rng=self.rng,
+            random_bytes=self._random_bytes,
+            on_announce=self._announced_to_us,
         )
         try:
             node.listen()
@@ -140,8 +154,13 @@ class DhtService:
         self.node = node
         for info in saved:
             node.routing.add_loaded(info.node_id, info.address)
-        log.info("dht: node {id} on {h}:{p}, {n} saved node(s)", id=node_id.hex()[:8],
-                 h=s.bind, p=node.port, n=len(node.routing))
+        log.info(
+            "dht: node {id} on {h}:{p}, {n} saved node(s)",
+            id=node_id.hex()[:8],
+            h=s.bind,
+            p=node.port,
+            n=len(node.routing),
+        )
         for every, job in ((MAINTAIN_EVERY, self._maintain), (SAVE_EVERY, self.save)):
             loop = LoopingCall(job)
             loop.clock = self.reactor
@@ -174,12 +193,18 @@ class DhtService:
         if node is None:
             return defer.succeed(None)
         now = self.reactor.seconds()
-        known = [NodeInfo(n.node_id, n.host, n.port) for n in node.routing.nodes()
-                 if n.state(now) != "bad"]
+        known = [
+            NodeInfo(n.node_id, n.host, n.port)
+            for n in node.routing.nodes()
+            if n.state(now) != "bad"
+        ]
         data = state_file.encode_state(node.node_id, known)
         d = self._save_lock.run(self.session.run_blocking, state_file.write_state, self.path, data)
-        d.addErrback(lambda f: log.error("dht: saving {p} failed: {e}", p=str(self.path),
-                                         e=f.getErrorMessage()))
+        d.addErrback(
+            lambda f: log.error(
+                "dht: saving {p} failed: {e}", p=str(self.path), e=f.getErrorMessage()
+            )
+        )
         return d
 
     # -- joining ----------------------------------------------------------------------------
@@ -224,7 +249,8 @@ class DhtService:
                         self._schedule(tracked, 0)
             elif self.settings.bootstrap and not self.stopped:
                 self._bootstrap_timer = self.reactor.callLater(
-                    self._bootstrap_retry, self.bootstrap)
+                    self._bootstrap_retry, self.bootstrap
+                )
                 self._bootstrap_retry = min(self._bootstrap_retry * 2, MAINTAIN_EVERY)
 
         d = self._resolve_bootstrap()
@@ -242,8 +268,9 @@ class DhtService:
                 pass
             d = self.reactor.resolve(host)
             d.addCallback(lambda ip: (ip, port))
-            d.addErrback(lambda f: log.warning("dht: cannot resolve {h}: {e}", h=host,
-                                            e=f.getErrorMessage()))
+            d.addErrback(
+                lambda f: log.warning("dht: cannot resolve {h}: {e}", h=host, e=f.getErrorMessage())
+            )
             return d
 
         ds = [one(h, p) for h, p in self.settings.bootstrap]
@@ -294,7 +321,9 @@ class DhtService:
                 node.routing.touch(node.routing.bucket_for(target), self.reactor.seconds())
             return done
 
-        alive = lambda: self.node is node and not self.stopped
+        def alive() -> bool:
+            return self.node is node and not self.stopped
+
         return run_lookup(lk, send, alive, on_peers).addCallback(finished)
 
     # -- torrents -------------------------------------------------------------------------
@@ -342,8 +371,9 @@ class DhtService:
         local = node.peers.get(tracked.info_hash, now)
         if local:
             self._feed(torrent, local)
-        d = self.lookup(tracked.info_hash, "get_peers",
-                        on_peers=lambda peers: self._feed(torrent, peers))
+        d = self.lookup(
+            tracked.info_hash, "get_peers", on_peers=lambda peers: self._feed(torrent, peers)
+        )
         d.addCallback(self._lookup_done, tracked)
         d.addErrback(lambda f: log.failure("dht: announcing failed", f))
 
@@ -357,14 +387,18 @@ class DhtService:
         if port:
             for info, token in targets:
                 self.counters.announces_out += 1
-                node.announce_peer(info.address, tracked.info_hash, port, token,
-                                   info.node_id).addErrback(lambda _: None)
+                node.announce_peer(
+                    info.address, tracked.info_hash, port, token, info.node_id
+                ).addErrback(lambda _: None)
         if lk.closest_answered():
             tracked.retries = 0
             self._schedule(tracked, self.settings.announce_interval)
         else:  # nobody answered: the table is empty or stale
-            delay = min(RETRY_FIRST * 2 ** min(tracked.retries, 8), MAINTAIN_EVERY,
-                        self.settings.announce_interval)
+            delay = min(
+                RETRY_FIRST * 2 ** min(tracked.retries, 8),
+                MAINTAIN_EVERY,
+                self.settings.announce_interval,
+            )
             tracked.retries += 1
             self._schedule(tracked, delay)
 

@@ -280,8 +280,10 @@ def test_encode_deep_nesting_without_recursion() -> None:
 ints = st.integers(min_value=-(10**30), max_value=10**30)
 values = st.recursive(
     ints | st.binary(max_size=40),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.binary(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.binary(max_size=10), children, max_size=5)
+    ),
     max_leaves=30,
 )
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from btd.core.bitfield import BitIndexError, Bitfield
+from btd.core.bitfield import Bitfield, BitIndexError
 from btd.core.errors import ProtocolError
 
 

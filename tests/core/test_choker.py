@@ -8,8 +8,15 @@ import pytest
 from btd.core.choker import ChokeCandidate, Choker
 
 
-def cand(key: str, down: float = 0.0, up: float = 0.0, *, interested: bool = True,
-         snubbed: bool = False, new: bool = False) -> ChokeCandidate:
+def cand(
+    key: str,
+    down: float = 0.0,
+    up: float = 0.0,
+    *,
+    interested: bool = True,
+    snubbed: bool = False,
+    new: bool = False,
+) -> ChokeCandidate:
     return ChokeCandidate(key, interested, down, up, snubbed=snubbed, new=new)
 
 
@@ -92,11 +99,15 @@ def test_new_peers_are_likelier_optimistic() -> None:
 
 def test_ties_broken_at_random_but_deterministically() -> None:
     peers = [cand(k, 100) for k in "abcdefgh"]
-    runs = [Choker(slots=4, rng=random.Random(8)).rechoke(peers, seeding=False,
-                                                          optimistic_due=True) for _ in range(2)]
+    runs = [
+        Choker(slots=4, rng=random.Random(8)).rechoke(peers, seeding=False, optimistic_due=True)
+        for _ in range(2)
+    ]
     assert runs[0] == runs[1]
-    many = {Choker(slots=4, rng=random.Random(s)).rechoke(peers, seeding=False,
-                                                          optimistic_due=True) for s in range(20)}
+    many = {
+        Choker(slots=4, rng=random.Random(s)).rechoke(peers, seeding=False, optimistic_due=True)
+        for s in range(20)
+    }
     assert len(many) > 1
 
 

@@ -48,8 +48,14 @@ def summary(info_hash: str, name: str, **over: Any) -> dict[str, Any]:
 TORRENTS = {
     HASH_A: summary(HASH_A, "debian-12.iso"),
     HASH_B: summary(
-        HASH_B, "A very long torrent name that will not fit\x1b[31m in the column",
-        state="seeding", progress=1.0, left=0, eta=0, download_rate=0, ratio=2.5,
+        HASH_B,
+        "A very long torrent name that will not fit\x1b[31m in the column",
+        state="seeding",
+        progress=1.0,
+        left=0,
+        eta=0,
+        download_rate=0,
+        ratio=2.5,
     ),  # fmt: skip
 }
 FILES = [
@@ -136,14 +142,17 @@ METHODS: dict[str, Callable[[Any], Any]] = {
     "torrent.resume": lambda p: {"info_hash": resolve(p["info_hash"]), "state": "seeding"},
     "torrent.verify": lambda p: {"info_hash": resolve(p["info_hash"]), "state": "checking"},
     "torrent.remove": lambda p: {
-        "info_hash": resolve(p["info_hash"]), "removed": True, "deleted_data": p["delete_data"]
+        "info_hash": resolve(p["info_hash"]),
+        "removed": True,
+        "deleted_data": p["delete_data"],
     },  # fmt: skip
     "torrent.peers": lambda p: PEERS if resolve(p["info_hash"]) == HASH_A else [],
     "torrent.files": lambda p: FILES if resolve(p["info_hash"]) else [],
     "torrent.trackers": lambda p: TRACKERS if resolve(p["info_hash"]) == HASH_A else [],
     "torrent.set": m_set,
     "torrent.add_peer": lambda p: {
-        "info_hash": resolve(p["info_hash"]), "added": p["address"] != "127.0.0.9"
+        "info_hash": resolve(p["info_hash"]),
+        "added": p["address"] != "127.0.0.9",
     },  # fmt: skip
 }
 

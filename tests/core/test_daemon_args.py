@@ -18,19 +18,33 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No user configuration or directories leak in."""
     monkeypatch.delenv("BTD_CONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for var, sub in (("XDG_CONFIG_HOME", "cfg"), ("XDG_DATA_HOME", "data"),
-                     ("XDG_RUNTIME_DIR", "run")):
+    for var, sub in (
+        ("XDG_CONFIG_HOME", "cfg"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_RUNTIME_DIR", "run"),
+    ):
         monkeypatch.setenv(var, str(tmp_path / sub))
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:
     conf = tmp_path / "btd.yaml"
     conf.write_text("daemon:\n  log_level: warning\nsession:\n  listen_port: 7000\n")
-    args = daemon.parse_args([
-        "--config", str(conf), "--state-dir", str(tmp_path / "s"), "--socket",
-        str(tmp_path / "r" / "btd.sock"), "--download-dir", str(tmp_path / "d"),
-        "--listen-port", "0", "--log-level", "debug",
-    ])
+    args = daemon.parse_args(
+        [
+            "--config",
+            str(conf),
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--socket",
+            str(tmp_path / "r" / "btd.sock"),
+            "--download-dir",
+            str(tmp_path / "d"),
+            "--listen-port",
+            "0",
+            "--log-level",
+            "debug",
+        ]
+    )
     config = daemon.effective_config(args)
     assert config.source == conf
     assert config.daemon.state_dir == tmp_path / "s"

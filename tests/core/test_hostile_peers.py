@@ -15,16 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet.error import ConnectionLost
-from twisted.python.failure import Failure
-
-from btd.core.bitfield import Bitfield
-from btd.core.peer import MAX_INCOMING_REQUESTS
-from btd.core.pieces import PieceState
-from btd.core.torrent import MAX_UNEXPECTED_BLOCKS, REQUEST_TIMEOUT
-from btd.core.types import BLOCK_SIZE
-from btd.core.wire import messages as m
-from btd.core.wire.codec import encode
 from torrent_harness import (
     CONTENT,
     NUM_PIECES,
@@ -35,6 +25,16 @@ from torrent_harness import (
     blocks_of,
     requests_in,
 )
+from twisted.internet.error import ConnectionLost
+from twisted.python.failure import Failure
+
+from btd.core.bitfield import Bitfield
+from btd.core.peer import MAX_INCOMING_REQUESTS
+from btd.core.pieces import PieceState
+from btd.core.torrent import MAX_UNEXPECTED_BLOCKS, REQUEST_TIMEOUT
+from btd.core.types import BLOCK_SIZE
+from btd.core.wire import messages as m
+from btd.core.wire.codec import encode
 
 MISSING_PIECE = 5  # we lack it, the good peer has it
 
@@ -81,8 +81,10 @@ def assert_unharmed(sc: Scene) -> None:
     good.new()
     good.send(*blocks_of(1))  # the good peer is still served, with the right bytes
     sent = good.new_of(m.Piece)
-    assert [p.block for p in sent] == [CONTENT[PIECE_LENGTH : PIECE_LENGTH + BLOCK_SIZE],
-                                       CONTENT[PIECE_LENGTH + BLOCK_SIZE : 2 * PIECE_LENGTH]]
+    assert [p.block for p in sent] == [
+        CONTENT[PIECE_LENGTH : PIECE_LENGTH + BLOCK_SIZE],
+        CONTENT[PIECE_LENGTH + BLOCK_SIZE : 2 * PIECE_LENGTH],
+    ]
     reqs = sc.good_reqs + requests_in(good.new())
     while reqs:  # and it still serves us, to the end
         good.answer(reqs)
@@ -192,7 +194,9 @@ def test_fast_peer_may_send_blocks_in_flight_after_choking_us(tmp_path: Path) ->
     reqs = requests_in(seed.new())
     seed.send(m.CHOKE_MSG)
     seed.answer(reqs[: MAX_UNEXPECTED_BLOCKS + 2])  # libtorrent still serves allowed-fast ones
-    seed.send(*[m.RejectRequest(r.index, r.begin, r.length) for r in reqs[MAX_UNEXPECTED_BLOCKS + 2 :]])
+    seed.send(
+        *[m.RejectRequest(r.index, r.begin, r.length) for r in reqs[MAX_UNEXPECTED_BLOCKS + 2 :]]
+    )
     assert not seed.closing and seed.peer.unexpected == 0
     assert s.torrent.downloaded == sum(r.length for r in reqs[: MAX_UNEXPECTED_BLOCKS + 2])
     s.check()

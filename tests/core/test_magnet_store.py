@@ -93,11 +93,15 @@ def test_a_corrupt_file_is_reported_and_never_overwritten(tmp_path: Path, text: 
 
 def test_malformed_entries_are_reported_and_the_others_loaded(tmp_path: Path) -> None:
     store = MagnetStore(tmp_path)
-    store.path.write_text(json.dumps({
-        A: {"uri": URI_A, "options": "not a dict"},
-        B: {"options": {}},
-        "c" * 40: "just a string",
-    }))
+    store.path.write_text(
+        json.dumps(
+            {
+                A: {"uri": URI_A, "options": "not a dict"},
+                B: {"options": {}},
+                "c" * 40: "just a string",
+            }
+        )
+    )
     found, problems = store.load_all()
     assert found == [(A, URI_A, {})]
     assert len(problems) == 2 and all("malformed" in p for p in problems)

@@ -42,12 +42,14 @@ from btd.core.wire.codec import encode as wire_encode
 from btd.core.wire.extension import decode_extension_handshake
 
 DATA = content(40_000, 1)
-INFO = encode({
-    b"length": len(DATA),
-    b"name": b"file.bin",
-    b"piece length": PL,
-    b"pieces": hashes(DATA),
-})
+INFO = encode(
+    {
+        b"length": len(DATA),
+        b"name": b"file.bin",
+        b"piece length": PL,
+        b"pieces": hashes(DATA),
+    }
+)
 IH = hashlib.sha1(INFO).digest()
 HEX = IH.hex()
 TRACKERS = ("udp://127.0.0.1:6969/announce", "udp://[::1]:6970/announce")
@@ -58,9 +60,17 @@ URI = f"magnet:?xt=urn:btih:{HEX}&dn=file.bin&tr={TRACKERS[0]}&tr={TRACKERS[1]}"
 class InlineVerifier:
     """The Verifier's interface, done at once (nothing is on disk in these tests)."""
 
-    def recheck(self, storage: Any, piece_hashes: bytes, piece_length: int, total_length: int,
-                *, pieces: Any = None, on_progress: Callable[[int, int], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> defer.Deferred[Bitfield]:
+    def recheck(
+        self,
+        storage: Any,
+        piece_hashes: bytes,
+        piece_length: int,
+        total_length: int,
+        *,
+        pieces: Any = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> defer.Deferred[Bitfield]:
         return defer.succeed(Bitfield(-(-total_length // piece_length)))
 
     def verify_and_write(self, storage: Any, index: int, data: bytes, expected: bytes) -> Any:
@@ -113,8 +123,11 @@ def test_a_magnet_is_durable_before_the_reply_and_waits_in_the_list(tmp_path: Pa
     assert result(d) == {"info_hash": HEX, "name": "file.bin", "added": True}
     [stored] = seen
     assert list(stored) == [HEX]
-    assert stored[HEX]["options"] == {"save_path": str(tmp_path / "x"), "paused": False,
-                                      "strategy": None}
+    assert stored[HEX]["options"] == {
+        "save_path": str(tmp_path / "x"),
+        "paused": False,
+        "strategy": None,
+    }
     assert stored[HEX]["uri"].startswith(f"magnet:?xt=urn:btih:{HEX}")
     assert probe.kinds() == ["added"] and probe.events[0].data == {"metadata": False}
 
@@ -152,8 +165,13 @@ def test_a_magnet_for_a_torrent_already_there_is_not_added(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     "bad",
-    ["magnet:?xt=urn:btih:1234", "magnet:?dn=nothing", "http://example.org/x.torrent", "",
-     f"magnet:?xt=urn:btih:{'z' * 40}"],
+    [
+        "magnet:?xt=urn:btih:1234",
+        "magnet:?dn=nothing",
+        "http://example.org/x.torrent",
+        "",
+        f"magnet:?xt=urn:btih:{'z' * 40}",
+    ],
 )
 def test_a_bad_magnet_is_invalid_torrent_and_adds_nothing(tmp_path: Path, bad: str) -> None:
     session = make_session(tmp_path)
@@ -165,7 +183,9 @@ def test_a_bad_magnet_is_invalid_torrent_and_adds_nothing(tmp_path: Path, bad: s
 
 def test_magnet_parameters_are_checked(tmp_path: Path) -> None:
     session = make_session(tmp_path)
-    assert rpc_error(session, "torrent.add", magnet=URI, metainfo="ZGU=").code == codes.INVALID_PARAMS
+    assert (
+        rpc_error(session, "torrent.add", magnet=URI, metainfo="ZGU=").code == codes.INVALID_PARAMS
+    )
     assert rpc_error(session, "torrent.add", magnet=5).data == {"field": "magnet"}
     unknown = rpc_error(session, "torrent.add", magnet=URI, strategy="no-such")
     assert unknown.code == codes.INVALID_PARAMS and unknown.data == {"field": "strategy"}
@@ -183,8 +203,14 @@ def test_a_store_that_cannot_be_written_adds_nothing(tmp_path: Path) -> None:
 # -- a waiting magnet through the methods -------------------------------------------------------
 @pytest.mark.parametrize(
     ("method", "params"),
-    [("torrent.pause", {}), ("torrent.resume", {}), ("torrent.verify", {}),
-     ("torrent.files", {}), ("torrent.peers", {}), ("torrent.set", {"strategy": "sequential"})],
+    [
+        ("torrent.pause", {}),
+        ("torrent.resume", {}),
+        ("torrent.verify", {}),
+        ("torrent.files", {}),
+        ("torrent.peers", {}),
+        ("torrent.set", {"strategy": "sequential"}),
+    ],
 )
 def test_methods_that_need_metadata_answer_no_metadata(
     tmp_path: Path, method: str, params: dict[str, Any]
@@ -201,8 +227,10 @@ def test_add_peer_gives_the_waiting_magnet_a_peer(tmp_path: Path) -> None:
     session = make_session(tmp_path)
     call(session, "torrent.add", magnet=URI)
     assert call(session, "torrent.add_peer", info_hash=HEX, address="127.0.0.1", port=7001) == {
-        "info_hash": HEX, "added": True}
-    (host, port, factory, _timeout, _bind), = session.reactor.tcpClients
+        "info_hash": HEX,
+        "added": True,
+    }
+    ((host, port, factory, _timeout, _bind),) = session.reactor.tcpClients
     assert (host, port) == ("127.0.0.1", 7001) and factory.torrent is waiting(session)
 
 
@@ -348,8 +376,10 @@ def test_a_ban_while_fetching_is_a_peer_banned_event(tmp_path: Path) -> None:
     fetch.on_ban(fetch, "127.0.0.1:45000", "sent metadata that does not match the info hash")
     event = probe.events[-1]
     assert (event.kind, event.info_hash) == ("peer_banned", HEX)
-    assert event.data == {"address": "127.0.0.1:45000",
-                          "reason": "sent metadata that does not match the info hash"}
+    assert event.data == {
+        "address": "127.0.0.1:45000",
+        "reason": "sent metadata that does not match the info hash",
+    }
 
 
 # -- over the wire: an inbound peer gives us the metadata --------------------------------------
@@ -383,8 +413,11 @@ def test_an_inbound_peer_serves_the_metadata_and_it_becomes_a_torrent(tmp_path: 
     peer.send(m.Handshake(IH, b"-LT2000-000000000001", m.make_reserved(extensions=True, fast=True)))
     assert isinstance(peer.proto.peer.fetch, MetadataFetch)
     peer.send(m.Extended(0, encode({b"m": {b"ut_metadata": 3}, b"metadata_size": len(INFO)})))
-    asks = [ut.decode_message(x.payload).piece for x in peer.new()
-            if isinstance(x, m.Extended) and x.ext_id == 3]
+    asks = [
+        ut.decode_message(x.payload).piece
+        for x in peer.new()
+        if isinstance(x, m.Extended) and x.ext_id == 3
+    ]
     assert asks == [0]
     ours = session.extensions.ids[ut.EXTENSION_NAME]
     peer.send(m.Extended(ours, ut.encode_data(0, INFO)))

@@ -112,8 +112,9 @@ def requested(conn: Conn) -> list[int]:
 def data(piece: int, info: bytes = INFO, total: int | None = None) -> m.Extended:
     payload = ut.encode_data(piece, info)
     if total is not None:
-        payload = bencode({b"msg_type": ut.DATA, b"piece": piece, b"total_size": total}) + (
-            info[piece * ut.METADATA_PIECE : (piece + 1) * ut.METADATA_PIECE]
+        payload = (
+            bencode({b"msg_type": ut.DATA, b"piece": piece, b"total_size": total})
+            + (info[piece * ut.METADATA_PIECE : (piece + 1) * ut.METADATA_PIECE])
         )
     return m.Extended(OUR_UT, payload)
 
@@ -182,7 +183,7 @@ def test_peers_from_the_magnet_and_the_trackers_are_dialled() -> None:
             )
 
     s = Scene(peers=(("127.0.0.1", 7001),), trackers=("http://127.0.0.1:1/a",), tracker=Tracker())
-    (url, req), = asked
+    ((url, req),) = asked
     assert url == "http://127.0.0.1:1/a" and req.event == "started"
     assert req.info_hash == s.info_hash and req.left == LEFT_UNKNOWN and req.port == 6881
     assert sorted(s.connects) == [("127.0.0.1", 7001), ("127.0.0.1", 7002)]
@@ -311,8 +312,9 @@ def test_a_liar_sharing_the_pieces_with_an_honest_peer_is_found_alone() -> None:
 # -- hostile peers: that connection is closed, the fetch goes on ---------------------------------
 HOSTILE: dict[str, list[Any]] = {
     "piece index beyond the metadata": [data(5)],
-    "piece index beyond 10 MiB": [m.Extended(OUR_UT, bencode({b"msg_type": 1, b"piece": 10**6,
-                                                              b"total_size": 40_000}) + b"x")],
+    "piece index beyond 10 MiB": [
+        m.Extended(OUR_UT, bencode({b"msg_type": 1, b"piece": 10**6, b"total_size": 40_000}) + b"x")
+    ],
     "a piece of the wrong size": [m.Extended(OUR_UT, ut.encode_data(0, INFO)[:-1])],
     "a short last piece too long": [data(2, INFO + b"xx", total=40_000)],
     "total_size differing from its handshake": [data(0, total=40_001)],

@@ -123,8 +123,14 @@ def test_info_hash_is_sha1_of_raw_span_with_unsorted_and_extra_keys() -> None:
     assert m.info_hash == hashlib.sha1(raw_info).digest()
     assert m.info_bytes == raw_info
     # A re-encoding would sort the keys and give a different hash.
-    assert m.info_hash != hashlib.sha1(encode({"pieces": pieces, "name": "x", "x-extra": [1, 2],
-                                               "piece length": PL, "length": 5})).digest()
+    assert (
+        m.info_hash
+        != hashlib.sha1(
+            encode(
+                {"pieces": pieces, "name": "x", "x-extra": [1, 2], "piece length": PL, "length": 5}
+            )
+        ).digest()
+    )
 
 
 def test_private_flag() -> None:
@@ -187,7 +193,11 @@ def test_metainfo_is_frozen_and_small_repr() -> None:
         (
             {
                 "announce-list": [
-                    ["http://b/", "http://b/", "bad"], ["http://b/"], [], "x", ["udp://c:1"]
+                    ["http://b/", "http://b/", "bad"],
+                    ["http://b/"],
+                    [],
+                    "x",
+                    ["udp://c:1"],
                 ]
             },
             (("http://b/",), ("udp://c:1",)),
@@ -383,8 +393,13 @@ def test_sanitize_path(elements: list[str], safe: tuple[str, ...]) -> None:
 
 def test_sanitizing_in_a_torrent() -> None:
     info = multi(
-        [(["..", "..", "etc", "passwd"], 1), (["/abs"], 1), (["a/b"], 1), (["x\x00y"], 1),
-         (["c" * 300], 1)],
+        [
+            (["..", "..", "etc", "passwd"], 1),
+            (["/abs"], 1),
+            (["a/b"], 1),
+            (["x\x00y"], 1),
+            (["c" * 300], 1),
+        ],
         name="../evil/name",
     )
     m = parse_metainfo(torrent(info))
@@ -437,7 +452,11 @@ def test_duplicates_in_a_torrent() -> None:
     info = multi([(["a.txt"], 1), (["a.txt"], 1), (["d"], 1), (["d", "e"], 1), ([".", "a.txt"], 1)])
     m = parse_metainfo(torrent(info))
     assert [f.path[1:] for f in m.files] == [
-        ("a.txt",), ("a (1).txt",), ("d (1)",), ("d", "e"), ("a (2).txt",),
+        ("a.txt",),
+        ("a (1).txt",),
+        ("d (1)",),
+        ("d", "e"),
+        ("a (2).txt",),
     ]
 
 

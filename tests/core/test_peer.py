@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from btd.core.bitfield import Bitfield
-from btd.core.extensions import Extensions
 from btd.core.errors import ProtocolError
+from btd.core.extensions import Extensions
 from btd.core.peer import (
     DEFAULT_PEER_REQQ,
     MAX_INCOMING_REQUESTS,
@@ -91,7 +91,10 @@ def test_flags_and_host_calls() -> None:
     p.on_message(m.CHOKE_MSG)
     p.on_message(m.NOT_INTERESTED_MSG)
     assert [c[0] for c in host.calls] == [
-        "peer_unchoked_us", "peer_interest_changed", "peer_choked_us", "peer_interest_changed",
+        "peer_unchoked_us",
+        "peer_interest_changed",
+        "peer_choked_us",
+        "peer_interest_changed",
     ]
     assert p.peer_choking and not p.peer_interested
 

@@ -13,7 +13,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from btd.core.bitfield import BitIndexError, Bitfield
+from btd.core.bitfield import Bitfield, BitIndexError
 from btd.core.picking import Availability, SwarmView, TorrentSwarm
 from btd.core.pieces import BlockResult, PieceBook, PieceState
 from btd.core.types import BLOCK_SIZE, BlockRef
@@ -55,9 +55,9 @@ def block_data(book: PieceBook, ref: BlockRef) -> bytes:
     return content(book, ref.piece)[ref.begin : ref.begin + ref.length]
 
 
-def make(n: int = 3, piece_length: int = 3 * BS, total: int | None = None) -> tuple[
-    PieceBook, Availability, TorrentSwarm
-]:
+def make(
+    n: int = 3, piece_length: int = 3 * BS, total: int | None = None
+) -> tuple[PieceBook, Availability, TorrentSwarm]:
     total = n * piece_length if total is None else total
     book = PieceBook(n, piece_length, total, block_size=BS)
     av = Availability(n)
@@ -442,7 +442,6 @@ PieceBookMachine.TestCase.settings = settings(
     max_examples=300, stateful_step_count=50, deadline=None
 )
 TestPieceBookMachine = PieceBookMachine.TestCase
-
 
 
 def test_recycled_buffer_is_reused_and_fully_overwritten() -> None:

@@ -228,8 +228,11 @@ def test_reload_applies_live_keys_and_keeps_reporting_restart_keys(
     recorder = Recorder()
     levels: list[str] = []
     service = BtdService(
-        old, host(rec=recorder), MemoryReactorClock(),
-        notifier=Notifier({"NOTIFY_SOCKET": str(path)}), on_level_change=levels.append,
+        old,
+        host(rec=recorder),
+        MemoryReactorClock(),
+        notifier=Notifier({"NOTIFY_SOCKET": str(path)}),
+        on_level_change=levels.append,
     )
     new = make_config(tmp_path, upload_slots=8, listen_port=7000)
     new = dataclasses.replace(
@@ -266,8 +269,9 @@ def test_reload_with_unknown_group_changes_nothing(
 ) -> None:
     path, sock = manager
     old = make_config(tmp_path)
-    service = BtdService(old, host(), MemoryReactorClock(),
-                         notifier=Notifier({"NOTIFY_SOCKET": str(path)}))
+    service = BtdService(
+        old, host(), MemoryReactorClock(), notifier=Notifier({"NOTIFY_SOCKET": str(path)})
+    )
     bad = dataclasses.replace(
         make_config(tmp_path, upload_slots=9),
         control=dataclasses.replace(old.control, allowed_group="no-such-group-btd-test"),
@@ -283,8 +287,9 @@ def test_reload_refused_keeps_the_config_and_says_ready(
 ) -> None:
     path, sock = manager
     old = make_config(tmp_path)
-    service = BtdService(old, host(), MemoryReactorClock(),
-                         notifier=Notifier({"NOTIFY_SOCKET": str(path)}))
+    service = BtdService(
+        old, host(), MemoryReactorClock(), notifier=Notifier({"NOTIFY_SOCKET": str(path)})
+    )
     service.reload_refused("bad.yaml:3: session.upload_slots: must be positive")
     assert sock.recv(4096).startswith(b"RELOADING=1")
     assert sock.recv(4096).startswith(b"READY=1")

@@ -211,8 +211,9 @@ def test_corrupt_stored_files_are_reported_and_skipped(tmp_path: Path, logged: l
     second.start()
     assert [t.hex for t in second.torrents.values()] == [HEX]
     errors = " ".join(
-        str(e.get("problem", "")) + str(e.get("h", "")) for e in logged if e.get("log_level")
-        and e["log_level"].name == "error"
+        str(e.get("problem", "")) + str(e.get("h", ""))
+        for e in logged
+        if e.get("log_level") and e["log_level"].name == "error"
     )
     for name in (info_hash(broken), info_hash(odd), renamed):
         assert name in errors
@@ -380,7 +381,7 @@ def test_new_peers_are_dialled_through_the_reactor(tmp_path: Path) -> None:
     result(session.add(TORRENT))
     t = session.find(HEX)
     assert t.add_peers([("127.0.0.1", 6999)]) == 1
-    (host, port, factory, timeout, _bind), = session.reactor.tcpClients
+    ((host, port, factory, timeout, _bind),) = session.reactor.tcpClients
     assert (host, port, timeout) == ("127.0.0.1", 6999, CONNECT_TIMEOUT)
     assert factory.torrent is t
     assert session.total_connections() == 1  # counted while connecting

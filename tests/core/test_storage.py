@@ -43,8 +43,16 @@ def write_all(s: FileStorage, data: bytes, piece_length: int) -> None:
 
 # A piece (64) larger than several small files; a file (200) spanning several pieces;
 # zero-length files; a short last piece (total 333 = 5*64 + 13).
-MIXED = [("t/a", 10), ("t/empty1", 0), ("t/b", 5), ("t/sub/c", 7), ("t/d", 3),
-         ("t/big", 200), ("t/empty2", 0), ("t/e", 108)]
+MIXED = [
+    ("t/a", 10),
+    ("t/empty1", 0),
+    ("t/b", 5),
+    ("t/sub/c", 7),
+    ("t/d", 3),
+    ("t/big", 200),
+    ("t/empty2", 0),
+    ("t/e", 108),
+]
 MIXED_TOTAL = sum(n for _, n in MIXED)
 
 
@@ -54,7 +62,11 @@ def test_spans_across_many_files(tmp_path: Path) -> None:
     assert s.num_pieces == 6 and s.piece_size(5) == MIXED_TOTAL - 5 * 64
     segs = s.segments(0, 0, 64)
     assert [(files[i].path[-1], off, n) for i, off, n in segs] == [
-        ("a", 0, 10), ("b", 0, 5), ("c", 0, 7), ("d", 0, 3), ("big", 0, 39)
+        ("a", 0, 10),
+        ("b", 0, 5),
+        ("c", 0, 7),
+        ("d", 0, 3),
+        ("big", 0, 39),
     ]
     data = payload(MIXED_TOTAL)
     write_all(s, data, 64)
@@ -303,8 +315,12 @@ def test_flush_and_close(tmp_path: Path) -> None:
 )
 def test_segments_cover_span_exactly(lengths: list[int], piece_length: int, data) -> None:
     total = sum(lengths)
-    s = FileStorage(Path("/nonexistent"), entries(*[(f"f{i}", n) for i, n in enumerate(lengths)]),
-                    piece_length, total)
+    s = FileStorage(
+        Path("/nonexistent"),
+        entries(*[(f"f{i}", n) for i, n in enumerate(lengths)]),
+        piece_length,
+        total,
+    )
     piece = data.draw(st.integers(0, s.num_pieces - 1))
     size = s.piece_size(piece)
     begin = data.draw(st.integers(0, size))

@@ -9,16 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from twisted.internet import defer
-from twisted.internet.error import ConnectionLost
-from twisted.python.failure import Failure
-
-from btd.core.bitfield import Bitfield
-from btd.core.errors import StorageError
-from btd.core.pieces import PieceState
-from btd.core.torrent import IDLE_TIMEOUT, KEEPALIVE_AFTER, REQUEST_TIMEOUT
-from btd.core.types import BLOCK_SIZE
-from btd.core.wire import messages as m
 from torrent_harness import (
     CONTENT,
     FILE_SIZES,
@@ -33,6 +23,16 @@ from torrent_harness import (
     piece_data,
     requests_in,
 )
+from twisted.internet import defer
+from twisted.internet.error import ConnectionLost
+from twisted.python.failure import Failure
+
+from btd.core.bitfield import Bitfield
+from btd.core.errors import StorageError
+from btd.core.pieces import PieceState
+from btd.core.torrent import IDLE_TIMEOUT, KEEPALIVE_AFTER, REQUEST_TIMEOUT
+from btd.core.types import BLOCK_SIZE
+from btd.core.wire import messages as m
 
 HAVE = PieceState.HAVE
 MISSING = PieceState.MISSING
@@ -218,7 +218,10 @@ def test_blocks_read_for_a_peer_choked_meanwhile_are_rejected(tmp_path: Path) ->
     p.new()
     p.peer.set_choking(True)
     s.verifier.release()
-    assert p.new() == [m.CHOKE_MSG, *[m.RejectRequest(r.index, r.begin, r.length) for r in blocks_of(0)]]
+    assert p.new() == [
+        m.CHOKE_MSG,
+        *[m.RejectRequest(r.index, r.begin, r.length) for r in blocks_of(0)],
+    ]
 
 
 def test_read_failure_fails_the_torrent(tmp_path: Path) -> None:

@@ -109,8 +109,9 @@ def test_recheck_all_pieces(tmp_path: Path) -> None:
     progress: list[tuple[int, int]] = []
     v = Verifier(InlineReactor(), InlinePool())
     have = result_of(
-        v.recheck(s, hashes, PIECE, 1000, on_progress=lambda *a: progress.append(a),
-                  batch_bytes=3 * PIECE)
+        v.recheck(
+            s, hashes, PIECE, 1000, on_progress=lambda *a: progress.append(a), batch_bytes=3 * PIECE
+        )
     )
     assert [p in have for p in range(16)] == [p != 5 for p in range(16)]
     assert have.count == 15
@@ -160,9 +161,16 @@ def test_recheck_stops_when_asked(tmp_path: Path) -> None:
     pool = QueuedPool()
     v = Verifier(InlineReactor(), pool)
     progress: list[int] = []
-    d = v.recheck(s, hashes, PIECE, 1000, batch_bytes=PIECE, jobs=2,
-                  on_progress=lambda done, total: progress.append(done),
-                  should_stop=lambda: len(progress) >= 3)
+    d = v.recheck(
+        s,
+        hashes,
+        PIECE,
+        1000,
+        batch_bytes=PIECE,
+        jobs=2,
+        on_progress=lambda done, total: progress.append(done),
+        should_stop=lambda: len(progress) >= 3,
+    )
     while pool.pending:
         pool.run_one()
     assert progress == [1, 2, 3, 4]  # the 4th batch was in flight when stop was asked
@@ -212,8 +220,9 @@ def test_recheck_with_real_threadpool_and_reactor(tmp_path: Path) -> None:
     try:
         v = Verifier(reactor, pool)
         seen: list[tuple[int, int]] = []
-        d = v.recheck(s, hashes, PIECE, 1000, batch_bytes=2 * PIECE,
-                      on_progress=lambda *a: seen.append(a))
+        d = v.recheck(
+            s, hashes, PIECE, 1000, batch_bytes=2 * PIECE, on_progress=lambda *a: seen.append(a)
+        )
         out: list[Any] = []
         d.addBoth(out.append)
         for _ in range(2000):

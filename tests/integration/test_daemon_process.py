@@ -37,7 +37,10 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
 def run_btd(tmp_path: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """``btd`` expected to exit by itself (bad config, refused start)."""
     return subprocess.run(
-        [str(BIN / "btd"), *args], capture_output=True, text=True, timeout=timeout,
+        [str(BIN / "btd"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env=isolated_env(tmp_path),
     )
 
@@ -120,8 +123,15 @@ def test_second_daemon_on_the_same_state_dir_exits_75(btd_factory: Any, tmp_path
     assert first.proc is not None
     other_socket = tmp_path / "second" / "btd.sock"
     second = run_btd(
-        tmp_path, "--state-dir", str(first.state), "--socket", str(other_socket),
-        "--download-dir", str(tmp_path / "dl2"), "--listen-port", "0",
+        tmp_path,
+        "--state-dir",
+        str(first.state),
+        "--socket",
+        str(other_socket),
+        "--download-dir",
+        str(tmp_path / "dl2"),
+        "--listen-port",
+        "0",
     )
     assert second.returncode == EX_TEMPFAIL, second.stderr
     assert f"pid {first.proc.pid}" in second.stderr
@@ -134,8 +144,15 @@ def test_second_daemon_on_the_same_socket_exits_75(btd_factory: Any, tmp_path: P
     first = btd_factory("first").start()
     assert first.proc is not None
     second = run_btd(
-        tmp_path, "--state-dir", str(tmp_path / "state2"), "--socket", str(first.socket),
-        "--download-dir", str(tmp_path / "dl2"), "--listen-port", "0",
+        tmp_path,
+        "--state-dir",
+        str(tmp_path / "state2"),
+        "--socket",
+        str(first.socket),
+        "--download-dir",
+        str(tmp_path / "dl2"),
+        "--listen-port",
+        "0",
     )
     assert second.returncode == EX_TEMPFAIL, second.stderr
     assert "another daemon is listening" in second.stderr
@@ -167,8 +184,15 @@ def test_bad_config_exits_78_and_names_file_line_and_key(tmp_path: Path) -> None
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(BAD.encode())
     before = bad.read_bytes()
-    done = run_btd(tmp_path, "--config", str(bad), "--state-dir", str(tmp_path / "state"),
-                   "--socket", str(tmp_path / "run" / "btd.sock"))
+    done = run_btd(
+        tmp_path,
+        "--config",
+        str(bad),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--socket",
+        str(tmp_path / "run" / "btd.sock"),
+    )
     assert done.returncode == EX_CONFIG
     assert "bad.yaml:5: session.listen_port: " in done.stderr
     assert bad.read_bytes() == before
@@ -204,8 +228,15 @@ def test_check_config_of_a_bad_file_exits_78(tmp_path: Path) -> None:
 def test_unknown_plugin_exits_78(tmp_path: Path) -> None:
     conf = tmp_path / "plugins.yaml"
     conf.write_text("plugins:\n  rarest_first: {}\n  no_such_plugin: {}\n")
-    done = run_btd(tmp_path, "--config", str(conf), "--state-dir", str(tmp_path / "state"),
-                   "--socket", str(tmp_path / "run" / "btd.sock"))
+    done = run_btd(
+        tmp_path,
+        "--config",
+        str(conf),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--socket",
+        str(tmp_path / "run" / "btd.sock"),
+    )
     assert done.returncode == EX_CONFIG
     assert "plugins.no_such_plugin" in done.stderr
     checked = run_btd(tmp_path, "--check-config", str(conf))

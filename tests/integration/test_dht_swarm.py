@@ -128,21 +128,23 @@ class LtDhtSession:
         from btdtest import import_libtorrent
 
         lt = self.lt = import_libtorrent()
-        self.ses = lt.session({
-            "listen_interfaces": "127.0.0.1:0",
-            "outgoing_interfaces": "127.0.0.1",
-            "enable_dht": True,
-            "dht_bootstrap_nodes": bootstrap,
-            "dht_restrict_routing_ips": False,
-            "dht_restrict_search_ips": False,
-            "dht_ignore_dark_internet": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "enable_ip_notifier": False,
-            "allow_multiple_connections_per_ip": True,
-            "alert_mask": lt.alert.category_t.dht_notification,
-        })
+        self.ses = lt.session(
+            {
+                "listen_interfaces": "127.0.0.1:0",
+                "outgoing_interfaces": "127.0.0.1",
+                "enable_dht": True,
+                "dht_bootstrap_nodes": bootstrap,
+                "dht_restrict_routing_ips": False,
+                "dht_restrict_search_ips": False,
+                "dht_ignore_dark_internet": False,
+                "enable_lsd": False,
+                "enable_upnp": False,
+                "enable_natpmp": False,
+                "enable_ip_notifier": False,
+                "allow_multiple_connections_per_ip": True,
+                "alert_mask": lt.alert.category_t.dht_notification,
+            }
+        )
         self.announces: list[tuple[str, int, str]] = []
 
     def add(self, torrent: Path, save: Path, seed: bool) -> Any:
@@ -211,8 +213,11 @@ def test_libtorrent_finds_a_btd_seeder_through_the_dht(
     router = btd_factory("router", config=config(2, port, [])).start()
     seeder = btd_factory("seeder", config=config(3, 0, [f"127.0.0.2:{port}"]))
     seeder.start_seeding(seed_dir, torrent)
-    wait_until(lambda: router.call("dht.status")["peers_stored"] >= 1, timeout=20,
-               what="the seeder's announce at the router")
+    wait_until(
+        lambda: router.call("dht.status")["peers_stored"] >= 1,
+        timeout=20,
+        what="the seeder's announce at the router",
+    )
     lt = LtDhtSession(f"127.0.0.2:{port}")
     try:
         handle = lt.add(torrent, tmp_path / "lt", seed=False)

@@ -22,8 +22,7 @@ pytestmark = [
 
 
 def torrent_bytes(name: str) -> bytes:
-    info = {b"name": name.encode(), b"piece length": 16384, b"length": 1000,
-            b"pieces": b"\7" * 20}
+    info = {b"name": name.encode(), b"piece length": 16384, b"length": 1000, b"pieces": b"\7" * 20}
     return encode({b"info": info})
 
 
@@ -60,9 +59,10 @@ plugins:
     assert btd.call("torrent.get", {"info_hash": early_hash})["save_path"] == str(btd.downloads)
 
     # Scanned only at start: what is dropped later can only be seen through inotify.
-    wait_until(lambda: f"watching {later} for .torrent and .magnet files (inotify"
-               in btd.log_text(),
-               what="the missing folder to be created and watched")
+    wait_until(
+        lambda: f"watching {later} for .torrent and .magnet files (inotify" in btd.log_text(),
+        what="the missing folder to be created and watched",
+    )
     assert later.is_dir() and f"watch folder {later} did not exist; created it" in btd.log_text()
     fresh = torrent_bytes("fresh")
     fresh_hash = parse_metainfo(fresh).hex
@@ -96,8 +96,10 @@ plugins:
         interval: 3600
 """
     btd = btd_factory(config=config).start()
-    wait_until(lambda: f"watching {inbox} for .torrent and .magnet files (inotify"
-               in btd.log_text(), what="the folder to be watched")
+    wait_until(
+        lambda: f"watching {inbox} for .torrent and .magnet files (inotify" in btd.log_text(),
+        what="the folder to be watched",
+    )
     info_hash = "5a" * 20  # no peer anywhere has it: no tracker, no peer, no DHT
     with btd.client() as events:
         events.call("events.subscribe")

@@ -45,7 +45,10 @@ def wait_listening(ses: lt.session, timeout: float = 10.0) -> None:
     while time.monotonic() < deadline:
         ses.wait_for_alert(100)
         for alert in ses.pop_alerts():
-            if isinstance(alert, lt.listen_succeeded_alert) and alert.socket_type == lt.socket_type_t.tcp:
+            if (
+                isinstance(alert, lt.listen_succeeded_alert)
+                and alert.socket_type == lt.socket_type_t.tcp
+            ):
                 return
             if isinstance(alert, lt.listen_failed_alert):
                 raise SystemExit(f"libtorrent could not listen: {alert.message()}")

@@ -50,8 +50,10 @@ plugins:
     btd.add(torrent)  # no strategy given: the YAML default applies
     samples: list[set[int]] = []
     with btd.client() as rpc:
-        rpc.call("torrent.add_peer",
-                 {"info_hash": info_hash, "address": "127.0.0.1", "port": seeder.port})
+        rpc.call(
+            "torrent.add_peer",
+            {"info_hash": info_hash, "address": "127.0.0.1", "port": seeder.port},
+        )
         deadline = time.monotonic() + 60
         while True:
             status = rpc.call("torrent.get", {"info_hash": info_hash})

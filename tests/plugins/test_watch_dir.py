@@ -80,8 +80,9 @@ class Harness:
         self.session = FakeSession()
         self.logged: list[dict[str, Any]] = []
         spec = FolderSpec(path=folder, **options)
-        self.watcher = FolderWatcher(spec, self.session, inotify=False,
-                                     log=Logger(observer=self.logged.append))
+        self.watcher = FolderWatcher(
+            spec, self.session, inotify=False, log=Logger(observer=self.logged.append)
+        )
 
     @property
     def clock(self) -> Clock:
@@ -162,8 +163,14 @@ def test_empty_hidden_and_other_files_are_left_alone(folder: Path, tmp_path: Pat
     h.watcher.notice(".x.magnet")
     assert h.session.calls == []
     assert h.names() == sorted(
-        [".partial.torrent", ".x.magnet", "empty.magnet", "empty.torrent", "link.torrent",
-         "notes.txt"]
+        [
+            ".partial.torrent",
+            ".x.magnet",
+            "empty.magnet",
+            "empty.torrent",
+            "link.torrent",
+            "notes.txt",
+        ]
     )
     assert "link.torrent is a symlink" in h.log_text()
 
@@ -203,8 +210,12 @@ def test_per_folder_options_reach_session_add(folder: Path, tmp_path: Path) -> N
     h = Harness(folder, save_path=tmp_path / "movies", paused=True, strategy="sequential")
     h.start().scan()
     assert h.session.calls == [
-        {"name": "file.bin", "save_path": str(tmp_path / "movies"), "paused": True,
-         "strategy": "sequential"}
+        {
+            "name": "file.bin",
+            "save_path": str(tmp_path / "movies"),
+            "paused": True,
+            "strategy": "sequential",
+        }
     ]
 
 
@@ -212,9 +223,7 @@ def test_default_options_leave_the_session_defaults(folder: Path) -> None:
     (folder / "b.torrent").write_bytes(torrent_bytes("b"))
     h = Harness(folder).start()
     h.scan()
-    assert h.session.calls == [
-        {"name": "b", "save_path": None, "paused": False, "strategy": None}
-    ]
+    assert h.session.calls == [{"name": "b", "save_path": None, "paused": False, "strategy": None}]
 
 
 # -- failures ---------------------------------------------------------------------------------------
@@ -307,8 +316,9 @@ def test_stop_ends_scanning(folder: Path) -> None:
 def test_hooks_start_and_stop_a_watcher_per_folder(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     host = make_plugin_manager({"watch_dir": {}})
-    config = SimpleNamespace(plugins={"watch_dir": {"folders": [{"path": str(a)},
-                                                                {"path": str(b), "interval": 5}]}})
+    config = SimpleNamespace(
+        plugins={"watch_dir": {"folders": [{"path": str(a)}, {"path": str(b), "interval": 5}]}}
+    )
     host.configure(config)
     session = FakeSession()
     host.call("btd_session_started", session=session)
@@ -323,10 +333,20 @@ def test_hooks_start_and_stop_a_watcher_per_folder(tmp_path: Path) -> None:
 
 
 def test_settings_are_parsed(tmp_path: Path) -> None:
-    [spec] = parse_settings({"folders": [{
-        "path": str(tmp_path), "save_path": str(tmp_path / "out"), "paused": True,
-        "strategy": "sequential", "on_added": "delete", "interval": 1,
-    }]})
+    [spec] = parse_settings(
+        {
+            "folders": [
+                {
+                    "path": str(tmp_path),
+                    "save_path": str(tmp_path / "out"),
+                    "paused": True,
+                    "strategy": "sequential",
+                    "on_added": "delete",
+                    "interval": 1,
+                }
+            ]
+        }
+    )
     assert spec == FolderSpec(tmp_path, tmp_path / "out", True, "sequential", "delete", 1.0)
     assert parse_settings({"folders": []}) == ()
 
@@ -340,22 +360,46 @@ def test_settings_are_parsed(tmp_path: Path) -> None:
         ({"folders": ["/srv/watch"]}, "plugins.watch_dir.folders[0]", "mapping"),
         ({"folders": [{}]}, "plugins.watch_dir.folders[0].path", "required"),
         ({"folders": [{"path": "watch"}]}, "plugins.watch_dir.folders[0].path", "absolute"),
-        ({"folders": [{"path": "/w", "bogus": 1}]}, "plugins.watch_dir.folders[0].bogus",
-         "unknown setting"),
-        ({"folders": [{"path": "/w"}, {"path": "/v", "on_added": "keep"}]},
-         "plugins.watch_dir.folders[1].on_added", "move or delete"),
-        ({"folders": [{"path": "/w", "save_path": "rel"}]},
-         "plugins.watch_dir.folders[0].save_path", "absolute"),
-        ({"folders": [{"path": "/w", "paused": "yes"}]},
-         "plugins.watch_dir.folders[0].paused", "true or false"),
-        ({"folders": [{"path": "/w", "strategy": 3}]},
-         "plugins.watch_dir.folders[0].strategy", "strategy name"),
-        ({"folders": [{"path": "/w", "interval": 0}]},
-         "plugins.watch_dir.folders[0].interval", "seconds"),
-        ({"folders": [{"path": "/w", "interval": True}]},
-         "plugins.watch_dir.folders[0].interval", "seconds"),
-        ({"folders": [{"path": "/w"}, {"path": "/w/"}]},
-         "plugins.watch_dir.folders[1].path", "same folder as folders[0]"),
+        (
+            {"folders": [{"path": "/w", "bogus": 1}]},
+            "plugins.watch_dir.folders[0].bogus",
+            "unknown setting",
+        ),
+        (
+            {"folders": [{"path": "/w"}, {"path": "/v", "on_added": "keep"}]},
+            "plugins.watch_dir.folders[1].on_added",
+            "move or delete",
+        ),
+        (
+            {"folders": [{"path": "/w", "save_path": "rel"}]},
+            "plugins.watch_dir.folders[0].save_path",
+            "absolute",
+        ),
+        (
+            {"folders": [{"path": "/w", "paused": "yes"}]},
+            "plugins.watch_dir.folders[0].paused",
+            "true or false",
+        ),
+        (
+            {"folders": [{"path": "/w", "strategy": 3}]},
+            "plugins.watch_dir.folders[0].strategy",
+            "strategy name",
+        ),
+        (
+            {"folders": [{"path": "/w", "interval": 0}]},
+            "plugins.watch_dir.folders[0].interval",
+            "seconds",
+        ),
+        (
+            {"folders": [{"path": "/w", "interval": True}]},
+            "plugins.watch_dir.folders[0].interval",
+            "seconds",
+        ),
+        (
+            {"folders": [{"path": "/w"}, {"path": "/w/"}]},
+            "plugins.watch_dir.folders[1].path",
+            "same folder as folders[0]",
+        ),
     ],
 )
 def test_bad_settings_name_their_key(settings: dict, key: str, text: str) -> None:
@@ -382,8 +426,12 @@ def test_a_magnet_file_is_added_as_a_magnet_and_moved(folder: Path, tmp_path: Pa
     h = Harness(folder, save_path=tmp_path / "iso", paused=True, strategy="sequential").start()
     h.scan()
     assert h.session.calls == [
-        {"magnet": MAGNET, "save_path": str(tmp_path / "iso"), "paused": True,
-         "strategy": "sequential"}
+        {
+            "magnet": MAGNET,
+            "save_path": str(tmp_path / "iso"),
+            "paused": True,
+            "strategy": "sequential",
+        }
     ]
     assert h.names() == ["added"] and h.names("added") == ["debian.magnet"]
     assert f"debian.magnet added as {HASH}" in h.log_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from torrent_harness import NUM_PIECES, OUR_PEER_ID, FakeRouter, Swarm
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.task import Clock
@@ -14,7 +15,6 @@ from twisted.python.failure import Failure
 from btd.core.net.peer import HANDSHAKE_TIMEOUT, InboundFactory, OutboundFactory, PeerProtocol
 from btd.core.wire import messages as m
 from btd.core.wire.codec import encode, encode_handshake
-from torrent_harness import NUM_PIECES, OUR_PEER_ID, FakeRouter, Swarm
 
 ADDR = ("127.0.0.1", 6999)
 

@@ -235,8 +235,11 @@ def test_oversized_frame_closes_only_that_connection() -> None:
     assert ok["result"] == 4
     assert err == {
         "jsonrpc": "2.0",
-        "error": {"code": codes.FRAME_TOO_LARGE, "message": "message longer than 64 bytes",
-                  "data": {"max_frame": 64}},
+        "error": {
+            "code": codes.FRAME_TOO_LARGE,
+            "message": "message longer than 64 bytes",
+            "data": {"max_frame": 64},
+        },
         "id": None,
     }
     assert transport.disconnecting
@@ -262,8 +265,11 @@ def test_deferred_failure_becomes_an_error(conn: tuple[Any, StringTransport]) ->
     LATER.pop("b").errback(RpcError(codes.STORAGE, "disk full", {"field": "save_path"}))
     LATER.pop("c").errback(RuntimeError("oops"))
     first, second = replies(conn[1])
-    assert first["error"] == {"code": codes.STORAGE, "message": "disk full",
-                              "data": {"field": "save_path"}}
+    assert first["error"] == {
+        "code": codes.STORAGE,
+        "message": "disk full",
+        "data": {"field": "save_path"},
+    }
     assert second["id"] == 6 and second["error"]["code"] == codes.INTERNAL_ERROR
     assert "oops" in second["error"]["message"]
 
@@ -378,8 +384,11 @@ def test_subscribe_and_publish(server: ControlServer) -> None:
     server.publish("completed", {"info_hash": "cd" * 20})
     assert replies(everything) == [
         {"jsonrpc": "2.0", "method": "event", "params": {"event": "added", "info_hash": "ab" * 20}},
-        {"jsonrpc": "2.0", "method": "event",
-         "params": {"event": "completed", "info_hash": "cd" * 20}},
+        {
+            "jsonrpc": "2.0",
+            "method": "event",
+            "params": {"event": "completed", "info_hash": "cd" * 20},
+        },
     ]
     assert [m["params"]["event"] for m in replies(only_completed)] == ["completed"]
     assert silent.value() == b""

@@ -159,8 +159,15 @@ def _too_few_pieces() -> bytes:
 
 @pytest.mark.parametrize(
     "torrent",
-    [b"not bencode", b"i42e", _missing_info(), _bad_piece_length(), _short_pieces(),
-     _too_few_pieces(), TORRENT[:-1]],
+    [
+        b"not bencode",
+        b"i42e",
+        _missing_info(),
+        _bad_piece_length(),
+        _short_pieces(),
+        _too_few_pieces(),
+        TORRENT[:-1],
+    ],
     ids=["garbage", "integer", "no-info", "piece-length", "pieces-len", "piece-count", "cut"],
 )
 def test_malformed_torrents_are_refused_and_nothing_is_added(h: Harness, torrent: bytes) -> None:
@@ -274,8 +281,17 @@ def test_ambiguous_prefix(h: Harness) -> None:
 
 @pytest.mark.parametrize(
     "method",
-    ["torrent.get", "torrent.pause", "torrent.resume", "torrent.remove", "torrent.verify",
-     "torrent.peers", "torrent.files", "torrent.trackers", "torrent.set"],
+    [
+        "torrent.get",
+        "torrent.pause",
+        "torrent.resume",
+        "torrent.remove",
+        "torrent.verify",
+        "torrent.peers",
+        "torrent.files",
+        "torrent.trackers",
+        "torrent.set",
+    ],
 )
 def test_every_method_says_not_found(h: Harness, method: str) -> None:
     err = h.error(method, info_hash="abc")
@@ -481,8 +497,15 @@ def test_session_stats(h: Harness) -> None:
     stats = h.call("session.stats")
     assert stats["torrents"] == 3
     assert stats["states"] == {"seeding": 1, "downloading": 1, "paused": 1}
-    assert {"peers", "download_rate", "upload_rate", "downloaded", "uploaded", "uptime",
-            "listen_port"} <= set(stats)
+    assert {
+        "peers",
+        "download_rate",
+        "upload_rate",
+        "downloaded",
+        "uploaded",
+        "uptime",
+        "listen_port",
+    } <= set(stats)
     json.dumps(stats)
 
 

@@ -71,14 +71,20 @@ def response(
 
 def make_request(event: str) -> AnnounceRequest:
     return AnnounceRequest(
-        info_hash=b"i" * 20, peer_id=b"p" * 20, port=1, uploaded=0, downloaded=0, left=0,
+        info_hash=b"i" * 20,
+        peer_id=b"p" * 20,
+        port=1,
+        uploaded=0,
+        downloaded=0,
+        left=0,
         event=event,
     )
 
 
 class Harness:
-    def __init__(self, tiers: Sequence[Sequence[str]], rng: random.Random | None = None,
-                 **kw: Any) -> None:
+    def __init__(
+        self, tiers: Sequence[Sequence[str]], rng: random.Random | None = None, **kw: Any
+    ) -> None:
         self.clock = Clock()
         self.client = FakeClient()
         self.peers: list[Sequence[PeerAddress]] = []
@@ -289,7 +295,11 @@ def test_non_tracker_exceptions_are_errors_too() -> None:
     got: list[Sequence[PeerAddress]] = []
     client = FakeClient()
     ann = Announcer(
-        clock, [[A, B]], lambda u: Raising() if u == A else client, make_request, got.append,
+        clock,
+        [[A, B]],
+        lambda u: Raising() if u == A else client,
+        make_request,
+        got.append,
         rng=NoShuffle(),
     )
     ann.start()

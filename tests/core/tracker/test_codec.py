@@ -196,15 +196,30 @@ def test_garbage_is_a_tracker_error(body: bytes, message: str) -> None:
 
 bencode_values = st.recursive(
     st.integers(min_value=-(2**70), max_value=2**70) | st.binary(max_size=40),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(
-        st.sampled_from(
-            [b"interval", b"min interval", b"peers", b"peers6", b"complete", b"incomplete",
-             b"tracker id", b"warning message", b"failure reason", b"files", b"ip", b"port", IH]
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    b"interval",
+                    b"min interval",
+                    b"peers",
+                    b"peers6",
+                    b"complete",
+                    b"incomplete",
+                    b"tracker id",
+                    b"warning message",
+                    b"failure reason",
+                    b"files",
+                    b"ip",
+                    b"port",
+                    IH,
+                ]
+            )
+            | st.binary(max_size=8),
+            children,
+            max_size=6,
         )
-        | st.binary(max_size=8),
-        children,
-        max_size=6,
     ),
     max_leaves=20,
 )

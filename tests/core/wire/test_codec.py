@@ -46,8 +46,9 @@ HS = Handshake(IH, PID, make_reserved(dht=True))
 
 u32 = st.integers(0, 2**32 - 1)
 messages: st.SearchStrategy[Message] = st.one_of(
-    st.sampled_from([KeepAlive(), Choke(), Unchoke(), Interested(), NotInterested(),
-                     HaveAll(), HaveNone()]),
+    st.sampled_from(
+        [KeepAlive(), Choke(), Unchoke(), Interested(), NotInterested(), HaveAll(), HaveNone()]
+    ),
     st.builds(Have, u32),
     st.builds(Bitfield, st.binary(max_size=40)),
     st.builds(Request, u32, u32, u32),
@@ -61,10 +62,23 @@ messages: st.SearchStrategy[Message] = st.one_of(
 )
 
 SAMPLE: list[Message] = [
-    KeepAlive(), Choke(), Unchoke(), Interested(), NotInterested(), Have(7),
-    Bitfield(b"\xff\xe0"), Request(1, 16384, 16384), Piece(2, 0, b"hello" * 100),
-    Cancel(1, 16384, 16384), Port(6881), SuggestPiece(3), HaveAll(), HaveNone(),
-    RejectRequest(4, 0, 16384), AllowedFast(5), Extended(0, b"d1:md6:ut_pexi1eee"),
+    KeepAlive(),
+    Choke(),
+    Unchoke(),
+    Interested(),
+    NotInterested(),
+    Have(7),
+    Bitfield(b"\xff\xe0"),
+    Request(1, 16384, 16384),
+    Piece(2, 0, b"hello" * 100),
+    Cancel(1, 16384, 16384),
+    Port(6881),
+    SuggestPiece(3),
+    HaveAll(),
+    HaveNone(),
+    RejectRequest(4, 0, 16384),
+    AllowedFast(5),
+    Extended(0, b"d1:md6:ut_pexi1eee"),
 ]
 
 
@@ -236,8 +250,21 @@ def test_limit_is_inclusive() -> None:
 
 @pytest.mark.parametrize(
     ("mid", "size"),
-    [(0, 1), (1, 1), (2, 1), (3, 1), (4, 5), (6, 13), (8, 13), (9, 3), (13, 5), (14, 1),
-     (15, 1), (16, 13), (17, 5)],
+    [
+        (0, 1),
+        (1, 1),
+        (2, 1),
+        (3, 1),
+        (4, 5),
+        (6, 13),
+        (8, 13),
+        (9, 3),
+        (13, 5),
+        (14, 1),
+        (15, 1),
+        (16, 13),
+        (17, 5),
+    ],
 )
 def test_fixed_size_mismatch_is_refused(mid: int, size: int) -> None:
     with pytest.raises(ProtocolError, match=f"expected {size}"):
@@ -310,8 +337,16 @@ def test_check_bitfield_exact_multiple_of_eight() -> None:
 
 @pytest.mark.parametrize(
     "msg",
-    [Have(10), SuggestPiece(10), AllowedFast(11), Request(10, 0, 16384),
-     Cancel(12, 0, 16384), RejectRequest(10, 0, 1), Piece(10, 0, b"x"), Have(-1)],
+    [
+        Have(10),
+        SuggestPiece(10),
+        AllowedFast(11),
+        Request(10, 0, 16384),
+        Cancel(12, 0, 16384),
+        RejectRequest(10, 0, 1),
+        Piece(10, 0, b"x"),
+        Have(-1),
+    ],
 )
 def test_validate_refuses_out_of_range_index(msg: Message) -> None:
     with pytest.raises(ProtocolError, match="out of range"):
@@ -338,8 +373,16 @@ def test_validate_checks_block_inside_piece() -> None:
 
 
 def test_validate_accepts_good_messages_and_checks_bitfields() -> None:
-    for msg in [Have(9), Request(0, 0, 16384), Piece(9, 0, b"x" * 16384), Choke(),
-                KeepAlive(), Port(1), Extended(1, b""), Bitfield(b"\xff\xc0")]:
+    for msg in [
+        Have(9),
+        Request(0, 0, 16384),
+        Piece(9, 0, b"x" * 16384),
+        Choke(),
+        KeepAlive(),
+        Port(1),
+        Extended(1, b""),
+        Bitfield(b"\xff\xc0"),
+    ]:
         validate(msg, 10)
     validate(Request(0, 0, 32768), 10, max_request=32768)
     with pytest.raises(ProtocolError):

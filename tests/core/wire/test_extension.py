@@ -88,8 +88,18 @@ def test_port_out_of_range_ignored_and_bad_utf8_client_name_replaced() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"", b"d", b"le", b"i3e", b"4:spam", b"d1:mi1ee", b"d1:mle", b"de trailing", b"\xff" * 9,
-     b"d1:md6:ut_pexi1eee junk"],
+    [
+        b"",
+        b"d",
+        b"le",
+        b"i3e",
+        b"4:spam",
+        b"d1:mi1ee",
+        b"d1:mle",
+        b"de trailing",
+        b"\xff" * 9,
+        b"d1:md6:ut_pexi1eee junk",
+    ],
 )
 def test_garbage_payload_is_protocol_error(payload: bytes) -> None:
     with pytest.raises(ProtocolError):
@@ -129,9 +139,7 @@ def test_later_handshake_updates_and_disables() -> None:
     assert dict(reg.remote) == {"ut_metadata": 9}
 
 
-@pytest.mark.parametrize(
-    "local", [{"a": 0}, {"a": 256}, {"a": 1, "b": 1}, {"": 1}, {"a": "1"}]
-)
+@pytest.mark.parametrize("local", [{"a": 0}, {"a": 256}, {"a": 1, "b": 1}, {"": 1}, {"a": "1"}])
 def test_registry_refuses_bad_local_tables(local: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         ExtensionRegistry(local)  # type: ignore[arg-type]

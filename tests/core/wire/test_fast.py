@@ -15,7 +15,15 @@ def test_bep6_example_k7() -> None:
 
 def test_bep6_example_k9() -> None:
     assert allowed_fast_set(IH, "80.4.4.200", 1313, k=9) == [
-        1059, 431, 808, 1217, 287, 376, 1188, 353, 508,
+        1059,
+        431,
+        808,
+        1217,
+        287,
+        376,
+        1188,
+        353,
+        508,
     ]
 
 

@@ -65,9 +65,23 @@ def test_piece_block_compares_by_content_even_as_memoryview() -> None:
 def test_message_alias_lists_every_message_class() -> None:
     classes = set(typing.get_args(m.Message))
     expected = {
-        m.KeepAlive, m.Choke, m.Unchoke, m.Interested, m.NotInterested, m.Have, m.Bitfield,
-        m.Request, m.Piece, m.Cancel, m.Port, m.SuggestPiece, m.HaveAll, m.HaveNone,
-        m.RejectRequest, m.AllowedFast, m.Extended,
+        m.KeepAlive,
+        m.Choke,
+        m.Unchoke,
+        m.Interested,
+        m.NotInterested,
+        m.Have,
+        m.Bitfield,
+        m.Request,
+        m.Piece,
+        m.Cancel,
+        m.Port,
+        m.SuggestPiece,
+        m.HaveAll,
+        m.HaveNone,
+        m.RejectRequest,
+        m.AllowedFast,
+        m.Extended,
     }
     assert classes == expected
 

@@ -59,7 +59,9 @@ def test_read_only_flag_and_implied_port_without_port() -> None:
 
 
 def test_ipv6_values_are_skipped() -> None:
-    data = encode({b"t": b"a", b"y": b"r", b"r": {b"id": A, b"values": [b"x" * 18, b"\x7f\0\0\1\0\x50"]}})
+    data = encode(
+        {b"t": b"a", b"y": b"r", b"r": {b"id": A, b"values": [b"x" * 18, b"\x7f\0\0\1\0\x50"]}}
+    )
     assert krpc.decode_message(data).values == (("127.0.0.1", 80),)
 
 
@@ -131,8 +133,18 @@ def _decode_only_krpc_error(data: bytes) -> None:
         msg = krpc.decode_message(data)
     except KrpcError:
         return
-    assert isinstance(msg, (krpc.Ping, krpc.FindNode, krpc.GetPeers, krpc.AnnouncePeer,
-                            krpc.UnknownQuery, krpc.Response, krpc.Error))
+    assert isinstance(
+        msg,
+        (
+            krpc.Ping,
+            krpc.FindNode,
+            krpc.GetPeers,
+            krpc.AnnouncePeer,
+            krpc.UnknownQuery,
+            krpc.Response,
+            krpc.Error,
+        ),
+    )
 
 
 @settings(max_examples=500, deadline=None)
@@ -141,14 +153,49 @@ def test_fuzz_random_bytes(data: bytes) -> None:
     _decode_only_krpc_error(data)
 
 
-_leaf = st.one_of(st.integers(-(2**70), 2**70), st.binary(max_size=30),
-                  st.sampled_from([A, IH, b"q", b"r", b"e", b"ping", b"get_peers",
-                                   b"find_node", b"announce_peer", b"x" * 26, b"x" * 6]))
-_keys = st.sampled_from([b"t", b"y", b"q", b"a", b"r", b"e", b"id", b"target", b"info_hash",
-                         b"port", b"token", b"implied_port", b"nodes", b"values", b"ro"])
-_value = st.recursive(_leaf, lambda c: st.one_of(st.lists(c, max_size=4),
-                                                 st.dictionaries(_keys, c, max_size=6)),
-                      max_leaves=20)
+_leaf = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.binary(max_size=30),
+    st.sampled_from(
+        [
+            A,
+            IH,
+            b"q",
+            b"r",
+            b"e",
+            b"ping",
+            b"get_peers",
+            b"find_node",
+            b"announce_peer",
+            b"x" * 26,
+            b"x" * 6,
+        ]
+    ),
+)
+_keys = st.sampled_from(
+    [
+        b"t",
+        b"y",
+        b"q",
+        b"a",
+        b"r",
+        b"e",
+        b"id",
+        b"target",
+        b"info_hash",
+        b"port",
+        b"token",
+        b"implied_port",
+        b"nodes",
+        b"values",
+        b"ro",
+    ]
+)
+_value = st.recursive(
+    _leaf,
+    lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(_keys, c, max_size=6)),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=500, deadline=None)
@@ -160,8 +207,11 @@ def test_fuzz_structured_messages(msg: dict) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 10_000), st.binary(min_size=1, max_size=4))
 def test_fuzz_mutated_valid_message(pos: int, patch: bytes) -> None:
-    data = bytearray(krpc.encode_response(b"aa", A, nodes=[NodeInfo(B, "1.2.3.4", 5)],
-                                          values=[("5.6.7.8", 9)], token=b"tok"))
+    data = bytearray(
+        krpc.encode_response(
+            b"aa", A, nodes=[NodeInfo(B, "1.2.3.4", 5)], values=[("5.6.7.8", 9)], token=b"tok"
+        )
+    )
     pos %= len(data)
     data[pos : pos + len(patch)] = patch
     _decode_only_krpc_error(bytes(data))

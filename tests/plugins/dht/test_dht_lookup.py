@@ -19,8 +19,9 @@ class FakeDht:
     def __init__(self, n: int = 200, seed: int = 7) -> None:
         rng = random.Random(seed)
         self.rng = rng
-        self.infos = [NodeInfo(rng.randbytes(20), f"10.{i // 250}.{i % 250}.1", 6881)
-                      for i in range(n)]
+        self.infos = [
+            NodeInfo(rng.randbytes(20), f"10.{i // 250}.{i % 250}.1", 6881) for i in range(n)
+        ]
         self.by_id = {i.node_id: i for i in self.infos}
         self.tables: dict[bytes, RoutingTable] = {}
         for info in self.infos:
@@ -59,9 +60,12 @@ def run(dht: FakeDht, lk: Lookup, *, shuffle: bool = True) -> int:
         if info.node_id in dht.dead:
             lk.failed(info.node_id)
         else:
-            lk.answered(info.node_id, dht.answer(info.node_id, lk.target),
-                        token=b"tok" + info.node_id[:2],
-                        values=dht.peers.get(info.node_id, []))
+            lk.answered(
+                info.node_id,
+                dht.answer(info.node_id, lk.target),
+                token=b"tok" + info.node_id[:2],
+                values=dht.peers.get(info.node_id, []),
+            )
     return rounds
 
 
@@ -138,8 +142,11 @@ def test_hostile_answers_are_bounded() -> None:
     lk = Lookup(target, OWN, [seed], max_candidates=50)
     (asked,) = lk.next_queries()
     junk = [NodeInfo(i.to_bytes(20, "big"), "10.1.0.1", 1000 + i % 60000) for i in range(1, 1000)]
-    junk += [NodeInfo(OWN, "10.2.0.1", 1), NodeInfo(b"\x05" * 20, "10.2.0.2", 0),
-             NodeInfo(b"\x06" * 20, "10.1.0.1", 1001)]  # own id, port 0, reused address
+    junk += [
+        NodeInfo(OWN, "10.2.0.1", 1),
+        NodeInfo(b"\x05" * 20, "10.2.0.2", 0),
+        NodeInfo(b"\x06" * 20, "10.1.0.1", 1001),
+    ]  # own id, port 0, reused address
     lk.answered(asked.node_id, junk)
     assert len(lk._candidates) <= 50
     assert OWN not in lk._candidates and b"\x05" * 20 not in lk._candidates

@@ -60,7 +60,9 @@ def test_find_node_answers_at_most_k_nodes(reactor: Any) -> None:
     query(node, krpc.FindNode(b"t", OTHER, OTHER))
     answer, _ = sent(reactor)[0]
     assert isinstance(answer, krpc.Response) and 0 < len(answer.nodes) <= 8
-    distances = [int.from_bytes(n.node_id, "big") ^ int.from_bytes(OTHER, "big") for n in answer.nodes]
+    distances = [
+        int.from_bytes(n.node_id, "big") ^ int.from_bytes(OTHER, "big") for n in answer.nodes
+    ]
     assert distances == sorted(distances)
 
 
@@ -111,7 +113,10 @@ def test_garbage_is_counted_and_never_answered(reactor: Any) -> None:
     node = make_node(reactor)
     rng = random.Random(3)
     garbage = [rng.randbytes(rng.randrange(0, 200)) for _ in range(200)]
-    garbage += [b"d1:t2:aa1:y1:qe", encode({b"t": b"x", b"y": b"q", b"q": b"ping", b"a": {b"id": b"s"}})]
+    garbage += [
+        b"d1:t2:aa1:y1:qe",
+        encode({b"t": b"x", b"y": b"q", b"q": b"ping", b"a": {b"id": b"s"}}),
+    ]
     for g in garbage:
         node.datagram_received(g, PEER)
     assert reactor.ports[0].sent == []
@@ -128,7 +133,7 @@ def test_response_matching_needs_tid_and_address(reactor: Any) -> None:
     node = make_node(reactor)
     results: list[Any] = []
     node.ping(PEER).addBoth(results.append)
-    (q, _), = sent(reactor)
+    ((q, _),) = sent(reactor)
     node.datagram_received(krpc.encode_response(q.tid, OTHER), ("127.0.0.66", 7000))
     node.datagram_received(krpc.encode_response(b"zzzz", OTHER), PEER)
     node.datagram_received(krpc.encode_response(q.tid, OWN), PEER)  # our own id: ignored
@@ -143,7 +148,7 @@ def test_remote_error_fails_the_query(reactor: Any) -> None:
     node = make_node(reactor)
     results: list[Any] = []
     node.get_peers(PEER, IH).addErrback(lambda f: results.append(f.value))
-    (q, _), = sent(reactor)
+    ((q, _),) = sent(reactor)
     node.datagram_received(krpc.encode_error(q.tid, 202, "busy"), PEER)
     assert isinstance(results[0], KrpcRemoteError) and results[0].code == 202
 
@@ -159,7 +164,7 @@ def test_query_times_out_and_counts_against_the_node(reactor: Any) -> None:
     assert isinstance(results[0], KrpcTimeout)
     assert node.routing.get(OTHER).failures == 1 and node.stats["timeouts"] == 1
     assert node.pending == 0
-    (q, _), = sent(reactor)
+    ((q, _),) = sent(reactor)
     node.datagram_received(krpc.encode_response(q.tid, OTHER), PEER)  # too late
     assert node.stats["unmatched"] == 1
 
@@ -223,12 +228,12 @@ def test_full_bucket_questionable_node_is_pinged_twice_then_replaced(reactor: An
     reactor.advance(16 * 60)
     results: list[Any] = []
     node.ping(("10.0.5.1", 1)).addBoth(results.append)
-    (q, _), = sent(reactor)
+    ((q, _),) = sent(reactor)
     node.datagram_received(krpc.encode_response(q.tid, far[8]), ("10.0.5.1", 1))
-    (ping, to), = sent(reactor)  # the least recently seen questionable node
+    ((ping, to),) = sent(reactor)  # the least recently seen questionable node
     assert isinstance(ping, krpc.Ping) and to == ("10.0.3.1", 1)
     reactor.advance(5.1)
-    (again, to), = sent(reactor)  # BEP 5: one more try
+    ((again, to),) = sent(reactor)  # BEP 5: one more try
     assert isinstance(again, krpc.Ping) and to == ("10.0.3.1", 1)
     reactor.advance(5.1)
     assert node.routing.get(far[0]) is None and node.routing.get(far[8]) is not None

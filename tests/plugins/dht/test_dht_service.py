@@ -84,9 +84,15 @@ def test_bad_settings_name_their_key(raw: dict, key: str) -> None:
 
 def test_settings_defaults_and_values() -> None:
     assert plugin.validate({}) == Settings()
-    s = plugin.validate({"port": 0, "bind": "127.0.0.2", "announce_interval": 60,
-                         "bootstrap": ["127.0.0.3:6881", "router.example:6881"],
-                         "state_file": "/tmp/x/dht.dat"})
+    s = plugin.validate(
+        {
+            "port": 0,
+            "bind": "127.0.0.2",
+            "announce_interval": 60,
+            "bootstrap": ["127.0.0.3:6881", "router.example:6881"],
+            "state_file": "/tmp/x/dht.dat",
+        }
+    )
     assert s.bootstrap == (("127.0.0.3", 6881), ("router.example", 6881))
     assert s.port == 0 and s.announce_interval == 60.0 and s.state_file == Path("/tmp/x/dht.dat")
 
@@ -114,8 +120,14 @@ def test_state_round_trip_and_refusals(tmp_path: Path) -> None:
     nodes = [NodeInfo(b"\x01" * 20, "127.0.0.3", 6881)]
     data = state_file.encode_state(b"\x02" * 20, nodes)
     assert state_file.decode_state(data) == (b"\x02" * 20, nodes)
-    for bad in (b"", b"garbage", b"de", b"d1:vi2ee", b"d2:id3:abc1:vi1ee",
-                b"d2:id20:" + b"x" * 20 + b"5:nodes3:abc1:vi1ee"):
+    for bad in (
+        b"",
+        b"garbage",
+        b"de",
+        b"d1:vi2ee",
+        b"d2:id3:abc1:vi1ee",
+        b"d2:id20:" + b"x" * 20 + b"5:nodes3:abc1:vi1ee",
+    ):
         with pytest.raises(state_file.StateError):
             state_file.decode_state(bad)
     path = tmp_path / "sub" / "dht.dat"
@@ -170,12 +182,15 @@ class Swarm:
             reactor = dht_fakes.FakeReactor(self.net, self.clock)
             session = FakeSession(reactor, tmp_path / f"s{i}", 7000 + i)
             settings = Settings(
-                bind=f"127.0.0.{i + 2}", port=6881,
-                bootstrap=() if i == 0 else (first,), announce_interval=interval,
+                bind=f"127.0.0.{i + 2}",
+                port=6881,
+                bootstrap=() if i == 0 else (first,),
+                announce_interval=interval,
             )
             self.sessions.append(session)
-            self.services.append(DhtService(session, settings, rng=random.Random(i),
-                                            random_bytes=rng_bytes(100 + i)))
+            self.services.append(
+                DhtService(session, settings, rng=random.Random(i), random_bytes=rng_bytes(100 + i))
+            )
 
     def run(self, seconds: float, step: float = 0.05) -> None:
         for _ in range(int(seconds / step)):
@@ -263,8 +278,9 @@ def test_run_lookup_survives_synchronous_failures_without_recursion() -> None:
     from btd.plugins.dht.lookup import Lookup
     from btd.plugins.dht.search import run_lookup
 
-    seeds = [NodeInfo(i.to_bytes(20, "big"), f"10.0.{i // 200}.{i % 200 + 1}", 1)
-             for i in range(1, 2000)]
+    seeds = [
+        NodeInfo(i.to_bytes(20, "big"), f"10.0.{i // 200}.{i % 200 + 1}", 1) for i in range(1, 2000)
+    ]
     lk = Lookup(b"\0" * 20, b"\xff" * 20, seeds, max_candidates=2000, max_queries=2000)
     sent: list[NodeInfo] = []
 
@@ -295,7 +311,9 @@ def test_run_lookup_goes_on_when_the_peer_consumer_raises() -> None:
     assert len(lk.closest_answered()) == 3
 
 
-def test_port_message_helpers(tmp_path: Path, dht_fakes: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_port_message_helpers(
+    tmp_path: Path, dht_fakes: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert plugin.udp_port() is None and plugin.add_node("127.0.0.9", 1) is False
     reactor = dht_fakes.FakeReactor(dht_fakes.FakeNetwork(task.Clock()))
     service = DhtService(FakeSession(reactor, tmp_path, 7000), Settings(bind="127.0.0.2", port=0))
