@@ -29,9 +29,10 @@ from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 
 from btd.core.bitfield import Bitfield
+from btd.core.download import MAX_UNEXPECTED_BLOCKS
 from btd.core.peer import MAX_INCOMING_REQUESTS
 from btd.core.pieces import PieceState
-from btd.core.torrent import MAX_UNEXPECTED_BLOCKS, REQUEST_TIMEOUT
+from btd.core.torrent import REQUEST_TIMEOUT
 from btd.core.types import BLOCK_SIZE
 from btd.core.wire import messages as m
 from btd.core.wire.codec import encode
