@@ -108,6 +108,23 @@ def btd_rpc_methods(session: Any) -> Mapping[str, Callable[..., Any]] | None:
     """
 
 
+@hookspec(firstresult=True)
+def btd_dht_port() -> int | None:
+    """The UDP port of a running DHT node, or None (BEP 5).
+
+    Asked for every peer handshake: while a port is given, our handshakes set the DHT
+    reserved bit and peers that set it too get a ``port`` message with it.
+    """
+
+
+@hookspec
+def btd_dht_node_seen(host: str, port: int) -> None:
+    """A peer sent a BEP 5 ``port`` message: ``host`` runs a DHT node on UDP ``port``.
+
+    Called on the reactor thread; a DHT plugin may ping the node and add it to its table.
+    """
+
+
 @hookspec
 def btd_extension_handlers() -> Mapping[str, Any] | None:
     """BEP 10 extension messages this plugin speaks: ``{"ut_pex": handler, ...}``.

@@ -65,6 +65,8 @@ class PeerHost(Protocol):
 
     def extensions_ready(self, peer: Peer) -> None: ...
 
+    def peer_dht_port(self, peer: Peer, port: int) -> None: ...
+
     def extension_message(self, peer: Peer, name: str, payload: bytes) -> None: ...
 
 
@@ -124,7 +126,7 @@ class Peer:
             m.Bitfield: self._on_bitfield,
             m.Cancel: self._on_cancel,
             m.KeepAlive: _ignore,
-            m.Port: _ignore,
+            m.Port: self._on_port,
             m.HaveAll: self._on_have_all,
             m.HaveNone: self._on_have_none,
             m.RejectRequest: self._on_reject,
@@ -202,6 +204,9 @@ class Peer:
             return  # already sent or never asked: a race, not an error
         if self.fast:
             self.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
+
+    def _on_port(self, msg: m.Port) -> None:
+        self.host.peer_dht_port(self, msg.port)
 
     def _on_unchoke(self, msg: m.Unchoke) -> None:
         if self.peer_choking:

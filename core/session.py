@@ -77,7 +77,6 @@ class Session:
         self.torrents: dict[bytes, Torrent] = {}
         self._adding: set[bytes] = set()
         self.peer_id = make_peer_id(config.session.peer_id_prefix)
-        self.reserved = make_reserved(extensions=True, fast=True, dht=False)
         self.listen_port = 0
         handlers: dict[str, Any] = {}
         for contributed in plugins.call("btd_extension_handlers"):
@@ -235,6 +234,8 @@ class Session:
             shutdown_timeout=self.config.daemon.shutdown_timeout,
             client_name=f"btd {__version__}",
             extensions=self.extensions,
+            dht_port=self.dht_port,
+            dht_node_seen=self.dht_node_seen,
         )
 
     def _options(self, meta: Metainfo, raw: dict[str, Any]) -> TorrentOptions:
@@ -415,6 +416,17 @@ class Session:
         return defer.DeferredList([magnets, *stops, saved], consumeErrors=True)
 
     # -- peer connections -------------------------------------------------------------------
+    @property
+    def reserved(self) -> bytes:
+        """Our handshake's feature bits (the DHT bit only while a DHT node runs)."""
+        return make_reserved(extensions=True, fast=True, dht=self.dht_port() is not None)
+
+    def dht_port(self) -> int | None:
+        return self.plugins.first("btd_dht_port")
+
+    def dht_node_seen(self, host: str, port: int) -> None:
+        self.plugins.call("btd_dht_node_seen", host=host, port=port)
+
     def total_connections(self) -> int:
         return sum(len(t.peers) + t.candidates.connecting for t in self.swarms())
 

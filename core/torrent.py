@@ -75,6 +75,8 @@ class TorrentEnv:
     client_name: str = "btd"
     rng: random.Random | None = None
     extensions: Extensions = field(default_factory=Extensions)
+    dht_port: Callable[[], int | None] = lambda: None
+    dht_node_seen: Callable[[str, int], None] = lambda host, port: None
 
 
 class Torrent(DownloadSide):
@@ -391,6 +393,10 @@ class Torrent(DownloadSide):
                     )
                 )
             )
+        if hs.supports_dht and not self.private:
+            dht_port = self.env.dht_port()
+            if dht_port:
+                peer.write(m.Port(dht_port))  # BEP 5: our node, for the peer's routing table
         have = self.book.have
         if peer.fast and have.complete:
             peer.write(m.HAVE_ALL_MSG)
@@ -471,6 +477,11 @@ class Torrent(DownloadSide):
     def private(self) -> bool:
         """BEP 27: peers only from the torrent's trackers (no DHT, no PEX)."""
         return self.meta.private
+
+    def peer_dht_port(self, peer: Peer, port: int) -> None:
+        """BEP 5 ``port``: the peer runs a DHT node (not used for private torrents)."""
+        if not self.private and 0 < port < 65536:
+            self.env.dht_node_seen(peer.link.address[0], port)
 
     def extensions_ready(self, peer: Peer) -> None:
         for name, handler in self.extensions.handlers.items():

@@ -157,6 +157,18 @@ def status() -> dict[str, Any]:
     return _service.status()
 
 
+@hookimpl
+def btd_dht_port() -> int | None:
+    """Lets the core set the DHT bit in handshakes and send PORT messages."""
+    return udp_port()
+
+
+@hookimpl
+def btd_dht_node_seen(host: str, port: int) -> None:
+    """A peer's PORT message: ping its node; it joins the table if it answers."""
+    add_node(host, port)
+
+
 def udp_port() -> int | None:
     """Our DHT node's UDP port while it runs (what a BEP 5 PORT message would carry)."""
     node = _service.node if _service is not None else None

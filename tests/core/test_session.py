@@ -30,7 +30,9 @@ from btd.core.bitfield import Bitfield
 from btd.core.errors import MetainfoError, StorageError
 from btd.core.events import TorrentEvent
 from btd.core.net.peer import CONNECT_TIMEOUT
+from btd.core.plugin import hookimpl
 from btd.core.session import TorrentNotFound
+from btd.core.wire import messages as m
 
 
 # -- harness -----------------------------------------------------------------------------------
@@ -448,3 +450,25 @@ def test_a_check_in_progress_is_seen_and_paused(tmp_path: Path) -> None:
     assert t.state == "checking" and len(held) == 2
     held[1].callback(Bitfield.full(3))
     assert t.state == "seeding"
+
+
+def test_dht_bit_and_port_messages_follow_the_dht_plugin(tmp_path: Path) -> None:
+    class Dht(Probe):
+        port: int | None = None
+        seen: list[tuple[str, int]] = []
+
+        @hookimpl
+        def btd_dht_port(self) -> int | None:
+            return self.port
+
+        @hookimpl
+        def btd_dht_node_seen(self, host: str, port: int) -> None:
+            self.seen.append((host, port))
+
+    dht = Dht()
+    session = make_session(tmp_path, dht)
+    assert not m.Handshake(b"x" * 20, b"y" * 20, session.reserved).supports_dht
+    dht.port = 6881
+    assert m.Handshake(b"x" * 20, b"y" * 20, session.reserved).supports_dht
+    session.dht_node_seen("127.0.0.5", 7000)
+    assert dht.seen == [("127.0.0.5", 7000)]

@@ -444,3 +444,26 @@ def test_add_peers_connects_up_to_the_limit(tmp_path: Path) -> None:
     s.peer()
     added = s.torrent.add_peers([("127.0.0.1", 50000 + k) for k in range(5)])
     assert added == 5 and len(s.connects) == 2
+
+
+# -- BEP 5 port messages ----------------------------------------------------------------------
+def test_dht_port_is_sent_to_dht_peers_and_theirs_is_passed_on(tmp_path: Path) -> None:
+    s = Swarm(tmp_path)
+    seen: list[tuple[str, int]] = []
+    s.torrent.env.dht_port = lambda: 6999
+    s.torrent.env.dht_node_seen = lambda host, port: seen.append((host, port))
+    s.start()
+    conn = s.open(address=("127.0.0.9", 5000))
+    conn.handshake(reserved=m.make_reserved(extensions=True, fast=True, dht=True))
+    assert m.Port(6999) in conn.new()
+    conn.send(m.Port(7001))
+    assert seen == [("127.0.0.9", 7001)]
+    plain = s.peer()  # no DHT bit: no port message
+    assert not plain.new_of(m.Port)
+
+
+def test_no_dht_port_without_a_dht_node(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()  # the env's default: no DHT
+    conn = s.open()
+    conn.handshake(reserved=m.make_reserved(extensions=True, fast=True, dht=True))
+    assert not any(isinstance(x, m.Port) for x in conn.new())
