@@ -33,6 +33,7 @@ class DownloadSide:
     # Provided by Torrent.
     book: Any
     peers: dict[Peer, None]
+    completed_while_inactive = False  # the last piece was verified while paused
 
     def _fill(self, peer: Peer) -> None:
         """Keep the peer's request pipeline full (in batches, not per block)."""
@@ -109,6 +110,8 @@ class DownloadSide:
             if self.state not in ("downloading", "seeding"):
                 book.on_verified(index, ok)  # paused: keep the piece (it is on disk) or not
                 self.have_changes += int(ok)
+                if ok and book.have.complete:
+                    self.completed_while_inactive = True  # announced on resume
                 return
             self._piece_checked(index, ok)
 
@@ -168,6 +171,7 @@ class DownloadSide:
                 peer.link.close("sent corrupt data", error=True)
 
     def _completed(self) -> None:
+        self.completed_while_inactive = False
         self.state = "seeding"
         self.completed_at = self.clock.seconds()
         self.announcer.completed()

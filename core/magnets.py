@@ -149,6 +149,10 @@ class MagnetManager:
         def added(result: dict[str, Any]) -> None:
             torrent = s.torrents.get(fetch.info_hash)
             if torrent is not None:
+                # Peers the fetch caught lying stay banned for the torrent.
+                torrent.candidates.banned.update(fetch.candidates.banned)
+                torrent.candidates.banned_peer_ids |= fetch.candidates.banned_peer_ids
+                torrent.banned.extend(fetch.banned)
                 torrent.add_peers(peers)
                 s._torrent_event(torrent, "metadata", {"size": torrent.meta.total_length})
             s.run_blocking(self.store.delete, fetch.hex).addErrback(_log_failure)

@@ -263,6 +263,8 @@ class Torrent(DownloadSide):
             self._loop.start(TICK, now=False)
         self.announcer.start()
         self.env.emit(self, "started", {"state": self.state})
+        if self.completed_while_inactive and self.complete:
+            self._completed()  # finished while paused: tell trackers and listeners now
         self._connect_more()
 
     def _deactivate(self, timeout: float) -> defer.Deferred[None]:

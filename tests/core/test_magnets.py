@@ -324,6 +324,19 @@ def test_metadata_makes_it_a_torrent(tmp_path: Path) -> None:
     assert isinstance(restarted.find(HEX), Torrent) and restarted.magnets.fetches == {}
 
 
+def test_peers_banned_while_fetching_stay_banned_for_the_torrent(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    call(session, "torrent.add", magnet=URI, paused=True)
+    fetch = waiting(session)
+    fetch.candidates.ban(("127.0.0.1", 6666), "lied about the metadata", peer_id=b"L" * 20)
+    fetch.banned.append("127.0.0.1:6666")
+    session.magnets._metadata(fetch, INFO)
+    t = session.find(HEX)
+    assert ("127.0.0.1", 6666) in t.candidates.banned and b"L" * 20 in t.candidates.banned_peer_ids
+    assert t.banned == ["127.0.0.1:6666"]
+    assert t.add_peers([("127.0.0.1", 6666)]) == 0
+
+
 def test_metadata_that_is_no_valid_torrent_adds_nothing(tmp_path: Path) -> None:
     probe = Probe()
     session = make_session(tmp_path, probe)

@@ -255,6 +255,21 @@ def test_pause_while_a_piece_is_verified_keeps_the_piece(tmp_path: Path) -> None
     s.check()
 
 
+def test_last_piece_verified_while_paused_completes_on_resume(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()
+    seed = s.seed_peer()
+    s.verifier.hold_verify = True
+    download_all(seed, requests_in(seed.new()))  # every piece waits for its hash check
+    s.torrent.pause()
+    s.settle()
+    s.verifier.hold_verify = False
+    s.verifier.release()  # all verified while paused
+    assert s.torrent.complete and "completed" not in s.kinds
+    s.torrent.resume()
+    assert s.torrent.state == "seeding"
+    assert s.kinds.count("completed") == 1 and s.torrent.completed_at is not None
+
+
 def test_write_failure_sets_error_and_the_piece_is_fetched_again_after_resume(
     tmp_path: Path,
 ) -> None:
