@@ -225,7 +225,8 @@ class MetadataFetch:
         peer.write(
             encode_extension_handshake(
                 ExtensionHandshake(
-                    m=dict(self.extensions.ids),
+                    # Only what a fetch speaks: plugin extensions run on real torrents.
+                    m={ut.EXTENSION_NAME: self.extensions.ids[ut.EXTENSION_NAME]},
                     v=self.client_name,
                     p=self.listen_port() or None,
                 )
