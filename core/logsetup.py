@@ -18,6 +18,7 @@ from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
     LogLevelFilterPredicate,
+    PredicateResult,
     formatEvent,
     globalLogBeginner,
 )
@@ -73,11 +74,25 @@ class LogControl:
     """The installed observer and its level, which a reload may change."""
 
     def __init__(self, level: str, stream: IO[str] | None = None) -> None:
-        self.predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS[level])
-        self.observer = FilteringLogObserver(LineObserver(stream), [self.predicate])
+        self.level = LEVELS[level]
+        self.predicate = LogLevelFilterPredicate(defaultLogLevel=self.level)
+        self.observer = FilteringLogObserver(
+            LineObserver(stream), [self._twisted_chatter, self.predicate]
+        )
+
+    def _twisted_chatter(self, event: Mapping[str, Any]) -> PredicateResult:
+        """Twisted's own info lines ("Foo starting on 6881") count as debug here."""
+        if (
+            event.get("log_namespace") == "log_legacy"
+            and event.get("log_level") == LogLevel.info
+            and self.level > LogLevel.debug
+        ):
+            return PredicateResult.no
+        return PredicateResult.maybe
 
     def set_level(self, level: str) -> None:
-        self.predicate.setLogLevelForNamespace("", LEVELS[level])
+        self.level = LEVELS[level]
+        self.predicate.setLogLevelForNamespace("", self.level)
 
     def install(self) -> None:
         globalLogBeginner.beginLoggingTo([self.observer], redirectStandardIO=False)

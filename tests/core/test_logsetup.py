@@ -29,3 +29,16 @@ def test_level_filter_changes_live() -> None:
     control.set_level("debug")
     log.debug("now shown")
     assert stream.getvalue() == "<4>t: shown\n<7>t: now shown\n"
+
+
+def test_twisted_legacy_chatter_is_debug() -> None:
+    stream = io.StringIO()
+    control = LogControl("info", stream)
+    control.observer._observer.journald = True  # type: ignore[attr-defined]
+    publisher = LogPublisher(control.observer)
+    legacy = Logger(namespace="log_legacy", observer=publisher)
+    legacy.info("Factory starting on 6881")
+    Logger(namespace="btd", observer=publisher).info("ours")
+    control.set_level("debug")
+    legacy.info("Factory starting on 6882")
+    assert stream.getvalue() == "<6>btd: ours\n<6>log_legacy: Factory starting on 6882\n"
