@@ -92,6 +92,10 @@ class _Partial:
             if not self.req[b] and not self.got[b]:
                 return b
         b = self.fresh
+        # A late block (from a withdrawn request of an earlier attempt at this piece) may
+        # have landed beyond ``fresh``: skip blocks already received or requested.
+        while b < self.nblocks - 1 and (self.got[b] or self.req[b]):
+            b += 1
         self.fresh = b + 1
         return b
 

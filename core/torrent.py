@@ -249,8 +249,8 @@ class Torrent(DownloadSide):
         return defer.succeed(None)
 
     def _check_failed(self, failure: Failure) -> None:
-        if failure.check(defer.CancelledError):
-            return None
+        if failure.check(defer.CancelledError) or self.state != "checking":
+            return None  # stopped, paused or removed meanwhile (storage closed): not an error
         self._fail(f"checking failed: {failure.getErrorMessage()}")
         return None
 
@@ -272,6 +272,9 @@ class Torrent(DownloadSide):
             self._loop.stop()
         for peer in list(self.peers):
             peer.link.close("torrent stopped")
+            # Forget it now, not when its connectionLost arrives (which a peer that never
+            # reads could delay): a recheck may rebuild the book and the availability.
+            self.peer_gone(peer, "torrent stopped")
         self.uploader.cache.clear()
         return self.announcer.stop(timeout)
 
@@ -310,11 +313,17 @@ class Torrent(DownloadSide):
 
     def verify(self) -> defer.Deferred[None]:
         """Recheck every piece from disk (``torrent.verify``)."""
+        if self.state == "checking":
+            return defer.succeed(None)  # a check is running already
         resume_after = not self.options.paused and self.state != "paused"
-        d = self._deactivate(self.env.shutdown_timeout) if self.active else defer.succeed(None)
+        was_active = self.active
+        self.state = "checking"  # from now on: no new peers, no requests
+        d = self._deactivate(self.env.shutdown_timeout) if was_active else defer.succeed(None)
         self.options = replace(self.options, paused=not resume_after)
 
         def run(_: object) -> defer.Deferred[None]:
+            if self.state != "checking":
+                return defer.succeed(None)  # paused, stopped or removed meanwhile
             return self._check(full=True)
 
         return d.addCallback(run)
@@ -449,8 +458,10 @@ class Torrent(DownloadSide):
         return any(i not in have for i in peer.has)
 
     def _update_interest(self, peer: Peer, index: int | None) -> None:
-        if index is not None and not peer.am_interested:
-            interested = index not in self.book.have and not self.book.have.complete
+        if index is not None:  # a HAVE only adds: no scan of the peer's pieces
+            interested = peer.am_interested or (
+                index not in self.book.have and not self.book.have.complete
+            )
         else:
             interested = self.am_interested_in(peer)
         peer.set_interested(interested)
@@ -511,6 +522,8 @@ class Torrent(DownloadSide):
         msg = ut_metadata.decode_message(payload)
         if msg.msg_type != ut_metadata.REQUEST:
             return  # data or reject for us: we asked nothing, we have the metadata
+        if peer.link.write_paused:
+            return  # it does not read what we send: no 16 KiB answers to pile up
         info = self.meta.info_bytes
         if msg.piece >= ut_metadata.num_pieces(len(info)):
             peer.send_extended(ut_metadata.EXTENSION_NAME, ut_metadata.encode_reject(msg.piece))

@@ -93,7 +93,8 @@ class Uploader:
 
     def _read_failed(self, failure: Failure, peer: Peer) -> None:
         peer.serving -= 1
-        self.torrent._fail(f"reading for upload failed: {failure.getErrorMessage()}")
+        if self.torrent.active:  # after a stop the storage is closed: not an error
+            self.torrent._fail(f"reading for upload failed: {failure.getErrorMessage()}")
 
     def _read_piece(self, index: int) -> defer.Deferred[bytes]:
         t = self.torrent

@@ -24,6 +24,7 @@ from btd.core.wire.codec import WireDecoder, encode_handshake
 HANDSHAKE_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 15.0
 READ_SIZE = 256 * 1024
+CLOSE_TIMEOUT = 30.0  # a polite close that has not flushed by then is aborted
 
 _log = Logger()
 
@@ -67,6 +68,7 @@ class PeerProtocol(Protocol):
         self.close_reason = ""
         self.decoder = WireDecoder(expect_handshake=True)
         self._handshake_timer: Any = None
+        self._abort_timer: Any = None
         self._sent_handshake = False
         self.write_paused = False
         self.heard = False  # set per read; the torrent's tick turns it into last_heard
@@ -105,6 +107,8 @@ class PeerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.closed = True
+        if self._abort_timer is not None and self._abort_timer.active():
+            self._abort_timer.cancel()
         if reason is None:
             reason = Failure(ConnectionError("connection lost"))
         if not self.close_reason:
@@ -149,6 +153,11 @@ class PeerProtocol(Protocol):
             self.transport.abortConnection()  # type: ignore[union-attr]
         else:
             self.transport.loseConnection()  # type: ignore[union-attr]
+            # A peer that stops reading would keep a polite close pending for ever.
+            self._abort_timer = self.clock.callLater(
+                CLOSE_TIMEOUT,
+                self.transport.abortConnection,  # type: ignore[union-attr]
+            )
 
     # -- handshake ------------------------------------------------------------------------------
     def _send_handshake(self, info_hash: bytes) -> None:

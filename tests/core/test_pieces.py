@@ -474,3 +474,34 @@ def test_recycled_buffer_is_reused_and_fully_overwritten() -> None:
     second = book.take_piece_data(1)
     assert second is first  # the same memory, reused
     assert bytes(second) == b"\x02" * (2 * BLOCK_SIZE)
+
+
+def test_late_block_in_the_unrequested_part_of_a_restarted_piece() -> None:
+    """Found in review: a withdrawn request's late block must not be requested again."""
+    bs = 4
+    book = PieceBook(1, 8 * bs, 8 * bs, block_size=bs)
+    full = Bitfield.full(1)
+
+    class Only0:
+        def choose(self, source, view, need):
+            return [0][:need] if 0 in source else []
+
+    class View:
+        def priority(self, i):
+            return 1
+
+    picker, view = Only0(), View()
+    book.next_requests("A", full, 8, picker, view)
+    book.drop_requests("A")  # A timed out: its late blocks stay welcome
+    for r in book.next_requests("B", full, 8, picker, view):
+        book.on_block("B", r.piece, r.begin, b"x" * r.length)
+    book.take_piece_data(0)
+    book.on_verified(0, False)  # B's data was bad: the piece starts over
+    first = book.next_requests("C", full, 2, picker, view)
+    assert book.on_block("A", 0, 5 * bs, b"a" * bs) is BlockResult.ACCEPTED  # A's late block
+    rest = book.next_requests("C", full, 8, picker, view)
+    asked = sorted(r.begin // bs for r in first + rest)
+    assert asked == [0, 1, 2, 3, 4, 6, 7]  # every block but 5, once
+    book.check()
+    results = [book.on_block("C", r.piece, r.begin, b"c" * r.length) for r in first + rest]
+    assert results[-1] is BlockResult.COMPLETE and results.count(BlockResult.COMPLETE) == 1

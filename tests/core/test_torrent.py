@@ -7,6 +7,7 @@ the real PieceBook and RarestFirst; only time, threads and sockets are faked.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any  # noqa: E402 - used by the review tests
 
 import pytest
 from torrent_harness import (
@@ -482,3 +483,77 @@ def test_no_dht_port_without_a_dht_node(tmp_path: Path) -> None:
     conn = s.open()
     conn.handshake(reserved=m.make_reserved(extensions=True, fast=True, dht=True))
     assert not any(isinstance(x, m.Port) for x in conn.new())
+
+
+# -- found in review: stops and rechecks racing with peers and disk jobs ------------------------
+def test_verify_forgets_peers_at_once_and_refuses_new_ones(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, partial=True).start()
+    s.seed_peer()  # counted as a seed in the availability
+    leech = s.peer()
+    leech.send(m.HAVE_NONE_MSG)
+    s.torrent.verify()
+    assert s.torrent.peers == {} and s.torrent.availability.seeds == 0
+    s.settle()  # the closed links' connectionLost arrives late: nothing left to undo
+    s.check()
+
+
+def test_a_polite_close_that_never_flushes_is_aborted(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True).start()
+    p = s.peer()
+    p.send(m.HAVE_NONE_MSG)
+    s.torrent.pause()  # loseConnection: waits for a send buffer the peer never drains
+    assert not p.transport.disconnected
+    s.clock.advance(31)
+    assert p.transport.disconnected  # aborted: its slot is free again
+
+
+def test_stop_while_checking_is_not_an_error(tmp_path: Path) -> None:
+    from btd.core.verify import Verifier
+
+    class Reactor:
+        def callFromThread(self, f: Any, *a: Any, **k: Any) -> None:
+            f(*a, **k)
+
+    class Pool:  # runs the disk jobs when the test says
+        def __init__(self) -> None:
+            self.jobs: list[Any] = []
+
+        def callInThreadWithCallback(self, on_result: Any, f: Any, *a: Any, **k: Any) -> None:
+            self.jobs.append((on_result, f, a, k))
+
+        def run(self) -> None:
+            while self.jobs:
+                on_result, f, a, k = self.jobs.pop(0)
+                try:
+                    on_result(True, f(*a, **k))
+                except BaseException:
+                    on_result(False, Failure())
+
+    s = Swarm(tmp_path, seeding=True)
+    pool = Pool()
+    s.torrent.env.verifier = Verifier(Reactor(), pool)
+    s.torrent.start()
+    assert s.torrent.state == "checking" and pool.jobs
+    s.torrent.stop()  # shutdown or remove while the check reads: storage closed
+    pool.run()  # the batches fail with "storage closed"
+    assert s.torrent.state == "stopped" and s.torrent.error is None
+    assert "error" not in s.kinds
+
+
+def test_metadata_requests_get_no_answers_while_the_peer_does_not_read(tmp_path: Path) -> None:
+    from btd.core.wire import metadata as ut
+    from btd.core.wire.codec import encode
+    from btd.core.wire.extension import ExtensionHandshake, encode_extension_handshake
+
+    s = Swarm(tmp_path, seeding=True).start()
+    p = s.peer()
+    p.send(m.HAVE_NONE_MSG)
+    p.send(encode_extension_handshake(ExtensionHandshake(m={"ut_metadata": 3})))
+    request = encode(m.Extended(s.torrent.extensions.ids["ut_metadata"], ut.encode_request(0)))
+    before = len(p.transport.value())
+    p.proto.dataReceived(request)
+    assert len(p.transport.value()) > before  # answered while it reads
+    p.proto.pauseProducing()  # its socket is full: it does not read
+    before = len(p.transport.value())
+    p.proto.dataReceived(request * 1000)
+    assert len(p.transport.value()) == before and not p.proto.closed
