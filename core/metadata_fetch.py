@@ -35,6 +35,7 @@ _log = Logger()
 TICK = 1.0
 REQUESTS_PER_PEER = 4
 REQUEST_TIMEOUT = 30.0
+IDLE_TIMEOUT = 120.0
 LEFT_UNKNOWN = 16 * 1024  # what we tell trackers before we know the size (not a seed)
 
 
@@ -55,6 +56,7 @@ class MetadataPeer:
         self.fast = hs.supports_fast
         self.payload_in = 0
         self.download = RateMeter(fetch.clock.seconds)
+        self.last_heard = fetch.clock.seconds()
 
     def on_message(self, msg: Any) -> None:
         if isinstance(msg, m.Extended):
@@ -263,6 +265,9 @@ class MetadataFetch:
                 if not 0 < hs.metadata_size <= ut.MAX_METADATA_SIZE:
                     raise ProtocolError(f"metadata_size {hs.metadata_size} out of range")
                 peer.metadata_size = hs.metadata_size
+            if ut.EXTENSION_NAME not in peer.ext_ids:
+                peer.link.close("it does not serve metadata (no ut_metadata)")
+                return
             self._ask(peer)
             return
         if self.extensions.names.get(msg.ext_id) != ut.EXTENSION_NAME:
@@ -363,6 +368,13 @@ class MetadataFetch:
     def _tick(self) -> None:
         now = self.clock.seconds()
         for peer in list(self.peers):
+            link = peer.link
+            if getattr(link, "heard", True):
+                link.heard = False
+                peer.last_heard = now
+            elif now - peer.last_heard > IDLE_TIMEOUT:
+                link.close("idle for 120 s", error=True)
+                continue
             expired = [p for p, t in peer.asked.items() if now - t > REQUEST_TIMEOUT]
             for piece in expired:
                 del peer.asked[piece]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from btd.core.torrent import Torrent
 
 MAX_READS_PER_PEER = 8
+CACHED_PIECE_LIMIT = 4 * 1024 * 1024  # larger pieces are read per block, not cached whole
 OPTIMISTIC_EVERY = 3  # rechoke rounds (of 10 s)
 NEW_PEER_SECONDS = 30  # newly connected peers are likelier optimistic picks
 
@@ -69,7 +70,7 @@ class Uploader:
             ):
                 ref = peer.incoming.popleft()
                 peer.serving += 1
-                d = self.cache.get(ref.piece)
+                d = self._read_for(ref)
                 d.addCallbacks(
                     self._send_block,
                     self._read_failed,
@@ -79,7 +80,20 @@ class Uploader:
         finally:
             peer.pumping = False
 
-    def _send_block(self, piece: bytes, peer: Peer, ref: BlockRef) -> None:
+    def _read_for(self, ref: BlockRef) -> defer.Deferred[tuple[bytes, int]]:
+        """``(data, offset of the block in data)``: a cached whole piece, or the block alone.
+
+        Pieces above ``CACHED_PIECE_LIMIT`` are read block by block: a 512 MiB piece read
+        whole per request would cost memory and disk for nothing.
+        """
+        t = self.torrent
+        if t.meta.piece_size(ref.piece) > CACHED_PIECE_LIMIT:
+            d = t.env.verifier.read_block(t.storage, ref.piece, ref.begin, ref.length)
+            return d.addCallback(lambda block: (block, 0))
+        return self.cache.get(ref.piece).addCallback(lambda piece: (piece, ref.begin))
+
+    def _send_block(self, read: tuple[bytes, int], peer: Peer, ref: BlockRef) -> None:
+        data, start = read
         peer.serving -= 1
         if peer.link.closed:
             return
@@ -87,7 +101,7 @@ class Uploader:
             if peer.fast:
                 peer.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
             return
-        peer.send_block(ref, piece[ref.begin : ref.begin + ref.length])
+        peer.send_block(ref, data[start : start + ref.length])
         self.torrent.uploaded += ref.length
         self.pump(peer)
 

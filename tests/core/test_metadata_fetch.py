@@ -425,3 +425,22 @@ def test_a_silent_peer_claiming_another_size_does_not_block_the_fetch() -> None:
     assert liar.aborted
     serve(honest, pieces, INFO)
     assert s.got == [INFO]
+
+
+def test_a_peer_that_does_not_serve_metadata_is_closed() -> None:
+    s = Scene()
+    conn = s.open()
+    conn.handshake(reserved=m.make_reserved(extensions=True, fast=True))
+    conn.send(m.Extended(0, bencode({b"m": {b"ut_pex": 1}})))  # no ut_metadata
+    assert conn.closing
+
+
+def test_a_silent_peer_is_dropped_after_120_s() -> None:
+    s = Scene()
+    conn = s.peer()
+    for _ in range(100):  # the fetch's one-second tick
+        s.clock.advance(1)
+    assert not conn.closing
+    for _ in range(30):
+        s.clock.advance(1)
+    assert conn.closing and conn.aborted

@@ -159,6 +159,24 @@ def test_interested_peer_is_unchoked_and_served_the_right_bytes(tmp_path: Path) 
     assert len(leecher.new_of(m.Piece)) == 2 and len(s.verifier.reads) == 2
 
 
+def test_large_pieces_are_served_block_by_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import btd.core.upload
+
+    monkeypatch.setattr(btd.core.upload, "CACHED_PIECE_LIMIT", 0)  # every piece is "large"
+    s = Swarm(tmp_path, seeding=True).start()
+    leecher = s.peer()
+    leecher.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG)
+    wanted = blocks_of(3)
+    leecher.send(*wanted)
+    got = leecher.new_of(m.Piece)
+    for p in got:
+        off = p.index * PIECE_LENGTH + p.begin
+        assert p.block == CONTENT[off : off + len(p.block)]
+    assert s.verifier.reads == [(r.index, r.begin, r.length) for r in wanted]
+
+
 def test_requests_while_choked_are_rejected_or_ignored(tmp_path: Path) -> None:
     s = Swarm(tmp_path, seeding=True, upload_slots=1).start()
     first = s.peer()
