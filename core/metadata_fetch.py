@@ -28,7 +28,12 @@ from btd.core.tracker.codec import AnnounceRequest
 from btd.core.types import PeerAddress, format_address
 from btd.core.wire import messages as m
 from btd.core.wire import metadata as ut
-from btd.core.wire.extension import ExtensionHandshake, encode_extension_handshake
+from btd.core.wire.codec import encode
+from btd.core.wire.extension import (
+    ExtensionHandshake,
+    decode_extension_handshake,
+    encode_extension_handshake,
+)
 
 _log = Logger()
 
@@ -74,8 +79,6 @@ class MetadataPeer:
 
     def write(self, msg: Any) -> None:
         if not self.link.closed:
-            from btd.core.wire.codec import encode
-
             self.link.write(encode(msg))
 
     def send_extended(self, name: str, payload: bytes) -> bool:
@@ -251,8 +254,6 @@ class MetadataFetch:
     # -- ut_metadata ---------------------------------------------------------------------------
     def extended(self, peer: MetadataPeer, msg: m.Extended) -> None:
         if msg.ext_id == m.EXTENDED_HANDSHAKE_ID:
-            from btd.core.wire.extension import decode_extension_handshake
-
             hs = decode_extension_handshake(msg.payload)
             for name, ext_id in hs.m.items():
                 if ext_id:

@@ -143,9 +143,9 @@ class Peer:
         handler(msg)
 
     def _on_piece(self, msg: m.Piece) -> None:
-        n = len(msg.block)
-        self.download.add(n)
-        self.last_block_at = self.now()
+        now = self.now()  # one clock reading per block
+        self.download.add(len(msg.block), now)
+        self.last_block_at = now
         self.snubbed = False
         self.host.block_received(self, msg.index, msg.begin, msg.block)
 

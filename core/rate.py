@@ -28,8 +28,9 @@ class RateMeter:
                 self._buckets[s % self._window] = 0
         self._second = second
 
-    def add(self, n: int) -> None:
-        second = int(self._now())
+    def add(self, n: int, now: float | None = None) -> None:
+        """Count ``n`` bytes (``now``: the caller's clock reading, to save a second one)."""
+        second = int(self._now() if now is None else now)
         if second != self._second:
             self._advance(second)
         self._buckets[second % self._window] += n
