@@ -1,27 +1,31 @@
 """The core's own hook implementations, registered as the plugin named ``core``.
 
-They answer what the core provides itself (HTTP and HTTPS trackers) and are registered
-before every plugin, so an enabled plugin that answers the same hook wins over them.
+They answer what the core provides itself (HTTP and HTTPS trackers). The service builds and
+registers them, because only it knows the reactor; ``trylast`` makes every enabled plugin
+that answers the same hook win over them, whatever the registration order.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from btd.core.plugin import hookimpl
+from btd.core.hookspecs import hookimpl
 from btd.core.version import __version__
+
+if TYPE_CHECKING:
+    from btd.core.tracker.announcer import TrackerClient
 
 
 class CorePlugin:
     """Default answers that are part of the core, not of any optional plugin."""
 
-    def __init__(self) -> None:
-        self.reactor: Any = None  # set by the service: only the daemon picks the reactor
-        self._http: Any = None
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self._http: TrackerClient | None = None
 
-    @hookimpl
-    def btd_tracker_client(self, url: str) -> Any | None:
-        if not url.startswith(("http://", "https://")) or self.reactor is None:
+    @hookimpl(trylast=True)
+    def btd_tracker_client(self, url: str) -> TrackerClient | None:
+        if not url.startswith(("http://", "https://")):
             return None
         if self._http is None:
             from btd.core.tracker.http import HttpTrackerClient

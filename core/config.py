@@ -35,6 +35,7 @@ from btd.core.config_schema import (
     describe,
 )
 from btd.core.errors import ConfigError
+from btd.core.plugin_config import SettingLines
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -74,6 +75,7 @@ class _Reader:
         self.loader = loader
         self.filename = filename
         self.env = env
+        self.plugin_lines: dict[str, int] = {}  # "plugins.<name>.<key>..." -> line
 
     def error(self, message: str, key: str, node: yaml.Node | None) -> ConfigError:
         line = _line(node) if node is not None else None
@@ -200,6 +202,7 @@ class _Reader:
             raise self.error(message, "plugins", node)
         for name, (key_node, value_node) in self.section("plugins", node).items():
             key = f"plugins.{name}"
+            self.plugin_lines[key] = _line(key_node)
             if not name.strip():
                 raise self.error("plugin names must be non-empty", "plugins", key_node)
             if value_node.tag == _NULL:
@@ -211,8 +214,30 @@ class _Reader:
                     f"plugin settings must be a mapping or null, got {got}", key, value_node
                 )
             self.check_duplicates_deep(value_node, key)
+            _setting_lines(value_node, key, self.plugin_lines)
             result[name] = MappingProxyType(dict(self.construct(value_node, key)))
         return MappingProxyType(result)
+
+
+def _setting_lines(root: yaml.Node, path: str, out: dict[str, int]) -> None:
+    """The line of every key path below ``root`` (``a.b``, ``a[0]``), for plugins' errors.
+    Shared (aliased) nodes are walked once, so an alias bomb costs nothing."""
+    done: set[int] = set()
+    todo = [(root, path)]
+    while todo:
+        node, where = todo.pop()
+        if id(node) in done:
+            continue
+        done.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                out.setdefault(f"{where}.{name}", _line(key_node))
+                todo.append((value_node, f"{where}.{name}"))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                out.setdefault(f"{where}[{i}]", _line(item))
+                todo.append((item, f"{where}[{i}]"))
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
@@ -267,7 +292,8 @@ def parse_config(
     plugins = reader.plugins(plugins_node) if plugins_node is not None else None
     if plugins is None:
         return Config(**sections)
-    return Config(**sections, plugins=plugins)
+    lines = SettingLines(filename, MappingProxyType(reader.plugin_lines))
+    return Config(**sections, plugins=plugins, plugin_lines=lines)
 
 
 def default_config(env: Mapping[str, str] = os.environ) -> Config:

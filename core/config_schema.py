@@ -16,9 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btd.core import paths
+
+if TYPE_CHECKING:
+    from btd.core.plugin_config import SettingLines
 
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 DEFAULT_PLUGINS: tuple[str, ...] = ("rarest_first", "sequential", "udp_tracker", "resume_sqlite")
@@ -77,6 +80,8 @@ class Config:
     session: SessionConfig
     plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_plugins, hash=False)
     source: Path | None = field(default=None, compare=False)
+    # Where each plugin setting was written (plugins' ConfigErrors get FILE:LINE from it).
+    plugin_lines: SettingLines | None = field(default=None, compare=False, repr=False)
 
 
 class Invalid(Exception):

@@ -18,6 +18,7 @@ from btd.core.errors import BtdError, ConfigError
 from btd.core.lock import StateLock
 from btd.core.logsetup import LEVELS, LogControl
 from btd.core.plugin import PluginHost, make_plugin_manager
+from btd.core.plugin_config import with_location
 from btd.core.sdnotify import Notifier
 from btd.core.version import __version__
 
@@ -70,10 +71,11 @@ def effective_config(args: argparse.Namespace) -> Config:
 
 def load_plugins(config: Config) -> PluginHost:
     """Enable exactly the configured plugins and let them validate their settings."""
-    from btd.core.builtin import CorePlugin
-
-    plugins = make_plugin_manager(config.plugins, extra={"core": CorePlugin()})
-    plugins.configure(config)
+    try:
+        plugins = make_plugin_manager(config.plugins)
+    except ConfigError as exc:
+        raise with_location(exc, config) from exc
+    plugins.configure(config)  # the service registers the core's own hooks
     return plugins
 
 

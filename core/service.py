@@ -20,6 +20,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from btd.core.builtin import CorePlugin
 from btd.core.config import LIVE_KEYS, Config, reload_diff
 from btd.core.errors import BtdError, ConfigError
 from btd.core.net.peer import InboundFactory
@@ -135,6 +136,7 @@ class BtdService(MultiService):
         self.reactor = reactor
         self.notifier = notifier or Notifier({})
         self.on_level_change = on_level_change
+        plugins.register(CORE_NAME, CorePlugin(reactor))
         self.session = Session(
             config, plugins, reactor, request_shutdown=request_shutdown or reactor.stop
         )
@@ -155,9 +157,6 @@ class BtdService(MultiService):
             lambda event: self.control.publish(event.kind, event.to_params())  # type: ignore[union-attr]
         )
         self._port = listen(self.reactor, self.socket_path, self.control)
-        core = self.plugins.pm.get_plugin(CORE_NAME)
-        if core is not None:
-            core.reactor = self.reactor
         pool = make_threadpool(self.reactor, DISK_THREADS, "btd-disk")
         self.session.threadpool = pool
         self.session.verifier = Verifier(self.reactor, pool)
@@ -191,18 +190,11 @@ class BtdService(MultiService):
         _log.info("btd stopping")
         timeout = self.config.daemon.shutdown_timeout
         self.session.stopping = True
-        stopping = self.plugins.call("btd_session_stopping", session=self.session)
-        yield bounded(
-            defer.DeferredList(
-                [_logged(d, "a plugin's shutdown") for d in stopping], consumeErrors=True
-            ),
-            timeout,
-            self.reactor,
-            "plugins' shutdown",
-        )
+        yield self._plugins_stop("btd_session_stopping", timeout, "plugins' shutdown")
         if self._peer_port is not None:
             yield defer.maybeDeferred(self._peer_port.stopListening)
         yield bounded(self.session.stop(), timeout, self.reactor, "stopping torrents")
+        yield self._plugins_stop("btd_session_stopped", timeout, "plugins' final shutdown")
         if self._watchdog is not None and self._watchdog.running:
             self._watchdog.stop()
         if self.control is not None:
@@ -211,6 +203,18 @@ class BtdService(MultiService):
             yield defer.maybeDeferred(self._port.stopListening)
         yield defer.maybeDeferred(super().stopService)
         _log.info("btd stopped")
+
+    def _plugins_stop(self, hook: str, timeout: float, what: str) -> defer.Deferred[None]:
+        """Call a stop hook; wait for the Deferreds it returned, at most ``timeout`` s."""
+        waits = self.plugins.call(hook, session=self.session)
+        return bounded(
+            defer.DeferredList(
+                [_logged(d, f"a plugin's {hook}") for d in waits], consumeErrors=True
+            ),
+            timeout,
+            self.reactor,
+            what,
+        )
 
     def reload(self, new: Config) -> None:
         """Apply a re-read configuration: live keys now, the rest logged for a restart."""

@@ -27,7 +27,7 @@ import shlex
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.internet.error import ProcessDone, ProcessExitedAlready
@@ -38,6 +38,11 @@ from twisted.python.failure import Failure
 from btd.core.errors import ConfigError
 from btd.core.events import EVENT_KINDS, TorrentEvent
 from btd.core.plugin import hookimpl
+from btd.core.plugin_config import check_keys, plugin_settings
+
+if TYPE_CHECKING:
+    from btd.core.config_schema import Config
+    from btd.core.hookspecs import SessionView
 
 PLUGIN = "notify_command"
 DEFAULT_TIMEOUT = 60.0
@@ -66,14 +71,6 @@ class CommandSpec:
 class Settings:
     commands: tuple[CommandSpec, ...] = ()
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
-
-
-def check_keys(raw: Mapping[str, Any], known: Iterable[str], key: str) -> None:
-    """Unknown settings are refused: a typo must not silently disable something."""
-    known = tuple(known)
-    for name in raw:
-        if name not in known:
-            raise ConfigError(f"unknown setting (known: {', '.join(known)})", key=f"{key}.{name}")
 
 
 def check_mapping(value: Any, key: str) -> Mapping[str, Any]:
@@ -392,40 +389,36 @@ class CommandRunner:
 
 # -- hooks -------------------------------------------------------------------------------
 
-_state: dict[str, CommandRunner | None] = {"runner": None}
 
-
-def stop_wait(session: Any) -> float:
+def stop_wait(session: SessionView) -> float:
     """How long btd_session_stopping lets commands finish: a bit less than the daemon's
     bound, so they are killed by us rather than left behind."""
-    limit = getattr(getattr(getattr(session, "config", None), "daemon", None),
-                    "shutdown_timeout", 10.0)  # fmt: skip
-    return max(0.5, float(limit) - 2.0)
+    return max(0.5, float(session.config.daemon.shutdown_timeout) - 2.0)
 
 
-@hookimpl
-def btd_configure(config: Any) -> None:
-    raw = (getattr(config, "plugins", None) or {}).get(PLUGIN)
-    _state["runner"] = CommandRunner(parse_settings(raw))
+class NotifyCommandPlugin:
+    """The plugin: one CommandRunner, built from the settings (one instance per manager)."""
 
+    def __init__(self) -> None:
+        self.runner: CommandRunner | None = None
 
-@hookimpl
-def btd_session_started(session: Any) -> None:
-    runner = _state["runner"]
-    if runner is not None:
-        runner.start(session.reactor)
+    @hookimpl
+    def btd_configure(self, config: Config) -> None:
+        self.runner = CommandRunner(parse_settings(plugin_settings(config, PLUGIN)))
 
+    @hookimpl
+    def btd_session_started(self, session: SessionView) -> None:
+        if self.runner is not None:
+            self.runner.start(session.reactor)
 
-@hookimpl
-def btd_torrent_event(event: TorrentEvent) -> None:
-    runner = _state["runner"]
-    if runner is not None:
-        runner.notify(event)
+    @hookimpl
+    def btd_torrent_event(self, event: TorrentEvent) -> None:
+        if self.runner is not None:
+            self.runner.notify(event)
 
-
-@hookimpl
-def btd_session_stopping(session: Any) -> defer.Deferred[None] | None:
-    runner = _state["runner"]
-    if runner is None or runner.reactor is None:
-        return None
-    return runner.stop(stop_wait(session))
+    @hookimpl
+    def btd_session_stopping(self, session: SessionView) -> defer.Deferred[None] | None:
+        runner = self.runner
+        if runner is None or runner.reactor is None:
+            return None
+        return runner.stop(stop_wait(session))

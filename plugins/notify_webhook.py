@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from twisted.internet import defer, error
@@ -35,10 +35,10 @@ from twisted.python.failure import Failure
 from btd.core.errors import ConfigError
 from btd.core.events import EVENT_KINDS, TorrentEvent
 from btd.core.plugin import hookimpl
+from btd.core.plugin_config import check_keys, plugin_settings
 from btd.core.tracker.http import root_cause
 from btd.core.version import __version__
 from btd.plugins.notify_command import (
-    check_keys,
     check_list,
     check_mapping,
     parse_count,
@@ -46,6 +46,10 @@ from btd.plugins.notify_command import (
     parse_seconds,
     stop_wait,
 )
+
+if TYPE_CHECKING:
+    from btd.core.config_schema import Config
+    from btd.core.hookspecs import SessionView
 
 PLUGIN = "notify_webhook"
 DEFAULT_TIMEOUT = 10.0
@@ -319,32 +323,30 @@ def _sleep(reactor: Any, seconds: float) -> defer.Deferred[None]:
 
 # -- hooks -------------------------------------------------------------------------------
 
-_state: dict[str, WebhookSender | None] = {"sender": None}
 
+class NotifyWebhookPlugin:
+    """The plugin: one WebhookSender, built from the settings (one instance per manager)."""
 
-@hookimpl
-def btd_configure(config: Any) -> None:
-    raw = (getattr(config, "plugins", None) or {}).get(PLUGIN)
-    _state["sender"] = WebhookSender(parse_settings(raw))
+    def __init__(self) -> None:
+        self.sender: WebhookSender | None = None
 
+    @hookimpl
+    def btd_configure(self, config: Config) -> None:
+        self.sender = WebhookSender(parse_settings(plugin_settings(config, PLUGIN)))
 
-@hookimpl
-def btd_session_started(session: Any) -> None:
-    sender = _state["sender"]
-    if sender is not None:
-        sender.start(session.reactor)
+    @hookimpl
+    def btd_session_started(self, session: SessionView) -> None:
+        if self.sender is not None:
+            self.sender.start(session.reactor)
 
+    @hookimpl
+    def btd_torrent_event(self, event: TorrentEvent) -> None:
+        if self.sender is not None:
+            self.sender.notify(event)
 
-@hookimpl
-def btd_torrent_event(event: TorrentEvent) -> None:
-    sender = _state["sender"]
-    if sender is not None:
-        sender.notify(event)
-
-
-@hookimpl
-def btd_session_stopping(session: Any) -> defer.Deferred[None] | None:
-    sender = _state["sender"]
-    if sender is None or sender.reactor is None:
-        return None
-    return sender.stop(stop_wait(session))
+    @hookimpl
+    def btd_session_stopping(self, session: SessionView) -> defer.Deferred[None] | None:
+        sender = self.sender
+        if sender is None or sender.reactor is None:
+            return None
+        return sender.stop(stop_wait(session))

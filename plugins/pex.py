@@ -21,13 +21,14 @@ import ipaddress
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from btd.core.errors import ConfigError, ProtocolError
 from btd.core.plugin import hookimpl
+from btd.core.plugin_config import check_keys, plugin_settings
 from btd.core.types import PeerAddress
 from btd.plugins.pex_codec import (
     FLAG_REACHABLE,
@@ -39,6 +40,11 @@ from btd.plugins.pex_codec import (
     encode_pex,
     normalize_host,
 )
+
+if TYPE_CHECKING:
+    from btd.core.config_schema import Config
+    from btd.core.extensions import ExtensionHandler
+    from btd.core.hookspecs import SessionView
 
 __version__ = "0.1.0"
 
@@ -268,18 +274,11 @@ class PexHandler:
 
 
 # -- settings and hooks -----------------------------------------------------------------------
-_settings = Settings()
-
-
 def validate(raw: Mapping[str, Any]) -> Settings:
     """``plugins.pex`` -> Settings; ConfigError naming ``plugins.pex.<key>``."""
     if not isinstance(raw, Mapping):
         raise ConfigError("must be a mapping of settings", key=f"plugins.{PLUGIN}")
-    for key in raw:
-        if key not in ("interval", "max_peers"):
-            raise ConfigError(
-                "unknown setting (known: interval, max_peers)", key=f"plugins.{PLUGIN}.{key}"
-            )
+    check_keys(raw, ("interval", "max_peers"), f"plugins.{PLUGIN}")
     interval = raw.get("interval", 60)
     if (
         isinstance(interval, bool)
@@ -299,48 +298,43 @@ def validate(raw: Mapping[str, Any]) -> Settings:
     return Settings(float(interval), max_peers)
 
 
-def _ours(session: Any) -> PexHandler | None:
-    handler = session.extensions.handlers.get(NAME)
-    return handler if isinstance(handler, PexHandler) else None
+class PexPlugin:
+    """The plugin: its settings and the session's one PexHandler (one instance per manager)."""
 
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self.handler: PexHandler | None = None
 
-@hookimpl
-def btd_configure(config: Any) -> None:
-    global _settings
-    raw = (getattr(config, "plugins", None) or {}).get(PLUGIN)
-    _settings = validate({} if raw is None else raw)
-    if _settings.interval < 60:
-        _log.warn(
-            "pex interval {i:g} s: peers may drop us for sending more than once a minute",
-            i=_settings.interval,
-        )
+    @hookimpl
+    def btd_configure(self, config: Config) -> None:
+        self.settings = validate(plugin_settings(config, PLUGIN))
+        if self.settings.interval < 60:
+            _log.warn(
+                "pex interval {i:g} s: peers may drop us for sending more than once a minute",
+                i=self.settings.interval,
+            )
 
+    @hookimpl
+    def btd_extension_handlers(self) -> Mapping[str, ExtensionHandler]:
+        """One handler per session (the session builds its Extensions from it)."""
+        self.handler = PexHandler(self.settings)
+        return {NAME: self.handler}
 
-@hookimpl
-def btd_extension_handlers() -> Mapping[str, Any]:
-    """One handler per session (the session builds its Extensions from it)."""
-    return {NAME: PexHandler(_settings)}
+    @hookimpl
+    def btd_session_started(self, session: SessionView) -> None:
+        if self.handler is not None:
+            self.handler.start(session.reactor, lambda: session.listen_port)
 
+    @hookimpl
+    def btd_session_stopping(self, session: SessionView) -> None:
+        if self.handler is not None:
+            self.handler.stop()
 
-@hookimpl
-def btd_session_started(session: Any) -> None:
-    handler = _ours(session)
-    if handler is not None:
-        handler.start(session.reactor, lambda: session.listen_port)
+    @hookimpl
+    def btd_rpc_methods(self, session: SessionView) -> Mapping[str, Callable[..., Any]]:
+        def status() -> dict[str, Any]:
+            """PEX counters: messages in/out, peers learned and sent, ignored and dropped."""
+            handler = self.handler
+            return handler.status() if handler is not None else {"running": False}
 
-
-@hookimpl
-def btd_session_stopping(session: Any) -> None:
-    handler = _ours(session)
-    if handler is not None:
-        handler.stop()
-
-
-@hookimpl
-def btd_rpc_methods(session: Any) -> Mapping[str, Callable[..., Any]]:
-    def status() -> dict[str, Any]:
-        """PEX counters: messages in/out, peers learned and sent, ignored and dropped."""
-        handler = _ours(session)
-        return handler.status() if handler is not None else {"running": False}
-
-    return {"pex.status": status}
+        return {"pex.status": status}

@@ -19,20 +19,21 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Mapping
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING
 
 from btd.core.bitfield import Bitfield
 from btd.core.errors import ConfigError
 from btd.core.picking import PiecePicker, SwarmView
 from btd.core.plugin import hookimpl
+from btd.core.plugin_config import check_keys, plugin_settings
+
+if TYPE_CHECKING:
+    from btd.core.config_schema import Config
 
 NAME = "rarest-first"
 PLUGIN = "rarest_first"
 RANDOM_START = 4
-
-_settings: dict[str, int] = {"random_start": RANDOM_START}
 
 
 class RarestFirst:
@@ -103,22 +104,24 @@ class RarestFirst:
         out.extend(i for _, _, i in best)
 
 
-@hookimpl
-def btd_configure(config: Any) -> None:
-    """Settings: ``random_start`` (pieces picked at random before rarest-first; default 4)."""
-    raw: Mapping[str, Any] = (getattr(config, "plugins", None) or {}).get(PLUGIN) or {}
-    for key, value in raw.items():
-        if key != "random_start":
-            raise ConfigError(
-                "unknown setting (known: random_start)", key=f"plugins.{PLUGIN}.{key}"
-            )
+class RarestFirstPlugin:
+    """The ``rarest_first`` plugin: its setting, and a fresh picker per torrent."""
+
+    def __init__(self) -> None:
+        self.random_start = RANDOM_START
+
+    @hookimpl
+    def btd_configure(self, config: Config) -> None:
+        """Settings: ``random_start`` (pieces picked at random before rarest-first; default 4)."""
+        raw = plugin_settings(config, PLUGIN)
+        check_keys(raw, ("random_start",), f"plugins.{PLUGIN}")
+        value = raw.get("random_start", RANDOM_START)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError("must be an integer >= 0", key=f"plugins.{PLUGIN}.{key}")
-    _settings["random_start"] = raw.get("random_start", RANDOM_START)
+            raise ConfigError("must be an integer >= 0", key=f"plugins.{PLUGIN}.random_start")
+        self.random_start = value
 
-
-@hookimpl
-def btd_piece_picker(name: str, view: SwarmView) -> PiecePicker | None:
-    if name != NAME:
-        return None
-    return RarestFirst(random_start=_settings["random_start"])
+    @hookimpl
+    def btd_piece_picker(self, name: str, view: SwarmView) -> PiecePicker | None:
+        if name != NAME:
+            return None
+        return RarestFirst(random_start=self.random_start)

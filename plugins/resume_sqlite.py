@@ -22,20 +22,24 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
 from btd.core.errors import ConfigError, StorageError
 from btd.core.plugin import hookimpl
+from btd.core.plugin_config import check_keys, plugin_settings
 from btd.core.resume import (
     DEFAULT_SAVE_INTERVAL,
     ResumeProgress,
     ResumeStoreError,
     StoredTorrent,
 )
+
+if TYPE_CHECKING:
+    from btd.core.config_schema import Config
 
 __version__ = "1.0"
 
@@ -344,12 +348,8 @@ def _quote(path: Path) -> str:
 # -- settings and hooks -----------------------------------------------------------------------
 def settings(config: Any) -> dict[str, Any]:
     """This plugin's settings from ``config``, validated (ConfigError names the key)."""
-    raw: Mapping[str, Any] = (getattr(config, "plugins", None) or {}).get(PLUGIN) or {}
-    for key in raw:
-        if key not in SETTINGS:
-            raise ConfigError(
-                f"unknown setting (known: {', '.join(SETTINGS)})", key=f"plugins.{PLUGIN}.{key}"
-            )
+    raw = plugin_settings(config, PLUGIN)
+    check_keys(raw, SETTINGS, f"plugins.{PLUGIN}")
     path = raw.get("path")
     if path is None:
         resolved = Path(config.daemon.state_dir) / FILENAME
@@ -365,13 +365,6 @@ def settings(config: Any) -> dict[str, Any]:
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval >= 1:
         raise ConfigError("must be a number of seconds >= 1", key=f"plugins.{PLUGIN}.interval")
     return {"path": resolved, "interval": float(interval)}
-
-
-@hookimpl
-def btd_configure(config: Any) -> None:
-    """Settings: ``path`` (the SQLite file, absolute; default ``<state_dir>/resume.sqlite``),
-    ``interval`` (seconds between saves of changed progress; default 30, >= 1)."""
-    settings(config)
 
 
 def files_fallback(state_dir: Path) -> Callable[[], list[StoredTorrent]]:
@@ -392,9 +385,23 @@ def files_fallback(state_dir: Path) -> Callable[[], list[StoredTorrent]]:
     return load
 
 
-@hookimpl
-def btd_resume_store(config: Any) -> SqliteResumeStore:
-    """Open (or create) the store; ResumeStoreError if the file is not one we can use."""
+class ResumeSqlitePlugin:
+    """The plugin (stateless: the session owns the store it opens)."""
+
+    @hookimpl
+    def btd_configure(self, config: Config) -> None:
+        """Settings: ``path`` (the SQLite file, absolute; default ``<state_dir>/resume.sqlite``),
+        ``interval`` (seconds between saves of changed progress; default 30, >= 1)."""
+        settings(config)
+
+    @hookimpl
+    def btd_resume_store(self, config: Config) -> SqliteResumeStore:
+        """Open (or create) the store; ResumeStoreError if the file is not one we can use."""
+        return open_store(config)
+
+
+def open_store(config: Config) -> SqliteResumeStore:
+    """The store the settings name, created (from the files fallback) if missing."""
     s = settings(config)
     state_dir = Path(config.daemon.state_dir)
     store = SqliteResumeStore(

@@ -12,19 +12,20 @@ call costs O(window) plus any run of priority-0 pieces in the way, not O(torrent
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from btd.core.bitfield import Bitfield
 from btd.core.errors import ConfigError
 from btd.core.picking import PiecePicker, SwarmView
 from btd.core.plugin import hookimpl
+from btd.core.plugin_config import check_keys, plugin_settings
+
+if TYPE_CHECKING:
+    from btd.core.config_schema import Config
 
 NAME = "sequential"
 PLUGIN = "sequential"
 WINDOW = 64
-
-_settings: dict[str, int] = {"window": WINDOW}
 
 
 class Sequential:
@@ -60,20 +61,24 @@ class Sequential:
         return out
 
 
-@hookimpl
-def btd_configure(config: Any) -> None:
-    """Settings: ``window`` (how many wanted pieces ahead may be started; default 64)."""
-    raw: Mapping[str, Any] = (getattr(config, "plugins", None) or {}).get(PLUGIN) or {}
-    for key, value in raw.items():
-        if key != "window":
-            raise ConfigError("unknown setting (known: window)", key=f"plugins.{PLUGIN}.{key}")
+class SequentialPlugin:
+    """The ``sequential`` plugin: its setting, and a fresh picker per torrent."""
+
+    def __init__(self) -> None:
+        self.window = WINDOW
+
+    @hookimpl
+    def btd_configure(self, config: Config) -> None:
+        """Settings: ``window`` (how many wanted pieces ahead may be started; default 64)."""
+        raw = plugin_settings(config, PLUGIN)
+        check_keys(raw, ("window",), f"plugins.{PLUGIN}")
+        value = raw.get("window", WINDOW)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError("must be an integer >= 1", key=f"plugins.{PLUGIN}.{key}")
-    _settings["window"] = raw.get("window", WINDOW)
+            raise ConfigError("must be an integer >= 1", key=f"plugins.{PLUGIN}.window")
+        self.window = value
 
-
-@hookimpl
-def btd_piece_picker(name: str, view: SwarmView) -> PiecePicker | None:
-    if name != NAME:
-        return None
-    return Sequential(window=_settings["window"])
+    @hookimpl
+    def btd_piece_picker(self, name: str, view: SwarmView) -> PiecePicker | None:
+        if name != NAME:
+            return None
+        return Sequential(window=self.window)

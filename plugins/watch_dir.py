@@ -24,7 +24,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
@@ -34,6 +34,11 @@ from btd.core.config_schema import Invalid, expand_path
 from btd.core.errors import ConfigError, MetainfoError, StorageError
 from btd.core.magnet import MAX_MAGNET_LENGTH
 from btd.core.plugin import hookimpl
+from btd.core.plugin_config import check_keys, plugin_settings
+
+if TYPE_CHECKING:
+    from btd.core.config_schema import Config
+    from btd.core.hookspecs import SessionView
 
 PLUGIN = "watch_dir"
 MAX_TORRENT_SIZE = 10 * 1024 * 1024  # a .torrent larger than this is refused
@@ -73,11 +78,7 @@ def parse_folder(raw: Any, key: str) -> FolderSpec:
     """One ``folders[i]`` mapping; ConfigError names ``plugins.watch_dir.folders[i].<key>``."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"must be a mapping with at least path:, got {raw!r}", key=key)
-    for name in raw:
-        if name not in FOLDER_KEYS:
-            raise ConfigError(
-                f"unknown setting (known: {', '.join(FOLDER_KEYS)})", key=f"{key}.{name}"
-            )
+    check_keys(raw, FOLDER_KEYS, key)
     if "path" not in raw:
         raise ConfigError("required: the folder to watch (an absolute path)", key=f"{key}.path")
     spec: dict[str, Any] = {"path": _path(raw["path"], f"{key}.path")}
@@ -116,9 +117,7 @@ def parse_settings(raw: Mapping[str, Any] | None) -> tuple[FolderSpec, ...]:
     """The plugin's YAML mapping -> the folders to watch (validated, paths absolute)."""
     base = f"plugins.{PLUGIN}"
     raw = raw or {}
-    for name in raw:
-        if name != "folders":
-            raise ConfigError("unknown setting (known: folders)", key=f"{base}.{name}")
+    check_keys(raw, ("folders",), base)
     folders = raw.get("folders")
     if not isinstance(folders, (list, tuple)):
         raise ConfigError(
@@ -553,29 +552,30 @@ def _inotify_possible(reactor: Any) -> bool:
 
 
 # -- hooks -----------------------------------------------------------------------------------------
-_folders: tuple[FolderSpec, ...] = ()
-_watchers: list[FolderWatcher] = []
+class WatchDirPlugin:
+    """The plugin: the folders to watch and their watchers (one instance per manager)."""
 
+    def __init__(self) -> None:
+        self.folders: tuple[FolderSpec, ...] = ()
+        self.watchers: list[FolderWatcher] = []
 
-@hookimpl
-def btd_configure(config: Any) -> None:
-    """Settings: ``folders`` (list of ``{path, save_path, paused, strategy, on_added, interval}``)."""
-    global _folders
-    _folders = parse_settings((getattr(config, "plugins", None) or {}).get(PLUGIN))
+    @hookimpl
+    def btd_configure(self, config: Config) -> None:
+        """Settings: ``folders`` (list of ``{path, save_path, paused, strategy, on_added,
+        interval}``)."""
+        self.folders = parse_settings(plugin_settings(config, PLUGIN))
 
+    @hookimpl
+    def btd_session_started(self, session: SessionView) -> None:
+        for spec in self.folders:
+            watcher = FolderWatcher(spec, session)
+            self.watchers.append(watcher)
+            watcher.start()
 
-@hookimpl
-def btd_session_started(session: Any) -> None:
-    for spec in _folders:
-        watcher = FolderWatcher(spec, session)
-        _watchers.append(watcher)
-        watcher.start()
-
-
-@hookimpl
-def btd_session_stopping(session: Any) -> defer.Deferred[Any] | None:
-    if not _watchers:
-        return None
-    stopping = [w.stop() for w in _watchers]
-    _watchers.clear()
-    return defer.DeferredList(stopping, consumeErrors=True)
+    @hookimpl
+    def btd_session_stopping(self, session: SessionView) -> defer.Deferred[Any] | None:
+        if not self.watchers:
+            return None
+        stopping = [w.stop() for w in self.watchers]
+        self.watchers.clear()
+        return defer.DeferredList(stopping, consumeErrors=True)

@@ -25,13 +25,20 @@ import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from btd.core.errors import ConfigError
 from btd.core.plugin import hookimpl
+from btd.core.plugin_config import check_keys, plugin_settings
+
+if TYPE_CHECKING:
+    from btd.core.config_schema import Config
+    from btd.core.events import TorrentEvent
+    from btd.core.hookspecs import SessionView
+    from btd.plugins.dht.service import DhtService, Settings
 
 __version__ = "0.1.0"
 
@@ -47,9 +54,6 @@ KEYS = (
     "global_rate",
     "send_rate",
 )
-
-_settings: Any = None  # service.Settings, from btd_configure
-_service: Any = None  # the DhtService, from session start to session stop
 
 log = Logger(namespace="btd.plugins.dht")
 
@@ -84,10 +88,9 @@ def validate(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> An
 
     if not isinstance(raw, Mapping):
         raise ConfigError(f"must be a mapping of settings, got {raw!r}", key=f"plugins.{PLUGIN}")
+    check_keys(raw, KEYS, f"plugins.{PLUGIN}")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in KEYS:
-            raise _error(str(key), f"unknown setting (known: {', '.join(KEYS)})")
         if key == "port":
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
                 raise _error(key, f"must be an integer 0..65535, got {value!r}")
@@ -119,76 +122,72 @@ def validate(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> An
     return Settings(**values)
 
 
-@hookimpl
-def btd_configure(config: Any) -> None:
-    global _settings
-    raw = (getattr(config, "plugins", None) or {}).get(PLUGIN)
-    _settings = validate({} if raw is None else raw)
+class DhtPlugin:
+    """The plugin: settings, and the DhtService from session start to session stop.
 
-
-@hookimpl
-def btd_session_started(session: Any) -> None:
-    """Start the node (reading the state file off the reactor thread first)."""
-    global _service
-    from btd.plugins.dht.service import DhtService, Settings
-
-    _service = DhtService(session, _settings if _settings is not None else Settings())
-    _service.start()
-
-
-@hookimpl
-def btd_session_stopping(session: Any) -> Deferred[None] | None:
-    """Save the routing table and close the socket."""
-    global _service
-    service, _service = _service, None
-    return service.stop() if service is not None else None
-
-
-@hookimpl
-def btd_torrent_event(event: Any) -> None:
-    if _service is not None:
-        _service.torrent_event(event.kind, event.info_hash)
-
-
-def status() -> dict[str, Any]:
-    """DHT node state: nodes and buckets in the table, lookups, queries in/out, drops."""
-    if _service is None:
-        return {"running": False, "error": None}
-    return _service.status()
-
-
-@hookimpl
-def btd_dht_port() -> int | None:
-    """Lets the core set the DHT bit in handshakes and send PORT messages."""
-    return udp_port()
-
-
-@hookimpl
-def btd_dht_node_seen(host: str, port: int) -> None:
-    """A peer's PORT message: ping its node; it joins the table if it answers."""
-    add_node(host, port)
-
-
-def udp_port() -> int | None:
-    """Our DHT node's UDP port while it runs (what a BEP 5 PORT message would carry)."""
-    node = _service.node if _service is not None else None
-    return node.port if node is not None else None
-
-
-def add_node(host: str, port: int) -> bool:
-    """A peer told us its DHT port (PORT message): ping it; it joins the table if it answers.
-
-    Returns False when the DHT is not running or the address is unusable.
+    One instance per plugin manager, so two daemons in one process run two nodes.
     """
-    from btd.plugins.dht.krpc import usable
 
-    node = _service.node if _service is not None else None
-    if node is None or not usable(host, port):
-        return False
-    node.verify((host, port))
-    return True
+    def __init__(self) -> None:
+        self.settings: Settings | None = None
+        self.service: DhtService | None = None
 
+    @hookimpl
+    def btd_configure(self, config: Config) -> None:
+        self.settings = validate(plugin_settings(config, PLUGIN))
 
-@hookimpl
-def btd_rpc_methods(session: Any) -> Mapping[str, Callable[..., Any]] | None:
-    return {"dht.status": status}
+    @hookimpl
+    def btd_session_started(self, session: SessionView) -> None:
+        """Start the node (reading the state file off the reactor thread first)."""
+        from btd.plugins.dht.service import DhtService, Settings
+
+        self.service = DhtService(session, self.settings or Settings())
+        self.service.start()
+
+    @hookimpl
+    def btd_session_stopping(self, session: SessionView) -> Deferred[None] | None:
+        """Save the routing table and close the socket."""
+        service, self.service = self.service, None
+        return service.stop() if service is not None else None
+
+    @hookimpl
+    def btd_torrent_event(self, event: TorrentEvent) -> None:
+        if self.service is not None:
+            self.service.torrent_event(event.kind, event.info_hash)
+
+    def status(self) -> dict[str, Any]:
+        """DHT node state: nodes and buckets in the table, lookups, queries in/out, drops."""
+        if self.service is None:
+            return {"running": False, "error": None}
+        return self.service.status()
+
+    @hookimpl
+    def btd_dht_port(self) -> int | None:
+        """Lets the core set the DHT bit in handshakes and send PORT messages."""
+        return self.udp_port()
+
+    @hookimpl
+    def btd_dht_node_seen(self, host: str, port: int) -> None:
+        """A peer's PORT message: ping its node; it joins the table if it answers."""
+        self.add_node(host, port)
+
+    def udp_port(self) -> int | None:
+        """Our DHT node's UDP port while it runs (what a BEP 5 PORT message would carry)."""
+        node = self.service.node if self.service is not None else None
+        return node.port if node is not None else None
+
+    def add_node(self, host: str, port: int) -> bool:
+        """A peer told us its DHT port (PORT message): ping it; it joins the table if it
+        answers. Returns False when the DHT is not running or the address is unusable.
+        """
+        from btd.plugins.dht.krpc import usable
+
+        node = self.service.node if self.service is not None else None
+        if node is None or not usable(host, port):
+            return False
+        node.verify((host, port))
+        return True
+
+    @hookimpl
+    def btd_rpc_methods(self, session: SessionView) -> Mapping[str, Callable[..., Any]] | None:
+        return {"dht.status": self.status}

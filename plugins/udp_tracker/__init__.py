@@ -1,7 +1,8 @@
 """UDP tracker client (BEP 15): pure codec + DatagramProtocol adapter.
 
-Answers ``btd_tracker_client`` for ``udp://`` URLs. All udp trackers share one UDP
-socket, opened in ``btd_session_started`` and closed after the torrents stopped.
+Answers ``btd_tracker_client`` for ``udp://`` URLs. All udp trackers of a session share one
+UDP socket, opened in ``btd_session_started`` and closed in ``btd_session_stopped``, once
+the torrents' ``stopped`` announces went out (or timed out).
 
 Settings (``plugins: {udp_tracker: {...}}``):
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
@@ -26,14 +27,17 @@ from twisted.python.failure import Failure
 
 from btd.core.errors import ConfigError, TrackerError
 from btd.core.plugin import hookimpl
+from btd.core.plugin_config import check_keys, plugin_settings
 from btd.core.tracker.codec import AnnounceRequest, AnnounceResponse
+
+if TYPE_CHECKING:
+    from btd.core.config_schema import Config
+    from btd.core.hookspecs import SessionView
 
 __version__ = "0.1.0"
 
 PLUGIN = "udp_tracker"
 DEFAULTS: dict[str, Any] = {"retry_base": 15.0, "max_retries": 3, "bind": "0.0.0.0"}
-
-_settings: dict[str, Any] = dict(DEFAULTS)
 
 log = Logger()
 
@@ -45,6 +49,7 @@ def _error(key: str, message: str) -> ConfigError:
 def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The plugin's settings with defaults filled in; ConfigError names the bad key."""
     settings = dict(DEFAULTS)
+    check_keys(raw, DEFAULTS, f"plugins.{PLUGIN}")
     for key, value in raw.items():
         if key == "retry_base":
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
@@ -61,19 +66,8 @@ def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
                 ipaddress.ip_address(value)
             except (TypeError, ValueError):
                 raise _error(key, f"must be an IP address, got {value!r}") from None
-        else:
-            known = ", ".join(DEFAULTS)
-            raise _error(str(key), f"unknown setting (known: {known})")
         settings[key] = value
     return settings
-
-
-@hookimpl
-def btd_configure(config: Any) -> None:
-    raw = (getattr(config, "plugins", None) or {}).get(PLUGIN) or {}
-    _settings.clear()
-    _settings.update(validate(raw))
-    trackers.expect_start()
 
 
 class UdpTrackers:
@@ -143,72 +137,44 @@ class UdpTrackers:
         return {} if self.client is None else self.client.stats()
 
 
-trackers = UdpTrackers()
+class UdpTrackerPlugin:
+    """The plugin: its settings and the session's handle (one instance per plugin manager)."""
 
+    def __init__(self) -> None:
+        self.settings: dict[str, Any] = dict(DEFAULTS)
+        self.trackers = UdpTrackers()
 
-@hookimpl
-def btd_session_started(session: Any) -> None:
-    """Open the shared UDP socket; if that fails (logged), udp announces fail with why."""
-    from btd.plugins.udp_tracker.client import UdpTrackerClient
+    @hookimpl
+    def btd_configure(self, config: Config) -> None:
+        self.settings = validate(plugin_settings(config, PLUGIN))
+        self.trackers.expect_start()
 
-    client = UdpTrackerClient(session.reactor, **_settings)
-    try:
-        host = client.listen().getHost()
-    except Exception as exc:
-        trackers.closed(f"cannot open the udp tracker socket on {_settings['bind']}: {exc}")
-        raise
-    trackers.open(client)
-    log.info("udp trackers: socket on {host}:{port}", host=host.host, port=host.port)
+    @hookimpl
+    def btd_session_started(self, session: SessionView) -> None:
+        """Open the shared UDP socket; if that fails (logged), udp announces fail with why."""
+        from btd.plugins.udp_tracker.client import UdpTrackerClient
 
+        client = UdpTrackerClient(session.reactor, **self.settings)
+        try:
+            host = client.listen().getHost()
+        except Exception as exc:
+            bind = self.settings["bind"]
+            self.trackers.closed(f"cannot open the udp tracker socket on {bind}: {exc}")
+            raise
+        self.trackers.open(client)
+        log.info("udp trackers: socket on {host}:{port}", host=host.host, port=host.port)
 
-@hookimpl
-def btd_tracker_client(url: str) -> Any | None:
-    """The udp handle for ``udp://`` URLs (also before the session started), else None."""
-    return trackers if url.lower().startswith("udp://") else None
+    @hookimpl
+    def btd_tracker_client(self, url: str) -> UdpTrackers | None:
+        """The udp handle for ``udp://`` URLs (also before the session started), else None."""
+        return self.trackers if url.lower().startswith("udp://") else None
 
-
-@hookimpl
-def btd_session_stopping(session: Any) -> Deferred[None] | None:
-    """Close the socket once the torrents had their chance to announce ``stopped``.
-
-    This hook fires before torrents stop, and their ``stopped`` announces go through
-    this socket: closing it now would keep every udp tracker from hearing them. So
-    the socket closes at the reactor's shutdown ("during" phase, after the service
-    stopped) or ``daemon.shutdown_timeout`` + 1 s from now, whichever comes first.
-    Nothing to wait for here: returns None.
-    """
-    client = trackers.client
-    if client is None:
-        return None
-    daemon = getattr(getattr(session, "config", None), "daemon", None)
-    grace = float(getattr(daemon, "shutdown_timeout", 10)) + 1.0
-    close_later(client, session.reactor, grace)
-    return None
-
-
-def close_later(client: Any, reactor: Any, grace: float) -> Deferred[None]:
-    """Close ``client`` at reactor shutdown or after ``grace`` seconds; fires when closed."""
-    closed: Deferred[None] = Deferred()
-    trigger: list[Any] = []
-
-    def close() -> Deferred[None] | None:
-        if closed.called:
+    @hookimpl
+    def btd_session_stopped(self, session: SessionView) -> Deferred[None] | None:
+        """Close the socket: the torrents have stopped and their ``stopped`` announces,
+        which go through it, were answered or timed out. Fires when it is closed."""
+        client = self.trackers.client
+        if client is None:
             return None
-        if timer.active():
-            timer.cancel()
-        if trigger:
-            try:
-                reactor.removeSystemEventTrigger(trigger.pop())
-            except (ValueError, KeyError):
-                pass  # it is the trigger firing now
-        if trackers.client is client:
-            trackers.closed("the udp tracker socket is closed")
-        d = client.close()
-        d.addBoth(lambda _: closed.callback(None) if not closed.called else None)
-        return d
-
-    timer = reactor.callLater(grace, close)
-    add_trigger = getattr(reactor, "addSystemEventTrigger", None)
-    if add_trigger is not None:
-        trigger.append(add_trigger("during", "shutdown", close))
-    return closed
+        self.trackers.closed("the udp tracker socket is closed")
+        return client.close()

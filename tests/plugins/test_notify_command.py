@@ -24,7 +24,6 @@ from twisted.python.failure import Failure
 from btd.core.errors import ConfigError
 from btd.core.events import EVENT_KINDS, TorrentEvent
 from btd.core.plugin import make_plugin_manager
-from btd.plugins import notify_command as nc
 from btd.plugins.notify_command import (
     KILL_GRACE,
     OUTPUT_LIMIT,
@@ -90,7 +89,7 @@ def test_settings_defaults_and_full() -> None:
         ({"commands": [{"argv": [""]}]}, "commands[0].argv[0]", "non-empty"),
         ({"commands": [{"argv": ["x", "a\0b"]}]}, "commands[0].argv[1]", "NUL"),
         ({"commands": [{}]}, "commands[0].argv", "required"),
-        ({"commands": [{"argv": ["x"], "shell": True}]}, "commands[0].shell", "unknown setting"),
+        ({"commands": [{"argv": ["x"], "shell": True}]}, "commands[0].shell", "unknown key"),
         ({"commands": [{"argv": ["x"], "events": ["added", "done"]}]}, "commands[0].events[1]",
          "unknown event kind 'done'"),
         ({"commands": [{"argv": ["x"], "events": "added"}]}, "commands[0].events", "a list"),
@@ -104,7 +103,7 @@ def test_settings_defaults_and_full() -> None:
         ({"commands": {"argv": ["x"]}}, "commands", "a list"),
         ({"max_concurrent": 0}, "max_concurrent", ">= 1"),
         ({"max_concurrent": True}, "max_concurrent", ">= 1"),
-        ({"command": []}, "command", "unknown setting"),
+        ({"command": []}, "command", "unknown key"),
     ],
 )  # fmt: skip
 def test_bad_settings_name_the_key(raw: dict[str, Any], key: str, words: str) -> None:
@@ -122,8 +121,9 @@ def test_configure_through_the_plugin_manager_is_fatal_on_bad_settings() -> None
     assert info.value.key == "plugins.notify_command.commands[0].argv"
     good = SimpleNamespace(plugins={"notify_command": {"commands": [{"argv": ["true"]}]}})
     host.configure(good)
-    assert nc._state["runner"] is not None
-    assert nc._state["runner"].settings.commands[0].argv == ("true",)
+    runner = host.pm.get_plugin("notify_command").runner
+    assert runner is not None
+    assert runner.settings.commands[0].argv == ("true",)
 
 
 def test_child_env() -> None:
@@ -356,9 +356,3 @@ def test_missing_real_program_does_not_raise(tmp_path: Path) -> None:
     spin(lambda: not r.running)
     text = logs.text()
     assert "could not be started" in text or "exited with status" in text
-
-
-@pytest.fixture(autouse=True)
-def _reset_plugin_state() -> Any:
-    yield
-    nc._state["runner"] = None

@@ -25,7 +25,6 @@ from twisted.web.server import NOT_DONE_YET, Site
 from btd.core.errors import ConfigError
 from btd.core.events import EVENT_KINDS, TorrentEvent
 from btd.core.plugin import make_plugin_manager
-from btd.plugins import notify_webhook as nw
 from btd.plugins.notify_webhook import (
     MAX_PENDING,
     Target,
@@ -88,9 +87,9 @@ def test_settings_defaults_and_full() -> None:
          "urls[0].headers.Bad Name", "header name"),
         ({"urls": [{"url": "http://h/", "headers": {"X": "a\r\nInjected: 1"}}]},
          "urls[0].headers.X", "line breaks"),
-        ({"urls": [{"url": "http://h/", "method": "GET"}]}, "urls[0].method", "unknown setting"),
+        ({"urls": [{"url": "http://h/", "method": "GET"}]}, "urls[0].method", "unknown key"),
         ({"urls": "http://h/"}, "urls", "a list"),
-        ({"url": "http://h/"}, "url", "unknown setting"),
+        ({"url": "http://h/"}, "url", "unknown key"),
     ],
 )  # fmt: skip
 def test_bad_settings_name_the_key(raw: dict[str, Any], key: str, words: str) -> None:
@@ -379,9 +378,3 @@ def test_real_connection_refused() -> None:
     text = logs.text()
     assert "retry in 0.05 s" in text and "giving up after 2 attempt(s)" in text
     assert "refused" in text.lower()
-
-
-@pytest.fixture(autouse=True)
-def _reset_plugin_state() -> Iterator[None]:
-    yield
-    nw._state["sender"] = None

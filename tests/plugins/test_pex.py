@@ -342,7 +342,7 @@ def test_settings_defaults_and_values() -> None:
 
 
 def test_plugin_hooks(clock: Clock) -> None:
-    host = make_plugin_manager({"pex": {}}, available={"pex": lambda: pex})
+    host = make_plugin_manager({"pex": {}}, available={"pex": lambda: pex.PexPlugin})
     config = parse_config("plugins:\n  pex:\n    interval: 5\n    max_peers: 9\n", "btd.yaml")
     host.configure(config)
     handlers: dict[str, Any] = {}
@@ -355,7 +355,6 @@ def test_plugin_hooks(clock: Clock) -> None:
     class FakeSession:
         reactor = clock
         listen_port = 4242
-        extensions = Extensions(handlers)
 
     session = FakeSession()
     host.call("btd_session_started", session=session)
@@ -365,4 +364,7 @@ def test_plugin_hooks(clock: Clock) -> None:
     assert status["running"] and status["interval"] == 5.0 and status["messages_in"] == 0
     host.call("btd_session_stopping", session=session)
     assert not handler.running
-    pex.btd_configure(parse_config("plugins:\n  pex: {}\n", "btd.yaml"))  # reset the module
+    other = make_plugin_manager({"pex": {}}, available={"pex": lambda: pex.PexPlugin})
+    other.configure(parse_config("plugins:\n  pex: {}\n", "btd.yaml"))
+    assert other.pm.get_plugin("pex").settings == pex.Settings()  # its own settings
+    assert host.pm.get_plugin("pex").settings == pex.Settings(5.0, 9)

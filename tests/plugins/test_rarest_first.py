@@ -52,7 +52,7 @@ def test_hook_answers_only_its_name() -> None:
     _, _, view = swarm_with([0])
     assert isinstance(host.first("btd_piece_picker", name="rarest-first", view=view), RarestFirst)
     assert host.first("btd_piece_picker", name="sequential", view=view) is None
-    assert rarest_first.btd_piece_picker(name="other", view=view) is None
+    assert rarest_first.RarestFirstPlugin().btd_piece_picker(name="other", view=view) is None
 
 
 def test_rarest_first_after_random_start() -> None:
@@ -160,12 +160,19 @@ def test_matches_brute_force(counts: list[int], data: st.DataObject, count: int)
 
 
 def test_configure() -> None:
-    rarest_first.btd_configure(SimpleNamespace(plugins={"rarest_first": {"random_start": 0}}))
-    try:
-        assert rarest_first.btd_piece_picker(name="rarest-first", view=None).random_start == 0
-    finally:
-        rarest_first.btd_configure(SimpleNamespace(plugins={}))
-    assert rarest_first.btd_piece_picker(name="rarest-first", view=None).random_start == 4
+    plugin = rarest_first.RarestFirstPlugin()
+    plugin.btd_configure(SimpleNamespace(plugins={"rarest_first": {"random_start": 0}}))
+    assert plugin.btd_piece_picker(name="rarest-first", view=None).random_start == 0
+    assert (
+        rarest_first.RarestFirstPlugin()
+        .btd_piece_picker(name="rarest-first", view=None)
+        .random_start
+        == 4
+    )  # another instance: its own setting
+    plugin.btd_configure(SimpleNamespace(plugins={}))
+    assert plugin.btd_piece_picker(name="rarest-first", view=None).random_start == 4
     for bad in ({"random_start": -1}, {"random_start": True}, {"nope": 1}):
         with pytest.raises(ConfigError):
-            rarest_first.btd_configure(SimpleNamespace(plugins={"rarest_first": bad}))
+            plugin.btd_configure(SimpleNamespace(plugins={"rarest_first": bad}))
+    with pytest.raises(ConfigError, match=r"did you mean random_start\?"):
+        plugin.btd_configure(SimpleNamespace(plugins={"rarest_first": {"random_starts": 1}}))

@@ -275,12 +275,12 @@ def test_bad_rows_are_reported_and_skipped(path: Path) -> None:
 # -- settings and hooks --------------------------------------------------------------------------
 def test_the_hook_opens_the_store_in_the_state_dir(tmp_path: Path) -> None:
     cfg = config(tmp_path, interval=2)
-    resume_sqlite.btd_configure(cfg)
-    store = resume_sqlite.btd_resume_store(cfg)
+    resume_sqlite.ResumeSqlitePlugin().btd_configure(cfg)
+    store = resume_sqlite.ResumeSqlitePlugin().btd_resume_store(cfg)
     assert store.path == tmp_path / "state" / "resume.sqlite" and store.save_interval == 2.0
     store.close()
     other = tmp_path / "elsewhere" / "r.db"
-    store = resume_sqlite.btd_resume_store(config(tmp_path, path=str(other)))
+    store = resume_sqlite.ResumeSqlitePlugin().btd_resume_store(config(tmp_path, path=str(other)))
     assert store.path == other and other.exists() and store.save_interval == 30.0
     store.close()
 
@@ -298,7 +298,7 @@ def test_the_hook_opens_the_store_in_the_state_dir(tmp_path: Path) -> None:
 )
 def test_bad_settings_are_config_errors(tmp_path: Path, settings: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as info:
-        resume_sqlite.btd_configure(config(tmp_path, **settings))
+        resume_sqlite.ResumeSqlitePlugin().btd_configure(config(tmp_path, **settings))
     assert info.value.key == f"plugins.resume_sqlite.{key}"
 
 
@@ -314,7 +314,7 @@ def test_a_new_store_takes_in_what_the_files_fallback_kept(tmp_path: Path) -> No
     files.save_torrent(A, b"meta-a", OPTIONS)
     files.save_progress(A, PROGRESS)
     files.save_torrent(B, b"meta-b", {**OPTIONS, "added_at": 11.0})
-    store = resume_sqlite.btd_resume_store(config(tmp_path))
+    store = resume_sqlite.ResumeSqlitePlugin().btd_resume_store(config(tmp_path))
     assert store.created is not None and len(store.created) == 2
     found, _ = store.load_all()
     assert found == [
@@ -324,7 +324,9 @@ def test_a_new_store_takes_in_what_the_files_fallback_kept(tmp_path: Path) -> No
     store.delete(B)
     store.close()
     assert len(files.load_all()[0]) == 2  # the files are left as they were
-    store = resume_sqlite.btd_resume_store(config(tmp_path))  # not a new store: no import
+    store = resume_sqlite.ResumeSqlitePlugin().btd_resume_store(
+        config(tmp_path)
+    )  # not a new store: no import
     assert store.created is None and [t.info_hash for t in store.load_all()[0]] == [A]
     store.close()
 

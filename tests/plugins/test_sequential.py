@@ -65,12 +65,13 @@ def test_cursor_moves_forward() -> None:
 def test_window_validated_and_configured() -> None:
     with pytest.raises(ValueError):
         Sequential(window=0)
-    sequential.btd_configure(SimpleNamespace(plugins={"sequential": {"window": 8}}))
-    try:
-        assert sequential.btd_piece_picker(name="sequential", view=None).window == 8
-    finally:
-        sequential.btd_configure(SimpleNamespace(plugins={}))
-    assert sequential.btd_piece_picker(name="sequential", view=None).window == 64
+    plugin = sequential.SequentialPlugin()
+    plugin.btd_configure(SimpleNamespace(plugins={"sequential": {"window": 8}}))
+    assert plugin.btd_piece_picker(name="sequential", view=None).window == 8
+    other = sequential.SequentialPlugin()
+    assert other.btd_piece_picker(name="sequential", view=None).window == 64
+    plugin.btd_configure(SimpleNamespace(plugins={}))
+    assert plugin.btd_piece_picker(name="sequential", view=None).window == 64
     for bad in ({"window": 0}, {"window": "8"}, {"other": 1}):
         with pytest.raises(ConfigError):
-            sequential.btd_configure(SimpleNamespace(plugins={"sequential": bad}))
+            plugin.btd_configure(SimpleNamespace(plugins={"sequential": bad}))

@@ -356,14 +356,14 @@ def test_settings_are_parsed(tmp_path: Path) -> None:
     [
         ({}, "plugins.watch_dir.folders", "required"),
         ({"folders": "/srv/watch"}, "plugins.watch_dir.folders", "a list"),
-        ({"folders": [], "extra": 1}, "plugins.watch_dir.extra", "unknown setting"),
+        ({"folders": [], "extra": 1}, "plugins.watch_dir.extra", "unknown key"),
         ({"folders": ["/srv/watch"]}, "plugins.watch_dir.folders[0]", "mapping"),
         ({"folders": [{}]}, "plugins.watch_dir.folders[0].path", "required"),
         ({"folders": [{"path": "watch"}]}, "plugins.watch_dir.folders[0].path", "absolute"),
         (
             {"folders": [{"path": "/w", "bogus": 1}]},
             "plugins.watch_dir.folders[0].bogus",
-            "unknown setting",
+            "unknown key",
         ),
         (
             {"folders": [{"path": "/w"}, {"path": "/v", "on_added": "keep"}]},

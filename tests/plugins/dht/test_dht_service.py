@@ -99,13 +99,15 @@ def test_settings_defaults_and_values() -> None:
 
 def test_plugin_loads_and_configures_through_pluggy() -> None:
     cfg = parse_config("plugins:\n  dht: {bind: 127.0.0.2, port: 0}\n")
-    host = make_plugin_manager(cfg.plugins, available={"dht": lambda: plugin})
+    host = make_plugin_manager(cfg.plugins, available={"dht": lambda: plugin.DhtPlugin})
     host.configure(cfg)
-    assert plugin._settings.bind == "127.0.0.2"
+    dht = host.pm.get_plugin("dht")
+    assert dht.settings.bind == "127.0.0.2"
     bad = parse_config("plugins:\n  dht: {port: -1}\n")
     with pytest.raises(ConfigError):
-        make_plugin_manager(bad.plugins, available={"dht": lambda: plugin}).configure(bad)
-    assert plugin.status() == {"running": False, "error": None}
+        make_plugin_manager(bad.plugins, available={"dht": lambda: plugin.DhtPlugin}).configure(bad)
+    assert dht.settings.bind == "127.0.0.2"  # the other manager's plugin is another instance
+    assert dht.status() == {"running": False, "error": None}
 
 
 def test_no_default_bootstrap_nodes_anywhere() -> None:
@@ -311,18 +313,17 @@ def test_run_lookup_goes_on_when_the_peer_consumer_raises() -> None:
     assert len(lk.closest_answered()) == 3
 
 
-def test_port_message_helpers(
-    tmp_path: Path, dht_fakes: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert plugin.udp_port() is None and plugin.add_node("127.0.0.9", 1) is False
+def test_port_message_helpers(tmp_path: Path, dht_fakes: Any) -> None:
+    dht = plugin.DhtPlugin()
+    assert dht.udp_port() is None and dht.add_node("127.0.0.9", 1) is False
     reactor = dht_fakes.FakeReactor(dht_fakes.FakeNetwork(task.Clock()))
     service = DhtService(FakeSession(reactor, tmp_path, 7000), Settings(bind="127.0.0.2", port=0))
     service.start()
-    monkeypatch.setattr(plugin, "_service", service)
-    assert plugin.udp_port() == service.node.port
-    assert plugin.add_node("127.0.0.9", 0) is False
-    assert plugin.add_node("127.0.0.9", 6881) is True
+    dht.service = service
+    assert dht.udp_port() == service.node.port
+    assert dht.add_node("127.0.0.9", 0) is False
+    assert dht.add_node("127.0.0.9", 6881) is True
     data, to = reactor.ports[0].sent[-1]
     assert to == ("127.0.0.9", 6881) and b"4:ping" in data
-    assert plugin.status()["running"] is True
+    assert dht.status()["running"] is True
     service.stop()

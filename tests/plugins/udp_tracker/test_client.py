@@ -434,22 +434,18 @@ def test_scrape(reactor: FakeReactor) -> None:
 
 @pytest.fixture()
 def fresh_plugin() -> Any:
-    plugin.trackers.closed("reset")
-    plugin._settings.clear()
-    plugin._settings.update(plugin.DEFAULTS)
-    yield plugin
-    plugin.trackers.closed("reset")
+    return plugin.UdpTrackerPlugin()
 
 
-def configure(settings: Any) -> None:
-    plugin.btd_configure(SimpleNamespace(plugins={"udp_tracker": settings}))
+def configure(udp: Any, settings: Any) -> None:
+    udp.btd_configure(SimpleNamespace(plugins={"udp_tracker": settings}))
 
 
 def test_configure_takes_settings(fresh_plugin: Any) -> None:
-    configure({"retry_base": 0.5, "max_retries": 0, "bind": "::1"})
-    assert plugin._settings == {"retry_base": 0.5, "max_retries": 0, "bind": "::1"}
-    configure(None)
-    assert plugin._settings == plugin.DEFAULTS
+    configure(fresh_plugin, {"retry_base": 0.5, "max_retries": 0, "bind": "::1"})
+    assert fresh_plugin.settings == {"retry_base": 0.5, "max_retries": 0, "bind": "::1"}
+    configure(fresh_plugin, None)
+    assert fresh_plugin.settings == plugin.DEFAULTS
 
 
 @pytest.mark.parametrize(
@@ -470,7 +466,7 @@ def test_configure_takes_settings(fresh_plugin: Any) -> None:
 )
 def test_configure_refuses_bad_settings(fresh_plugin: Any, settings: Any, key: str) -> None:
     with pytest.raises(ConfigError) as info:
-        configure(settings)
+        configure(fresh_plugin, settings)
     assert info.value.key == f"plugins.udp_tracker.{key}"
 
 
@@ -479,7 +475,7 @@ def test_configure_through_the_plugin_manager() -> None:
     config = parse_config(text, "btd.yaml", env={"HOME": "/nonexistent"})
     host = make_plugin_manager(config.plugins)
     assert host.enabled == ("udp_tracker",)
-    with pytest.raises(ConfigError, match=r"plugins\.udp_tracker\.max_retries"):
+    with pytest.raises(ConfigError, match=r"^btd\.yaml:3: plugins\.udp_tracker\.max_retries"):
         host.configure(config)
     info = {row["name"]: row for row in host.plugin_info()}["udp_tracker"]
     assert info["version"] == plugin.__version__
@@ -492,19 +488,20 @@ def session_for(reactor: FakeReactor) -> Any:
 
 
 def test_session_lifecycle(fresh_plugin: Any, reactor: FakeReactor) -> None:
-    configure({"bind": "127.0.0.1", "retry_base": 1})
-    handle = plugin.btd_tracker_client(URL)
-    assert handle is plugin.trackers
-    assert plugin.btd_tracker_client("UDP://[::1]:1/announce") is handle
-    assert plugin.btd_tracker_client("http://127.0.0.1/announce") is None
-    assert plugin.btd_tracker_client("udpx://127.0.0.1:1") is None
+    udp = fresh_plugin
+    configure(udp, {"bind": "127.0.0.1", "retry_base": 1})
+    handle = udp.btd_tracker_client(URL)
+    assert handle is udp.trackers
+    assert udp.btd_tracker_client("UDP://[::1]:1/announce") is handle
+    assert udp.btd_tracker_client("http://127.0.0.1/announce") is None
+    assert udp.btd_tracker_client("udpx://127.0.0.1:1") is None
     # Torrents restored at start announce before the socket is open: held, not failed.
     early = handle.announce(URL, request())
     cancelled = handle.announce(URL, request())
     cancelled.cancel()
     assert not early.called and handle.stats() == {}
     session = session_for(reactor)
-    plugin.btd_session_started(session)
+    udp.btd_session_started(session)
     (port,) = reactor.ports
     assert port.interface == "127.0.0.1"
     assert isinstance(handle.client, UdpTrackerClient)
@@ -513,50 +510,44 @@ def test_session_lifecycle(fresh_plugin: Any, reactor: FakeReactor) -> None:
     tid = action_tid(port.sent[-1][1])[1]
     handle.client.datagram_received(announce_reply(tid), TRACKER)
     assert isinstance(result_of(early), AnnounceResponse)
-    assert plugin.btd_session_stopping(session) is None
-    # The torrents' "stopped" announces still go out after the hook...
+    assert not hasattr(udp, "btd_session_stopping")  # the torrents' stop comes first
+    # The torrents' "stopped" announces go out while they stop...
     d = handle.announce(URL, request("stopped"))
     assert port.listening and len(port.sent) == 3
-    reactor.advance(0.9)
-    reactor.advance(5)
-    assert port.listening
-    reactor.advance(0.1)  # ...until shutdown_timeout + 1 s
-    assert not port.listening
+    # ...and once every torrent has stopped, the socket closes.
+    closed = udp.btd_session_stopped(session)
+    assert result_of(closed) is None
+    assert not port.listening and reactor.getDelayedCalls() == []
     assert "closed" in error_of(d)
     assert handle.client is None and handle.stats() == {}
     assert "not open" in error_of(handle.scrape(URL, IH))
-    configure({})  # the next session start (same process): hold requests again
+    assert udp.btd_session_stopped(session) is None  # nothing left to close
+    configure(udp, {})  # the next session start (same process): hold requests again
     assert not handle.announce(URL, request()).called
 
 
 def test_socket_that_cannot_open_fails_waiting_announces(
     fresh_plugin: Any, reactor: FakeReactor
 ) -> None:
-    configure({})
-    early = plugin.trackers.announce(URL, request())
+    configure(fresh_plugin, {})
+    early = fresh_plugin.trackers.announce(URL, request())
 
     def refuse(*args: Any, **kw: Any) -> Any:
         raise OSError(99, "Cannot assign requested address")
 
     reactor.listenUDP = refuse  # type: ignore[method-assign]
     with pytest.raises(OSError):
-        plugin.btd_session_started(session_for(reactor))
+        fresh_plugin.btd_session_started(session_for(reactor))
     assert "cannot open the udp tracker socket" in error_of(early)
-    assert "not open" in error_of(plugin.trackers.announce(URL, request()))
+    assert "not open" in error_of(fresh_plugin.trackers.announce(URL, request()))
 
 
-def test_socket_closes_at_reactor_shutdown(fresh_plugin: Any, reactor: FakeReactor) -> None:
-    calls: list[tuple[str, str, Any]] = []
-    removed: list[Any] = []
-    reactor.addSystemEventTrigger = lambda phase, event, f: calls.append((phase, event, f)) or 7
-    reactor.removeSystemEventTrigger = removed.append
-    client, port = make(reactor)
-    closed = plugin.close_later(client, reactor, 10)
-    ((phase, event, close),) = calls
-    assert (phase, event) == ("during", "shutdown")
-    close()
-    assert not port.listening and result_of(closed) is None
-    assert removed == [7] and reactor.getDelayedCalls() == []
+def test_two_managers_have_their_own_socket_handle() -> None:
+    one, two = make_plugin_manager({"udp_tracker": {}}), make_plugin_manager({"udp_tracker": {}})
+    a = one.first("btd_tracker_client", url=URL)
+    b = two.first("btd_tracker_client", url=URL)
+    assert isinstance(a, plugin.UdpTrackers) and isinstance(b, plugin.UdpTrackers)
+    assert a is not b
 
 
 def test_hooks_match_the_contract() -> None:
