@@ -11,11 +11,11 @@ clients agreed on (the rest is ignored, not an error). Pure: no Twisted.
 from __future__ import annotations
 
 import ipaddress
-import struct
 from dataclasses import dataclass
 from typing import Any
 
 from btd.core import bencode
+from btd.core.compact import V4_LEN, V6_LEN, CompactError, decode_peers, encode_peer
 from btd.core.errors import BencodeError, ProtocolError
 from btd.core.types import PeerAddress
 
@@ -28,7 +28,7 @@ FLAG_UTP = 0x04
 FLAG_HOLEPUNCH = 0x08
 FLAG_REACHABLE = 0x10  # outgoing-connectable: the sender reached it
 
-_V4, _V6 = 6, 18
+_V4, _V6 = V4_LEN, V6_LEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ def _compact(host: str, port: int) -> tuple[bytes, int]:
     if not 0 < port < 65536:
         raise ValueError(f"port out of range: {port}")
     text, family = norm
-    return ipaddress.ip_address(text).packed + struct.pack(">H", port), family
+    return encode_peer(text, port), family
 
 
 def encode_pex(msg: PexMessage) -> bytes:
@@ -113,14 +113,12 @@ def _field(d: dict[bytes, Any], key: bytes) -> bytes:
 
 
 def _entries(data: bytes, size: int, key: str) -> list[PeerAddress]:
-    if len(data) % size:
-        raise ProtocolError(f"ut_pex {key!r} is {len(data)} bytes, not a multiple of {size}")
-    out = []
-    for off in range(0, len(data), size):
-        raw = data[off : off + size]
-        host = str(ipaddress.ip_address(raw[:-2]))
-        out.append((host, struct.unpack(">H", raw[-2:])[0]))
-    return out
+    try:
+        return decode_peers(data, ipv6=size == _V6)
+    except CompactError:
+        raise ProtocolError(
+            f"ut_pex {key!r} is {len(data)} bytes, not a multiple of {size}"
+        ) from None
 
 
 def _added(d: dict[bytes, Any], key: bytes, size: int) -> list[PexPeer]:

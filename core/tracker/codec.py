@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from btd.core.bencode import decode
+from btd.core.compact import CompactError, decode_peers, peer_len
 from btd.core.errors import BencodeError, TrackerError
 from btd.core.types import PeerAddress
 
@@ -148,18 +149,14 @@ def _opt_bytes(data: dict[bytes, Any], key: bytes) -> bytes | None:
 
 
 def _compact_peers(blob: bytes, family: int) -> list[PeerAddress]:
-    size = 6 if family == 4 else 18
-    key = "peers" if family == 4 else "peers6"
-    if len(blob) % size:
+    try:
+        return decode_peers(blob, ipv6=family == 6)
+    except CompactError:
+        key = "peers" if family == 4 else "peers6"
         raise TrackerError(
-            f"tracker answer: compact {key!r} length {len(blob)} is not a multiple of {size}"
-        )
-    peers: list[PeerAddress] = []
-    for i in range(0, len(blob), size):
-        raw_ip, raw_port = blob[i : i + size - 2], blob[i + size - 2 : i + size]
-        ip = ipaddress.IPv4Address(raw_ip) if family == 4 else ipaddress.IPv6Address(raw_ip)
-        peers.append((ip.compressed, int.from_bytes(raw_port, "big")))
-    return peers
+            f"tracker answer: compact {key!r} length {len(blob)} "
+            f"is not a multiple of {peer_len(family == 6)}"
+        ) from None
 
 
 def _dict_peers(entries: list[Any]) -> list[PeerAddress]:

@@ -15,16 +15,16 @@ are 6 bytes (18-byte IPv6 values are skipped).
 from __future__ import annotations
 
 import ipaddress
-import struct
 from dataclasses import dataclass
 from typing import Any
 
+from btd.core import compact
 from btd.core.bencode import decode, encode
 from btd.core.errors import BencodeError, BtdError
 
 ID_LEN = 20
 NODE_LEN = 26
-PEER_LEN = 6
+PEER_LEN = compact.V4_LEN
 MAX_DATAGRAM = 8192  # far above any real KRPC message; bounds decoding work
 MAX_TID = 32
 MAX_TOKEN = 64
@@ -123,23 +123,22 @@ Message = Ping | FindNode | GetPeers | AnnouncePeer | UnknownQuery | Response | 
 
 
 # -- compact encodings ------------------------------------------------------------------------
-def _ipv4_bytes(host: str) -> bytes:
+def encode_peer(host: str, port: int) -> bytes:
+    """A 6-byte compact peer (the DHT speaks IPv4 here); KrpcError otherwise."""
     try:
-        return ipaddress.IPv4Address(host).packed
+        ipaddress.IPv4Address(host)
     except ValueError:
         raise KrpcError(f"not an IPv4 address: {host!r}") from None
-
-
-def encode_peer(host: str, port: int) -> bytes:
-    if not 0 <= port <= 0xFFFF:
-        raise KrpcError(f"port out of range: {port}")
-    return _ipv4_bytes(host) + struct.pack(">H", port)
+    try:
+        return compact.encode_peer(host, port)
+    except compact.CompactError as exc:
+        raise KrpcError(str(exc)) from None
 
 
 def decode_peer(data: bytes) -> Address:
     if len(data) != PEER_LEN:
         raise KrpcError(f"compact peer must be {PEER_LEN} bytes, got {len(data)}")
-    return (str(ipaddress.IPv4Address(data[:4])), struct.unpack(">H", data[4:])[0])
+    return compact.decode_peer(data)
 
 
 def encode_nodes(nodes: list[NodeInfo] | tuple[NodeInfo, ...]) -> bytes:

@@ -10,11 +10,11 @@ options) is not sent: the path is ignored, as most clients and trackers do.
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from btd.core.compact import CompactError, decode_peers, peer_len
 from btd.core.errors import TrackerError
 from btd.core.tracker.codec import MAX_INTERVAL, MIN_INTERVAL, AnnounceRequest, AnnounceResponse
 from btd.core.types import PeerAddress
@@ -167,19 +167,13 @@ def parse_header(data: bytes) -> tuple[int, int]:
 
 
 def _peers(blob: bytes, ipv6: bool) -> tuple[PeerAddress, ...]:
-    size = 18 if ipv6 else 6
-    if len(blob) % size:
+    try:
+        found = decode_peers(blob, ipv6)
+    except CompactError:
         raise UdpTrackerError(
-            f"announce answer: peer list of {len(blob)} bytes is not a multiple of {size}"
-        )
-    found: list[PeerAddress] = []
-    for i in range(0, len(blob), size):
-        raw_ip, raw_port = blob[i : i + size - 2], blob[i + size - 2 : i + size]
-        ip = ipaddress.IPv6Address(raw_ip) if ipv6 else ipaddress.IPv4Address(raw_ip)
-        port = int.from_bytes(raw_port, "big")
-        if port:  # port 0 cannot be connected to
-            found.append((ip.compressed, port))
-    return tuple(dict.fromkeys(found))
+            f"announce answer: peer list of {len(blob)} bytes is not a multiple of {peer_len(ipv6)}"
+        ) from None
+    return tuple(dict.fromkeys(p for p in found if p[1]))  # port 0 cannot be connected to
 
 
 def parse_connect(data: bytes) -> ConnectReply:
