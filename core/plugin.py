@@ -15,6 +15,7 @@ loop is ours and not pluggy's, and what it therefore refuses: see ``btd.core.hoo
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import os
@@ -322,8 +323,10 @@ def make_plugin_manager(
     for name in names:
         loader = loaders.get(name)
         if loader is None:
+            close = difflib.get_close_matches(name, sorted(loaders), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
             known = ", ".join(sorted(loaders)) or "none"
-            raise ConfigError(f"unknown plugin (available: {known})", key=f"plugins.{name}")
+            raise ConfigError(f"unknown plugin ({hint}available: {known})", key=f"plugins.{name}")
         try:
             plugin = instantiate(loader())
         except Exception as exc:

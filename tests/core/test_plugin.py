@@ -391,3 +391,14 @@ def test_setting_lines_fall_back_to_the_enclosing_key() -> None:
         "unknown key (did you mean folders? known: folders, paused)"
     )
     assert unknown_key("qqq", ("folders",)) == "unknown key (known: folders)"
+
+
+def test_a_typo_in_a_plugin_name_gives_file_line_and_a_suggestion() -> None:
+    from btd.core.daemon import load_plugins
+
+    config = parse_config("plugins:\n  rarest_first: {}\n  watchdir: {}\n", "/etc/btd.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_plugins(config)
+    assert str(info.value).startswith(
+        "/etc/btd.yaml:3: plugins.watchdir: unknown plugin (did you mean watch_dir? available: "
+    )
