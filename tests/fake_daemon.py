@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from btd.core import ctl
+from btd.ctl import main as ctl
 
 HEAVY = ("twisted", "yaml", "jsonrpcserver", "pluggy", "rich")  # btctl must not import these
 METHOD_NOT_FOUND = {"code": -32601, "message": "method not found"}
@@ -186,7 +186,7 @@ def btctl_in_new_python(*argv: str) -> subprocess.CompletedProcess[str]:
     and the HEAVY modules it imported (``{"code": 0, "heavy": []}`` when all is well)."""
     program = (
         "import json, sys\n"
-        "from btd.core.ctl import main\n"
+        "from btd.ctl.main import main\n"
         f"code = main({list(argv)!r})\n"
         f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
         "print(json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)\n"

@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from btd.core.ctl_base import (
+from btd.core.rpc.client import RemoteError, RpcClient
+from btd.ctl.base import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     Output,
@@ -31,7 +32,6 @@ from btd.core.ctl_base import (
     format_table,
     report_remote_error,
 )
-from btd.core.rpc.client import RemoteError, RpcClient
 
 MAX_TORRENT_FILE = 10_000_000  # the daemon refuses larger .torrent files
 NAME_WIDTH = 32  # keeps `btctl list` near 120 columns
@@ -205,7 +205,7 @@ def cmd_add(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
         return client.call("torrent.add", {"metainfo": data, **options})
 
     if getattr(args, "wait", False):
-        from btd.core.ctl_wait import add_and_wait  # imported late: ctl_wait imports this
+        from btd.ctl.wait import add_and_wait  # imported late: ctl_wait imports this
 
         return add_and_wait(client, args, out, add_one)
     return _for_each(out, args.files, "file", add_one, human_added)
@@ -323,7 +323,7 @@ def human_info(t: dict[str, Any]) -> str:
     trackers = t.get("trackers") or []
     sections = [_fields(pairs)]
     if t.get("piece_map"):
-        from btd.core.ctl_watch_view import piece_cells  # pure text, no rich
+        from btd.ctl.watch_view import piece_cells  # pure text, no rich
 
         sections.append(f"pieces: {piece_cells(t.get('piece_map'), t.get('pieces'))}")
     sections.append(f"files ({len(files)}):\n{human_files(files)}")

@@ -1,8 +1,8 @@
 """btctl's building blocks: exit codes, the subcommand registry and the output helper.
 
-Kept apart from ``btd.core.ctl`` so command modules (``ctl_session``,
+Kept apart from ``btd.ctl.main`` so command modules (``ctl_session``,
 ``ctl_torrent``) can register themselves without importing the entry point, which
-runs as ``__main__`` under ``python -m btd.core.ctl``. Standard library only.
+runs as ``__main__`` under ``python -m btd.ctl.main``. Standard library only.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from btd.core.ctl_base import (
+from btd.core.rpc.client import RemoteError, RpcClient
+from btd.ctl.base import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     Output,
@@ -24,8 +25,7 @@ from btd.core.ctl_base import (
     format_rate,
     report_remote_error,
 )
-from btd.core.ctl_wait import ProgressBar
-from btd.core.rpc.client import RemoteError, RpcClient
+from btd.ctl.wait import ProgressBar
 
 if TYPE_CHECKING:
     from btd.core.torrent_create import CreatedTorrent

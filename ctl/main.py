@@ -1,7 +1,7 @@
 """`btctl`: the command-line control client for btd.
 
 Parses the command line, finds the control socket, runs one registered subcommand
-(see ``btd.core.ctl_base.command``) and maps every failure to a documented exit code.
+(see ``btd.ctl.base.command``) and maps every failure to a documented exit code.
 It must start fast, so it imports only the standard library and btd's light modules
 (never Twisted, PyYAML, jsonrpcserver, pluggy or rich); a test enforces this.
 """
@@ -14,16 +14,23 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import btd.core.ctl_completion  # noqa: F401  (registers completion)
-import btd.core.ctl_create  # noqa: F401  (registers create)
-import btd.core.ctl_help  # noqa: F401  (registers manpage)
-import btd.core.ctl_plugins  # noqa: F401  (registers plugins)
-import btd.core.ctl_session  # noqa: F401  (registers status, methods, shutdown, call)
-import btd.core.ctl_torrent  # noqa: F401  (registers add, list, info, pause, rm, ...)
-import btd.core.ctl_wait  # noqa: F401  (registers wait)
-import btd.core.ctl_watch  # noqa: F401  (registers watch)
+import btd.ctl.completion  # noqa: F401  (registers completion)
+import btd.ctl.create  # noqa: F401  (registers create)
+import btd.ctl.help  # noqa: F401  (registers manpage)
+import btd.ctl.plugins  # noqa: F401  (registers plugins)
+import btd.ctl.session  # noqa: F401  (registers status, methods, shutdown, call)
+import btd.ctl.torrent  # noqa: F401  (registers add, list, info, pause, rm, ...)
+import btd.ctl.wait  # noqa: F401  (registers wait)
+import btd.ctl.watch  # noqa: F401  (registers watch)
 from btd.core import paths
-from btd.core.ctl_base import (
+from btd.core.rpc.client import (
+    DaemonUnreachable,
+    RemoteError,
+    RpcClient,
+    RpcProtocolError,
+    RpcTimeout,
+)
+from btd.ctl.base import (
     COMMANDS,
     EXIT_BAD_INPUT,
     EXIT_CODES,
@@ -39,15 +46,8 @@ from btd.core.ctl_base import (
     UsageError,
     report_remote_error,
 )
-from btd.core.ctl_help import HelpFormatter, command_epilog
-from btd.core.ctl_wait import parse_duration
-from btd.core.rpc.client import (
-    DaemonUnreachable,
-    RemoteError,
-    RpcClient,
-    RpcProtocolError,
-    RpcTimeout,
-)
+from btd.ctl.help import HelpFormatter, command_epilog
+from btd.ctl.wait import parse_duration
 
 __all__ = [
     "EXIT_BAD_INPUT",

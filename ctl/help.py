@@ -1,8 +1,8 @@
 """btctl's help: examples, the help formatter, the man page, and walking the parser.
 
-One source of truth: the argparse parser ``btd.core.ctl.build_parser()`` builds from the
+One source of truth: the argparse parser ``btd.ctl.main.build_parser()`` builds from the
 command registry. ``--help`` epilogs, ``btctl manpage`` and the completion scripts
-(``btd.core.ctl_completion``) all come from it, so a new command or option shows up
+(``btd.ctl.completion``) all come from it, so a new command or option shows up
 everywhere without editing anything by hand. Examples live with each command
 (``@command(..., examples=...)``); ``EXAMPLES`` holds those of the commands registered
 before that field existed. Standard library only.
@@ -15,8 +15,8 @@ import os
 import re
 import time
 
-from btd.core.ctl_base import COMMANDS, EXIT_CODES, EXIT_OK, Command, Output, command
 from btd.core.rpc.client import RpcClient
+from btd.ctl.base import COMMANDS, EXIT_CODES, EXIT_OK, Command, Output, command
 
 # Options every subcommand accepts (documented once, at the top level).
 COMMON_OPTIONS = frozenset({"--socket", "--json", "--timeout", "-h", "--help"})
@@ -294,8 +294,8 @@ def manpage(parser: argparse.ArgumentParser, version: str = "", date: str | None
 
 
 def parser_and_version() -> tuple[argparse.ArgumentParser, str]:
-    from btd.core.ctl import build_parser  # late: btd.core.ctl imports this module
     from btd.core.version import __version__
+    from btd.ctl.main import build_parser  # late: btd.ctl.main imports this module
 
     return build_parser(), f"btd {__version__}"
 

@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from btd.core.ctl_base import (
+from btd.core.rpc.client import DaemonUnreachable, Notification, RemoteError, RpcClient, RpcTimeout
+from btd.ctl.base import (
     EXIT_BAD_INPUT,
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -34,8 +35,7 @@ from btd.core.ctl_base import (
     format_rate,
     report_remote_error,
 )
-from btd.core.ctl_torrent import HASH_HELP, BadInput, human_added
-from btd.core.rpc.client import DaemonUnreachable, Notification, RemoteError, RpcClient, RpcTimeout
+from btd.ctl.torrent import HASH_HELP, BadInput, human_added
 
 # Event kinds that end a wait or call for a re-read of the torrent's state.
 WAIT_EVENTS = ("completed", "error", "removed", "started", "verified")

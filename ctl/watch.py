@@ -3,7 +3,7 @@
 The daemon's pushed events arrive on a second connection (``events.subscribe``), read by a
 thread that pokes a pipe; the loop waits in ``select`` on that pipe and the keyboard, and
 refreshes ``torrent.list`` + ``session.stats`` every ``--interval``: no busy polling. What
-is shown and how keys act is pure and lives in ``btd.core.ctl_watch_view``; this module is
+is shown and how keys act is pure and lives in ``btd.ctl.watch_view``; this module is
 the impure rest (sockets, the terminal). rich is imported only once `watch` runs.
 """
 
@@ -22,8 +22,10 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
-from btd.core.ctl_base import EXIT_OK, Output, UsageError, command
-from btd.core.ctl_watch_view import (
+from btd.core.errors import BtdError
+from btd.core.rpc.client import DaemonUnreachable, Notification, RemoteError, RpcClient, RpcTimeout
+from btd.ctl.base import EXIT_OK, Output, UsageError, command
+from btd.ctl.watch_view import (
     Action,
     WatchState,
     decode_keys,
@@ -33,8 +35,6 @@ from btd.core.ctl_watch_view import (
     with_data,
     with_detail,
 )
-from btd.core.errors import BtdError
-from btd.core.rpc.client import DaemonUnreachable, Notification, RemoteError, RpcClient, RpcTimeout
 
 EVENT_POLL = 0.5  # while the daemon is quiet, the event thread looks for "stop" this often
 MIN_INTERVAL = 0.1

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from fake_daemon import FakeDaemon, Refused, btctl_in_new_python, run_btctl
 
-from btd.core import ctl
-from btd.core.ctl_base import COMMANDS, format_progress, format_rate
-from btd.core.ctl_torrent import NAME_WIDTH
 from btd.core.rpc.errors import AMBIGUOUS, INVALID_PARAMS, INVALID_TORRENT, NOT_FOUND
+from btd.ctl import main as ctl
+from btd.ctl.base import COMMANDS, format_progress, format_rate
+from btd.ctl.torrent import NAME_WIDTH
 
 REPO = Path(__file__).resolve().parents[2]
 TORRENT_COMMANDS = (

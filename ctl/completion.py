@@ -2,7 +2,7 @@
 
 Every command, its options, option values (choices, or words chosen by metavar), files or
 folders where a path is expected, and torrent hashes asked from a running daemon with
-``btctl --json list``. Built on the parser walkers of ``btd.core.ctl_help``, so a new
+``btctl --json list``. Built on the parser walkers of ``btd.ctl.help``, so a new
 command or option needs no change here. Standard library only.
 """
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
-from btd.core.ctl_base import COMMANDS, EXIT_OK, Output, command
-from btd.core.ctl_help import (
+from btd.core.rpc.client import RpcClient
+from btd.ctl.base import COMMANDS, EXIT_OK, Output, command
+from btd.ctl.help import (
     metavar_of,
     options_of,
     parser_and_version,
@@ -20,7 +21,6 @@ from btd.core.ctl_help import (
     subparsers,
     takes_value,
 )
-from btd.core.rpc.client import RpcClient
 
 # What to offer for a value, by metavar: a kind of completion, or fixed words.
 METAVAR_KIND = {"DIR": "dirs", "FILE": "files", "PATH": "files", "HASH": "hashes"}

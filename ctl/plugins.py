@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from btd.core.ctl_base import EXIT_OK, Output, command, format_table, to_json
 from btd.core.rpc.client import RpcClient
+from btd.ctl.base import EXIT_OK, Output, command, format_table, to_json
 
 
 def _clean(value: Any) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from btd.core.ctl_base import format_bytes, format_duration, format_progress, format_rate
-from btd.core.ctl_torrent import _clean, _eta, _ratio, _trunc, peer_row
+from btd.ctl.base import format_bytes, format_duration, format_progress, format_rate
+from btd.ctl.torrent import _clean, _eta, _ratio, _trunc, peer_row
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

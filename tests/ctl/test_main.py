@@ -17,10 +17,11 @@ import pytest
 from fake_daemon import HEAVY, btctl_in_new_python
 from fake_daemon import run_btctl as run
 
-from btd.core import ctl, paths
-from btd.core.ctl_base import COMMANDS, EXIT_CODES, format_bytes, format_duration
+from btd.core import paths
 from btd.core.rpc.client import RpcClient
 from btd.core.rpc.errors import AMBIGUOUS, INVALID_PARAMS, NOT_FOUND
+from btd.ctl import main as ctl
+from btd.ctl.base import COMMANDS, EXIT_CODES, format_bytes, format_duration
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -307,12 +308,12 @@ def test_console_script_runs(daemon: FakeDaemon) -> None:
 
 def test_help_imports_nothing_heavy() -> None:
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "btd.core.ctl", "--help"],
+        [sys.executable, "-X", "importtime", "-m", "btd.ctl.main", "--help"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert done.returncode == 0 and "exit codes" in done.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
-    assert "btd.core.ctl_base" in imported  # the parse below works
+    assert "btd.ctl.base" in imported  # the parse below works
     heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
     assert heavy == []
 

@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from btd.core.ctl_base import (
+from btd.core.rpc.client import RpcClient
+from btd.ctl.base import (
     EXIT_OK,
     Output,
     UsageError,
@@ -18,7 +19,6 @@ from btd.core.ctl_base import (
     format_table,
     to_json,
 )
-from btd.core.rpc.client import RpcClient
 
 # session.info keys shown first, in this order, with their human form. The daemon says
 # ``config_path``; ``config`` is still accepted from older daemons.
