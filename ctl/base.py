@@ -1,20 +1,23 @@
-"""btctl's building blocks: exit codes, the subcommand registry and the output helper.
+"""btctl's building blocks: exit codes, errors, the output helper and --timeout's parser.
 
-Kept apart from ``btd.ctl.main`` so command modules (``ctl_session``,
-``ctl_torrent``) can register themselves without importing the entry point, which
-runs as ``__main__`` under ``python -m btd.ctl.main``. Standard library only.
+Every command module and the parser use these; this module imports no other part of btctl
+and, at import time, nothing but the standard library (so ``btctl --help`` stays light).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, TextIO
+import re
+from typing import TYPE_CHECKING, Any, TextIO
 
-from btd.core.rpc.client import RemoteError, RpcClient
-from btd.core.rpc.errors import AMBIGUOUS, NOT_FOUND
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from btd.core.rpc.client import RemoteError
+
+DEFAULT_TIMEOUT = 30.0  # seconds to wait for the daemon's answer (--timeout)
+HASH_HELP = "info hash or any unique prefix of it"
 
 EXIT_OK = 0
 EXIT_REMOTE_ERROR = 1  # the daemon answered with an error
@@ -43,6 +46,10 @@ class UsageError(Exception):
     """A command found its arguments unusable after argparse accepted them (exit 2)."""
 
 
+class BadInput(Exception):
+    """A local input file cannot be used (exit 6); nothing was sent for it."""
+
+
 class Output:
     """Writes a command's result as human text or, with --json, as one JSON document."""
 
@@ -66,46 +73,10 @@ class Output:
             self.stderr.write(f"btctl: {line}\n")
 
 
-Handler = Callable[[RpcClient, argparse.Namespace, Output], int]
-
-
-@dataclass(frozen=True)
-class Command:
-    """A subcommand: its name, one-line help, argument setup and handler.
-
-    ``examples`` (indented command lines, shown under "Examples:" in ``--help`` and in the
-    man page) is required in practice: a test checks every command's help has some.
-    """
-
-    name: str
-    help: str
-    run: Handler
-    setup: Callable[[argparse.ArgumentParser], None] | None = None
-    description: str = ""
-    examples: str = ""
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def command(
-    name: str,
-    help: str,
-    setup: Callable[[argparse.ArgumentParser], None] | None = None,
-    description: str = "",
-    examples: str = "",
-) -> Callable[[Handler], Handler]:
-    """Register the decorated ``(client, args, out) -> exit code`` function as ``btctl NAME``."""
-
-    def register(run: Handler) -> Handler:
-        COMMANDS[name] = Command(name, help, run, setup, description or help, examples)
-        return run
-
-    return register
-
-
 def report_remote_error(out: Output, exc: RemoteError, context: str = "") -> int:
     """Print a daemon error (message, code, useful data) and return its exit code."""
+    from btd.core.rpc.errors import AMBIGUOUS, NOT_FOUND  # only on the error path
+
     out.error(f"{context}{exc.message} (error {exc.code})")
     data = exc.data
     if data is not None and not (isinstance(data, dict) and set(data) <= {"field"}):
@@ -113,84 +84,21 @@ def report_remote_error(out: Output, exc: RemoteError, context: str = "") -> int
     return EXIT_NOT_FOUND if exc.code in (NOT_FOUND, AMBIGUOUS) else EXIT_REMOTE_ERROR
 
 
-# -- formatting helpers shared by commands ----------------------------------------------
-
-
 def to_json(value: Any) -> str:
     """The one JSON style btctl prints: indented, key order as the daemon sent it."""
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def format_duration(seconds: float | int | None) -> str:
-    """``93784`` -> ``1d 2h 03m``; ``3723`` -> ``1h 02m 03s``; ``42`` -> ``42s``."""
-    if seconds is None:
-        return "-"
-    total = int(seconds)
-    if total < 0:
-        return "-"
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h {minutes:02d}m"
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def format_bytes(count: float | int | None) -> str:
-    """Binary units, one decimal: ``1536`` -> ``1.5 KiB``."""
-    if count is None:
-        return "-"
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def format_rate(per_second: float | int | None) -> str:
-    """A transfer rate: ``1536`` -> ``1.5 KiB/s``."""
-    return "-" if per_second is None else f"{format_bytes(per_second)}/s"
-
-
-def format_progress(fraction: float | int | None) -> str:
-    """``0.12345`` -> ``12.3%``; rounded down, so only a complete thing shows ``100.0%``."""
-    if fraction is None:
-        return "-"
-    tenths = int(float(fraction) * 1000 + 1e-9)  # floor; the epsilon absorbs 0.1234999...
-    return f"{tenths / 10:.1f}%"
-
-
-def format_fields(pairs: Iterable[tuple[str, Any]]) -> str:
-    """Aligned ``key:  value`` lines (the human form of a single record)."""
-    items = [(key, "-" if value is None else str(value)) for key, value in pairs]
-    if not items:
-        return ""
-    width = max(len(key) for key, _ in items) + 1
-    return "\n".join(f"{key + ':':<{width}}  {value}" for key, value in items)
-
-
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain left-aligned table (the human form of a list)."""
-    text_rows = [["-" if cell is None else str(cell) for cell in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in text_rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
-        for row in [list(headers), *text_rows]
-    ]
-    return "\n".join(lines)
-
-
-def first_line(text: Any) -> str:
-    """The first non-empty line of a docstring (or '')."""
-    for line in str(text or "").splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
+def parse_duration(text: str) -> float:
+    """``"90"``, ``"90s"``, ``"1.5"``, ``"15m"``, ``"2h"``, ``"1d"`` -> seconds (argparse type)."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: expected seconds or a number with s, m, h or d "
+            "(90, 90s, 15m, 2h)"
+        )
+    return float(match.group(1)) * _UNIT[match.group(2).lower()]

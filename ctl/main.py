@@ -1,39 +1,23 @@
 """`btctl`: the command-line control client for btd.
 
-Parses the command line, finds the control socket, runs one registered subcommand
-(see ``btd.ctl.base.command``) and maps every failure to a documented exit code.
-It must start fast, so it imports only the standard library and btd's light modules
-(never Twisted, PyYAML, jsonrpcserver, pluggy or rich); a test enforces this.
+Parses the command line (``btd.ctl.parser``), finds the control socket, imports and runs
+the one command asked for, and maps every failure to a documented exit code. It must start
+fast: building the parser imports no command module, and only the command that runs is
+imported (rich only for `watch`'s screen). Nothing here or below imports Twisted, PyYAML,
+jsonrpcserver or pluggy; tests check both.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import btd.ctl.completion  # noqa: F401  (registers completion)
-import btd.ctl.create  # noqa: F401  (registers create)
-import btd.ctl.help  # noqa: F401  (registers manpage)
-import btd.ctl.plugins  # noqa: F401  (registers plugins)
-import btd.ctl.session  # noqa: F401  (registers status, methods, shutdown, call)
-import btd.ctl.torrent  # noqa: F401  (registers add, list, info, pause, rm, ...)
-import btd.ctl.wait  # noqa: F401  (registers wait)
-import btd.ctl.watch  # noqa: F401  (registers watch)
-from btd.core import paths
-from btd.core.rpc.client import (
-    DaemonUnreachable,
-    RemoteError,
-    RpcClient,
-    RpcProtocolError,
-    RpcTimeout,
-)
 from btd.ctl.base import (
-    COMMANDS,
+    DEFAULT_TIMEOUT,
     EXIT_BAD_INPUT,
-    EXIT_CODES,
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -46,8 +30,13 @@ from btd.ctl.base import (
     UsageError,
     report_remote_error,
 )
-from btd.ctl.help import HelpFormatter, command_epilog
-from btd.ctl.wait import parse_duration
+from btd.ctl.parser import COMMANDS, Command, build_parser
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+
+    from btd.core.rpc.client import RpcClient
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -60,15 +49,19 @@ __all__ = [
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "build_parser",
+    "handler_of",
     "main",
     "resolve_socket",
 ]
 
-DEFAULT_TIMEOUT = 30.0
 
-
-def resolve_socket(option: str | None, env: Mapping[str, str] = os.environ) -> tuple[Path, str]:
+def resolve_socket(option: str | None, env: Mapping[str, str] | None = None) -> tuple[Path, str]:
     """The socket to use and where it came from: --socket, then $BTD_SOCKET, then default."""
+    from pathlib import Path
+
+    from btd.core import paths
+
+    env = os.environ if env is None else env
     if option:
         return Path(option).expanduser(), "--socket"
     value = env.get("BTD_SOCKET")
@@ -77,75 +70,28 @@ def resolve_socket(option: str | None, env: Mapping[str, str] = os.environ) -> t
     return paths.default_socket(env), "the default location"
 
 
-def _epilog() -> str:
-    codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
-    return (
-        "socket: --socket PATH, else $BTD_SOCKET, else the daemon's default\n"
-        "  ($RUNTIME_DIRECTORY/btd.sock, $XDG_RUNTIME_DIR/btd/btd.sock or /tmp/btd-UID/btd.sock)\n"
-        "\nexit codes:\n" + codes
-    )
-
-
-def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """--socket/--json/--timeout, accepted before or after COMMAND.
-
-    On subparsers the default is SUPPRESS so an option given before COMMAND is not
-    overwritten by the subparser's default.
-    """
-    keep = argparse.SUPPRESS
-    parser.add_argument(
-        "--socket",
-        metavar="PATH",
-        default=None if top else keep,
-        help="control socket of the daemon (overrides $BTD_SOCKET)",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        default=False if top else keep,
-        help="print the raw result as one JSON document (for scripts)",
-    )
-    parser.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        type=parse_duration,
-        default=None if top else keep,
-        help=f"give up waiting for an answer after this long (default {DEFAULT_TIMEOUT:g}; "
-        "0 = wait for ever); for `wait` and `add --wait`: how long to wait for the torrents "
-        "(default: for ever). Also 90s, 15m, 2h",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="btctl",
-        description="Control a running btd daemon over its JSON-RPC socket.",
-        epilog=_epilog(),
-        formatter_class=HelpFormatter,
-    )
-    _common_options(parser, top=True)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, cmd in COMMANDS.items():
-        child = sub.add_parser(
-            name,
-            help=cmd.help,
-            description=cmd.description,
-            epilog=command_epilog(cmd),
-            formatter_class=HelpFormatter,
-        )
-        _common_options(child, top=False)
-        if cmd.setup is not None:
-            cmd.setup(child)
-    return parser
+def handler_of(cmd: Command) -> Callable[[RpcClient, argparse.Namespace, Output], int]:
+    """Import the command's module (only now) and return its run function."""
+    module, _, name = cmd.handler.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _run(args: argparse.Namespace, out: Output) -> int:
+    from btd.core.rpc.client import (
+        DaemonUnreachable,
+        RemoteError,
+        RpcClient,
+        RpcProtocolError,
+        RpcTimeout,
+    )
+
     path, source = resolve_socket(args.socket)
     seconds = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
     timeout = seconds if seconds > 0 else None
+    run = handler_of(COMMANDS[args.command])
     client = RpcClient(path, timeout=timeout)
     try:
-        return COMMANDS[args.command].run(client, args, out)
+        return run(client, args, out)
     except UsageError as exc:
         out.error(f"{exc}\nsee: btctl {args.command} --help")
         return EXIT_USAGE
@@ -172,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)
-        except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        except SystemExit as exc:  # --help/--version (0) or a usage error (2), already printed
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         out.json_mode = args.json
         return _run(args, out)

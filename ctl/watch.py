@@ -24,7 +24,7 @@ from typing import Any
 
 from btd.core.errors import BtdError
 from btd.core.rpc.client import DaemonUnreachable, Notification, RemoteError, RpcClient, RpcTimeout
-from btd.ctl.base import EXIT_OK, Output, UsageError, command
+from btd.ctl.base import EXIT_OK, Output, UsageError
 from btd.ctl.watch_view import (
     Action,
     WatchState,
@@ -271,22 +271,6 @@ def run_plain(client: RpcClient, feed: EventFeed, args: argparse.Namespace, out:
 # -- the command ---------------------------------------------------------------------------
 
 
-def _setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--interval",
-        metavar="SECONDS",
-        type=float,
-        default=1.0,
-        help="refresh the list and totals this often (default 1)",
-    )
-    parser.add_argument(
-        "--count", metavar="N", type=int, default=None, help="stop after N rounds (refreshes)"
-    )
-    parser.add_argument(
-        "--plain", action="store_true", help="print status lines even on a terminal"
-    )
-
-
 def _is_terminal(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
@@ -294,15 +278,6 @@ def _is_terminal(stream: Any) -> bool:
         return False
 
 
-@command(
-    "watch",
-    "live full-screen view of the torrents (plain lines when piped)",
-    setup=_setup,
-    description="A live view of every torrent, driven by the daemon's events. On a terminal: "
-    "up/down or j/k select, enter or i toggles details, p pauses/resumes, d removes (asks "
-    "y/n; data is kept), q quits. Otherwise one line per torrent per interval: "
-    "HASH8 STATE PROGRESS DOWN UP PEERS NAME.",
-)
 def cmd_watch(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     if not math.isfinite(args.interval) or args.interval < MIN_INTERVAL:
         raise UsageError(f"watch: --interval must be at least {MIN_INTERVAL:g} seconds")

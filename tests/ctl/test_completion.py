@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from btd.ctl import main as ctl
-from btd.ctl.base import COMMANDS, EXIT_CODES
+from btd.ctl.base import EXIT_CODES
 from btd.ctl.completion import bash_script, zsh_script
-from btd.ctl.help import HelpFormatter, manpage, subparsers
+from btd.ctl.help import manpage
+from btd.ctl.parser import COMMANDS, HelpFormatter, subparsers
 
 HEAVY = ("twisted", "yaml", "jsonrpcserver", "pluggy", "rich")
 BASH = shutil.which("bash") or "bash"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import socket
@@ -21,7 +20,9 @@ from btd.core import paths
 from btd.core.rpc.client import RpcClient
 from btd.core.rpc.errors import AMBIGUOUS, INVALID_PARAMS, NOT_FOUND
 from btd.ctl import main as ctl
-from btd.ctl.base import COMMANDS, EXIT_CODES, format_bytes, format_duration
+from btd.ctl.base import EXIT_CODES
+from btd.ctl.format import format_bytes, format_duration
+from btd.ctl.parser import COMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -268,8 +269,7 @@ def test_ctrl_c_exits_130(capsys, monkeypatch) -> None:
     def interrupted(client, args, out) -> int:
         raise KeyboardInterrupt
 
-    broken = dataclasses.replace(COMMANDS["status"], run=interrupted)
-    monkeypatch.setitem(COMMANDS, "status", broken)
+    monkeypatch.setattr("btd.ctl.session.cmd_status", interrupted)
     code, _, err = run(capsys, "status")
     assert code == ctl.EXIT_INTERRUPTED == 130 and "btctl: interrupted" in err
 

@@ -18,8 +18,8 @@ from fake_daemon import FakeDaemon, Refused, btctl_in_new_python, run_btctl
 
 from btd.core.rpc.errors import AMBIGUOUS, INVALID_PARAMS, INVALID_TORRENT, NOT_FOUND
 from btd.ctl import main as ctl
-from btd.ctl.base import COMMANDS, format_progress, format_rate
-from btd.ctl.torrent import NAME_WIDTH
+from btd.ctl.format import NAME_WIDTH, format_progress, format_rate
+from btd.ctl.parser import COMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
 TORRENT_COMMANDS = (
@@ -489,11 +489,19 @@ def test_stats(btctl) -> None:
     assert json.loads(out) == STATS
 
 
-def test_status_shows_config_path(btctl, monkeypatch) -> None:
+def test_status_shows_config_file(btctl, monkeypatch) -> None:
     code, out, _ = btctl("status")
-    assert code == 0 and field(out, "config_path") == "/etc/btd/btd.yaml"
+    assert code == 0 and field(out, "config") == "/etc/btd/btd.yaml"
+    assert "config_path" not in out
     monkeypatch.setitem(METHODS, "session.info", lambda p: {**INFO, "config_path": None})
-    assert field(btctl("status")[1], "config_path") == "none (built-in defaults)"
+    assert field(btctl("status")[1], "config") == "(built-in defaults)"
+    older = {k: v for k, v in INFO.items() if k != "config_path"} | {"config": "/etc/b.yaml"}
+    monkeypatch.setitem(METHODS, "session.info", lambda p: older)
+    assert field(btctl("status")[1], "config") == "/etc/b.yaml"
+    both = {**INFO, "config": "/old.yaml"}  # config_path wins, one line only
+    monkeypatch.setitem(METHODS, "session.info", lambda p: both)
+    out = btctl("status")[1]
+    assert field(out, "config") == "/etc/btd/btd.yaml" and out.count("config:") == 1
 
 
 # -- formatting, docs, import weight ------------------------------------------------------------

@@ -18,7 +18,8 @@ from fake_daemon import METHOD_NOT_FOUND, Refused, reply, run_btctl
 
 from btd.core.rpc.errors import INVALID_TORRENT, NOT_FOUND
 from btd.ctl import main as ctl
-from btd.ctl.wait import ProgressBar, Waiter, parse_duration
+from btd.ctl.base import parse_duration
+from btd.ctl.wait import ProgressBar, Waiter
 
 HASH_A = "3f9a" + "11" * 18
 HASH_B = "8c02" + "22" * 18

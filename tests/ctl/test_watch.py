@@ -25,14 +25,13 @@ from btd.core.rpc.client import RpcClient
 from btd.core.rpc.errors import NOT_FOUND
 from btd.ctl import main as ctl
 from btd.ctl.base import Output
+from btd.ctl.format import PIECE_CELLS, piece_cells
 from btd.ctl.watch import perform, refresh, run_screen
 from btd.ctl.watch_view import (
-    PIECE_CELLS,
     Action,
     WatchState,
     decode_keys,
     on_key,
-    piece_cells,
     plain_line,
     render,
     with_data,
