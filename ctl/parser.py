@@ -455,7 +455,10 @@ class VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
-        parser.exit(message=f"{version_text()}\n")
+        import sys
+
+        sys.stdout.write(f"{version_text()}\n")
+        parser.exit()
 
 
 def version_text() -> str:
