@@ -318,6 +318,21 @@ def test_help_imports_nothing_heavy() -> None:
     assert heavy == []
 
 
+def test_help_imports_no_command_and_no_client() -> None:
+    """`btctl --help` builds the whole parser without importing a command or the RPC client."""
+    done = btctl_in_new_python("--help", btd=True)
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0 and "exit codes" in done.stdout
+    assert report["btd"] == ["btd.ctl", "btd.ctl.base", "btd.ctl.main", "btd.ctl.parser"]
+    for name in COMMANDS:
+        assert f"    {name}" in done.stdout, name
+
+
+def test_every_handler_resolves() -> None:
+    for cmd in COMMANDS.values():
+        assert callable(ctl.handler_of(cmd)), cmd.handler
+
+
 def test_status_run_imports_nothing_heavy(daemon: FakeDaemon) -> None:
     done = btctl_in_new_python("--socket", str(daemon.path), "--json", "status")
     report = json.loads(done.stderr.strip().splitlines()[-1])

@@ -623,6 +623,17 @@ def test_torrent_commands_import_nothing_heavy(daemon: FakeDaemon) -> None:
     assert len(json.loads(done.stdout)) == 2
 
 
+def test_json_list_imports_only_what_it_needs(daemon: FakeDaemon) -> None:
+    """No rich, Twisted or PyYAML, and of btctl only the parser, helpers and `list`'s module."""
+    done = btctl_in_new_python("--socket", str(daemon.path), "--json", "list", btd=True)
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0 and report["heavy"] == []
+    ctl = {m for m in report["btd"] if m.startswith("btd.ctl.")}
+    assert ctl == {"btd.ctl.main", "btd.ctl.base", "btd.ctl.parser", "btd.ctl.format",
+                   "btd.ctl.torrent"}  # fmt: skip
+    assert "btd.core.version" not in report["btd"]  # importlib.metadata: only for --version
+
+
 # -- a real daemon --------------------------------------------------------------------------------
 
 
