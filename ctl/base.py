@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from typing import TYPE_CHECKING, Any, TextIO
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: btctl starts fast
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any, TextIO
 
     from btd.core.rpc.client import RemoteError
 

@@ -520,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common_options(parser, top=True)
     parser.add_argument("--version", action=VersionAction, help="print btd's version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # prog given: argparse would otherwise build a help formatter (and import shutil) now
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, prog="btctl")
     for cmd in COMMAND_LIST:
         child = sub.add_parser(
             cmd.name,
