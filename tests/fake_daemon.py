@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from btd.core import ctl
+from btd.ctl import main as ctl
 
 HEAVY = ("twisted", "yaml", "jsonrpcserver", "pluggy", "rich")  # btctl must not import these
 METHOD_NOT_FOUND = {"code": -32601, "message": "method not found"}
@@ -181,15 +181,19 @@ def run_btctl(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str,
     return code, captured.out, captured.err
 
 
-def btctl_in_new_python(*argv: str) -> subprocess.CompletedProcess[str]:
+def btctl_in_new_python(*argv: str, btd: bool = False) -> subprocess.CompletedProcess[str]:
     """``btctl argv`` in a fresh interpreter. Its last stderr line is JSON: the exit code
-    and the HEAVY modules it imported (``{"code": 0, "heavy": []}`` when all is well)."""
+    and the HEAVY modules it imported (``{"code": 0, "heavy": []}`` when all is well);
+    with ``btd``, also ``"btd"``: the btd modules it imported."""
     program = (
         "import json, sys\n"
-        "from btd.core.ctl import main\n"
+        "from btd.ctl.main import main\n"
         f"code = main({list(argv)!r})\n"
         f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
-        "print(json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)\n"
+        "report = {'code': code, 'heavy': heavy}\n"
+        f"if {btd!r}:\n"
+        "    report['btd'] = sorted(m for m in sys.modules if m.startswith('btd.'))\n"
+        "print(json.dumps(report), file=sys.stderr)\n"
     )
     return subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False

@@ -1,4 +1,4 @@
-"""The wheel must contain every package, and the repo root must not leak as ``core``."""
+"""The wheel must contain every package, and the repo root must not leak as ``core`` or ``ctl``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +18,7 @@ def declared_packages() -> set[str]:
 
 
 def folder_packages() -> set[str]:
-    mapping = {"core": "btd.core", "plugins": "btd.plugins"}
+    mapping = {"core": "btd.core", "ctl": "btd.ctl", "plugins": "btd.plugins"}
     found = set()
     for folder, dotted in mapping.items():
         for init in (ROOT / folder).rglob("__init__.py"):
@@ -33,33 +35,48 @@ def test_package_dir_mapping() -> None:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert data["tool"]["setuptools"]["package-dir"] == {
         "btd.core": "core",
+        "btd.ctl": "ctl",
         "btd.plugins": "plugins",
     }
     assert data["project"]["scripts"] == {
         "btd": "btd.core.daemon:main",
-        "btctl": "btd.core.ctl:main",
+        "btctl": "btd.ctl.main:main",
     }
 
 
-def test_bare_core_is_not_importable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("folder", ["core", "ctl", "plugins"])
+def test_bare_folder_is_not_importable(tmp_path: Path, folder: str) -> None:
     probe = (
-        "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('core') is None else 1)"
+        "import importlib.util, sys; "
+        f"sys.exit(0 if importlib.util.find_spec({folder!r}) is None else 1)"
     )
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path)
-    assert result.returncode == 0, "a top-level 'core' package is importable"
+    assert result.returncode == 0, f"a top-level {folder!r} package is importable"
 
 
 def test_btd_core_imports() -> None:
     import btd.core
+    import btd.ctl
     import btd.plugins
 
     assert Path(btd.core.__file__).parent == ROOT / "core"
+    assert Path(btd.ctl.__file__).parent == ROOT / "ctl"
     assert Path(btd.plugins.__file__).parent == ROOT / "plugins"
 
 
 def test_py_typed_markers() -> None:
     assert (ROOT / "core" / "py.typed").exists()
+    assert (ROOT / "ctl" / "py.typed").exists()
     assert (ROOT / "plugins" / "py.typed").exists()
+
+
+def test_no_committed_wheels() -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "*.whl"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert listed.stdout == ""
 
 
 def test_no_tests_package() -> None:

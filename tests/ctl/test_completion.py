@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from btd.core import ctl
-from btd.core.ctl_base import COMMANDS, EXIT_CODES
-from btd.core.ctl_completion import bash_script, zsh_script
-from btd.core.ctl_help import HelpFormatter, manpage, subparsers
+from btd.ctl import main as ctl
+from btd.ctl.base import EXIT_CODES
+from btd.ctl.completion import bash_script, zsh_script
+from btd.ctl.help import manpage
+from btd.ctl.parser import COMMANDS, HelpFormatter, subparsers
 
 HEAVY = ("twisted", "yaml", "jsonrpcserver", "pluggy", "rich")
 BASH = shutil.which("bash") or "bash"
@@ -205,7 +206,7 @@ def test_roff_escapes_what_would_break_the_page() -> None:
 def test_generators_import_nothing_heavy() -> None:
     program = (
         "import sys, io, contextlib\n"
-        "from btd.core.ctl import main\n"
+        "from btd.ctl.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    codes = [main(['completion', 'bash']), main(['completion', 'zsh']), main(['manpage'])]\n"
         f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"

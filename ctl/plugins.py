@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from btd.core.ctl_base import EXIT_OK, Output, command, format_table, to_json
 from btd.core.rpc.client import RpcClient
+from btd.ctl.base import EXIT_OK, Output, to_json
+from btd.ctl.format import clean, format_table
 
 
-def _clean(value: Any) -> str:
-    """Plugin names come from third-party packages: no control characters on the terminal."""
-    text = "-" if value is None or value == "" else str(value)
-    return "".join("?" if ord(ch) < 32 or 127 <= ord(ch) < 160 else ch for ch in text)
+def _cell(value: Any) -> str:
+    """Plugin names come from third-party packages: cleaned text, ``-`` when empty."""
+    return clean(None if value == "" else value, "-")
 
 
 def human_plugins(rows: Any) -> str:
@@ -24,27 +24,20 @@ def human_plugins(rows: Any) -> str:
     table = []
     for row in rows:
         if not isinstance(row, dict):
-            table.append([_clean(row), "-", "-", "-"])
+            table.append([_cell(row), "-", "-", "-"])
             continue
         hooks = row.get("hooks") or []
         table.append(
             [
-                _clean(row.get("name", "?")),
+                _cell(row.get("name", "?")),
                 "yes" if row.get("enabled") else "no",
-                _clean(row.get("version")),
-                _clean(", ".join(str(h) for h in hooks)) if hooks else "-",
+                _cell(row.get("version")),
+                _cell(", ".join(str(h) for h in hooks)) if hooks else "-",
             ]
         )
     return format_table(("NAME", "ENABLED", "VERSION", "HOOKS"), table)
 
 
-@command(
-    "plugins",
-    "list plugins, enabled or not, with their version and hooks",
-    description="Call session.plugins: every plugin the daemon knows (built-in or installed "
-    "through the btd.plugins entry points), whether it is enabled, its version and the hooks "
-    "it implements (shown for enabled plugins only).",
-)
 def cmd_plugins(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     out.emit(client.call("session.plugins"), human_plugins)
     return EXIT_OK

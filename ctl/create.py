@@ -14,50 +14,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from btd.core.ctl_base import (
-    EXIT_BAD_INPUT,
-    EXIT_OK,
-    Output,
-    UsageError,
-    command,
-    format_bytes,
-    format_rate,
-    report_remote_error,
-)
-from btd.core.ctl_wait import ProgressBar
 from btd.core.rpc.client import RemoteError, RpcClient
+from btd.ctl.base import EXIT_BAD_INPUT, EXIT_OK, Output, UsageError, report_remote_error
+from btd.ctl.format import format_bytes, format_rate
+from btd.ctl.wait import ProgressBar
 
 if TYPE_CHECKING:
     from btd.core.torrent_create import CreatedTorrent
 
 DRAW_SECONDS = 0.1  # the hashing progress bar is redrawn at most this often
-
-
-def _setup_create(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", metavar="PATH", help="the file or folder to share")
-    parser.add_argument(
-        "-t", "--tracker", metavar="URL", action="append", default=[],
-        help="announce URL (http, https or udp); repeat for more: one tier each, the first "
-        "is also 'announce'",
-    )  # fmt: skip
-    parser.add_argument(
-        "--piece-size", metavar="SIZE",
-        help="piece size, a power of two from 16K to 16M (e.g. 256K, 1M); default: chosen "
-        "from the total size as libtorrent does",
-    )  # fmt: skip
-    parser.add_argument(
-        "--private", action="store_true", help="mark it private (BEP 27: trackers only)"
-    )
-    parser.add_argument("--comment", metavar="TEXT", help="a comment stored in the .torrent")
-    parser.add_argument(
-        "-o", "--output", metavar="FILE",
-        help="where to write the .torrent (default: NAME.torrent in the current folder)",
-    )  # fmt: skip
-    parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    parser.add_argument(
-        "--add", action="store_true",
-        help="then add it to the daemon, saving to PATH's parent folder, so it seeds PATH",
-    )  # fmt: skip
 
 
 def _options(args: argparse.Namespace) -> tuple[int | None, list[str]]:
@@ -165,28 +130,6 @@ def human_created(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-CREATE_EXAMPLES = """\
-  btctl create ~/share/photos                        # writes photos.torrent here
-  btctl create debian-12.iso -t http://tracker.example/announce -o /tmp/debian.torrent
-  btctl create ./dataset -t udp://a.example:6969 -t http://b.example/announce --private
-  btctl create ./dataset --piece-size 1M --comment "v2 of the data" --force
-  btctl create ~/share/photos --add                  # and seed it from ~/share at once
-"""
-
-
-@command(
-    "create",
-    "make a .torrent (v1) of a file or folder; --add seeds it at once",
-    setup=_setup_create,
-    description="Hash PATH (a file, or a folder: every file under it, sorted by path, hidden "
-    "files included, symlinks and special files skipped) into a v1 .torrent written to -o "
-    "FILE (default NAME.torrent in the current folder; an existing file is kept unless "
-    "--force). The piece size is chosen like libtorrent does unless --piece-size is given. "
-    "Hashing uses every core. 'created by' is btd's version, 'creation date' now. With --add "
-    "the daemon adds it with save path = PATH's parent folder: it checks the data and seeds. "
-    "No daemon is needed without --add.",
-    examples=CREATE_EXAMPLES,
-)
 def cmd_create(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     # imported here: hashing (thread pool) and importlib.metadata only when creating
     from btd.core.torrent_create import TorrentCreateError, create_torrent

@@ -2,7 +2,7 @@
 
 Every command, its options, option values (choices, or words chosen by metavar), files or
 folders where a path is expected, and torrent hashes asked from a running daemon with
-``btctl --json list``. Built on the parser walkers of ``btd.core.ctl_help``, so a new
+``btctl --json list``. Built on the parser walkers of ``btd.ctl.parser``, so a new
 command or option needs no change here. Standard library only.
 """
 
@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
-from btd.core.ctl_base import COMMANDS, EXIT_OK, Output, command
-from btd.core.ctl_help import (
+from btd.core.rpc.client import RpcClient
+from btd.ctl.base import EXIT_OK, Output
+from btd.ctl.parser import (
+    COMMANDS,
     metavar_of,
     options_of,
     parser_and_version,
@@ -20,7 +22,6 @@ from btd.core.ctl_help import (
     subparsers,
     takes_value,
 )
-from btd.core.rpc.client import RpcClient
 
 # What to offer for a value, by metavar: a kind of completion, or fixed words.
 METAVAR_KIND = {"DIR": "dirs", "FILE": "files", "PATH": "files", "HASH": "hashes"}
@@ -138,7 +139,8 @@ def bash_script(parser: argparse.ArgumentParser, version: str = "") -> str:
     ]
     for name, sub in commands.items():
         own = options_of(sub, common=False)
-        flags = sorted({s for a in own for s in a.option_strings} | set(common_flags))
+        shared = {s for a in options_of(sub, common=True) for s in a.option_strings}
+        flags = sorted({s for a in own for s in a.option_strings} | shared)
         value_opts = " ".join(
             s for a in [*own, *common] if takes_value(a) for s in a.option_strings
         )
@@ -291,23 +293,6 @@ def zsh_script(parser: argparse.ArgumentParser, version: str = "") -> str:
 # -- the command ------------------------------------------------------------------------------
 
 
-def _setup_completion(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("shell", metavar="SHELL", choices=("bash", "zsh"), help="bash or zsh")
-
-
-@command(
-    "completion",
-    "print a bash or zsh completion script for btctl",
-    setup=_setup_completion,
-    description="Print a completion script for SHELL (bash or zsh) on stdout, generated from "
-    "btctl's own parser: commands, options, option values, and torrent hashes (asked from "
-    "the daemon with `btctl --json list` when one is running). --json is ignored.",
-    examples="""\
-  btctl completion bash > ~/.local/share/bash-completion/completions/btctl
-  source <(btctl completion bash)          # this shell only
-  btctl completion zsh > ~/.zfunc/_btctl   # with fpath=(~/.zfunc $fpath) before compinit
-""",
-)
 def cmd_completion(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     parser, version = parser_and_version()
     script = bash_script(parser, version) if args.shell == "bash" else zsh_script(parser, version)

@@ -15,27 +15,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from btd.core.ctl_base import (
+from btd.core.rpc.client import DaemonUnreachable, Notification, RemoteError, RpcClient, RpcTimeout
+from btd.ctl.base import (
     EXIT_BAD_INPUT,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_TORRENT_FAILED,
+    BadInput,
     Output,
-    command,
-    format_duration,
-    format_progress,
-    format_rate,
     report_remote_error,
 )
-from btd.core.ctl_torrent import HASH_HELP, BadInput, human_added
-from btd.core.rpc.client import DaemonUnreachable, Notification, RemoteError, RpcClient, RpcTimeout
+from btd.ctl.format import clean, format_duration, format_progress, format_rate, human_added
 
 # Event kinds that end a wait or call for a re-read of the torrent's state.
 WAIT_EVENTS = ("completed", "error", "removed", "started", "verified")
@@ -50,26 +46,6 @@ RESULT_EXIT = {
     "timeout": EXIT_TIMEOUT,
     "failed": EXIT_TORRENT_FAILED,
 }
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """``"90"``, ``"90s"``, ``"1.5"``, ``"15m"``, ``"2h"``, ``"1d"`` -> seconds (argparse type)."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise argparse.ArgumentTypeError(
-            f"invalid duration {text!r}: expected seconds or a number with s, m, h or d "
-            "(90, 90s, 15m, 2h)"
-        )
-    return float(match.group(1)) * _UNIT[match.group(2).lower()]
-
-
-def _clean(value: Any) -> str:
-    text = "-" if value is None else str(value)
-    return "".join("?" if ord(ch) < 32 or 127 <= ord(ch) < 160 else ch for ch in text)
-
 
 # -- the progress line ---------------------------------------------------------------------
 
@@ -168,11 +144,11 @@ class Target:
 
     def line(self) -> str:
         """The final human line (stdout); empty when stderr already said it all."""
-        head = f"{self.info_hash} {_clean(self.name)}"
+        head = f"{self.info_hash} {clean(self.name, '-')}"
         if self.result == "completed":
             return f"completed {head}"
         if self.result == "failed":
-            return f"failed {head}: {_clean(self.error)}"
+            return f"failed {head}: {clean(self.error, '-')}"
         if self.result == "timeout":
             return f"timeout {head} ({format_progress(self.progress)})"
         if self.result == "removed":
@@ -298,7 +274,7 @@ class Waiter:
         rate = sum(t.rate for t in self.pending())
         fraction = (size - left) / size if size else 0.0
         if len(self.targets) == 1:
-            label = _clean(self.targets[0].name or self.targets[0].given)[:40]
+            label = clean(self.targets[0].name or self.targets[0].given, "-")[:40]
         else:
             done = sum(1 for t in self.targets if t.result is not None)
             label = f"{done}/{len(self.targets)} done"
@@ -316,7 +292,7 @@ class Waiter:
         for target in self.targets:
             where = f"{target.info_hash or target.given}"
             if target.result == "failed":
-                out.error(f"{where}: torrent failed: {_clean(target.error)}")
+                out.error(f"{where}: torrent failed: {clean(target.error, '-')}")
             elif target.result == "removed":
                 out.error(f"{where}: removed while waiting")
         late = [t for t in self.targets if t.result == "timeout"]
@@ -377,31 +353,6 @@ def add_and_wait(
     return waiter.report()
 
 
-def _setup_wait(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("info_hashes", metavar="HASH", nargs="+", help=HASH_HELP)
-
-
-WAIT_EXAMPLES = """\
-  btctl wait 3f9a                      # until complete; exit 0
-  btctl wait 3f9a 8c02 --timeout 2h    # both, at most two hours (exit 5 after)
-  btctl wait 3f9a --timeout 90s && mv ~/dl/debian-12.iso /srv/iso/
-  btctl --json wait 3f9a | jq -r '.[0].result'
-"""
-
-
-@command(
-    "wait",
-    "wait until torrents complete (exit 0), fail (exit 7) or --timeout passes (exit 5)",
-    setup=_setup_wait,
-    description="Block until every HASH has completed (exit 0), or one failed (state "
-    "error: exit 7), was removed or is unknown (exit 4), or --timeout DURATION (90, 90s, "
-    "15m, 2h; default: wait for ever) passed (exit 5). A torrent already complete returns "
-    "at once. Paused torrents are waited for, not resumed. Ctrl+C stops waiting and leaves "
-    "the torrents running (exit 130). On a terminal a progress bar is shown on stderr; the "
-    "result is one line per torrent on stdout (completed/failed/timeout/removed HASH NAME), "
-    "or a JSON list with --json.",
-    examples=WAIT_EXAMPLES,
-)
 def cmd_wait(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     waiter = Waiter(client, out, wait_timeout(args))
     waiter.subscribe()

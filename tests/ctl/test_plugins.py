@@ -13,7 +13,7 @@ import pytest
 from fake_daemon import btctl_in_new_python
 from fake_daemon import run_btctl as run
 
-from btd.core.ctl_base import COMMANDS
+from btd.ctl.parser import COMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import socket
@@ -17,10 +16,13 @@ import pytest
 from fake_daemon import HEAVY, btctl_in_new_python
 from fake_daemon import run_btctl as run
 
-from btd.core import ctl, paths
-from btd.core.ctl_base import COMMANDS, EXIT_CODES, format_bytes, format_duration
+from btd.core import paths
 from btd.core.rpc.client import RpcClient
 from btd.core.rpc.errors import AMBIGUOUS, INVALID_PARAMS, NOT_FOUND
+from btd.ctl import main as ctl
+from btd.ctl.base import EXIT_CODES
+from btd.ctl.format import format_bytes, format_duration
+from btd.ctl.parser import COMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -267,8 +269,7 @@ def test_ctrl_c_exits_130(capsys, monkeypatch) -> None:
     def interrupted(client, args, out) -> int:
         raise KeyboardInterrupt
 
-    broken = dataclasses.replace(COMMANDS["status"], run=interrupted)
-    monkeypatch.setitem(COMMANDS, "status", broken)
+    monkeypatch.setattr("btd.ctl.session.cmd_status", interrupted)
     code, _, err = run(capsys, "status")
     assert code == ctl.EXIT_INTERRUPTED == 130 and "btctl: interrupted" in err
 
@@ -307,14 +308,29 @@ def test_console_script_runs(daemon: FakeDaemon) -> None:
 
 def test_help_imports_nothing_heavy() -> None:
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "btd.core.ctl", "--help"],
+        [sys.executable, "-X", "importtime", "-m", "btd.ctl.main", "--help"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert done.returncode == 0 and "exit codes" in done.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
-    assert "btd.core.ctl_base" in imported  # the parse below works
+    assert "btd.ctl.base" in imported  # the parse below works
     heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
     assert heavy == []
+
+
+def test_help_imports_no_command_and_no_client() -> None:
+    """`btctl --help` builds the whole parser without importing a command or the RPC client."""
+    done = btctl_in_new_python("--help", btd=True)
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0 and "exit codes" in done.stdout
+    assert report["btd"] == ["btd.ctl", "btd.ctl.base", "btd.ctl.main", "btd.ctl.parser"]
+    for name in COMMANDS:
+        assert f"    {name}" in done.stdout, name
+
+
+def test_every_handler_resolves() -> None:
+    for cmd in COMMANDS.values():
+        assert callable(ctl.handler_of(cmd)), cmd.handler
 
 
 def test_status_run_imports_nothing_heavy(daemon: FakeDaemon) -> None:

@@ -16,9 +16,10 @@ import fake_daemon
 import pytest
 from fake_daemon import METHOD_NOT_FOUND, Refused, reply, run_btctl
 
-from btd.core import ctl
-from btd.core.ctl_wait import ProgressBar, Waiter, parse_duration
 from btd.core.rpc.errors import INVALID_TORRENT, NOT_FOUND
+from btd.ctl import main as ctl
+from btd.ctl.base import parse_duration
+from btd.ctl.wait import ProgressBar, Waiter
 
 HASH_A = "3f9a" + "11" * 18
 HASH_B = "8c02" + "22" * 18
@@ -354,7 +355,7 @@ def test_stdout_piped_gets_only_final_lines(daemon, tmp_path) -> None:
 
     daemon.torrents[HASH_A].update(state="seeding", progress=1.0, left=0)
     done = subprocess.run(
-        [sys.executable, "-m", "btd.core.ctl", "--socket", str(daemon.path), "wait", "3f9a"],
+        [sys.executable, "-m", "btd.ctl.main", "--socket", str(daemon.path), "wait", "3f9a"],
         capture_output=True, check=False, text=True, timeout=30,
     )  # fmt: skip
     assert (done.returncode, done.stdout, done.stderr) == (

@@ -1,4 +1,4 @@
-"""The pure half of `btctl watch`: its state, keys, piece map and screen (see ctl_watch).
+"""The pure half of `btctl watch`: its state, keys, piece map and screen (see btd.ctl.watch).
 
 The screen is a function of a :class:`WatchState` (:func:`render`); keys change the state
 through :func:`on_key`, which may ask the loop for an :class:`Action` (an RPC call). Nothing
@@ -11,14 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from btd.core.ctl_base import format_bytes, format_duration, format_progress, format_rate
-from btd.core.ctl_torrent import _clean, _eta, _ratio, _trunc, peer_row
+from btd.ctl.format import (
+    clean,
+    eta,
+    format_bytes,
+    format_duration,
+    format_progress,
+    format_rate,
+    peer_row,
+    piece_cells,
+    ratio,
+    trunc,
+)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-PIECE_CELLS = 64  # width of the piece map in the detail pane
-PIECE_GLYPHS = "░▒▓█"  # a cell's pieces: none, under half, half or more, all verified
 STATE_STYLES = {
     "downloading": "cyan",
     "seeding": "green",
@@ -75,7 +83,7 @@ def selected_torrent(state: WatchState) -> dict[str, Any] | None:
 def _name(state: WatchState, info_hash: str) -> str:
     for t in state.torrents:
         if t.get("info_hash") == info_hash:
-            return _trunc(t.get("name"), 40)
+            return trunc(t.get("name"), 40)
     return info_hash[:8]
 
 
@@ -172,38 +180,17 @@ def decode_keys(data: str) -> list[str]:
     return keys
 
 
-def piece_cells(piece_map: str | None, pieces: int | None, cells: int = PIECE_CELLS) -> str:
-    """A hex bitfield (piece 0 = top bit of byte 0) as at most ``cells`` block characters."""
-    try:
-        raw = bytes.fromhex(piece_map or "")
-    except ValueError:
-        return ""
-    bits = len(raw) * 8
-    total = bits if pieces is None or pieces < 0 else min(pieces, bits)
-    if total == 0:
-        return ""
-    value = int.from_bytes(raw, "big")
-    count = min(cells, total)
-    out = []
-    for c in range(count):
-        lo, hi = c * total // count, (c + 1) * total // count
-        have = ((value >> (bits - hi)) & ((1 << (hi - lo)) - 1)).bit_count()
-        level = 0 if have == 0 else 3 if have == hi - lo else 2 if 2 * have >= hi - lo else 1
-        out.append(PIECE_GLYPHS[level])
-    return "".join(out)
-
-
 def plain_line(t: dict[str, Any]) -> str:
     """``HASH8 STATE PROGRESS% DOWN UP PEERS NAME`` (no spaces inside a field but the name)."""
     rates = (format_rate(t.get(k)).replace(" ", "") for k in ("download_rate", "upload_rate"))
     return " ".join(
         [
             str(t.get("info_hash", ""))[:8],
-            str(_clean(t.get("state"))),
+            str(clean(t.get("state"))),
             format_progress(t.get("progress")),
             *rates,
             str(t.get("peers")),
-            str(_clean(t.get("name"))),
+            str(clean(t.get("name"))),
         ]
     )
 
@@ -246,7 +233,7 @@ def _detail_pane(state: WatchState, width: int, room: int | None) -> Any:
     from rich.text import Text
 
     torrent = selected_torrent(state) or {}
-    name = str(_clean(torrent.get("name", "")))
+    name = str(clean(torrent.get("name", "")))
     d = state.detail
     if d is None:
         return Panel(Text("loading…", style="dim"), title=name, width=width)
@@ -261,24 +248,24 @@ def _detail_pane(state: WatchState, width: int, room: int | None) -> Any:
     facts = [
         f"{d.get('info_hash')}  {size} ({left} left)",
         f"{d.get('pieces_have')}/{d.get('pieces')} pieces of {format_bytes(d.get('piece_length'))}",
-        str(_clean(d.get("save_path"))),
+        str(clean(d.get("save_path"))),
     ]
     if d.get("error"):
-        facts.append(f"error: {_clean(d.get('error'))}")
+        facts.append(f"error: {clean(d.get('error'))}")
     cells = piece_cells(d.get("piece_map"), d.get("pieces"))
     pieces = Text.assemble(("pieces ", "bold"), (cells, "green"))
     file_rows = [
-        [_clean(f.get("path")), format_bytes(f.get("length")), _bar(f.get("progress"), 10, "green")]
+        [clean(f.get("path")), format_bytes(f.get("length")), _bar(f.get("progress"), 10, "green")]
         for f in files
     ]
     peer_rows = [peer_row(p) for p in state.peers]
     tracker_rows = [
         [
             str(t.get("tier")),
-            _trunc(t.get("url"), 50),
+            trunc(t.get("url"), 50),
             str(t.get("status")),
             format_duration(t.get("next_announce")),
-            _trunc(t.get("last_error") or "-", 40),
+            trunc(t.get("last_error") or "-", 40),
         ]
         for t in trackers
     ]
@@ -317,13 +304,13 @@ def _totals(stats: dict[str, Any] | None) -> str:
 def _cells(t: dict[str, Any]) -> dict[str, Any]:
     """A torrent's cells as text (PROGRESS is filled in once the bar's width is known)."""
     return {
-        "STATE": str(_clean(t.get("state"))),
+        "STATE": str(clean(t.get("state"))),
         "PROGRESS": "",
         "DOWN": format_rate(t.get("download_rate")),
         "UP": format_rate(t.get("upload_rate")),
         "PEERS": str(t.get("peers")),
-        "ETA": _eta(t),
-        "RATIO": _ratio(t.get("ratio")),
+        "ETA": eta(t),
+        "RATIO": ratio(t.get("ratio")),
     }
 
 
@@ -375,7 +362,7 @@ def render(state: WatchState, width: int, height: int | None = None) -> Renderab
         row["STATE"] = Text(row["STATE"], style=style)
         row["PROGRESS"] = _bar(t.get("progress"), bar, style or "white")
         table.add_row(
-            Text(("› " if chosen else "  ") + str(_clean(t.get("name")))),
+            Text(("› " if chosen else "  ") + str(clean(t.get("name")))),
             *[row[head] for head in columns],
             style="reverse" if chosen else None,
         )
@@ -392,5 +379,5 @@ def render(state: WatchState, width: int, height: int | None = None) -> Renderab
     parts.append(Text(_totals(state.stats), no_wrap=True, overflow="ellipsis"))
     parts.append(Text(KEYS_HELP, style="dim", no_wrap=True, overflow="ellipsis"))
     style = "bold yellow" if state.confirm else ""
-    parts.append(Text(_clean(state.message), style=style, no_wrap=True, overflow="ellipsis"))
+    parts.append(Text(clean(state.message), style=style, no_wrap=True, overflow="ellipsis"))
     return Group(*parts)

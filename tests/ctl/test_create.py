@@ -14,10 +14,10 @@ import pytest
 from btdtest import write_files
 from fake_daemon import FakeDaemon, Refused, run_btctl
 
-from btd.core import ctl
-from btd.core.ctl_wait import ProgressBar
 from btd.core.metainfo import parse_metainfo
 from btd.core.version import __version__
+from btd.ctl import main as ctl
+from btd.ctl.wait import ProgressBar
 
 SIZES = {"photos/a.jpg": 100_000, "photos/raw/b.raw": 300_001, "photos/.meta": 10}
 
@@ -195,7 +195,7 @@ def test_create_imports_nothing_heavy(tmp_path: Path) -> None:
     heavy = ("twisted", "yaml", "jsonrpcserver", "pluggy", "rich")
     program = (
         "import sys\n"
-        "from btd.core.ctl import main\n"
+        "from btd.ctl.main import main\n"
         f"code = main(['create', {str(tmp_path / 'share' / 'photos')!r}, '-o', "
         f"{str(tmp_path / 'p.torrent')!r}])\n"
         f"print(code, sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))\n"

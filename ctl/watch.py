@@ -3,7 +3,7 @@
 The daemon's pushed events arrive on a second connection (``events.subscribe``), read by a
 thread that pokes a pipe; the loop waits in ``select`` on that pipe and the keyboard, and
 refreshes ``torrent.list`` + ``session.stats`` every ``--interval``: no busy polling. What
-is shown and how keys act is pure and lives in ``btd.core.ctl_watch_view``; this module is
+is shown and how keys act is pure and lives in ``btd.ctl.watch_view``; this module is
 the impure rest (sockets, the terminal). rich is imported only once `watch` runs.
 """
 
@@ -22,8 +22,10 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
-from btd.core.ctl_base import EXIT_OK, Output, UsageError, command
-from btd.core.ctl_watch_view import (
+from btd.core.errors import BtdError
+from btd.core.rpc.client import DaemonUnreachable, Notification, RemoteError, RpcClient, RpcTimeout
+from btd.ctl.base import EXIT_OK, Output, UsageError
+from btd.ctl.watch_view import (
     Action,
     WatchState,
     decode_keys,
@@ -33,8 +35,6 @@ from btd.core.ctl_watch_view import (
     with_data,
     with_detail,
 )
-from btd.core.errors import BtdError
-from btd.core.rpc.client import DaemonUnreachable, Notification, RemoteError, RpcClient, RpcTimeout
 
 EVENT_POLL = 0.5  # while the daemon is quiet, the event thread looks for "stop" this often
 MIN_INTERVAL = 0.1
@@ -271,22 +271,6 @@ def run_plain(client: RpcClient, feed: EventFeed, args: argparse.Namespace, out:
 # -- the command ---------------------------------------------------------------------------
 
 
-def _setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--interval",
-        metavar="SECONDS",
-        type=float,
-        default=1.0,
-        help="refresh the list and totals this often (default 1)",
-    )
-    parser.add_argument(
-        "--count", metavar="N", type=int, default=None, help="stop after N rounds (refreshes)"
-    )
-    parser.add_argument(
-        "--plain", action="store_true", help="print status lines even on a terminal"
-    )
-
-
 def _is_terminal(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
@@ -294,15 +278,6 @@ def _is_terminal(stream: Any) -> bool:
         return False
 
 
-@command(
-    "watch",
-    "live full-screen view of the torrents (plain lines when piped)",
-    setup=_setup,
-    description="A live view of every torrent, driven by the daemon's events. On a terminal: "
-    "up/down or j/k select, enter or i toggles details, p pauses/resumes, d removes (asks "
-    "y/n; data is kept), q quits. Otherwise one line per torrent per interval: "
-    "HASH8 STATE PROGRESS DOWN UP PEERS NAME.",
-)
 def cmd_watch(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     if not math.isfinite(args.interval) or args.interval < MIN_INTERVAL:
         raise UsageError(f"watch: --interval must be at least {MIN_INTERVAL:g} seconds")

@@ -1,4 +1,4 @@
-"""btctl commands about the daemon itself: status, methods, shutdown, and raw `call`."""
+"""btctl commands about the daemon itself: status, config, methods, shutdown, and raw `call`."""
 
 from __future__ import annotations
 
@@ -7,18 +7,9 @@ import json
 import sys
 from typing import Any
 
-from btd.core.ctl_base import (
-    EXIT_OK,
-    Output,
-    UsageError,
-    command,
-    first_line,
-    format_duration,
-    format_fields,
-    format_table,
-    to_json,
-)
 from btd.core.rpc.client import RpcClient
+from btd.ctl.base import EXIT_OK, Output, UsageError, to_json
+from btd.ctl.format import clean, first_line, format_duration, format_fields, format_table
 
 # session.info keys shown first, in this order, with their human form. The daemon says
 # ``config_path``; ``config`` is still accepted from older daemons.
@@ -55,8 +46,10 @@ def human_status(info: Any) -> str:
             value = format_duration(value)
         elif key == "plugins":
             value = _plugin_names(value)
-        elif key in ("config_path", "config") and value is None:
-            value = "none (built-in defaults)"
+        elif key in ("config_path", "config"):
+            if any(label == "config" for label, _ in pairs):
+                continue  # a daemon that sends both: config_path (first) wins
+            key, value = "config", "(built-in defaults)" if value is None else value
         pairs.append((key, value))
     for key, value in info.items():  # whatever else the daemon reports, scalars only
         if key not in _STATUS_KEYS and not isinstance(value, dict | list):
@@ -64,9 +57,41 @@ def human_status(info: Any) -> str:
     return format_fields(pairs)
 
 
-@command("status", "show the daemon's version, pid, uptime, config file and plugins")
 def cmd_status(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     out.emit(client.call("session.info"), human_status)
+    return EXIT_OK
+
+
+def _config_value(value: Any) -> str:
+    """A setting as one line of text: JSON's spelling for everything but plain strings."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _config_lines(prefix: str, value: Any) -> list[tuple[str, str]]:
+    if isinstance(value, dict) and value:
+        lines: list[tuple[str, str]] = []
+        for key, inner in value.items():
+            lines += _config_lines(f"{prefix}.{key}" if prefix else str(key), inner)
+        return lines
+    return [(prefix, _config_value(value))]
+
+
+def human_config(config: Any) -> str:
+    """``source: FILE`` (or ``(built-in defaults)``), then ``section.key: value`` lines."""
+    if not isinstance(config, dict):
+        return to_json(config)
+    source = config.get("source")
+    lines = [("source", "(built-in defaults)" if source is None else str(source))]
+    for section, body in config.items():
+        if section != "source":
+            lines += _config_lines(str(section), body)
+    return "\n".join(f"{clean(key)}: {clean(value)}" for key, value in lines)
+
+
+def cmd_config(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
+    out.emit(client.call("session.config"), human_config)
     return EXIT_OK
 
 
@@ -92,13 +117,11 @@ def human_methods(result: Any) -> str:
     return format_table(("METHOD", "DESCRIPTION"), rows)
 
 
-@command("methods", "list the daemon's JSON-RPC methods with a one-line description")
 def cmd_methods(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     out.emit(client.call("session.methods"), human_methods)
     return EXIT_OK
 
 
-@command("shutdown", "ask the daemon to stop (it finishes writing resume data first)")
 def cmd_shutdown(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     out.emit(client.call("session.shutdown"), lambda _result: "btd is shutting down")
     return EXIT_OK
@@ -132,13 +155,6 @@ def _setup_call(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@command(
-    "call",
-    "call any JSON-RPC method and print its result as JSON",
-    setup=_setup_call,
-    description="Call METHOD with JSON-PARAMS (an object or an array) and print the result "
-    "as JSON, in both human and --json mode.",
-)
 def cmd_call(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     params = parse_params(args.params)
     out.emit(client.call(args.method, params))

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from fake_daemon import FakeDaemon, Refused, btctl_in_new_python, run_btctl
 
-from btd.core import ctl
-from btd.core.ctl_base import COMMANDS, format_progress, format_rate
-from btd.core.ctl_torrent import NAME_WIDTH
 from btd.core.rpc.errors import AMBIGUOUS, INVALID_PARAMS, INVALID_TORRENT, NOT_FOUND
+from btd.ctl import main as ctl
+from btd.ctl.format import NAME_WIDTH, format_progress, format_rate
+from btd.ctl.parser import COMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
 TORRENT_COMMANDS = (
@@ -90,6 +90,7 @@ INFO = {"version": "0.1.0", "pid": 7, "uptime": 5.0, "config_path": "/etc/btd/bt
 # .torrent contents the fake daemon knows (it decodes the base64 btctl sends)
 GOOD = b"d4:infod4:name3:newee"
 PRESENT = b"d4:infod4:name3:oldee"
+PRESENT_AT = b"d4:infod4:name3:subee"  # already there; the daemon says where it stays
 BAD = b"this is not bencode"
 
 
@@ -108,6 +109,13 @@ def m_add(p: dict[str, Any]) -> Any:
         return {"info_hash": HASH_C, "name": "new", "added": True}
     if data == PRESENT:
         return {"info_hash": HASH_A, "name": "debian-12.iso", "added": False}
+    if data == PRESENT_AT:
+        return {
+            "info_hash": HASH_A,
+            "name": "debian-12.iso",
+            "added": False,
+            "save_path": "/srv/dl",
+        }
     raise Refused(INVALID_TORRENT, "invalid torrent: not bencoded", {"field": "metainfo"})
 
 
@@ -132,8 +140,18 @@ def m_set(p: dict[str, Any]) -> Any:
     return {"info_hash": h, "strategy": p["strategy"]}
 
 
+CONFIG = {
+    "source": "/etc/btd/btd.yaml",
+    "daemon": {"state_dir": "/var/lib/btd", "log_level": "info"},
+    "session": {"download_dir": "/srv/dl", "listen_port": 6881, "dht": False},
+    "plugins": {"enabled": ["rarest_first", "udp_tracker"], "notify_command": {"argv": []},
+                "watch_dir": {"path": "/srv/in\x1b[31m", "interval": 2.5}},
+    "limits": {},
+}  # fmt: skip
+
 METHODS: dict[str, Callable[[Any], Any]] = {
     "session.info": lambda p: INFO,
+    "session.config": lambda p: CONFIG,
     "session.stats": lambda p: STATS,
     "torrent.add": m_add,
     "torrent.list": m_list,
@@ -489,11 +507,96 @@ def test_stats(btctl) -> None:
     assert json.loads(out) == STATS
 
 
-def test_status_shows_config_path(btctl, monkeypatch) -> None:
+def test_status_shows_config_file(btctl, monkeypatch) -> None:
     code, out, _ = btctl("status")
-    assert code == 0 and field(out, "config_path") == "/etc/btd/btd.yaml"
+    assert code == 0 and field(out, "config") == "/etc/btd/btd.yaml"
+    assert "config_path" not in out
     monkeypatch.setitem(METHODS, "session.info", lambda p: {**INFO, "config_path": None})
-    assert field(btctl("status")[1], "config_path") == "none (built-in defaults)"
+    assert field(btctl("status")[1], "config") == "(built-in defaults)"
+    older = {k: v for k, v in INFO.items() if k != "config_path"} | {"config": "/etc/b.yaml"}
+    monkeypatch.setitem(METHODS, "session.info", lambda p: older)
+    assert field(btctl("status")[1], "config") == "/etc/b.yaml"
+    both = {**INFO, "config": "/old.yaml"}  # config_path wins, one line only
+    monkeypatch.setitem(METHODS, "session.info", lambda p: both)
+    out = btctl("status")[1]
+    assert field(out, "config") == "/etc/btd/btd.yaml" and out.count("config:") == 1
+
+
+def test_add_dir_on_a_present_torrent_says_it_stays(btctl, tmp_path: Path) -> None:
+    at = torrent_file(tmp_path, "at.torrent", PRESENT_AT)
+    code, out, err = btctl("add", "--dir", str(tmp_path / "x"), at)
+    assert code == 0 and out == f"already present {HASH_A} debian-12.iso\n"
+    assert err == (
+        f"btctl: {HASH_A}: already added; it stays in /srv/dl "
+        f"(--dir {tmp_path / 'x'} was not applied)\n"
+    )
+    code, out, err = btctl("add", "--dir", "/srv/dl", at)  # the same folder: nothing to say
+    assert code == 0 and err == ""
+    code, out, err = btctl("add", at)  # no --dir: nothing to say
+    assert code == 0 and err == ""
+    old = torrent_file(tmp_path, "old.torrent", PRESENT)  # a reply without save_path
+    code, out, err = btctl("add", "--dir", str(tmp_path), old)
+    assert code == 0 and "already added; it stays where it is" in err and "not applied" in err
+    code, out, err = btctl("--json", "add", "--dir", str(tmp_path / "x"), at)
+    assert code == 0 and err == ""
+    assert json.loads(out) == [
+        {"info_hash": HASH_A, "name": "debian-12.iso", "added": False, "save_path": "/srv/dl"}
+    ]
+
+
+def test_state_detail_in_list_and_info(btctl, monkeypatch) -> None:
+    detail = "no trackers and the DHT is disabled"
+    magnet = summary(HASH_A, "magnet 3f9a", state="metadata", state_detail=detail, pieces=None)
+    monkeypatch.setitem(TORRENTS, HASH_A, magnet)
+    monkeypatch.setitem(TORRENTS, HASH_B, {**TORRENTS[HASH_B], "state_detail": None})
+    code, out, _ = btctl("list")
+    table, _, notes = out.partition("\n\n")
+    lines = table.splitlines()
+    assert code == 0 and len(lines) == 3
+    row = next(line for line in lines if line.startswith(HASH_A[:8]))
+    assert row.index("metadata!") == lines[0].index("STATE")  # in the STATE column
+    assert "seeding!" not in out  # a null detail marks nothing
+    assert notes == f"{HASH_A[:8]} metadata!: {detail}\n"
+    code, out, _ = btctl("info", HASH_A[:6])
+    assert code == 0 and field(out, "state detail") == detail
+    code, out, _ = btctl("info", HASH_B[:6])
+    assert code == 0 and "state detail" not in out
+    code, out, _ = btctl("--json", "list")
+    assert json.loads(out)[0]["state_detail"] == detail
+
+
+def test_list_without_details_is_unchanged(btctl) -> None:
+    code, out, _ = btctl("list")
+    assert code == 0 and "\n\n" not in out and "!" not in out
+
+
+def test_config_prints_section_key_value_lines(btctl, monkeypatch) -> None:
+    code, out, _ = btctl("config")
+    assert code == 0
+    assert out.splitlines() == [
+        "source: /etc/btd/btd.yaml",
+        "daemon.state_dir: /var/lib/btd",
+        "daemon.log_level: info",
+        "session.download_dir: /srv/dl",
+        "session.listen_port: 6881",
+        "session.dht: false",
+        'plugins.enabled: ["rarest_first", "udp_tracker"]',
+        "plugins.notify_command.argv: []",
+        "plugins.watch_dir.path: /srv/in?[31m",
+        "plugins.watch_dir.interval: 2.5",
+        "limits: {}",
+    ]
+    code, out, _ = btctl("--json", "config")
+    assert code == 0 and json.loads(out) == CONFIG
+    monkeypatch.setitem(METHODS, "session.config", lambda p: {**CONFIG, "source": None})
+    assert btctl("config")[1].splitlines()[0] == "source: (built-in defaults)"
+
+
+def test_version_prints_btd_version_and_exits_0(capsys) -> None:
+    from btd.core.version import __version__
+
+    code, out, err = run_btctl(capsys, "--version")
+    assert code == 0 and out == f"btctl (btd) {__version__}\n" and err == ""
 
 
 # -- formatting, docs, import weight ------------------------------------------------------------
@@ -518,6 +621,17 @@ def test_torrent_commands_import_nothing_heavy(daemon: FakeDaemon) -> None:
     done = btctl_in_new_python("--socket", str(daemon.path), "--json", "list")
     assert json.loads(done.stderr.strip().splitlines()[-1]) == {"code": 0, "heavy": []}
     assert len(json.loads(done.stdout)) == 2
+
+
+def test_json_list_imports_only_what_it_needs(daemon: FakeDaemon) -> None:
+    """No rich, Twisted or PyYAML, and of btctl only the parser, helpers and `list`'s module."""
+    done = btctl_in_new_python("--socket", str(daemon.path), "--json", "list", btd=True)
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0 and report["heavy"] == []
+    ctl = {m for m in report["btd"] if m.startswith("btd.ctl.")}
+    assert ctl == {"btd.ctl.main", "btd.ctl.base", "btd.ctl.parser", "btd.ctl.format",
+                   "btd.ctl.torrent"}  # fmt: skip
+    assert "btd.core.version" not in report["btd"]  # importlib.metadata: only for --version
 
 
 # -- a real daemon --------------------------------------------------------------------------------

@@ -21,23 +21,22 @@ from fake_daemon import METHOD_NOT_FOUND, reply
 from hypothesis import given
 from hypothesis import strategies as st
 
-from btd.core import ctl
-from btd.core.ctl_base import Output
-from btd.core.ctl_watch import perform, refresh, run_screen
-from btd.core.ctl_watch_view import (
-    PIECE_CELLS,
+from btd.core.rpc.client import RpcClient
+from btd.core.rpc.errors import NOT_FOUND
+from btd.ctl import main as ctl
+from btd.ctl.base import Output
+from btd.ctl.format import PIECE_CELLS, piece_cells
+from btd.ctl.watch import perform, refresh, run_screen
+from btd.ctl.watch_view import (
     Action,
     WatchState,
     decode_keys,
     on_key,
-    piece_cells,
     plain_line,
     render,
     with_data,
     with_detail,
 )
-from btd.core.rpc.client import RpcClient
-from btd.core.rpc.errors import NOT_FOUND
 
 HASH_A = "3f9a" + "11" * 18
 HASH_B = "3f9b" + "22" * 18
@@ -341,7 +340,7 @@ def test_bad_options_are_usage_errors(daemon: FakeDaemon, capsys, option: list[s
 
 def test_plain_mode_stops_on_sigint_and_loads_no_rich(daemon: FakeDaemon) -> None:
     program = (
-        "import sys\nfrom btd.core.ctl import main\n"
+        "import sys\nfrom btd.ctl.main import main\n"
         f"code = main(['--socket', {str(daemon.path)!r}, 'watch', '--interval', '0.1'])\n"
         "print('rich' in sys.modules, code, file=sys.stderr)\n"
     )
@@ -389,7 +388,7 @@ def test_screen_follows_events_and_quits_on_q(daemon: FakeDaemon, monkeypatch) -
     monkeypatch.setenv("LINES", "30")
     seen = Screen(master)
     args = type("Args", (), {"interval": 60.0, "count": None})()
-    from btd.core.ctl_watch import EventFeed
+    from btd.ctl.watch import EventFeed
 
     result: list[int] = []
     with RpcClient(daemon.path, timeout=10) as client:

@@ -1,0 +1,1 @@
+"""btd.ctl: btctl, the command-line control client (see docs/CLI.md)."""
