@@ -19,11 +19,13 @@ $(BIN)/python:
 INSTALL = PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet
 
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(INSTALL) -e .
+	@echo "pip install -e . (into $(VENV))"
+	@$(INSTALL) -e .
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(INSTALL) -e '.[test]'
+	@echo "pip install -e '.[test]' (into $(VENV))"
+	@$(INSTALL) -e '.[test]'
 	@touch $@
 
 ## What running needs (no test extras: libtorrent is only for the tests).
