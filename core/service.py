@@ -95,7 +95,8 @@ def apply_live(old: Config, new: Config, live: Iterable[str]) -> Config:
     """``old`` with the ``live`` keys (dotted, e.g. ``session.upload_slots``) taken from ``new``.
 
     Restart-only keys keep their running values, so the running config says what is in
-    force and the next reload still reports them as waiting for a restart.
+    force and the next reload still reports them as waiting for a restart. ``source`` is
+    ``new``'s: the file just read is the one in use (``session.info``'s ``config_path``).
     """
     changes: dict[str, dict[str, Any]] = {}
     for dotted in live:
@@ -104,7 +105,7 @@ def apply_live(old: Config, new: Config, live: Iterable[str]) -> Config:
     sections = {
         name: dataclasses.replace(getattr(old, name), **values) for name, values in changes.items()
     }
-    return dataclasses.replace(old, **sections)
+    return dataclasses.replace(old, **sections, source=new.source)
 
 
 def live_settings(config: Config) -> str:

@@ -264,6 +264,20 @@ def test_reload_applies_live_keys_and_keeps_reporting_restart_keys(
     assert any("session.upload_slots=8" in t for t in texts(logged, LogLevel.debug))
 
 
+def test_reload_names_the_file_now_in_use(tmp_path: Path) -> None:
+    old = make_config(tmp_path, upload_slots=4)
+    assert old.source is None  # started on the built-in defaults
+    service = BtdService(old, host(), MemoryReactorClock())
+    assert service.session.info()["config_path"] is None
+    new = dataclasses.replace(
+        make_config(tmp_path, upload_slots=4, listen_port=7000), source=tmp_path / "btd.yaml"
+    )
+    service.reload(new)  # nothing live changed, a restart-only key did: the file is in use
+    assert service.session.info()["config_path"] == str(tmp_path / "btd.yaml")
+    assert service.config.source == tmp_path / "btd.yaml"
+    assert service.config.session.listen_port == old.session.listen_port
+
+
 def test_reload_with_unknown_group_changes_nothing(
     tmp_path: Path, manager: tuple[Path, socket.socket]
 ) -> None:
