@@ -128,6 +128,7 @@ class BtdService(MultiService):
         *,
         notifier: Notifier | None = None,
         on_level_change: Callable[[str], None] = lambda level: None,
+        on_umask_change: Callable[[int | None], None] = lambda mask: None,
         request_shutdown: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
@@ -136,6 +137,7 @@ class BtdService(MultiService):
         self.reactor = reactor
         self.notifier = notifier or Notifier({})
         self.on_level_change = on_level_change
+        self.on_umask_change = on_umask_change  # the umask is the process's: daemon.py sets it
         self.session = Session(
             config, plugins, reactor, request_shutdown=request_shutdown or reactor.stop
         )
@@ -230,6 +232,8 @@ class BtdService(MultiService):
         self.config = applied = apply_live(old, new, live)
         if "daemon.log_level" in live:
             self.on_level_change(applied.daemon.log_level)
+        if "session.umask" in live:
+            self.on_umask_change(applied.session.umask)
         if self.control is not None:
             self.control.set_allowed_gid(gid)
         self.session.apply_config(applied)
