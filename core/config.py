@@ -394,7 +394,7 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 
 def _plain(value: Any, for_yaml: bool) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _plain(v, for_yaml) for k, v in value.items()}
+        return {(k if for_yaml else str(k)): _plain(v, for_yaml) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v, for_yaml) for v in value]
     if for_yaml or isinstance(value, _JSON_SCALARS):

@@ -568,6 +568,9 @@ def test_plain_config_is_json_with_paths_as_strings() -> None:
     assert data["plugins"] == {"web": {"when": "2024-01-02", "tags": ["a", 1]}, "sequential": {}}
     assert json.loads(json.dumps(data, allow_nan=False)) == data
     assert plain_config(config, for_yaml=True)["daemon"]["state_dir"] == "/srv/$$odd"
+    numbered = parse("plugins: {x: {8: 9, t: [1, {2: 3}]}}\n")
+    assert parse(to_yaml(numbered)) == numbered  # YAML keeps the int keys
+    assert plain_config(numbered)["plugins"] == {"x": {"8": 9, "t": [1, {"2": 3}]}}  # JSON
 
 
 def test_round_trip_defaults() -> None:
