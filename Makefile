@@ -12,22 +12,35 @@ $(BIN)/python:
 	  { echo "could not create a venv: on Debian, apt-get install python3-venv" >&2; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+# One stamp per extra set, so that `make run` after `make test` (or the reverse) installs
+# what is missing. setuptools says "Editable installation." as a warning on every editable
+# install of a project with a package-dir mapping: information, not a problem, so it is
+# silenced here and the daemon's first line is the first thing `make run` shows.
+INSTALL = PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	@echo "pip install -e . (into $(VENV))"
+	@$(INSTALL) -e .
 	@touch $@
 
-venv: $(VENV)/.installed
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	@echo "pip install -e '.[test]' (into $(VENV))"
+	@$(INSTALL) -e '.[test]'
+	@touch $@
+
+## What running needs (no test extras: libtorrent is only for the tests).
+venv: $(VENV)/.installed-run
 
 ## Start the daemon in the foreground on the built-in defaults (Ctrl+C stops it).
-run: venv
+run: $(VENV)/.installed-run
 	$(BIN)/btd
 
 ## Run the whole test suite.
-test: venv
+test: $(VENV)/.installed-test
 	$(BIN)/pytest
 
 ## Loopback benchmark against libtorrent (not a test).
-bench: venv
+bench: $(VENV)/.installed-test
 	$(BIN)/python bench/swarm.py
 
 clean:

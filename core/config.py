@@ -27,12 +27,14 @@ from btd.core.config_schema import (
     ControlConfig,
     DaemonConfig,
     Invalid,
+    Key,
     SessionConfig,
     check_flag_path,
     check_flag_port,
     check_flag_socket,
     check_log_level,
     describe,
+    format_octal,
 )
 from btd.core.errors import ConfigError
 from btd.core.plugin_config import SettingLines
@@ -49,12 +51,14 @@ __all__ = [
     "find_config_file",
     "load_config",
     "parse_config",
+    "plain_config",
     "reload_diff",
     "to_yaml",
     "with_overrides",
 ]
 
 _NULL = "tag:yaml.org,2002:null"
+_QUOTED = ("'", '"')
 _MERGE = "tag:yaml.org,2002:merge"
 
 
@@ -92,6 +96,23 @@ class _Reader:
     def got(self, node: yaml.Node, value: Any) -> str:
         raw = node.value if isinstance(node, yaml.ScalarNode) else None
         return describe(value, raw, node.tag)
+
+    def got_bad(self, node: yaml.Node, value: Any, spec: Key) -> str:
+        """``got`` for a refused value; a number in quotes is called a string, with the fix."""
+        shown = self.got(node, value)
+        if not isinstance(value, str) or node.style not in _QUOTED or spec.octal:
+            return shown
+        try:
+            number = yaml.safe_load(value)  # what the text would be without its quotes
+        except yaml.YAMLError:
+            return shown
+        if not isinstance(number, int | float) or isinstance(number, bool):
+            return shown
+        try:
+            spec.check(number, self.env)
+        except Invalid:
+            return f"the string {shown}"
+        return f"the string {shown} (remove the quotes)"
 
     def items(self, node: yaml.MappingNode, path: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         """The mapping's keys (strings, no duplicates; ``<<`` merges applied), in order."""
@@ -169,12 +190,15 @@ class _Reader:
                 continue
             value_node = given[spec.name][1]
             value = self.construct(value_node, f"{name}.{spec.name}")
+            given_value = value
+            if spec.octal and type(value) is int and value_node.style is None:
+                given_value = value_node.value  # the digits as written: 0022, 22, 2 are octal
             try:
-                values[spec.name] = spec.check(value, self.env)
+                values[spec.name] = spec.check(given_value, self.env)
             except Invalid as exc:
                 message = exc.message
                 if exc.show_value:
-                    message += f", got {self.got(value_node, value)}"
+                    message += f", got {self.got_bad(value_node, value, spec)}"
                 raise self.error(message, f"{name}.{spec.name}", value_node) from None
         if name == "session":
             self.check_per_torrent(values, given)
@@ -391,15 +415,45 @@ def with_overrides(
     return dataclasses.replace(config, daemon=daemon, control=control, session=session)
 
 
-def _plain(value: Any) -> Any:
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any, for_yaml: bool) -> Any:
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {(k if for_yaml else str(k)): _plain(v, for_yaml) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, for_yaml) for v in value]
+    if for_yaml or isinstance(value, _JSON_SCALARS):
+        return value
+    return str(value)  # a YAML date or binary in plugin settings
+
+
+def _key_value(value: Any, key: Key, for_yaml: bool) -> Any:
+    if key.octal and value is not None:
+        return format_octal(value)
+    if isinstance(value, Path):
+        # For YAML, '$' is doubled so that reading the file back does not expand anything.
+        return str(value).replace("$", "$$") if for_yaml else str(value)
     return value
 
 
-def _yaml_value(value: Any) -> Any:
-    # Paths are written with '$' doubled so that reading them back does not expand anything.
-    return str(value).replace("$", "$$") if isinstance(value, Path) else value
+def plain_config(config: Config, *, for_yaml: bool = False) -> dict[str, Any]:
+    """The configuration as plain data, one mapping per section, then ``plugins``.
+
+    Paths are strings and octal keys octal text (``"0022"``); by default every value is a
+    JSON type (what ``session.config`` answers). ``for_yaml`` is what ``to_yaml`` writes.
+    """
+    data: dict[str, Any] = {
+        name: {
+            key.name: _key_value(getattr(getattr(config, name), key.name), key, for_yaml)
+            for key in keys
+        }
+        for name, (_, keys) in SECTIONS.items()
+    }
+    data["plugins"] = {
+        name: _plain(settings, for_yaml) for name, settings in config.plugins.items()
+    }
+    return data
 
 
 class _Dumper(yaml.SafeDumper):
@@ -417,11 +471,7 @@ _Dumper.add_representer(str, _represent_str)
 
 def to_yaml(config: Config) -> str:
     """The effective configuration as YAML that parse_config reads back to an equal Config."""
-    data: dict[str, Any] = {
-        name: {key.name: _yaml_value(getattr(getattr(config, name), key.name)) for key in keys}
-        for name, (_, keys) in SECTIONS.items()
-    }
-    data["plugins"] = {name: _plain(settings) for name, settings in config.plugins.items()}
+    data = plain_config(config, for_yaml=True)
     origin = str(config.source).replace("\n", " ") if config.source else "built-in defaults"
     header = f"# effective btd configuration (from {origin})\n"
     body = yaml.dump(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 DEFAULT_PLUGINS: tuple[str, ...] = ("rarest_first", "sequential", "udp_tracker", "resume_sqlite")
+DEFAULT_UMASK = 0o022  # Transmission's default too: files 0644, folders 0755
 # sun_path is 108 bytes on Linux, one of them for the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
 
@@ -62,6 +63,7 @@ class SessionConfig:
     upload_slots: int = 4
     piece_strategy: str = "rarest-first"
     peer_id_prefix: str = "-BT0100-"
+    umask: int | None = DEFAULT_UMASK  # None: keep the umask btd was started with
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,24 @@ def check_peer_id_prefix(value: Any, env: Mapping[str, str]) -> str:
     return value
 
 
+def check_umask(value: Any, env: Mapping[str, str]) -> int | None:
+    """Octal digits, as umask(1) reads them: 0022, "0002", 2, 0o027; null = inherited."""
+    if value is None:
+        return None
+    if _is_int(value) and 0 <= value <= 0o777:
+        return int(value)  # already a number (the defaults, a program)
+    if isinstance(value, str):
+        digits = value.strip().lower().removeprefix("0o")
+        if digits and all(ch in "01234567" for ch in digits) and int(digits, 8) <= 0o777:
+            return int(digits, 8)
+    raise Invalid("must be an octal umask such as 0022 or 0002, or null for the inherited one")
+
+
+def format_octal(value: int) -> str:
+    """How an octal key is written back: ``0o22`` -> ``"0022"``."""
+    return f"{value:04o}"
+
+
 # --- paths -----------------------------------------------------------------------------------
 
 _VAR = re.compile(r"\$(\$|\w+|\{\w+\})")
@@ -284,12 +304,17 @@ def check_flag_port(value: Any, env: Mapping[str, str]) -> int:
 
 @dataclass(frozen=True)
 class Key:
-    """One configuration key: its check, its default and whether SIGHUP can apply it live."""
+    """One configuration key: its check, its default and whether SIGHUP can apply it live.
+
+    ``octal``: a plain YAML number is handed to the check as the digits written (``22`` is
+    0o22, as for umask(1)) and the value is written back as octal text.
+    """
 
     name: str
     check: Callable[[Any, Mapping[str, str]], Any]
     default: Callable[[Mapping[str, str]], Any]
     live: bool = False
+    octal: bool = False
 
 
 def _const(value: Any) -> Callable[[Mapping[str, str]], Any]:
@@ -323,6 +348,7 @@ SECTIONS: dict[str, tuple[type, tuple[Key, ...]]] = {
             Key("upload_slots", check_positive_int, _const(4), live=True),
             Key("piece_strategy", check_name, _const("rarest-first"), live=True),
             Key("peer_id_prefix", check_peer_id_prefix, _const("-BT0100-")),
+            Key("umask", check_umask, _const(DEFAULT_UMASK), live=True, octal=True),
         ),
     ),
 }

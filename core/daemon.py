@@ -8,6 +8,7 @@ socket; 1 any other failure to start.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -79,6 +80,18 @@ def load_plugins(config: Config) -> PluginHost:
     return plugins
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it; this runs before any thread exists)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(mask: int | None, inherited: int) -> None:
+    """``session.umask`` for the whole process; None means the one btd was started with."""
+    os.umask(inherited if mask is None else mask)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -94,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config: Config, plugins: PluginHost, args: argparse.Namespace) -> int:
+    inherited = current_umask()
+    apply_umask(config.session.umask, inherited)  # before the first file or folder is made
     log = LogControl(config.daemon.log_level)
     log.install()
     lock = StateLock(Path(config.daemon.state_dir))
@@ -112,7 +127,12 @@ def run(config: Config, plugins: PluginHost, args: argparse.Namespace) -> int:
 
     outcome = {"status": EX_OK}
     service = BtdService(
-        config, plugins, reactor, notifier=Notifier(), on_level_change=log.set_level
+        config,
+        plugins,
+        reactor,
+        notifier=Notifier(),
+        on_level_change=log.set_level,
+        on_umask_change=lambda mask: apply_umask(mask, inherited),
     )
 
     def start() -> None:

@@ -3,7 +3,9 @@
 Under systemd (``$JOURNAL_STREAM`` set) each line starts with the sd-daemon(3) priority
 prefix ``<N>`` so journald records the level, and carries no timestamp (journald adds
 one). Elsewhere lines read ``2026-11-22T10:00:00 info btd.core.session: message``.
-The level can change live (SIGHUP reload).
+The level can change live (SIGHUP reload). Twisted's routine info lines (a factory
+starting or stopping for every tracker announce, ports opening) are re-levelled to
+debug, so that info tells the daemon's own story.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
     LogLevelFilterPredicate,
-    PredicateResult,
     formatEvent,
     globalLogBeginner,
 )
@@ -38,6 +39,16 @@ _SYSLOG_PRIORITY = {
     LogLevel.critical: 2,
 }
 _NAMES = {level: name for name, level in LEVELS.items()}
+# Logged by twisted.internet.protocol.Factory.doStart/doStop under the factory's class name.
+_FACTORY_FORMATS = frozenset({"Starting factory {factory!r}", "Stopping factory {factory!r}"})
+
+
+def is_twisted_chatter(event: Mapping[str, Any]) -> bool:
+    """Twisted's routine info lines: legacy ``log.msg`` ("... starting on 6881", "Starting
+    protocol") and a Factory starting or stopping (one pair per HTTP tracker announce)."""
+    if event.get("log_level") != LogLevel.info:
+        return False
+    return event.get("log_namespace") == "log_legacy" or event.get("log_format") in _FACTORY_FORMATS
 
 
 def format_line(event: Mapping[str, Any], journald: bool) -> str:
@@ -71,24 +82,22 @@ class LineObserver:
 
 
 class LogControl:
-    """The installed observer and its level, which a reload may change."""
+    """The installed observer and its level, which a reload may change.
 
-    def __init__(self, level: str, stream: IO[str] | None = None) -> None:
+    ``observer`` re-levels Twisted's chatter to debug, then filters by level.
+    """
+
+    def __init__(
+        self, level: str, stream: IO[str] | None = None, journald: bool | None = None
+    ) -> None:
         self.level = LEVELS[level]
         self.predicate = LogLevelFilterPredicate(defaultLogLevel=self.level)
-        self.observer = FilteringLogObserver(
-            LineObserver(stream), [self._twisted_chatter, self.predicate]
-        )
+        self._filtered = FilteringLogObserver(LineObserver(stream, journald), [self.predicate])
 
-    def _twisted_chatter(self, event: Mapping[str, Any]) -> PredicateResult:
-        """Twisted's own info lines ("Foo starting on 6881") count as debug here."""
-        if (
-            event.get("log_namespace") == "log_legacy"
-            and event.get("log_level") == LogLevel.info
-            and self.level > LogLevel.debug
-        ):
-            return PredicateResult.no
-        return PredicateResult.maybe
+    def observer(self, event: Mapping[str, Any]) -> None:
+        if is_twisted_chatter(event):
+            event = {**event, "log_level": LogLevel.debug}
+        self._filtered(event)
 
     def set_level(self, level: str) -> None:
         self.level = LEVELS[level]

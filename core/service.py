@@ -96,7 +96,8 @@ def apply_live(old: Config, new: Config, live: Iterable[str]) -> Config:
     """``old`` with the ``live`` keys (dotted, e.g. ``session.upload_slots``) taken from ``new``.
 
     Restart-only keys keep their running values, so the running config says what is in
-    force and the next reload still reports them as waiting for a restart.
+    force and the next reload still reports them as waiting for a restart. ``source`` is
+    ``new``'s: the file just read is the one in use (``session.info``'s ``config_path``).
     """
     changes: dict[str, dict[str, Any]] = {}
     for dotted in live:
@@ -105,7 +106,7 @@ def apply_live(old: Config, new: Config, live: Iterable[str]) -> Config:
     sections = {
         name: dataclasses.replace(getattr(old, name), **values) for name, values in changes.items()
     }
-    return dataclasses.replace(old, **sections)
+    return dataclasses.replace(old, **sections, source=new.source)
 
 
 def live_settings(config: Config) -> str:
@@ -128,6 +129,7 @@ class BtdService(MultiService):
         *,
         notifier: Notifier | None = None,
         on_level_change: Callable[[str], None] = lambda level: None,
+        on_umask_change: Callable[[int | None], None] = lambda mask: None,
         request_shutdown: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
@@ -136,6 +138,7 @@ class BtdService(MultiService):
         self.reactor = reactor
         self.notifier = notifier or Notifier({})
         self.on_level_change = on_level_change
+        self.on_umask_change = on_umask_change  # the umask is the process's: daemon.py sets it
         plugins.register(CORE_NAME, CorePlugin(reactor))
         self.session = Session(
             config, plugins, reactor, request_shutdown=request_shutdown or reactor.stop
@@ -233,6 +236,8 @@ class BtdService(MultiService):
         self.config = applied = apply_live(old, new, live)
         if "daemon.log_level" in live:
             self.on_level_change(applied.daemon.log_level)
+        if "session.umask" in live:
+            self.on_umask_change(applied.session.umask)
         if self.control is not None:
             self.control.set_allowed_gid(gid)
         self.session.apply_config(applied)

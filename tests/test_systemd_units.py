@@ -65,3 +65,30 @@ def test_sysusers_declares_the_user() -> None:
         if line and not line.startswith("#")
     ]
     assert lines and lines[0].split()[:2] == ["u", "btd"]
+
+
+UNITS = ("btd.service", "btd-user.service")
+
+
+def test_umask_agrees_with_the_config_default() -> None:
+    from btd.core.config_schema import DEFAULT_UMASK, format_octal
+
+    for name in UNITS:
+        service = parse_unit(ROOT / "systemd" / name)["Service"]
+        assert service.get("UMask", [format_octal(DEFAULT_UMASK)]) == [format_octal(DEFAULT_UMASK)]
+
+
+def test_documentation_points_at_files_the_readme_installs() -> None:
+    """Each ``file://`` URI names a repository file that README's install steps copy there."""
+    readme = (ROOT / "README.md").read_text()
+    for name in UNITS:
+        uris = " ".join(parse_unit(ROOT / "systemd" / name)["Unit"]["Documentation"]).split()
+        assert uris, name
+        for uri in uris:
+            assert uri.startswith(("file:///", "file://%h/", "https://", "man:")), uri
+            if not uri.startswith("file://"):
+                continue
+            path = uri.removeprefix("file://").replace("%h", "~")
+            folder, _, filename = path.rpartition("/")
+            assert (ROOT / filename).is_file(), uri
+            assert f"-t {folder} {filename}" in readme, f"README does not install {uri}"

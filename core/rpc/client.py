@@ -1,8 +1,8 @@
 """A blocking JSON-RPC 2.0 client for btd's control socket (used by btctl).
 
-Standard library only (socket, json): btctl runs this on every start, so importing
-Twisted or jsonrpcserver here would make every command slow. Framing is one UTF-8 JSON
-document per line both ways. On connections that called ``events.subscribe`` the
+Standard library (socket, json) and the pure ``LineFramer`` the daemon also uses: btctl
+runs this on every start, so importing Twisted or jsonrpcserver here would make every
+command slow. Framing is one UTF-8 JSON document per line both ways, with the same limit. On connections that called ``events.subscribe`` the
 daemon also pushes notifications (no ``id``); while waiting for its own answer the
 client queues them, and :meth:`RpcClient.notifications` hands them out later.
 """
@@ -21,8 +21,9 @@ from types import TracebackType
 from typing import Any
 
 from btd.core.errors import BtdError
+from btd.core.rpc.framing import DEFAULT_MAX_FRAME, LineFramer
 
-MAX_LINE = 16 * 1024 * 1024  # the daemon's frame limit; a base64 .torrent must fit
+MAX_LINE = DEFAULT_MAX_FRAME  # the daemon's frame limit; a base64 .torrent must fit
 
 
 class DaemonUnreachable(BtdError):
@@ -85,8 +86,8 @@ class RpcClient:
         self.timeout = timeout
         self.max_line = max_line
         self._sock: socket.socket | None = None
-        self._buf = bytearray()
-        self._scanned = 0  # bytes of _buf already known to hold no newline
+        self._framer = LineFramer(max_line)
+        self._lines: deque[bytes] = deque()  # complete frames received, not yet read
         self._next_id = 1
         self._pending: deque[Notification] = deque()
 
@@ -112,8 +113,8 @@ class RpcClient:
                 self._sock.close()
             finally:
                 self._sock = None
-        self._buf.clear()
-        self._scanned = 0
+        self._framer = LineFramer(self.max_line)
+        self._lines.clear()
 
     def __enter__(self) -> RpcClient:
         self.connect()
@@ -257,19 +258,13 @@ class RpcClient:
         return message
 
     def _read_line(self, deadline: float | None) -> bytes:
+        """The next non-blank frame; frames that arrived before an oversized one come first."""
         while True:
-            newline = self._buf.find(b"\n", self._scanned)
-            if newline > self.max_line:
-                self._too_long()
-            if newline >= 0:
-                line = bytes(self._buf[:newline])
-                del self._buf[: newline + 1]
-                self._scanned = 0
-                if not line.strip():
-                    continue
-                return line
-            self._scanned = len(self._buf)
-            if len(self._buf) > self.max_line:
+            while self._lines:
+                line = self._lines.popleft()
+                if line.strip():
+                    return line
+            if self._framer.too_large:
                 self._too_long()
             self._fill(deadline)
 
@@ -297,4 +292,4 @@ class RpcClient:
         if not chunk:
             self.close()
             raise DaemonUnreachable(self.path, "the daemon closed the connection")
-        self._buf += chunk
+        self._lines.extend(self._framer.feed(chunk))

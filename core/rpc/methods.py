@@ -12,6 +12,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from btd.core.config import plain_config
 from btd.core.session import Session
 
 _log = Logger()
@@ -31,6 +32,11 @@ def session_methods(session: Session, all_methods: Callable[[], Mapping[str, Any
         """Version, uptime, pid, config path and enabled plugins."""
         return session.info()
 
+    def config() -> dict[str, Any]:
+        """The configuration in force: the file it came from, then every section."""
+        source = session.config.source
+        return {"source": str(source) if source else None, **plain_config(session.config)}
+
     def methods() -> dict[str, str]:
         """Every method this daemon answers, with a one-line description."""
         return {name: first_line(fn) for name, fn in sorted(all_methods().items())}
@@ -46,6 +52,7 @@ def session_methods(session: Session, all_methods: Callable[[], Mapping[str, Any
 
     return {
         "session.info": info,
+        "session.config": config,
         "session.methods": methods,
         "session.shutdown": shutdown,
         "session.plugins": plugins,

@@ -263,19 +263,17 @@ class ControlServer:
         self,
         methods: Mapping[str, Callable[..., Any]],
         *,
+        clock: IReactorTime,
         max_frame: int = DEFAULT_MAX_FRAME,
         max_clients: int = DEFAULT_MAX_CLIENTS,
         allowed_gid: int | None = None,
-        clock: IReactorTime | None = None,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
         close_timeout: float = CLOSE_TIMEOUT,
         our_uid: int | None = None,
         peer_cred: Callable[[Any], PeerCred | None] = transport_peer_cred,
         groups_of: Callable[[int, int], Any] = supplementary_groups,
     ) -> None:
-        if clock is None:
-            from twisted.internet import reactor as clock  # type: ignore[assignment,no-redef]
-        self.clock: IReactorTime = clock  # type: ignore[assignment]
+        self.clock = clock  # close timeouts; the daemon passes its reactor, tests a Clock
         self.max_frame = max_frame
         self.max_clients = max_clients
         self.max_backlog = max_backlog

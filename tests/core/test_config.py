@@ -21,6 +21,7 @@ from btd.core.config import (
     find_config_file,
     load_config,
     parse_config,
+    plain_config,
     reload_diff,
     to_yaml,
     with_overrides,
@@ -141,7 +142,52 @@ BAD = [
         2,
         'must be a positive integer, got "lots"',
     ),
-    ("quoted number", "session:\n  upload_slots: '4'\n", "session.upload_slots", 2, 'got "4"'),
+    (
+        "quoted number",
+        "session:\n  upload_slots: '4'\n",
+        "session.upload_slots",
+        2,
+        'must be a positive integer, got the string "4" (remove the quotes)',
+    ),
+    (
+        "quoted port",
+        'session:\n  listen_port: "6881"\n',
+        "session.listen_port",
+        2,
+        'got the string "6881" (remove the quotes)',
+    ),
+    (
+        "quoted number that would not do either",
+        'session:\n  listen_port: "99999"\n',
+        "session.listen_port",
+        2,
+        'must be an integer 0..65535 (0 = pick a free port), got the string "99999"\n',
+    ),
+    (
+        "quoted float for a timeout",
+        'daemon:\n  shutdown_timeout: "2.5"\n',
+        "daemon.shutdown_timeout",
+        2,
+        'got the string "2.5" (remove the quotes)',
+    ),
+    (
+        "umask with a digit that is not octal",
+        "session:\n  umask: 0089\n",
+        "session.umask",
+        2,
+        'must be an octal umask such as 0022 or 0002, or null for the inherited one, got "0089"\n',
+    ),
+    (
+        "quoted umask that is not octal gets no quote hint",
+        'session:\n  umask: "0089"\n',
+        "session.umask",
+        2,
+        'got "0089"\n',
+    ),
+    ("umask too wide", "session:\n  umask: 01777\n", "session.umask", 2, "octal umask"),
+    ("umask as a word", "session:\n  umask: group\n", "session.umask", 2, 'got "group"'),
+    ("umask as a bool", "session:\n  umask: yes\n", "session.umask", 2, "got yes (a boolean)"),
+    ("umask negative", "session:\n  umask: -2\n", "session.umask", 2, "got -2"),
     (
         "bool for int",
         "session:\n\n  listen_port: yes\n",
@@ -315,7 +361,7 @@ def test_bad_config_names_key_and_line(text: str, key: str, line: int, fragment:
     error = refused(text)
     assert (error.key, error.line, error.filename) == (key, line, "btd.yaml")
     assert str(error).startswith(f"btd.yaml:{line}: {key}: ")
-    assert fragment in str(error)
+    assert fragment in str(error) + "\n"
 
 
 def test_error_format_matches_the_documented_example() -> None:
@@ -478,6 +524,55 @@ def test_bad_overrides(flags: dict[str, object], key: str, fragment: str) -> Non
 # --- to_yaml round trip ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("written", "mask"),
+    [
+        ("0022", 0o022),
+        ("022", 0o022),
+        ("22", 0o022),  # octal digits, as umask(1) reads them
+        ("0002", 0o002),
+        ("2", 0o002),
+        ('"0002"', 0o002),
+        ("'027'", 0o027),
+        ("0o027", 0o027),
+        ("0777", 0o777),
+        ("0", 0),
+        ("null", None),
+    ],
+)
+def test_umask_forms(written: str, mask: int | None) -> None:
+    assert parse(f"session:\n  umask: {written}\n").session.umask == mask
+
+
+def test_umask_default_and_round_trip() -> None:
+    assert default_config(ENV).session.umask == 0o022
+    assert "  umask: '0022'\n" in to_yaml(default_config(ENV))
+    for text in ("0002", "null", "0"):
+        config = parse(f"session: {{umask: {text}}}\n")
+        assert parse(to_yaml(config)) == config
+
+
+def test_plain_config_is_json_with_paths_as_strings() -> None:
+    import json
+
+    config = parse(
+        "daemon: {state_dir: /srv/$$odd}\n"
+        "session: {umask: 0002}\n"
+        "plugins: {web: {when: 2024-01-02, tags: [a, 1]}, sequential: null}\n"
+    )
+    data = plain_config(config)
+    assert list(data) == [*SECTIONS, "plugins"]
+    assert data["daemon"]["state_dir"] == "/srv/$odd"  # not doubled: this is not YAML
+    assert data["session"]["umask"] == "0002"
+    assert data["session"]["download_dir"] == str(config.session.download_dir)
+    assert data["plugins"] == {"web": {"when": "2024-01-02", "tags": ["a", 1]}, "sequential": {}}
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+    assert plain_config(config, for_yaml=True)["daemon"]["state_dir"] == "/srv/$$odd"
+    numbered = parse("plugins: {x: {8: 9, t: [1, {2: 3}]}}\n")
+    assert parse(to_yaml(numbered)) == numbered  # YAML keeps the int keys
+    assert plain_config(numbered)["plugins"] == {"x": {"8": 9, "t": [1, {"2": 3}]}}  # JSON
+
+
 def test_round_trip_defaults() -> None:
     config = default_config(ENV)
     assert parse(to_yaml(config)) == config
@@ -519,6 +614,7 @@ _settings = st.recursive(
     group=st.none() | st.integers(0, 2**32) | _text.filter(str.strip),
     ports=st.tuples(st.integers(0, 65535), st.integers(1, 10**6), st.integers(1, 10**6)),
     timeout=st.floats(min_value=1e-6, max_value=1e9),
+    umask=st.none() | st.integers(0, 0o777),
     plugins=st.dictionaries(
         _text.filter(str.strip), st.dictionaries(_text, _settings, max_size=3), max_size=3
     ),
@@ -530,6 +626,7 @@ def test_round_trip_property(
     group: object,
     ports: tuple[int, int, int],
     timeout: float,
+    umask: int | None,
     plugins: dict[str, dict[str, object]],
 ) -> None:
     base = default_config(ENV)
@@ -546,6 +643,7 @@ def test_round_trip_property(
             max_connections=total,
             max_connections_per_torrent=1,
             upload_slots=slots,
+            umask=umask,
         ),
         plugins=MappingProxyType({k: MappingProxyType(v) for k, v in plugins.items()}),
     )
@@ -569,7 +667,7 @@ def test_reload_diff() -> None:
         "daemon: {log_level: debug, shutdown_timeout: 3}\n"
         "control: {allowed_group: btd}\n"
         "session: {max_connections: 100, max_connections_per_torrent: 10, upload_slots: 8,\n"
-        "  piece_strategy: sequential, listen_port: 7000}\n"
+        "  piece_strategy: sequential, listen_port: 7000, umask: 0002}\n"
         "plugins: {a: {}, b: {x: 2}, d: {}}\n"
     )
     live, restart = reload_diff(old, new)
@@ -615,4 +713,18 @@ def test_docs_name_every_key() -> None:
         assert key in doc
     for name in DEFAULT_PLUGINS:
         assert f"`{name}`" in doc
+
+
+def test_docs_list_the_default_plugins_in_order() -> None:
+    """Every place CONFIG.md lists DEFAULT_PLUGINS names exactly those, in that order."""
+    import re
+
+    doc = (REPO / "docs" / "CONFIG.md").read_text()
+    paragraphs = [p for p in re.split(r"\n\s*\n|\n- |\n\|", doc) if "DEFAULT_PLUGINS`" in p]
+    assert len(paragraphs) >= 2  # the key table and the plugins section
+    for text in paragraphs:
+        listed = [
+            n for n in re.findall(r"`(\w+)`", text) if n not in ("DEFAULT_PLUGINS", "plugins")
+        ]
+        assert listed == list(DEFAULT_PLUGINS), text
     assert "78" in doc and "SIGHUP" in doc

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import io
 
-from twisted.logger import Logger, LogLevel, LogPublisher
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger, LogLevel, LogPublisher, globalLogPublisher
 
 from btd.core.logsetup import LogControl, format_line
 
@@ -20,8 +21,7 @@ def test_multiline_is_indented() -> None:
 
 def test_level_filter_changes_live() -> None:
     stream = io.StringIO()
-    control = LogControl("warning", stream)
-    control.observer._observer.journald = True  # type: ignore[attr-defined]
+    control = LogControl("warning", stream, journald=True)
     publisher = LogPublisher(control.observer)
     log = Logger(namespace="t", observer=publisher)
     log.info("hidden")
@@ -33,12 +33,48 @@ def test_level_filter_changes_live() -> None:
 
 def test_twisted_legacy_chatter_is_debug() -> None:
     stream = io.StringIO()
-    control = LogControl("info", stream)
-    control.observer._observer.journald = True  # type: ignore[attr-defined]
+    control = LogControl("info", stream, journald=True)
     publisher = LogPublisher(control.observer)
     legacy = Logger(namespace="log_legacy", observer=publisher)
     legacy.info("Factory starting on 6881")
     Logger(namespace="btd", observer=publisher).info("ours")
     control.set_level("debug")
     legacy.info("Factory starting on 6882")
-    assert stream.getvalue() == "<6>btd: ours\n<6>log_legacy: Factory starting on 6882\n"
+    assert stream.getvalue() == "<6>btd: ours\n<7>log_legacy: Factory starting on 6882\n"
+
+
+class Announce(Factory):
+    """Like treq's HTTP client factory: noisy, started and stopped once per request."""
+
+
+def test_factory_start_and_stop_are_debug() -> None:
+    stream = io.StringIO()
+    control = LogControl("info", stream, journald=True)
+    globalLogPublisher.addObserver(control.observer)
+    try:
+        factory = Announce()
+        assert factory.noisy
+        factory.doStart()
+        factory.doStop()
+        Logger(namespace="btd").info("ours")
+        assert stream.getvalue() == "<6>btd: ours\n"
+        control.set_level("debug")
+        factory.doStart()
+        factory.doStop()
+    finally:
+        globalLogPublisher.removeObserver(control.observer)
+    lines = stream.getvalue().splitlines()[1:]
+    assert [line.split(":")[0] for line in lines] == [f"<7>{__name__}.Announce"] * 2
+    assert "Starting factory" in lines[0] and "Stopping factory" in lines[1]
+
+
+def test_other_levels_and_our_own_info_are_untouched() -> None:
+    stream = io.StringIO()
+    control = LogControl("info", stream, journald=True)
+    publisher = LogPublisher(control.observer)
+    Logger(namespace="log_legacy", observer=publisher).error("legacy error")
+    Logger(namespace="btd.core.session", observer=publisher).info("Starting factory of ours")
+    assert (
+        stream.getvalue()
+        == "<3>log_legacy: legacy error\n<6>btd.core.session: Starting factory of ours\n"
+    )

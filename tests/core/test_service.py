@@ -24,6 +24,7 @@ from btd.core.config import Config, default_config, with_overrides
 from btd.core.errors import ConfigError
 from btd.core.events import TorrentEvent
 from btd.core.plugin import hookimpl, make_plugin_manager
+from btd.core.rpc.methods import build_methods
 from btd.core.sdnotify import Notifier
 from btd.core.service import BtdService, apply_live, bounded, resolve_group
 
@@ -227,14 +228,16 @@ def test_reload_applies_live_keys_and_keeps_reporting_restart_keys(
     old = make_config(tmp_path, upload_slots=4, listen_port=6881)
     recorder = Recorder()
     levels: list[str] = []
+    masks: list[int | None] = []
     service = BtdService(
         old,
         host(rec=recorder),
         MemoryReactorClock(),
         notifier=Notifier({"NOTIFY_SOCKET": str(path)}),
         on_level_change=levels.append,
+        on_umask_change=masks.append,
     )
-    new = make_config(tmp_path, upload_slots=8, listen_port=7000)
+    new = make_config(tmp_path, upload_slots=8, listen_port=7000, umask=0o002)
     new = dataclasses.replace(
         new,
         daemon=dataclasses.replace(new.daemon, log_level="debug"),
@@ -245,6 +248,7 @@ def test_reload_applies_live_keys_and_keeps_reporting_restart_keys(
     assert sock.recv(4096).startswith(b"RELOADING=1\n")
     assert sock.recv(4096) == b"READY=1"
     assert levels == ["debug"]
+    assert masks == [0o002]
     for running in (service.config, service.session.config, recorder.reloads[-1][1]):
         assert running.session.upload_slots == 8
         assert running.daemon.log_level == "debug"
@@ -261,7 +265,25 @@ def test_reload_applies_live_keys_and_keeps_reporting_restart_keys(
     assert warnings.count("session.listen_port changed; it takes effect after a restart") == 2
     assert warnings.count("plugins.rec changed; it takes effect after a restart") == 2
     assert levels == ["debug"]  # unchanged level: not set again
+    assert masks == [0o002]
     assert any("session.upload_slots=8" in t for t in texts(logged, LogLevel.debug))
+
+
+def test_reload_names_the_file_now_in_use(tmp_path: Path) -> None:
+    old = make_config(tmp_path, upload_slots=4)
+    assert old.source is None  # started on the built-in defaults
+    service = BtdService(old, host(), MemoryReactorClock())
+    assert service.session.info()["config_path"] is None
+    new = dataclasses.replace(
+        make_config(tmp_path, upload_slots=4, listen_port=7000), source=tmp_path / "btd.yaml"
+    )
+    service.reload(new)  # nothing live changed, a restart-only key did: the file is in use
+    assert service.session.info()["config_path"] == str(tmp_path / "btd.yaml")
+    answer = build_methods(service.session)["session.config"]()
+    assert answer["source"] == str(tmp_path / "btd.yaml")
+    assert answer["session"]["listen_port"] == old.session.listen_port  # what is in force
+    assert service.config.source == tmp_path / "btd.yaml"
+    assert service.config.session.listen_port == old.session.listen_port
 
 
 def test_reload_with_unknown_group_changes_nothing(

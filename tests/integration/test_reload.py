@@ -3,6 +3,7 @@ and a broken file changes nothing. Each reload is awaited as RELOADING=1 then RE
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,44 @@ def test_sighup_with_a_broken_file_keeps_the_running_config(btd: FileConfiguredB
     sighup(btd)
     assert any("session.upload_slots=6" in line for line in debug_lines(btd))
     assert btd.stop() == 0
+
+
+def process_umask(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    pytest.skip("this kernel does not show the umask in /proc/PID/status")
+
+
+def test_sighup_loads_a_new_file_and_its_umask(tmp_path: Path) -> None:
+    """Started on the defaults (umask 0022 over the inherited 0077); a file that appears
+    later is loaded by SIGHUP, named by session.info and session.config, its umask applied."""
+    btd = BtdProcess(tmp_path / "btd")
+    saved = os.umask(0o077)
+    try:
+        btd.start()
+    finally:
+        os.umask(saved)
+    try:
+        assert btd.proc is not None
+        assert btd.call("session.info")["config_path"] is None
+        assert process_umask(btd.proc.pid) == 0o022
+
+        found = btd.base / "xdg-config" / "btd" / "btd.yaml"  # where btd looks by default
+        found.parent.mkdir(parents=True)
+        found.write_text("session:\n  umask: 0002\n  upload_slots: 6\n")
+        sighup(btd)
+        assert btd.call("session.info")["config_path"] == str(found)
+        config = btd.call("session.config")
+        assert config["source"] == str(found)
+        assert config["session"]["umask"] == "0002"
+        assert config["session"]["upload_slots"] == 6
+        assert config["daemon"]["state_dir"] == str(btd.state)  # the flag still wins
+        assert process_umask(btd.proc.pid) == 0o002
+
+        found.write_text("session:\n  umask: null\n")
+        sighup(btd)
+        assert process_umask(btd.proc.pid) == 0o077  # back to the one it was started with
+        assert btd.stop() == 0
+    finally:
+        btd.close()

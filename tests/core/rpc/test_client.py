@@ -252,3 +252,44 @@ def test_context_manager_closes_and_notifications_need_a_connection(serve) -> No
     with pytest.raises(DaemonUnreachable):
         next(client.notifications())
     client.close()  # idempotent
+
+
+def test_frame_of_exactly_the_cap_passes_and_one_byte_more_fails(serve) -> None:
+    sizes: list[int] = []
+
+    def sized(request: Any) -> list[bytes | None]:
+        empty = len(ok(request, "")) - 1  # the cap counts the frame without its newline
+        reply = ok(request, "x" * (100 - empty + (request["method"] == "over")))
+        sizes.append(len(reply) - 1)
+        return [reply[i : i + 7] for i in range(0, len(reply), 7)]  # many small writes
+
+    with RpcClient(serve(sized), max_line=100) as client:
+        client.recv_size = 5
+        assert set(client.call("fits")) == {"x"}
+        with pytest.raises(RpcProtocolError, match="longer than 100"):
+            client.call("over")
+    assert sizes == [100, 101]
+
+
+def test_answer_before_an_oversized_frame_is_still_read(serve) -> None:
+    def then_too_big(request: Any) -> list[bytes | None]:
+        return [ok(request, "mine") + event("x" * 500)]
+
+    with RpcClient(serve(then_too_big), max_line=100) as client:
+        assert client.call("a") == "mine"
+        with pytest.raises(RpcProtocolError, match="longer than 100"):
+            next(client.notifications(timeout=5))
+
+
+def test_client_module_stays_light() -> None:
+    """btctl imports the client on every start: no Twisted, no YAML behind it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, btd.core.rpc.client\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('twisted', 'yaml'))\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

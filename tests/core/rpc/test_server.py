@@ -632,3 +632,8 @@ def test_real_half_close_gets_reply_then_eof(sockdir: Path) -> None:
     finally:
         stopped = port.stopListening()
         pump(reactor, lambda: stopped is None or stopped.called)
+
+
+def test_the_clock_is_required() -> None:
+    with pytest.raises(TypeError, match="clock"):
+        ControlServer(METHODS)  # type: ignore[call-arg]
