@@ -19,13 +19,13 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from btd.core.availability import Availability, TorrentSwarm
 from btd.core.bitfield import Bitfield
 from btd.core.download import DownloadSide
 from btd.core.errors import ProtocolError
 from btd.core.extensions import Extensions
 from btd.core.metainfo import Metainfo
 from btd.core.peer import Peer
-from btd.core.picking import Availability, TorrentSwarm
 from btd.core.pieces import PieceBook
 from btd.core.resume import ResumeProgress, progress_problem, resume_plan
 from btd.core.storage import FileStorage
