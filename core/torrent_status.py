@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from btd.core.torrent import Torrent
+from btd.core.types import format_address
 
 SUMMARY_FIELDS = (
     "info_hash",
@@ -68,6 +69,16 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
     if fields is None:
         return values
     return {name: values[name] for name in fields}
+
+
+def sources(t: Torrent) -> dict[str, int]:
+    """Payload bytes received per peer address, past and present connections."""
+    out = dict(t.sources)
+    for peer in t.peers:
+        if peer.payload_in:
+            key = format_address(peer.link.address)
+            out[key] = out.get(key, 0) + peer.payload_in
+    return out
 
 
 def files(t: Torrent) -> list[dict[str, Any]]:

@@ -204,7 +204,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             "files": status.files(t),
             "trackers": status.trackers(t),
             "piece_map": status.pieces_map(t),
-            "sources": t.all_sources(),
+            "sources": status.sources(t),
             "banned": list(t.banned),
             "wasted": t.wasted,
             "comment": t.meta.comment,

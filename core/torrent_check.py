@@ -1,0 +1,68 @@
+"""Checking a torrent's data on disk: which pieces to hash, which to trust, the progress.
+
+The first check after an add hashes only pieces of files that exist; a check with saved
+progress (``ResumeProgress``) trusts its pieces except those touching a file whose size
+changed since the save (``btd.core.resume.resume_plan``); ``torrent.verify`` hashes every
+piece. The hashing itself runs on the Verifier's thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+
+from btd.core.bitfield import Bitfield
+from btd.core.metainfo import Metainfo
+from btd.core.resume import ResumeProgress, resume_plan
+from btd.core.storage import FileStorage
+
+
+class DataCheck:
+    """Runs one torrent's checks and keeps the progress of the current one (0..1)."""
+
+    def __init__(self, meta: Metainfo, storage: FileStorage, verifier: Callable[[], Any]) -> None:
+        self.meta = meta
+        self.storage = storage
+        self.verifier = verifier
+        self.progress = 0.0
+
+    def run(
+        self, *, full: bool, resume: ResumeProgress | None, should_stop: Callable[[], bool]
+    ) -> defer.Deferred[Bitfield]:
+        """The pieces found good (hashed, or trusted from ``resume``)."""
+        meta = self.meta
+        self.progress = 0.0
+        files = self.storage.check_files()
+        trusted = Bitfield(meta.num_pieces)
+        if full:
+            pieces = None
+        elif resume is not None:
+            plan = resume_plan(resume, files.files, meta.num_pieces)
+            trusted, pieces = plan.trusted, plan.recheck
+        else:
+            existing = [f for f in files.files if f.exists and f.size > 0 and not f.pad]
+            pieces = sorted({i for f in existing for i in f.pieces})
+        if pieces == []:
+            return defer.succeed(trusted)
+
+        def progress(done: int, total: int) -> None:
+            self.progress = done / total if total else 1.0
+
+        d: defer.Deferred[Bitfield] = self.verifier().recheck(
+            self.storage,
+            meta.piece_hashes,
+            meta.piece_length,
+            meta.total_length,
+            pieces=pieces,
+            on_progress=progress,
+            should_stop=should_stop,
+        )
+
+        def found(have: Bitfield) -> Bitfield:
+            for index in trusted:
+                have.add(index)
+            return have
+
+        return d.addCallback(found)
