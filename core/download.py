@@ -3,7 +3,7 @@
 ``Downloader`` works for one torrent through a narrow ``DownloadHost`` (the Torrent): it
 reads the host's current PieceBook, picker and view (a recheck rebuilds them) and reports
 back through host calls (bytes counted, pieces changed, a peer to ban, the download
-complete, a disk failure). Per-block work here is the hot path: one PieceBook call and,
+complete, a disk failure); hashes and writes go to the torrent's ``TorrentData``. Per-block work here is the hot path: one PieceBook call and,
 now and then, a batch of requests; the hash and the write of a complete piece happen in
 one thread-pool job.
 """
@@ -13,17 +13,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from btd.core.bitfield import Bitfield
 from btd.core.errors import ProtocolError, StorageError
-from btd.core.metainfo import Metainfo
 from btd.core.peer import Peer
 from btd.core.picking import PiecePicker, SwarmView
 from btd.core.pieces import BlockResult, PieceBook
+from btd.core.torrent_data import TorrentData
 from btd.core.types import BlockRef
 from btd.core.wire import messages as m
 
@@ -56,10 +55,6 @@ class DownloadHost(Protocol):
         """Downloading or seeding: requests go out and verified pieces are announced."""
         ...
 
-    def verify_and_write(self, index: int, data: bytes) -> defer.Deferred[bool]:
-        """Hash a complete piece and, if it is good, write it (off the reactor thread)."""
-        ...
-
     def count_download(self, size: int) -> None:
         """``size`` payload bytes were accepted."""
         ...
@@ -84,10 +79,11 @@ class DownloadHost(Protocol):
 class Downloader:
     """Requesting and receiving for one torrent (see the module docstring)."""
 
-    def __init__(self, host: DownloadHost, clock: IReactorTime, meta: Metainfo) -> None:
+    def __init__(self, host: DownloadHost, data: TorrentData, clock: IReactorTime) -> None:
         self.host = host
+        self.data = data
         self.clock = clock
-        self.meta = meta
+        self.num_pieces = data.meta.num_pieces
         self.wasted = 0  # bytes received and thrown away (duplicates, failed hashes)
         self.write_backlog = 0  # bytes of complete pieces waiting for hash+write
 
@@ -120,7 +116,7 @@ class Downloader:
         if peer.peer_choking:
             if not peer.allowed_fast:
                 return
-            allowed = Bitfield(self.meta.num_pieces)
+            allowed = Bitfield(self.num_pieces)
             for index in peer.allowed_fast:
                 allowed.add(index)
         if self.write_backlog > MAX_WRITE_BACKLOG:
@@ -196,7 +192,7 @@ class Downloader:
         data = book.take_piece_data(index)
         size = len(data)
         self.write_backlog += size
-        d = host.verify_and_write(index, data)
+        d = self.data.verify_and_write(index, data)
 
         def done(ok: bool) -> None:
             self.write_backlog -= size
@@ -231,7 +227,7 @@ class Downloader:
         book = host.book
         contributors = book.on_verified(index, ok)
         if not ok:
-            self.wasted += self.meta.piece_size(index)
+            self.wasted += self.data.piece_size(index)
             self._punish(contributors, index)
             self.refill_all()
             return

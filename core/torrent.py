@@ -27,10 +27,10 @@ from btd.core.extensions import Extensions
 from btd.core.metainfo import Metainfo
 from btd.core.peer import Peer
 from btd.core.pieces import PieceBook
-from btd.core.resume import ResumeProgress, progress_problem
+from btd.core.resume import ResumeProgress
 from btd.core.storage import FileStorage
 from btd.core.swarm_peers import PeerCandidates
-from btd.core.torrent_check import DataCheck
+from btd.core.torrent_data import TorrentData
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
 from btd.core.torrent_extensions import TorrentExtensions
 from btd.core.torrent_state import ACTIVE, TorrentState, check_transition
@@ -73,10 +73,10 @@ class Torrent:
         )
         self.peers: dict[Peer, None] = {}
         self.candidates = PeerCandidates(self.clock.seconds, rng=env.rng)
-        self.uploader = Uploader(self, self.clock, env.upload_slots, env.rng)
-        self.downloader = Downloader(self, self.clock, meta)
+        self.data = TorrentData(meta, self.storage, lambda: self.env.verifier)
+        self.uploader = Uploader(self, self.data, self.clock, env.upload_slots, env.rng)
+        self.downloader = Downloader(self, self.data, self.clock)
         self.extension_traffic = TorrentExtensions(self, env, meta.info_bytes, meta.private)
-        self.data_check = DataCheck(meta, self.storage, lambda: self.env.verifier)
         self.added_at = self.clock.seconds()
         self.completed_at: float | None = None
         self.uploaded = 0
@@ -157,7 +157,7 @@ class Torrent:
     @property
     def check_progress(self) -> float:
         """How far the running (or last) check got, 0..1."""
-        return self.data_check.progress
+        return self.data.progress
 
     @property
     def checked(self) -> bool:
@@ -239,18 +239,13 @@ class Torrent:
         if resume is not None:
             self.uploaded, self.downloaded = resume.uploaded, resume.downloaded
             self.completed_at = resume.completed_at
-            problem = progress_problem(resume, self.num_pieces, len(self.meta.files))
-            if problem is None:
+            if self.data.usable_resume(resume, self.name):
                 self._resume = resume
-            else:
-                _log.warn(
-                    "resume data of {name} ignored: {problem}", name=self.name, problem=problem
-                )
         return self._check(full=False)
 
     def _check(self, *, full: bool) -> defer.Deferred[None]:
         self._enter(S.CHECKING)
-        d = self.data_check.run(
+        d = self.data.check(
             full=full, resume=self._resume, should_stop=lambda: self.state is not S.CHECKING
         )
         d.addCallback(self._checked_result)
@@ -263,7 +258,7 @@ class Torrent:
         self._build_book(have)
         self._checked = True
         self._resume = None  # used once: a later check (torrent.verify) reads the disk
-        self.data_check.progress = 1.0
+        self.data.progress = 1.0
         self.env.emit(self, "verified", {"pieces": have.count})
         if self.options.paused:
             return self._enter(S.PAUSED)
@@ -346,16 +341,6 @@ class Torrent:
 
     def have_piece(self, index: int) -> bool:
         return index in self.book.have
-
-    def piece_size(self, index: int) -> int:
-        return self.meta.piece_size(index)
-
-    def verify_and_write(self, index: int, data: bytes) -> defer.Deferred[bool]:
-        verifier = self.env.verifier
-        return verifier.verify_and_write(self.storage, index, data, self.meta.piece_hash(index))  # type: ignore[no-any-return]
-
-    def read_block(self, index: int, begin: int, length: int) -> defer.Deferred[bytes]:
-        return self.env.verifier.read_block(self.storage, index, begin, length)  # type: ignore[no-any-return]
 
     # -- trackers and peer candidates -----------------------------------------------------
     def _announce_request(self, event: str) -> AnnounceRequest:

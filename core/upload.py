@@ -21,6 +21,7 @@ from btd.core.choker import ChokeCandidate, Choker
 from btd.core.errors import ProtocolError
 from btd.core.peer import Peer
 from btd.core.piece_cache import PieceReadCache
+from btd.core.torrent_data import TorrentData
 from btd.core.types import BlockRef
 from btd.core.wire import messages as m
 
@@ -44,12 +45,8 @@ class UploadHost(Protocol):
         """We have every piece (choking then favours upload rates)."""
         ...
 
-    def have_piece(self, index: int) -> bool: ...
-
-    def piece_size(self, index: int) -> int: ...
-
-    def read_block(self, index: int, begin: int, length: int) -> defer.Deferred[bytes]:
-        """Read from the torrent's storage off the reactor thread."""
+    def have_piece(self, index: int) -> bool:
+        """We have the piece, verified."""
         ...
 
     def count_upload(self, size: int) -> None:
@@ -67,11 +64,13 @@ class Uploader:
     def __init__(
         self,
         host: UploadHost,
+        data: TorrentData,
         clock: IReactorTime,
         upload_slots: Callable[[], int],
         rng: random.Random | None = None,
     ) -> None:
         self.host = host
+        self.data = data
         self.clock = clock
         self.upload_slots = upload_slots
         self.choker = Choker(slots=upload_slots(), rng=rng or random.Random())
@@ -82,7 +81,7 @@ class Uploader:
     def serve_request(self, peer: Peer, ref: BlockRef) -> None:
         if not self.host.have_piece(ref.piece):
             raise ProtocolError(f"request for piece {ref.piece}, which we do not have")
-        if ref.begin + ref.length > self.host.piece_size(ref.piece):
+        if ref.begin + ref.length > self.data.piece_size(ref.piece):
             raise ProtocolError(f"request beyond the end of piece {ref.piece}")
         if peer.am_choking:
             if peer.fast:
@@ -122,8 +121,8 @@ class Uploader:
         Pieces above ``CACHED_PIECE_LIMIT`` are read block by block: a 512 MiB piece read
         whole per request would cost memory and disk for nothing.
         """
-        if self.host.piece_size(ref.piece) > CACHED_PIECE_LIMIT:
-            d = self.host.read_block(ref.piece, ref.begin, ref.length)
+        if self.data.piece_size(ref.piece) > CACHED_PIECE_LIMIT:
+            d = self.data.read_block(ref.piece, ref.begin, ref.length)
             return d.addCallback(lambda block: (block, 0))
         return self.cache.get(ref.piece).addCallback(lambda piece: (piece, ref.begin))
 
@@ -146,7 +145,7 @@ class Uploader:
             self.host.fail(f"reading for upload failed: {failure.getErrorMessage()}")
 
     def _read_piece(self, index: int) -> defer.Deferred[bytes]:
-        return self.host.read_block(index, 0, self.host.piece_size(index))
+        return self.data.read_block(index, 0, self.data.piece_size(index))
 
     # -- choking --------------------------------------------------------------------------------
     def maybe_unchoke(self, peer: Peer) -> None:

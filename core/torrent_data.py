@@ -1,9 +1,10 @@
-"""Checking a torrent's data on disk: which pieces to hash, which to trust, the progress.
+"""One torrent's data on disk: checks, piece writes and reads, through the Verifier.
 
-The first check after an add hashes only pieces of files that exist; a check with saved
+Every call returns a Deferred: hashing and file I/O run on the Verifier's thread pool,
+never on the reactor thread. The first check after an add hashes only pieces of files that exist; a check with saved
 progress (``ResumeProgress``) trusts its pieces except those touching a file whose size
 changed since the save (``btd.core.resume.resume_plan``); ``torrent.verify`` hashes every
-piece. The hashing itself runs on the Verifier's thread pool.
+piece.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
+from twisted.logger import Logger
 
 from btd.core.bitfield import Bitfield
 from btd.core.metainfo import Metainfo
 from btd.core.resume import ResumeProgress, resume_plan
 from btd.core.storage import FileStorage
+
+_log = Logger(namespace="btd.core.torrent")
 
 
 class DataCheck:
@@ -28,7 +32,7 @@ class DataCheck:
         self.verifier = verifier
         self.progress = 0.0
 
-    def run(
+    def check(
         self, *, full: bool, resume: ResumeProgress | None, should_stop: Callable[[], bool]
     ) -> defer.Deferred[Bitfield]:
         """The pieces found good (hashed, or trusted from ``resume``)."""
