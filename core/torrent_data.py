@@ -1,10 +1,10 @@
 """One torrent's data on disk: checks, piece writes and reads, through the Verifier.
 
 Every call returns a Deferred: hashing and file I/O run on the Verifier's thread pool,
-never on the reactor thread. The first check after an add hashes only pieces of files that exist; a check with saved
-progress (``ResumeProgress``) trusts its pieces except those touching a file whose size
-changed since the save (``btd.core.resume.resume_plan``); ``torrent.verify`` hashes every
-piece.
+never on the reactor thread. The first check after an add hashes only pieces of files
+that exist; a check with saved progress (``ResumeProgress``) trusts its pieces except those
+touching a file whose size changed since the save (``btd.core.resume.resume_plan``);
+``torrent.verify`` hashes every piece.
 """
 
 from __future__ import annotations
@@ -17,20 +17,42 @@ from twisted.logger import Logger
 
 from btd.core.bitfield import Bitfield
 from btd.core.metainfo import Metainfo
-from btd.core.resume import ResumeProgress, resume_plan
+from btd.core.resume import ResumeProgress, progress_problem, resume_plan
 from btd.core.storage import FileStorage
 
 _log = Logger(namespace="btd.core.torrent")
 
 
-class DataCheck:
-    """Runs one torrent's checks and keeps the progress of the current one (0..1)."""
+class TorrentData:
+    """One torrent's files: checks (with the progress of the current one, 0..1), writes
+    of verified pieces and reads for uploading. ``verifier`` is read per call (live)."""
 
     def __init__(self, meta: Metainfo, storage: FileStorage, verifier: Callable[[], Any]) -> None:
         self.meta = meta
         self.storage = storage
         self.verifier = verifier
         self.progress = 0.0
+
+    def piece_size(self, index: int) -> int:
+        return self.meta.piece_size(index)
+
+    def verify_and_write(self, index: int, data: bytes) -> defer.Deferred[bool]:
+        """Hash a complete piece and write it if it is good; False if the hash failed."""
+        d: defer.Deferred[bool] = self.verifier().verify_and_write(
+            self.storage, index, data, self.meta.piece_hash(index)
+        )
+        return d
+
+    def read_block(self, index: int, begin: int, length: int) -> defer.Deferred[bytes]:
+        d: defer.Deferred[bytes] = self.verifier().read_block(self.storage, index, begin, length)
+        return d
+
+    def usable_resume(self, resume: ResumeProgress, name: str) -> bool:
+        """Saved progress that fits this torrent (else it is ignored, with a warning)."""
+        problem = progress_problem(resume, self.meta.num_pieces, len(self.meta.files))
+        if problem is not None:
+            _log.warn("resume data of {name} ignored: {problem}", name=name, problem=problem)
+        return problem is None
 
     def check(
         self, *, full: bool, resume: ResumeProgress | None, should_stop: Callable[[], bool]
