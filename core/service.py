@@ -135,8 +135,14 @@ class BtdService(MultiService):
         self.reactor = reactor
         self.notifier = notifier or Notifier({})
         self.on_level_change = on_level_change
+        pool = make_threadpool(reactor, DISK_THREADS, "btd-disk")  # no thread until used
         self.session = Session(
-            config, plugins, reactor, request_shutdown=request_shutdown or reactor.stop
+            config,
+            plugins,
+            reactor,
+            verifier=Verifier(reactor, pool),
+            threadpool=pool,
+            request_shutdown=request_shutdown or reactor.stop,
         )
         self.control: ControlServer | None = None
         self._port: Any = None
@@ -158,9 +164,6 @@ class BtdService(MultiService):
         core = self.plugins.pm.get_plugin(CORE_NAME)
         if core is not None:
             core.reactor = self.reactor
-        pool = make_threadpool(self.reactor, DISK_THREADS, "btd-disk")
-        self.session.threadpool = pool
-        self.session.verifier = Verifier(self.reactor, pool)
         self._listen_peers()
         self.session.start()
         self.plugins.call("btd_session_started", session=self.session)
@@ -173,7 +176,8 @@ class BtdService(MultiService):
 
     def _listen_peers(self) -> None:
         cfg = self.config.session
-        factory = InboundFactory(self.session, self.reactor, self.session.can_connect)
+        connector = self.session.connector
+        factory = InboundFactory(connector, self.reactor, connector.can_connect)
         try:
             self._peer_port = self.reactor.listenTCP(
                 cfg.listen_port, factory, interface=cfg.listen_host

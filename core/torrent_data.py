@@ -9,13 +9,16 @@ touching a file whose size changed since the save (``btd.core.resume.resume_plan
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from btd.core.bitfield import Bitfield
+from btd.core.errors import StorageError
 from btd.core.metainfo import Metainfo
 from btd.core.resume import ResumeProgress, progress_problem, resume_plan
 from btd.core.storage import FileStorage
@@ -92,3 +95,20 @@ class TorrentData:
             return have
 
         return d.addCallback(found)
+
+
+class SavePathError(StorageError):
+    """A torrent's save path cannot be created or written (refused at add time)."""
+
+
+def check_save_path(path: Path) -> None:
+    """Create ``path`` if needed and make sure we may write there (blocking: run it off
+    the reactor thread); SavePathError with the reason otherwise."""
+    try:
+        if path.exists() and not path.is_dir():
+            raise SavePathError(f"cannot write to {path}: not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SavePathError(f"cannot write to {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SavePathError(f"cannot write to {path}: Permission denied")

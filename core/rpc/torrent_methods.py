@@ -271,7 +271,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
                 t.set_strategy(strategy)
             except ValueError as exc:
                 raise invalid_params("strategy", str(exc)) from None
-            session._save_options(t)
+            session.save_options(t)
         return status.summary(t, ["info_hash", "strategy"])
 
     def stats() -> dict[str, Any]:
