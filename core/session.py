@@ -12,7 +12,6 @@ core/resume_saver.py). Peer connections (routing, dialling, the global limit) ar
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,16 +22,16 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from btd.core.config import Config
-from btd.core.errors import BtdError, ConfigError, MetainfoError
+from btd.core.errors import ConfigError, MetainfoError
 from btd.core.events import TorrentEvent
 from btd.core.extensions import Extensions
 from btd.core.magnets import MagnetEnv, MagnetManager
 from btd.core.metainfo import parse_metainfo
-from btd.core.net.connector import PeerConnector
+from btd.core.net.connector import PeerConnector, make_peer_id
 from btd.core.plugin import PluginHost
 from btd.core.resume import ResumeProgress, ResumeStoreError
 from btd.core.resume_saver import ResumeSaver
-from btd.core.swarm import Swarm
+from btd.core.swarm import Swarm, find_swarm
 from btd.core.torrent import Torrent
 from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
@@ -40,20 +39,6 @@ from btd.core.torrent_store import TorrentStore
 from btd.core.version import __version__
 
 _log = Logger()
-
-
-class TorrentNotFound(BtdError):
-    """No torrent (or more than one) matches an info-hash prefix."""
-
-    def __init__(self, message: str, ambiguous: bool = False) -> None:
-        super().__init__(message)
-        self.ambiguous = ambiguous
-
-
-def make_peer_id(prefix: str) -> bytes:
-    """Azureus style: ``-BT0100-`` and 12 random bytes (printable, as most clients do)."""
-    tail = secrets.token_urlsafe(12)[:12]
-    return (prefix.encode("ascii") + tail.encode("ascii"))[:20]
 
 
 class Session:
@@ -396,23 +381,9 @@ class Session:
         return self.magnets.add(uri, **options)
 
     def find(self, prefix: str) -> Swarm:
-        """The one torrent (or waiting magnet) whose info hash starts with ``prefix``."""
-        key = prefix.lower()
-        if len(key) == 40:
-            try:
-                t = self.swarm(bytes.fromhex(key))
-            except ValueError:
-                t = None
-            if t is not None:
-                return t
-        matches = [t for t in self.swarms() if t.hex.startswith(key)] if key else []
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            raise TorrentNotFound(f"no torrent matches {prefix!r}")
-        raise TorrentNotFound(
-            f"{prefix!r} matches {len(matches)} torrents; give more digits", ambiguous=True
-        )
+        """The one torrent (or waiting magnet) whose info hash starts with ``prefix``
+        (TorrentNotFound: none, or several)."""
+        return find_swarm(prefix, self.swarm, self.swarms)
 
     def remove(self, torrent: Torrent, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:
         self.torrents.pop(torrent.info_hash, None)

@@ -9,9 +9,10 @@ connection to its swarm after the handshake (``attach``) and reports its end
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from btd.core.errors import BtdError
 from btd.core.swarm_peers import PeerCandidates
 from btd.core.types import PeerAddress
 from btd.core.wire.messages import Handshake
@@ -72,3 +73,34 @@ class Swarm(Protocol):
     def found_self(self, address: PeerAddress) -> None:
         """The address answered with our own peer id."""
         ...
+
+
+class TorrentNotFound(BtdError):
+    """No torrent (or more than one) matches an info-hash prefix."""
+
+    def __init__(self, message: str, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
+
+
+def find_swarm(
+    prefix: str, by_hash: Callable[[bytes], Swarm | None], every: Callable[[], Iterable[Swarm]]
+) -> Swarm:
+    """The one swarm whose info hash starts with ``prefix`` (any case); TorrentNotFound
+    if none does or several do. A full 40-hex hash is looked up, not scanned for."""
+    key = prefix.lower()
+    if len(key) == 40:
+        try:
+            found = by_hash(bytes.fromhex(key))
+        except ValueError:
+            found = None
+        if found is not None:
+            return found
+    matches = [s for s in every() if s.hex.startswith(key)] if key else []
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise TorrentNotFound(f"no torrent matches {prefix!r}")
+    raise TorrentNotFound(
+        f"{prefix!r} matches {len(matches)} torrents; give more digits", ambiguous=True
+    )

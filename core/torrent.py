@@ -311,9 +311,9 @@ class Torrent:
 
     def fail(self, message: str) -> None:
         """A disk error: this torrent stops (state ``error``); the others go on."""
-        _log.error("error in {label}: {message}", label=self.label, message=message)
+        self._enter(S.ERROR)  # IllegalTransition if it was not checking or active (a bug)
         self.error = message
-        self._enter(S.ERROR)
+        _log.error("error in {label}: {message}", label=self.label, message=message)
         self.env.emit(self, "error", {"error": message})
 
     # -- what the Downloader and the Uploader report ------------------------------------------

@@ -11,6 +11,7 @@ SUMMARY_FIELDS = (
     "info_hash",
     "name",
     "state",
+    "state_detail",
     "progress",
     "size",
     "left",
@@ -44,6 +45,7 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "info_hash": t.hex,
         "name": t.name,
         "state": t.state,
+        "state_detail": None,  # a torrent's state says it all (magnets may explain theirs)
         "progress": round((size - left) / size, 6) if size else 1.0,
         "size": size,
         "left": left,

@@ -8,6 +8,7 @@ it imports nothing above the connection layer.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -15,6 +16,12 @@ from btd.core.net.peer import CONNECT_TIMEOUT, OutboundFactory
 from btd.core.swarm import Swarm
 from btd.core.types import PeerAddress
 from btd.core.wire.messages import make_reserved
+
+
+def make_peer_id(prefix: str) -> bytes:
+    """Azureus style: ``-BT0100-`` and 12 random bytes (printable, as most clients do)."""
+    tail = secrets.token_urlsafe(12)[:12]
+    return (prefix.encode("ascii") + tail.encode("ascii"))[:20]
 
 
 class PeerConnector:

@@ -31,7 +31,7 @@ from btd.core.errors import MetainfoError, StorageError
 from btd.core.events import TorrentEvent
 from btd.core.net.peer import CONNECT_TIMEOUT
 from btd.core.plugin import hookimpl
-from btd.core.session import TorrentNotFound
+from btd.core.swarm import TorrentNotFound
 from btd.core.wire import messages as m
 
 
