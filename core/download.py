@@ -1,23 +1,29 @@
-"""The download side of a Torrent: requests, incoming blocks, hash checks, bans, completion.
+"""The download side of a Torrent: requests, incoming blocks, hash checks, bans.
 
-``DownloadSide`` is mixed into ``btd.core.torrent.Torrent`` and works on its state (the
-PieceBook, the picker, the peers, the storage); it is split out only to keep each module to
-one job. Per-block work here is the hot path: one PieceBook call and, now and then, a batch
-of requests; the hash and the write of a complete piece happen in one thread-pool job.
+``Downloader`` works for one torrent through a narrow ``DownloadHost`` (the Torrent): it
+reads the host's current PieceBook, picker and view (a recheck rebuilds them) and reports
+back through host calls (bytes counted, pieces changed, a peer to ban, the download
+complete, a disk failure); hashes and writes go to the torrent's ``TorrentData``. Per-block work here is the hot path: one PieceBook call and,
+now and then, a batch of requests; the hash and the write of a complete piece happen in
+one thread-pool job.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from btd.core.bitfield import Bitfield
 from btd.core.errors import ProtocolError, StorageError
 from btd.core.peer import Peer
-from btd.core.pieces import BlockResult
-from btd.core.types import BlockRef, format_address
+from btd.core.picking import PiecePicker, SwarmView
+from btd.core.pieces import BlockResult, PieceBook
+from btd.core.torrent_data import TorrentData
+from btd.core.types import BlockRef
 from btd.core.wire import messages as m
 
 _log = Logger(namespace="btd.core.torrent")
@@ -27,17 +33,84 @@ HASH_STRIKES = 3
 MAX_WRITE_BACKLOG = 32 * 1024 * 1024  # bytes waiting for hash+write before we stop requesting
 
 
-class DownloadSide:
-    """Requesting and receiving for a Torrent (see the module docstring)."""
+class DownloadHost(Protocol):
+    """What the Downloader needs of its torrent (``btd.core.torrent.Torrent``)."""
 
-    # Provided by Torrent.
-    book: Any
-    peers: dict[Peer, None]
-    completed_while_inactive = False  # the last piece was verified while paused
+    @property
+    def book(self) -> PieceBook:
+        """The current piece bookkeeping (a recheck replaces it)."""
+        ...
 
-    def _fill(self, peer: Peer) -> None:
+    @property
+    def picker(self) -> PiecePicker: ...
+
+    @property
+    def view(self) -> SwarmView: ...
+
+    @property
+    def peers(self) -> Mapping[Peer, None]: ...
+
+    @property
+    def active(self) -> bool:
+        """Downloading or seeding: requests go out and verified pieces are announced."""
+        ...
+
+    def count_download(self, size: int) -> None:
+        """``size`` payload bytes were accepted."""
+        ...
+
+    def pieces_changed(self) -> None:
+        """A piece was verified (resume data is worth saving)."""
+        ...
+
+    def ban(self, peer: Peer, reason: str) -> None:
+        """Never connect to this peer again, and close it."""
+        ...
+
+    def download_complete(self) -> None:
+        """The last piece was verified (while active or not)."""
+        ...
+
+    def fail(self, message: str) -> None:
+        """A disk error: the torrent goes to ``error``."""
+        ...
+
+
+class Downloader:
+    """Requesting and receiving for one torrent (see the module docstring)."""
+
+    def __init__(self, host: DownloadHost, data: TorrentData, clock: IReactorTime) -> None:
+        self.host = host
+        self.data = data
+        self.clock = clock
+        self.num_pieces = data.meta.num_pieces
+        self.wasted = 0  # bytes received and thrown away (duplicates, failed hashes)
+        self.write_backlog = 0  # bytes of complete pieces waiting for hash+write
+
+    # -- interest and requests -----------------------------------------------------------
+    def am_interested_in(self, peer: Peer) -> bool:
+        have = self.host.book.have
+        if have.complete or not peer.has.count:
+            return False
+        if peer.has.complete:
+            return True
+        return any(i not in have for i in peer.has)
+
+    def update_interest(self, peer: Peer, index: int | None) -> None:
+        """The peer's pieces changed (``index``: one HAVE; None: a bitfield or HAVE_ALL)."""
+        if index is not None:  # a HAVE only adds: no scan of the peer's pieces
+            have = self.host.book.have
+            interested = peer.am_interested or (index not in have and not have.complete)
+        else:
+            interested = self.am_interested_in(peer)
+        peer.set_interested(interested)
+        if interested:
+            self.fill(peer)
+
+    def fill(self, peer: Peer) -> None:
         """Keep the peer's request pipeline full (in batches, not per block)."""
-        if not peer.am_interested or peer.link.closed or not self.active:
+        host = self.host
+        if not peer.am_interested or peer.link.closed or not host.active:
             return
         allowed = None
         if peer.peer_choking:
@@ -46,35 +119,54 @@ class DownloadSide:
             allowed = Bitfield(self.num_pieces)
             for index in peer.allowed_fast:
                 allowed.add(index)
-        if self._write_backlog > MAX_WRITE_BACKLOG:
+        if self.write_backlog > MAX_WRITE_BACKLOG:
             return
+        book = host.book
         depth = peer.depth
-        pending = self.book.pending_count(peer)
+        pending = book.pending_count(peer)
         if pending > depth * 3 // 4:
             return
-        refs = self.book.next_requests(
-            peer, peer.has, depth - pending, self.picker, self.view, allowed
-        )
+        refs = book.next_requests(peer, peer.has, depth - pending, host.picker, host.view, allowed)
         if refs:
             if not pending:
                 peer.last_block_at = self.clock.seconds()  # the request timeout starts now
             peer.request(refs)
         self._send_cancels()
 
-    def _refill_all(self, skip: Peer | None = None) -> None:
-        for peer in self.peers:
+    def refill_all(self, skip: Peer | None = None) -> None:
+        for peer in self.host.peers:
             if peer is not skip:
-                self._fill(peer)
+                self.fill(peer)
 
     def _send_cancels(self) -> None:
-        for other, ref in self.book.pop_cancels():
-            if other in self.peers:
+        peers = self.host.peers
+        for other, ref in self.host.book.pop_cancels():
+            if other in peers:
                 other.cancel(ref)
 
+    def peer_choked_us(self, peer: Peer) -> None:
+        if peer.fast:  # BEP 6: it rejects each request; blocks it still sends are welcome
+            self.host.book.drop_requests(peer)
+        else:
+            self.host.book.peer_choked(peer)
+        self.refill_all(skip=peer)
+
+    def check_timeout(self, peer: Peer, now: float, timeout: float) -> None:
+        """A peer that sent nothing we asked for within ``timeout`` is snubbed, its requests
+        go to the others."""
+        book = self.host.book
+        if book.pending_count(peer) and now - peer.last_block_at > timeout:
+            peer.snubbed = True
+            for ref in book.drop_requests(peer):
+                peer.cancel(ref)
+            peer.last_block_at = now
+            self.refill_all(skip=peer)
+
+    # -- blocks in ---------------------------------------------------------------------------
     def block_received(self, peer: Peer, index: int, begin: int, data: bytes) -> None:
-        result = self.book.on_block(peer, index, begin, data)
+        result = self.host.book.on_block(peer, index, begin, data)
         if result is BlockResult.ACCEPTED or result is BlockResult.COMPLETE:
-            self.downloaded += len(data)
+            self.host.count_download(len(data))
             peer.payload_in += len(data)
             if result is BlockResult.COMPLETE:
                 self._verify_piece(index)
@@ -87,96 +179,81 @@ class DownloadSide:
                 raise ProtocolError("sent blocks we did not request")
             return
         self._send_cancels()
-        self._fill(peer)
+        self.fill(peer)
 
     def block_rejected(self, peer: Peer, ref: BlockRef) -> None:
-        self.book.on_reject(peer, ref)
-        self._refill_all(skip=peer)
+        self.host.book.on_reject(peer, ref)
+        self.refill_all(skip=peer)
 
+    # -- hash checks -------------------------------------------------------------------------
     def _verify_piece(self, index: int) -> None:
-        book = self.book
+        host = self.host
+        book = host.book
         data = book.take_piece_data(index)
         size = len(data)
-        self._write_backlog += size
-        d = self.env.verifier.verify_and_write(
-            self.storage, index, data, self.meta.piece_hash(index)
-        )
+        self.write_backlog += size
+        d = self.data.verify_and_write(index, data)
 
         def done(ok: bool) -> None:
-            self._write_backlog -= size
+            self.write_backlog -= size
             book.recycle(data)
-            if self.book is not book:
+            if host.book is not book:
                 return  # a recheck rebuilt the book from the disk meanwhile
-            if self.state not in ("downloading", "seeding"):
+            if not host.active:
                 book.on_verified(index, ok)  # paused: keep the piece (it is on disk) or not
-                self.have_changes += int(ok)
-                if ok and book.have.complete:
-                    self.completed_while_inactive = True  # announced on resume
+                if ok:
+                    host.pieces_changed()
+                    if book.have.complete:
+                        host.download_complete()  # announced on resume
                 return
             self._piece_checked(index, ok)
 
         def failed(failure: Failure) -> None:
-            self._write_backlog -= size
-            if self.book is book:
+            self.write_backlog -= size
+            if host.book is book:
                 book.on_verified(index, False)  # not written: fetch it again after a resume
-            if self.state not in ("downloading", "seeding"):
+            if not host.active:
                 return  # stopped meanwhile (storage closed): nothing to report
             if failure.check(StorageError):
-                self._fail(failure.getErrorMessage())
+                host.fail(failure.getErrorMessage())
             else:
                 _log.failure("writing piece {index} failed", failure, index=index)
-                self._fail(f"writing piece {index} failed: {failure.getErrorMessage()}")
+                host.fail(f"writing piece {index} failed: {failure.getErrorMessage()}")
 
         d.addCallbacks(done, failed)
 
     def _piece_checked(self, index: int, ok: bool) -> None:
-        contributors = self.book.on_verified(index, ok)
-        self.have_changes += int(ok)
+        host = self.host
+        book = host.book
+        contributors = book.on_verified(index, ok)
         if not ok:
-            self.wasted += self.meta.piece_size(index)
+            self.wasted += self.data.piece_size(index)
             self._punish(contributors, index)
-            self._refill_all()
+            self.refill_all()
             return
+        host.pieces_changed()
         have_msg = m.Have(index)
-        for peer in list(self.peers):
+        for peer in list(host.peers):
             if index not in peer.has:
                 peer.write(have_msg)
             if peer.am_interested and not self.am_interested_in(peer):
                 peer.set_interested(False)
-        if self.complete:
-            self._completed()
+        if book.have.complete:
+            host.download_complete()
         else:
-            self._refill_all()
+            self.refill_all()
 
     def _punish(self, contributors: set[Any], index: int) -> None:
         """A failed hash: ban a sole source at once; others after repeated failures."""
+        peers = self.host.peers
         for peer in contributors:
-            if peer not in self.peers or peer.link.closed:
+            if peer not in peers or peer.link.closed:
                 continue
             peer.hash_failures += 1
             if len(contributors) == 1 or peer.hash_failures >= HASH_STRIKES:
-                host = peer.link.address[0]
                 _log.warn(
                     "banning {host}: sent data for piece {index} that failed its hash",
-                    host=host,
+                    host=peer.link.address[0],
                     index=index,
                 )
-                self.candidates.ban(peer.link.address, "corrupt data", peer_id=peer.peer_id)
-                self.banned.append(format_address(peer.link.address))
-                self.env.emit(
-                    self,
-                    "peer_banned",
-                    {"address": format_address(peer.link.address), "reason": "corrupt data"},
-                )
-                peer.link.close("sent corrupt data", error=True)
-
-    def _completed(self) -> None:
-        self.completed_while_inactive = False
-        self.state = "seeding"
-        self.completed_at = self.clock.seconds()
-        self.announcer.completed()
-        self.env.emit(self, "completed", {"downloaded": self.downloaded, "uploaded": self.uploaded})
-        for peer in list(self.peers):
-            peer.set_interested(False)
-            if peer.has.complete:
-                peer.link.close("both seeding")
+                self.host.ban(peer, "corrupt data")

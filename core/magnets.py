@@ -3,13 +3,16 @@
 ``MagnetManager`` owns the ``MetadataFetch`` objects. When one completes, the verified info
 dictionary is wrapped into a .torrent (with the magnet's trackers) and added through the
 ordinary ``Session.add`` path, so it is validated exactly like a .torrent file and stored
-with the resume data; the peers the fetch knew are handed to the new torrent.
+with the resume data; the peers the fetch knew are handed to the new torrent. The manager
+sees the session only through ``MagnetEnv``, a bag of callables like ``TorrentEnv``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -17,14 +20,14 @@ from twisted.logger import Logger
 from btd.core.bencode import encode
 from btd.core.errors import MetainfoError
 from btd.core.events import TorrentEvent
+from btd.core.extensions import Extensions
 from btd.core.magnet import Magnet, parse_magnet
 from btd.core.magnet_store import MagnetStore
 from btd.core.metadata_fetch import MetadataFetch
-from btd.core.torrent import TorrentOptions
-from btd.core.version import __version__
-
-if TYPE_CHECKING:
-    from btd.core.session import Session
+from btd.core.torrent import Torrent
+from btd.core.torrent_data import check_save_path
+from btd.core.torrent_env import TorrentOptions
+from btd.core.types import PeerAddress, torrent_label
 
 _log = Logger()
 
@@ -41,46 +44,65 @@ def torrent_bytes(info: bytes, trackers: tuple[str, ...]) -> bytes:
     return encode(head)[:-1] + b"4:info" + info + b"e"
 
 
+@dataclass
+class MagnetEnv:
+    """The session services the magnets use (callables, read live after a reload)."""
+
+    state_dir: Path
+    clock: Any
+    peer_id: bytes
+    listen_port: Callable[[], int]
+    tracker_client_for: Callable[[str], Any]
+    connect: Callable[[Any, PeerAddress], None]
+    can_connect: Callable[[], bool]
+    max_peers: Callable[[], int]
+    dht_running: Callable[[], bool]
+    extensions: Extensions
+    client_name: str
+    options_for: Callable[[dict[str, Any]], TorrentOptions]
+    has_strategy: Callable[[str], bool]
+    torrent: Callable[[bytes], Torrent | None]
+    """The torrent with this info hash, stored or being stored."""
+    add_torrent: Callable[..., defer.Deferred[dict[str, Any]]]
+    """``Session.add``: a .torrent's bytes and its options."""
+    emit: Callable[[TorrentEvent], None]
+    torrent_event: Callable[[Torrent, str, dict[str, Any]], None]
+    run_blocking: Callable[..., defer.Deferred[Any]]
+    stopping: Callable[[], bool]
+    shutdown_timeout: Callable[[], float]
+
+
 class MagnetManager:
     """The session's magnets waiting for metadata."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, env: MagnetEnv) -> None:
+        self.env = env
         self.fetches: dict[bytes, MetadataFetch] = {}
-        self.store = MagnetStore(Path(session.config.daemon.state_dir))
-
-    def _options(self, raw: dict[str, Any]) -> TorrentOptions:
-        cfg = self.session.config.session
-        return TorrentOptions(
-            save_path=Path(raw.get("save_path") or cfg.download_dir).expanduser(),
-            paused=bool(raw.get("paused", False)),
-            strategy=raw.get("strategy") or cfg.piece_strategy,
-        )
+        self.store = MagnetStore(env.state_dir)
 
     def _fetch(self, magnet: Magnet, options: TorrentOptions) -> MetadataFetch:
-        s = self.session
+        env = self.env
         return MetadataFetch(
             magnet,
             options,
-            clock=s.clock,
-            peer_id=s.peer_id,
-            listen_port=lambda: s.listen_port,
-            tracker_client_for=lambda url: s.plugins.first("btd_tracker_client", url=url),
-            connect=s.connect,
-            can_connect=s.can_connect,
-            max_peers=lambda: s.config.session.max_connections_per_torrent,
+            clock=env.clock,
+            peer_id=env.peer_id,
+            listen_port=env.listen_port,
+            tracker_client_for=env.tracker_client_for,
+            connect=env.connect,
+            can_connect=env.can_connect,
+            max_peers=env.max_peers,
             on_metadata=self._metadata,
-            client_name=f"btd {__version__}",
-            extensions=s.extensions,
+            client_name=env.client_name,
+            extensions=env.extensions,
             on_ban=lambda fetch, address, reason: self._emit(
                 fetch, "peer_banned", {"address": address, "reason": reason}
             ),
+            dht_running=env.dht_running,
         )
 
     def _emit(self, fetch: MetadataFetch, kind: str, data: dict[str, Any]) -> None:
-        self.session.emit(
-            TorrentEvent(kind, fetch.hex, fetch.name, str(fetch.options.save_path), data)
-        )
+        self.env.emit(TorrentEvent(kind, fetch.hex, fetch.name, str(fetch.options.save_path), data))
 
     def add(
         self,
@@ -92,13 +114,20 @@ class MagnetManager:
     ) -> defer.Deferred[dict[str, Any]]:
         """Add a magnet; durable before the Deferred fires. MetainfoError for a bad link."""
         magnet = parse_magnet(uri)
-        s = self.session
-        known = s.torrents.get(magnet.info_hash) or self.fetches.get(magnet.info_hash)
-        if known is not None or magnet.info_hash in s._adding:  # _adding: metadata just came
-            name = known.name if known is not None else magnet.name or magnet.hex
-            return defer.succeed({"info_hash": magnet.hex, "name": name, "added": False})
-        options = self._options({"save_path": save_path, "paused": paused, "strategy": strategy})
-        if s.plugins.first("btd_piece_picker", name=options.strategy, view=None) is None:
+        env = self.env
+        # A torrent being stored counts: its metadata may just have come.
+        known = env.torrent(magnet.info_hash) or self.fetches.get(magnet.info_hash)
+        if known is not None:
+            return defer.succeed(
+                {
+                    "info_hash": magnet.hex,
+                    "name": known.name,
+                    "added": False,
+                    "save_path": str(known.options.save_path),
+                }
+            )
+        options = env.options_for({"save_path": save_path, "paused": paused, "strategy": strategy})
+        if not env.has_strategy(options.strategy):
             raise ValueError(f"no piece strategy called {options.strategy!r} (enable its plugin)")
         fetch = self._fetch(magnet, options)
         self.fetches[magnet.info_hash] = fetch
@@ -107,21 +136,29 @@ class MagnetManager:
         def saved(_: object) -> dict[str, Any]:
             if self.fetches.get(magnet.info_hash) is fetch:
                 fetch.start()  # first: listeners (the DHT) look for active swarms
+                _log.info(
+                    "added {label} (magnet{paused})",
+                    label=torrent_label(magnet.info_hash, fetch.name),
+                    paused=", paused" if options.paused else "",
+                )
                 self._emit(fetch, "added", {"metadata": False})
             else:  # removed while being saved: the removal's delete may have run first
-                s.run_blocking(self.store.delete, magnet.hex).addErrback(_log_failure)
+                env.run_blocking(self.store.delete, magnet.hex).addErrback(_log_failure)
             return {"info_hash": magnet.hex, "name": fetch.name, "added": True}
 
         def failed(failure: Any) -> Any:
             self.fetches.pop(magnet.info_hash, None)
             return failure
 
-        d = s.run_blocking(self.store.save, magnet.hex, magnet.to_uri(), stored)
+        d = env.run_blocking(check_save_path, options.save_path)
+        d.addCallback(
+            lambda _: env.run_blocking(self.store.save, magnet.hex, magnet.to_uri(), stored)
+        )
         return d.addCallbacks(saved, failed)
 
     def _metadata(self, fetch: MetadataFetch, info: bytes) -> None:
         """The fetch has a verified info dictionary: it becomes a torrent."""
-        s = self.session
+        env = self.env
         if self.fetches.get(fetch.info_hash) is not fetch:
             return
         data = torrent_bytes(info, fetch.magnet.trackers)
@@ -131,7 +168,7 @@ class MagnetManager:
         # torrent (``superseded``), which must not happen to this one, whose peers we keep.
         del self.fetches[fetch.info_hash]
         try:
-            d = s.add(
+            d = env.add_torrent(
                 data,
                 save_path=str(opts.save_path),
                 paused=opts.paused,
@@ -140,37 +177,37 @@ class MagnetManager:
         except (MetainfoError, ValueError) as exc:  # valid hash, unusable metadata
             self.fetches[fetch.info_hash] = fetch  # listed, in error, until removed
             fetch.error = f"metadata refused: {exc}"
-            _log.error("{name}: {error}", name=fetch.name, error=fetch.error)
+            _log.error("error in {label}: {error}", label=_label(fetch), error=fetch.error)
             self._emit(fetch, "error", {"error": fetch.error, "state": "metadata"})
             fetch.stop()
             return
         fetch.stop()
 
         def added(result: dict[str, Any]) -> None:
-            torrent = s.torrents.get(fetch.info_hash)
+            torrent = env.torrent(fetch.info_hash)
             if torrent is not None:
                 # Peers the fetch caught lying stay banned for the torrent.
                 torrent.candidates.banned.update(fetch.candidates.banned)
                 torrent.candidates.banned_peer_ids |= fetch.candidates.banned_peer_ids
                 torrent.banned.extend(fetch.banned)
                 torrent.add_peers(peers)
-                s._torrent_event(torrent, "metadata", {"size": torrent.meta.total_length})
-            s.run_blocking(self.store.delete, fetch.hex).addErrback(_log_failure)
+                env.torrent_event(torrent, "metadata", {"size": torrent.meta.total_length})
+            env.run_blocking(self.store.delete, fetch.hex).addErrback(_log_failure)
 
         def failed(failure: Any) -> None:
             self.fetches[fetch.info_hash] = fetch  # keep waiting: fetched and stored again
             fetch.error = failure.getErrorMessage()
             _log.error(
-                "{name}: storing its metadata failed ({error}); trying again in {s:.0f} s",
-                name=fetch.name,
+                "error in {label}: storing its metadata failed ({error}); trying again in {s:.0f} s",
+                label=_label(fetch),
                 error=fetch.error,
                 s=RETRY_AFTER,
             )
             self._emit(fetch, "error", {"error": fetch.error, "state": "metadata"})
-            s.clock.callLater(RETRY_AFTER, restart)
+            env.clock.callLater(RETRY_AFTER, restart)
 
         def restart() -> None:
-            if self.fetches.get(fetch.info_hash) is fetch and not s.stopping:
+            if self.fetches.get(fetch.info_hash) is fetch and not env.stopping():
                 fetch.start()
 
         d.addCallbacks(added, failed)
@@ -185,15 +222,16 @@ class MagnetManager:
         if fetch is None:
             return
         torrent.add_peers(fetch.known_peers())
-        fetch.stop(self.session.config.daemon.shutdown_timeout)
-        self.session.run_blocking(self.store.delete, fetch.hex).addErrback(_log_failure)
+        fetch.stop(self.env.shutdown_timeout())
+        self.env.run_blocking(self.store.delete, fetch.hex).addErrback(_log_failure)
 
     def remove(self, fetch: MetadataFetch) -> defer.Deferred[dict[str, Any]]:
         self.fetches.pop(fetch.info_hash, None)
-        d = self.session.run_blocking(self.store.delete, fetch.hex)
-        stopped = fetch.stop(self.session.config.daemon.shutdown_timeout)
+        d = self.env.run_blocking(self.store.delete, fetch.hex)
+        stopped = fetch.stop(self.env.shutdown_timeout())
 
         def done(_: object) -> dict[str, Any]:
+            _log.info("removed {label} (magnet)", label=_label(fetch))
             self._emit(fetch, "removed", {"deleted_data": False})
             return {"info_hash": fetch.hex, "removed": True, "deleted_data": False}
 
@@ -210,17 +248,21 @@ class MagnetManager:
             except MetainfoError as exc:
                 _log.error("stored magnet {h} is unusable: {e}", h=info_hash, e=str(exc))
                 continue
-            if magnet.info_hash in self.session.torrents:
+            if self.env.torrent(magnet.info_hash) is not None:
                 continue  # its metadata arrived just before a crash
-            fetch = self._fetch(magnet, self._options(raw))
+            fetch = self._fetch(magnet, self.env.options_for(raw))
             self.fetches[magnet.info_hash] = fetch
             fetch.start()
 
     def stop(self) -> defer.Deferred[Any]:
-        timeout = self.session.config.daemon.shutdown_timeout
+        timeout = self.env.shutdown_timeout()
         return defer.DeferredList(
             [f.stop(timeout) for f in self.fetches.values()], consumeErrors=True
         )
+
+
+def _label(fetch: MetadataFetch) -> str:
+    return torrent_label(fetch.info_hash, fetch.name)
 
 
 def _log_failure(failure: Any) -> None:

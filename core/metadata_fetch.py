@@ -23,6 +23,7 @@ from btd.core.extensions import Extensions
 from btd.core.magnet import Magnet
 from btd.core.rate import RateMeter
 from btd.core.swarm_peers import PeerCandidates
+from btd.core.torrent_state import TorrentState
 from btd.core.tracker.announcer import Announcer
 from btd.core.tracker.codec import AnnounceRequest
 from btd.core.types import PeerAddress, format_address
@@ -92,7 +93,7 @@ class MetadataPeer:
 class MetadataFetch:
     """The session's stand-in for a torrent whose info dictionary is not known yet."""
 
-    state = "metadata"
+    state = TorrentState.METADATA
     num_pieces = None  # unknown: the wire decoder checks no bitfield shapes
     private = False  # unknown until the metadata says; trackers, DHT and PEX may all help
 
@@ -112,6 +113,7 @@ class MetadataFetch:
         client_name: str = "btd",
         extensions: Extensions | None = None,
         on_ban: Callable[[MetadataFetch, str, str], None] | None = None,
+        dht_running: Callable[[], bool] | None = None,
     ) -> None:
         self.magnet = magnet
         self.info_hash = magnet.info_hash
@@ -124,6 +126,7 @@ class MetadataFetch:
         self.max_peers = max_peers
         self.on_metadata = on_metadata
         self.on_ban = on_ban
+        self.dht_running = dht_running  # None: unknown (no state detail about it)
         self.client_name = client_name
         self.extensions = extensions or Extensions()
         self.peers: dict[MetadataPeer, None] = {}
@@ -387,6 +390,14 @@ class MetadataFetch:
         self._ask_all()  # also whoever rested after a reject, and idle peers
         self._connect_more()
 
+    def state_detail(self) -> str | None:
+        """Why it may wait for ever: no tracker, no DHT and no peer to ask (else None)."""
+        if self.magnet.trackers or self.dht_running is None or self.dht_running():
+            return None
+        if self.peers or len(self.candidates):
+            return None
+        return "no trackers and the DHT is disabled: add a tracker or a peer"
+
     def summary(self) -> dict[str, Any]:
         """The ``torrent.list`` record of a torrent still waiting for its metadata."""
         got = 0.0
@@ -396,6 +407,7 @@ class MetadataFetch:
             "info_hash": self.hex,
             "name": self.name,
             "state": self.state,
+            "state_detail": self.state_detail(),
             "progress": 0.0,
             "metadata_progress": round(got, 4),
             "size": None,

@@ -140,8 +140,14 @@ class BtdService(MultiService):
         self.on_level_change = on_level_change
         self.on_umask_change = on_umask_change  # the umask is the process's: daemon.py sets it
         plugins.register(CORE_NAME, CorePlugin(reactor))
+        pool = make_threadpool(reactor, DISK_THREADS, "btd-disk")  # no thread until used
         self.session = Session(
-            config, plugins, reactor, request_shutdown=request_shutdown or reactor.stop
+            config,
+            plugins,
+            reactor,
+            verifier=Verifier(reactor, pool),
+            threadpool=pool,
+            request_shutdown=request_shutdown or reactor.stop,
         )
         self.control: ControlServer | None = None
         self._port: Any = None
@@ -160,9 +166,6 @@ class BtdService(MultiService):
             lambda event: self.control.publish(event.kind, event.to_params())  # type: ignore[union-attr]
         )
         self._port = listen(self.reactor, self.socket_path, self.control)
-        pool = make_threadpool(self.reactor, DISK_THREADS, "btd-disk")
-        self.session.threadpool = pool
-        self.session.verifier = Verifier(self.reactor, pool)
         self._listen_peers()
         self.session.start()
         self.plugins.call("btd_session_started", session=self.session)
@@ -175,7 +178,8 @@ class BtdService(MultiService):
 
     def _listen_peers(self) -> None:
         cfg = self.config.session
-        factory = InboundFactory(self.session, self.reactor, self.session.can_connect)
+        connector = self.session.connector
+        factory = InboundFactory(connector, self.reactor, connector.can_connect)
         try:
             self._peer_port = self.reactor.listenTCP(
                 cfg.listen_port, factory, interface=cfg.listen_host

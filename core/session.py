@@ -1,17 +1,17 @@
 """Session: the facade over everything the daemon runs.
 
-RPC methods and plugins call the Session. It owns the torrents, routes inbound peer
-connections by info hash, enforces the global connection limit, fans torrent events
-out to plugins and subscribed control connections, and keeps added torrents and their
-progress in the resume store (``btd_resume_store``, else files in the state directory; see
-core/resume.py and core/resume_saver.py). Blocking work goes to the thread pool
+RPC methods and plugins call the Session. It owns the torrents (and, through the
+MagnetManager, the magnets waiting for metadata), fans torrent events out to plugins and
+subscribed control connections, and keeps added torrents and their progress in the resume
+store (``btd_resume_store``, else files in the state directory; see core/resume.py and
+core/resume_saver.py). Peer connections (routing, dialling, the global limit) are the
+``PeerConnector``'s (core/net/connector.py). Blocking work goes to the thread pool
 (``run_blocking``).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,40 +22,31 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from btd.core.config import Config
-from btd.core.errors import BtdError, ConfigError, MetainfoError
+from btd.core.errors import ConfigError, MetainfoError
 from btd.core.events import TorrentEvent
 from btd.core.extensions import Extensions
-from btd.core.magnets import MagnetManager
-from btd.core.metainfo import Metainfo, parse_metainfo
-from btd.core.net.peer import CONNECT_TIMEOUT, OutboundFactory
+from btd.core.magnets import MagnetEnv, MagnetManager
+from btd.core.metainfo import parse_metainfo
+from btd.core.net.connector import PeerConnector, make_peer_id
 from btd.core.plugin import PluginHost
 from btd.core.resume import ResumeProgress, ResumeStoreError
 from btd.core.resume_saver import ResumeSaver
-from btd.core.torrent import Torrent, TorrentEnv, TorrentOptions
+from btd.core.swarm import Swarm, find_swarm
+from btd.core.torrent import Torrent
+from btd.core.torrent_data import check_save_path
+from btd.core.torrent_env import TorrentEnv, TorrentOptions
 from btd.core.torrent_store import TorrentStore
-from btd.core.types import PeerAddress
 from btd.core.version import __version__
-from btd.core.wire.messages import make_reserved
 
 _log = Logger()
 
 
-class TorrentNotFound(BtdError):
-    """No torrent (or more than one) matches an info-hash prefix."""
-
-    def __init__(self, message: str, ambiguous: bool = False) -> None:
-        super().__init__(message)
-        self.ambiguous = ambiguous
-
-
-def make_peer_id(prefix: str) -> bytes:
-    """Azureus style: ``-BT0100-`` and 12 random bytes (printable, as most clients do)."""
-    tail = secrets.token_urlsafe(12)[:12]
-    return (prefix.encode("ascii") + tail.encode("ascii"))[:20]
-
-
 class Session:
-    """All torrents and the daemon-wide state, behind one narrow interface."""
+    """All torrents and the daemon-wide state: the facade RPC methods and plugins call.
+
+    ``verifier`` hashes and does the piece I/O (btd.core.verify.Verifier); ``threadpool``
+    runs ``run_blocking`` work (None: at once, on the calling thread, as the tests do).
+    """
 
     def __init__(
         self,
@@ -63,6 +54,8 @@ class Session:
         plugins: PluginHost,
         reactor: Any,
         *,
+        verifier: Any,
+        threadpool: Any = None,
         request_shutdown: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
@@ -75,16 +68,28 @@ class Session:
         self._event_listeners: list[Callable[[TorrentEvent], None]] = []
         self.stopping = False
         self.torrents: dict[bytes, Torrent] = {}
-        self._adding: set[bytes] = set()
+        self._adding: dict[bytes, Torrent] = {}  # being stored: not in ``torrents`` yet
         self.peer_id = make_peer_id(config.session.peer_id_prefix)
         self.listen_port = 0
+        self.verifier = verifier
+        self.threadpool = threadpool
         handlers: dict[str, Any] = {}
         for contributed in plugins.call("btd_extension_handlers"):
             handlers.update(dict(contributed))
         self.extensions = Extensions(handlers)
-        self.magnets = MagnetManager(self)
-        self.verifier: Any = None  # set by the service once the thread pool runs
-        self.threadpool: Any = None
+        self.connector = PeerConnector(
+            reactor,
+            self.peer_id,
+            swarm=self.swarm,
+            swarms=self.swarms,
+            max_connections=lambda: self.config.session.max_connections,
+            stopping=lambda: self.stopping,
+            dht_port=lambda: self.plugins.first("btd_dht_port"),
+            dht_node_seen=lambda host, port: self.plugins.call(
+                "btd_dht_node_seen", host=host, port=port
+            ),
+        )
+        self.magnets = MagnetManager(self._magnet_env())
         self._store: Any = None
         self._saver: ResumeSaver | None = None
 
@@ -149,7 +154,7 @@ class Session:
             TorrentEvent(kind, torrent.hex, torrent.name, str(torrent.options.save_path), data)
         )
         if kind in ("paused", "started", "completed"):
-            self._save_options(torrent)
+            self.save_options(torrent)
         if kind in ("paused", "completed") and torrent.info_hash in self.torrents:
             self.save_progress(torrent)
 
@@ -214,7 +219,7 @@ class Session:
             return defer.maybeDeferred(fn, *args)
         return deferToThreadPool(self.reactor, self.threadpool, fn, *args)
 
-    # -- torrents --------------------------------------------------------------------------
+    # -- what torrents and magnets are given ----------------------------------------------
     def _env(self) -> TorrentEnv:
         cfg = lambda: self.config.session  # noqa: E731 - read live values after a reload
         return TorrentEnv(
@@ -225,20 +230,51 @@ class Session:
             picker_for=lambda name, view: self.plugins.first(
                 "btd_piece_picker", name=name, view=view
             ),
-            tracker_client_for=lambda url: self.plugins.first("btd_tracker_client", url=url),
-            connect=self.connect,
-            can_connect=self.can_connect,
+            tracker_client_for=self._tracker_client_for,
+            connect=self.connector.connect,
+            can_connect=self.connector.can_connect,
             emit=self._torrent_event,
             max_peers=lambda: cfg().max_connections_per_torrent,
             upload_slots=lambda: cfg().upload_slots,
             shutdown_timeout=self.config.daemon.shutdown_timeout,
             client_name=f"btd {__version__}",
             extensions=self.extensions,
-            dht_port=self.dht_port,
-            dht_node_seen=self.dht_node_seen,
+            dht_port=self.connector.dht_port,
+            dht_node_seen=self.connector.dht_node_seen,
         )
 
-    def _options(self, meta: Metainfo, raw: dict[str, Any]) -> TorrentOptions:
+    def _magnet_env(self) -> MagnetEnv:
+        return MagnetEnv(
+            state_dir=self.state_dir,
+            clock=self.clock,
+            peer_id=self.peer_id,
+            listen_port=lambda: self.listen_port,
+            tracker_client_for=self._tracker_client_for,
+            connect=self.connector.connect,
+            can_connect=self.connector.can_connect,
+            max_peers=lambda: self.config.session.max_connections_per_torrent,
+            dht_running=lambda: self.connector.dht_port() is not None,
+            extensions=self.extensions,
+            client_name=f"btd {__version__}",
+            options_for=self.options_for,
+            # The picker hook is probed without a view: a magnet has no pieces yet.
+            has_strategy=lambda name: (
+                self.plugins.first("btd_piece_picker", name=name, view=None) is not None
+            ),
+            torrent=lambda info_hash: self.torrents.get(info_hash) or self._adding.get(info_hash),
+            add_torrent=self.add,
+            emit=self.emit,
+            torrent_event=self._torrent_event,
+            run_blocking=lambda fn, *args: self.run_blocking(fn, *args),  # late-bound: tests
+            stopping=lambda: self.stopping,
+            shutdown_timeout=lambda: self.config.daemon.shutdown_timeout,
+        )
+
+    def _tracker_client_for(self, url: str) -> Any:
+        return self.plugins.first("btd_tracker_client", url=url)
+
+    def options_for(self, raw: dict[str, Any]) -> TorrentOptions:
+        """A torrent's options from ``torrent.add`` parameters (or stored ones)."""
         save_path = raw.get("save_path") or self.config.session.download_dir
         return TorrentOptions(
             save_path=Path(save_path).expanduser(),
@@ -254,7 +290,8 @@ class Session:
             "added_at": t.added_at,
         }
 
-    def _save_options(self, t: Torrent) -> None:
+    def save_options(self, t: Torrent) -> None:
+        """Store the torrent's options now (after ``set``, pause, resume, completion)."""
         if t.info_hash in self.torrents:
             d = self.saver.job(t.info_hash, self.store.save_options, t.hex, self._options_json(t))
             d.addErrback(
@@ -269,33 +306,52 @@ class Session:
         paused: bool = False,
         strategy: str | None = None,
     ) -> defer.Deferred[dict[str, Any]]:
-        """Add a .torrent; durable (in the resume store) before the Deferred fires."""
+        """Add a .torrent; durable (in the resume store) before the Deferred fires.
+
+        Already there: ``added`` is false and ``save_path`` says where it stays. A save
+        path that cannot be created or written fails the Deferred (SavePathError).
+        """
         meta = parse_metainfo(data)  # MetainfoError: nothing is added
-        existing = self.torrents.get(meta.info_hash)
-        if existing is not None or meta.info_hash in self._adding:
-            return defer.succeed({"info_hash": meta.hex, "name": meta.name, "added": False})
-        options = self._options(
-            meta, {"save_path": save_path, "paused": paused, "strategy": strategy}
-        )
+        existing = self.torrents.get(meta.info_hash) or self._adding.get(meta.info_hash)
+        if existing is not None:
+            return defer.succeed(
+                {
+                    "info_hash": meta.hex,
+                    "name": meta.name,
+                    "added": False,
+                    "save_path": str(existing.options.save_path),
+                }
+            )
+        options = self.options_for({"save_path": save_path, "paused": paused, "strategy": strategy})
         torrent = Torrent(meta, options, self._env())  # ValueError: unknown strategy
-        self._adding.add(meta.info_hash)
+        self._adding[meta.info_hash] = torrent
 
         def saved(_: object) -> dict[str, Any]:
-            self._adding.discard(meta.info_hash)
+            del self._adding[meta.info_hash]
             self.torrents[meta.info_hash] = torrent
             self.magnets.superseded(torrent)  # a magnet waiting for this metadata is done
+            _log.info(
+                "added {label}{paused}",
+                label=torrent.label,
+                paused=" (paused)" if options.paused else "",
+            )
             self._torrent_event(torrent, "added", {})
             self._start(torrent)
             return {"info_hash": meta.hex, "name": meta.name, "added": True}
 
         def failed(failure: Any) -> Any:
-            self._adding.discard(meta.info_hash)
+            self._adding.pop(meta.info_hash, None)
             return failure
 
-        options_json = {**self._options_json(torrent)}
-        self.saver.forget(meta.info_hash)
-        d = self.saver.job(meta.info_hash, self.store.save_torrent, meta.hex, data, options_json)
-        return d.addCallbacks(saved, failed)
+        def store(_: object) -> defer.Deferred[Any]:
+            self.saver.forget(meta.info_hash)
+            options_json = self._options_json(torrent)
+            return self.saver.job(
+                meta.info_hash, self.store.save_torrent, meta.hex, data, options_json
+            )
+
+        d = self.run_blocking(check_save_path, options.save_path)
+        return d.addCallback(store).addCallbacks(saved, failed)
 
     def _start(self, torrent: Torrent, resume: ResumeProgress | None = None) -> None:
         # a raising start must not undo a durable add
@@ -312,11 +368,11 @@ class Session:
             d.addCallback(loaded)
         d.addErrback(lambda f: _log.failure("starting {n} failed", f, n=torrent.name))
 
-    def swarms(self) -> list[Any]:
+    def swarms(self) -> list[Swarm]:
         """Every torrent, and every magnet still waiting for its metadata."""
         return [*self.torrents.values(), *self.magnets.fetches.values()]
 
-    def swarm(self, info_hash: bytes) -> Any | None:
+    def swarm(self, info_hash: bytes) -> Swarm | None:
         """The torrent (or magnet waiting for metadata) with this info hash."""
         return self.torrents.get(info_hash) or self.magnets.fetches.get(info_hash)
 
@@ -324,24 +380,10 @@ class Session:
         """Add a magnet link; durable before the Deferred fires (MetainfoError if bad)."""
         return self.magnets.add(uri, **options)
 
-    def find(self, prefix: str) -> Any:
-        """The one torrent (or waiting magnet) whose info hash starts with ``prefix``."""
-        key = prefix.lower()
-        if len(key) == 40:
-            try:
-                t = self.swarm(bytes.fromhex(key))
-            except ValueError:
-                t = None
-            if t is not None:
-                return t
-        matches = [t for t in self.swarms() if t.hex.startswith(key)] if key else []
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            raise TorrentNotFound(f"no torrent matches {prefix!r}")
-        raise TorrentNotFound(
-            f"{prefix!r} matches {len(matches)} torrents; give more digits", ambiguous=True
-        )
+    def find(self, prefix: str) -> Swarm:
+        """The one torrent (or waiting magnet) whose info hash starts with ``prefix``
+        (TorrentNotFound: none, or several)."""
+        return find_swarm(prefix, self.swarm, self.swarms)
 
     def remove(self, torrent: Torrent, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:
         self.torrents.pop(torrent.info_hash, None)
@@ -357,6 +399,11 @@ class Session:
                 torrent.storage.delete_files()
 
         def done(_: object) -> dict[str, Any]:
+            _log.info(
+                "removed {label}{deleted}",
+                label=torrent.label,
+                deleted=" (data deleted)" if delete_data else "",
+            )
             self._torrent_event(torrent, "removed", {"deleted_data": delete_data})
             return {"info_hash": torrent.hex, "removed": True, "deleted_data": delete_data}
 
@@ -376,7 +423,7 @@ class Session:
                 meta = parse_metainfo(item.metainfo)
                 if meta.hex != item.info_hash:  # remove() would delete the wrong file
                     raise MetainfoError(f"its info hash is {meta.hex}, not its file name")
-                torrent = Torrent(meta, self._options(meta, item.options), self._env())
+                torrent = Torrent(meta, self.options_for(item.options), self._env())
             except (MetainfoError, ValueError) as exc:
                 _log.error("stored torrent {h} is unusable: {e}", h=item.info_hash, e=str(exc))
                 continue
@@ -414,34 +461,3 @@ class Session:
         saved = defer.DeferredList(saves, consumeErrors=True)
         saved.addCallback(lambda _: saver.close())
         return defer.DeferredList([magnets, *stops, saved], consumeErrors=True)
-
-    # -- peer connections -------------------------------------------------------------------
-    @property
-    def reserved(self) -> bytes:
-        """Our handshake's feature bits (the DHT bit only while a DHT node runs)."""
-        return make_reserved(extensions=True, fast=True, dht=self.dht_port() is not None)
-
-    def dht_port(self) -> int | None:
-        return self.plugins.first("btd_dht_port")
-
-    def dht_node_seen(self, host: str, port: int) -> None:
-        self.plugins.call("btd_dht_node_seen", host=host, port=port)
-
-    def total_connections(self) -> int:
-        return sum(len(t.peers) + t.candidates.connecting for t in self.swarms())
-
-    def can_connect(self) -> bool:
-        return not self.stopping and self.total_connections() < self.config.session.max_connections
-
-    def route(self, info_hash: bytes) -> Torrent | None:
-        """The torrent an inbound handshake names, if it takes peers now."""
-        torrent = self.swarm(info_hash)
-        return torrent if torrent is not None and torrent.active else None
-
-    def connect(self, torrent: Torrent, address: PeerAddress) -> None:
-        host, port = address
-        factory = OutboundFactory(self, self.clock, torrent, address)
-        self.reactor.connectTCP(host, port, factory, timeout=CONNECT_TIMEOUT)
-
-    def connection_closed(self, protocol: Any) -> None:
-        """Connections are counted per torrent; nothing to release here."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from btd.core.torrent import Torrent
+from btd.core.types import format_address
 
 SUMMARY_FIELDS = (
     "info_hash",
     "name",
     "state",
+    "state_detail",
     "progress",
     "size",
     "left",
@@ -43,6 +45,7 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "info_hash": t.hex,
         "name": t.name,
         "state": t.state,
+        "state_detail": None,  # a torrent's state says it all (magnets may explain theirs)
         "progress": round((size - left) / size, 6) if size else 1.0,
         "size": size,
         "left": left,
@@ -68,6 +71,16 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
     if fields is None:
         return values
     return {name: values[name] for name in fields}
+
+
+def sources(t: Torrent) -> dict[str, int]:
+    """Payload bytes received per peer address, past and present connections."""
+    out = dict(t.sources)
+    for peer in t.peers:
+        if peer.payload_in:
+            key = format_address(peer.link.address)
+            out[key] = out.get(key, 0) + peer.payload_in
+    return out
 
 
 def files(t: Torrent) -> list[dict[str, Any]]:

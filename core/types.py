@@ -39,3 +39,8 @@ def format_address(address: PeerAddress) -> str:
 def hex_hash(info_hash: bytes) -> str:
     """The 40-hex form in which RPC, logs and btctl name a torrent."""
     return info_hash.hex()
+
+
+def torrent_label(info_hash: bytes, name: str) -> str:
+    """``1a2b3c4d "ubuntu.iso"``: how the story-telling log lines name a torrent."""
+    return f'{info_hash.hex()[:8]} "{name}"'

@@ -176,9 +176,12 @@ def make_session(
     )
     if plugins is not None:
         host.configure(cfg)
-    session = Session(cfg, host, MemoryReactorClock())
-    session.verifier = HashingVerifier() if verifier is None else verifier
-    return session
+    return Session(
+        cfg,
+        host,
+        MemoryReactorClock(),
+        verifier=HashingVerifier() if verifier is None else verifier,
+    )
 
 
 def result(d: Any) -> Any:

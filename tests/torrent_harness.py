@@ -160,13 +160,9 @@ class FakeRouter:
         self.peer_id = peer_id
         self.reserved = m.make_reserved(extensions=True, fast=True)
         self.torrents: dict[bytes, Any] = {}
-        self.closed: list[PeerProtocol] = []
 
     def route(self, info_hash: bytes) -> Any | None:
         return self.torrents.get(info_hash)
-
-    def connection_closed(self, protocol: PeerProtocol) -> None:
-        self.closed.append(protocol)
 
 
 class Conn:

@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from btd.core.errors import ProtocolError
+from btd.core.swarm import Swarm
 from btd.core.wire import messages as m
 from btd.core.wire.codec import WireDecoder, encode_handshake
 
@@ -30,15 +31,22 @@ _log = Logger()
 
 
 class PeerRouter(TypingProtocol):
-    """What a connection needs of the session: find the torrent, recognise ourselves."""
+    """What a connection needs of the session: find the swarm, recognise ourselves.
+
+    Connections are counted per swarm (``Swarm.peers``, ``candidates.connecting``), so a
+    closed connection has nothing to give back to the router.
+    """
 
     peer_id: bytes
-    reserved: bytes
 
-    def route(self, info_hash: bytes) -> Any | None:
-        """The torrent for an inbound handshake (None: not ours, drop)."""
+    @property
+    def reserved(self) -> bytes:
+        """Our handshake's feature bits."""
+        ...
 
-    def connection_closed(self, protocol: PeerProtocol) -> None: ...
+    def route(self, info_hash: bytes) -> Swarm | None:
+        """The swarm for an inbound handshake (None: not ours, drop)."""
+        ...
 
 
 @implementer(IPushProducer)
@@ -55,12 +63,12 @@ class PeerProtocol(Protocol):
         router: PeerRouter,
         clock: IReactorTime,
         *,
-        torrent: Any | None = None,
+        torrent: Swarm | None = None,
         address: tuple[str, int] | None = None,
     ) -> None:
         self.router = router
         self.clock = clock
-        self.torrent = torrent  # known up front for outgoing connections
+        self.torrent = torrent  # the swarm: known up front for outgoing connections
         self.outgoing = torrent is not None
         self.address: tuple[str, int] = address or ("?", 0)
         self.peer: Any = None
@@ -87,7 +95,7 @@ class PeerProtocol(Protocol):
         self._handshake_timer = self.clock.callLater(
             HANDSHAKE_TIMEOUT, self.close, "no handshake within 10 s"
         )
-        if self.outgoing:
+        if self.torrent is not None:  # outgoing
             self._send_handshake(self.torrent.info_hash)
 
     def dataReceived(self, data: bytes) -> None:
@@ -119,7 +127,6 @@ class PeerProtocol(Protocol):
             self.torrent.peer_gone(self.peer, self.close_reason)
         elif self.torrent is not None and self.outgoing:
             self.torrent.connection_failed(self.address, self.close_reason)
-        self.router.connection_closed(self)
 
     # -- IPushProducer (the transport's send buffer) ------------------------------------------
     def pauseProducing(self) -> None:
@@ -127,7 +134,7 @@ class PeerProtocol(Protocol):
 
     def resumeProducing(self) -> None:
         self.write_paused = False
-        if self.peer is not None and not self.closed:
+        if self.peer is not None and not self.closed and self.torrent is not None:
             self.torrent.peer_writable(self.peer)
 
     def stopProducing(self) -> None:
@@ -168,24 +175,25 @@ class PeerProtocol(Protocol):
     def _on_handshake(self, hs: Any) -> None:
         if not isinstance(hs, m.Handshake):
             raise ProtocolError("expected a handshake")
-        if self.outgoing:
-            if hs.info_hash != self.torrent.info_hash:
+        swarm = self.torrent
+        if swarm is not None:  # outgoing
+            if hs.info_hash != swarm.info_hash:
                 raise ProtocolError("peer answered with another info hash")
         else:
-            self.torrent = self.router.route(hs.info_hash)
-            if self.torrent is None:
+            swarm = self.torrent = self.router.route(hs.info_hash)
+            if swarm is None:
                 self.close("handshake for a torrent we do not have")
                 return
         if hs.peer_id == self.router.peer_id:
-            self.torrent.found_self(self.address)
+            swarm.found_self(self.address)
             self.close("connected to ourselves")
             return
         if self._handshake_timer is not None and self._handshake_timer.active():
             self._handshake_timer.cancel()
         if not self._sent_handshake:
             self._send_handshake(hs.info_hash)
-        self.decoder.set_num_pieces(self.torrent.num_pieces)
-        self.peer = self.torrent.attach(self, hs)
+        self.decoder.set_num_pieces(swarm.num_pieces)
+        self.peer = swarm.attach(self, hs)
         if self.peer is None:
             self.close("no room for this peer (limit reached or already connected)")
 
@@ -212,7 +220,7 @@ class OutboundFactory(ClientFactory):
     noisy = False
 
     def __init__(
-        self, router: PeerRouter, clock: IReactorTime, torrent: Any, address: tuple[str, int]
+        self, router: PeerRouter, clock: IReactorTime, torrent: Swarm, address: tuple[str, int]
     ) -> None:
         self.router = router
         self.clock = clock

@@ -2,7 +2,8 @@
 
 Torrents are named by their 40-hex info hash or any unique prefix of it. Every bad
 parameter answers -32602 with ``data.field``; an unknown torrent NOT_FOUND, an ambiguous
-prefix AMBIGUOUS, a refused .torrent INVALID_TORRENT, a disk problem STORAGE.
+prefix AMBIGUOUS, a refused .torrent INVALID_TORRENT, a disk problem STORAGE (a save path
+that cannot be written: STORAGE with ``data.field`` ``save_path``).
 """
 
 from __future__ import annotations
@@ -31,14 +32,18 @@ from btd.core.rpc.errors import (
     RpcError,
     invalid_params,
 )
-from btd.core.session import Session, TorrentNotFound
+from btd.core.session import Session
+from btd.core.swarm import TorrentNotFound
 from btd.core.torrent import Torrent
+from btd.core.torrent_data import SavePathError
 
 MAX_TORRENT_FILE = 10_000_000
 STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "stopped")
 
 
 def _storage_error(failure: Any) -> Any:
+    if failure.check(SavePathError):
+        raise RpcError(STORAGE, failure.getErrorMessage(), {"field": "save_path"})
     if failure.check(StorageError):
         raise RpcError(STORAGE, failure.getErrorMessage())
     return failure
@@ -204,7 +209,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             "files": status.files(t),
             "trackers": status.trackers(t),
             "piece_map": status.pieces_map(t),
-            "sources": t.all_sources(),
+            "sources": status.sources(t),
             "banned": list(t.banned),
             "wasted": t.wasted,
             "comment": t.meta.comment,
@@ -271,7 +276,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
                 t.set_strategy(strategy)
             except ValueError as exc:
                 raise invalid_params("strategy", str(exc)) from None
-            session._save_options(t)
+            session.save_options(t)
         return status.summary(t, ["info_hash", "strategy"])
 
     def stats() -> dict[str, Any]:

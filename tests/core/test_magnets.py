@@ -152,7 +152,12 @@ def test_adding_it_again_is_not_an_error(tmp_path: Path) -> None:
     session = make_session(tmp_path, probe)
     assert call(session, "torrent.add", magnet=URI)["added"] is True
     again = call(session, "torrent.add", magnet=f"magnet:?xt=urn:btih:{HEX.upper()}")
-    assert again == {"info_hash": HEX, "name": "file.bin", "added": False}
+    assert again == {
+        "info_hash": HEX,
+        "name": "file.bin",
+        "added": False,
+        "save_path": str(tmp_path / "dl"),
+    }
     assert probe.kinds() == ["added"] and len(session.swarms()) == 1
 
 
@@ -273,7 +278,7 @@ def test_a_restart_brings_the_waiting_magnet_back(tmp_path: Path) -> None:
     fetch = waiting(second)
     assert fetch.active and fetch.magnet.trackers == TRACKERS and fetch.name == "file.bin"
     assert fetch.options.save_path == tmp_path / "x" and fetch.options.strategy == "sequential"
-    assert second.route(IH) is fetch
+    assert second.connector.route(IH) is fetch
 
 
 def test_a_corrupt_magnets_json_is_reported_and_kept(tmp_path: Path) -> None:
@@ -400,7 +405,7 @@ class Remote:
     """A peer that connected to us: bytes through the real PeerProtocol, routed by the session."""
 
     def __init__(self, session: Session, port: int = 41000) -> None:
-        self.proto = PeerProtocol(session, session.reactor)
+        self.proto = PeerProtocol(session.connector, session.reactor)
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
         self.proto.makeConnection(self.transport)
         self.decoder = WireDecoder(expect_handshake=True)
@@ -437,7 +442,7 @@ def test_an_inbound_peer_serves_the_metadata_and_it_becomes_a_torrent(tmp_path: 
     t = session.find(HEX)
     assert isinstance(t, Torrent) and "metadata" in probe.kinds()
     assert peer.transport.disconnecting  # the metadata connection is closed...
-    assert session.route(IH) is t  # ...and the peer's next connection goes to the torrent
+    assert session.connector.route(IH) is t  # ...and the peer's next connection goes to the torrent
 
 
 # -- the torrent serves its metadata ------------------------------------------------------------

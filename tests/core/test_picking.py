@@ -5,8 +5,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from btd.core.availability import Availability, TorrentSwarm
 from btd.core.bitfield import Bitfield, BitIndexError
-from btd.core.picking import Availability, TorrentSwarm
 from btd.core.pieces import PieceBook
 
 

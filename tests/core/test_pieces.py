@@ -13,8 +13,9 @@ from hypothesis.stateful import (
     rule,
 )
 
+from btd.core.availability import Availability, TorrentSwarm
 from btd.core.bitfield import Bitfield, BitIndexError
-from btd.core.picking import Availability, SwarmView, TorrentSwarm
+from btd.core.picking import SwarmView
 from btd.core.pieces import BlockResult, PieceBook, PieceState
 from btd.core.types import BLOCK_SIZE, BlockRef
 

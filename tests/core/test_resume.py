@@ -120,7 +120,7 @@ class Seeder:
         Seeder.port += 1
         self.data = data
         meta = parse_metainfo(torrent)
-        self.proto = PeerProtocol(session, session.clock)
+        self.proto = PeerProtocol(session.connector, session.clock)
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", self.port))
         self.proto.makeConnection(self.transport)
         self.decoder = WireDecoder(expect_handshake=True)

@@ -31,7 +31,7 @@ from btd.core.errors import MetainfoError, StorageError
 from btd.core.events import TorrentEvent
 from btd.core.net.peer import CONNECT_TIMEOUT
 from btd.core.plugin import hookimpl
-from btd.core.session import TorrentNotFound
+from btd.core.swarm import TorrentNotFound
 from btd.core.wire import messages as m
 
 
@@ -81,7 +81,13 @@ def test_adding_again_is_not_an_error(tmp_path: Path) -> None:
     probe = Probe()
     session = make_session(tmp_path, probe)
     assert result(session.add(TORRENT))["added"] is True
-    assert result(session.add(TORRENT)) == {"info_hash": HEX, "name": "file.bin", "added": False}
+    again = result(session.add(TORRENT, save_path=str(tmp_path / "elsewhere")))
+    assert again == {
+        "info_hash": HEX,
+        "name": "file.bin",
+        "added": False,
+        "save_path": str(tmp_path / "dl"),  # where it stays, not where it was asked to go
+    }
     assert [e.kind for e in probe.events].count("added") == 1
     assert len(session.torrents) == 1
 
@@ -122,7 +128,7 @@ def test_added_paused_is_checked_but_stays_paused(tmp_path: Path) -> None:
     result(session.add(TORRENT, paused=True))
     t = session.find(HEX)
     assert t.state == "paused" and t.complete
-    assert session.route(t.info_hash) is None
+    assert session.connector.route(t.info_hash) is None
 
 
 def test_invalid_metainfo_adds_nothing(tmp_path: Path) -> None:
@@ -386,14 +392,14 @@ def test_new_peers_are_dialled_through_the_reactor(tmp_path: Path) -> None:
     ((host, port, factory, timeout, _bind),) = session.reactor.tcpClients
     assert (host, port, timeout) == ("127.0.0.1", 6999, CONNECT_TIMEOUT)
     assert factory.torrent is t
-    assert session.total_connections() == 1  # counted while connecting
+    assert session.connector.total_connections() == 1  # counted while connecting
 
 
 def test_no_dialling_when_shutting_down(tmp_path: Path) -> None:
     session = make_session(tmp_path)
     result(session.add(TORRENT))
     session.shutdown()
-    assert not session.can_connect()
+    assert not session.connector.can_connect()
     session.find(HEX).add_peers([("127.0.0.1", 6999)])
     assert session.reactor.tcpClients == []
 
@@ -402,10 +408,10 @@ def test_route_only_to_active_torrents(tmp_path: Path) -> None:
     session = make_session(tmp_path)
     result(session.add(TORRENT))
     t = session.find(HEX)
-    assert session.route(t.info_hash) is t
-    assert session.route(b"\0" * 20) is None
+    assert session.connector.route(t.info_hash) is t
+    assert session.connector.route(b"\0" * 20) is None
     result(t.pause())
-    assert session.route(t.info_hash) is None
+    assert session.connector.route(t.info_hash) is None
 
 
 def test_stop_stops_every_torrent(tmp_path: Path) -> None:
@@ -467,8 +473,8 @@ def test_dht_bit_and_port_messages_follow_the_dht_plugin(tmp_path: Path) -> None
 
     dht = Dht()
     session = make_session(tmp_path, dht)
-    assert not m.Handshake(b"x" * 20, b"y" * 20, session.reserved).supports_dht
+    assert not m.Handshake(b"x" * 20, b"y" * 20, session.connector.reserved).supports_dht
     dht.port = 6881
-    assert m.Handshake(b"x" * 20, b"y" * 20, session.reserved).supports_dht
-    session.dht_node_seen("127.0.0.5", 7000)
+    assert m.Handshake(b"x" * 20, b"y" * 20, session.connector.reserved).supports_dht
+    session.connector.dht_node_seen("127.0.0.5", 7000)
     assert dht.seen == [("127.0.0.5", 7000)]

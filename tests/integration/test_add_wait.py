@@ -7,6 +7,7 @@ storage fails and the torrent goes to state error).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -81,11 +82,13 @@ def test_wait_without_peers_times_out_with_5(btd_factory, content) -> None:
 def test_add_wait_exits_7_when_storage_fails(tmp_path, btd_factory, lt_factory, content) -> None:
     seed_dir, torrent, info_hash = content
     seeder = lt_factory("seed", torrent, seed_dir)
-    blocker = tmp_path / "a-regular-file"
-    blocker.write_text("not a folder")
+    target = tmp_path / "target"
     btd = btd_factory().start()
-    proc = add_wait(btd, "--dir", str(blocker / "sub"), "--timeout", "60", str(torrent))
+    proc = add_wait(btd, "--dir", str(target), "--timeout", "60", str(torrent))
     assert proc.stdout is not None and proc.stdout.readline() == f"added {info_hash} set\n"
+    # Writable when it was added (save paths are checked then); it breaks afterwards.
+    shutil.rmtree(target)
+    target.write_text("not a folder")
     btd.call("torrent.add_peer", {"info_hash": info_hash, "address": "127.0.0.1",
                                   "port": seeder.port})  # fmt: skip
     code, out, err = finish(proc)

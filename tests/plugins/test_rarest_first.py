@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from btd.core.availability import Availability, TorrentSwarm
 from btd.core.bitfield import Bitfield
 from btd.core.errors import ConfigError
-from btd.core.picking import Availability, TorrentSwarm
 from btd.core.pieces import PieceBook
 from btd.core.plugin import make_plugin_manager
 from btd.plugins import rarest_first

@@ -4,9 +4,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from btd.core.availability import Availability, TorrentSwarm
 from btd.core.bitfield import Bitfield
 from btd.core.errors import ConfigError
-from btd.core.picking import Availability, TorrentSwarm
 from btd.core.pieces import PieceBook
 from btd.core.plugin import make_plugin_manager
 from btd.plugins import sequential

@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from session_harness import PL, content, make_session, multi, single
@@ -97,7 +98,9 @@ def bad_param(err: RpcError, field: str) -> None:
 # -- torrent.add -------------------------------------------------------------------------------
 def test_add_by_base64_then_again(h: Harness) -> None:
     assert h.add() == {"info_hash": HEX, "name": "file.bin", "added": True}
-    assert h.add() == {"info_hash": HEX, "name": "file.bin", "added": False}
+    again = h.add()
+    assert again == {"info_hash": HEX, "name": "file.bin", "added": False, "save_path": ANY}
+    assert again["save_path"] == h.call("torrent.get", info_hash=HEX)["save_path"]
     assert [t["info_hash"] for t in h.call("torrent.list")] == [HEX]
     assert h.stored() == [f"{HEX}.json", f"{HEX}.torrent"]
 

@@ -1,0 +1,114 @@
+"""One torrent's data on disk: checks, piece writes and reads, through the Verifier.
+
+Every call returns a Deferred: hashing and file I/O run on the Verifier's thread pool,
+never on the reactor thread. The first check after an add hashes only pieces of files
+that exist; a check with saved progress (``ResumeProgress``) trusts its pieces except those
+touching a file whose size changed since the save (``btd.core.resume.resume_plan``);
+``torrent.verify`` hashes every piece.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from btd.core.bitfield import Bitfield
+from btd.core.errors import StorageError
+from btd.core.metainfo import Metainfo
+from btd.core.resume import ResumeProgress, progress_problem, resume_plan
+from btd.core.storage import FileStorage
+
+_log = Logger(namespace="btd.core.torrent")
+
+
+class TorrentData:
+    """One torrent's files: checks (with the progress of the current one, 0..1), writes
+    of verified pieces and reads for uploading. ``verifier`` is read per call (live)."""
+
+    def __init__(self, meta: Metainfo, storage: FileStorage, verifier: Callable[[], Any]) -> None:
+        self.meta = meta
+        self.storage = storage
+        self.verifier = verifier
+        self.progress = 0.0
+
+    def piece_size(self, index: int) -> int:
+        return self.meta.piece_size(index)
+
+    def verify_and_write(self, index: int, data: bytes) -> defer.Deferred[bool]:
+        """Hash a complete piece and write it if it is good; False if the hash failed."""
+        d: defer.Deferred[bool] = self.verifier().verify_and_write(
+            self.storage, index, data, self.meta.piece_hash(index)
+        )
+        return d
+
+    def read_block(self, index: int, begin: int, length: int) -> defer.Deferred[bytes]:
+        d: defer.Deferred[bytes] = self.verifier().read_block(self.storage, index, begin, length)
+        return d
+
+    def usable_resume(self, resume: ResumeProgress, name: str) -> bool:
+        """Saved progress that fits this torrent (else it is ignored, with a warning)."""
+        problem = progress_problem(resume, self.meta.num_pieces, len(self.meta.files))
+        if problem is not None:
+            _log.warn("resume data of {name} ignored: {problem}", name=name, problem=problem)
+        return problem is None
+
+    def check(
+        self, *, full: bool, resume: ResumeProgress | None, should_stop: Callable[[], bool]
+    ) -> defer.Deferred[Bitfield]:
+        """The pieces found good (hashed, or trusted from ``resume``)."""
+        meta = self.meta
+        self.progress = 0.0
+        files = self.storage.check_files()
+        trusted = Bitfield(meta.num_pieces)
+        if full:
+            pieces = None
+        elif resume is not None:
+            plan = resume_plan(resume, files.files, meta.num_pieces)
+            trusted, pieces = plan.trusted, plan.recheck
+        else:
+            existing = [f for f in files.files if f.exists and f.size > 0 and not f.pad]
+            pieces = sorted({i for f in existing for i in f.pieces})
+        if pieces == []:
+            return defer.succeed(trusted)
+
+        def progress(done: int, total: int) -> None:
+            self.progress = done / total if total else 1.0
+
+        d: defer.Deferred[Bitfield] = self.verifier().recheck(
+            self.storage,
+            meta.piece_hashes,
+            meta.piece_length,
+            meta.total_length,
+            pieces=pieces,
+            on_progress=progress,
+            should_stop=should_stop,
+        )
+
+        def found(have: Bitfield) -> Bitfield:
+            for index in trusted:
+                have.add(index)
+            return have
+
+        return d.addCallback(found)
+
+
+class SavePathError(StorageError):
+    """A torrent's save path cannot be created or written (refused at add time)."""
+
+
+def check_save_path(path: Path) -> None:
+    """Create ``path`` if needed and make sure we may write there (blocking: run it off
+    the reactor thread); SavePathError with the reason otherwise."""
+    try:
+        if path.exists() and not path.is_dir():
+            raise SavePathError(f"cannot write to {path}: not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SavePathError(f"cannot write to {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SavePathError(f"cannot write to {path}: Permission denied")

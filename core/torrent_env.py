@@ -1,0 +1,48 @@
+"""What a Torrent is given: its options (``torrent.add``) and the session services it uses.
+
+``TorrentEnv`` is a bag of callables rather than a Session pointer, so a Torrent sees only
+what it needs and the tests build one without a Session (tests/torrent_harness.py).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from btd.core.extensions import Extensions
+from btd.core.types import PeerAddress
+
+
+@dataclass(frozen=True)
+class TorrentOptions:
+    """What ``torrent.add`` may set per torrent."""
+
+    save_path: Path
+    paused: bool = False
+    strategy: str = "rarest-first"
+
+
+@dataclass
+class TorrentEnv:
+    """The session services a torrent uses (narrow on purpose)."""
+
+    clock: Any
+    verifier: Any
+    peer_id: bytes
+    listen_port: Callable[[], int]
+    picker_for: Callable[[str, Any], Any]
+    tracker_client_for: Callable[[str], Any]
+    connect: Callable[[Any, PeerAddress], None]
+    can_connect: Callable[[], bool]
+    emit: Callable[[Any, str, dict[str, Any]], None]
+    max_peers: Callable[[], int]
+    upload_slots: Callable[[], int]
+    shutdown_timeout: float = 10.0
+    client_name: str = "btd"
+    rng: random.Random | None = None
+    extensions: Extensions = field(default_factory=Extensions)
+    dht_port: Callable[[], int | None] = lambda: None
+    dht_node_seen: Callable[[str, int], None] = lambda host, port: None
