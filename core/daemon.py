@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from btd.core.config import Config, load_config, to_yaml, with_overrides
+from btd.core.config import Config, load_config, with_overrides
+from btd.core.config_render import to_yaml
 from btd.core.errors import BtdError, ConfigError
 from btd.core.lock import StateLock
 from btd.core.logsetup import LEVELS, LogControl

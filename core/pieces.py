@@ -18,6 +18,9 @@ most); the first copy to arrive wins and ``pop_cancels`` names the other request
 Blocks are named on the hot path by a global block number (piece * blocks_per_piece +
 block), an int, so per-block bookkeeping hashes ints and allocates little; BlockRefs
 are made at the API edge. Peers are opaque hashable keys.
+
+Size: about 540 lines, because the invariants above hold only if every state change of a
+piece or block happens in this one class; its hypothesis state machine tests it as a whole.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from btd.core.builtin import CorePlugin
-from btd.core.config import LIVE_KEYS, Config, reload_diff
+from btd.core.config import LIVE_KEYS, Config
+from btd.core.config_render import reload_diff
 from btd.core.errors import BtdError, ConfigError
 from btd.core.net.peer import InboundFactory
 from btd.core.paths import default_socket

@@ -11,7 +11,6 @@ core/resume_saver.py). Peer connections (routing, dialling, the global limit) ar
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,7 +63,7 @@ class Session:
         self.clock = reactor
         self._request_shutdown = request_shutdown
         self._started = reactor.seconds()
-        self._wall_started = time.time()
+        self.started_at = time.time()  # wall clock, for people
         self._event_listeners: list[Callable[[TorrentEvent], None]] = []
         self.stopping = False
         self.torrents: dict[bytes, Torrent] = {}
@@ -162,42 +161,6 @@ class Session:
     @property
     def uptime(self) -> float:
         return max(0.0, self.clock.seconds() - self._started)
-
-    def info(self) -> dict[str, Any]:
-        """What ``session.info`` answers."""
-        source = self.config.source
-        return {
-            "version": __version__,
-            "pid": os.getpid(),
-            "uptime": round(self.uptime, 3),
-            "started_at": self._wall_started,
-            "config_path": str(source) if source else None,
-            "state_dir": str(self.config.daemon.state_dir),
-            "download_dir": str(self.config.session.download_dir),
-            "listen_port": self.listen_port,
-            "torrents": len(self.torrents),
-            "plugins": list(self.plugins.enabled),
-        }
-
-    def stats(self) -> dict[str, Any]:
-        """What ``session.stats`` answers: totals over every torrent."""
-        ts = list(self.torrents.values())
-        states: dict[str, int] = {}
-        for t in ts:
-            states[t.state] = states.get(t.state, 0) + 1
-        if self.magnets.fetches:
-            states["metadata"] = len(self.magnets.fetches)
-        return {
-            "torrents": len(ts) + len(self.magnets.fetches),
-            "states": states,
-            "peers": sum(len(t.peers) for t in ts),
-            "download_rate": round(sum(t.download_rate() for t in ts)),
-            "upload_rate": round(sum(t.upload_rate() for t in ts)),
-            "downloaded": sum(t.downloaded for t in ts),
-            "uploaded": sum(t.uploaded for t in ts),
-            "uptime": round(self.uptime, 3),
-            "listen_port": self.listen_port,
-        }
 
     def shutdown(self) -> None:
         """Ask the daemon to stop gracefully (the reply goes out first)."""

@@ -1,7 +1,8 @@
 """Torrent: one torrent's coordinator and state machine.
 
-(About 490 lines: besides its own jobs it implements four narrow host contracts, PeerHost,
-DownloadHost, UploadHost and Swarm, mostly one-line forwards to the parts it composes.)
+Size: about 490 lines, because besides its own jobs it implements four narrow host
+contracts (PeerHost, DownloadHost, UploadHost and Swarm), mostly one-line forwards to the
+parts it composes.
 
 States (core/torrent_state.py): ``checking`` (hashing existing data) -> ``downloading`` |
 ``seeding``; ``paused``; ``stopped``; ``error`` (a disk error; other torrents are

@@ -6,7 +6,7 @@ and the completion scripts (``btd.ctl.completion``) are all generated from
 anything by hand. A command names its handler as ``"module:function"``; ``btd.ctl.main``
 imports only the module of the command that runs, so building the parser imports no
 command module (btctl starts fast). This module imports nothing of btctl's commands.
-It is long because it is the whole command-line surface in one place, as data.
+Size: about 600 lines, because it is the whole command-line surface in one place, as data.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from btd.core.config import plain_config
+from btd.core import session_status
+from btd.core.config_render import plain_config
 from btd.core.session import Session
 
 _log = Logger()
@@ -30,7 +31,7 @@ def session_methods(session: Session, all_methods: Callable[[], Mapping[str, Any
 
     def info() -> dict[str, Any]:
         """Version, uptime, pid, config path and enabled plugins."""
-        return session.info()
+        return session_status.info(session)
 
     def config() -> dict[str, Any]:
         """The configuration in force: the file it came from, then every section."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from twisted.internet import defer
 
+from btd.core import session_status
 from btd.core import torrent_status as status
 from btd.core.errors import MetainfoError, StorageError
 from btd.core.metadata_fetch import MetadataFetch
@@ -281,7 +282,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
 
     def stats() -> dict[str, Any]:
         """Totals over all torrents: counts by state, rates, bytes, peers."""
-        return session.stats()
+        return session_status.stats(session)
 
     return {
         "torrent.add": add,

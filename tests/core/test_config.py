@@ -21,11 +21,9 @@ from btd.core.config import (
     find_config_file,
     load_config,
     parse_config,
-    plain_config,
-    reload_diff,
-    to_yaml,
     with_overrides,
 )
+from btd.core.config_render import plain_config, reload_diff, to_yaml
 from btd.core.config_schema import SECTIONS
 from btd.core.errors import ConfigError
 

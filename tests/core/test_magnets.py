@@ -24,6 +24,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 
+from btd.core import session_status
 from btd.core.bencode import encode
 from btd.core.bitfield import Bitfield
 from btd.core.magnets import RETRY_AFTER, torrent_bytes
@@ -143,7 +144,10 @@ def test_a_magnet_is_durable_before_the_reply_and_waits_in_the_list(tmp_path: Pa
     assert got["state"] == "metadata" and got["files"] == [] and got["banned"] == []
     assert [t["url"] for t in got["trackers"]] == list(TRACKERS)
     assert [t["url"] for t in call(session, "torrent.trackers", info_hash=HEX)] == list(TRACKERS)
-    assert session.stats()["states"] == {"metadata": 1} and session.stats()["torrents"] == 1
+    assert (
+        session_status.stats(session)["states"] == {"metadata": 1}
+        and session_status.stats(session)["torrents"] == 1
+    )
     assert waiting(session).active
 
 

@@ -20,6 +20,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, globalLogPublisher
 
+from btd.core import session_status
 from btd.core.config import Config, default_config, with_overrides
 from btd.core.errors import ConfigError
 from btd.core.events import TorrentEvent
@@ -273,12 +274,12 @@ def test_reload_names_the_file_now_in_use(tmp_path: Path) -> None:
     old = make_config(tmp_path, upload_slots=4)
     assert old.source is None  # started on the built-in defaults
     service = BtdService(old, host(), MemoryReactorClock())
-    assert service.session.info()["config_path"] is None
+    assert session_status.info(service.session)["config_path"] is None
     new = dataclasses.replace(
         make_config(tmp_path, upload_slots=4, listen_port=7000), source=tmp_path / "btd.yaml"
     )
     service.reload(new)  # nothing live changed, a restart-only key did: the file is in use
-    assert service.session.info()["config_path"] == str(tmp_path / "btd.yaml")
+    assert session_status.info(service.session)["config_path"] == str(tmp_path / "btd.yaml")
     answer = build_methods(service.session)["session.config"]()
     assert answer["source"] == str(tmp_path / "btd.yaml")
     assert answer["session"]["listen_port"] == old.session.listen_port  # what is in force

@@ -26,6 +26,7 @@ from session_harness import (
 from twisted.internet import defer
 from twisted.logger import globalLogPublisher
 
+from btd.core import session_status
 from btd.core.bitfield import Bitfield
 from btd.core.errors import MetainfoError, StorageError
 from btd.core.events import TorrentEvent
@@ -374,12 +375,12 @@ def test_stats_and_info_count_every_torrent(tmp_path: Path) -> None:
     result(session.add(single("third.bin", content(20_000, 9)), paused=True))
     session.find(HEX).uploaded = 1000
     session.reactor.advance(2.5)
-    stats = session.stats()
+    stats = session_status.stats(session)
     assert stats["torrents"] == 3
     assert stats["states"] == {"seeding": 1, "downloading": 1, "paused": 1}
     assert stats["uploaded"] == 1000 and stats["downloaded"] == 0 and stats["peers"] == 0
     assert stats["uptime"] == 2.5
-    info = session.info()
+    info = session_status.info(session)
     assert info["torrents"] == 3 and info["state_dir"] == str(tmp_path / "state")
     assert info["plugins"] == ["rarest_first", "sequential"]
 
@@ -447,7 +448,7 @@ def test_a_check_in_progress_is_seen_and_paused(tmp_path: Path) -> None:
     session.verifier = SlowVerifier()
     assert result(session.add(TORRENT))["added"] is True  # durable before the check ends
     t = session.find(HEX)
-    assert t.state == "checking" and session.stats()["states"] == {"checking": 1}
+    assert t.state == "checking" and session_status.stats(session)["states"] == {"checking": 1}
     result(t.pause())
     assert t.state == "paused"
     held[0].callback(Bitfield.full(3))  # the stale check's answer is ignored

@@ -1,0 +1,55 @@
+"""Read-only views of the Session as JSON-able dicts (``session.info``, ``session.stats``).
+
+Kept apart from the Session the way torrent_status.py is kept apart from the Torrent: the
+facade runs things, these only report them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from btd.core.version import __version__
+
+if TYPE_CHECKING:
+    from btd.core.session import Session
+
+
+def info(session: Session) -> dict[str, Any]:
+    """What ``session.info`` answers: which daemon this is and how it was configured."""
+    config = session.config
+    source = config.source
+    return {
+        "version": __version__,
+        "pid": os.getpid(),
+        "uptime": round(session.uptime, 3),
+        "started_at": session.started_at,
+        "config_path": str(source) if source else None,
+        "state_dir": str(config.daemon.state_dir),
+        "download_dir": str(config.session.download_dir),
+        "listen_port": session.listen_port,
+        "torrents": len(session.torrents),
+        "plugins": list(session.plugins.enabled),
+    }
+
+
+def stats(session: Session) -> dict[str, Any]:
+    """What ``session.stats`` answers: totals over every torrent."""
+    ts = list(session.torrents.values())
+    fetches = session.magnets.fetches
+    states: dict[str, int] = {}
+    for t in ts:
+        states[t.state] = states.get(t.state, 0) + 1
+    if fetches:
+        states["metadata"] = len(fetches)
+    return {
+        "torrents": len(ts) + len(fetches),
+        "states": states,
+        "peers": sum(len(t.peers) for t in ts),
+        "download_rate": round(sum(t.download_rate() for t in ts)),
+        "upload_rate": round(sum(t.upload_rate() for t in ts)),
+        "downloaded": sum(t.downloaded for t in ts),
+        "uploaded": sum(t.uploaded for t in ts),
+        "uptime": round(session.uptime, 3),
+        "listen_port": session.listen_port,
+    }
