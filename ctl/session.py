@@ -9,12 +9,12 @@ from typing import Any
 
 from btd.core.rpc.client import RpcClient
 from btd.ctl.base import EXIT_OK, Output, UsageError, to_json
-from btd.ctl.format import clean, first_line, format_duration, format_fields, format_table
+from btd.ctl.format import clean, first_line, format_duration, format_fields, format_table, when
 
 # session.info keys shown first, in this order, with their human form. The daemon says
 # ``config_path``; ``config`` is still accepted from older daemons.
 _STATUS_KEYS = (
-    "version", "pid", "uptime", "config_path", "config", "socket", "state_dir", "plugins",
+    "version", "pid", "uptime", "started_at", "config_path", "config", "socket", "state_dir", "plugins",
 )  # fmt: skip
 
 
@@ -44,6 +44,8 @@ def human_status(info: Any) -> str:
         value = info[key]
         if key == "uptime":
             value = format_duration(value)
+        elif key == "started_at":
+            value = when(value) or value
         elif key == "plugins":
             value = _plugin_names(value)
         elif key in ("config_path", "config"):

@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ INFO = {
     "version": "0.1.0",
     "pid": 4242,
     "uptime": 3723.5,
+    "started_at": 1796625906.8,
     "config": "/etc/btd/btd.yaml",
     "plugins": ["rarest_first", {"name": "udp_tracker", "version": "1.0"}],
     "torrents": 3,
@@ -102,6 +104,8 @@ def test_status_human(daemon: FakeDaemon, capsys) -> None:
     assert re.search(r"^version:\s+0\.1\.0$", out, re.M)
     assert re.search(r"^pid:\s+4242$", out, re.M)
     assert re.search(r"^uptime:\s+1h 02m 03s$", out, re.M)
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1796625906.8))
+    assert re.search(rf"^started_at:\s+{started}$", out, re.M)
     assert re.search(r"^config:\s+/etc/btd/btd.yaml$", out, re.M)
     assert re.search(r"^plugins:\s+rarest_first, udp_tracker 1\.0$", out, re.M)
     assert re.search(r"^torrents:\s+3$", out, re.M)
