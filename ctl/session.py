@@ -147,16 +147,6 @@ def parse_params(text: str | None) -> dict[str, Any] | list[Any] | None:
     return params
 
 
-def _setup_call(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("method", metavar="METHOD", help="method name, e.g. session.info")
-    parser.add_argument(
-        "params",
-        metavar="JSON-PARAMS",
-        nargs="?",
-        help="parameters as a JSON object or array ('-' reads them from stdin)",
-    )
-
-
 def cmd_call(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     params = parse_params(args.params)
     out.emit(client.call(args.method, params))
