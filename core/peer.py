@@ -291,6 +291,15 @@ class Peer:
         self.upload.add(len(data))
         self.last_sent_at = self.now()
 
+    def send_framed(self, parts: list[bytes | memoryview], size: int) -> None:
+        """Piece messages framed by the uploader (header, block, ...; ``size`` payload
+        bytes): joined into one write, the blocks' only copy before the kernel's."""
+        if self.link.closed:
+            return
+        self.link.write(b"".join(parts))
+        self.upload.add(size)
+        self.last_sent_at = self.now()
+
     def request(self, refs: list[BlockRef]) -> None:
         if refs and not self.link.closed:
             self.link.write(b"".join(encode(m.Request(r.piece, r.begin, r.length)) for r in refs))

@@ -28,6 +28,18 @@ class PieceReadCache:
         self._size = 0
         self._waiting: dict[int, list[defer.Deferred[bytes]]] = {}
 
+    def peek(self, index: int) -> bytes | None:
+        """The piece if it is cached (and now the most recent), else None: no Deferred, so
+        the upload loop serves hits at the cost of a dict lookup."""
+        data = self._pieces.get(index)
+        if data is not None:
+            self._pieces.move_to_end(index)
+        return data
+
+    def loading(self, index: int) -> bool:
+        """A read of this piece is in flight."""
+        return index in self._waiting
+
     def get(self, index: int) -> defer.Deferred[bytes]:
         data = self._pieces.get(index)
         if data is not None:

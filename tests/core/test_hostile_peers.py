@@ -157,7 +157,7 @@ def test_a_message_split_in_one_byte_feeds_is_still_checked(tmp_path: Path) -> N
 def test_request_flood(tmp_path: Path) -> None:
     sc = scene(tmp_path)
     sc.s.verifier.hold_reads = True  # reads in flight: requests pile up in the queue
-    flood = encode(m.Request(0, 0, BLOCK_SIZE)) * (MAX_INCOMING_REQUESTS + 8)
+    flood = encode(m.Request(0, 0, BLOCK_SIZE)) * MAX_INCOMING_REQUESTS  # all wait for a read
     sc.hostile.send_raw(flood)
     assert not sc.hostile.closing  # 2000 queued is allowed (reqq)
     assert len(sc.hostile.peer.incoming) == MAX_INCOMING_REQUESTS

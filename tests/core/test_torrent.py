@@ -199,15 +199,17 @@ def test_cancel_removes_a_queued_request(tmp_path: Path) -> None:
     s = Swarm(tmp_path, seeding=True).start()
     s.verifier.hold_reads = True  # reads in flight: later requests wait in the queue
     fast, slow = s.peer(), s.peer(fast=False)
-    reqs = [r for i in range(5) for r in blocks_of(i)]  # 10 requests, 8 reads per peer
+    reqs = [r for i in range(5) for r in blocks_of(i)]  # 10 requests of 5 pieces
     for p in (fast, slow):
         p.send(m.HAVE_NONE_MSG if p is fast else bitfield_of([]), m.INTERESTED_MSG, *reqs)
         p.new()
-        assert len(p.peer.incoming) == 2
+        assert len(p.peer.incoming) == 10  # they wait in order for piece 0 (read ahead)
     cancelled = reqs[-1]
     for p in (fast, slow):
         p.send(m.Cancel(cancelled.index, cancelled.begin, cancelled.length))
-        assert [(r.piece, r.begin) for r in p.peer.incoming] == [(reqs[-2].index, reqs[-2].begin)]
+        assert [(r.piece, r.begin) for r in p.peer.incoming] == [
+            (r.index, r.begin) for r in reqs[:-1]
+        ]
     assert fast.new() == [m.RejectRequest(cancelled.index, cancelled.begin, cancelled.length)]
     assert slow.new() == []
     s.verifier.hold_reads = False
