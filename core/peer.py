@@ -18,7 +18,7 @@ from btd.core.errors import ProtocolError
 from btd.core.rate import RateMeter
 from btd.core.types import BLOCK_SIZE, BlockRef
 from btd.core.wire import messages as m
-from btd.core.wire.codec import encode, piece_header
+from btd.core.wire.codec import encode, encode_requests, piece_header
 from btd.core.wire.extension import decode_extension_handshake
 
 MAX_INCOMING_REQUESTS = 2000  # libtorrent's and Transmission's reqq
@@ -302,7 +302,7 @@ class Peer:
 
     def request(self, refs: list[BlockRef]) -> None:
         if refs and not self.link.closed:
-            self.link.write(b"".join(encode(m.Request(r.piece, r.begin, r.length)) for r in refs))
+            self.link.write(encode_requests(refs))
             self.last_sent_at = self.now()
 
     def cancel(self, ref: BlockRef) -> None:

@@ -53,7 +53,7 @@ class BlockResult(Enum):
 
 
 _MISSING, _DOWNLOADING, _VERIFYING, _HAVE = 0, 1, 2, 3
-MAX_SPARE_BUFFERS = 8
+MAX_SPARE_BUFFERS = 16  # about the pieces in flight plus those queued for hash+write
 _NOBODY: tuple[Peer, ...] = ()
 
 

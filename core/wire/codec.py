@@ -1,8 +1,9 @@
 """Peer wire encoding and incremental decoding (BEP 3 framing, BEP 6, BEP 10 envelope).
 
 This is the download hot path, so the decoder works on memoryviews of whatever
-``dataReceived`` hands it, copies a piece's block exactly once (into the ``bytes`` stored in
-the returned ``Piece``), and only buffers the one message that straddles two feeds. It checks
+``dataReceived`` hands it, copies a piece's block at most once (not at all when the feed is
+immutable ``bytes``: the ``Piece`` then holds a view of it), and only buffers the one message
+that straddles two feeds. It checks
 structure (lengths, fixed sizes, bitfield shape); value checks that need torrent knowledge
 (index range, request size) are in :func:`validate` so the connection decides what to do.
 
@@ -13,7 +14,8 @@ decoder; they stay side by side so a new message is added in one place.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from btd.core.errors import ProtocolError
 from btd.core.types import BLOCK_SIZE
@@ -120,6 +122,13 @@ def _enc_request(m: Request) -> bytes:
 
 def _enc_piece(m: Piece) -> bytes:
     return b"".join((_LEN_ID_II.pack(9 + len(m.block), PIECE, m.index, m.begin), m.block))
+
+
+def encode_requests(refs: Iterable[Any]) -> bytes:
+    """REQUEST messages for ``refs`` (anything with piece/begin/length), in one bytes: the
+    pipeline sends them in batches, and packing directly skips a Request object each."""
+    pack = _LEN_ID_III.pack
+    return b"".join([pack(13, REQUEST, r.piece, r.begin, r.length) for r in refs])
 
 
 def _enc_cancel(m: Cancel) -> bytes:
@@ -274,7 +283,7 @@ class WireDecoder:
     O(n). After a ProtocolError the decoder is dead (further feeds raise again).
     """
 
-    __slots__ = ("_buf", "_need_handshake", "_skip", "_max", "_num_pieces", "_failed")
+    __slots__ = ("_buf", "_need_handshake", "_skip", "_max", "_num_pieces", "_failed", "_views")
 
     def __init__(
         self,
@@ -289,6 +298,7 @@ class WireDecoder:
         self._max = max_message_length
         self._num_pieces = num_pieces
         self._failed: ProtocolError | None = None
+        self._views = False  # blocks may be views of the current feed (it is bytes)
 
     def set_num_pieces(self, num_pieces: int) -> None:
         """Enable bitfield shape checks once the torrent is known (after routing)."""
@@ -323,6 +333,10 @@ class WireDecoder:
         if self._failed is not None:
             raise self._failed
         out: list[Message | Handshake] = []
+        # Blocks of an immutable ``bytes`` feed (what Twisted's dataReceived gives) are
+        # views of it: nobody can change it under them, and the piece buffer's copy is then
+        # the only one. Any other buffer may be reused by the caller: blocks are copied.
+        self._views = type(data) is bytes
         try:
             with memoryview(data) as mv:
                 if mv.itemsize != 1 or mv.ndim != 1:
@@ -413,8 +427,10 @@ class WireDecoder:
         pos += take
         if len(buf) < total:
             return pos
+        views, self._views = self._views, False  # the buffer is cleared and reused
         with memoryview(buf) as view:
             self._parse(view, 0, total, out)
+        self._views = views
         buf.clear()
         return pos
 
@@ -453,7 +469,8 @@ class WireDecoder:
                 if length < 9:
                     raise ProtocolError(f"piece message has length {length}, expected >= 9")
                 index, begin = unpack_ii(mv, pos + 5)
-                append(Piece(index, begin, mv[pos + 13 : stop].tobytes()))
+                block = mv[pos + 13 : stop]
+                append(Piece(index, begin, block if self._views else block.tobytes()))
             elif mid == HAVE:
                 if length != 5:
                     raise _bad_size(mid, length, 5)

@@ -129,8 +129,8 @@ class Request:
 class Piece:
     """A block of data.
 
-    ``block`` is ``bytes`` when produced by the decoder (copied exactly once out of the
-    received data, so it never changes if the caller reuses its buffer). Senders may put a
+    ``block``, when produced by the decoder, is a read-only view of the ``bytes`` fed to it,
+    or a copy when that was another buffer (so it never changes if the caller reuses it). Senders may put a
     memoryview here; equality compares the content either way (bytes == memoryview works),
     but hashing a Piece whose block is a view of a writable buffer raises ValueError.
     """

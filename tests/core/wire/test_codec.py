@@ -163,7 +163,17 @@ def test_many_coalesced_pieces_in_odd_chunks() -> None:
     for a in range(0, len(stream), 65536 - 7):
         got.extend(dec.feed(stream[a : a + 65536 - 7]))
     assert got == [Piece(i, 0, b) for i, b in enumerate(blocks)]
-    assert all(type(p.block) is bytes for p in got)  # type: ignore[attr-defined]
+    # whole in one feed: a read-only view of that bytes; straddling two feeds: a copy
+    assert all(type(p.block) is bytes or p.block.readonly for p in got)  # type: ignore[attr-defined]
+
+
+def test_blocks_of_a_bytes_feed_are_views_of_it_and_of_other_buffers_copies() -> None:
+    stream = encode(Piece(1, 0, b"A" * 32)) + encode(Piece(2, 0, b"B" * 32))
+    first, second = WireDecoder(expect_handshake=False).feed(stream)
+    assert type(first.block) is memoryview and first.block.obj is stream  # no copy
+    assert first == Piece(1, 0, b"A" * 32) and second == Piece(2, 0, b"B" * 32)
+    (third,) = WireDecoder(expect_handshake=False).feed(bytearray(stream[:45]))
+    assert type(third.block) is bytes  # a caller's bytearray may be reused: copied
 
 
 def test_accepts_bytearray_and_memoryview_and_leaves_no_export() -> None:
