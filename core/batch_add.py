@@ -89,7 +89,8 @@ async def _add_batch(env: BatchEnv, items: list[BatchItem]) -> list[Result]:
     results: list[Result | None] = [None] * len(items)
     first: dict[bytes, int] = {}  # info hash -> index of its first item in this batch
     twins: list[tuple[int, int]] = []  # (index, index of the same torrent's first item)
-    fresh: list[tuple[int, Any]] = []  # (index, Torrent) to store
+    fresh: list[tuple[int, Any, NewTorrent]] = []  # (index, Torrent, its store row)
+    busy: list[defer.Deferred[Any]] = []
     for n, (index, item) in enumerate(enumerate(items)):
         if n and n % SLICE == 0:
             await _next_turn(env.clock)
@@ -109,30 +110,28 @@ async def _add_batch(env: BatchEnv, items: list[BatchItem]) -> list[Result]:
             continue
         first[h] = index
         env.adding[h] = torrent
-        fresh.append((index, torrent))
+        if env.saver.busy(h):  # a store job still running (a removal just before) ends first
+            busy.append(env.saver.job(h, _nothing))
+        env.saver.forget(h)
+        fresh.append(
+            (index, torrent, NewTorrent(torrent.hex, item.data, env.options_json(torrent)))
+        )
 
     # each distinct save path once, off the reactor
-    paths = {t.options.save_path for _, t in fresh}
+    paths = {t.options.save_path for _, t, _ in fresh}
     checked = await env.run_blocking(check_save_paths, paths) if paths else {}
     storing: list[tuple[int, Any]] = []
-    for index, torrent in fresh:
+    rows: list[NewTorrent] = []
+    for index, torrent, row in fresh:
         problem = checked.get(torrent.options.save_path)
         if problem is not None:
             env.adding.pop(torrent.info_hash, None)
             results[index] = problem
         else:
             storing.append((index, torrent))
-
-    # a store job still running for one of them (a removal just before) ends first
-    busy = [env.saver.job(t.info_hash, _nothing) for _, t in storing if env.saver.busy(t.info_hash)]
+            rows.append(row)
     if busy:
         await defer.DeferredList(busy, consumeErrors=True)
-    for _, torrent in storing:
-        env.saver.forget(torrent.info_hash)
-    rows = [
-        NewTorrent(torrent.hex, items[index].data, env.options_json(torrent))
-        for index, torrent in storing
-    ]
     outcome = await env.run_blocking(save_many, env.store, rows) if rows else []
     added = 0
 

@@ -795,3 +795,22 @@ def test_wire_batch(h: Harness) -> None:
     assert first == {"info_hash": HEX, "name": "file.bin", "added": True}
     assert second["error"]["code"] == -32602
     assert second["error"]["data"] == {"field": "path", "index": 1}
+
+
+def test_batch_re_add_waits_for_a_removal_still_being_stored(h: Harness) -> None:
+    h.add()
+    held = HeldBlocking()
+    h.session.run_blocking = held  # type: ignore[method-assign]
+    removed = h.methods["torrent.remove"](info_hash=HEX)  # its store delete is held
+    d = h.methods["torrent.add"](torrents=[{"metainfo": b64(TORRENT)}, {"metainfo": b64(OTHER)}])
+    out: list[Any] = []
+    d.addBoth(out.append)
+    for _ in range(100):  # newest job first: a thread pool may run them in any order
+        while held.queue:
+            fn, args, job = held.queue.pop()
+            job.callback(fn(*args))
+        h.reactor.advance(0)
+    assert removed.called and [r["added"] for r in out[0]] == [True, True]
+    assert h.stored() == sorted(
+        f"{x}.{s}" for x in (HEX, hex_of(OTHER)) for s in ("json", "torrent")
+    )
