@@ -326,9 +326,9 @@ def test_add_many_to_a_daemon_without_batches_adds_one_by_one(btctl, daemon, tmp
 
 
 def test_add_many_is_split_past_the_frame(btctl, daemon, tmp_path, monkeypatch) -> None:
-    from btd.ctl import torrent as ctl_torrent
+    from btd.ctl import add as ctl_add
 
-    monkeypatch.setattr(ctl_torrent, "BATCH_ITEMS", 2)
+    monkeypatch.setattr(ctl_add, "BATCH_ITEMS", 2)
     files = [torrent_file(tmp_path, f"g{n}.torrent", GOOD) for n in range(5)]
     code, out, _ = btctl("add", *files)
     assert code == 0 and out.count("added") == 5
