@@ -12,7 +12,7 @@ missing or short). Pure: no Twisted, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -61,6 +61,11 @@ class ResumeStore(Protocol):
     def save_torrent(self, info_hash: str, metainfo: bytes, options: dict[str, Any]) -> None:
         """Durable on return (the add reply waits for it); forgets older progress."""
 
+    def save_torrents(self, items: Sequence[NewTorrent]) -> None:
+        """Optional (``save_many`` loops over ``save_torrent`` without it): ``save_torrent``
+        for each item, all durable on return, in one transaction (one fsync) where the store
+        can; all or nothing (raises having kept none) so a failed batch adds nothing."""
+
     def save_options(self, info_hash: str, options: dict[str, Any]) -> None: ...
 
     def save_progress(self, info_hash: str, progress: ResumeProgress) -> None:
@@ -75,6 +80,41 @@ class ResumeStore(Protocol):
 
 
 DEFAULT_SAVE_INTERVAL = 30.0
+
+
+@dataclass(frozen=True)
+class NewTorrent:
+    """One torrent of a batch add, as ``save_torrents`` writes it."""
+
+    info_hash: str
+    metainfo: bytes
+    options: dict[str, Any]
+
+
+def save_many(store: Any, items: Sequence[NewTorrent]) -> list[Exception | None]:
+    """Save a batch of new torrents (blocking): per item, None or why it was not saved.
+
+    A store with ``save_torrents`` writes them together (one failure fails them all); one
+    without it is called per item, so one item's failure does not fail the others.
+    """
+    if not items:
+        return []
+    batch = getattr(store, "save_torrents", None)
+    if batch is not None:
+        try:
+            batch(items)
+        except Exception as exc:
+            return [exc] * len(items)
+        return [None] * len(items)
+    outcome: list[Exception | None] = []
+    for item in items:
+        try:
+            store.save_torrent(item.info_hash, item.metainfo, item.options)
+        except Exception as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+    return outcome
 
 
 def progress_problem(progress: ResumeProgress, num_pieces: int, num_files: int) -> str | None:

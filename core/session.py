@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from btd.core.batch_add import BatchEnv, BatchItem, add_batch
 from btd.core.config import Config
 from btd.core.errors import ConfigError, MetainfoError
 from btd.core.events import TorrentEvent
@@ -315,6 +316,29 @@ class Session:
 
         d = self.run_blocking(check_save_path, options.save_path)
         return d.addCallback(store).addCallbacks(saved, failed)
+
+    def add_many(self, items: list[BatchItem]) -> defer.Deferred[list[dict[str, Any] | Exception]]:
+        """Add parsed torrents at once, durable in ONE store write first (core/batch_add.py)."""
+        env = self._env()  # one for the whole batch
+
+        def admit(torrent: Torrent) -> None:  # stored, and out of ``adding``
+            self.torrents[torrent.info_hash] = torrent
+            self.magnets.superseded(torrent)  # a magnet waiting for this metadata is done
+            self._torrent_event(torrent, "added", {})
+            self._start(torrent)
+
+        batch = BatchEnv(
+            self.clock,
+            lambda fn, *args: self.run_blocking(fn, *args),
+            known=lambda h: self.torrents.get(h) or self._adding.get(h),
+            make=lambda meta, raw: Torrent(meta, self.options_for(raw), env),
+            adding=self._adding,
+            options_json=self._options_json,
+            saver=self.saver,
+            store=self.store,
+            admit=admit,
+        )
+        return add_batch(batch, items)
 
     def _start(self, torrent: Torrent, resume: ResumeProgress | None = None) -> None:
         # a raising start must not undo a durable add

@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from btd.core.errors import StorageError
-from btd.core.resume import DEFAULT_SAVE_INTERVAL, ResumeProgress, StoredTorrent
+from btd.core.resume import DEFAULT_SAVE_INTERVAL, NewTorrent, ResumeProgress, StoredTorrent
 
 __all__ = ["StoredTorrent", "TorrentStore", "progress_from_json", "progress_to_json"]
 
@@ -74,17 +76,61 @@ def progress_from_json(raw: Any) -> ResumeProgress:
         raise ValueError(f"progress is incomplete: {exc}") from exc
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+def _write_file(path: Path, data: bytes, *, sync: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
     try:
+        view = memoryview(data)
+        while view:  # os.write may write less than asked
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _sync_folder_fs(folder: Path, files: list[Path]) -> None:
+    """Make ``files`` durable: one ``syncfs(2)`` of the folder's file system (Linux), or,
+    where there is none, an fsync of each file."""
+    syncfs = _syncfs()
+    if syncfs is not None:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            view = memoryview(data)
-            while view:  # os.write may write less than asked
-                view = view[os.write(fd, view) :]
+            if syncfs(dir_fd) == 0:
+                return
+        finally:
+            os.close(dir_fd)
+    for path in files:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _syncfs() -> Any:
+    """libc's ``syncfs``, or None (not Linux, no libc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        _write_file(tmp, data, sync=True)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -117,6 +163,37 @@ class TorrentStore:
             raise StorageError(f"cannot save torrent state in {self.dir}: {why}") from exc
         self.save(info_hash, metainfo, options)
 
+    def save_torrents(self, items: Sequence[NewTorrent]) -> None:
+        """A batch add, all or nothing: every file written unsynced, ONE ``syncfs`` (else an
+        fsync per file), then the renames (options before metainfo) and one folder fsync."""
+        written: list[Path] = []
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+            for item in items:
+                _unlink(self.dir / f"{item.info_hash}.resume")  # it may describe other files
+            staged: list[tuple[Path, Path]] = []
+            for item in items:
+                for suffix, data in (
+                    (".json", json.dumps(item.options).encode()),
+                    (".torrent", item.metainfo),
+                ):
+                    final = self.dir / f"{item.info_hash}{suffix}"
+                    tmp = final.with_name(final.name + ".tmp")
+                    written.append(tmp)
+                    _write_file(tmp, data, sync=False)
+                    staged.append((tmp, final))
+            _sync_folder_fs(self.dir, [tmp for tmp, _ in staged])
+            for tmp, final in staged:
+                os.replace(tmp, final)
+                written.append(final)
+            _fsync_dir(self.dir)
+        except OSError as exc:
+            for path in written:
+                with contextlib.suppress(OSError):
+                    _unlink(path)
+            why = exc.strerror or exc
+            raise StorageError(f"cannot save torrent state in {self.dir}: {why}") from exc
+
     def save_options(self, info_hash: str, options: dict[str, Any]) -> None:
         self.save(info_hash, None, options)
 
@@ -146,11 +223,7 @@ class TorrentStore:
             _atomic_write(self.dir / f"{info_hash}.json", json.dumps(options).encode())
             if metainfo is not None:
                 _atomic_write(self.dir / f"{info_hash}.torrent", metainfo)
-            dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            _fsync_dir(self.dir)
         except OSError as exc:
             if metainfo is not None:
                 for suffix in (".torrent", ".json"):

@@ -10,10 +10,8 @@ Standard library only, like the rest of btctl.
 from __future__ import annotations
 
 import argparse
-import base64
 import ipaddress
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,8 +39,6 @@ from btd.ctl.format import (
     when,
 )
 from btd.ctl.parser import SETTABLE
-
-MAX_TORRENT_FILE = 10_000_000  # the daemon refuses larger .torrent files
 
 
 def _error_object(exc: RemoteError | BadInput, exit_code: int) -> dict[str, Any]:
@@ -89,42 +85,22 @@ def _for_each(
 # -- add ----------------------------------------------------------------------------------
 
 
-def read_torrent_file(name: str) -> bytes:
-    """The bytes of a .torrent (``-``: stdin); BadInput when it cannot be used."""
-    label = "stdin" if name == "-" else name
-    try:
-        if name == "-":
-            stream = getattr(sys.stdin, "buffer", None)
-            if stream is None:
-                raise BadInput("-: there is no stdin to read a .torrent from")
-            if stream.isatty():
-                raise BadInput("-: stdin is a terminal; pipe a .torrent in (btctl add - < x)")
-            data = stream.read(MAX_TORRENT_FILE + 1)
-        else:
-            with open(name, "rb") as file:
-                data = file.read(MAX_TORRENT_FILE + 1)
-    except OSError as exc:
-        raise BadInput(f"cannot read {label}: {exc.strerror or exc}") from None
-    if not data:
-        raise BadInput(f"{label}: empty, not a .torrent")
-    if len(data) > MAX_TORRENT_FILE:
-        raise BadInput(f"{label}: larger than 10 MB, not a .torrent")
-    return data
-
-
 def cmd_add(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     options: dict[str, Any] = {"paused": bool(args.paused)}
     if args.dir is not None:
         options["save_path"] = os.path.abspath(os.path.expanduser(args.dir))
     if args.strategy is not None:
         options["strategy"] = args.strategy
+    outcomes: list[Any] = []  # filled by the first add_one (after --wait has subscribed)
 
     def add_one(name: str) -> Any:
-        if name.lower().startswith("magnet:"):  # a magnet link, not a file name
-            reply = client.call("torrent.add", {"magnet": name, **options})
-        else:
-            data = base64.b64encode(read_torrent_file(name)).decode("ascii")
-            reply = client.call("torrent.add", {"metainfo": data, **options})
+        if not outcomes:
+            from btd.ctl.add import add_all  # only for add: `list` stays light
+
+            outcomes.extend(reversed(add_all(client, args.files, options)))
+        reply = outcomes.pop()  # one per FILE, in the order given
+        if isinstance(reply, Exception):
+            raise reply
         note = dir_not_applied(reply, options.get("save_path")) if isinstance(reply, dict) else None
         if note and not out.json_mode:  # --json: the reply says it (added: false, save_path)
             out.error(note)

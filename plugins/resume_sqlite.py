@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from btd.core.plugin import hookimpl
 from btd.core.plugin_config import check_keys, plugin_settings
 from btd.core.resume import (
     DEFAULT_SAVE_INTERVAL,
+    NewTorrent,
     ResumeProgress,
     ResumeStoreError,
     StoredTorrent,
@@ -204,6 +205,14 @@ class SqliteResumeStore:
             ],
             durable=True,
         )
+
+    def save_torrents(self, items: Sequence[NewTorrent]) -> None:
+        """A batch add: every item in ONE transaction, fsynced once (all or nothing)."""
+        statements = []
+        for item in items:
+            statements.append(_torrent_row(item.info_hash, item.metainfo, item.options))
+            statements.append(("DELETE FROM progress WHERE info_hash = ?", (item.info_hash,)))
+        self._write(statements, durable=True)
 
     def save_options(self, info_hash: str, options: dict[str, Any]) -> None:
         self._write(

@@ -25,6 +25,12 @@ from btd.ctl import main as ctl
 
 HEAVY = ("twisted", "yaml", "jsonrpcserver", "pluggy", "rich")  # btctl must not import these
 METHOD_NOT_FOUND = {"code": -32601, "message": "method not found"}
+# what btd before batch adds answered to torrent.add(torrents=...): jsonrpcserver's own error
+OLD_DAEMON_BATCH_ERROR = {
+    "code": -32602,
+    "message": "Invalid params",
+    "data": "got an unexpected keyword argument 'torrents'",
+}
 HANG_UP = object()  # returned by ``respond``: close this connection, write nothing
 
 Handler = Callable[[Any], Any]
@@ -74,7 +80,8 @@ class FakeDaemon:
     """Serves ``path`` on a thread until ``stop``.
 
     ``handlers[method](params)`` gives a result (a handler raises ``Refused`` for an error);
-    other methods are METHOD_NOT_FOUND. A batch gets a list of answers. ``split`` writes each
+    other methods are METHOD_NOT_FOUND. A batch gets a list of answers; ``torrent.add`` with
+    ``torrents`` is answered item by item through the same handler (``batch_adds``). ``split`` writes each
     reply in 5-byte pieces. ``after[method](params)`` runs once, after the reply to
     ``method`` is written (to script what the daemon does next). A connection that calls
     ``events.subscribe`` is a subscriber: ``push`` sends it notifications, ``hang_up`` ends
@@ -91,6 +98,7 @@ class FakeDaemon:
         self.after: dict[str, Callable[[Any], None]] = {}
         self.subscribers: list[Connection] = []
         self.hang_up_subscribers = False
+        self.batch_adds = True
         self.lock = threading.Lock()
         fake = self
 
@@ -132,8 +140,32 @@ class FakeDaemon:
     def respond(self, request: Any, conn: Connection) -> Any:
         """The reply to one decoded line; None writes nothing."""
         if isinstance(request, list):
-            return [self.answer(r, conn) for r in request]
+            return [self.dispatch(r, conn) for r in request]
+        return self.dispatch(request, conn)
+
+    def dispatch(self, request: dict[str, Any], conn: Connection) -> Any:
+        params = request.get("params")
+        if request.get("method") == "torrent.add" and isinstance(params, dict):
+            if "torrents" in params:
+                return self.answer_batch_add(request, conn)
         return self.answer(request, conn)
+
+    def answer_batch_add(self, request: dict[str, Any], conn: Connection) -> Any:
+        """``torrent.add`` with ``torrents``, as btd answers it: each item as a single add
+        (through ``answer``), one result or ``{"error": ...}`` (with ``data.index``) each.
+        With ``batch_adds`` off, refused as a daemon from before batches did."""
+        if not self.batch_adds:
+            return reply(request, error=OLD_DAEMON_BATCH_ERROR)
+        results: list[Any] = []
+        for index, item in enumerate(request["params"]["torrents"]):
+            one = self.answer({**request, "params": item}, conn)
+            if "error" in one:
+                data = one["error"].get("data")
+                data = {**(data if isinstance(data, dict) else {}), "index": index}
+                results.append({"error": {**one["error"], "data": data}})
+            else:
+                results.append(one["result"])
+        return reply(request, result=results)
 
     def answer(self, request: dict[str, Any], conn: Connection) -> Any:
         handler = self.handlers.get(request["method"])

@@ -8,20 +8,24 @@ that cannot be written: STORAGE with ``data.field`` ``save_path``).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
-import os
-import stat
-from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
 
 from btd.core import session_status
 from btd.core import torrent_status as status
-from btd.core.errors import MetainfoError, StorageError
+from btd.core.errors import MetainfoError
 from btd.core.metadata_fetch import MetadataFetch
+from btd.core.rpc.add_items import (
+    MAX_BATCH,
+    MAX_TORRENT_FILE,
+    absolute,
+    add_batch,
+    check_batch,
+    read_metainfo,
+    storage_error,
+)
 from btd.core.rpc.dispatch import require
 from btd.core.rpc.errors import (
     AMBIGUOUS,
@@ -29,57 +33,21 @@ from btd.core.rpc.errors import (
     NO_METADATA,
     NOT_FOUND,
     SHUTTING_DOWN,
-    STORAGE,
     RpcError,
     invalid_params,
 )
 from btd.core.session import Session
 from btd.core.swarm import TorrentNotFound
 from btd.core.torrent import Torrent
-from btd.core.torrent_data import SavePathError
 
-MAX_TORRENT_FILE = 10_000_000
+__all__ = ["MAX_BATCH", "MAX_TORRENT_FILE", "torrent_methods"]
+
 STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "stopped")
 
 
-def _storage_error(failure: Any) -> Any:
-    if failure.check(SavePathError):
-        raise RpcError(STORAGE, failure.getErrorMessage(), {"field": "save_path"})
-    if failure.check(StorageError):
-        raise RpcError(STORAGE, failure.getErrorMessage())
-    return failure
-
-
-def _absolute(field: str, value: str) -> Path:
-    """An absolute path (``~`` expanded); NUL bytes and unknown users are bad params."""
-    if "\0" in value:
-        raise invalid_params(field, "must not contain a NUL character")
-    try:
-        path = Path(value).expanduser()
-    except RuntimeError:  # ~user that does not exist
-        raise invalid_params(field, f"cannot expand {value!r}") from None
-    if not path.is_absolute():
-        raise invalid_params(field, "must be an absolute path")
-    return path
-
-
-def _read_torrent_file(file: Path) -> bytes:
-    """At most 10 MB of a regular file; FIFOs, devices and directories never block or flood."""
-    too_big = RpcError(INVALID_TORRENT, f"{file}: larger than 10 MB", {"field": "path"})
-    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise RpcError(INVALID_TORRENT, f"{file}: not a regular file", {"field": "path"})
-        if st.st_size > MAX_TORRENT_FILE:
-            raise too_big
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_TORRENT_FILE + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_TORRENT_FILE:
-        raise too_big
-    return data
+def _single_form(params: dict[str, Any]) -> dict[str, Any]:
+    names = ("metainfo", "path", "magnet", "save_path", "paused", "strategy")
+    return {name: params[name] for name in names}
 
 
 def _pick(values: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -109,24 +77,6 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             )
         return t
 
-    def read_metainfo(metainfo: Any, path: Any) -> bytes:
-        if (metainfo is None) == (path is None):
-            raise invalid_params("metainfo", "give exactly one of metainfo (base64) or path")
-        if metainfo is not None:
-            require("metainfo", metainfo, str)
-            try:
-                return base64.b64decode(metainfo, validate=True)
-            except (binascii.Error, ValueError):
-                raise invalid_params("metainfo", "not valid base64") from None
-        require("path", path, str)
-        file = _absolute("path", path)
-        try:
-            return _read_torrent_file(file)
-        except OSError as exc:
-            raise RpcError(
-                INVALID_TORRENT, f"cannot read {file}: {exc.strerror}", {"field": "path"}
-            ) from None
-
     def add(
         metainfo: str | None = None,
         path: str | None = None,
@@ -134,15 +84,22 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         paused: bool = False,
         strategy: str | None = None,
         magnet: str | None = None,
-    ) -> defer.Deferred[dict[str, Any]]:
-        """Add a torrent from base64 metainfo, a .torrent path the daemon can read, or a magnet."""
+        torrents: list[Any] | None = None,
+    ) -> defer.Deferred[Any]:
+        """Add a torrent from base64 metainfo, a .torrent path the daemon can read, or a
+        magnet; or many at once: ``torrents``, a list of such objects (one result each)."""
         if session.stopping:
             raise RpcError(SHUTTING_DOWN, "the daemon is shutting down")
+        if torrents is not None:
+            given = [n for n, v in _single_form(locals()).items() if v not in (None, False)]
+            if given:
+                raise invalid_params(given[0], "give it in each item of torrents, not beside it")
+            return add_batch(session, check_batch(torrents))
         require("save_path", save_path, str, optional=True)
         require("paused", paused, bool)
         require("strategy", strategy, str, optional=True)
         if save_path is not None:
-            save_path = str(_absolute("save_path", save_path))
+            save_path = str(absolute("save_path", save_path))
         if magnet is not None:
             require("magnet", magnet, str)
             if metainfo is not None or path is not None:
@@ -157,7 +114,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
                 ) from None
             except ValueError as exc:  # unknown strategy
                 raise invalid_params("strategy", str(exc)) from None
-            return d.addErrback(_storage_error)
+            return d.addErrback(storage_error)
         data = read_metainfo(metainfo, path)
         try:
             d = session.add(data, save_path=save_path, paused=paused, strategy=strategy)
@@ -166,7 +123,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
         except ValueError as exc:  # unknown strategy
             raise invalid_params("strategy", str(exc)) from None
-        return d.addErrback(_storage_error)
+        return d.addErrback(storage_error)
 
     def list_(fields: list[str] | None = None, state: str | None = None) -> list[dict[str, Any]]:
         """Every torrent's summary; ``fields`` picks keys, ``state`` filters."""
@@ -233,8 +190,8 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         require("delete_data", delete_data, bool)
         t = find_any(info_hash)
         if isinstance(t, MetadataFetch):  # nothing downloaded yet: no data to delete
-            return session.magnets.remove(t).addErrback(_storage_error)
-        return session.remove(t, delete_data).addErrback(_storage_error)
+            return session.magnets.remove(t).addErrback(storage_error)
+        return session.remove(t, delete_data).addErrback(storage_error)
 
     def verify(info_hash: str) -> dict[str, Any]:
         """Recheck every piece against the data on disk (runs in the background)."""

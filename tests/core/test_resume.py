@@ -27,10 +27,12 @@ from btd.core.errors import StorageError
 from btd.core.metainfo import parse_metainfo
 from btd.core.net.peer import PeerProtocol
 from btd.core.resume import (
+    NewTorrent,
     ResumeProgress,
     ResumeStoreError,
     progress_problem,
     resume_plan,
+    save_many,
 )
 from btd.core.session import Session
 from btd.core.storage import FileStorage
@@ -470,3 +472,35 @@ def test_a_damaged_store_stops_the_start_and_is_left_alone(tmp_path: Path) -> No
     assert session.torrents == {}
     result(session.stop())  # the daemon still stops cleanly
     assert path.read_bytes() == before
+
+
+# -- save_many: batch adds on any store ------------------------------------------------------------
+class _PerItemStore:
+    """A store without ``save_torrents``: save_many calls it per item."""
+
+    def __init__(self) -> None:
+        self.saved: list[str] = []
+
+    def save_torrent(self, info_hash: str, metainfo: bytes, options: dict[str, Any]) -> None:
+        if metainfo == b"bad":
+            raise StorageError("refused")
+        self.saved.append(info_hash)
+
+
+def test_save_many_loops_without_save_torrents_and_isolates_failures() -> None:
+    store = _PerItemStore()
+    outcome = save_many(
+        store, [NewTorrent("a", b"ok", {}), NewTorrent("b", b"bad", {}), NewTorrent("c", b"ok", {})]
+    )
+    assert store.saved == ["a", "c"]
+    assert [type(o).__name__ for o in outcome] == ["NoneType", "StorageError", "NoneType"]
+
+
+def test_save_many_uses_save_torrents_all_or_nothing() -> None:
+    class Batched(_PerItemStore):
+        def save_torrents(self, items: list[NewTorrent]) -> None:
+            raise StorageError("disk full")
+
+    outcome = save_many(Batched(), [NewTorrent("a", b"ok", {}), NewTorrent("b", b"ok", {})])
+    assert [str(o) for o in outcome] == ["disk full", "disk full"]
+    assert save_many(Batched(), []) == []

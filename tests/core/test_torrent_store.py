@@ -6,10 +6,12 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from btd.core.errors import StorageError
+from btd.core.resume import NewTorrent
 from btd.core.torrent_store import StoredTorrent, TorrentStore
 
 HASH_A = "a" * 40
@@ -125,3 +127,48 @@ def test_delete_failure_is_a_storage_error(tmp_path: Path) -> None:
     (tmp_path / "torrents" / f"{HASH_A}.json" / "keep").write_text("x")
     with pytest.raises(StorageError, match="cannot delete"):
         store.delete(HASH_A)
+
+
+# -- batch adds ----------------------------------------------------------------------------------
+def test_a_batch_round_trips_and_drops_older_progress(tmp_path: Path) -> None:
+    store = TorrentStore(tmp_path)
+    store.save(HASH_A, b"old", OPTIONS)
+    (tmp_path / "torrents" / f"{HASH_A}.resume").write_text("{}")
+    store.save_torrents([NewTorrent(HASH_A, b"a", OPTIONS), NewTorrent(HASH_B, b"b", {})])
+    found, problems = store.load_all()
+    assert found == [StoredTorrent(HASH_A, b"a", OPTIONS), StoredTorrent(HASH_B, b"b", {})]
+    assert problems == []
+    names = sorted(p.name for p in (tmp_path / "torrents").iterdir())
+    assert names == sorted(f"{h}.{s}" for h in (HASH_A, HASH_B) for s in ("json", "torrent"))
+
+
+def test_a_batch_syncs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import btd.core.torrent_store as module
+
+    fsyncs: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real(fd))[1])
+    items = [NewTorrent(f"{n:040x}", b"m", OPTIONS) for n in range(50)]
+    TorrentStore(tmp_path).save_torrents(items)
+    if module._syncfs() is not None:
+        assert len(fsyncs) == 1  # the folder; the files' data went with one syncfs
+    else:
+        assert len(fsyncs) == 101
+    assert len(TorrentStore(tmp_path).load_all()[0]) == 50
+
+
+def test_a_failed_batch_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.replace
+    calls: list[Any] = []
+
+    def flaky(src: Any, dst: Any) -> None:
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    store = TorrentStore(tmp_path)
+    with pytest.raises(StorageError, match="No space left"):
+        store.save_torrents([NewTorrent(HASH_A, b"a", OPTIONS), NewTorrent(HASH_B, b"b", {})])
+    assert list((tmp_path / "torrents").iterdir()) == []

@@ -104,6 +104,8 @@ def resolve(prefix: str) -> str:
 
 
 def m_add(p: dict[str, Any]) -> Any:
+    if "magnet" in p:
+        return {"info_hash": p["magnet"][-40:], "name": "m", "added": True}
     data = base64.b64decode(p["metainfo"], validate=True)
     if data == GOOD:
         return {"info_hash": HASH_C, "name": "new", "added": True}
@@ -260,7 +262,9 @@ def test_add_several_files_one_unreadable(btctl, daemon, tmp_path) -> None:
     assert code == ctl.EXIT_BAD_INPUT == 6
     assert out.splitlines() == [f"added {HASH_C} new", f"already present {HASH_A} debian-12.iso"]
     assert err == f"btctl: cannot read {missing}: No such file or directory\n"
-    assert [m for m, _ in daemon.calls()] == ["torrent.add", "torrent.add"]
+    ((method, params),) = daemon.calls()  # the readable ones, in ONE call
+    assert method == "torrent.add"
+    assert [base64.b64decode(t["metainfo"]) for t in params["torrents"]] == [GOOD, PRESENT]
 
 
 def test_add_refused_torrent_exits_1_and_worst_code_wins(btctl, tmp_path) -> None:
@@ -271,6 +275,64 @@ def test_add_refused_torrent_exits_1_and_worst_code_wins(btctl, tmp_path) -> Non
     assert err == f"btctl: {bad}: invalid torrent: not bencoded (error {INVALID_TORRENT})\n"
     code, _, _ = btctl("add", bad, str(tmp_path), good)  # a directory cannot be read
     assert code == 6
+
+
+def test_add_many_files_and_magnets_in_one_call(btctl, daemon, tmp_path) -> None:
+    good = torrent_file(tmp_path, "good.torrent", GOOD)
+    bad = torrent_file(tmp_path, "bad.torrent", BAD)
+    magnet = "magnet:?xt=urn:btih:" + "c" * 40
+    code, out, err = btctl("add", "--paused", good, bad, magnet, good)
+    assert code == ctl.EXIT_REMOTE_ERROR
+    assert out.splitlines() == [
+        f"added {HASH_C} new",
+        "added " + "c" * 40 + " m",
+        f"added {HASH_C} new",
+    ]
+    assert err == f"btctl: {bad}: invalid torrent: not bencoded (error {INVALID_TORRENT})\n"
+    ((method, params),) = daemon.calls()
+    items = params["torrents"]
+    assert (method, len(items)) == ("torrent.add", 4)
+    assert items[2] == {"magnet": magnet, "paused": True}
+    assert all(item["paused"] is True for item in items)
+
+
+def test_add_many_json_keeps_the_single_form_shapes(btctl, daemon, tmp_path) -> None:
+    good = torrent_file(tmp_path, "good.torrent", GOOD)
+    bad = torrent_file(tmp_path, "bad.torrent", BAD)
+    code, out, _ = btctl("--json", "add", good, bad, str(tmp_path / "missing"))
+    assert code == ctl.EXIT_BAD_INPUT
+    first, second, third = json.loads(out)
+    assert first == {"info_hash": HASH_C, "name": "new", "added": True}
+    assert second == {"file": bad, "error": {"code": INVALID_TORRENT,
+        "message": "invalid torrent: not bencoded", "data": {"field": "metainfo"}, "exit": 1}}  # fmt: skip
+    assert third["error"]["exit"] == ctl.EXIT_BAD_INPUT
+    assert json.loads(btctl("--json", "add", good)[1]) == [first]  # one file: the same shape
+
+
+def test_add_many_to_a_daemon_without_batches_adds_one_by_one(btctl, daemon, tmp_path) -> None:
+    daemon.batch_adds = False
+    good = torrent_file(tmp_path, "good.torrent", GOOD)
+    old = torrent_file(tmp_path, "old.torrent", PRESENT)
+    code, out, _ = btctl("add", good, old)
+    assert (code, out.splitlines()) == (
+        0,
+        [f"added {HASH_C} new", f"already present {HASH_A} debian-12.iso"],
+    )
+    assert [sorted(p) for _, p in daemon.calls()] == [
+        ["torrents"],
+        ["metainfo", "paused"],
+        ["metainfo", "paused"],
+    ]
+
+
+def test_add_many_is_split_past_the_frame(btctl, daemon, tmp_path, monkeypatch) -> None:
+    from btd.ctl import add as ctl_add
+
+    monkeypatch.setattr(ctl_add, "BATCH_ITEMS", 2)
+    files = [torrent_file(tmp_path, f"g{n}.torrent", GOOD) for n in range(5)]
+    code, out, _ = btctl("add", *files)
+    assert code == 0 and out.count("added") == 5
+    assert [len(p["torrents"]) for _, p in daemon.calls()] == [2, 2, 1]
 
 
 def test_add_json_lists_replies_and_errors(btctl, tmp_path) -> None:

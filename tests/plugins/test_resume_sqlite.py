@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from btd.core.config import default_config
-from btd.core.errors import ConfigError
-from btd.core.resume import ResumeProgress, ResumeStoreError, StoredTorrent
+from btd.core.errors import ConfigError, StorageError
+from btd.core.resume import NewTorrent, ResumeProgress, ResumeStoreError, StoredTorrent
 from btd.plugins import resume_sqlite
 from btd.plugins.resume_sqlite import SCHEMA_VERSION, SqliteResumeStore
 
@@ -339,4 +339,34 @@ def test_a_failed_import_leaves_no_schema_and_is_tried_again(path: Path) -> None
         SqliteResumeStore(path, initial=broken)
     store = SqliteResumeStore(path, initial=lambda: [StoredTorrent(A, b"meta", OPTIONS)])
     assert [t.info_hash for t in store.load_all()[0]] == [A]
+    store.close()
+
+
+# -- batch adds ----------------------------------------------------------------------------------
+def test_a_batch_is_one_durable_transaction(path: Path) -> None:
+    store = open_store(path)
+    store.save_torrent(A, b"old", OPTIONS)
+    store.save_progress(A, PROGRESS)
+    log = traced(store)
+    store.save_torrents([NewTorrent(h, h.encode(), OPTIONS) for h in (A, B, C)])
+    assert log.count("BEGIN IMMEDIATE") == 1 and log.count("COMMIT") == 1
+    assert log.index("PRAGMA synchronous=FULL") < log.index("BEGIN IMMEDIATE")
+    store.close()
+    found, problems = reopened(path)
+    assert [(s.info_hash, s.metainfo, s.progress) for s in found] == [
+        (h, h.encode(), None)
+        for h in (A, B, C)  # an earlier add's progress is gone
+    ]
+    assert problems == []
+
+
+def test_a_failed_batch_keeps_none_of_it(path: Path) -> None:
+    store = open_store(path)
+    store._db.execute(  # the third row fails inside the transaction
+        f"CREATE TRIGGER refuse BEFORE INSERT ON torrents WHEN NEW.info_hash = '{C}'"
+        " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    with pytest.raises(StorageError, match="refused"):
+        store.save_torrents([NewTorrent(h, b"m", OPTIONS) for h in (A, B, C)])
+    assert store.load_all() == ([], [])
     store.close()

@@ -14,7 +14,7 @@ from typing import Any
 from unittest.mock import ANY
 
 import pytest
-from session_harness import PL, content, make_session, multi, single
+from session_harness import PL, HeldBlocking, content, make_session, multi, single
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
@@ -621,3 +621,196 @@ def test_documented_summary_and_get_members_are_the_real_ones(h: Harness) -> Non
     h.add()
     extra = set(h.call("torrent.get", info_hash=HEX)) - set(SUMMARY_FIELDS)
     assert _table_names(_section("torrent.get(")) == extra
+
+
+# -- torrent.add with a list (the batch form) ------------------------------------------------
+def batch(h: Harness, items: list[Any]) -> list[dict[str, Any]]:
+    """``torrent.add(torrents=items)``, the reactor turned until it answers."""
+    d = h.methods["torrent.add"](torrents=items)
+    out: list[Any] = []
+    d.addBoth(out.append)
+    for _ in range(10_000):
+        if out:
+            break
+        h.reactor.advance(0)
+    assert out, "the batch did not answer"
+    if isinstance(out[0], Failure):
+        out[0].raiseException()
+    return out[0]
+
+
+def many(n: int, seed: int = 500) -> list[bytes]:
+    return [single(f"b{seed + i}.bin".encode(), content(1_000, seed + i)) for i in range(n)]
+
+
+def test_batch_mixed_good_bad_and_duplicates(h: Harness) -> None:
+    h.add()  # already there before the batch
+    file = h.tmp / "other.torrent"
+    file.write_bytes(OTHER)
+    items = [
+        {"metainfo": b64(TORRENT)},  # 0: already present
+        {"path": str(file), "paused": True},  # 1: added, paused
+        {"metainfo": "%%% not base64"},  # 2: bad base64
+        {"metainfo": b64(b"junk")},  # 3: not a torrent
+        {"path": str(file)},  # 4: the same torrent as item 1
+        {"metainfo": b64(TORRENT), "paused": "yes"},  # 5: bad option
+        {"metainfo": b64(many(1)[0]), "strategy": "nope"},  # 6: unknown strategy
+        "not an object",  # 7
+        {"metainfo": b64(many(1, 900)[0]), "colour": "red"},  # 8: unknown key
+        {"magnet": "magnet:?xt=urn:btih:" + "ab" * 20, "paused": True},  # 9: a magnet
+        {"magnet": "magnet:?dn=no-hash"},  # 10: bad magnet
+    ]
+    results = batch(h, items)
+    assert len(results) == len(items)
+    other = hex_of(OTHER)
+    assert results[0] == {"info_hash": HEX, "name": "file.bin", "added": False, "save_path": ANY}
+    assert results[1] == {"info_hash": other, "name": "other.bin", "added": True}
+    assert results[4] == {
+        **results[1],
+        "added": False,
+        "save_path": str(h.session.options_for({}).save_path),
+    }
+
+    def error(i: int) -> dict[str, Any]:
+        assert set(results[i]) == {"error"}, results[i]
+        assert results[i]["error"]["data"]["index"] == i
+        return results[i]["error"]
+
+    assert error(2)["code"] == codes.INVALID_PARAMS and error(2)["data"]["field"] == "metainfo"
+    assert error(3)["code"] == codes.INVALID_TORRENT and error(3)["data"]["field"] == "metainfo"
+    assert error(5)["code"] == codes.INVALID_PARAMS and error(5)["data"]["field"] == "paused"
+    assert error(6)["code"] == codes.INVALID_PARAMS and error(6)["data"]["field"] == "strategy"
+    assert error(7)["code"] == codes.INVALID_PARAMS and error(7)["data"]["field"] == "torrents"
+    assert error(8)["data"]["field"] == "colour"
+    assert results[9] == {"info_hash": "ab" * 20, "name": ANY, "added": True}
+    assert error(10)["code"] == codes.INVALID_TORRENT and error(10)["data"]["field"] == "magnet"
+    listed = {t["info_hash"]: t["state"] for t in h.call("torrent.list")}
+    assert listed == {HEX: ANY, other: "paused", "ab" * 20: "metadata"}
+    assert h.stored() == sorted([f"{x}.{s}" for x in (HEX, other) for s in ("json", "torrent")])
+    assert [e.kind for e in h.events].count("added") == 3
+
+
+def test_batch_is_durable_before_the_reply_in_one_store_write(tmp_path: Path) -> None:
+    session = make_session(tmp_path, plugins={"resume_sqlite": {}, "rarest_first": {}})
+    store = session.store
+    writes: list[int] = []
+    real = store.save_torrents
+    store.save_torrents = lambda items: (writes.append(len(items)), real(items))[1]
+    held = HeldBlocking()
+    session.run_blocking = held  # type: ignore[method-assign]
+    torrents = many(250)
+    d = torrent_methods(session)["torrent.add"](
+        torrents=[{"metainfo": b64(t)} for t in torrents] + [{"metainfo": b64(torrents[0])}]
+    )
+    seen: list[Any] = []
+
+    def replied(results: list[dict[str, Any]]) -> None:
+        stored, _ = store.load_all()  # what a crash right now would keep
+        seen.append((results, {s.info_hash for s in stored}))
+
+    d.addCallback(replied)
+    for _ in range(1_000):
+        if seen:
+            break
+        held.run()
+        session.reactor.advance(0)
+    assert seen, "no reply"
+    results, stored = seen[0]
+    assert [r["added"] for r in results] == [True] * 250 + [False]
+    assert stored == {hex_of(t) for t in torrents}
+    assert writes == [250]  # one transaction for the whole batch
+    assert len(session.torrents) == 250
+
+
+def test_batch_yields_to_the_reactor(h: Harness) -> None:
+    """A batch larger than a slice does not finish within one reactor turn."""
+    d = h.methods["torrent.add"](torrents=[{"metainfo": b64(t)} for t in many(350)])
+    assert not d.called  # went back to the reactor between slices
+    results = batch_result(h, d)
+    assert [r["added"] for r in results] == [True] * 350
+
+
+def batch_result(h: Harness, d: defer.Deferred[Any]) -> Any:
+    out: list[Any] = []
+    d.addBoth(out.append)
+    while not out:
+        h.reactor.advance(0)
+    return out[0]
+
+
+def test_batch_save_path_checked_once_per_path_and_failures_are_per_item(h: Harness) -> None:
+    blocker = h.tmp / "a-file"
+    blocker.write_text("x")
+    items = [{"metainfo": b64(t), "save_path": str(h.tmp / "good")} for t in many(3)]
+    items += [{"metainfo": b64(t), "save_path": str(blocker / "sub")} for t in many(2, 700)]
+    checked: list[Any] = []
+    import btd.core.batch_add as batch_add
+
+    real = batch_add.check_save_path
+    batch_add.check_save_path = lambda p: (checked.append(p), real(p))[1]
+    try:
+        results = batch(h, items)
+    finally:
+        batch_add.check_save_path = real
+    assert sorted(map(str, checked)) == sorted([str(h.tmp / "good"), str(blocker / "sub")])
+    assert [r.get("added") for r in results[:3]] == [True] * 3
+    for r in results[3:]:
+        assert r["error"]["code"] == codes.STORAGE and r["error"]["data"]["field"] == "save_path"
+    assert len(h.session.torrents) == 3
+
+
+def test_batch_store_failure_adds_none(h: Harness) -> None:
+    (h.tmp / "state").write_text("a file, not a directory")
+    results = batch(h, [{"metainfo": b64(t)} for t in many(3)])
+    assert all(r["error"]["code"] == codes.STORAGE for r in results)
+    assert h.session.torrents == {} and h.events == []
+    (h.tmp / "state").unlink()
+    assert all(r["added"] for r in batch(h, [{"metainfo": b64(t)} for t in many(3)]))
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"torrents": "x"}, "torrents"),
+        ({"torrents": [{}] * 10_001}, "torrents"),
+        ({"torrents": [], "paused": True}, "paused"),
+        ({"torrents": [], "metainfo": "x"}, "metainfo"),
+    ],
+)
+def test_batch_bad_params(h: Harness, params: dict[str, Any], field: str) -> None:
+    err = h.error("torrent.add", **params)
+    assert err.code == codes.INVALID_PARAMS and err.data == {"field": field}, err.message
+
+
+def test_batch_empty_and_shutting_down(h: Harness) -> None:
+    assert batch(h, []) == []
+    h.session.shutdown()
+    assert h.error("torrent.add", torrents=[]).code == codes.SHUTTING_DOWN
+
+
+def test_wire_batch(h: Harness) -> None:
+    wire = Wire(h)
+    reply = wire.ask("torrent.add", {"torrents": [{"metainfo": b64(TORRENT)}, {"path": "x"}]})
+    first, second = reply["result"]
+    assert first == {"info_hash": HEX, "name": "file.bin", "added": True}
+    assert second["error"]["code"] == -32602
+    assert second["error"]["data"] == {"field": "path", "index": 1}
+
+
+def test_batch_re_add_waits_for_a_removal_still_being_stored(h: Harness) -> None:
+    h.add()
+    held = HeldBlocking()
+    h.session.run_blocking = held  # type: ignore[method-assign]
+    removed = h.methods["torrent.remove"](info_hash=HEX)  # its store delete is held
+    d = h.methods["torrent.add"](torrents=[{"metainfo": b64(TORRENT)}, {"metainfo": b64(OTHER)}])
+    out: list[Any] = []
+    d.addBoth(out.append)
+    for _ in range(100):  # newest job first: a thread pool may run them in any order
+        while held.queue:
+            fn, args, job = held.queue.pop()
+            job.callback(fn(*args))
+        h.reactor.advance(0)
+    assert removed.called and [r["added"] for r in out[0]] == [True, True]
+    assert h.stored() == sorted(
+        f"{x}.{s}" for x in (HEX, hex_of(OTHER)) for s in ("json", "torrent")
+    )

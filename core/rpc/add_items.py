@@ -1,0 +1,218 @@
+"""What ``torrent.add`` is given: reading and checking .torrent sources, and the batch form.
+
+The single form (``metainfo`` | ``path`` | ``magnet``) uses ``read_metainfo``. The batch form
+(``torrents: [{...}, ...]``, at most ``MAX_BATCH`` items) checks, decodes, reads and parses
+its items on the thread pool, ``CHUNK`` at a time, so the reactor never parses a big batch;
+then ``Session.add_many`` adds the .torrents together (one store write) and the magnets go
+one by one. Each item gets its own result, in order: the usual add result, or
+``{"error": {code, message, data}}`` (``data.index`` is the item's position), so one bad
+item never fails the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from btd.core.batch_add import BatchItem
+from btd.core.errors import MetainfoError, StorageError
+from btd.core.metainfo import parse_metainfo
+from btd.core.rpc.dispatch import internal_error, require
+from btd.core.rpc.errors import INVALID_TORRENT, STORAGE, RpcError, invalid_params
+from btd.core.torrent_data import SavePathError
+
+_log = Logger()
+
+MAX_TORRENT_FILE = 10_000_000
+MAX_BATCH = 10_000  # items in one torrent.add call (the 16 MiB frame bounds them too)
+CHUNK = 100  # items parsed per thread-pool job
+ITEM_KEYS = ("metainfo", "path", "magnet", "save_path", "paused", "strategy")
+
+
+def absolute(field: str, value: str) -> Path:
+    """An absolute path (``~`` expanded); NUL bytes and unknown users are bad params."""
+    if "\0" in value:
+        raise invalid_params(field, "must not contain a NUL character")
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # ~user that does not exist
+        raise invalid_params(field, f"cannot expand {value!r}") from None
+    if not path.is_absolute():
+        raise invalid_params(field, "must be an absolute path")
+    return path
+
+
+def _read_torrent_file(file: Path) -> bytes:
+    """At most 10 MB of a regular file; FIFOs, devices and directories never block or flood."""
+    too_big = RpcError(INVALID_TORRENT, f"{file}: larger than 10 MB", {"field": "path"})
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RpcError(INVALID_TORRENT, f"{file}: not a regular file", {"field": "path"})
+        if st.st_size > MAX_TORRENT_FILE:
+            raise too_big
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_TORRENT_FILE + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_TORRENT_FILE:
+        raise too_big
+    return data
+
+
+def read_metainfo(metainfo: Any, path: Any) -> bytes:
+    """The .torrent bytes from base64 ``metainfo`` or a ``path`` the daemon reads (blocking)."""
+    if (metainfo is None) == (path is None):
+        raise invalid_params("metainfo", "give exactly one of metainfo (base64) or path")
+    if metainfo is not None:
+        require("metainfo", metainfo, str)
+        try:
+            return base64.b64decode(metainfo, validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid_params("metainfo", "not valid base64") from None
+    require("path", path, str)
+    file = absolute("path", path)
+    try:
+        return _read_torrent_file(file)
+    except OSError as exc:
+        raise RpcError(
+            INVALID_TORRENT, f"cannot read {file}: {exc.strerror}", {"field": "path"}
+        ) from None
+
+
+def storage_error(failure: Any) -> Any:
+    """An errback: the store's or the save path's failure as the RPC error it answers."""
+    if failure.check(SavePathError):
+        raise RpcError(STORAGE, failure.getErrorMessage(), {"field": "save_path"})
+    if failure.check(StorageError):
+        raise RpcError(STORAGE, failure.getErrorMessage())
+    return failure
+
+
+# -- the batch form ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MagnetItem:
+    uri: str
+    save_path: str | None
+    paused: bool
+    strategy: str | None
+
+
+def prepare(raw: Any) -> BatchItem | MagnetItem:
+    """One batch item checked and parsed (blocking: a ``path`` is read); RpcError if bad."""
+    if not isinstance(raw, dict):
+        raise invalid_params("torrents", "each item must be an object")
+    unknown = sorted(k for k in raw if k not in ITEM_KEYS)
+    if unknown:
+        raise invalid_params(str(unknown[0]), f"unknown parameter; known: {list(ITEM_KEYS)}")
+    save_path = require("save_path", raw.get("save_path"), str, optional=True)
+    paused = require("paused", raw.get("paused", False), bool)
+    strategy = require("strategy", raw.get("strategy"), str, optional=True)
+    if save_path is not None:
+        save_path = str(absolute("save_path", save_path))
+    magnet, metainfo, path = raw.get("magnet"), raw.get("metainfo"), raw.get("path")
+    if magnet is not None:
+        require("magnet", magnet, str)
+        if metainfo is not None or path is not None:
+            raise invalid_params("magnet", "give one of metainfo, path or magnet")
+        return MagnetItem(magnet, save_path, paused, strategy)
+    data = read_metainfo(metainfo, path)
+    try:
+        meta = parse_metainfo(data)
+    except MetainfoError as exc:
+        field = "metainfo" if metainfo is not None else "path"
+        raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
+    return BatchItem(meta, data, save_path, paused, strategy)
+
+
+def prepare_chunk(raws: list[Any]) -> list[BatchItem | MagnetItem | RpcError]:
+    """``prepare`` over a chunk (a pool job); a bad item is its RpcError, in its place."""
+    out: list[BatchItem | MagnetItem | RpcError] = []
+    for raw in raws:
+        try:
+            out.append(prepare(raw))
+        except RpcError as exc:
+            out.append(exc)
+    return out
+
+
+def check_batch(torrents: Any) -> list[Any]:
+    require("torrents", torrents, list)
+    if len(torrents) > MAX_BATCH:
+        raise invalid_params(
+            "torrents", f"at most {MAX_BATCH} items in one call, got {len(torrents)}; split it"
+        )
+    return list(torrents)
+
+
+def as_rpc_error(exc: BaseException) -> RpcError:
+    """Why one item was refused, as the error the single form would answer."""
+    if isinstance(exc, RpcError):
+        return exc
+    if isinstance(exc, SavePathError):
+        return RpcError(STORAGE, str(exc), {"field": "save_path"})
+    if isinstance(exc, StorageError):
+        return RpcError(STORAGE, str(exc))
+    if isinstance(exc, MetainfoError):
+        return RpcError(INVALID_TORRENT, f"invalid magnet: {exc}", {"field": "magnet"})
+    if isinstance(exc, ValueError):  # unknown strategy
+        return invalid_params("strategy", str(exc))
+    _log.error("adding a batch item failed: {e!r}", e=exc)
+    return RpcError(*internal_error(exc))
+
+
+def error_object(exc: BaseException, index: int) -> dict[str, Any]:
+    err = as_rpc_error(exc)
+    data = dict(err.data) if isinstance(err.data, dict) else {}
+    return {"error": {"code": err.code, "message": err.message, "data": {**data, "index": index}}}
+
+
+def add_batch(session: Any, raws: list[Any]) -> defer.Deferred[list[dict[str, Any]]]:
+    """``torrent.add(torrents=raws)``: one result per item, in order."""
+    return defer.Deferred.fromCoroutine(_add_batch(session, raws))
+
+
+async def _add_batch(session: Any, raws: list[Any]) -> list[dict[str, Any]]:
+    chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
+    parsed_chunks = await defer.gatherResults(
+        [session.run_blocking(prepare_chunk, chunk) for chunk in chunks], consumeErrors=True
+    )
+    parsed = [item for chunk in parsed_chunks for item in chunk]
+    results: list[dict[str, Any] | None] = [None] * len(parsed)
+    torrents: list[tuple[int, BatchItem]] = []
+    magnets: list[tuple[int, MagnetItem]] = []
+    for index, item in enumerate(parsed):
+        if isinstance(item, BatchItem):
+            torrents.append((index, item))
+        elif isinstance(item, MagnetItem):
+            magnets.append((index, item))
+        else:
+            results[index] = error_object(item, index)
+    if torrents:
+        added = await session.add_many([item for _, item in torrents])
+        for (index, _), outcome in zip(torrents, added, strict=True):
+            ok = isinstance(outcome, dict)
+            results[index] = outcome if ok else error_object(outcome, index)
+    for index, magnet in magnets:  # the magnet store is one file: one at a time
+        try:
+            results[index] = await session.add_magnet(
+                magnet.uri,
+                save_path=magnet.save_path,
+                paused=magnet.paused,
+                strategy=magnet.strategy,
+            )
+        except Exception as exc:
+            results[index] = error_object(exc, index)
+    return [
+        r if r is not None else error_object(RuntimeError("not handled"), i)
+        for i, r in enumerate(results)
+    ]
