@@ -418,13 +418,8 @@ class Torrent:
         if peer.payload_in:
             key = format_address(peer.link.address)
             self.sources[key] = self.sources.get(key, 0) + peer.payload_in
-        key = self.candidates.disconnected(peer.link.address, peer.listen_port, reason)
-        _log.debug(
-            "peer {address} gone ({key}): {reason}",
-            address=peer.link.address,
-            key=key,
-            reason=reason,
-        )
+        why = self.candidates.disconnected(peer.link.address, peer.listen_port, reason)
+        _log.debug("peer {a} gone ({why}): {reason}", a=peer.link.address, why=why, reason=reason)
         self.book.peer_gone(peer)
         self.peer_pieces_reset(peer)
         self.downloader.refill_all()
