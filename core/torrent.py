@@ -284,6 +284,9 @@ class Torrent:
         return d
 
     def resume(self) -> defer.Deferred[None]:
+        if self.state is S.CHECKING and self.options.paused:  # the check then transfers
+            self.options = replace(self.options, paused=False)
+            return defer.succeed(None)
         if self.state not in (S.PAUSED, S.ERROR, S.STOPPED):
             return defer.succeed(None)
         _log.info("resumed {label}", label=self.label)

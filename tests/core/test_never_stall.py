@@ -7,9 +7,12 @@ real Torrent: availability counts, interest, whom it dials and when.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from torrent_harness import NUM_PIECES, Swarm, requests_in
+from twisted.internet import defer
 
 from btd.core.bitfield import Bitfield
 from btd.core.swarm_peers import DisconnectCounts
@@ -189,3 +192,28 @@ def test_disconnects_are_counted_by_reason_per_torrent_and_in_the_totals(tmp_pat
     assert got["protocol_error"] == 1 and got["closed_by_peer"] == 1 and got["left"] == 1
     assert got["connect_failed"] == 1 and sum(got.values()) == 4
     assert totals.as_dict() == got
+
+
+def test_resume_during_the_check_of_a_torrent_added_paused(tmp_path: Path) -> None:
+    """``btd add --paused`` then ``btctl resume`` while it is still checking: it used to
+    stay paused for good once the check ended."""
+    s = Swarm(tmp_path, seeding=True)
+    held: defer.Deferred[Bitfield] = defer.Deferred()
+    s.verifier.recheck = lambda *args, **kwargs: held  # type: ignore[method-assign]
+    s.torrent.options = replace(s.torrent.options, paused=True)
+    s.torrent.start()
+    assert s.torrent.state == "checking"
+    s.torrent.resume()
+    held.callback(Bitfield.full(NUM_PIECES))
+    assert s.torrent.state == "seeding"
+
+
+def test_a_torrent_added_paused_ends_its_check_paused(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True)
+    held: defer.Deferred[Any] = defer.Deferred()
+    s.verifier.recheck = lambda *args, **kwargs: held  # type: ignore[method-assign]
+    s.torrent.options = replace(s.torrent.options, paused=True)
+    s.torrent.start()
+    assert s.torrent.state == "checking"
+    held.callback(Bitfield.full(NUM_PIECES))
+    assert s.torrent.state == "paused"
