@@ -24,6 +24,7 @@ from btd.core.extensions import Extensions
 from btd.core.magnet import Magnet, parse_magnet
 from btd.core.magnet_store import MagnetStore
 from btd.core.metadata_fetch import MetadataFetch
+from btd.core.swarm_peers import DisconnectCounts
 from btd.core.torrent import Torrent
 from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentOptions
@@ -70,6 +71,7 @@ class MagnetEnv:
     run_blocking: Callable[..., defer.Deferred[Any]]
     stopping: Callable[[], bool]
     shutdown_timeout: Callable[[], float]
+    disconnects: DisconnectCounts | None = None  # the session's totals
 
 
 class MagnetManager:
@@ -95,6 +97,7 @@ class MagnetManager:
             on_metadata=self._metadata,
             client_name=env.client_name,
             extensions=env.extensions,
+            disconnects=env.disconnects,
             on_ban=lambda fetch, address, reason: self._emit(
                 fetch, "peer_banned", {"address": address, "reason": reason}
             ),

@@ -22,7 +22,7 @@ from btd.core.errors import MetainfoError, ProtocolError
 from btd.core.extensions import Extensions
 from btd.core.magnet import Magnet
 from btd.core.rate import RateMeter
-from btd.core.swarm_peers import PeerCandidates
+from btd.core.swarm_peers import DisconnectCounts, PeerCandidates
 from btd.core.torrent_state import TorrentState
 from btd.core.tracker.announcer import Announcer
 from btd.core.tracker.codec import AnnounceRequest
@@ -114,6 +114,7 @@ class MetadataFetch:
         extensions: Extensions | None = None,
         on_ban: Callable[[MetadataFetch, str, str], None] | None = None,
         dht_running: Callable[[], bool] | None = None,
+        disconnects: DisconnectCounts | None = None,
     ) -> None:
         self.magnet = magnet
         self.info_hash = magnet.info_hash
@@ -130,7 +131,7 @@ class MetadataFetch:
         self.client_name = client_name
         self.extensions = extensions or Extensions()
         self.peers: dict[MetadataPeer, None] = {}
-        self.candidates = PeerCandidates(clock.seconds)
+        self.candidates = PeerCandidates(clock.seconds, totals=disconnects)
         self.assembler: ut.MetadataAssembler | None = None
         self.added_at = clock.seconds()
         self.banned: list[str] = []
@@ -187,8 +188,8 @@ class MetadataFetch:
         )
 
     # -- peers ------------------------------------------------------------------------------
-    def add_peers(self, addresses: Sequence[PeerAddress]) -> int:
-        added = self.candidates.add(addresses)
+    def add_peers(self, addresses: Sequence[PeerAddress], *, retry: bool = False) -> int:
+        added = self.candidates.add(addresses, retry=retry)
         if added and self.active:
             self._connect_more()
         return added
@@ -212,7 +213,8 @@ class MetadataFetch:
             self.connect(self, address)
 
     def connection_failed(self, address: PeerAddress, reason: str) -> None:
-        self.candidates.failed(address)
+        _log.debug("connection to {address} failed: {reason}", address=address, reason=reason)
+        self.candidates.failed(address, count=self.active)  # inactive: we dropped it
 
     def found_self(self, address: PeerAddress) -> None:
         self.candidates.ban(address, "ourselves")
@@ -248,7 +250,13 @@ class MetadataFetch:
         if peer not in self.peers:
             return
         del self.peers[peer]
-        self.candidates.disconnected(peer.link.address, peer.listen_port)
+        key = self.candidates.disconnected(peer.link.address, peer.listen_port, reason)
+        _log.debug(
+            "peer {address} gone ({key}): {reason}",
+            address=peer.link.address,
+            key=key,
+            reason=reason,
+        )
         self._ask_all()  # its unanswered requests go to the others
 
     def peer_writable(self, peer: MetadataPeer) -> None:

@@ -49,6 +49,10 @@ class PeerHost(Protocol):
 
     def peer_has_changed(self, peer: Peer, index: int | None) -> None: ...
 
+    def peer_pieces_reset(self, peer: Peer) -> None:
+        """Forget the peer's current piece set (a new BITFIELD/HAVE_ALL/HAVE_NONE follows)."""
+        ...
+
     def peer_interest_changed(self, peer: Peer) -> None: ...
 
     def peer_unchoked_us(self, peer: Peer) -> None: ...
@@ -158,34 +162,32 @@ class Peer:
         if self.has.add(msg.index):
             self.host.peer_has_changed(self, msg.index)
 
-    def _first_piece_set(self, kind: str) -> None:
-        if self.got_bitfield:
-            raise ProtocolError(f"{kind} after the peer's piece set was already sent")
-        self.got_bitfield = True
-
     def _on_bitfield(self, msg: m.Bitfield) -> None:
-        self._first_piece_set("bitfield")
         self._set_pieces(Bitfield.from_bytes(msg.data, self.host.num_pieces))
 
     def _on_have_all(self, msg: m.HaveAll) -> None:
         if not self.fast:
             raise ProtocolError("have-all without the fast extension")
-        self._first_piece_set("have-all")
         self._set_pieces(Bitfield.full(self.host.num_pieces))
-
-    def _set_pieces(self, got: Bitfield) -> None:
-        if self.has.count:  # HAVEs came first (a slip some clients make): add only the new ones
-            for index in got:
-                if self.has.add(index):
-                    self.host.peer_has_changed(self, index)
-            return
-        self.has = got
-        self.host.peer_has_changed(self, None)
 
     def _on_have_none(self, msg: m.HaveNone) -> None:
         if not self.fast:
             raise ProtocolError("have-none without the fast extension")
-        self._first_piece_set("have-none")
+        self._set_pieces(Bitfield(self.host.num_pieces))
+
+    def _set_pieces(self, got: Bitfield) -> None:
+        """A BITFIELD, HAVE_ALL or HAVE_NONE: it replaces what we knew of the peer's pieces.
+
+        A late or repeated one (aria2 sends a second bitfield; some clients send HAVEs
+        first, or HAVE_NONE and then a bitfield) is accepted, as libtorrent does: the
+        torrent forgets the old set (availability counts stay exact), then learns the new
+        one and recomputes its interest.
+        """
+        if self.got_bitfield or self.has.count:
+            self.host.peer_pieces_reset(self)
+        self.got_bitfield = True
+        self.has = got
+        self.host.peer_has_changed(self, None)
 
     def _on_request(self, msg: m.Request) -> None:
         self._check_index(msg.index)

@@ -32,6 +32,7 @@ from btd.core.plugin import PluginHost
 from btd.core.resume import ResumeProgress, ResumeStoreError
 from btd.core.resume_saver import ResumeSaver
 from btd.core.swarm import Swarm, find_swarm
+from btd.core.swarm_peers import DisconnectCounts
 from btd.core.torrent import Torrent
 from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
@@ -77,6 +78,7 @@ class Session:
         for contributed in plugins.call("btd_extension_handlers"):
             handlers.update(dict(contributed))
         self.extensions = Extensions(handlers)
+        self.disconnects = DisconnectCounts()  # peer connection ends by reason, all torrents
         self.connector = PeerConnector(
             reactor,
             self.peer_id,
@@ -205,6 +207,7 @@ class Session:
             extensions=self.extensions,
             dht_port=self.connector.dht_port,
             dht_node_seen=self.connector.dht_node_seen,
+            disconnects=self.disconnects,
         )
 
     def _magnet_env(self) -> MagnetEnv:
@@ -232,6 +235,7 @@ class Session:
             run_blocking=lambda fn, *args: self.run_blocking(fn, *args),  # late-bound: tests
             stopping=lambda: self.stopping,
             shutdown_timeout=lambda: self.config.daemon.shutdown_timeout,
+            disconnects=self.disconnects,
         )
 
     def _tracker_client_for(self, url: str) -> Any:

@@ -52,4 +52,5 @@ def stats(session: Session) -> dict[str, Any]:
         "uploaded": sum(t.uploaded for t in ts),
         "uptime": round(session.uptime, 3),
         "listen_port": session.listen_port,
+        "disconnects": session.disconnects.as_dict(),
     }

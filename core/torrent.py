@@ -76,7 +76,7 @@ class Torrent:
             options.save_path, meta.files, meta.piece_length, meta.total_length
         )
         self.peers: dict[Peer, None] = {}
-        self.candidates = PeerCandidates(self.clock.seconds, rng=env.rng)
+        self.candidates = PeerCandidates(self.clock.seconds, rng=env.rng, totals=env.disconnects)
         self.data = TorrentData(meta, self.storage, lambda: self.env.verifier)
         self.uploader = Uploader(self, self.data, self.clock, env.upload_slots, env.rng)
         self.downloader = Downloader(self, self.data, self.clock)
@@ -284,6 +284,9 @@ class Torrent:
         return d
 
     def resume(self) -> defer.Deferred[None]:
+        if self.state is S.CHECKING and self.options.paused:  # the check then transfers
+            self.options = replace(self.options, paused=False)
+            return defer.succeed(None)
         if self.state not in (S.PAUSED, S.ERROR, S.STOPPED):
             return defer.succeed(None)
         _log.info("resumed {label}", label=self.label)
@@ -359,9 +362,10 @@ class Torrent:
             numwant=50,
         )
 
-    def add_peers(self, addresses: Sequence[PeerAddress]) -> int:
-        """Peers from trackers, PEX, DHT or ``torrent.add_peer``; returns how many were new."""
-        added = self.candidates.add(addresses)
+    def add_peers(self, addresses: Sequence[PeerAddress], *, retry: bool = False) -> int:
+        """Peers from trackers, PEX, DHT or ``torrent.add_peer`` (``retry``: even one that is
+        backing off); returns how many can be dialled now that could not before."""
+        added = self.candidates.add(addresses, retry=retry)
         if added and self.active:
             self._connect_more()
         return added
@@ -380,7 +384,7 @@ class Torrent:
 
     def connection_failed(self, address: PeerAddress, reason: str) -> None:
         _log.debug("connection to {address} failed: {reason}", address=address, reason=reason)
-        self.candidates.failed(address)
+        self.candidates.failed(address, count=self.active)  # inactive: we dropped it
 
     def found_self(self, address: PeerAddress) -> None:
         self.candidates.ban(address, "ourselves")
@@ -417,13 +421,19 @@ class Torrent:
         if peer.payload_in:
             key = format_address(peer.link.address)
             self.sources[key] = self.sources.get(key, 0) + peer.payload_in
-        self.candidates.disconnected(peer.link.address, peer.listen_port)
+        why = self.candidates.disconnected(peer.link.address, peer.listen_port, reason)
+        _log.debug("peer {a} gone ({why}): {reason}", a=peer.link.address, why=why, reason=reason)
         self.book.peer_gone(peer)
+        self.peer_pieces_reset(peer)
+        self.downloader.refill_all()
+
+    def peer_pieces_reset(self, peer: Peer) -> None:
+        """Take the peer's pieces out of the availability counts (it left, or resent them)."""
         if peer.counted_as_seed:
             self.availability.remove_all()
+            peer.counted_as_seed = False
         elif peer.has.count:
             self.availability.remove_bitfield(peer.has)
-        self.downloader.refill_all()
 
     def peer_has_changed(self, peer: Peer, index: int | None) -> None:
         if index is None:

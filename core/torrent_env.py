@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from btd.core.extensions import Extensions
+from btd.core.swarm_peers import DisconnectCounts
 from btd.core.types import PeerAddress
 
 
@@ -46,3 +47,4 @@ class TorrentEnv:
     extensions: Extensions = field(default_factory=Extensions)
     dht_port: Callable[[], int | None] = lambda: None
     dht_node_seen: Callable[[str, int], None] = lambda host, port: None
+    disconnects: DisconnectCounts | None = None  # the session's totals (``session.stats``)

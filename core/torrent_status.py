@@ -115,6 +115,11 @@ def peers(t: Torrent) -> list[dict[str, Any]]:
     return [peer.info() for peer in t.peers]
 
 
+def disconnects(t: Torrent) -> dict[str, int]:
+    """How this torrent's peer connections ended, by reason class (since it was loaded)."""
+    return t.candidates.disconnects.as_dict()
+
+
 def trackers(t: Torrent) -> list[dict[str, Any]]:
     return t.announcer.status()
 

@@ -336,6 +336,14 @@ COMMAND_LIST: tuple[Command, ...] = (
 """,
     ),
     Command(
+        "reannounce", "announce torrents to their trackers now (within their min interval)",
+        f"{_TORRENT}:cmd_reannounce", _many_hashes,
+        examples="""\
+  btctl reannounce 3f9a
+  btctl reannounce $(btctl --json list --state downloading | jq -r '.[].info_hash')
+""",
+    ),
+    Command(
         "stats", "totals over all torrents: counts by state, rates, bytes, peers",
         f"{_TORRENT}:cmd_stats",
         examples="""\

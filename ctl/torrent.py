@@ -1,5 +1,5 @@
-"""btctl commands about torrents: add, list, info, pause/resume/verify/rm, peers, files,
-trackers, set, stats and add-peer (the ``torrent.*`` and ``session.stats`` methods).
+"""btctl commands about torrents: add, list, info, pause/resume/verify/reannounce/rm, peers,
+files, trackers, set, stats and add-peer (the ``torrent.*`` and ``session.stats`` methods).
 Their arguments are declared in ``btd.ctl.parser``; text is formatted by ``btd.ctl.format``.
 
 Torrents are named by any unique info-hash prefix; the daemon resolves it. Commands that
@@ -232,6 +232,13 @@ def _per_hash(method: str, verb: str) -> Callable[[RpcClient, argparse.Namespace
 cmd_pause = _per_hash("torrent.pause", "paused")
 cmd_resume = _per_hash("torrent.resume", "resumed")
 cmd_verify = _per_hash("torrent.verify", "verifying")
+
+
+def cmd_reannounce(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
+    """``torrent.reannounce`` per HASH; the daemon's message says when it announces."""
+    call = lambda h: client.call("torrent.reannounce", {"info_hash": h})  # noqa: E731
+    human = lambda r: f"{r.get('info_hash')}: {clean(r.get('message'))}"  # noqa: E731
+    return _for_each(out, args.info_hashes, "info_hash", call, human)
 
 
 def human_removed(reply: dict[str, Any]) -> str:

@@ -158,6 +158,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
                 "piece_map": "",
                 "sources": {},
                 "banned": list(t.banned),
+                "disconnects": t.candidates.disconnects.as_dict(),
                 "wasted": 0,
                 "comment": None,
                 "created_by": None,
@@ -169,6 +170,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             "piece_map": status.pieces_map(t),
             "sources": status.sources(t),
             "banned": list(t.banned),
+            "disconnects": status.disconnects(t),
             "wasted": t.wasted,
             "comment": t.meta.comment,
             "created_by": t.meta.created_by,
@@ -222,8 +224,25 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             raise invalid_params("address", "must be an IPv4 or IPv6 address") from None
         if not 0 < port < 65536:
             raise invalid_params("port", "must be 1..65535")
-        added = t.add_peers([(str(ip), port)])
+        added = t.add_peers([(str(ip), port)], retry=True)  # the user asks: dial it now
         return {"info_hash": t.hex, "added": bool(added)}
+
+    def reannounce(info_hash: str) -> dict[str, Any]:
+        """Announce to the trackers now (within their ``min interval``)."""
+        t = find_any(info_hash)
+        delay = t.announcer.reannounce()
+        if delay is None:
+            why = "it has no usable tracker" if t.active else f"it is {t.state}"
+            message = f"not announcing: {why}"
+        elif delay > 0:
+            message = f"announcing in {delay:.0f} s, when the tracker's min interval ends"
+        else:
+            message = "announcing now"
+        return {
+            "info_hash": t.hex,
+            "announce_in": None if delay is None else round(delay, 3),
+            "message": message,
+        }
 
     def set_(info_hash: str, strategy: str | None = None) -> dict[str, Any]:
         """Change a torrent's options (now: ``strategy``)."""
@@ -253,6 +272,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         "torrent.files": files,
         "torrent.trackers": trackers,
         "torrent.add_peer": add_peer,
+        "torrent.reannounce": reannounce,
         "torrent.set": set_,
         "session.stats": stats,
     }

@@ -160,6 +160,30 @@ class Announcer:
                 return
         self._announce_now(ignore_backoff=True)
 
+    def reannounce(self) -> float | None:
+        """Announce now (``torrent.reannounce``): failure back-off is ignored, a tracker's
+        ``min interval`` is not: inside one, the announce is scheduled for when the last
+        of them ends. Returns the seconds until it happens (0.0: now, or one is under way),
+        or None when nothing can be announced (not running, no usable tracker)."""
+        if not self._running or all(t.client is None for t in self._trackers()):
+            return None
+        if self._inflight is not None:
+            return 0.0
+        now = self._clock.seconds()
+        earliest = max(
+            (
+                t.last_ok + t.min_interval
+                for t in self._trackers()
+                if t.client is not None and t.last_ok is not None
+            ),
+            default=now,
+        )
+        if earliest > now:
+            self._schedule(earliest, ignore_backoff=True)
+            return earliest - now
+        self._announce_now(ignore_backoff=True)
+        return 0.0
+
     def stop(self, timeout: float) -> Deferred[None]:
         """Send ``stopped`` to every tracker that got ``started``; never errbacks.
 

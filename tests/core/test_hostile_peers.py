@@ -109,8 +109,6 @@ ATTACKS: dict[str, bytes] = {
         encode(m.Piece(MISSING_PIECE, 0, CONTENT[:BLOCK_SIZE]))
         for _ in range(MAX_UNEXPECTED_BLOCKS + 1)
     ),
-    "second bitfield": encode(m.Bitfield(bits([3]))) + encode(m.Bitfield(bits([4]))),
-    "have-all after a bitfield": encode(m.Bitfield(bits([3]))) + encode(m.HAVE_ALL_MSG),
     "garbage extension handshake": encode(m.Extended(0, b"not bencode")),
     "extension handshake not a dict": encode(m.Extended(0, b"li1ee")),
     "extension handshake with a bad m": encode(m.Extended(0, b"d1:mi5ee")),

@@ -109,26 +109,54 @@ def test_have_bitfield_and_have_all() -> None:
     q, host, _ = make()
     q.on_message(m.HAVE_ALL_MSG)
     assert q.has.complete and host.calls == [("peer_has_changed", None)]
-    with pytest.raises(ProtocolError):
-        q.on_message(m.HAVE_NONE_MSG)
 
 
-def test_have_before_bitfield_is_merged() -> None:
-    p, host, _ = make()
-    p.on_message(m.Have(3))
+def bitfield(*indices: int) -> m.Bitfield:
     bf = Bitfield(N)
-    bf.add(3), bf.add(5)
-    p.on_message(m.Bitfield(bf.to_bytes()))
-    assert set(p.has) == {3, 5}
-    assert host.calls == [("peer_has_changed", 3), ("peer_has_changed", 5)]
+    for i in indices:
+        bf.add(i)
+    return m.Bitfield(bf.to_bytes())
 
 
-def test_have_before_have_all_is_merged() -> None:
+def test_first_piece_set_resets_nothing() -> None:
+    for msg in (bitfield(1, 2), m.HAVE_ALL_MSG, m.HAVE_NONE_MSG):
+        p, host, _ = make()
+        p.on_message(msg)
+        assert host.calls == [("peer_has_changed", None)]
+
+
+def test_a_later_piece_set_replaces_the_earlier_one() -> None:
+    """libtorrent's rule: a late or repeated BITFIELD/HAVE_ALL/HAVE_NONE is no error; the
+    torrent first forgets the old set (reset), then learns the new one."""
     p, host, _ = make()
-    p.on_message(m.Have(3))
+    p.on_message(bitfield(3))
+    p.on_message(bitfield(4, 5))
+    assert set(p.has) == {4, 5}
     p.on_message(m.HAVE_ALL_MSG)
     assert p.has.complete
-    assert sorted(c[1] for c in host.calls) == list(range(N))
+    p.on_message(m.HAVE_NONE_MSG)
+    assert p.has.count == 0
+    p.on_message(bitfield(7))
+    assert set(p.has) == {7}
+    changed = ("peer_has_changed", None)
+    reset = ("peer_pieces_reset",)
+    assert host.calls == [changed] + [reset, changed] * 4
+
+
+def test_haves_before_the_piece_set_are_replaced_by_it() -> None:
+    p, host, _ = make()
+    p.on_message(m.Have(3))
+    p.on_message(bitfield(5))
+    assert set(p.has) == {5}
+    assert host.calls == [
+        ("peer_has_changed", 3),
+        ("peer_pieces_reset",),
+        ("peer_has_changed", None),
+    ]
+    q, host, _ = make()
+    q.on_message(m.Have(3))
+    q.on_message(m.HAVE_ALL_MSG)
+    assert q.has.complete and host.calls[-1] == ("peer_has_changed", None)
 
 
 def test_requests_are_checked_then_handed_to_the_torrent() -> None:
@@ -171,13 +199,6 @@ def test_fast_messages_need_the_fast_extension(msg: Any) -> None:
     p, _, _ = make(fast=False)
     with pytest.raises(ProtocolError, match="fast"):
         p.on_message(msg)
-
-
-def test_second_piece_set_is_an_error() -> None:
-    p, _, _ = make()
-    p.on_message(m.HAVE_NONE_MSG)
-    with pytest.raises(ProtocolError):
-        p.on_message(m.Bitfield(bytes(2)))
 
 
 def test_allowed_fast_is_bounded_and_lets_us_request_while_choked() -> None:

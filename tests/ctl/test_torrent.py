@@ -24,7 +24,7 @@ from btd.ctl.parser import COMMANDS
 REPO = Path(__file__).resolve().parents[2]
 TORRENT_COMMANDS = (
     "add", "list", "info", "pause", "resume", "verify", "rm", "peers", "files", "trackers",
-    "set", "stats", "add-peer",
+    "set", "stats", "add-peer", "reannounce",
 )  # fmt: skip
 
 HASH_A = "3f9a" + "11" * 18
@@ -170,6 +170,13 @@ METHODS: dict[str, Callable[[Any], Any]] = {
     "torrent.files": lambda p: FILES if resolve(p["info_hash"]) else [],
     "torrent.trackers": lambda p: TRACKERS if resolve(p["info_hash"]) == HASH_A else [],
     "torrent.set": m_set,
+    "torrent.reannounce": lambda p: {
+        "info_hash": resolve(p["info_hash"]),
+        "announce_in": 212.0 if resolve(p["info_hash"]) == HASH_B else 0.0,
+        "message": "announcing in 212 s, when the tracker's min interval ends"
+        if resolve(p["info_hash"]) == HASH_B
+        else "announcing now",
+    },  # fmt: skip
     "torrent.add_peer": lambda p: {
         "info_hash": resolve(p["info_hash"]),
         "added": p["address"] != "127.0.0.9",
@@ -532,6 +539,22 @@ def test_set_bad_settings_exit_2(btctl, daemon, settings: list[str]) -> None:
     code, out, err = btctl("set", "3f9a", *settings)
     assert (code, out) == (ctl.EXIT_USAGE, "") and err.startswith("btctl: set: ")
     assert daemon.calls() == []
+
+
+def test_reannounce(btctl, daemon) -> None:
+    code, out, err = btctl("reannounce", "3f9a", "3f9b", "ffff")
+    assert code == 4 and "ffff" in err
+    assert out.splitlines() == [
+        f"{HASH_A}: announcing now",
+        f"{HASH_B}: announcing in 212 s, when the tracker's min interval ends",
+    ]
+    assert [c for c in daemon.calls() if c[0] == "torrent.reannounce"] == [
+        ("torrent.reannounce", {"info_hash": h}) for h in ("3f9a", "3f9b", "ffff")
+    ]
+    code, out, _ = btctl("--json", "reannounce", "3f9a")
+    assert json.loads(out) == [
+        {"info_hash": HASH_A, "announce_in": 0.0, "message": "announcing now"}
+    ]
 
 
 def test_add_peer(btctl, daemon) -> None:

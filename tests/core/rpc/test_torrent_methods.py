@@ -460,6 +460,44 @@ def test_add_peer_dials_through_the_reactor(h: Harness) -> None:
     assert len(h.reactor.tcpClients) == 1
 
 
+def test_add_peer_redials_a_peer_we_were_connected_to(h: Harness) -> None:
+    h.add()
+    h.call("torrent.add_peer", info_hash=HEX, address="127.0.0.1", port=6999)
+    t = h.session.find(HEX)
+    t.connection_failed(("127.0.0.1", 6999), "Connection refused")  # backing off now
+    again = h.call("torrent.add_peer", info_hash=HEX, address="127.0.0.1", port=6999)
+    assert again["added"] is True  # the user asked: dialled at once, not "already known"
+    assert len(h.reactor.tcpClients) == 2
+
+
+def test_disconnect_counts_in_get_and_stats(h: Harness) -> None:
+    h.add()
+    h.add(OTHER)
+    for info_hash in (HEX, hex_of(OTHER)):
+        t = h.session.find(info_hash)
+        t.add_peers([("127.0.0.1", 6999)])
+        t.connection_failed(("127.0.0.1", 6999), "Connection refused")
+    got = h.call("torrent.get", info_hash=HEX)["disconnects"]
+    assert got["connect_failed"] == 1 and sum(got.values()) == 1
+    totals = h.call("session.stats")["disconnects"]
+    assert totals["connect_failed"] == 2 and sum(totals.values()) == 2
+    assert set(totals) == set(got)
+
+
+def test_reannounce(h: Harness) -> None:
+    h.add()
+    reply = h.call("torrent.reannounce", info_hash=HEX[:8])
+    assert reply == {
+        "info_hash": HEX,
+        "announce_in": None,
+        "message": "not announcing: it has no usable tracker",
+    }
+    h.call("torrent.pause", info_hash=HEX)
+    assert h.call("torrent.reannounce", info_hash=HEX)["message"] == "not announcing: it is paused"
+    bad_param(h.error("torrent.reannounce", info_hash=3), "info_hash")
+    assert h.error("torrent.reannounce", info_hash="ffff").code == codes.NOT_FOUND
+
+
 @pytest.mark.parametrize(
     "address, port, field",
     [

@@ -382,3 +382,46 @@ def test_odd_tier_lists(tiers: list[list[str]]) -> None:
     assert len(h.announcer.status()) == (1 if any(tiers) else 0)
     h.announcer.start()
     h.clock.advance(10)
+
+
+# -- reannounce (torrent.reannounce) ---------------------------------------------------------------
+def test_reannounce_now_when_outside_min_interval() -> None:
+    h = Harness([[A]])
+    assert h.announcer.reannounce() is None  # not running: nothing to announce
+    h.announcer.start()
+    assert h.announcer.reannounce() == 0.0  # "started" is under way: nothing more to do
+    h.client.answer(interval=1800)
+    h.clock.advance(10)
+    assert h.announcer.reannounce() == 0.0
+    assert h.client.pending() == [(A, "")]
+    h.client.answer(interval=1800)
+    assert h.status(A)["next_announce"] == 1800  # the regular schedule goes on from there
+
+
+def test_reannounce_inside_min_interval_is_scheduled_for_its_end() -> None:
+    h = Harness([[A]])
+    h.announcer.start()
+    h.client.answer(interval=1800, min_interval=300)
+    h.clock.advance(100)
+    assert h.announcer.reannounce() == 200.0
+    assert h.client.pending() == []
+    h.clock.advance(199)
+    assert h.client.pending() == []
+    h.clock.advance(1)
+    assert h.client.pending() == [(A, "")]
+
+
+def test_reannounce_ignores_failure_backoff() -> None:
+    h = Harness([[A], [B]])
+    h.announcer.start()
+    h.client.fail()
+    h.client.fail()
+    assert h.client.pending() == []
+    assert h.announcer.reannounce() == 0.0
+    assert h.client.pending() == [(A, "started")]
+
+
+def test_reannounce_without_usable_trackers() -> None:
+    h = Harness([["udp://x/announce"]])
+    h.announcer.start()
+    assert h.announcer.reannounce() is None
