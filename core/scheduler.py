@@ -169,3 +169,24 @@ class Scheduler:
         self._skip_dead()  # the calls may have rebuilt the heap: read it again
         if self._heap and self._armed_at is None:
             self._arm(self._heap[0][0])
+
+
+class Pacer:
+    """Spaces out a kind of work (first announces): ``delay()`` is how long the next one
+    should wait so that at most ``rate`` start per second after a burst of ``burst``.
+
+    A few torrents added by hand start at once; ten thousand loaded at start-up (or added
+    in a batch) announce over ``N / rate`` seconds instead of all in the first second.
+    """
+
+    def __init__(self, now: Callable[[], float], rate: float, burst: int) -> None:
+        self._now = now
+        self._gap = 1.0 / rate
+        self._slack = max(0, burst - 1) * self._gap
+        self._next = -1e18  # when the next slot is free (clock seconds)
+
+    def delay(self) -> float:
+        now = self._now()
+        start = max(now - self._slack, self._next)
+        self._next = start + self._gap
+        return max(0.0, start - now)

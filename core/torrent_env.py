@@ -46,3 +46,6 @@ class TorrentEnv:
     extensions: Extensions = field(default_factory=Extensions)
     dht_port: Callable[[], int | None] = lambda: None
     dht_node_seen: Callable[[str, int], None] = lambda host, port: None
+    scheduler: Any = None  # the session's btd.core.scheduler.Scheduler (None: one of its own)
+    announce_delay: Callable[[], float] = lambda: 0.0  # spreads first announces (Pacer)
+    state_changed: Callable[[Any, str, str], None] = lambda torrent, old, new: None

@@ -3,6 +3,9 @@
 One announce cycle at a time walks the tiers in order and stops at the first tracker
 that answers; that tracker moves to the front of its tier. A tracker that fails backs
 off exponentially on its own, so one broken tracker never silences the others.
+
+Its timers are entries in the session's Scheduler (core/scheduler.py): an announcer
+waiting for its next announce holds one heap entry and no reactor call of its own.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from btd.core.errors import TrackerError
+from btd.core.scheduler import Scheduler, Timer
 from btd.core.tracker.codec import MIN_INTERVAL, AnnounceRequest, AnnounceResponse
 from btd.core.types import PeerAddress
 
@@ -73,8 +77,10 @@ class Announcer:
         rng: random.Random | None = None,
         backoff_base: float = 60,
         backoff_max: float = 3600,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self._clock = clock
+        self._scheduler = scheduler if scheduler is not None else Scheduler(clock)
         self._request_for = request_for
         self._on_peers = on_peers
         self._rng = rng if rng is not None else random.Random()
@@ -94,7 +100,7 @@ class Announcer:
                 self._tiers.append(tier)
         self._running = False
         self._generation = 0  # bumped by start/stop; late answers of old runs are ignored
-        self._timer: IDelayedCall | None = None
+        self._timer: Timer | None = None
         self._inflight: Deferred[Any] | None = None
         self._rerun = False
         self._completed_pending = False
@@ -124,8 +130,9 @@ class Announcer:
     def running(self) -> bool:
         return self._running
 
-    def start(self) -> None:
-        """Begin announcing: sends ``started`` now, then re-announces on schedule."""
+    def start(self, delay: float = 0.0) -> None:
+        """Begin announcing: sends ``started`` now (or after ``delay`` seconds, which spreads
+        the first announces of many torrents), then re-announces on schedule."""
         if self._running:
             return
         self._running = True
@@ -134,7 +141,10 @@ class Announcer:
             tracker.started = False
             tracker.failures = 0
             tracker.next_at = None
-        self._run_cycle()
+        if delay > 0:
+            self._schedule(self._clock.seconds() + delay)
+        else:
+            self._run_cycle()
 
     def completed(self) -> None:
         """The download finished: tell the working tracker ``completed`` (once)."""
@@ -229,14 +239,14 @@ class Announcer:
         return [t for tier in self._tiers for t in tier]
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
+        if self._timer is not None:
             self._timer.cancel()
         self._timer = None
 
     def _schedule(self, at: float, *, ignore_backoff: bool = False) -> None:
         self._cancel_timer()
-        delay = max(0.0, at - self._clock.seconds())
-        self._timer = self._clock.callLater(delay, self._run_cycle, ignore_backoff)
+        at = max(at, self._clock.seconds())
+        self._timer = self._scheduler.call_at(at, self._run_cycle, ignore_backoff)
 
     def _announce_now(self, *, ignore_backoff: bool) -> None:
         if self._inflight is not None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from twisted.internet.task import Clock
 
-from btd.core.scheduler import Scheduler
+from btd.core.scheduler import Pacer, Scheduler
 
 
 def test_calls_run_in_deadline_order_with_one_clock_call() -> None:
@@ -157,3 +158,14 @@ def test_stop_cancels_everything() -> None:
     s.stop()
     clock.advance(2)
     assert ran == [] and not t.active and clock.getDelayedCalls() == []
+
+
+def test_pacer_lets_a_burst_through_then_spaces_the_rest() -> None:
+    clock = Clock()
+    pacer = Pacer(clock.seconds, rate=10, burst=5)
+    delays = [pacer.delay() for _ in range(25)]
+    assert delays[:5] == [0.0] * 5
+    assert delays[-1] == pytest.approx(2.0)  # 20 after the burst, 10 a second
+    assert delays == sorted(delays)
+    clock.advance(100)  # idle long enough: a new burst is allowed
+    assert pacer.delay() == 0.0
