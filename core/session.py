@@ -44,6 +44,7 @@ from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
 from btd.core.torrent_loader import TorrentLoader
 from btd.core.torrent_store import TorrentStore
+from btd.core.tracker.announcer import TrackerHealth
 from btd.core.version import __version__
 
 _log = Logger()
@@ -86,6 +87,7 @@ class Session:
         )
         self._announce_pacer = Pacer(reactor.seconds, ANNOUNCE_RATE, ANNOUNCE_BURST)
         self._rng = random.Random()  # one for all torrents (a Random is 2.5 KB)
+        self.tracker_health = TrackerHealth()  # a dead tracker is probed, not asked by all
         self.loader = TorrentLoader(
             reactor,
             lambda fn, *args: self.run_blocking(fn, *args),  # late-bound: tests replace it
@@ -235,6 +237,7 @@ class Session:
             scheduler=self.scheduler,
             announce_delay=self._announce_pacer.delay,
             state_changed=self._state_changed,
+            tracker_health=self.tracker_health,
         )
 
     def _state_changed(self, torrent: Torrent, old: str, new: str) -> None:

@@ -104,6 +104,7 @@ class Torrent:
             self.add_peers,
             rng=env.rng,
             scheduler=self.scheduler,
+            health=env.tracker_health,
         )
 
     # -- setup --------------------------------------------------------------------------

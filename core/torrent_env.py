@@ -49,3 +49,4 @@ class TorrentEnv:
     scheduler: Any = None  # the session's btd.core.scheduler.Scheduler (None: one of its own)
     announce_delay: Callable[[], float] = lambda: 0.0  # spreads first announces (Pacer)
     state_changed: Callable[[Any, str, str], None] = lambda torrent, old, new: None
+    tracker_health: Any = None  # the session's btd.core.tracker.announcer.TrackerHealth

@@ -63,6 +63,48 @@ def _error_text(failure: Failure) -> str:
     return f"{type(failure.value).__name__}: {text}" if text else type(failure.value).__name__
 
 
+class TrackerHealth:
+    """What the session's announcers know about each tracker URL, shared between torrents.
+
+    A URL that failed ``down_after`` times in a row (for any torrents) is down for a while
+    (60 s, doubling up to an hour); meanwhile the other torrents do not ask it but wait
+    until it is up again, so a dead tracker of ten thousand torrents costs one probe per
+    back-off instead of ten thousand requests. Any answer from it resets it.
+    """
+
+    def __init__(self, *, down_after: int = 3, base: float = 60, cap: float = 3600) -> None:
+        self._down_after = down_after
+        self._base = base
+        self._cap = cap
+        self._failures: dict[str, int] = {}
+        self._until: dict[str, float] = {}
+        self.last_error: dict[str, str] = {}
+
+    def down_until(self, url: str, now: float) -> float | None:
+        """When ``url`` may be asked again (None: now). The first asker after a down period
+        is its probe: the others wait for the probe's answer (at most ``base`` seconds)."""
+        until = self._until.get(url)
+        if until is None:
+            return None
+        if until > now:
+            return until
+        self._until[url] = now + self._base  # this caller probes; the rest wait for it
+        return None
+
+    def failed(self, url: str, now: float, error: str) -> None:
+        failures = self._failures.get(url, 0) + 1
+        self._failures[url] = failures
+        self.last_error[url] = error
+        if failures >= self._down_after:
+            steps = failures - self._down_after
+            self._until[url] = now + min(self._cap, self._base * 2 ** min(steps, 20))
+
+    def ok(self, url: str) -> None:
+        self._failures.pop(url, None)
+        self._until.pop(url, None)
+        self.last_error.pop(url, None)
+
+
 class Announcer:
     """Schedules announces for one torrent over its tiers of trackers."""
 
@@ -78,8 +120,10 @@ class Announcer:
         backoff_base: float = 60,
         backoff_max: float = 3600,
         scheduler: Scheduler | None = None,
+        health: TrackerHealth | None = None,
     ) -> None:
         self._clock = clock
+        self._health = health
         self._scheduler = scheduler if scheduler is not None else Scheduler(clock)
         self._request_for = request_for
         self._on_peers = on_peers
@@ -272,8 +316,24 @@ class Announcer:
             for t in self._trackers()
             if t.client is not None
             and (ignore_backoff or t.failures == 0 or t.next_at is None or t.next_at <= now)
+            and not self._down(t, now)
         ]
         self._try(candidates, 0, self._generation)
+
+    def _down(self, tracker: _Tracker, now: float) -> bool:
+        """Down for other torrents too (TrackerHealth): wait until its probe is due."""
+        if self._health is None:
+            return False
+        until = self._health.down_until(tracker.url, now)
+        if until is None:
+            return False
+        tracker.status = "error"
+        error = self._health.last_error.get(tracker.url, "")
+        tracker.last_error = f"not asked: failing for other torrents too ({error})"
+        tracker.failures = max(tracker.failures, 1)
+        spread = max(1.0, (until - now) * 0.5)  # the torrents come back one by one
+        tracker.next_at = until + spread * self._rng.random()
+        return True
 
     def _try(self, candidates: list[_Tracker], index: int, gen: int) -> None:
         if index >= len(candidates):
@@ -325,6 +385,8 @@ class Announcer:
         tier.remove(tracker)
         tier.insert(0, tracker)  # BEP 12: the one that answered goes first
         tracker.status, tracker.last_error, tracker.failures = "working", None, 0
+        if self._health is not None:
+            self._health.ok(tracker.url)
         tracker.last_warning = resp.warning
         tracker.seeders, tracker.leechers = resp.complete, resp.incomplete
         tracker.peers_last = len(resp.peers)
@@ -355,6 +417,8 @@ class Announcer:
         delay = min(self._backoff_max, self._backoff_base * 2 ** (tracker.failures - 1))
         delay *= 1.0 - 0.25 * self._rng.random()  # jitter: spread retries of many torrents
         tracker.next_at = self._clock.seconds() + delay
+        if self._health is not None:
+            self._health.failed(tracker.url, self._clock.seconds(), tracker.last_error)
         log.info(
             "tracker {url} failed ({n} in a row): {error}",
             url=tracker.url,
