@@ -87,6 +87,7 @@ class Session:
         )
         self._announce_pacer = Pacer(reactor.seconds, ANNOUNCE_RATE, ANNOUNCE_BURST)
         self._rng = random.Random()  # one for all torrents (a Random is 2.5 KB)
+        self._shared_env: TorrentEnv | None = None
         self.tracker_health = TrackerHealth()  # a dead tracker is probed, not asked by all
         self.loader = TorrentLoader(
             reactor,
@@ -213,6 +214,15 @@ class Session:
 
     # -- what torrents and magnets are given ----------------------------------------------
     def _env(self) -> TorrentEnv:
+        """The services every torrent is given: ONE object shared by all of them (its
+        callables read live values); the verifier is refreshed in case it was replaced."""
+        env = self._shared_env
+        if env is None:
+            env = self._shared_env = self._make_env()
+        env.verifier = self.verifier
+        return env
+
+    def _make_env(self) -> TorrentEnv:
         cfg = lambda: self.config.session  # noqa: E731 - read live values after a reload
         return TorrentEnv(
             clock=self.clock,

@@ -96,6 +96,7 @@ class Torrent:
         self.scheduler: Scheduler = env.scheduler or Scheduler(self.clock)
         self._tick_timer: Timer | None = None  # armed only while there are peers or dials
         self._build_book(Bitfield(self.num_pieces))
+        self._make_picker(options.strategy)  # ValueError now for an unknown strategy
         self.announcer = Announcer(
             self.clock,
             meta.announce_tiers,
@@ -116,7 +117,7 @@ class Torrent:
         self.have_changes += 1
         self.availability = Availability(meta.num_pieces)
         self.view = TorrentSwarm(self.book, self.availability)
-        self.picker = self._make_picker(self.options.strategy)
+        self._picker: Any = None  # made when first asked for (a seed never picks)
 
     def _make_picker(self, strategy: str) -> Any:
         picker = self.env.picker_for(strategy, self.view)
@@ -124,8 +125,14 @@ class Torrent:
             raise ValueError(f"no piece strategy called {strategy!r} (enable its plugin)")
         return picker
 
+    @property
+    def picker(self) -> Any:
+        if self._picker is None:
+            self._picker = self._make_picker(self.options.strategy)
+        return self._picker
+
     def set_strategy(self, strategy: str) -> None:
-        self.picker = self._make_picker(strategy)
+        self._picker = self._make_picker(strategy)
         self.options = replace(self.options, strategy=strategy)
 
     @property
