@@ -96,7 +96,9 @@ class Torrent:
         self.scheduler: Scheduler = env.scheduler or Scheduler(self.clock)
         self._tick_timer: Timer | None = None  # armed only while there are peers or dials
         self._build_book(Bitfield(self.num_pieces))
-        self._make_picker(options.strategy)  # ValueError now for an unknown strategy
+        if options.strategy not in env.known_strategies:  # ValueError now if unknown
+            self._make_picker(options.strategy)
+            env.known_strategies.add(options.strategy)
         self.announcer = Announcer(
             self.clock,
             meta.announce_tiers,
@@ -253,6 +255,11 @@ class Torrent:
             self.completed_at = resume.completed_at
             if self.data.usable_resume(resume, self.name):
                 self._resume = resume
+        if self._resume is not None and self.state is S.PAUSED:
+            # Nothing reads its files while it is paused: show the saved pieces and check
+            # the files (sizes against the saved ones) when it is resumed.
+            self._build_book(Bitfield.from_bytes(self._resume.have, self.num_pieces))
+            return defer.succeed(None)
         return self._check(full=False)
 
     def _check(self, *, full: bool) -> defer.Deferred[None]:

@@ -50,3 +50,4 @@ class TorrentEnv:
     announce_delay: Callable[[], float] = lambda: 0.0  # spreads first announces (Pacer)
     state_changed: Callable[[Any, str, str], None] = lambda torrent, old, new: None
     tracker_health: Any = None  # the session's btd.core.tracker.announcer.TrackerHealth
+    known_strategies: set[str] = field(default_factory=set)  # pickers that exist (checked once)
