@@ -24,7 +24,6 @@ from btd.core.builtin import CorePlugin
 from btd.core.config import LIVE_KEYS, Config
 from btd.core.config_render import reload_diff
 from btd.core.errors import BtdError, ConfigError
-from btd.core.net.peer import InboundFactory
 from btd.core.paths import default_socket
 from btd.core.plugin import CORE_NAME, PluginHost
 from btd.core.rpc.methods import build_methods
@@ -180,7 +179,7 @@ class BtdService(MultiService):
     def _listen_peers(self) -> None:
         cfg = self.config.session
         connector = self.session.connector
-        factory = InboundFactory(connector, self.reactor, connector.can_connect)
+        factory = connector.inbound_factory()  # counts its connections against the limit
         try:
             self._peer_port = self.reactor.listenTCP(
                 cfg.listen_port, factory, interface=cfg.listen_host

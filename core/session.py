@@ -7,11 +7,17 @@ store (``btd_resume_store``, else files in the state directory; see core/resume.
 core/resume_saver.py). Peer connections (routing, dialling, the global limit) are the
 ``PeerConnector``'s (core/net/connector.py). Blocking work goes to the thread pool
 (``run_blocking``).
+
+Size: about 530 lines, because it is the facade: most of it is the wiring each part is
+given (TorrentEnv, MagnetEnv, the store and its saver), adding and removing, and the
+counters kept up to date; start-up loading is core/torrent_loader.py.
 """
 
 from __future__ import annotations
 
+import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,27 +25,34 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from btd.core.batch_add import BatchEnv, BatchItem, add_batch
 from btd.core.config import Config
-from btd.core.errors import ConfigError, MetainfoError
+from btd.core.errors import ConfigError
 from btd.core.events import TorrentEvent
 from btd.core.extensions import Extensions
 from btd.core.magnets import MagnetEnv, MagnetManager
 from btd.core.metainfo import parse_metainfo
 from btd.core.net.connector import PeerConnector, make_peer_id
 from btd.core.plugin import PluginHost
-from btd.core.resume import ResumeProgress, ResumeStoreError
+from btd.core.resume import ResumeProgress, ResumeStoreError, StoredTorrent
 from btd.core.resume_saver import ResumeSaver
+from btd.core.scheduler import Pacer, Scheduler
 from btd.core.swarm import Swarm, find_swarm
 from btd.core.swarm_peers import DisconnectCounts
 from btd.core.torrent import Torrent
 from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
+from btd.core.torrent_loader import TorrentLoader
 from btd.core.torrent_store import TorrentStore
+from btd.core.tracker.health import TrackerHealth
 from btd.core.version import __version__
 
 _log = Logger()
+
+ANNOUNCE_RATE = 50.0  # first announces per second after a burst (start-up, batch adds)
+ANNOUNCE_BURST = 20
 
 
 class Session:
@@ -70,6 +83,21 @@ class Session:
         self.stopping = False
         self.torrents: dict[bytes, Torrent] = {}
         self._adding: dict[bytes, Torrent] = {}  # being stored: not in ``torrents`` yet
+        self.state_counts: Counter[str] = Counter()  # torrents per state, kept up to date
+        self.scheduler = Scheduler(
+            reactor, on_error=lambda exc: _log.failure("a timed call failed", Failure(exc))
+        )
+        self._announce_pacer = Pacer(reactor.seconds, ANNOUNCE_RATE, ANNOUNCE_BURST)
+        self._rng = random.Random()  # one for all torrents (a Random is 2.5 KB)
+        self._shared_env: TorrentEnv | None = None
+        self.tracker_health = TrackerHealth()  # a dead tracker is probed, not asked by all
+        self.loader = TorrentLoader(
+            reactor,
+            lambda fn, *args: self.run_blocking(fn, *args),  # late-bound: tests replace it
+            self._bring_up,
+            lambda: self.stopping,
+            self._loaded,
+        )
         self.peer_id = make_peer_id(config.session.peer_id_prefix)
         self.listen_port = 0
         self.verifier = verifier
@@ -155,7 +183,9 @@ class Session:
         self.emit(
             TorrentEvent(kind, torrent.hex, torrent.name, str(torrent.options.save_path), data)
         )
-        if kind in ("paused", "started", "completed"):
+        if kind in ("paused", "completed") or (
+            kind == "started" and torrent.options != torrent.stored_options
+        ):
             self.save_options(torrent)
         if kind in ("paused", "completed") and torrent.info_hash in self.torrents:
             self.save_progress(torrent)
@@ -187,6 +217,15 @@ class Session:
 
     # -- what torrents and magnets are given ----------------------------------------------
     def _env(self) -> TorrentEnv:
+        """The services every torrent is given: ONE object shared by all of them (its
+        callables read live values); the verifier is refreshed in case it was replaced."""
+        env = self._shared_env
+        if env is None:
+            env = self._shared_env = self._make_env()
+        env.verifier = self.verifier
+        return env
+
+    def _make_env(self) -> TorrentEnv:
         cfg = lambda: self.config.session  # noqa: E731 - read live values after a reload
         return TorrentEnv(
             clock=self.clock,
@@ -208,7 +247,28 @@ class Session:
             dht_port=self.connector.dht_port,
             dht_node_seen=self.connector.dht_node_seen,
             disconnects=self.disconnects,
+            rng=self._rng,
+            scheduler=self.scheduler,
+            announce_delay=self._announce_pacer.delay,
+            state_changed=self._state_changed,
+            tracker_health=self.tracker_health,
         )
+
+    def _state_changed(self, torrent: Torrent, old: str, new: str) -> None:
+        if self.torrents.get(torrent.info_hash) is torrent:
+            self.state_counts[old] -= 1
+            self.state_counts[new] += 1
+
+    def _hold(self, torrent: Torrent) -> None:
+        """``torrent`` joins ``torrents`` (and the per-state counts)."""
+        self.torrents[torrent.info_hash] = torrent
+        self.state_counts[torrent.state] += 1
+
+    def _release(self, info_hash: bytes) -> Torrent | None:
+        torrent = self.torrents.pop(info_hash, None)
+        if torrent is not None:
+            self.state_counts[torrent.state] -= 1
+        return torrent
 
     def _magnet_env(self) -> MagnetEnv:
         return MagnetEnv(
@@ -261,6 +321,7 @@ class Session:
     def save_options(self, t: Torrent) -> None:
         """Store the torrent's options now (after ``set``, pause, resume, completion)."""
         if t.info_hash in self.torrents:
+            t.stored_options = t.options
             d = self.saver.job(t.info_hash, self.store.save_options, t.hex, self._options_json(t))
             d.addErrback(
                 lambda f: _log.error("saving {n} failed: {e}", n=t.name, e=f.getErrorMessage())
@@ -280,7 +341,11 @@ class Session:
         path that cannot be created or written fails the Deferred (SavePathError).
         """
         meta = parse_metainfo(data)  # MetainfoError: nothing is added
-        existing = self.torrents.get(meta.info_hash) or self._adding.get(meta.info_hash)
+        if not self.loader.read:  # start-up has not read the store yet: add once it has
+            return self.loader.when_read().addCallback(
+                lambda _: self.add(data, save_path=save_path, paused=paused, strategy=strategy)
+            )
+        existing = self._known(meta.info_hash)
         if existing is not None:
             return defer.succeed(
                 {
@@ -296,15 +361,7 @@ class Session:
 
         def saved(_: object) -> dict[str, Any]:
             del self._adding[meta.info_hash]
-            self.torrents[meta.info_hash] = torrent
-            self.magnets.superseded(torrent)  # a magnet waiting for this metadata is done
-            _log.info(
-                "added {label}{paused}",
-                label=torrent.label,
-                paused=" (paused)" if options.paused else "",
-            )
-            self._torrent_event(torrent, "added", {})
-            self._start(torrent)
+            self._admit(torrent)
             return {"info_hash": meta.hex, "name": meta.name, "added": True}
 
         def failed(failure: Any) -> Any:
@@ -323,26 +380,36 @@ class Session:
 
     def add_many(self, items: list[BatchItem]) -> defer.Deferred[list[dict[str, Any] | Exception]]:
         """Add parsed torrents at once, durable in ONE store write first (core/batch_add.py)."""
-        env = self._env()  # one for the whole batch
-
-        def admit(torrent: Torrent) -> None:  # stored, and out of ``adding``
-            self.torrents[torrent.info_hash] = torrent
-            self.magnets.superseded(torrent)  # a magnet waiting for this metadata is done
-            self._torrent_event(torrent, "added", {})
-            self._start(torrent)
-
+        if not self.loader.read:  # start-up has not read the store yet: add once it has
+            return self.loader.when_read().addCallback(lambda _: self.add_many(items))
+        env = self._env()
         batch = BatchEnv(
             self.clock,
             lambda fn, *args: self.run_blocking(fn, *args),
-            known=lambda h: self.torrents.get(h) or self._adding.get(h),
+            known=self._known,
             make=lambda meta, raw: Torrent(meta, self.options_for(raw), env),
             adding=self._adding,
             options_json=self._options_json,
             saver=self.saver,
             store=self.store,
-            admit=admit,
+            admit=self._admit,
         )
         return add_batch(batch, items)
+
+    def _known(self, info_hash: bytes) -> Torrent | None:
+        """The torrent loaded or being added with this hash (a stored one comes up now)."""
+        self.loader.take(info_hash)  # stored but not up yet: up now, not added twice
+        return self.torrents.get(info_hash) or self._adding.get(info_hash)
+
+    def _admit(self, torrent: Torrent) -> None:
+        """A newly added torrent, now durable in the store, joins the session and starts."""
+        torrent.stored_options = torrent.options
+        self._hold(torrent)
+        self.magnets.superseded(torrent)  # a magnet waiting for this metadata is done
+        paused = " (paused)" if torrent.options.paused else ""
+        _log.info("added {label}{paused}", label=torrent.label, paused=paused)
+        self._torrent_event(torrent, "added", {})
+        self._start(torrent)
 
     def _start(self, torrent: Torrent, resume: ResumeProgress | None = None) -> None:
         # a raising start must not undo a durable add
@@ -377,7 +444,7 @@ class Session:
         return find_swarm(prefix, self.swarm, self.swarms)
 
     def remove(self, torrent: Torrent, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:
-        self.torrents.pop(torrent.info_hash, None)
+        self._release(torrent.info_hash)
         self.saver.forget(torrent.info_hash)
         # Forget the stored copy first: a crash while stopping must not bring it back, and a
         # re-add during the (tracker-bounded) stop must not have its fresh copy deleted.
@@ -404,28 +471,33 @@ class Session:
     def start(self) -> None:
         """Bring back the torrents added before the last stop, with their progress.
 
-        Opens the resume store: a damaged one raises ResumeStoreError (nothing is loaded).
+        Opens the resume store at once: a damaged one raises ResumeStoreError (nothing is
+        loaded). Reading and parsing run on the thread pool; the torrents then come up
+        LOAD_SLICE per reactor turn, so the control socket answers meanwhile and
+        ``torrent.list`` shows them as they come. Saved progress is trusted without
+        hashing where the files still have their recorded sizes (core/resume.py). See
+        core/torrent_loader.py.
         """
-        stored, problems = self.store.load_all()
-        for problem in problems:
-            _log.error("cannot load a stored torrent: {problem}", problem=problem)
-        for item in stored:
-            try:
-                meta = parse_metainfo(item.metainfo)
-                if meta.hex != item.info_hash:  # remove() would delete the wrong file
-                    raise MetainfoError(f"its info hash is {meta.hex}, not its file name")
-                torrent = Torrent(meta, self.options_for(item.options), self._env())
-            except (MetainfoError, ValueError) as exc:
-                _log.error("stored torrent {h} is unusable: {e}", h=item.info_hash, e=str(exc))
-                continue
-            if isinstance(item.options.get("added_at"), (int, float)):
-                torrent.added_at = item.options["added_at"]
-            self.torrents[meta.info_hash] = torrent
-            self._start(torrent, item.progress)
-        if stored:
+        store = self.store
+        self.saver.start(lambda: self.torrents.values())
+        self.loader.start(store)
+
+    def _loaded(self) -> None:
+        if self.torrents:
             _log.info("loaded {n} torrent(s)", n=len(self.torrents))
         self.magnets.start()
-        self.saver.start(lambda: self.torrents.values())
+
+    def _bring_up(self, item: StoredTorrent, meta: Any) -> None:
+        try:
+            torrent = Torrent(meta, self.options_for(item.options), self._env())
+        except ValueError as exc:  # an unknown strategy
+            _log.error("stored torrent {h} is unusable: {e}", h=item.info_hash, e=str(exc))
+            return
+        torrent.stored_options = torrent.options
+        if isinstance(item.options.get("added_at"), (int, float)):
+            torrent.added_at = item.options["added_at"]
+        self._hold(torrent)
+        self._start(torrent, item.progress)
 
     def stop(self) -> defer.Deferred[Any]:
         """Stop every torrent (announce ``stopped``, close peers), save progress, close the store.

@@ -34,20 +34,21 @@ def info(session: Session) -> dict[str, Any]:
 
 
 def stats(session: Session) -> dict[str, Any]:
-    """What ``session.stats`` answers: totals over every torrent."""
-    ts = list(session.torrents.values())
+    """What ``session.stats`` answers: totals over every torrent.
+
+    The per-state counts are the Session's counters; rates only ask torrents with peers.
+    """
+    ts = session.torrents.values()
     fetches = session.magnets.fetches
-    states: dict[str, int] = {}
-    for t in ts:
-        states[t.state] = states.get(t.state, 0) + 1
+    states = {state: n for state, n in session.state_counts.items() if n}
     if fetches:
         states["metadata"] = len(fetches)
     return {
         "torrents": len(ts) + len(fetches),
         "states": states,
         "peers": sum(len(t.peers) for t in ts),
-        "download_rate": round(sum(t.download_rate() for t in ts)),
-        "upload_rate": round(sum(t.upload_rate() for t in ts)),
+        "download_rate": round(sum(t.download_rate() for t in ts if t.peers)),
+        "upload_rate": round(sum(t.upload_rate() for t in ts if t.peers)),
         "downloaded": sum(t.downloaded for t in ts),
         "uploaded": sum(t.uploaded for t in ts),
         "uptime": round(session.uptime, 3),

@@ -1,6 +1,6 @@
 """Torrent: one torrent's coordinator and state machine.
 
-Size: about 490 lines, because besides its own jobs it implements four narrow host
+Size: about 545 lines, because besides its own jobs it implements four narrow host
 contracts (PeerHost, DownloadHost, UploadHost and Swarm), mostly one-line forwards to the
 parts it composes.
 
@@ -20,7 +20,6 @@ from dataclasses import replace
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -32,6 +31,7 @@ from btd.core.metainfo import Metainfo
 from btd.core.peer import Peer
 from btd.core.pieces import PieceBook
 from btd.core.resume import ResumeProgress
+from btd.core.scheduler import Scheduler, Timer
 from btd.core.storage import FileStorage
 from btd.core.swarm_peers import PeerCandidates
 from btd.core.torrent_data import TorrentData
@@ -68,6 +68,7 @@ class Torrent:
         self.info_hash = meta.info_hash
         self.num_pieces = meta.num_pieces
         self.options = options
+        self.stored_options: TorrentOptions | None = None  # as the resume store has them
         self.env = env
         self.clock = env.clock
         self.state = S.PAUSED if options.paused else S.STOPPED
@@ -92,8 +93,12 @@ class Torrent:
         self._resume: ResumeProgress | None = None
         self._completed_while_inactive = False  # the last piece was verified while paused
         self._ticks = 0
-        self._loop: LoopingCall | None = None
+        self.scheduler: Scheduler = env.scheduler or Scheduler(self.clock)
+        self._tick_timer: Timer | None = None  # armed only while there are peers or dials
         self._build_book(Bitfield(self.num_pieces))
+        if options.strategy not in env.known_strategies:  # ValueError now if unknown
+            self._make_picker(options.strategy)
+            env.known_strategies.add(options.strategy)
         self.announcer = Announcer(
             self.clock,
             meta.announce_tiers,
@@ -101,6 +106,8 @@ class Torrent:
             self._announce_request,
             self.add_peers,
             rng=env.rng,
+            scheduler=self.scheduler,
+            health=env.tracker_health,
         )
 
     # -- setup --------------------------------------------------------------------------
@@ -112,7 +119,7 @@ class Torrent:
         self.have_changes += 1
         self.availability = Availability(meta.num_pieces)
         self.view = TorrentSwarm(self.book, self.availability)
-        self.picker = self._make_picker(self.options.strategy)
+        self._picker: Any = None  # made when first asked for (a seed never picks)
 
     def _make_picker(self, strategy: str) -> Any:
         picker = self.env.picker_for(strategy, self.view)
@@ -120,8 +127,14 @@ class Torrent:
             raise ValueError(f"no piece strategy called {strategy!r} (enable its plugin)")
         return picker
 
+    @property
+    def picker(self) -> Any:
+        if self._picker is None:
+            self._picker = self._make_picker(self.options.strategy)
+        return self._picker
+
     def set_strategy(self, strategy: str) -> None:
-        self.picker = self._make_picker(strategy)
+        self._picker = self._make_picker(strategy)
         self.options = replace(self.options, strategy=strategy)
 
     @property
@@ -187,6 +200,7 @@ class Torrent:
             return defer.succeed(None)
         check_transition(old, new)
         self.state = new
+        self.env.state_changed(self, old, new)
         if old in ACTIVE and new not in ACTIVE:
             return self._deactivate(self.env.shutdown_timeout)
         if new in ACTIVE and old not in ACTIVE:
@@ -197,11 +211,7 @@ class Torrent:
 
     def _activated(self) -> None:
         self.options = replace(self.options, paused=False)
-        if self._loop is None or not self._loop.running:
-            self._loop = LoopingCall(self._tick)
-            self._loop.clock = self.clock
-            self._loop.start(TICK, now=False)
-        self.announcer.start()
+        self.announcer.start(delay=self.env.announce_delay())
         self.env.emit(self, "started", {"state": self.state})
         if self._completed_while_inactive and self.complete:
             self._completed()  # finished while paused: tell trackers and listeners now
@@ -219,8 +229,8 @@ class Torrent:
                 peer.link.close("both seeding")
 
     def _deactivate(self, timeout: float) -> defer.Deferred[None]:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
         for peer in list(self.peers):
             peer.link.close("torrent stopped")
             # Forget it now, not when its connectionLost arrives (which a peer that never
@@ -245,6 +255,11 @@ class Torrent:
             self.completed_at = resume.completed_at
             if self.data.usable_resume(resume, self.name):
                 self._resume = resume
+        if self._resume is not None and self.state is S.PAUSED:
+            # Nothing reads its files while it is paused: show the saved pieces and check
+            # the files (sizes against the saved ones) when it is resumed.
+            self._build_book(Bitfield.from_bytes(self._resume.have, self.num_pieces))
+            return defer.succeed(None)
         return self._check(full=False)
 
     def _check(self, *, full: bool) -> defer.Deferred[None]:
@@ -373,14 +388,16 @@ class Torrent:
     def _connect_more(self) -> None:
         if not self.active:
             return
-        connected = {p.link.address for p in self.peers}
-        while len(self.peers) + self.candidates.connecting < self.env.max_peers():
-            if not self.env.can_connect():
-                return
-            address = self.candidates.next(exclude=connected)
-            if address is None:
-                return
-            self.env.connect(self, address)
+        if len(self.candidates):
+            self._wake()  # candidates to dial now or after their back-off: keep ticking
+            connected = {p.link.address for p in self.peers}
+            while len(self.peers) + self.candidates.connecting < self.env.max_peers():
+                if not self.env.can_connect():
+                    return
+                address = self.candidates.next(exclude=connected)
+                if address is None:
+                    return
+                self.env.connect(self, address)
 
     def connection_failed(self, address: PeerAddress, reason: str) -> None:
         _log.debug("connection to {address} failed: {reason}", address=address, reason=reason)
@@ -400,6 +417,7 @@ class Torrent:
             return None
         peer = Peer(self, link, hs, self.clock.seconds, fast=True, extensions=True)
         self.peers[peer] = None
+        self._wake()
         if link.outgoing:
             self.candidates.connected(link.address)
         self.extension_traffic.greet(peer, hs.supports_dht)
@@ -479,6 +497,24 @@ class Torrent:
         self.extension_traffic.message(peer, name, payload)
 
     # -- timers ---------------------------------------------------------------------------------
+    def _busy(self) -> bool:
+        """Peers to look after or connections to make: the one-second duties have work."""
+        return bool(self.peers) or self.candidates.connecting > 0 or len(self.candidates) > 0
+
+    def _wake(self) -> None:
+        """Run the one-second duties (on the session's scheduler) while there is work."""
+        if not self.active:
+            return
+        if self._tick_timer is None:
+            self._tick_timer = self.scheduler.timer(self._tick)
+        if not self._tick_timer.active:
+            self._tick_timer.delay(TICK)
+
+    @property
+    def ticking(self) -> bool:
+        """A tick is scheduled (false for an active torrent with nothing to do)."""
+        return self._tick_timer is not None and self._tick_timer.active
+
     def _tick(self) -> None:
         self._ticks += 1
         now = self.clock.seconds()
@@ -497,6 +533,8 @@ class Torrent:
         if self._ticks % RECHOKE_EVERY == 0:
             self.uploader.rechoke()
         self._connect_more()
+        if self.active and self._busy():
+            self._wake()
 
     # -- reporting -------------------------------------------------------------------------------
     def download_rate(self) -> float:

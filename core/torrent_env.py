@@ -48,3 +48,8 @@ class TorrentEnv:
     dht_port: Callable[[], int | None] = lambda: None
     dht_node_seen: Callable[[str, int], None] = lambda host, port: None
     disconnects: DisconnectCounts | None = None  # the session's totals (``session.stats``)
+    scheduler: Any = None  # the session's btd.core.scheduler.Scheduler (None: one of its own)
+    announce_delay: Callable[[], float] = lambda: 0.0  # spreads first announces (Pacer)
+    state_changed: Callable[[Any, str, str], None] = lambda torrent, old, new: None
+    tracker_health: Any = None  # the session's btd.core.tracker.health.TrackerHealth
+    known_strategies: set[str] = field(default_factory=set)  # pickers that exist (checked once)

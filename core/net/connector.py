@@ -4,6 +4,10 @@ It is the ``PeerRouter`` inbound connections use (route a handshake to its swarm
 hash; our peer id and handshake bits), dials outgoing connections for the swarms, and
 keeps the daemon-wide connection limit. It knows the swarms only through callables, so
 it imports nothing above the connection layer.
+
+The limit is checked against a counter kept up to date by the connections themselves
+(+1 when a dial starts or an inbound connection is accepted, -1 when it fails or ends),
+never by summing over the swarms: ``can_connect`` is called on every dial and accept.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from btd.core.net.peer import CONNECT_TIMEOUT, OutboundFactory
+from twisted.python.failure import Failure
+
+from btd.core.net.peer import CONNECT_TIMEOUT, InboundFactory, OutboundFactory, PeerProtocol
 from btd.core.swarm import Swarm
 from btd.core.types import PeerAddress
 from btd.core.wire.messages import make_reserved
@@ -49,6 +55,8 @@ class PeerConnector:
         """Our DHT node's UDP port, None while no DHT runs."""
         self.dht_node_seen = dht_node_seen
         """A peer told us (BEP 5 ``port``) where its DHT node listens."""
+        self.connections = 0
+        """Open peer connections (both ways) plus dials under way; kept up to date."""
 
     @property
     def reserved(self) -> bytes:
@@ -56,12 +64,19 @@ class PeerConnector:
         return make_reserved(extensions=True, fast=True, dht=self.dht_port() is not None)
 
     def total_connections(self) -> int:
-        """Connected peers plus connections being made, over every swarm."""
-        return sum(len(s.peers) + s.candidates.connecting for s in self._swarms())
+        """Open connections plus dials under way, over every swarm (a counter, O(1))."""
+        return self.connections
 
     def can_connect(self) -> bool:
         """Room for one more connection (and the daemon is not stopping)."""
-        return not self._stopping() and self.total_connections() < self._max_connections()
+        return not self._stopping() and self.connections < self._max_connections()
+
+    def inbound_factory(self) -> InboundFactory:
+        """The listener's factory; its connections count against the limit."""
+        return _CountedInbound(self, self.reactor, self.can_connect)
+
+    def _closed(self) -> None:
+        self.connections = max(0, self.connections - 1)
 
     def route(self, info_hash: bytes) -> Swarm | None:
         """The swarm an inbound handshake names, if it takes peers now."""
@@ -71,5 +86,49 @@ class PeerConnector:
     def connect(self, swarm: Swarm, address: PeerAddress) -> None:
         """Dial ``address`` for ``swarm`` (its ``attach`` or ``connection_failed`` follows)."""
         host, port = address
-        factory = OutboundFactory(self, self.reactor, swarm, address)
+        factory = _CountedOutbound(self, self.reactor, swarm, address)
+        self.connections += 1  # until the dial fails or the connection ends
         self.reactor.connectTCP(host, port, factory, timeout=CONNECT_TIMEOUT)
+
+
+class _CountedProtocol(PeerProtocol):
+    """A PeerProtocol that gives its place back to the connector when it ends."""
+
+    def __init__(self, connector: PeerConnector, *args: Any, **kwargs: Any) -> None:
+        super().__init__(connector, *args, **kwargs)
+        self._connector = connector
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        connector, self._connector = self._connector, None  # type: ignore[assignment]
+        if connector is not None:
+            connector._closed()  # first: the swarm's peer_gone may dial again
+        super().connectionLost(reason)
+
+
+class _CountedInbound(InboundFactory):
+    def __init__(self, connector: PeerConnector, clock: Any, can_accept: Any) -> None:
+        super().__init__(connector, clock, can_accept)
+        self._connector = connector
+
+    def buildProtocol(self, addr: Any) -> PeerProtocol | None:  # type: ignore[override]
+        if not self.can_accept():
+            return None
+        self._connector.connections += 1
+        return _CountedProtocol(self._connector, self.clock)
+
+
+class _CountedOutbound(OutboundFactory):
+    def __init__(
+        self, connector: PeerConnector, clock: Any, torrent: Swarm, address: PeerAddress
+    ) -> None:
+        super().__init__(connector, clock, torrent, address)
+        self._connector = connector
+
+    def buildProtocol(self, addr: Any) -> PeerProtocol:  # type: ignore[override]
+        return _CountedProtocol(
+            self._connector, self.clock, torrent=self.torrent, address=self.address
+        )
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self._connector._closed()
+        super().clientConnectionFailed(connector, reason)

@@ -3,6 +3,9 @@
 One announce cycle at a time walks the tiers in order and stops at the first tracker
 that answers; that tracker moves to the front of its tier. A tracker that fails backs
 off exponentially on its own, so one broken tracker never silences the others.
+
+Its timers are entries in the session's Scheduler (core/scheduler.py): an announcer
+waiting for its next announce holds one heap entry and no reactor call of its own.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from btd.core.errors import TrackerError
+from btd.core.scheduler import Scheduler, Timer
 from btd.core.tracker.codec import MIN_INTERVAL, AnnounceRequest, AnnounceResponse
+from btd.core.tracker.health import TrackerHealth
 from btd.core.types import PeerAddress
 
 log = Logger()
@@ -73,8 +78,12 @@ class Announcer:
         rng: random.Random | None = None,
         backoff_base: float = 60,
         backoff_max: float = 3600,
+        scheduler: Scheduler | None = None,
+        health: TrackerHealth | None = None,
     ) -> None:
         self._clock = clock
+        self._health = health
+        self._scheduler = scheduler if scheduler is not None else Scheduler(clock)
         self._request_for = request_for
         self._on_peers = on_peers
         self._rng = rng if rng is not None else random.Random()
@@ -94,7 +103,7 @@ class Announcer:
                 self._tiers.append(tier)
         self._running = False
         self._generation = 0  # bumped by start/stop; late answers of old runs are ignored
-        self._timer: IDelayedCall | None = None
+        self._timer: Timer | None = None
         self._inflight: Deferred[Any] | None = None
         self._rerun = False
         self._completed_pending = False
@@ -124,8 +133,9 @@ class Announcer:
     def running(self) -> bool:
         return self._running
 
-    def start(self) -> None:
-        """Begin announcing: sends ``started`` now, then re-announces on schedule."""
+    def start(self, delay: float = 0.0) -> None:
+        """Begin announcing: sends ``started`` now (or after ``delay`` seconds, which spreads
+        the first announces of many torrents), then re-announces on schedule."""
         if self._running:
             return
         self._running = True
@@ -134,7 +144,10 @@ class Announcer:
             tracker.started = False
             tracker.failures = 0
             tracker.next_at = None
-        self._run_cycle()
+        if delay > 0:
+            self._schedule(self._clock.seconds() + delay)
+        else:
+            self._run_cycle()
 
     def completed(self) -> None:
         """The download finished: tell the working tracker ``completed`` (once)."""
@@ -253,14 +266,14 @@ class Announcer:
         return [t for tier in self._tiers for t in tier]
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
+        if self._timer is not None:
             self._timer.cancel()
         self._timer = None
 
     def _schedule(self, at: float, *, ignore_backoff: bool = False) -> None:
         self._cancel_timer()
-        delay = max(0.0, at - self._clock.seconds())
-        self._timer = self._clock.callLater(delay, self._run_cycle, ignore_backoff)
+        at = max(at, self._clock.seconds())
+        self._timer = self._scheduler.call_at(at, self._run_cycle, ignore_backoff)
 
     def _announce_now(self, *, ignore_backoff: bool) -> None:
         if self._inflight is not None:
@@ -286,8 +299,24 @@ class Announcer:
             for t in self._trackers()
             if t.client is not None
             and (ignore_backoff or t.failures == 0 or t.next_at is None or t.next_at <= now)
+            and not self._down(t, now)
         ]
         self._try(candidates, 0, self._generation)
+
+    def _down(self, tracker: _Tracker, now: float) -> bool:
+        """Down for other torrents too (TrackerHealth): wait until its probe is due."""
+        if self._health is None:
+            return False
+        until = self._health.down_until(tracker.url, now)
+        if until is None:
+            return False
+        tracker.status = "error"
+        error = self._health.last_error.get(tracker.url, "")
+        tracker.last_error = f"not asked: failing for other torrents too ({error})"
+        tracker.failures = max(tracker.failures, 1)
+        spread = max(1.0, (until - now) * 0.5)  # the torrents come back one by one
+        tracker.next_at = until + spread * self._rng.random()
+        return True
 
     def _try(self, candidates: list[_Tracker], index: int, gen: int) -> None:
         if index >= len(candidates):
@@ -339,6 +368,8 @@ class Announcer:
         tier.remove(tracker)
         tier.insert(0, tracker)  # BEP 12: the one that answered goes first
         tracker.status, tracker.last_error, tracker.failures = "working", None, 0
+        if self._health is not None:
+            self._health.ok(tracker.url)
         tracker.last_warning = resp.warning
         tracker.seeders, tracker.leechers = resp.complete, resp.incomplete
         tracker.peers_last = len(resp.peers)
@@ -369,6 +400,8 @@ class Announcer:
         delay = min(self._backoff_max, self._backoff_base * 2 ** (tracker.failures - 1))
         delay *= 1.0 - 0.25 * self._rng.random()  # jitter: spread retries of many torrents
         tracker.next_at = self._clock.seconds() + delay
+        if self._health is not None:
+            self._health.failed(tracker.url, self._clock.seconds(), tracker.last_error)
         log.info(
             "tracker {url} failed ({n} in a row): {error}",
             url=tracker.url,

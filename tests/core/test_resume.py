@@ -377,6 +377,27 @@ def test_restart_brings_torrents_back_in_their_states_without_hashing(
     assert second.verifier.rechecks == []  # nothing was hashed: every file is as saved
 
 
+def test_a_paused_torrent_comes_back_without_reading_its_files_until_resumed(
+    tmp_path: Path,
+) -> None:
+    first = make_session(tmp_path)
+    result(first.add(OTHER))
+    first.reactor.advance(1)
+    download(first, OTHER, OTHER_DATA, [0])
+    result(first.find(OTHER_HEX).pause())
+    result(first.stop())
+
+    second = make_session(tmp_path)
+    second.start()
+    t = second.find(OTHER_HEX)
+    assert t.state == "paused" and set(t.book.have) == {0}  # the saved pieces, shown
+    assert not t.checked  # its files were not even looked at
+    (tmp_path / "dl" / "other" / "c.bin").unlink()  # gone while paused: found on resume
+    result(t.resume())
+    second.reactor.advance(1)
+    assert t.checked and set(t.book.have) == set() and t.state == "downloading"
+
+
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_a_changed_file_has_only_its_stored_pieces_rechecked(tmp_path: Path, damage: str) -> None:
     first = make_session(tmp_path)

@@ -577,3 +577,30 @@ def test_metadata_requests_get_no_answers_while_the_peer_does_not_read(tmp_path:
     before = len(p.transport.value())
     p.proto.dataReceived(request * 1000)
     assert len(p.transport.value()) == before and not p.proto.closed
+
+
+# -- timers: cost follows activity ------------------------------------------------------------
+def test_a_seeding_torrent_without_peers_has_no_tick(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True).start()
+    t = s.torrent
+    assert t.state == "seeding" and not t.ticking
+    s.clock.advance(5)
+    assert not t.ticking and len(t.scheduler) == 0  # no tracker either: nothing at all
+    conn = s.peer()
+    assert t.ticking  # a peer: keep-alives, idle checks and choking rounds again
+    s.clock.advance(KEEPALIVE_AFTER + 1)
+    assert t.ticking and conn.proto.peer is not None  # still there: the tick sent keep-alives
+    conn.proto.connectionLost(Failure(ConnectionLost("gone")))
+    s.clock.advance(2)
+    assert not t.peers and not t.ticking and len(t.scheduler) == 0
+
+
+def test_candidates_keep_the_tick_until_dialled(tmp_path: Path) -> None:
+    s = Swarm(tmp_path).start()
+    t = s.torrent
+    assert not t.ticking
+    t.add_peers([("127.0.0.9", 6881)])
+    assert s.connects == [("127.0.0.9", 6881)] and t.ticking
+    t.connection_failed(("127.0.0.9", 6881), "refused")
+    s.clock.advance(31)  # its back-off ended: dialled again by the tick
+    assert s.connects == [("127.0.0.9", 6881)] * 2

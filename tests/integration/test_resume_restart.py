@@ -102,7 +102,8 @@ def test_stopped_mid_download_resumes_and_finishes(
     assert 0 < seen < total, "the download must be stopped half way"
     assert btd.stop(sig) == (0 if sig == signal.SIGTERM else -signal.SIGKILL)
 
-    btd.start()
+    btd.start()  # the socket answers at once; stored torrents come up in the background
+    wait_until(lambda: btd.call("torrent.list", {"fields": LIST_FIELDS}) != [], what="loaded")
     assert btd.call("torrent.list", {"fields": LIST_FIELDS}) == listed
     got = btd.call("torrent.get", {"info_hash": info_hash})
     assert got["state"] in ("downloading", "checking")

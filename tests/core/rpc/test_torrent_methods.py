@@ -316,6 +316,9 @@ def test_list_fields_and_state_filter(h: Harness) -> None:
     ]
     assert h.call("torrent.list", fields=["name"], state="seeding") == [{"name": "file.bin"}]
     assert h.call("torrent.list", state="error") == []
+    # each field computed alone (only asked fields are computed) equals the full record's
+    for name in SUMMARY_FIELDS:
+        assert h.call("torrent.list", fields=[name]) == [{name: r[name]} for r in rows], name
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from twisted.internet.task import Clock
 from btd.core.errors import TrackerError
 from btd.core.tracker.announcer import Announcer
 from btd.core.tracker.codec import AnnounceRequest, AnnounceResponse
+from btd.core.tracker.health import TrackerHealth
 from btd.core.types import PeerAddress
 
 A, B, C = "http://a/announce", "http://b/announce", "http://c/announce"
@@ -425,3 +426,47 @@ def test_reannounce_without_usable_trackers() -> None:
     h = Harness([["udp://x/announce"]])
     h.announcer.start()
     assert h.announcer.reannounce() is None
+
+
+def test_a_dead_tracker_is_probed_not_asked_by_every_torrent() -> None:
+    clock, client = Clock(), FakeClient()
+    health = TrackerHealth(down_after=3, base=60)
+    announcers = [
+        Announcer(
+            clock,
+            [[A]],
+            lambda url: client,
+            make_request,
+            lambda p: None,
+            rng=random.Random(n),
+            health=health,
+        )  # fmt: skip
+        for n in range(10)
+    ]
+    for a in announcers[:3]:
+        a.start()
+        client.fail("tracker unreachable: refused")
+    for a in announcers[3:]:
+        a.start()
+    assert len(client.calls) == 3  # the other seven did not ask a tracker that is down
+    status = announcers[5].status()[0]
+    assert status["status"] == "error" and "refused" in status["last_error"]
+    assert 60 <= status["next_announce"] <= 90  # back when it is up again, spread
+    clock.advance(59)
+    assert len(client.calls) == 3
+    clock.advance(100)
+    # after the down period one torrent probes; the others wait for its answer
+    assert len(client.pending()) == 1
+    client.answer()
+    clock.advance(200)
+    assert len(client.calls) > 4  # it answered: everyone announces again
+
+
+def test_an_answer_resets_a_trackers_health() -> None:
+    health = TrackerHealth(down_after=2, base=60)
+    health.failed(A, 0, "x")
+    health.ok(A)
+    health.failed(A, 0, "x")
+    assert health.down_until(A, 1) is None  # one failure since the answer: not down
+    health.failed(A, 1, "x")
+    assert health.down_until(A, 2) == 61
