@@ -39,7 +39,7 @@ from btd.core.plugin import PluginHost
 from btd.core.resume import ResumeProgress, ResumeStoreError, StoredTorrent
 from btd.core.resume_saver import ResumeSaver
 from btd.core.scheduler import Pacer, Scheduler
-from btd.core.swarm import Swarm, find_swarm
+from btd.core.swarm import Swarm, TorrentNotFound, find_swarm
 from btd.core.swarm_peers import DisconnectCounts
 from btd.core.torrent import Torrent
 from btd.core.torrent_data import check_save_path
@@ -440,7 +440,13 @@ class Session:
 
     def find(self, prefix: str) -> Swarm:
         """The one torrent (or waiting magnet) whose info hash starts with ``prefix``
-        (TorrentNotFound: none, or several)."""
+        (TorrentNotFound: none, or several). During start-up a stored torrent is brought up
+        when asked for; before the store has been read nothing can be found yet."""
+        if not self.loader.read:
+            raise TorrentNotFound(
+                f"no torrent matches {prefix!r} yet: btd is still reading its stored torrents"
+            )
+        self.loader.take_matching(prefix)
         return find_swarm(prefix, self.swarm, self.swarms)
 
     def remove(self, torrent: Torrent, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:

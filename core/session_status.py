@@ -29,6 +29,7 @@ def info(session: Session) -> dict[str, Any]:
         "download_dir": str(config.session.download_dir),
         "listen_port": session.listen_port,
         "torrents": len(session.torrents),
+        "loading": session.loader.loading,  # stored torrents still coming up
         "plugins": list(session.plugins.enabled),
     }
 

@@ -94,6 +94,21 @@ class TorrentLoader:
         if entry is not None:
             self._bring_up(*entry)
 
+    def take_matching(self, prefix: str) -> None:
+        """Bring up now the waiting torrents whose info hash starts with ``prefix``, so a
+        lookup during start-up finds them (a scan only while torrents are still waiting)."""
+        if not self._pending:
+            return
+        key = prefix.lower()
+        if len(key) == 40:
+            try:
+                self.take(bytes.fromhex(key))
+            except ValueError:
+                pass
+            return
+        for info_hash in [h for h in self._pending if h.hex().startswith(key)]:
+            self.take(info_hash)
+
     def _read(self, result: Parsed) -> None:
         parsed, problems, unusable = result
         for problem in problems:

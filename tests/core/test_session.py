@@ -26,7 +26,7 @@ from session_harness import (
 from twisted.internet import defer
 from twisted.logger import globalLogPublisher
 
-from btd.core import session_status
+from btd.core import session_status, torrent_loader
 from btd.core.bitfield import Bitfield
 from btd.core.errors import MetainfoError, StorageError
 from btd.core.events import TorrentEvent
@@ -202,6 +202,38 @@ def test_pause_and_resume_are_remembered_across_restarts(tmp_path: Path) -> None
     third = make_session(tmp_path)
     third.start()
     assert third.find(HEX).state == "downloading"
+
+
+def test_a_lookup_during_start_up_waits_for_nothing_and_is_clear(tmp_path: Path) -> None:
+    first = make_session(tmp_path)
+    result(first.add(TORRENT))
+    second = make_session(tmp_path)
+    held = HeldBlocking()
+    second.run_blocking = held  # type: ignore[method-assign]
+    second.start()
+    assert session_status.info(second)["loading"] is True
+    with pytest.raises(TorrentNotFound, match="still reading its stored torrents"):
+        second.find(HEX[:8])
+    held.run()  # the store is read; the torrent comes up in slices, or when asked for
+    assert second.find(HEX[:8]).hex == HEX
+    held.run()
+    assert session_status.info(second)["loading"] is False
+
+
+def test_a_stored_torrent_asked_for_comes_up_before_its_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_session(tmp_path)
+    result(first.add(TORRENT))
+    monkeypatch.setattr(torrent_loader, "LOAD_SLICE", 0)  # no torrent's turn ever comes
+    second = make_session(tmp_path)
+    second.start()
+    assert second.torrents == {} and session_status.info(second)["loading"] is True
+    assert second.find(HEX).hex == HEX  # the full hash
+    third = make_session(tmp_path)
+    third.start()
+    assert third.find(HEX[:6]).hex == HEX  # a prefix
+    assert list(third.torrents) == [bytes.fromhex(HEX)]
 
 
 def test_corrupt_stored_files_are_reported_and_skipped(tmp_path: Path, logged: list[Any]) -> None:

@@ -125,6 +125,7 @@ def test_stopped_mid_download_resumes_and_finishes(
     assert btd.stop() == 0
 
     btd.start()  # a complete torrent comes back seeding, without a recheck of its pieces
+    wait_until(lambda: not btd.call("session.info")["loading"], what="the store read")
     got = btd.call("torrent.get", {"info_hash": info_hash})
     assert got["state"] == "seeding" and got["pieces_have"] == total
     assert btd.stop() == 0
