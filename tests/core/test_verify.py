@@ -10,6 +10,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from btd.core import verify
 from btd.core.errors import StorageError
 from btd.core.metainfo import FileEntry as FE  # the real one: storage must accept it
 from btd.core.storage import FileStorage
@@ -236,7 +237,11 @@ def test_recheck_with_real_threadpool_and_reactor(tmp_path: Path) -> None:
         s.close()
 
 
-def test_verify_and_write_batches_pieces_that_queue_behind_a_running_job(tmp_path: Path) -> None:
+def test_verify_and_write_batches_pieces_that_queue_behind_a_running_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verify, "WRITE_JOBS", 2)
+    monkeypatch.setattr(verify, "WRITE_BATCH_BYTES", 2 * PIECE)
     s, data, hashes = make_torrent(tmp_path)
     pool = QueuedPool()
     v = Verifier(InlineReactor(), pool)
@@ -248,7 +253,7 @@ def test_verify_and_write_batches_pieces_that_queue_behind_a_running_job(tmp_pat
     assert len(pool.pending) == 1  # none was running: the first piece goes at once
     rest = [v.verify_and_write(s, i, piece(i), hashes[20 * i : 20 * i + 20]) for i in (1, 2, 3)]
     bad = v.verify_and_write(s, 4, b"\xff" * PIECE, hashes[80:100])
-    assert len(pool.pending) == 2  # a second job for what queued, then the rest wait
+    assert len(pool.pending) == 2  # a second job once a full batch queued; the rest wait
     pool.run_one()
     assert result_of(first) is True
     assert len(pool.pending) == 2  # the queue went out as soon as the first job ended
