@@ -13,7 +13,9 @@ from collections.abc import Callable
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-DEFAULT_BUDGET = 32 * 1024 * 1024
+DEFAULT_BUDGET = 16 * 1024 * 1024
+"""Per torrent. Room for a few pieces read ahead for each unchoked peer (4 slots x 3 pieces
+of 1 MiB); 32 MiB only raised a seeder's peak memory (93 MiB against libtorrent's 36)."""
 
 
 class PieceReadCache:

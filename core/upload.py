@@ -250,3 +250,7 @@ class Uploader:
         )
         for peer in host.peers:
             peer.set_choking(peer not in unchoke)
+        if not any(peer.incoming for peer in host.peers):
+            # Nobody waits for a block: an idle torrent holds no read cache (it is per
+            # torrent, and a seeder may have many), the next request reads again.
+            self.cache.clear()
