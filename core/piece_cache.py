@@ -22,9 +22,13 @@ class PieceReadCache:
     """piece index -> bytes, least recently used dropped past ``budget`` bytes."""
 
     def __init__(
-        self, read: Callable[[int], defer.Deferred[bytes]], budget: int = DEFAULT_BUDGET
+        self,
+        read: Callable[[int], defer.Deferred[bytes]],
+        budget: int = DEFAULT_BUDGET,
+        read_many: Callable[[list[int]], defer.Deferred[list[bytes]]] | None = None,
     ) -> None:
         self._read = read
+        self._read_many = read_many
         self._budget = budget
         self._pieces: OrderedDict[int, bytes] = OrderedDict()
         self._size = 0
@@ -55,6 +59,29 @@ class PieceReadCache:
         self._waiting[index] = [d]
         defer.maybeDeferred(self._read, index).addBoth(self._arrived, index)
         return d
+
+    def get_many(self, indices: list[int]) -> list[defer.Deferred[bytes]]:
+        """``get`` for each index, the pieces not cached read together (with ``read_many``:
+        one pool job, so one thread handoff, for all of them)."""
+        if self._read_many is None:
+            return [self.get(i) for i in indices]
+        out: list[defer.Deferred[bytes]] = []
+        load: list[int] = []
+        for index in indices:
+            if index in self._pieces or index in self._waiting:
+                out.append(self.get(index))
+                continue
+            d: defer.Deferred[bytes] = defer.Deferred()
+            self._waiting[index] = [d]
+            load.append(index)
+            out.append(d)
+        if load:
+            defer.maybeDeferred(self._read_many, load).addBoth(self._arrived_many, load)
+        return out
+
+    def _arrived_many(self, result: list[bytes] | Failure, indices: list[int]) -> None:
+        for n, index in enumerate(indices):
+            self._arrived(result if isinstance(result, Failure) else result[n], index)
 
     def _arrived(self, result: bytes | Failure, index: int) -> None:
         waiters = self._waiting.pop(index, [])

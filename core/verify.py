@@ -66,6 +66,10 @@ def _verify_and_write_batch(
     return out
 
 
+def _read_blocks(storage: Storage, spans: list[tuple[int, int, int]]) -> list[bytes]:
+    return [storage.read(index, begin, length) for index, begin, length in spans]
+
+
 def _check_batch(storage: Storage, piece_hashes: bytes, batch: list[int]) -> list[tuple[int, bool]]:
     out = []
     for index in batch:
@@ -156,6 +160,12 @@ class Verifier:
     def read_block(self, storage: Storage, index: int, begin: int, length: int) -> Deferred[bytes]:
         """A block to serve to a peer."""
         return self._run(storage.read, index, begin, length)
+
+    def read_blocks(
+        self, storage: Storage, spans: list[tuple[int, int, int]]
+    ) -> Deferred[list[bytes]]:
+        """Several (piece, begin, length) spans read in one pool job (one thread handoff)."""
+        return self._run(_read_blocks, storage, spans)
 
     def flush(self, storage: Storage) -> Deferred[None]:
         """fsync what was written; resume data may record pieces once this fires."""

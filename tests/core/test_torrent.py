@@ -261,6 +261,7 @@ def test_read_failure_fails_the_torrent(tmp_path: Path) -> None:
     s = Swarm(tmp_path, seeding=True).start()
     p = s.peer()
     s.verifier.read_block = lambda *a: defer.fail(StorageError("disk gone"))  # type: ignore
+    s.verifier.read_blocks = lambda *a: defer.fail(StorageError("disk gone"))  # type: ignore
     p.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG, *blocks_of(0))
     assert s.torrent.state == "error" and "error" in s.kinds
     assert p.closing
