@@ -30,6 +30,7 @@ _log = Logger(namespace="btd.core.torrent")
 
 MAX_UNEXPECTED_BLOCKS = 4
 HASH_STRIKES = 3
+_ACCEPTED, _COMPLETE, _DUPLICATE = BlockResult.ACCEPTED, BlockResult.COMPLETE, BlockResult.DUPLICATE
 MAX_WRITE_BACKLOG = 32 * 1024 * 1024  # bytes waiting for hash+write before we stop requesting
 
 
@@ -110,6 +111,12 @@ class Downloader:
     def fill(self, peer: Peer) -> None:
         """Keep the peer's request pipeline full (in batches, not per block)."""
         host = self.host
+        book = host.book
+        pending = book.pending_count(peer)
+        # First the check that ends most calls (one per block received): the pipeline is
+        # refilled in batches once a quarter of it came in.
+        if pending > peer.depth * 3 // 4:
+            return
         if not peer.am_interested or peer.link.closed or not host.active:
             return
         allowed = None
@@ -121,12 +128,9 @@ class Downloader:
                 allowed.add(index)
         if self.write_backlog > MAX_WRITE_BACKLOG:
             return
-        book = host.book
-        depth = peer.depth
-        pending = book.pending_count(peer)
-        if pending > depth * 3 // 4:
-            return
-        refs = book.next_requests(peer, peer.has, depth - pending, host.picker, host.view, allowed)
+        refs = book.next_requests(
+            peer, peer.has, peer.depth - pending, host.picker, host.view, allowed
+        )
         if refs:
             if not pending:
                 peer.last_block_at = self.clock.seconds()  # the request timeout starts now
@@ -164,13 +168,17 @@ class Downloader:
 
     # -- blocks in ---------------------------------------------------------------------------
     def block_received(self, peer: Peer, index: int, begin: int, data: bytes) -> None:
-        result = self.host.book.on_block(peer, index, begin, data)
-        if result is BlockResult.ACCEPTED or result is BlockResult.COMPLETE:
-            self.host.count_download(len(data))
-            peer.payload_in += len(data)
-            if result is BlockResult.COMPLETE:
+        # Once per block (65536 per GiB): enum members read from module constants, and the
+        # pipeline check inlined so most blocks never enter fill().
+        book = self.host.book
+        result = book.on_block(peer, index, begin, data)
+        if result is _ACCEPTED or result is _COMPLETE:
+            size = len(data)
+            self.host.count_download(size)
+            peer.payload_in += size
+            if result is _COMPLETE:
                 self._verify_piece(index)
-        elif result is BlockResult.DUPLICATE:
+        elif result is _DUPLICATE:
             self.wasted += len(data)
         else:
             peer.unexpected += 1
@@ -178,8 +186,10 @@ class Downloader:
             if peer.unexpected > MAX_UNEXPECTED_BLOCKS:
                 raise ProtocolError("sent blocks we did not request")
             return
-        self._send_cancels()
-        self.fill(peer)
+        if book.has_cancels:
+            self._send_cancels()
+        if book.pending_count(peer) <= peer.depth * 3 // 4:
+            self.fill(peer)
 
     def block_rejected(self, peer: Peer, ref: BlockRef) -> None:
         self.host.book.on_reject(peer, ref)

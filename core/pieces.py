@@ -188,6 +188,11 @@ class PieceBook:
         reqs = self._requests.get(peer)
         return len(reqs) if reqs else 0
 
+    @property
+    def has_cancels(self) -> bool:
+        """CANCELs wait to be sent (checked per block; ``pop_cancels`` takes them)."""
+        return bool(self._cancels)
+
     def pop_cancels(self) -> list[tuple[Peer, BlockRef]]:
         """CANCELs to send: other requesters of blocks that arrived (endgame)."""
         cancels = self._cancels

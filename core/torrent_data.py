@@ -50,6 +50,12 @@ class TorrentData:
         d: defer.Deferred[bytes] = self.verifier().read_block(self.storage, index, begin, length)
         return d
 
+    def read_pieces(self, indices: list[int]) -> defer.Deferred[list[bytes]]:
+        """Whole pieces, read in one pool job."""
+        spans = [(index, 0, self.meta.piece_size(index)) for index in indices]
+        d: defer.Deferred[list[bytes]] = self.verifier().read_blocks(self.storage, spans)
+        return d
+
     def usable_resume(self, resume: ResumeProgress, name: str) -> bool:
         """Saved progress that fits this torrent (else it is ignored, with a warning)."""
         problem = progress_problem(resume, self.meta.num_pieces, len(self.meta.files))

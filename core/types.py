@@ -8,8 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NewType
+from typing import NamedTuple, NewType
 
 InfoHash = NewType("InfoHash", bytes)
 PeerId = NewType("PeerId", bytes)
@@ -21,9 +20,12 @@ PeerAddress = tuple[str, int]
 """A peer is named by host and port (loopback peers share an address)."""
 
 
-@dataclass(frozen=True, slots=True)
-class BlockRef:
-    """One block of one piece: what a request or a piece message names."""
+class BlockRef(NamedTuple):
+    """One block of one piece: what a request or a piece message names.
+
+    A NamedTuple, not a frozen dataclass: one is built per block requested (65536 per GiB)
+    and a NamedTuple is about twice as quick to build; it is as immutable and hashable.
+    """
 
     piece: int
     begin: int

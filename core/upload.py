@@ -29,7 +29,7 @@ from btd.core.wire.codec import piece_header
 MAX_READS_PER_PEER = 8  # block reads in flight per peer, for pieces too large to cache
 CACHED_PIECE_LIMIT = 4 * 1024 * 1024  # larger pieces are read per block, not cached whole
 SEND_BATCH = 256 * 1024  # bytes of blocks framed into one transport write
-READ_AHEAD = 2  # uncached pieces read at once for one peer's queue
+READ_AHEAD = 4  # pieces of one peer's queue read ahead (in groups of 2 or more)
 READ_AHEAD_SCAN = 512  # queued requests looked at to find them (a bound per pump)
 OPTIMISTIC_EVERY = 3  # rechoke rounds (of 10 s)
 NEW_PEER_SECONDS = 30  # newly connected peers are likelier optimistic picks
@@ -78,7 +78,7 @@ class Uploader:
         self.clock = clock
         self.upload_slots = upload_slots
         self.choker = Choker(slots=upload_slots(), rng=rng or random.Random())
-        self.cache = PieceReadCache(self._read_piece)
+        self.cache = PieceReadCache(self._read_piece, read_many=self._read_pieces)
         self._waiters: dict[int, set[Peer]] = {}  # piece being read -> peers waiting for it
         self.rounds = 0
 
@@ -155,25 +155,35 @@ class Uploader:
         cache = self.cache
         wanted = 0
         seen = -1
+        missing: list[int] = []  # neither cached nor being read
+        head_missing = False
         for n, ref in enumerate(peer.incoming):
             if n >= READ_AHEAD_SCAN or wanted >= READ_AHEAD:
                 break
             index = ref.piece
             if index == seen or self.data.piece_size(index) > CACHED_PIECE_LIMIT:
                 continue
+            head = seen == -1
             seen = index
             if cache.peek(index) is not None:
                 continue
             wanted += 1
             waiters = self._waiters.get(index)
             if waiters is None:
-                waiters = self._waiters[index] = set()
-                waiters.add(peer)
-                cache.get(index).addCallbacks(
-                    self._piece_arrived, self._piece_failed, (index,), None, (index,)
-                )
+                missing.append(index)
+                head_missing = head_missing or head
             else:
                 waiters.add(peer)
+        # Reads go out in groups, one pool job each (``get_many``): a thread handoff costs
+        # the reactor thread about as much as serving the piece (the GIL goes to the woken
+        # worker and must come back). At once when the head of the queue is missing, else
+        # once half the window is.
+        if not missing or not (head_missing or len(missing) >= READ_AHEAD // 2):
+            return
+        for index in missing:
+            self._waiters[index] = {peer}
+        for index, d in zip(missing, cache.get_many(missing)):
+            d.addCallbacks(self._piece_arrived, self._piece_failed, (index,), None, (index,))
 
     def _piece_arrived(self, piece: bytes, index: int) -> None:
         for peer in self._waiters.pop(index, ()):
@@ -219,6 +229,9 @@ class Uploader:
     def _read_piece(self, index: int) -> defer.Deferred[bytes]:
         return self.data.read_block(index, 0, self.data.piece_size(index))
 
+    def _read_pieces(self, indices: list[int]) -> defer.Deferred[list[bytes]]:
+        return self.data.read_pieces(indices)
+
     # -- choking --------------------------------------------------------------------------------
     def maybe_unchoke(self, peer: Peer) -> None:
         """Interested peers get a free slot at once rather than at the next round."""
@@ -250,3 +263,7 @@ class Uploader:
         )
         for peer in host.peers:
             peer.set_choking(peer not in unchoke)
+        if not any(peer.incoming for peer in host.peers):
+            # Nobody waits for a block: an idle torrent holds no read cache (it is per
+            # torrent, and a seeder may have many), the next request reads again.
+            self.cache.clear()

@@ -106,6 +106,9 @@ class HashingVerifier:
             storage.write_piece(index, bytes(data))
         return defer.succeed(ok)
 
+    def read_blocks(self, storage: Any, spans: list[tuple[int, int, int]]) -> Any:
+        return defer.maybeDeferred(lambda: [storage.read(*span) for span in spans])
+
     def read_block(self, storage: Any, index: int, begin: int, length: int) -> Any:
         return defer.maybeDeferred(storage.read, index, begin, length)
 

@@ -114,6 +114,15 @@ class SyncVerifier:
 
         return self._run(self.hold_verify, work)
 
+    def read_blocks(
+        self, storage: Any, spans: list[tuple[int, int, int]]
+    ) -> defer.Deferred[list[bytes]]:
+        def work() -> list[bytes]:
+            self.reads.extend(spans)
+            return [storage.read(*span) for span in spans]
+
+        return self._run(self.hold_reads, work)
+
     def read_block(
         self, storage: Any, index: int, begin: int, length: int
     ) -> defer.Deferred[bytes]:

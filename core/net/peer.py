@@ -25,6 +25,7 @@ from btd.core.wire.codec import WireDecoder, encode_handshake
 HANDSHAKE_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 15.0
 READ_SIZE = 256 * 1024
+SEND_LIMIT = 1024 * 1024
 CLOSE_TIMEOUT = 30.0  # a polite close that has not flushed by then is aborted
 
 _log = Logger()
@@ -88,6 +89,10 @@ class PeerProtocol(Protocol):
         # fewer trips through the decoder when a fast peer fills the socket.
         if hasattr(self.transport, "bufferSize"):
             self.transport.bufferSize = READ_SIZE  # type: ignore[union-attr]
+        # Send up to 1 MiB per writable wakeup (Twisted's SEND_LIMIT is 128 KiB): a seeder
+        # then needs a fraction of the reactor rounds per GiB.
+        if hasattr(self.transport, "SEND_LIMIT"):
+            self.transport.SEND_LIMIT = SEND_LIMIT  # type: ignore[union-attr]
         peer = self.transport.getPeer()  # type: ignore[union-attr]
         if hasattr(peer, "host"):
             self.address = (peer.host, peer.port)

@@ -120,3 +120,28 @@ def test_a_read_finishing_during_clear_still_answers(n: int) -> None:
     cache.clear()
     reads.finish(5)
     assert got == [b"\x05" * 10] * n
+
+
+def test_get_many_reads_the_missing_pieces_in_one_call() -> None:
+    reads = Reads()
+    batches: list[list[int]] = []
+    pending: list[defer.Deferred[list[bytes]]] = []
+
+    def read_many(indices: list[int]) -> defer.Deferred[list[bytes]]:
+        batches.append(list(indices))
+        pending.append(defer.Deferred())
+        return pending[-1]
+
+    cache = PieceReadCache(reads, read_many=read_many)
+    first = results([cache.get(1)])  # a single read in flight for piece 1
+    got = results(cache.get_many([1, 2, 3]))
+    assert batches == [[2, 3]] and reads.calls == [1]
+    pending[0].callback([b"\x02" * 10, b"\x03" * 10])
+    reads.finish(1)
+    assert first == [b"\x01" * 10]
+    assert sorted(got) == [b"\x01" * 10, b"\x02" * 10, b"\x03" * 10]
+    assert results(cache.get_many([2, 3])) == [b"\x02" * 10, b"\x03" * 10] and len(batches) == 1
+    failed = results(cache.get_many([4, 5]))
+    pending[1].errback(StorageError("disk gone"))
+    assert [f.check(StorageError) for f in failed] == [StorageError, StorageError]
+    assert not cache.loading(4) and not cache.loading(5)

@@ -159,6 +159,18 @@ def test_interested_peer_is_unchoked_and_served_the_right_bytes(tmp_path: Path) 
     assert len(leecher.new_of(m.Piece)) == 2 and len(s.verifier.reads) == 2
 
 
+def test_an_idle_seeder_drops_its_read_cache_at_the_next_choking_round(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True).start()
+    leecher = s.peer()
+    leecher.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG)
+    leecher.send(*blocks_of(3))
+    assert len(leecher.new_of(m.Piece)) == 2 and s.torrent.uploader.cache.peek(3) is not None
+    s.advance(10)  # a choking round with no request queued
+    assert s.torrent.uploader.cache.peek(3) is None
+    leecher.send(*blocks_of(3))
+    assert len(leecher.new_of(m.Piece)) == 2 and s.verifier.reads == [(3, 0, PIECE_LENGTH)] * 2
+
+
 def test_large_pieces_are_served_block_by_block(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -249,6 +261,7 @@ def test_read_failure_fails_the_torrent(tmp_path: Path) -> None:
     s = Swarm(tmp_path, seeding=True).start()
     p = s.peer()
     s.verifier.read_block = lambda *a: defer.fail(StorageError("disk gone"))  # type: ignore
+    s.verifier.read_blocks = lambda *a: defer.fail(StorageError("disk gone"))  # type: ignore
     p.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG, *blocks_of(0))
     assert s.torrent.state == "error" and "error" in s.kinds
     assert p.closing

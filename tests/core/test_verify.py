@@ -10,6 +10,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from btd.core import verify
 from btd.core.errors import StorageError
 from btd.core.metainfo import FileEntry as FE  # the real one: storage must accept it
 from btd.core.storage import FileStorage
@@ -234,3 +235,59 @@ def test_recheck_with_real_threadpool_and_reactor(tmp_path: Path) -> None:
     finally:
         pool.stop()
         s.close()
+
+
+def test_verify_and_write_batches_pieces_that_queue_behind_a_running_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verify, "WRITE_JOBS", 2)
+    monkeypatch.setattr(verify, "WRITE_BATCH_BYTES", 2 * PIECE)
+    s, data, hashes = make_torrent(tmp_path)
+    pool = QueuedPool()
+    v = Verifier(InlineReactor(), pool)
+
+    def piece(i: int) -> bytes:
+        return data[i * PIECE : (i + 1) * PIECE]
+
+    first = v.verify_and_write(s, 0, piece(0), hashes[0:20])
+    assert len(pool.pending) == 1  # none was running: the first piece goes at once
+    rest = [v.verify_and_write(s, i, piece(i), hashes[20 * i : 20 * i + 20]) for i in (1, 2, 3)]
+    bad = v.verify_and_write(s, 4, b"\xff" * PIECE, hashes[80:100])
+    assert len(pool.pending) == 2  # a second job once a full batch queued; the rest wait
+    pool.run_one()
+    assert result_of(first) is True
+    assert len(pool.pending) == 2  # the queue went out as soon as the first job ended
+    pool.run_one()
+    pool.run_one()
+    assert [result_of(d) for d in rest] == [True, True, True] and result_of(bad) is False
+    assert pool.most == 2 and not pool.pending
+    flushed = v.flush(s)
+    pool.run_one()
+    result_of(flushed)
+    assert (tmp_path / "t" / "a").read_bytes()[: 4 * PIECE] == data[: 4 * PIECE]
+
+
+def test_a_failed_write_in_a_batch_fails_only_its_piece(tmp_path: Path) -> None:
+    s, data, hashes = make_torrent(tmp_path)
+    pool = QueuedPool()
+    v = Verifier(InlineReactor(), pool)
+    calls: list[int] = []
+    real = s.write_piece
+
+    def write_piece(index: int, piece: bytes) -> None:
+        calls.append(index)
+        if index == 2:
+            raise StorageError("disk full")
+        real(index, piece)
+
+    s.write_piece = write_piece  # type: ignore[method-assign]
+    ds = [
+        v.verify_and_write(s, i, data[i * PIECE : (i + 1) * PIECE], hashes[20 * i : 20 * i + 20])
+        for i in range(4)
+    ]
+    while pool.pending:
+        pool.run_one()
+    assert calls == [0, 1, 2, 3]
+    assert result_of(ds[3]) is True
+    with pytest.raises(StorageError, match="disk full"):
+        result_of(ds[2])

@@ -6,6 +6,7 @@ import typing
 
 import pytest
 
+from btd.core.types import BlockRef
 from btd.core.wire import messages as m
 from btd.core.wire.messages import Handshake, Piece, make_reserved
 
@@ -92,3 +93,14 @@ def test_message_ids_match_the_beps() -> None:
     assert (m.SUGGEST_PIECE, m.HAVE_ALL, m.HAVE_NONE, m.REJECT_REQUEST) == (13, 14, 15, 16)
     assert (m.ALLOWED_FAST, m.EXTENDED) == (17, 20)
     assert m.HANDSHAKE_LENGTH == 68
+
+
+def test_piece_and_block_ref_are_immutable_values() -> None:
+    piece = Piece(1, 0, b"abc")
+    with pytest.raises(AttributeError):
+        piece.index = 2  # type: ignore[misc]
+    assert piece == Piece(1, 0, b"abc") and piece.block == b"abc"
+    ref = BlockRef(1, 0, 3)
+    with pytest.raises(AttributeError):
+        ref.length = 4  # type: ignore[misc]
+    assert {ref: 1}[BlockRef(1, 0, 3)] == 1
