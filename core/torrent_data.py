@@ -21,7 +21,7 @@ from btd.core.bitfield import Bitfield
 from btd.core.errors import StorageError
 from btd.core.metainfo import Metainfo
 from btd.core.resume import ResumeProgress, progress_problem, resume_plan
-from btd.core.storage import FileStorage
+from btd.core.storage import FileCheck, FileStorage
 
 _log = Logger(namespace="btd.core.torrent")
 
@@ -67,9 +67,18 @@ class TorrentData:
         self, *, full: bool, resume: ResumeProgress | None, should_stop: Callable[[], bool]
     ) -> defer.Deferred[Bitfield]:
         """The pieces found good (hashed, or trusted from ``resume``)."""
-        meta = self.meta
         self.progress = 0.0
-        files = self.storage.check_files()
+        d: defer.Deferred[FileCheck] = self.verifier().check_files(self.storage)
+        return d.addCallback(self._check_pieces, full, resume, should_stop)
+
+    def _check_pieces(
+        self,
+        files: FileCheck,
+        full: bool,
+        resume: ResumeProgress | None,
+        should_stop: Callable[[], bool],
+    ) -> defer.Deferred[Bitfield] | Bitfield:
+        meta = self.meta
         trusted = Bitfield(meta.num_pieces)
         if full:
             pieces = None
@@ -80,7 +89,7 @@ class TorrentData:
             existing = [f for f in files.files if f.exists and f.size > 0 and not f.pad]
             pieces = sorted({i for f in existing for i in f.pieces})
         if pieces == []:
-            return defer.succeed(trusted)
+            return trusted
 
         def progress(done: int, total: int) -> None:
             self.progress = done / total if total else 1.0

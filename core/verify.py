@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from btd.core.bitfield import Bitfield
-from btd.core.storage import MissingDataError, Storage
+from btd.core.storage import FileCheck, MissingDataError, Storage
 
 T = TypeVar("T")
 
@@ -170,6 +170,11 @@ class Verifier:
     def flush(self, storage: Storage) -> Deferred[None]:
         """fsync what was written; resume data may record pieces once this fires."""
         return self._run(storage.flush)
+
+    def check_files(self, storage: Storage) -> Deferred[FileCheck]:
+        """Which files exist and their sizes: a stat per file, so off the reactor (a torrent
+        can have 200,000 files, and a network file system can be slow)."""
+        return self._run(storage.check_files)
 
     def recheck(
         self,

@@ -115,6 +115,9 @@ class HashingVerifier:
     def flush(self, storage: Any) -> Any:
         return defer.maybeDeferred(storage.flush)
 
+    def check_files(self, storage: Any) -> Any:
+        return defer.maybeDeferred(storage.check_files)
+
 
 class HeldBlocking:
     """Replaces ``run_blocking``: the work waits until ``run()`` (a thread pool that is slow)."""

@@ -135,6 +135,9 @@ class SyncVerifier:
     def flush(self, storage: Any) -> defer.Deferred[None]:
         return defer.succeed(None)
 
+    def check_files(self, storage: Any) -> defer.Deferred[Any]:
+        return defer.maybeDeferred(storage.check_files)
+
     def recheck(
         self,
         storage: Any,

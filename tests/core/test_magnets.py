@@ -86,6 +86,9 @@ class InlineVerifier:
     def flush(self, storage: Any) -> Any:
         return defer.succeed(None)
 
+    def check_files(self, storage: Any) -> Any:
+        return defer.maybeDeferred(storage.check_files)
+
 
 def make_session(tmp_path: Path, probe: Probe | None = None) -> Session:
     return session_harness.make_session(tmp_path, probe, verifier=InlineVerifier())

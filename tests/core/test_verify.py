@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from session_harness import content, single
 from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
@@ -13,7 +14,9 @@ from twisted.python.threadpool import ThreadPool
 from btd.core import verify
 from btd.core.errors import StorageError
 from btd.core.metainfo import FileEntry as FE  # the real one: storage must accept it
+from btd.core.metainfo import parse_metainfo
 from btd.core.storage import FileStorage
+from btd.core.torrent_data import TorrentData
 from btd.core.verify import Verifier, make_threadpool
 
 
@@ -291,3 +294,19 @@ def test_a_failed_write_in_a_batch_fails_only_its_piece(tmp_path: Path) -> None:
     assert result_of(ds[3]) is True
     with pytest.raises(StorageError, match="disk full"):
         result_of(ds[2])
+
+
+def test_a_torrents_file_check_stats_its_files_on_the_pool_not_the_reactor(tmp_path: Path) -> None:
+    """TorrentData.check asks the pool for the stat calls (slow on NFS, many for big torrents)."""
+    meta = parse_metainfo(single("t.bin", content(50_000, 1)))
+    storage = FileStorage(tmp_path, meta.files, meta.piece_length, meta.total_length)
+    pool = QueuedPool()
+    checker = TorrentData(meta, storage, lambda: Verifier(InlineReactor(), pool))
+    stats: list[int] = []
+    real = storage.check_files
+    storage.check_files = lambda: stats.append(1) or real()  # type: ignore[method-assign]
+    d = checker.check(full=False, resume=None, should_stop=lambda: False)
+    assert stats == [] and len(pool.pending) == 1 and not d.called  # queued, not run inline
+    pool.run_one()
+    assert stats == [1]
+    assert result_of(d).count == 0  # no file exists yet: nothing to hash, nothing had
