@@ -347,6 +347,7 @@ class Torrent:
 
     def pieces_changed(self) -> None:
         self.have_changes += 1
+        self.env.progress_changed(self)
 
     def download_complete(self) -> None:
         if self.active:
@@ -517,6 +518,7 @@ class Torrent:
 
     def _tick(self) -> None:
         self._ticks += 1
+        self.env.progress_changed(self)  # totals move only while there are peers (ticking)
         now = self.clock.seconds()
         for peer in list(self.peers):
             link = peer.link
