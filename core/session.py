@@ -303,6 +303,7 @@ class Session:
             torrent_event=self._torrent_event,
             run_blocking=lambda fn, *args: self.run_blocking(fn, *args),  # late-bound: tests
             stopping=lambda: self.stopping,
+            scheduler=self.scheduler,
             shutdown_timeout=lambda: self.config.daemon.shutdown_timeout,
             disconnects=self.disconnects,
         )

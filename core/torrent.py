@@ -93,7 +93,10 @@ class Torrent:
         self._resume: ResumeProgress | None = None
         self._completed_while_inactive = False  # the last piece was verified while paused
         self._ticks = 0
-        self.scheduler: Scheduler = env.scheduler or Scheduler(self.clock)
+        # "is None", not "or": an empty Scheduler is falsy (len 0) and must still be shared
+        self.scheduler: Scheduler = (
+            env.scheduler if env.scheduler is not None else Scheduler(self.clock)
+        )
         self._tick_timer: Timer | None = None  # armed only while there are peers or dials
         self._build_book(Bitfield(self.num_pieces))
         if options.strategy not in env.known_strategies:  # ValueError now if unknown

@@ -636,3 +636,11 @@ def test_save_progress_batch_loops_without_the_batch_method_and_isolates_failure
         "disk full",
     ]
     assert save_progress_batch(Batched(), []) == []
+
+
+def test_torrents_share_the_session_scheduler_even_while_it_is_empty(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    assert len(session.scheduler) == 0  # empty, hence falsy: still the one to use
+    result(session.add(TORRENT))
+    result(session.add(OTHER))
+    assert all(t.scheduler is session.scheduler for t in session.torrents.values())
