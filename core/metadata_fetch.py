@@ -9,6 +9,10 @@ dropped and never asked again. When pieces from several peers make a dictionary 
 the hash, nobody is banned at once: from then on one peer at a time serves every piece, so
 the next failure has a single source (an honest peer is never banned for a liar's piece).
 
+Size: about 465 lines, because the fetch is one state machine (peers, metadata requests and
+their timeouts, the one-source retry after a hash failure, its timer) over shared peer and
+piece state; split, each part would reach into the others.
+
 Its one-second duties (timeouts, asking, dialling) run on the session's Scheduler and only
 while there are peers, dials or candidates: a magnet waiting with nothing to do holds no
 timer entry, only its announcer's next announce.
