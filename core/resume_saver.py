@@ -49,7 +49,6 @@ class ResumeSaver:
         self._marked: dict[bytes, Any] = {}  # info hash -> torrent that may have changed
         self._loop: LoopingCall | None = None
         self.closed = False
-        self.rounds = 0  # periodic rounds that wrote something (tests, measurements)
 
     @property
     def interval(self) -> float:
@@ -220,8 +219,6 @@ class ResumeSaver:
                 self._marked[info_hash] = torrent
             elif self.dirty(torrent):
                 batch.append(torrent)
-        if batch:
-            self.rounds += 1
         return self.save_batch(batch)
 
     def start(self) -> None:

@@ -644,3 +644,23 @@ def test_torrents_share_the_session_scheduler_even_while_it_is_empty(tmp_path: P
     result(session.add(TORRENT))
     result(session.add(OTHER))
     assert all(t.scheduler is session.scheduler for t in session.torrents.values())
+
+
+def test_a_removal_waits_for_the_round_in_flight_and_leaves_no_progress(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    log: list[tuple[Any, ...]] = []
+    session.store = Recording(session.store, log)
+    session.start()
+    result(session.add(TORRENT))
+    result(session.add(OTHER))
+    held = HeldBlocking()
+    session.run_blocking = held  # type: ignore[method-assign]
+    session.reactor.advance(INTERVAL)  # the round's one job for both torrents waits
+    assert len(held.queue) == 1
+    removed = session.remove(session.find(OTHER_HEX))
+    assert len(held.queue) == 1  # the delete waits for the round that names the torrent
+    held.run()
+    result(removed)
+    calls = [e[0] for e in log if e[0] in ("save_progress_many", "delete")]
+    assert calls == ["save_progress_many", "delete"]
+    assert set(stored(tmp_path)) == {HEX} and stored(tmp_path)[HEX].progress is not None
