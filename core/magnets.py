@@ -72,6 +72,7 @@ class MagnetEnv:
     stopping: Callable[[], bool]
     shutdown_timeout: Callable[[], float]
     disconnects: DisconnectCounts | None = None  # the session's totals
+    scheduler: Any = None  # the session's btd.core.scheduler.Scheduler (None: one per fetch)
 
 
 class MagnetManager:
@@ -102,6 +103,7 @@ class MagnetManager:
                 fetch, "peer_banned", {"address": address, "reason": reason}
             ),
             dht_running=env.dht_running,
+            scheduler=env.scheduler,
         )
 
     def _emit(self, fetch: MetadataFetch, kind: str, data: dict[str, Any]) -> None:

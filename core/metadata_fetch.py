@@ -8,6 +8,14 @@ dictionary that fails the hash, or that sends pieces of the wrong size or out of
 dropped and never asked again. When pieces from several peers make a dictionary that fails
 the hash, nobody is banned at once: from then on one peer at a time serves every piece, so
 the next failure has a single source (an honest peer is never banned for a liar's piece).
+
+Size: about 465 lines, because the fetch is one state machine (peers, metadata requests and
+their timeouts, the one-source retry after a hash failure, its timer) over shared peer and
+piece state; split, each part would reach into the others.
+
+Its one-second duties (timeouts, asking, dialling) run on the session's Scheduler and only
+while there are peers, dials or candidates: a magnet waiting with nothing to do holds no
+timer entry, only its announcer's next announce.
 """
 
 from __future__ import annotations
@@ -15,13 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from btd.core.errors import MetainfoError, ProtocolError
 from btd.core.extensions import Extensions
 from btd.core.magnet import Magnet
 from btd.core.rate import RateMeter
+from btd.core.scheduler import Scheduler, Timer
 from btd.core.swarm_peers import DisconnectCounts, PeerCandidates
 from btd.core.torrent_state import TorrentState
 from btd.core.tracker.announcer import Announcer
@@ -115,6 +123,7 @@ class MetadataFetch:
         on_ban: Callable[[MetadataFetch, str, str], None] | None = None,
         dht_running: Callable[[], bool] | None = None,
         disconnects: DisconnectCounts | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.magnet = magnet
         self.info_hash = magnet.info_hash
@@ -139,13 +148,15 @@ class MetadataFetch:
         self.active = False
         self._solo = False  # after a shared hash failure: one source per attempt
         self._solo_peer: MetadataPeer | None = None
-        self._loop: LoopingCall | None = None
+        self.scheduler = scheduler if scheduler is not None else Scheduler(clock)
+        self._tick_timer: Timer | None = None  # armed only while there is work
         self.announcer = Announcer(
             clock,
             [[url] for url in magnet.trackers],
             tracker_client_for,
             self._announce_request,
             self.add_peers,
+            scheduler=self.scheduler,
         )
         self.candidates.add(magnet.peers)
 
@@ -162,16 +173,13 @@ class MetadataFetch:
         if self.active:
             return
         self.active = True
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self.clock
-        self._loop.start(TICK, now=False)
         self.announcer.start()
         self._connect_more()
 
     def stop(self, timeout: float = 10.0) -> Any:
         self.active = False
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
         for peer in list(self.peers):
             peer.link.close("metadata fetch stopped")
         return self.announcer.stop(timeout)
@@ -206,11 +214,12 @@ class MetadataFetch:
         connected = {p.link.address for p in self.peers}
         while self.active and len(self.peers) + self.candidates.connecting < self.max_peers():
             if not self.can_connect():
-                return
+                break
             address = self.candidates.next(exclude=connected)
             if address is None:
-                return
+                break
             self.connect(self, address)
+        self._wake()
 
     def connection_failed(self, address: PeerAddress, reason: str) -> None:
         _log.debug("connection to {address} failed: {reason}", address=address, reason=reason)
@@ -244,6 +253,7 @@ class MetadataFetch:
         )
         if peer.fast:
             peer.write(m.HAVE_NONE_MSG)
+        self._wake()
         return peer
 
     def peer_gone(self, peer: MetadataPeer, reason: str) -> None:
@@ -376,6 +386,25 @@ class MetadataFetch:
         peer.link.close(reason, error=True)
         if self.on_ban is not None:
             self.on_ban(self, address, reason)
+
+    # -- timers ---------------------------------------------------------------------------------
+    def _busy(self) -> bool:
+        """Peers to look after or connections to make: the one-second duties have work."""
+        return bool(self.peers) or self.candidates.connecting > 0 or len(self.candidates) > 0
+
+    def _wake(self) -> None:
+        """Arm the next tick (on the session's scheduler) while there is work."""
+        if not self.active or not self._busy():
+            return
+        if self._tick_timer is None:
+            self._tick_timer = self.scheduler.timer(self._tick)
+        if not self._tick_timer.active:
+            self._tick_timer.delay(TICK)
+
+    @property
+    def ticking(self) -> bool:
+        """A tick is scheduled (false for a magnet with nothing to do)."""
+        return self._tick_timer is not None and self._tick_timer.active
 
     def _tick(self) -> None:
         now = self.clock.seconds()

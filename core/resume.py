@@ -71,6 +71,13 @@ class ResumeStore(Protocol):
     def save_progress(self, info_hash: str, progress: ResumeProgress) -> None:
         """Record progress; a no-op for a torrent the store does not know (removed)."""
 
+    def save_progress_many(self, items: Sequence[tuple[str, ResumeProgress]]) -> None:
+        """Optional (``save_progress_batch`` loops over ``save_progress`` without it):
+        ``save_progress`` for each ``(info_hash, progress)``, in one write (one transaction,
+        one sync) where the store can: the periodic save records every torrent that changed
+        in a round this way. Raises if it could not record them all (the caller then
+        treats the whole batch as unsaved); what it did record is whole."""
+
     def delete(self, info_hash: str) -> None: ...
 
     def load_all(self) -> tuple[list[StoredTorrent], list[str]]:
@@ -110,6 +117,34 @@ def save_many(store: Any, items: Sequence[NewTorrent]) -> list[Exception | None]
     for item in items:
         try:
             store.save_torrent(item.info_hash, item.metainfo, item.options)
+        except Exception as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+    return outcome
+
+
+def save_progress_batch(
+    store: Any, items: Sequence[tuple[str, ResumeProgress]]
+) -> list[Exception | None]:
+    """Record the progress of several torrents (blocking): per item, None or why not.
+
+    A store with ``save_progress_many`` writes them together (one failure fails them all);
+    one without it is called per item, so one item's failure does not fail the others.
+    """
+    if not items:
+        return []
+    batch = getattr(store, "save_progress_many", None)
+    if batch is not None:
+        try:
+            batch(items)
+        except Exception as exc:
+            return [exc] * len(items)
+        return [None] * len(items)
+    outcome: list[Exception | None] = []
+    for info_hash, progress in items:
+        try:
+            store.save_progress(info_hash, progress)
         except Exception as exc:
             outcome.append(exc)
         else:

@@ -157,6 +157,8 @@ class Session:
                 self.clock,
                 lambda t: self.torrents.get(t.info_hash) is t,
             )
+            for torrent in self.torrents.values():  # changes before it existed were not marked
+                self._saver.mark(torrent)
         return self._saver
 
     def save_progress(self, torrent: Torrent) -> defer.Deferred[None]:
@@ -251,10 +253,17 @@ class Session:
             scheduler=self.scheduler,
             announce_delay=self._announce_pacer.delay,
             state_changed=self._state_changed,
+            progress_changed=self._progress_changed,
             tracker_health=self.tracker_health,
         )
 
+    def _progress_changed(self, torrent: Torrent) -> None:
+        """The next periodic save looks at this torrent (core/resume_saver.py)."""
+        if self._saver is not None and self.torrents.get(torrent.info_hash) is torrent:
+            self._saver.mark(torrent)
+
     def _state_changed(self, torrent: Torrent, old: str, new: str) -> None:
+        self._progress_changed(torrent)
         if self.torrents.get(torrent.info_hash) is torrent:
             self.state_counts[old] -= 1
             self.state_counts[new] += 1
@@ -294,6 +303,7 @@ class Session:
             torrent_event=self._torrent_event,
             run_blocking=lambda fn, *args: self.run_blocking(fn, *args),  # late-bound: tests
             stopping=lambda: self.stopping,
+            scheduler=self.scheduler,
             shutdown_timeout=lambda: self.config.daemon.shutdown_timeout,
             disconnects=self.disconnects,
         )
@@ -485,7 +495,7 @@ class Session:
         core/torrent_loader.py.
         """
         store = self.store
-        self.saver.start(lambda: self.torrents.values())
+        self.saver.start()
         self.loader.start(store)
 
     def _loaded(self) -> None:
@@ -520,13 +530,13 @@ class Session:
             )
         saver = self.saver
         saver.stop_timer()
-        stops, saves = [], []
+        stops, changed = [], []
         for t in list(self.torrents.values()):
             stops.append(t.stop(close_storage=False))
             if saver.dirty(t):
-                saves.append(saver.save_progress(t, close_storage=True))
+                changed.append(t)
             else:
                 t.storage.close()
-        saved = defer.DeferredList(saves, consumeErrors=True)
+        saved = saver.save_batch(changed, close_storage=True)  # one store write
         saved.addCallback(lambda _: saver.close())
         return defer.DeferredList([magnets, *stops, saved], consumeErrors=True)

@@ -93,7 +93,10 @@ class Torrent:
         self._resume: ResumeProgress | None = None
         self._completed_while_inactive = False  # the last piece was verified while paused
         self._ticks = 0
-        self.scheduler: Scheduler = env.scheduler or Scheduler(self.clock)
+        # "is None", not "or": an empty Scheduler is falsy (len 0) and must still be shared
+        self.scheduler: Scheduler = (
+            env.scheduler if env.scheduler is not None else Scheduler(self.clock)
+        )
         self._tick_timer: Timer | None = None  # armed only while there are peers or dials
         self._build_book(Bitfield(self.num_pieces))
         if options.strategy not in env.known_strategies:  # ValueError now if unknown
@@ -347,6 +350,7 @@ class Torrent:
 
     def pieces_changed(self) -> None:
         self.have_changes += 1
+        self.env.progress_changed(self)
 
     def download_complete(self) -> None:
         if self.active:
@@ -517,6 +521,7 @@ class Torrent:
 
     def _tick(self) -> None:
         self._ticks += 1
+        self.env.progress_changed(self)  # totals move only while there are peers (ticking)
         now = self.clock.seconds()
         for peer in list(self.peers):
             link = peer.link

@@ -51,5 +51,6 @@ class TorrentEnv:
     scheduler: Any = None  # the session's btd.core.scheduler.Scheduler (None: one of its own)
     announce_delay: Callable[[], float] = lambda: 0.0  # spreads first announces (Pacer)
     state_changed: Callable[[Any, str, str], None] = lambda torrent, old, new: None
+    progress_changed: Callable[[Any], None] = lambda torrent: None  # worth a resume save
     tracker_health: Any = None  # the session's btd.core.tracker.health.TrackerHealth
     known_strategies: set[str] = field(default_factory=set)  # pickers that exist (checked once)

@@ -208,6 +208,33 @@ class TorrentStore:
             why = exc.strerror or exc
             raise StorageError(f"cannot save progress in {self.dir}: {why}") from exc
 
+    def save_progress_many(self, items: Sequence[tuple[str, ResumeProgress]]) -> None:
+        """A round of progress saves: every ``.resume`` written unsynced, ONE ``syncfs`` (else
+        an fsync per file), then the renames. Torrents removed meanwhile are skipped. On an
+        error the files not yet renamed are dropped (those renamed are whole and current)."""
+        staged: list[tuple[Path, Path]] = []
+        renamed = 0
+        try:
+            for info_hash, progress in items:
+                if not (self.dir / f"{info_hash}.torrent").exists():
+                    continue  # removed meanwhile: do not leave progress behind
+                final = self.dir / f"{info_hash}.resume"
+                tmp = final.with_name(final.name + ".tmp")
+                staged.append((tmp, final))
+                _write_file(tmp, json.dumps(progress_to_json(progress)).encode(), sync=False)
+            if not staged:
+                return
+            _sync_folder_fs(self.dir, [tmp for tmp, _ in staged])
+            for tmp, final in staged:
+                os.replace(tmp, final)
+                renamed += 1
+        except OSError as exc:
+            for tmp, _ in staged[renamed:]:
+                with contextlib.suppress(OSError):
+                    _unlink(tmp)
+            why = exc.strerror or exc
+            raise StorageError(f"cannot save progress in {self.dir}: {why}") from exc
+
     def close(self) -> None:
         """Nothing is held open."""
 

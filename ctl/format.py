@@ -228,6 +228,15 @@ def piece_cells(piece_map: str | None, pieces: int | None, cells: int = PIECE_CE
     return "".join(out)
 
 
+def format_disconnects(counts: Any) -> str | None:
+    """``closed_by_peer 3, timeout 1``: the non-zero reasons in the daemon's order ("none" if
+    all are zero; None when the daemon sent no counts, i.e. one from before they existed)."""
+    if not isinstance(counts, dict):
+        return None
+    shown = [f"{clean(k)} {n}" for k, n in counts.items() if isinstance(n, int) and n > 0]
+    return ", ".join(shown) or "none"
+
+
 def human_added(reply: dict[str, Any]) -> str:
     """``added HASH NAME``, or ``already present HASH NAME``."""
     verb = "added" if reply.get("added", True) else "already present"

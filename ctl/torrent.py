@@ -24,6 +24,7 @@ from btd.ctl.format import (
     eta,
     fields,
     format_bytes,
+    format_disconnects,
     format_duration,
     format_progress,
     format_rate,
@@ -193,6 +194,8 @@ def human_info(t: dict[str, Any]) -> str:
         pairs.append(("wasted", format_bytes(t.get("wasted"))))
     if t.get("banned"):
         pairs.append(("banned", ", ".join(str(peer) for peer in t["banned"])))
+    if (ended := format_disconnects(t.get("disconnects"))) is not None:
+        pairs.append(("disconnects", ended))
     pairs.append(("error", t.get("error")))
     files = t.get("files") or []
     trackers = t.get("trackers") or []
@@ -337,9 +340,16 @@ def cmd_add_peer(client: RpcClient, args: argparse.Namespace, out: Output) -> in
     where = peer_address({"address": address, "port": port})
 
     def human(r: dict[str, Any]) -> str:
+        # "added" is also true for a known peer: the daemon re-arms it and dials it at once
         if r.get("added"):
-            return f"added peer {where} to {r.get('info_hash')}"
-        return f"peer {where} not added to {r.get('info_hash')} (already known or not allowed)"
+            return (
+                f"dialling peer {where} for {r.get('info_hash')} "
+                "(now, or once the torrent transfers and the connection limits allow)"
+            )
+        return (
+            f"peer {where} not dialled for {r.get('info_hash')} "
+            "(connected or being dialled already, banned, or its peer list is full)"
+        )
 
     out.emit(reply, human)
     return EXIT_OK
@@ -358,6 +368,8 @@ def human_stats(s: dict[str, Any]) -> str:
         ("uptime", format_duration(s.get("uptime"))),
         ("listen port", s.get("listen_port")),
     ]
+    if (ended := format_disconnects(s.get("disconnects"))) is not None:
+        pairs.append(("disconnects", ended))
     return fields(pairs)
 
 

@@ -228,6 +228,10 @@ class SqliteResumeStore:
     def save_progress(self, info_hash: str, progress: ResumeProgress) -> None:
         self._write([_progress_row(info_hash, progress)], durable=False)
 
+    def save_progress_many(self, items: Sequence[tuple[str, ResumeProgress]]) -> None:
+        """A round of progress saves in ONE transaction (all or nothing)."""
+        self._write([_progress_row(h, progress) for h, progress in items], durable=False)
+
     def delete(self, info_hash: str) -> None:
         self._write(
             [

@@ -17,12 +17,15 @@ from typing import Any
 import pytest
 from torrent_harness import OUR_PEER_ID, Conn, RemotePeers
 from twisted.internet import defer
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 
 from btd.core.bencode import encode as bencode
 from btd.core.extensions import Extensions
 from btd.core.magnet import Magnet
 from btd.core.metadata_fetch import LEFT_UNKNOWN, REQUEST_TIMEOUT, MetadataFetch
+from btd.core.scheduler import Scheduler
 from btd.core.tracker.codec import AnnounceResponse
 from btd.core.wire import messages as m
 from btd.core.wire import metadata as ut
@@ -444,3 +447,44 @@ def test_a_silent_peer_is_dropped_after_120_s() -> None:
     for _ in range(30):
         s.clock.advance(1)
     assert conn.closing and conn.aborted
+
+
+# -- timers ------------------------------------------------------------------------------------------
+def test_a_waiting_magnet_with_nothing_to_do_holds_no_tick() -> None:
+    s = Scene()  # no trackers, no peers
+    assert not s.fetch.ticking and len(s.fetch.scheduler) == 0
+    s.clock.advance(10)
+    assert len(s.clock.getDelayedCalls()) == 0  # no timer of its own either
+    conn = s.peer()  # a peer: the one-second duties have work
+    assert s.fetch.ticking and len(s.fetch.scheduler) == 1
+    conn.proto.connectionLost(Failure(ConnectionDone("gone")))
+    s.clock.advance(1)  # the last tick sees nobody and does not arm another
+    assert not s.fetch.ticking and len(s.fetch.scheduler) == 0
+
+
+def test_fetches_share_the_scheduler_they_are_given() -> None:
+    clock = MemoryReactorClock()
+    shared = Scheduler(clock)
+    fetches = [
+        MetadataFetch(
+            Magnet(bytes([i]) * 20, "m", (), (("127.0.0.1", 7000 + i),)),
+            SimpleNamespace(save_path=Path("/srv/dl"), strategy="rarest-first"),
+            clock=clock,
+            peer_id=OUR_PEER_ID,
+            listen_port=lambda: 6881,
+            tracker_client_for=lambda url: None,
+            connect=lambda fetch, address: None,
+            can_connect=lambda: True,
+            max_peers=lambda: 50,
+            on_metadata=lambda fetch, info: None,
+            scheduler=shared,
+        )
+        for i in range(3)
+    ]
+    for f in fetches:
+        f.start()
+    assert all(f.ticking and f.scheduler is shared for f in fetches)
+    assert len(shared) == 3 and len(clock.getDelayedCalls()) == 1  # one reactor call for all
+    for f in fetches:
+        f.stop()
+    assert len(shared) == 0

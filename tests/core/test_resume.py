@@ -33,6 +33,7 @@ from btd.core.resume import (
     progress_problem,
     resume_plan,
     save_many,
+    save_progress_batch,
 )
 from btd.core.session import Session
 from btd.core.storage import FileStorage
@@ -61,6 +62,17 @@ class Recording:
             return fn(*args)
 
         return call
+
+
+def progress_saves(log: list[tuple[Any, ...]]) -> list[tuple[str, ResumeProgress]]:
+    """Every (hex, progress) a Recording store was asked to record, one call or a batch."""
+    out: list[tuple[str, ResumeProgress]] = []
+    for e in log:
+        if e[0] == "save_progress":
+            out.append((e[1], e[2]))
+        elif e[0] == "save_progress_many":
+            out.extend(e[1])
+    return out
 
 
 def make_torrent(name: str, files: list[tuple[str, int]], seed: int) -> tuple[bytes, bytes]:
@@ -224,12 +236,13 @@ def test_periodic_save_writes_only_torrents_that_changed(tmp_path: Path, kind: s
     result(session.add(OTHER))
 
     def saves() -> list[str]:
-        return sorted(e[1] for e in log if e[0] == "save_progress")
+        return sorted(h for h, _ in progress_saves(log))
 
     session.reactor.advance(INTERVAL - 1)
     assert saves() == []
     session.reactor.advance(1)
     assert saves() == sorted([HEX, OTHER_HEX])  # never saved before: both
+    assert [e[0] for e in log if e[0].startswith("save_progress")] == ["save_progress_many"]
     del log[:]
     session.reactor.advance(INTERVAL)
     assert saves() == []  # nothing changed
@@ -238,7 +251,9 @@ def test_periodic_save_writes_only_torrents_that_changed(tmp_path: Path, kind: s
     assert saves() == [HEX]
     assert have_of(stored(tmp_path, kind)[HEX].progress) == {0, 1}
     del log[:]
-    session.find(OTHER_HEX).uploaded += 100  # the totals count as a change
+    other = session.find(OTHER_HEX)
+    other.count_upload(100)  # the totals count as a change
+    other.env.progress_changed(other)  # what its tick does while it has peers
     session.reactor.advance(INTERVAL)
     assert saves() == [OTHER_HEX]
     assert stored(tmp_path, kind)[OTHER_HEX].progress.uploaded == 100
@@ -279,7 +294,8 @@ def test_stop_saves_what_changed_and_closes_the_files_and_store(tmp_path: Path) 
     download(session, TORRENT, DATA, [1])
     del log[:]
     result(session.stop())
-    assert [e[:2] for e in log] == [("save_progress", HEX), ("close",)]
+    assert [e[0] for e in log] == ["save_progress_many", "close"]  # one write, then close
+    assert [h for h, _ in progress_saves(log)] == [HEX]
     assert have_of(stored(tmp_path)[HEX].progress) == {1}
     with pytest.raises(StorageError, match="closed"):
         session.find(HEX).storage.write_piece(0, DATA[:PL])
@@ -319,14 +335,14 @@ def test_a_piece_is_recorded_only_after_its_data_was_flushed(tmp_path: Path) -> 
     assert len(held.queue) == 1
     held.run()
     result(first), result(second)
-    saves = [have_of(e[2]) for e in events if e[0] == "save_progress"]
+    saves = [have_of(p) for _, p in progress_saves(events)]
     assert saves == [{0}, {0, 2}]
     # every piece a save names was written before a flush that came before that save
     for n, event in enumerate(events):
-        if event[0] == "save_progress":
+        if event[0].startswith("save_progress"):
             last_flush = max(i for i, e in enumerate(events[:n]) if e == ("flush",))
             written = {e[1] for e in events[:last_flush] if e[0] == "write"}
-            assert have_of(event[2]) <= written
+            assert all(have_of(p) <= written for _, p in progress_saves([event]))
 
 
 def test_a_failed_flush_records_nothing(tmp_path: Path) -> None:
@@ -525,3 +541,126 @@ def test_save_many_uses_save_torrents_all_or_nothing() -> None:
     outcome = save_many(Batched(), [NewTorrent("a", b"ok", {}), NewTorrent("b", b"ok", {})])
     assert [str(o) for o in outcome] == ["disk full", "disk full"]
     assert save_many(Batched(), []) == []
+
+
+# -- batched rounds ----------------------------------------------------------------------------
+def test_a_failing_flush_in_a_round_costs_only_that_torrent_its_save(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    log: list[tuple[Any, ...]] = []
+    session.store = Recording(session.store, log)
+    session.start()
+    result(session.add(TORRENT))
+    result(session.add(OTHER))
+    t = session.find(HEX)
+    flush = t.storage.flush
+
+    def broken() -> None:
+        raise StorageError("disk on fire")
+
+    t.storage.flush = broken  # type: ignore[method-assign]
+    session.reactor.advance(INTERVAL)
+    assert [h for h, _ in progress_saves(log)] == [OTHER_HEX]  # written without the broken one
+    assert stored(tmp_path)[HEX].progress is None
+    assert session.saver.marked == 1  # tried again next round
+    t.storage.flush = flush  # type: ignore[method-assign]
+    del log[:]
+    session.reactor.advance(INTERVAL)
+    assert [h for h, _ in progress_saves(log)] == [HEX]
+
+
+def test_a_round_looks_only_at_marked_torrents(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    session.start()
+    result(session.add(TORRENT))
+    result(session.add(OTHER))
+    session.reactor.advance(INTERVAL)
+    assert session.saver.marked == 0
+    looked: list[Any] = []
+    dirty = session.saver.dirty
+    session.saver.dirty = lambda t: (looked.append(t.hex), dirty(t))[1]  # type: ignore[method-assign]
+    session.reactor.advance(INTERVAL)
+    assert looked == []  # nothing changed: the round costs nothing per torrent
+    t = session.find(OTHER_HEX)
+    Seeder(session, OTHER, OTHER_DATA, [])  # a peer: the torrent ticks
+    t.count_upload(7)
+    session.reactor.advance(1)  # its tick marks it
+    assert session.saver.marked == 1
+    session.reactor.advance(INTERVAL)
+    assert looked == [OTHER_HEX]
+    assert stored(tmp_path)[OTHER_HEX].progress.uploaded == 7
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "files"])
+def test_save_progress_many_records_known_torrents(tmp_path: Path, kind: str) -> None:
+    store: Any = (
+        SqliteResumeStore(tmp_path / "resume.sqlite")
+        if kind == "sqlite"
+        else TorrentStore(tmp_path)
+    )
+    try:
+        store.save_torrents([NewTorrent("a" * 40, TORRENT, {}), NewTorrent("b" * 40, OTHER, {})])
+        items = [(h, progress({i}, (20_000, 30_000))) for i, h in enumerate(("a" * 40, "c" * 40))]
+        store.save_progress_many(items)  # "c" is not stored (removed): left out
+        found, problems = store.load_all()
+    finally:
+        store.close()
+    assert problems == []
+    got = {item.info_hash: item.progress for item in found}
+    assert set(got) == {"a" * 40, "b" * 40}
+    assert got["a" * 40] is not None and have_of(got["a" * 40]) == {0}
+    assert got["b" * 40] is None
+
+
+def test_save_progress_batch_loops_without_the_batch_method_and_isolates_failures() -> None:
+    class PerItem:
+        def __init__(self) -> None:
+            self.saved: list[str] = []
+
+        def save_progress(self, info_hash: str, p: ResumeProgress) -> None:
+            if info_hash == "bad":
+                raise StorageError("refused")
+            self.saved.append(info_hash)
+
+    store = PerItem()
+    p = progress({0}, (1, 1))
+    outcome = save_progress_batch(store, [("a", p), ("bad", p), ("c", p)])
+    assert store.saved == ["a", "c"]
+    assert [type(o).__name__ for o in outcome] == ["NoneType", "StorageError", "NoneType"]
+
+    class Batched(PerItem):
+        def save_progress_many(self, items: Any) -> None:
+            raise StorageError("disk full")
+
+    assert [str(o) for o in save_progress_batch(Batched(), [("a", p), ("c", p)])] == [
+        "disk full",
+        "disk full",
+    ]
+    assert save_progress_batch(Batched(), []) == []
+
+
+def test_torrents_share_the_session_scheduler_even_while_it_is_empty(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    assert len(session.scheduler) == 0  # empty, hence falsy: still the one to use
+    result(session.add(TORRENT))
+    result(session.add(OTHER))
+    assert all(t.scheduler is session.scheduler for t in session.torrents.values())
+
+
+def test_a_removal_waits_for_the_round_in_flight_and_leaves_no_progress(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    log: list[tuple[Any, ...]] = []
+    session.store = Recording(session.store, log)
+    session.start()
+    result(session.add(TORRENT))
+    result(session.add(OTHER))
+    held = HeldBlocking()
+    session.run_blocking = held  # type: ignore[method-assign]
+    session.reactor.advance(INTERVAL)  # the round's one job for both torrents waits
+    assert len(held.queue) == 1
+    removed = session.remove(session.find(OTHER_HEX))
+    assert len(held.queue) == 1  # the delete waits for the round that names the torrent
+    held.run()
+    result(removed)
+    calls = [e[0] for e in log if e[0] in ("save_progress_many", "delete")]
+    assert calls == ["save_progress_many", "delete"]
+    assert set(stored(tmp_path)) == {HEX} and stored(tmp_path)[HEX].progress is not None

@@ -84,7 +84,10 @@ STATS = {
     "torrents": 2, "states": {"downloading": 1, "seeding": 1}, "peers": 7,
     "download_rate": 1536 * 1024, "upload_rate": 2048, "downloaded": 10 * 2**30,
     "uploaded": 2**30, "uptime": 93784.2, "listen_port": 6881,
+    "disconnects": {"closed_by_peer": 3, "protocol_error": 0, "timeout": 1, "banned": 0,
+                    "left": 0, "redundant": 0, "refused": 0, "connect_failed": 12},
 }  # fmt: skip
+NO_DISCONNECTS = dict.fromkeys(STATS["disconnects"], 0)
 INFO = {"version": "0.1.0", "pid": 7, "uptime": 5.0, "config_path": "/etc/btd/btd.yaml"}
 
 # .torrent contents the fake daemon knows (it decodes the base64 btctl sends)
@@ -132,7 +135,8 @@ def m_get(p: dict[str, Any]) -> Any:
     h = resolve(p["info_hash"])
     return {**TORRENTS[h], "files": FILES, "trackers": TRACKERS, "piece_map": "fff0",
             "sources": {"127.0.0.1:6881": 2**20}, "banned": ["127.0.0.7:1"] if h == HASH_A
-            else [], "wasted": 16384, "comment": "made for tests", "created_by": None}  # fmt: skip
+            else [], "wasted": 16384, "comment": "made for tests", "created_by": None,
+            "disconnects": {**NO_DISCONNECTS, "left": 2} if h == HASH_A else NO_DISCONNECTS}  # fmt: skip
 
 
 def m_set(p: dict[str, Any]) -> Any:
@@ -421,6 +425,7 @@ def test_info_human(btctl, daemon) -> None:
     assert field(head, "pieces") == "6/12 of 256.0 KiB"
     assert field(head, "comment") == "made for tests" and "created by" not in head
     assert field(head, "wasted") == "16.0 KiB" and field(head, "banned") == "127.0.0.7:1"
+    assert field(head, "disconnects") == "left 2"  # only the reasons that happened
     assert rows(files) == [["files (2):"], ["PATH", "SIZE", "DONE"],
                            ["dir/a.bin", "1.0 MiB", "100.0%"],
                            ["dir/b.bin", "2.0 MiB", "0.0%"]]  # fmt: skip
@@ -436,7 +441,10 @@ def test_info_json_is_raw(btctl) -> None:
         **TORRENTS[HASH_B], "files": FILES, "trackers": TRACKERS, "piece_map": "fff0",
         "sources": {"127.0.0.1:6881": 2**20}, "banned": [], "wasted": 16384,
         "comment": "made for tests", "created_by": None, "peer_list": [],
+        "disconnects": NO_DISCONNECTS,
     }  # fmt: skip
+    code, out, _ = btctl("info", HASH_B)
+    assert field(out.split("\n\n")[0], "disconnects") == "none"
 
 
 @pytest.mark.parametrize(("prefix", "message"), [("beef", "no torrent"), ("3f9", "matches 2")])
@@ -559,15 +567,17 @@ def test_reannounce(btctl, daemon) -> None:
 
 def test_add_peer(btctl, daemon) -> None:
     code, out, _ = btctl("add-peer", "3f9a", "127.0.0.1:6881")
-    assert (code, out) == (0, f"added peer 127.0.0.1:6881 to {HASH_A}\n")
+    # "added" is also the answer for a known peer, re-armed and dialled at once
+    assert code == 0 and out.startswith(f"dialling peer 127.0.0.1:6881 for {HASH_A} (")
+    assert "already known" not in out
     assert daemon.calls()[-1] == (
         "torrent.add_peer", {"info_hash": "3f9a", "address": "127.0.0.1", "port": 6881}
     )  # fmt: skip
     code, out, _ = btctl("add-peer", "3f9a", "[::1]:51413")
-    assert (code, out) == (0, f"added peer [::1]:51413 to {HASH_A}\n")
+    assert code == 0 and out.startswith(f"dialling peer [::1]:51413 for {HASH_A} (")
     assert daemon.calls()[-1][1]["address"] == "::1"
     code, out, _ = btctl("add-peer", "3f9a", "127.0.0.9:1")
-    assert code == 0 and "not added" in out
+    assert code == 0 and out.startswith(f"peer 127.0.0.9:1 not dialled for {HASH_A} (connected")
     code, out, _ = btctl("--json", "add-peer", "3f9a", "127.0.0.1:6881")
     assert json.loads(out) == {"info_hash": HASH_A, "added": True}
 
@@ -582,12 +592,18 @@ def test_add_peer_bad_address_exits_2(btctl, daemon, peer: str) -> None:
     assert daemon.calls() == []
 
 
-def test_stats(btctl) -> None:
+def test_stats(btctl, monkeypatch) -> None:
     code, out, _ = btctl("stats")
     assert code == 0
     assert field(out, "torrents") == "2 (1 downloading, 1 seeding)"
     assert field(out, "down rate") == "1.5 MiB/s" and field(out, "downloaded") == "10.0 GiB"
     assert field(out, "uptime") == "1d 2h 03m" and field(out, "listen port") == "6881"
+    assert field(out, "disconnects") == "closed_by_peer 3, timeout 1, connect_failed 12"
+    monkeypatch.setitem(
+        METHODS, "session.stats", lambda p: {**STATS, "disconnects": NO_DISCONNECTS}
+    )
+    assert field(btctl("stats")[1], "disconnects") == "none"
+    monkeypatch.setitem(METHODS, "session.stats", lambda p: STATS)
     code, out, _ = btctl("stats", "--json")
     assert json.loads(out) == STATS
 
