@@ -7,6 +7,7 @@ once the session exists and hands it to the ControlServer. Method names are
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -72,6 +73,24 @@ def plugin_methods(session: Session, core: Mapping[str, Any]) -> Methods:
     return found
 
 
+# Methods that name no torrent answer at once during start-up; the others wait until the
+# store has been read (a second or two at 10,000 torrents), so a client polling right after a
+# restart gets its torrent, not "not found" (torrent.add waits by itself).
+ANSWER_WHILE_LOADING = frozenset({"torrent.list", "torrent.add", "session.stats"})
+
+
+def after_store_read(session: Session, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, called once the session has read its stored torrents (same signature)."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if session.loader.read:
+            return fn(*args, **kwargs)
+        return session.loader.when_read().addCallback(lambda _: fn(*args, **kwargs))
+
+    return call
+
+
 def build_methods(
     session: Session, extra: Mapping[str, Callable[..., Any]] | None = None
 ) -> Methods:
@@ -80,7 +99,8 @@ def build_methods(
 
     table: Methods = {}
     table.update(session_methods(session, lambda: table))
-    table.update(torrent_methods(session))
+    for name, fn in torrent_methods(session).items():
+        table[name] = fn if name in ANSWER_WHILE_LOADING else after_store_read(session, fn)
     table.update(extra or {})
     table.update(plugin_methods(session, table))
     return table

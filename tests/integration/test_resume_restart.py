@@ -125,7 +125,11 @@ def test_stopped_mid_download_resumes_and_finishes(
     assert btd.stop() == 0
 
     btd.start()  # a complete torrent comes back seeding, without a recheck of its pieces
-    wait_until(lambda: not btd.call("session.info")["loading"], what="the store read")
+    wait_until(  # asked for at once: the call waits for the store, not "not found"
+        lambda: btd.call("torrent.get", {"info_hash": info_hash})["state"] == "seeding",
+        timeout=10,
+        what="seeding after the restart",
+    )
     got = btd.call("torrent.get", {"info_hash": info_hash})
     assert got["state"] == "seeding" and got["pieces_have"] == total
     assert btd.stop() == 0
