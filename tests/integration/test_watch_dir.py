@@ -72,8 +72,14 @@ plugins:
         drop(inbox, "garbage.torrent", b"<html>404 not found</html>")
         added = btd.wait_event(events, "added", fresh_hash, timeout=30)
     assert added["save_path"] == str(elsewhere)
+    # Its files are looked at first (off the reactor: "checking" for a moment), then it rests.
+    wait_until(
+        lambda: btd.call("torrent.get", {"info_hash": fresh_hash})["state"] == "paused",
+        timeout=10,
+        what="the added torrent to rest paused",
+    )
     status = btd.call("torrent.get", {"info_hash": fresh_hash})
-    assert status["state"] == "paused" and status["strategy"] == "sequential"
+    assert status["strategy"] == "sequential"
     wait_until(lambda: not (later / "fresh.torrent").exists(), what="fresh.torrent deleted")
     assert not (later / "added").exists()
 
