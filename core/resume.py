@@ -12,7 +12,7 @@ missing or short). Pure: no Twisted, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -104,24 +104,11 @@ def save_many(store: Any, items: Sequence[NewTorrent]) -> list[Exception | None]
     A store with ``save_torrents`` writes them together (one failure fails them all); one
     without it is called per item, so one item's failure does not fail the others.
     """
-    if not items:
-        return []
-    batch = getattr(store, "save_torrents", None)
-    if batch is not None:
-        try:
-            batch(items)
-        except Exception as exc:
-            return [exc] * len(items)
-        return [None] * len(items)
-    outcome: list[Exception | None] = []
-    for item in items:
-        try:
-            store.save_torrent(item.info_hash, item.metainfo, item.options)
-        except Exception as exc:
-            outcome.append(exc)
-        else:
-            outcome.append(None)
-    return outcome
+    return _together_or_each(
+        getattr(store, "save_torrents", None),
+        lambda item: store.save_torrent(item.info_hash, item.metainfo, item.options),
+        items,
+    )
 
 
 def save_progress_batch(
@@ -132,19 +119,30 @@ def save_progress_batch(
     A store with ``save_progress_many`` writes them together (one failure fails them all);
     one without it is called per item, so one item's failure does not fail the others.
     """
+    return _together_or_each(
+        getattr(store, "save_progress_many", None),
+        lambda item: store.save_progress(*item),
+        items,
+    )
+
+
+def _together_or_each(
+    together: Callable[[Sequence[Any]], None] | None,
+    each: Callable[[Any], None],
+    items: Sequence[Any],
+) -> list[Exception | None]:
     if not items:
         return []
-    batch = getattr(store, "save_progress_many", None)
-    if batch is not None:
+    if together is not None:
         try:
-            batch(items)
+            together(items)
         except Exception as exc:
             return [exc] * len(items)
         return [None] * len(items)
     outcome: list[Exception | None] = []
-    for info_hash, progress in items:
+    for item in items:
         try:
-            store.save_progress(info_hash, progress)
+            each(item)
         except Exception as exc:
             outcome.append(exc)
         else:
