@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/scale.py [--n 10000] [--seeding 2000] [--idle-seconds 60] [--json]
 
-N single-file torrents of small files (``--file-kib``, data on disk for all of them); the
-first ``--seeding`` are added running (they check their data and seed), the rest paused.
+N single-file torrents of small files (``--file-kib``, data on disk for all of them, or only
+for the seeding ones with ``--paused-without-data``); the first ``--seeding`` are added running
+(they check their data and seed), the rest paused.
 Trackers are unreachable (an announce URL on a 127.0.0.1 port that nothing listens on) and
 there are no peers. Both daemons run at once, each with its own state, on 127.0.0.1 only
 (Transmission with DHT, LSD, PEX, UPnP/NAT-PMP off); measurements alternate between them.
@@ -111,8 +112,11 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float) -> float:
 
 
 # -- the torrents -------------------------------------------------------------------------------
-def make_torrents(work: Path, n: int, file_kib: int, announce: str) -> tuple[Path, list[bytes]]:
-    """N files under work/data and a .torrent (bytes) for each, in order."""
+def make_torrents(
+    work: Path, n: int, file_kib: int, announce: str, with_data: int | None = None
+) -> tuple[Path, list[bytes]]:
+    """N .torrents (bytes), in order, and the files of the first ``with_data`` (all: None)
+    under work/data."""
     data_dir = work / "data"
     data_dir.mkdir()
     torrents = []
@@ -120,7 +124,8 @@ def make_torrents(work: Path, n: int, file_kib: int, announce: str) -> tuple[Pat
     for i in range(n):
         name = f"f{i:06d}.bin"
         data = i.to_bytes(4, "big") + block[: file_kib * 1024 - 4]
-        (data_dir / name).write_bytes(data)
+        if with_data is None or i < with_data:
+            (data_dir / name).write_bytes(data)
         pieces = b"".join(
             hashlib.sha1(data[o : o + PIECE]).digest() for o in range(0, len(data), PIECE)
         )
@@ -291,7 +296,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     dead.bind(("127.0.0.1", 0))
     announce = f"http://127.0.0.1:{dead.getsockname()[1]}/announce"
     log(f"making {n} torrents of {args.file_kib} KiB ...")
-    data_dir, torrents = make_torrents(work, n, args.file_kib, announce)
+    with_data = seeding if args.paused_without_data else None
+    data_dir, torrents = make_torrents(work, n, args.file_kib, announce, with_data)
     paused = [i >= seeding for i in range(n)]
     btd = Btd(work / "btd")
     tr = Transmission(work / "transmission", data_dir) if not args.no_transmission else None
@@ -376,6 +382,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return {
         "n": n,
         "seeding": seeding,
+        "paused_data": not args.paused_without_data,
         "file_kib": args.file_kib,
         "idle_seconds": args.idle_seconds,
         "load_average": os.getloadavg(),
@@ -402,7 +409,8 @@ ROWS = [
 def table(report: dict[str, Any]) -> str:
     b, t = report["btd"], report["transmission"]
     lines = [
-        f"N = {report['n']} torrents ({report['seeding']} seeding with data, the rest paused),"
+        f"N = {report['n']} torrents ({report['seeding']} seeding with data, the rest paused"
+        f"{'' if report.get('paused_data', True) else ' without data'}),"
         f" {report['file_kib']} KiB each; load average at the end"
         f" {', '.join(f'{x:.2f}' for x in report['load_average'])} on {report['cpus']} CPUs",
         "",
@@ -448,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="torrents (default 10,000)")
     parser.add_argument("--seeding", type=int, default=2_000, help="of them seeding; rest paused")
+    parser.add_argument(
+        "--paused-without-data",
+        action="store_true",
+        help="no files for the paused ones (Transmission verifies every torrent that has data, "
+        "about 10 a second, so at N=10,000 this is what makes a run beside it take minutes)",
+    )
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="idle CPU window")
     parser.add_argument("--one-by-one", type=int, default=1_000,
                         help="btd adds timed one call each (into a fresh btd; 0: skip)")  # fmt: skip
