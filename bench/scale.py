@@ -459,8 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--paused-without-data",
         action="store_true",
-        help="no files for the paused ones (Transmission verifies every torrent that has data, "
-        "about 10 a second, so at N=10,000 this is what makes a run beside it take minutes)",
+        help="no files for the paused ones (only the seeding ones have data on disk)",
     )
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="idle CPU window")
     parser.add_argument("--one-by-one", type=int, default=1_000,
