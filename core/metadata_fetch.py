@@ -29,7 +29,7 @@ from btd.core.errors import MetainfoError, ProtocolError
 from btd.core.extensions import Extensions
 from btd.core.magnet import Magnet
 from btd.core.rate import RateMeter
-from btd.core.scheduler import Scheduler, Timer
+from btd.core.scheduler import Scheduler, Ticker
 from btd.core.swarm_peers import DisconnectCounts, PeerCandidates
 from btd.core.torrent_state import TorrentState
 from btd.core.tracker.announcer import Announcer
@@ -149,7 +149,7 @@ class MetadataFetch:
         self._solo = False  # after a shared hash failure: one source per attempt
         self._solo_peer: MetadataPeer | None = None
         self.scheduler = scheduler if scheduler is not None else Scheduler(clock)
-        self._tick_timer: Timer | None = None  # armed only while there is work
+        self._ticker = Ticker(self.scheduler, self._tick, TICK)  # armed while there is work
         self.announcer = Announcer(
             clock,
             [[url] for url in magnet.trackers],
@@ -178,8 +178,7 @@ class MetadataFetch:
 
     def stop(self, timeout: float = 10.0) -> Any:
         self.active = False
-        if self._tick_timer is not None:
-            self._tick_timer.cancel()
+        self._ticker.cancel()
         for peer in list(self.peers):
             peer.link.close("metadata fetch stopped")
         return self.announcer.stop(timeout)
@@ -396,15 +395,12 @@ class MetadataFetch:
         """Arm the next tick (on the session's scheduler) while there is work."""
         if not self.active or not self._busy():
             return
-        if self._tick_timer is None:
-            self._tick_timer = self.scheduler.timer(self._tick)
-        if not self._tick_timer.active:
-            self._tick_timer.delay(TICK)
+        self._ticker.wake()
 
     @property
     def ticking(self) -> bool:
         """A tick is scheduled (false for a magnet with nothing to do)."""
-        return self._tick_timer is not None and self._tick_timer.active
+        return self._ticker.active
 
     def _tick(self) -> None:
         now = self.clock.seconds()

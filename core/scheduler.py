@@ -57,6 +57,35 @@ class Timer:
         self._scheduler._push(self, self._scheduler.now() + seconds)
 
 
+class Ticker:
+    """A periodic duty armed only while its owner has work: ``wake()`` schedules the next run
+    ``period`` from now unless one is pending. Its Timer is made when first needed, so an owner
+    that never has work (an idle torrent among thousands) holds no Timer at all."""
+
+    __slots__ = ("_scheduler", "_fn", "_period", "_timer")
+
+    def __init__(self, scheduler: Scheduler, fn: Callable[[], Any], period: float) -> None:
+        self._scheduler = scheduler
+        self._fn = fn
+        self._period = period
+        self._timer: Timer | None = None
+
+    def wake(self) -> None:
+        if self._timer is None:
+            self._timer = self._scheduler.timer(self._fn)
+        if not self._timer.active:
+            self._timer.delay(self._period)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    @property
+    def active(self) -> bool:
+        """A run is scheduled."""
+        return self._timer is not None and self._timer.active
+
+
 class Scheduler:
     """A heap of deadlines driven by one ``clock.callLater`` re-armed to the earliest.
 

@@ -31,7 +31,7 @@ from btd.core.metainfo import Metainfo
 from btd.core.peer import Peer
 from btd.core.pieces import PieceBook
 from btd.core.resume import ResumeProgress
-from btd.core.scheduler import Scheduler, Timer
+from btd.core.scheduler import Scheduler, Ticker
 from btd.core.storage import FileStorage
 from btd.core.swarm_peers import PeerCandidates
 from btd.core.torrent_data import TorrentData
@@ -97,7 +97,9 @@ class Torrent:
         self.scheduler: Scheduler = (
             env.scheduler if env.scheduler is not None else Scheduler(self.clock)
         )
-        self._tick_timer: Timer | None = None  # armed only while there are peers or dials
+        self._ticker = Ticker(
+            self.scheduler, self._tick, TICK
+        )  # armed while there are peers or dials
         self._build_book(Bitfield(self.num_pieces))
         if options.strategy not in env.known_strategies:  # ValueError now if unknown
             self._make_picker(options.strategy)
@@ -232,8 +234,7 @@ class Torrent:
                 peer.link.close("both seeding")
 
     def _deactivate(self, timeout: float) -> defer.Deferred[None]:
-        if self._tick_timer is not None:
-            self._tick_timer.cancel()
+        self._ticker.cancel()
         for peer in list(self.peers):
             peer.link.close("torrent stopped")
             # Forget it now, not when its connectionLost arrives (which a peer that never
@@ -509,15 +510,12 @@ class Torrent:
         """Run the one-second duties (on the session's scheduler) while there is work."""
         if not self.active:
             return
-        if self._tick_timer is None:
-            self._tick_timer = self.scheduler.timer(self._tick)
-        if not self._tick_timer.active:
-            self._tick_timer.delay(TICK)
+        self._ticker.wake()
 
     @property
     def ticking(self) -> bool:
         """A tick is scheduled (false for an active torrent with nothing to do)."""
-        return self._tick_timer is not None and self._tick_timer.active
+        return self._ticker.active
 
     def _tick(self) -> None:
         self._ticks += 1

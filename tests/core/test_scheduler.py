@@ -7,7 +7,7 @@ import random
 import pytest
 from twisted.internet.task import Clock
 
-from btd.core.scheduler import Pacer, Scheduler
+from btd.core.scheduler import Pacer, Scheduler, Ticker
 
 
 def test_calls_run_in_deadline_order_with_one_clock_call() -> None:
@@ -169,3 +169,22 @@ def test_pacer_lets_a_burst_through_then_spaces_the_rest() -> None:
     assert delays == sorted(delays)
     clock.advance(100)  # idle long enough: a new burst is allowed
     assert pacer.delay() == 0.0
+
+
+def test_a_ticker_runs_once_per_wake_and_holds_no_timer_until_woken() -> None:
+    clock = Clock()
+    scheduler = Scheduler(clock)
+    runs: list[float] = []
+    ticker = Ticker(scheduler, lambda: runs.append(clock.seconds()), 1.0)
+    assert not ticker.active and len(scheduler) == 0
+    ticker.wake()
+    ticker.wake()  # already pending: not twice
+    assert ticker.active and len(scheduler) == 1
+    clock.advance(1)
+    assert runs == [1.0] and not ticker.active
+    clock.advance(5)
+    assert runs == [1.0]  # not woken again: nothing runs
+    ticker.wake()
+    ticker.cancel()
+    clock.advance(5)
+    assert runs == [1.0] and not ticker.active
