@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from btdtest import BtdProcess, make_torrent, write_files  # noqa: E402
+from btdtest import BtdProcess, end_child, make_torrent, write_files  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 LT_BENCH = ROOT / "bench" / "lt_bench.py"
@@ -142,13 +142,7 @@ class LtProcess:
         return float(start), float(end)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()  # type: ignore[union-attr]
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_child(self.proc)
 
 
 class Bench:

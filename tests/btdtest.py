@@ -297,13 +297,18 @@ class LtPeer:
         return float(line.split()[1])
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()  # type: ignore[union-attr]
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_child(self.proc)
+
+
+def end_child(proc: subprocess.Popen) -> None:
+    """Close a child driver's stdin (its signal to quit), then wait; kill it after 10 s."""
+    if proc.poll() is None:
+        proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # -- opentracker -----------------------------------------------------------------------------------
