@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from btd.core import paths
+from btd.core.limits import PEER_INACTIVITY_TIMEOUT, PEER_REPLACE_GRACE
 
 if TYPE_CHECKING:
     from btd.core.plugin_config import SettingLines
@@ -61,6 +62,8 @@ class SessionConfig:
     max_connections: int = 200
     max_connections_per_torrent: int = 50
     upload_slots: int = 4
+    peer_inactivity_timeout: int = int(PEER_INACTIVITY_TIMEOUT)
+    peer_replace_grace: int = int(PEER_REPLACE_GRACE)
     piece_strategy: str = "rarest-first"
     peer_id_prefix: str = "-BT0100-"
     umask: int | None = DEFAULT_UMASK  # None: keep the umask btd was started with
@@ -346,6 +349,15 @@ SECTIONS: dict[str, tuple[type, tuple[Key, ...]]] = {
             Key("max_connections", check_positive_int, _const(200), live=True),
             Key("max_connections_per_torrent", check_positive_int, _const(50), live=True),
             Key("upload_slots", check_positive_int, _const(4), live=True),
+            Key(
+                "peer_inactivity_timeout",
+                check_positive_int,
+                _const(int(PEER_INACTIVITY_TIMEOUT)),
+                live=True,
+            ),
+            Key(
+                "peer_replace_grace", check_positive_int, _const(int(PEER_REPLACE_GRACE)), live=True
+            ),
             Key("piece_strategy", check_name, _const("rarest-first"), live=True),
             Key("peer_id_prefix", check_peer_id_prefix, _const("-BT0100-")),
             Key("umask", check_umask, _const(DEFAULT_UMASK), live=True, octal=True),

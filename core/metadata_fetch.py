@@ -230,6 +230,8 @@ class MetadataFetch:
     def attach(self, link: Any, hs: m.Handshake) -> MetadataPeer | None:
         if not self.active or len(self.peers) >= self.max_peers():
             return None
+        if getattr(link, "over_limit", False):
+            return None  # over the session's limit: a magnet's peers are never spare
         if link.address in self.candidates.banned or hs.peer_id in self.candidates.banned_peer_ids:
             return None
         if not hs.supports_extensions:

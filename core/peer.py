@@ -15,13 +15,13 @@ from typing import Any, Protocol
 
 from btd.core.bitfield import Bitfield
 from btd.core.errors import ProtocolError
+from btd.core.limits import MAX_INCOMING_REQUESTS
 from btd.core.rate import RateMeter
 from btd.core.types import BLOCK_SIZE, BlockRef
 from btd.core.wire import messages as m
 from btd.core.wire.codec import encode, encode_requests, piece_header
 from btd.core.wire.extension import decode_extension_handshake
 
-MAX_INCOMING_REQUESTS = 2000  # libtorrent's and Transmission's reqq
 DEFAULT_PEER_REQQ = 250  # what we assume a peer accepts before it says (libtorrent's default)
 MAX_PIPELINE = 500
 MIN_PIPELINE = 16
@@ -113,6 +113,9 @@ class Peer:
         self.connected_at = now()
         self.last_block_at = now()
         self.last_sent_at = now()
+        # Piece data moved either way, or a request could be made (core/peer_slots.py);
+        # keep-alives and other chatter do not move it.
+        self.last_active_at = self.connected_at
         self.snubbed = False
         self.hash_failures = 0
         self.counted_as_seed = False  # the torrent counts it in Availability.seeds
@@ -150,6 +153,7 @@ class Peer:
         now = self.now()  # one clock reading per block
         self.download.add(len(msg.block), now)
         self.last_block_at = now
+        self.last_active_at = now
         self.snubbed = False
         self.host.block_received(self, msg.index, msg.begin, msg.block)
 
@@ -291,7 +295,7 @@ class Peer:
             return
         self.link.write_sequence([piece_header(ref.piece, ref.begin, len(data)), data])
         self.upload.add(len(data))
-        self.last_sent_at = self.now()
+        self.last_sent_at = self.last_active_at = self.now()
 
     def send_framed(self, parts: list[bytes | memoryview], size: int) -> None:
         """Piece messages framed by the uploader (header, block, ...; ``size`` payload
@@ -300,7 +304,7 @@ class Peer:
             return
         self.link.write(b"".join(parts))
         self.upload.add(size)
-        self.last_sent_at = self.now()
+        self.last_sent_at = self.last_active_at = self.now()
 
     def request(self, refs: list[BlockRef]) -> None:
         if refs and not self.link.closed:

@@ -35,6 +35,7 @@ from btd.core.extensions import Extensions
 from btd.core.magnets import MagnetEnv, MagnetManager
 from btd.core.metainfo import parse_metainfo
 from btd.core.net.connector import PeerConnector, make_peer_id
+from btd.core.peer_slots import SlotPolicy, SpareSlots
 from btd.core.plugin import PluginHost
 from btd.core.resume import ResumeProgress, ResumeStoreError, StoredTorrent
 from btd.core.resume_saver import ResumeSaver
@@ -107,6 +108,7 @@ class Session:
             handlers.update(dict(contributed))
         self.extensions = Extensions(handlers)
         self.disconnects = DisconnectCounts()  # peer connection ends by reason, all torrents
+        self.spare_slots = SpareSlots()  # torrents with a peer a newcomer may replace
         self.connector = PeerConnector(
             reactor,
             self.peer_id,
@@ -118,6 +120,7 @@ class Session:
             dht_node_seen=lambda host, port: self.plugins.call(
                 "btd_dht_node_seen", host=host, port=port
             ),
+            has_spare=lambda: len(self.spare_slots) > 0,
         )
         self.magnets = MagnetManager(self._magnet_env())
         self._store: Any = None
@@ -255,6 +258,10 @@ class Session:
             state_changed=self._state_changed,
             progress_changed=self._progress_changed,
             tracker_health=self.tracker_health,
+            slot_policy=lambda: SlotPolicy(
+                float(cfg().peer_inactivity_timeout), float(cfg().peer_replace_grace)
+            ),
+            spare_slots=self.spare_slots,
         )
 
     def _progress_changed(self, torrent: Torrent) -> None:

@@ -9,7 +9,8 @@ When to dial an address again depends on why its last connection ended (``classi
   after 5 failures in a row; banned addresses and peer ids (corrupt data, ourselves) are
   never tried again;
 - we LEFT on purpose (pause, verify, stop): no wait, so a resume reconnects at once;
-- the peer closed it: 60 s; both sides seeding: 10 min.
+- the peer closed it: 60 s; both sides seeding, or we dropped it as inactive or replaced it
+  with a newcomer (core/peer_slots.py): 10 min.
 A peer that a tracker or the user names again is dialled at once unless it is backing off
 after a failure (the user's ``add_peer`` even then).
 
@@ -40,6 +41,8 @@ LEFT = "left"  # we left on purpose: pause, verify, stop
 REDUNDANT = "redundant"  # nothing to exchange: both seeding, no metadata to give
 REFUSED = "refused"  # we refused it: connection limit, duplicate, ourselves
 CONNECT_FAILED = "connect_failed"  # our dial failed before a handshake completed
+INACTIVE = "inactive"  # no piece traffic either way for long, while its slot was wanted
+REPLACED = "replaced"  # an idle peer whose slot a newcomer took
 DISCONNECT_REASONS = (
     CLOSED_BY_PEER,
     PROTOCOL_ERROR,
@@ -49,6 +52,8 @@ DISCONNECT_REASONS = (
     REDUNDANT,
     REFUSED,
     CONNECT_FAILED,
+    INACTIVE,
+    REPLACED,
 )
 FAILURES = frozenset({PROTOCOL_ERROR, TIMEOUT, CONNECT_FAILED})
 
@@ -62,6 +67,8 @@ _OUR_REASONS = (
     ("torrent stopped", LEFT),
     ("metadata fetch stopped", LEFT),
     ("both seeding", REDUNDANT),
+    ("inactive:", INACTIVE),  # core/peer_slots.py INACTIVE_REASON
+    ("replaced by", REPLACED),  # core/peer_slots.py REPLACED_REASON
     ("it does not serve metadata", REDUNDANT),
     ("no room for this peer", REFUSED),
     ("connected to ourselves", REFUSED),
@@ -226,7 +233,7 @@ class PeerCandidates:
         self._failures.pop(address, None)  # it worked: a later failure starts the back-off anew
         if key == LEFT:
             self._next_try[address] = 0.0
-        elif key == REDUNDANT:
+        elif key in (REDUNDANT, INACTIVE, REPLACED):
             self._next_try[address] = self._now() + REDUNDANT_RETRY
         else:
             self._next_try[address] = self._now() + RECONNECT_AFTER

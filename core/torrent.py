@@ -27,8 +27,17 @@ from btd.core.availability import Availability, TorrentSwarm
 from btd.core.bitfield import Bitfield
 from btd.core.download import Downloader
 from btd.core.extensions import Extensions
+from btd.core.limits import PEER_SILENCE_TIMEOUT
 from btd.core.metainfo import Metainfo
 from btd.core.peer import Peer
+from btd.core.peer_slots import (
+    INACTIVE_REASON,
+    REPLACED_REASON,
+    inactive_for,
+    note_interest,
+    requestable,
+    spare_key,
+)
 from btd.core.pieces import PieceBook
 from btd.core.resume import ResumeProgress
 from btd.core.scheduler import Scheduler, Ticker
@@ -49,7 +58,7 @@ _log = Logger(namespace="btd.core.torrent")
 TICK = 1.0
 RECHOKE_EVERY = 10  # ticks
 REQUEST_TIMEOUT = 60.0
-IDLE_TIMEOUT = 120.0
+IDLE_TIMEOUT = PEER_SILENCE_TIMEOUT  # nothing heard at all (core/limits.py)
 KEEPALIVE_AFTER = 90.0
 
 
@@ -77,6 +86,7 @@ class Torrent:
             options.save_path, meta.files, meta.piece_length, meta.total_length
         )
         self.peers: dict[Peer, None] = {}
+        self._spare: list[Peer] = []  # peers a newcomer may replace, least useful first (tick)
         self.candidates = PeerCandidates(self.clock.seconds, rng=env.rng, totals=env.disconnects)
         self.data = TorrentData(meta, self.storage, lambda: self.env.verifier)
         self.uploader = Uploader(self, self.data, self.clock, env.upload_slots, env.rng)
@@ -235,6 +245,8 @@ class Torrent:
 
     def _deactivate(self, timeout: float) -> defer.Deferred[None]:
         self._ticker.cancel()
+        self._spare = []
+        self.env.spare_slots.withdraw(self)
         for peer in list(self.peers):
             peer.link.close("torrent stopped")
             # Forget it now, not when its connectionLost arrives (which a peer that never
@@ -413,13 +425,25 @@ class Torrent:
 
     # -- peers (PeerHost) -------------------------------------------------------------------
     def attach(self, link: Any, hs: m.Handshake) -> Peer | None:
-        """A handshake completed: accept the peer or refuse (limits, duplicates, state)."""
-        if not self.active or len(self.peers) >= self.env.max_peers():
+        """A handshake completed: accept the peer or refuse (limits, duplicates, state).
+
+        At the torrent's limit, or over the session's (``link.over_limit``), it takes the
+        place of a spare peer (core/peer_slots.py) or is refused.
+        """
+        if not self.active:
             return None
         if link.address in self.candidates.banned or hs.peer_id in self.candidates.banned_peer_ids:
             return None
         if any(p.peer_id == hs.peer_id for p in self.peers):
             return None
+        if len(self.peers) >= self.env.max_peers():
+            if not self.release_spare():  # frees a session slot as well
+                return None
+            link.over_limit = False
+        elif getattr(link, "over_limit", False):
+            if not (self.release_spare() or self.env.spare_slots.take()):
+                return None
+            link.over_limit = False
         peer = Peer(self, link, hs, self.clock.seconds, fast=True, extensions=True)
         self.peers[peer] = None
         self._wake()
@@ -501,6 +525,20 @@ class Torrent:
     def extension_message(self, peer: Peer, name: str, payload: bytes) -> None:
         self.extension_traffic.message(peer, name, payload)
 
+    def release_spare(self) -> bool:
+        """Close the least useful spare peer (still spare now) for a newcomer; False if none."""
+        now = self.clock.seconds()
+        grace = self.env.slot_policy().replace_grace
+        while self._spare:
+            peer = self._spare.pop(0)
+            if peer not in self.peers or peer.link.closed or requestable(peer):
+                continue
+            if inactive_for(peer, now) >= grace:
+                peer.link.close(REPLACED_REASON, error=True)
+                self.peer_gone(peer, REPLACED_REASON)  # its slot is free now
+                return True
+        return False
+
     # -- timers ---------------------------------------------------------------------------------
     def _busy(self) -> bool:
         """Peers to look after or connections to make: the one-second duties have work."""
@@ -521,6 +559,12 @@ class Torrent:
         self._ticks += 1
         self.env.progress_changed(self)  # totals move only while there are peers (ticking)
         now = self.clock.seconds()
+        policy = self.env.slot_policy()
+        wanted = (  # the slots are wanted: inactive peers go (core/peer_slots.py)
+            len(self.peers) + self.candidates.connecting >= self.env.max_peers()
+            or not self.env.can_connect()
+        )
+        spare = []
         for peer in list(self.peers):
             link = peer.link
             if link.heard:
@@ -529,10 +573,23 @@ class Torrent:
             elif now - link.last_heard > IDLE_TIMEOUT:
                 link.close("idle for 120 s", error=True)  # a flush could wait forever
                 continue
+            note_interest(peer, now)
+            idle = inactive_for(peer, now)
+            if idle >= policy.inactivity_timeout and wanted:
+                link.close(INACTIVE_REASON.format(seconds=round(idle)), error=True)
+                continue
+            if idle >= policy.replace_grace:
+                spare.append(peer)
             self.downloader.check_timeout(peer, now, REQUEST_TIMEOUT)
             if now - peer.last_sent_at > KEEPALIVE_AFTER:
                 peer.write(m.KEEP_ALIVE)
             peer.update_depth()
+        spare.sort(key=spare_key)
+        self._spare = spare
+        if spare:
+            self.env.spare_slots.offer(self)
+        else:
+            self.env.spare_slots.withdraw(self)
         if self._ticks % RECHOKE_EVERY == 0:
             self.uploader.rechoke()
         self._connect_more()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from btd.core.extensions import Extensions
+from btd.core.peer_slots import SlotPolicy, SpareSlots
 from btd.core.swarm_peers import DisconnectCounts
 from btd.core.types import PeerAddress
 
@@ -54,3 +55,5 @@ class TorrentEnv:
     progress_changed: Callable[[Any], None] = lambda torrent: None  # worth a resume save
     tracker_health: Any = None  # the session's btd.core.tracker.health.TrackerHealth
     known_strategies: set[str] = field(default_factory=set)  # pickers that exist (checked once)
+    slot_policy: Callable[[], SlotPolicy] = SlotPolicy  # idle peers (core/peer_slots.py)
+    spare_slots: SpareSlots = field(default_factory=SpareSlots)  # the session's, shared

@@ -8,6 +8,11 @@ it imports nothing above the connection layer.
 The limit is checked against a counter kept up to date by the connections themselves
 (+1 when a dial starts or an inbound connection is accepted, -1 when it fails or ends),
 never by summing over the swarms: ``can_connect`` is called on every dial and accept.
+
+When the limit is reached, an inbound connection is still accepted (up to
+``INBOUND_OVERFLOW`` beyond it) while some swarm has a spare peer (core/peer_slots.py): it is
+marked ``over_limit`` and its swarm admits it only by closing a spare peer, so idle peers
+cannot keep a useful newcomer out (libtorrent's ``connections_slack``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from typing import Any
 
 from twisted.python.failure import Failure
 
-from btd.core.net.peer import CONNECT_TIMEOUT, InboundFactory, OutboundFactory, PeerProtocol
+from btd.core.limits import CONNECT_TIMEOUT, INBOUND_OVERFLOW
+from btd.core.net.peer import InboundFactory, OutboundFactory, PeerProtocol
 from btd.core.swarm import Swarm
 from btd.core.types import PeerAddress
 from btd.core.wire.messages import make_reserved
@@ -44,6 +50,7 @@ class PeerConnector:
         stopping: Callable[[], bool],
         dht_port: Callable[[], int | None],
         dht_node_seen: Callable[[str, int], None],
+        has_spare: Callable[[], bool] = lambda: False,
     ) -> None:
         self.reactor = reactor  # IReactorTCP and IReactorTime
         self.peer_id = peer_id
@@ -51,6 +58,7 @@ class PeerConnector:
         self._swarms = swarms
         self._max_connections = max_connections
         self._stopping = stopping
+        self._has_spare = has_spare
         self.dht_port = dht_port
         """Our DHT node's UDP port, None while no DHT runs."""
         self.dht_node_seen = dht_node_seen
@@ -70,6 +78,14 @@ class PeerConnector:
     def can_connect(self) -> bool:
         """Room for one more connection (and the daemon is not stopping)."""
         return not self._stopping() and self.connections < self._max_connections()
+
+    def can_accept_over_limit(self) -> bool:
+        """Full, but an inbound newcomer may take a spare peer's slot after its handshake."""
+        return (
+            not self._stopping()
+            and self.connections < self._max_connections() + INBOUND_OVERFLOW
+            and self._has_spare()
+        )
 
     def inbound_factory(self) -> InboundFactory:
         """The listener's factory; its connections count against the limit."""
@@ -111,10 +127,15 @@ class _CountedInbound(InboundFactory):
         self._connector = connector
 
     def buildProtocol(self, addr: Any) -> PeerProtocol | None:  # type: ignore[override]
+        over_limit = False
         if not self.can_accept():
-            return None
+            if not self._connector.can_accept_over_limit():
+                return None
+            over_limit = True
         self._connector.connections += 1
-        return _CountedProtocol(self._connector, self.clock)
+        proto = _CountedProtocol(self._connector, self.clock)
+        proto.over_limit = over_limit
+        return proto
 
 
 class _CountedOutbound(OutboundFactory):

@@ -18,15 +18,13 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from btd.core.errors import ProtocolError
+from btd.core.limits import CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT
 from btd.core.swarm import Swarm
 from btd.core.wire import messages as m
 from btd.core.wire.codec import WireDecoder, encode_handshake
 
-HANDSHAKE_TIMEOUT = 10.0
-CONNECT_TIMEOUT = 15.0
 READ_SIZE = 256 * 1024
 SEND_LIMIT = 1024 * 1024
-CLOSE_TIMEOUT = 30.0  # a polite close that has not flushed by then is aborted
 
 _log = Logger()
 
@@ -80,6 +78,9 @@ class PeerProtocol(Protocol):
         self._abort_timer: Any = None
         self._sent_handshake = False
         self.write_paused = False
+        # Accepted beyond the session's connection limit (core/net/connector.py): the swarm
+        # admits it only by taking the slot of a spare peer (core/peer_slots.py).
+        self.over_limit = False
         self.heard = False  # set per read; the torrent's tick turns it into last_heard
         self.last_heard = clock.seconds()
 
@@ -98,7 +99,7 @@ class PeerProtocol(Protocol):
             self.address = (peer.host, peer.port)
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
         self._handshake_timer = self.clock.callLater(
-            HANDSHAKE_TIMEOUT, self.close, "no handshake within 10 s"
+            HANDSHAKE_TIMEOUT, self.close, f"no handshake within {HANDSHAKE_TIMEOUT:g} s"
         )
         if self.torrent is not None:  # outgoing
             self._send_handshake(self.torrent.info_hash)
@@ -198,6 +199,8 @@ class PeerProtocol(Protocol):
         if not self._sent_handshake:
             self._send_handshake(hs.info_hash)
         self.decoder.set_num_pieces(swarm.num_pieces)
+        # Over the session's limit (``over_limit``), the swarm admits it only in a spare
+        # peer's place and then clears the flag.
         self.peer = swarm.attach(self, hs)
         if self.peer is None:
             self.close("no room for this peer (limit reached or already connected)")

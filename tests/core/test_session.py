@@ -30,7 +30,7 @@ from btd.core import session_status, torrent_loader
 from btd.core.bitfield import Bitfield
 from btd.core.errors import MetainfoError, StorageError
 from btd.core.events import TorrentEvent
-from btd.core.net.peer import CONNECT_TIMEOUT
+from btd.core.limits import CONNECT_TIMEOUT
 from btd.core.plugin import hookimpl
 from btd.core.swarm import TorrentNotFound
 from btd.core.wire import messages as m

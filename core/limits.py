@@ -1,0 +1,30 @@
+"""Every limit btd keeps against what strangers send or make it hold: one table.
+
+Each value names its anchor (what libtorrent, Transmission or a spec does) so a change is
+a decision, not a guess; docs/SECURITY.md lists the same values by threat class. Modules
+import the names they enforce; nothing here imports anything.
+"""
+
+from __future__ import annotations
+
+# -- class 1: idle and useless peers (docs/SECURITY.md, "Idle peers") ------------------------------
+CONNECT_TIMEOUT = 15.0  # a dial that has not connected: libtorrent peer_connect_timeout 15 s
+HANDSHAKE_TIMEOUT = (
+    10.0  # connected, no handshake yet (either way): libtorrent handshake_timeout 10 s
+)
+PEER_SILENCE_TIMEOUT = 120.0  # not one byte heard, keep-alives count: libtorrent peer_timeout 120 s
+PEER_INACTIVITY_TIMEOUT = 600.0
+"""No piece traffic either way and no request-able interest for this long, while the slot is
+wanted (torrent or session full): disconnected as ``inactive``. Keep-alives, HAVEs and other
+chatter do not count. libtorrent inactivity_timeout 600 s (its timed_out_no_interest);
+config ``session.peer_inactivity_timeout``."""
+PEER_REPLACE_GRACE = 60.0
+"""A newcomer may take the slot of a peer that has moved no piece data (and had no
+request-able interest) for this long: libtorrent min_reconnect_time 60 s, btd's own
+RECONNECT_AFTER; config ``session.peer_replace_grace``."""
+INBOUND_OVERFLOW = 10
+"""Inbound connections accepted beyond ``session.max_connections`` while they handshake, and
+only while some connected peer could give its slot away: libtorrent connections_slack 10
+(incoming connections over the limit, to replace worse ones)."""
+CLOSE_TIMEOUT = 30.0  # a polite close that has not flushed by then is aborted (btd's own)
+MAX_INCOMING_REQUESTS = 2000  # a peer's queued requests: libtorrent and Transmission reqq 2000
