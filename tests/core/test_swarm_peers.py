@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from btd.core.peer_slots import INACTIVE_REASON, REPLACED_REASON
 from btd.core.swarm_peers import (
     DISCONNECT_REASONS,
     MAX_CANDIDATES,
@@ -120,6 +121,8 @@ def test_repeated_protocol_errors_back_off_further() -> None:
         ("Connection was closed cleanly.", "closed_by_peer", RECONNECT_AFTER),
         ("both seeding", "redundant", REDUNDANT_RETRY),
         ("idle for 120 s", "timeout", RETRY_BASE),
+        (INACTIVE_REASON.format(seconds=600), "inactive", REDUNDANT_RETRY),
+        (REPLACED_REASON, "replaced", REDUNDANT_RETRY),
         ("protocol error: bad", "protocol_error", RETRY_BASE),
     ],
 )
