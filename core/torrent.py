@@ -1,6 +1,6 @@
 """Torrent: one torrent's coordinator and state machine.
 
-Size: about 545 lines, because besides its own jobs it implements four narrow host
+Size: about 600 lines, because besides its own jobs it implements four narrow host
 contracts (PeerHost, DownloadHost, UploadHost and Swarm), mostly one-line forwards to the
 parts it composes.
 
