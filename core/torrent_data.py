@@ -21,7 +21,8 @@ from btd.core.bitfield import Bitfield
 from btd.core.errors import StorageError
 from btd.core.metainfo import Metainfo
 from btd.core.resume import ResumeProgress, progress_problem, resume_plan
-from btd.core.storage import FileCheck, FileStorage
+from btd.core.storage import FileCheck, FileStorage, StorageMissingError
+from btd.core.storage_guard import had_files, storage_problem
 
 _log = Logger(namespace="btd.core.torrent")
 
@@ -64,12 +65,44 @@ class TorrentData:
         return problem is None
 
     def check(
-        self, *, full: bool, resume: ResumeProgress | None, should_stop: Callable[[], bool]
+        self,
+        *,
+        full: bool,
+        resume: ResumeProgress | None,
+        should_stop: Callable[[], bool],
+        had_pieces: bool = False,
     ) -> defer.Deferred[Bitfield]:
-        """The pieces found good (hashed, or trusted from ``resume``)."""
+        """The pieces found good (hashed, or trusted from ``resume``).
+
+        A torrent with progress (``resume`` says files were written, or ``had_pieces``)
+        whose save path is gone fails it with StorageMissingError before anything is
+        hashed or created (btd.core.storage_guard)."""
         self.progress = 0.0
         d: defer.Deferred[FileCheck] = self.verifier().check_files(self.storage)
+        d.addCallback(self._check_storage, resume, had_pieces)
         return d.addCallback(self._check_pieces, full, resume, should_stop)
+
+    def _check_storage(
+        self, files: FileCheck, resume: ResumeProgress | None, had_pieces: bool
+    ) -> FileCheck:
+        root = files.root
+        if root is None:  # a Storage that does not probe its root
+            return files
+        had = had_pieces or (
+            resume is not None
+            and had_files(
+                resume.file_sizes, Bitfield.from_bytes(resume.have, self.meta.num_pieces).count
+            )
+        )
+        found = any(f.exists for f in files.files if not f.pad)
+        storage = self.storage
+        problem = storage_problem(
+            storage.save_path, storage.root_dev, root, had_files=had, files_found=found
+        )
+        if problem is not None:
+            raise StorageMissingError(problem, root)
+        storage.root_dev = root.dev if root.is_dir else None  # None: made when first written
+        return files
 
     def _check_pieces(
         self,

@@ -54,3 +54,4 @@ class TorrentEnv:
     progress_changed: Callable[[Any], None] = lambda torrent: None  # worth a resume save
     tracker_health: Any = None  # the session's btd.core.tracker.health.TrackerHealth
     known_strategies: set[str] = field(default_factory=set)  # pickers that exist (checked once)
+    storage_guard: Any = None  # the session's btd.core.storage_guard.StorageGuard
