@@ -413,13 +413,20 @@ class Torrent:
         self.env.emit(self, "error", {"error": message})
 
     def _progress_now(self) -> ResumeProgress:
-        """The pieces had, as resume data would record them (every written file whole)."""
+        """The pieces had, as resume data would record them: a file that holds a piece
+        had is whole on disk (files are sized when created), the others are not counted."""
+        have = self.book.have
+        pieces_of = self.storage.pieces_of_file
+        sizes = tuple(
+            entry.length if any(i in have for i in pieces_of(n)) else -1
+            for n, entry in enumerate(self.meta.files)
+        )
         return ResumeProgress(
-            have=self.book.have.to_bytes(),
+            have=have.to_bytes(),
             num_pieces=self.num_pieces,
             uploaded=self.uploaded,
             downloaded=self.downloaded,
-            file_sizes=tuple(entry.length for entry in self.meta.files),
+            file_sizes=sizes,
             completed_at=self.completed_at,
             saved_at=self.clock.seconds(),
         )
