@@ -3,6 +3,10 @@
 The torrent is one long byte string cut into pieces; its files are consecutive slices of that
 string. A (piece, begin, length) span becomes one or more (file, offset, length) segments.
 Raw fds with os.pread/os.pwrite let several worker threads share one handle without seek races.
+
+Size: about 530 lines: the file mapping, the handle cache shared by threads, and the checks
+that keep writes inside the save path (symlinks) and on its disk (``root_dev``, storage
+missing) belong together; splitting them would spread one invariant over modules.
 """
 
 from __future__ import annotations

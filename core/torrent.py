@@ -1,8 +1,8 @@
 """Torrent: one torrent's coordinator and state machine.
 
-Size: about 545 lines, because besides its own jobs it implements four narrow host
+Size: about 615 lines, because besides its own jobs it implements four narrow host
 contracts (PeerHost, DownloadHost, UploadHost and Swarm), mostly one-line forwards to the
-parts it composes.
+parts it composes, and the storage-missing moves of its state machine.
 
 States (core/torrent_state.py): ``checking`` (hashing existing data) -> ``downloading`` |
 ``seeding``; ``paused``; ``stopped``; ``error`` (a disk error; other torrents are
@@ -400,7 +400,9 @@ class Torrent:
         ``probe`` is what the save path looked like."""
         missing = message.startswith(STORAGE_MISSING)
         if missing and self._checked:  # lost while running: check its sizes when back
-            self._resume = self._progress_now()
+            self._resume = self.data.progress_of(
+                self.book.have, self.uploaded, self.downloaded, self.completed_at
+            )
             self._checked = False  # the saver keeps the stored progress meanwhile
         elif missing and self._resume is not None and not self.book.have.count:
             self._build_book(Bitfield.from_bytes(self._resume.have, self.num_pieces))
@@ -411,25 +413,6 @@ class Torrent:
             self.storage_problem = message
             self._storage_wait(True, probe)
         self.env.emit(self, "error", {"error": message})
-
-    def _progress_now(self) -> ResumeProgress:
-        """The pieces had, as resume data would record them: a file that holds a piece
-        had is whole on disk (files are sized when created), the others are not counted."""
-        have = self.book.have
-        pieces_of = self.storage.pieces_of_file
-        sizes = tuple(
-            entry.length if any(i in have for i in pieces_of(n)) else -1
-            for n, entry in enumerate(self.meta.files)
-        )
-        return ResumeProgress(
-            have=have.to_bytes(),
-            num_pieces=self.num_pieces,
-            uploaded=self.uploaded,
-            downloaded=self.downloaded,
-            file_sizes=sizes,
-            completed_at=self.completed_at,
-            saved_at=self.clock.seconds(),
-        )
 
     # -- what the Downloader and the Uploader report ------------------------------------------
     def count_download(self, size: int) -> None:

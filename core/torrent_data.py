@@ -144,6 +144,20 @@ class TorrentData:
 
         return d.addCallback(found)
 
+    def progress_of(
+        self, have: Bitfield, uploaded: int, downloaded: int, completed_at: float | None
+    ) -> ResumeProgress:
+        """``have`` as resume data would record it: a file that holds a piece had is whole
+        on disk (files are sized when created), the others are not counted."""
+        pieces_of = self.storage.pieces_of_file
+        sizes = tuple(
+            entry.length if any(i in have for i in pieces_of(n)) else -1
+            for n, entry in enumerate(self.meta.files)
+        )
+        return ResumeProgress(
+            have.to_bytes(), self.meta.num_pieces, uploaded, downloaded, sizes, completed_at, 0.0
+        )
+
 
 class SavePathError(StorageError):
     """A torrent's save path cannot be created or written (refused at add time)."""
