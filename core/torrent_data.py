@@ -10,6 +10,7 @@ touching a file whose size changed since the save (``btd.core.resume.resume_plan
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from btd.core.bitfield import Bitfield
-from btd.core.errors import StorageError
+from btd.core.errors import ConfigError, StorageError
 from btd.core.metainfo import Metainfo
 from btd.core.resume import ResumeProgress, progress_problem, resume_plan
 from btd.core.storage import FileCheck, FileStorage, StorageMissingError
@@ -174,3 +175,39 @@ def check_save_path(path: Path) -> None:
         raise SavePathError(f"cannot write to {path}: {exc.strerror or exc}") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise SavePathError(f"cannot write to {path}: Permission denied")
+
+
+DOWNLOAD_DIR_KEY = "session.download_dir"
+
+
+def check_download_dir(path: Path) -> None:
+    """The default download folder must be a folder (``btd --check-config`` and start):
+    ConfigError when it, or a part of its path, is something else (blocking: a stat)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return  # created at start, in a parent that exists (``make_download_dir``)
+    except OSError as exc:  # NotADirectoryError: a part of the path is a file
+        raise ConfigError(f"{path}: {exc.strerror or exc}", DOWNLOAD_DIR_KEY) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"{path} is not a directory", DOWNLOAD_DIR_KEY)
+
+
+def make_download_dir(path: Path) -> None:
+    """At start: create a missing default download folder, but only in a parent that
+    exists (never a whole tree on the wrong disk); ConfigError otherwise."""
+    check_download_dir(path)
+    if path.is_dir():
+        return
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"{path} does not exist, nor does its parent {path.parent}", DOWNLOAD_DIR_KEY
+        )
+    try:
+        path.mkdir()
+    except FileExistsError:
+        check_download_dir(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create {path}: {exc.strerror or exc}", DOWNLOAD_DIR_KEY
+        ) from None

@@ -73,9 +73,7 @@ def test_a_finished_torrent_whose_disk_is_not_mounted_is_storage_missing(
         for command in ("resume", "verify"):
             done = btd.btctl(command, info_hash)
             assert done.returncode == 0, done.stderr
-            assert btd.wait_event(events, "error", info_hash)["error"].startswith(
-                "storage missing"
-            )
+            assert btd.wait_event(events, "error", info_hash)["error"].startswith("storage missing")
     got = btd.call("torrent.get", {"info_hash": info_hash})
     assert got["state"] == "error" and got["pieces_have"] == before["pieces_have"]
     assert got["downloaded"] == 0
