@@ -196,11 +196,13 @@ class Session:
         self.emit(
             TorrentEvent(kind, torrent.hex, torrent.name, str(torrent.options.save_path), data)
         )
-        if kind in ("paused", "completed") or (
-            kind in ("started", "verified")
-            and (
-                torrent.options != torrent.stored_options
-                or torrent.storage.root_dev != torrent.stored_root_dev
+        if (
+            kind in ("paused", "completed")
+            or (kind == "started" and torrent.options != torrent.stored_options)
+            or (  # the device its data is on (core/storage_guard.py); not for an empty one
+                kind == "verified"
+                and torrent.book.have.count
+                and torrent.storage.root_dev != torrent.stored_root_dev
             )
         ):
             self.save_options(torrent)
