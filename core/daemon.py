@@ -22,6 +22,7 @@ from btd.core.logsetup import LEVELS, LogControl
 from btd.core.plugin import PluginHost, make_plugin_manager
 from btd.core.plugin_config import with_location
 from btd.core.sdnotify import Notifier
+from btd.core.torrent_data import check_download_dir, make_download_dir
 from btd.core.version import __version__
 
 EX_OK = 0
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = effective_config(args)
         plugins = load_plugins(config)
+        check_download_dir(Path(config.session.download_dir))
     except ConfigError as exc:
         print(f"btd: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
@@ -110,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
 def run(config: Config, plugins: PluginHost, args: argparse.Namespace) -> int:
     inherited = current_umask()
     apply_umask(config.session.umask, inherited)  # before the first file or folder is made
+    try:
+        make_download_dir(Path(config.session.download_dir))
+    except ConfigError as exc:
+        print(f"btd: configuration error: {exc}", file=sys.stderr)
+        return EX_CONFIG
     log = LogControl(config.daemon.log_level)
     log.install()
     lock = StateLock(Path(config.daemon.state_dir))

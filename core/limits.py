@@ -28,3 +28,12 @@ only while some connected peer could give its slot away: libtorrent connections_
 (incoming connections over the limit, to replace worse ones)."""
 CLOSE_TIMEOUT = 30.0  # a polite close that has not flushed by then is aborted (btd's own)
 MAX_INCOMING_REQUESTS = 2000  # a peer's queued requests: libtorrent and Transmission reqq 2000
+
+# --- class 2: storage missing at start (core/storage_guard.py) --------------------------------
+STORAGE_RETRY_INTERVAL = 30.0
+"""Seconds between probes of the save paths of torrents in ``storage missing``: one stat
+(and one directory entry) per distinct missing root per interval, whatever the number of
+torrents on it. Anchor: libtorrent and Transmission do not retry at all (the torrent stays
+in error, Transmission's "No data found! Ensure your drives are connected", until the user
+resumes it). 30 s is the resume-save interval (core/resume.py DEFAULT_SAVE_INTERVAL): a remounted
+disk is back in use within one save round. ``btctl resume``/``verify`` retry at once."""

@@ -89,6 +89,20 @@ class ResumeStore(Protocol):
 DEFAULT_SAVE_INTERVAL = 30.0
 
 
+def storage_root_fields(save_path: Any, dev: int | None) -> dict[str, Any]:
+    """The options members that record a torrent's storage root and the device its data is
+    on (``st_dev``; btd.core.storage_guard), when known: ``storage_root``, ``storage_dev``."""
+    return {} if dev is None else {"storage_root": str(save_path), "storage_dev": dev}
+
+
+def stored_storage_dev(options: dict[str, Any], save_path: Any) -> int | None:
+    """The recorded device of ``save_path``, or None (not recorded, or for another path)."""
+    dev = options.get("storage_dev")
+    if options.get("storage_root") != str(save_path) or type(dev) is not int or dev < 0:
+        return None
+    return dev
+
+
 @dataclass(frozen=True)
 class NewTorrent:
     """One torrent of a batch add, as ``save_torrents`` writes it."""

@@ -37,9 +37,16 @@ from btd.core.metainfo import parse_metainfo
 from btd.core.net.connector import PeerConnector, make_peer_id
 from btd.core.peer_slots import SlotPolicy, SpareSlots
 from btd.core.plugin import PluginHost
-from btd.core.resume import ResumeProgress, ResumeStoreError, StoredTorrent
+from btd.core.resume import (
+    ResumeProgress,
+    ResumeStoreError,
+    StoredTorrent,
+    storage_root_fields,
+    stored_storage_dev,
+)
 from btd.core.resume_saver import ResumeSaver
 from btd.core.scheduler import Pacer, Scheduler
+from btd.core.storage_guard import StorageGuard
 from btd.core.swarm import Swarm, TorrentNotFound, find_swarm
 from btd.core.swarm_peers import DisconnectCounts
 from btd.core.torrent import Torrent
@@ -92,6 +99,10 @@ class Session:
         self._rng = random.Random()  # one for all torrents (a Random is 2.5 KB)
         self._shared_env: TorrentEnv | None = None
         self.tracker_health = TrackerHealth()  # a dead tracker is probed, not asked by all
+        # torrents whose save path is missing: one timer probes their distinct roots
+        self.storage_guard = StorageGuard(
+            self.scheduler, lambda fn, *args: self.run_blocking(fn, *args)
+        )
         self.loader = TorrentLoader(
             reactor,
             lambda fn, *args: self.run_blocking(fn, *args),  # late-bound: tests replace it
@@ -188,8 +199,14 @@ class Session:
         self.emit(
             TorrentEvent(kind, torrent.hex, torrent.name, str(torrent.options.save_path), data)
         )
-        if kind in ("paused", "completed") or (
-            kind == "started" and torrent.options != torrent.stored_options
+        if (
+            kind in ("paused", "completed")
+            or (kind == "started" and torrent.options != torrent.stored_options)
+            or (  # the device its data is on (core/storage_guard.py); not for an empty one
+                kind == "verified"
+                and torrent.book.have.count
+                and torrent.storage.root_dev != torrent.stored_root_dev
+            )
         ):
             self.save_options(torrent)
         if kind in ("paused", "completed") and torrent.info_hash in self.torrents:
@@ -262,6 +279,7 @@ class Session:
                 float(cfg().peer_inactivity_timeout), float(cfg().peer_replace_grace)
             ),
             spare_slots=self.spare_slots,
+            storage_guard=self.storage_guard,
         )
 
     def _progress_changed(self, torrent: Torrent) -> None:
@@ -333,12 +351,14 @@ class Session:
             "paused": t.options.paused,
             "strategy": t.options.strategy,
             "added_at": t.added_at,
+            **storage_root_fields(t.options.save_path, t.storage.root_dev),
         }
 
     def save_options(self, t: Torrent) -> None:
         """Store the torrent's options now (after ``set``, pause, resume, completion)."""
         if t.info_hash in self.torrents:
             t.stored_options = t.options
+            t.stored_root_dev = t.storage.root_dev
             d = self.saver.job(t.info_hash, self.store.save_options, t.hex, self._options_json(t))
             d.addErrback(
                 lambda f: _log.error("saving {n} failed: {e}", n=t.name, e=f.getErrorMessage())
@@ -517,6 +537,9 @@ class Session:
             _log.error("stored torrent {h} is unusable: {e}", h=item.info_hash, e=str(exc))
             return
         torrent.stored_options = torrent.options
+        # the device its data was on: a start on another (empty) disk is storage missing
+        dev = stored_storage_dev(item.options, torrent.options.save_path)
+        torrent.storage.root_dev = torrent.stored_root_dev = dev
         if isinstance(item.options.get("added_at"), (int, float)):
             torrent.added_at = item.options["added_at"]
         self._hold(torrent)

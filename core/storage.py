@@ -3,6 +3,10 @@
 The torrent is one long byte string cut into pieces; its files are consecutive slices of that
 string. A (piece, begin, length) span becomes one or more (file, offset, length) segments.
 Raw fds with os.pread/os.pwrite let several worker threads share one handle without seek races.
+
+Size: about 530 lines: the file mapping, the handle cache shared by threads, and the checks
+that keep writes inside the save path (symlinks) and on its disk (``root_dev``, storage
+missing) belong together; splitting them would spread one invariant over modules.
 """
 
 from __future__ import annotations
@@ -27,6 +31,51 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 class MissingDataError(StorageError):
     """A read touched a file (or a part of it) that is not on disk yet: the piece is not had."""
+
+
+STORAGE_MISSING = "storage missing"
+"""How every storage-missing message begins (the RPC ``error``/``state_detail`` text)."""
+
+
+class StorageMissingError(StorageError):
+    """The save path a torrent's data lives in is gone (or is another, empty disk): nothing
+    is created there; see btd.core.storage_guard. ``probe``: what was found, if probed."""
+
+    def __init__(self, message: str, probe: RootProbe | None = None) -> None:
+        super().__init__(message)
+        self.probe = probe
+
+
+@dataclass(frozen=True, slots=True)
+class RootProbe:
+    """What one stat (and one directory entry) says about a save path now."""
+
+    exists: bool
+    is_dir: bool = False
+    dev: int | None = None
+    empty: bool = False
+    mtime_ns: int = 0  # changes when entries are added or removed (a retry looks again)
+    error: str | None = None  # the stat failed for another reason than "not there"
+
+
+def probe_root(path: Path) -> RootProbe:
+    """Blocking: stat ``path`` and look for a first entry in it (never lists it all)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return RootProbe(False)
+    except NotADirectoryError:
+        return RootProbe(False, error="a part of the path is not a directory")
+    except OSError as exc:
+        return RootProbe(False, error=_describe(exc))
+    if not stat.S_ISDIR(st.st_mode):
+        return RootProbe(True, False, st.st_dev, mtime_ns=st.st_mtime_ns)
+    try:
+        with os.scandir(path) as entries:
+            empty = next(entries, None) is None
+    except OSError as exc:
+        return RootProbe(True, True, st.st_dev, False, st.st_mtime_ns, _describe(exc))
+    return RootProbe(True, True, st.st_dev, empty, st.st_mtime_ns)
 
 
 class FileEntryLike(Protocol):
@@ -63,6 +112,7 @@ class FileCheck:
     """Result of ``check_files``: lets the coordinator skip or narrow a recheck."""
 
     files: tuple[FileStatus, ...]
+    root: RootProbe | None = None  # the save path itself, probed before the files
 
     @property
     def all_ok(self) -> bool:
@@ -154,6 +204,9 @@ class FileStorage(Storage):
         self._new_dirs: set[str] = set()  # parents of files created since the last flush
         self._empty_created = False
         self._closed = False
+        # The device the save path must be on before a file is created in it; None: not
+        # known yet (a fresh torrent), and a missing save path is created as before.
+        self.root_dev: int | None = None
 
     # ----- geometry -------------------------------------------------------------------------
 
@@ -250,7 +303,12 @@ class FileStorage(Storage):
 
     # ----- files on disk --------------------------------------------------------------------
 
+    @property
+    def save_path(self) -> Path:
+        return self._save_path
+
     def check_files(self) -> FileCheck:
+        root = probe_root(self._save_path)
         out = []
         for index, entry in enumerate(self._files):
             path = self.file_path(index)
@@ -268,7 +326,7 @@ class FileStorage(Storage):
                     index, path, entry.length, exists, size, entry.pad, self.pieces_of_file(index)
                 )
             )
-        return FileCheck(tuple(out))
+        return FileCheck(tuple(out), root)
 
     def delete_files(self) -> None:
         """Remove this torrent's files, then the folders under save_path that are left empty.
@@ -330,6 +388,31 @@ class FileStorage(Storage):
             )
         return real
 
+    def _check_root(self) -> None:
+        """Before a file or folder is created: the save path must be the one the data was
+        on (``root_dev``), never re-made on whatever disk is under an unmounted one. With
+        no device known yet, the save path is created as needed and its device pinned."""
+        dev = self.root_dev
+        try:
+            st = os.stat(self._save_path)
+        except OSError:
+            if dev is None:
+                os.makedirs(self._save_path, exist_ok=True)  # a fresh torrent: as before
+                self.root_dev = os.stat(self._save_path).st_dev
+                return
+            raise StorageMissingError(
+                f"{STORAGE_MISSING}: {self._save_path} is not there"
+            ) from None
+        if dev is None:
+            self.root_dev = st.st_dev
+        elif not stat.S_ISDIR(st.st_mode):
+            raise StorageMissingError(f"{STORAGE_MISSING}: {self._save_path} is not a directory")
+        elif st.st_dev != dev:
+            raise StorageMissingError(
+                f"{STORAGE_MISSING}: {self._save_path} is on another device than its data was"
+                " (not mounted?)"
+            )
+
     def _create_empty_files(self) -> None:
         for index, entry in enumerate(self._files):
             if entry.length == 0 and not entry.pad:
@@ -375,9 +458,12 @@ class FileStorage(Storage):
                 return os.open(real, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
             parent = os.path.dirname(real)
             if not os.path.isdir(parent):
+                self._check_root()
                 os.makedirs(parent, exist_ok=True)
                 real = self._safe_path(index)  # the folders just made must not have moved out
             created = not os.path.lexists(real)
+            if created:
+                self._check_root()
             fd = os.open(real, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o666)
             if created:
                 self._new_dirs.add(parent)

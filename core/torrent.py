@@ -1,8 +1,8 @@
 """Torrent: one torrent's coordinator and state machine.
 
-Size: about 600 lines, because besides its own jobs it implements four narrow host
+Size: about 650 lines, because besides its own jobs it implements four narrow host
 contracts (PeerHost, DownloadHost, UploadHost and Swarm), mostly one-line forwards to the
-parts it composes.
+parts it composes, and the storage-missing moves of its state machine.
 
 States (core/torrent_state.py): ``checking`` (hashing existing data) -> ``downloading`` |
 ``seeding``; ``paused``; ``stopped``; ``error`` (a disk error; other torrents are
@@ -41,7 +41,8 @@ from btd.core.peer_slots import (
 from btd.core.pieces import PieceBook
 from btd.core.resume import ResumeProgress
 from btd.core.scheduler import Scheduler, Ticker
-from btd.core.storage import FileStorage
+from btd.core.storage import STORAGE_MISSING, FileStorage, RootProbe, StorageMissingError
+from btd.core.storage_guard import had_files, storage_problem
 from btd.core.swarm_peers import PeerCandidates
 from btd.core.torrent_data import TorrentData
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
@@ -78,10 +79,12 @@ class Torrent:
         self.num_pieces = meta.num_pieces
         self.options = options
         self.stored_options: TorrentOptions | None = None  # as the resume store has them
+        self.stored_root_dev: int | None = None  # the storage device the store has
         self.env = env
         self.clock = env.clock
         self.state = S.PAUSED if options.paused else S.STOPPED
         self.error: str | None = None
+        self.storage_problem: str | None = None  # "storage missing: ..." while in error
         self.storage = FileStorage(
             options.save_path, meta.files, meta.piece_length, meta.total_length
         )
@@ -215,6 +218,9 @@ class Torrent:
             return defer.succeed(None)
         check_transition(old, new)
         self.state = new
+        if self.storage_problem is not None:  # leaving a storage-missing error
+            self._storage_wait(False)
+            self.storage_problem = self.error = None
         self.env.state_changed(self, old, new)
         if old in ACTIVE and new not in ACTIVE:
             return self._deactivate(self.env.shutdown_timeout)
@@ -273,15 +279,61 @@ class Torrent:
                 self._resume = resume
         if self._resume is not None and self.state is S.PAUSED:
             # Nothing reads its files while it is paused: show the saved pieces and check
-            # the files (sizes against the saved ones) when it is resumed.
+            # the files (sizes against the saved ones) when it is resumed; only its save
+            # path is probed now (shared with the other torrents there).
             self._build_book(Bitfield.from_bytes(self._resume.have, self.num_pieces))
+            self._probe_paused(self._resume)
             return defer.succeed(None)
         return self._check(full=False)
 
+    def _probe_paused(self, resume: ResumeProgress) -> None:
+        guard = self.env.storage_guard
+        if guard is None or not had_files(resume.file_sizes, self.book.have.count):
+            return
+        root = self.storage.save_path
+
+        def answer(probe: RootProbe) -> None:
+            if self.state is S.PAUSED and not self._checked:
+                dev = self.storage.root_dev
+                problem = storage_problem(root, dev, probe, had_files=True, files_found=None)
+                if problem is not None:
+                    self.fail(problem, probe)
+
+        guard.probe(root, answer)
+
+    def retry_storage(self) -> None:
+        """The storage guard saw the save path change: look again, and go back to the
+        state the torrent had (paused, or checking its files' sizes, then transferring)."""
+        if self.state is not S.ERROR or self.storage_problem is None:
+            return
+        _log.info("the save path of {label} changed: checking it again", label=self.label)
+        self._enter(S.STOPPED)
+        if self.options.paused:
+            self._enter(S.PAUSED)
+        d = self.start()
+        d.addErrback(lambda f: _log.failure("retrying {label} failed", f, label=self.label))
+
+    def _storage_wait(self, waiting: bool, probe: RootProbe | None = None) -> None:
+        guard = self.env.storage_guard
+        if guard is not None:
+            if waiting:
+                guard.wait(self, self.storage.save_path, probe)
+            else:
+                guard.forget(self, self.storage.save_path)
+
+    @property
+    def state_detail(self) -> str | None:
+        """Why the torrent is in its state when the state alone does not say."""
+        return self.storage_problem
+
     def _check(self, *, full: bool) -> defer.Deferred[None]:
+        had_pieces = self.book.have.count > 0  # a verify of a torrent with progress
         self._enter(S.CHECKING)
         d = self.data.check(
-            full=full, resume=self._resume, should_stop=lambda: self.state is not S.CHECKING
+            full=full,
+            resume=self._resume,
+            should_stop=lambda: self.state is not S.CHECKING,
+            had_pieces=had_pieces,
         )
         d.addCallback(self._checked_result)
         d.addErrback(self._check_failed)
@@ -302,6 +354,9 @@ class Torrent:
     def _check_failed(self, failure: Failure) -> None:
         if failure.check(defer.CancelledError) or self.state is not S.CHECKING:
             return None  # stopped, paused or removed meanwhile (storage closed): not an error
+        if failure.check(StorageMissingError):
+            self.fail(failure.getErrorMessage(), failure.value.probe)
+            return None
         self.fail(f"checking failed: {failure.getErrorMessage()}")
         return None
 
@@ -327,6 +382,8 @@ class Torrent:
 
     def stop(self, *, close_storage: bool = True) -> defer.Deferred[None]:
         """Shutdown: tell trackers ``stopped`` (bounded) and close peers cleanly."""
+        if self.storage_problem is not None:
+            self._storage_wait(False)  # removed or shut down: the guard forgets it
         d = self._enter(S.STOPPED) if self.state is not S.ERROR else defer.succeed(None)
         if close_storage:
             self.storage.close()
@@ -347,11 +404,26 @@ class Torrent:
 
         return d.addCallback(run)
 
-    def fail(self, message: str) -> None:
-        """A disk error: this torrent stops (state ``error``); the others go on."""
+    def fail(self, message: str, probe: RootProbe | None = None) -> None:
+        """A disk error: this torrent stops (state ``error``); the others go on.
+
+        A ``storage missing`` one (its save path is gone) keeps the torrent's progress as
+        it is and waits on the session's storage guard for the save path to come back;
+        ``probe`` is what the save path looked like."""
+        missing = message.startswith(STORAGE_MISSING)
+        if missing and self._checked:  # lost while running: check its sizes when back
+            self._resume = self.data.progress_of(
+                self.book.have, self.uploaded, self.downloaded, self.completed_at
+            )
+            self._checked = False  # the saver keeps the stored progress meanwhile
+        elif missing and self._resume is not None and not self.book.have.count:
+            self._build_book(Bitfield.from_bytes(self._resume.have, self.num_pieces))
         self._enter(S.ERROR)  # IllegalTransition if it was not checking or active (a bug)
         self.error = message
         _log.error("error in {label}: {message}", label=self.label, message=message)
+        if missing:
+            self.storage_problem = message
+            self._storage_wait(True, probe)
         self.env.emit(self, "error", {"error": message})
 
     # -- what the Downloader and the Uploader report ------------------------------------------

@@ -10,6 +10,7 @@ touching a file whose size changed since the save (``btd.core.resume.resume_plan
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from btd.core.bitfield import Bitfield
-from btd.core.errors import StorageError
+from btd.core.errors import ConfigError, StorageError
 from btd.core.metainfo import Metainfo
 from btd.core.resume import ResumeProgress, progress_problem, resume_plan
-from btd.core.storage import FileCheck, FileStorage
+from btd.core.storage import FileCheck, FileStorage, StorageMissingError
+from btd.core.storage_guard import had_files, storage_problem
 
 _log = Logger(namespace="btd.core.torrent")
 
@@ -64,12 +66,44 @@ class TorrentData:
         return problem is None
 
     def check(
-        self, *, full: bool, resume: ResumeProgress | None, should_stop: Callable[[], bool]
+        self,
+        *,
+        full: bool,
+        resume: ResumeProgress | None,
+        should_stop: Callable[[], bool],
+        had_pieces: bool = False,
     ) -> defer.Deferred[Bitfield]:
-        """The pieces found good (hashed, or trusted from ``resume``)."""
+        """The pieces found good (hashed, or trusted from ``resume``).
+
+        A torrent with progress (``resume`` says files were written, or ``had_pieces``)
+        whose save path is gone fails it with StorageMissingError before anything is
+        hashed or created (btd.core.storage_guard)."""
         self.progress = 0.0
         d: defer.Deferred[FileCheck] = self.verifier().check_files(self.storage)
+        d.addCallback(self._check_storage, resume, had_pieces)
         return d.addCallback(self._check_pieces, full, resume, should_stop)
+
+    def _check_storage(
+        self, files: FileCheck, resume: ResumeProgress | None, had_pieces: bool
+    ) -> FileCheck:
+        root = files.root
+        if root is None:  # a Storage that does not probe its root
+            return files
+        had = had_pieces or (
+            resume is not None
+            and had_files(
+                resume.file_sizes, Bitfield.from_bytes(resume.have, self.meta.num_pieces).count
+            )
+        )
+        found = any(f.exists for f in files.files if not f.pad)
+        storage = self.storage
+        problem = storage_problem(
+            storage.save_path, storage.root_dev, root, had_files=had, files_found=found
+        )
+        if problem is not None:
+            raise StorageMissingError(problem, root)
+        storage.root_dev = root.dev if root.is_dir else None  # None: made when first written
+        return files
 
     def _check_pieces(
         self,
@@ -111,6 +145,20 @@ class TorrentData:
 
         return d.addCallback(found)
 
+    def progress_of(
+        self, have: Bitfield, uploaded: int, downloaded: int, completed_at: float | None
+    ) -> ResumeProgress:
+        """``have`` as resume data would record it: a file that holds a piece had is whole
+        on disk (files are sized when created), the others are not counted."""
+        pieces_of = self.storage.pieces_of_file
+        sizes = tuple(
+            entry.length if any(i in have for i in pieces_of(n)) else -1
+            for n, entry in enumerate(self.meta.files)
+        )
+        return ResumeProgress(
+            have.to_bytes(), self.meta.num_pieces, uploaded, downloaded, sizes, completed_at, 0.0
+        )
+
 
 class SavePathError(StorageError):
     """A torrent's save path cannot be created or written (refused at add time)."""
@@ -127,3 +175,39 @@ def check_save_path(path: Path) -> None:
         raise SavePathError(f"cannot write to {path}: {exc.strerror or exc}") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise SavePathError(f"cannot write to {path}: Permission denied")
+
+
+DOWNLOAD_DIR_KEY = "session.download_dir"
+
+
+def check_download_dir(path: Path) -> None:
+    """The default download folder must be a folder (``btd --check-config`` and start):
+    ConfigError when it, or a part of its path, is something else (blocking: a stat)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return  # created at start, in a parent that exists (``make_download_dir``)
+    except OSError as exc:  # NotADirectoryError: a part of the path is a file
+        raise ConfigError(f"{path}: {exc.strerror or exc}", DOWNLOAD_DIR_KEY) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"{path} is not a directory", DOWNLOAD_DIR_KEY)
+
+
+def make_download_dir(path: Path) -> None:
+    """At start: create a missing default download folder, but only in a parent that
+    exists (never a whole tree on the wrong disk); ConfigError otherwise."""
+    check_download_dir(path)
+    if path.is_dir():
+        return
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"{path} does not exist, nor does its parent {path.parent}", DOWNLOAD_DIR_KEY
+        )
+    try:
+        path.mkdir()
+    except FileExistsError:
+        check_download_dir(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create {path}: {exc.strerror or exc}", DOWNLOAD_DIR_KEY
+        ) from None

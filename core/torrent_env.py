@@ -57,3 +57,4 @@ class TorrentEnv:
     known_strategies: set[str] = field(default_factory=set)  # pickers that exist (checked once)
     slot_policy: Callable[[], SlotPolicy] = SlotPolicy  # idle peers (core/peer_slots.py)
     spare_slots: SpareSlots = field(default_factory=SpareSlots)  # the session's, shared
+    storage_guard: Any = None  # the session's btd.core.storage_guard.StorageGuard

@@ -9,13 +9,18 @@ from                    to
 ======================  ==========================================================
 stopped (not started)   checking (start), downloading/seeding (resume, checked
                         before), paused (pause)
-paused                  checking (start or verify), stopped (resume, shutdown)
+paused                  checking (start or verify), stopped (resume, shutdown),
+                        error (storage missing)
 checking                downloading/seeding (check done), paused, stopped, error
 downloading             seeding (last piece verified), paused, checking (verify),
                         stopped, error
 seeding                 paused, checking (verify), stopped, error
 error                   stopped (resume), paused, checking (verify)
 ======================  ==========================================================
+
+``error`` with an ``error`` text beginning ``storage missing:`` is a torrent whose save
+path is gone (btd.core.storage_guard); it leaves it through ``stopped`` when the storage is
+back, to the state it had.
 
 ``metadata`` is the state of a magnet still waiting for its info dictionary
 (``MetadataFetch``); it never becomes a Torrent state.
@@ -45,7 +50,7 @@ ACTIVE = frozenset({S.DOWNLOADING, S.SEEDING})
 
 TRANSITIONS: dict[TorrentState, frozenset[TorrentState]] = {
     S.STOPPED: frozenset({S.CHECKING, S.DOWNLOADING, S.SEEDING, S.PAUSED}),
-    S.PAUSED: frozenset({S.CHECKING, S.STOPPED}),
+    S.PAUSED: frozenset({S.CHECKING, S.STOPPED, S.ERROR}),
     S.CHECKING: frozenset({S.DOWNLOADING, S.SEEDING, S.PAUSED, S.STOPPED, S.ERROR}),
     S.DOWNLOADING: frozenset({S.SEEDING, S.PAUSED, S.CHECKING, S.STOPPED, S.ERROR}),
     S.SEEDING: frozenset({S.PAUSED, S.CHECKING, S.STOPPED, S.ERROR}),

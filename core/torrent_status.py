@@ -49,7 +49,7 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "info_hash": t.hex,
         "name": t.name,
         "state": t.state,
-        "state_detail": None,  # a torrent's state says it all (magnets may explain theirs)
+        "state_detail": t.state_detail,  # e.g. "storage missing: /path ..." (else None)
         "progress": round((size - left) / size, 6) if size else 1.0,
         "size": size,
         "left": left,
@@ -87,7 +87,7 @@ _FIELDS: dict[str, Callable[[Torrent], Any]] = {
     "info_hash": lambda t: t.hex,
     "name": lambda t: t.name,
     "state": lambda t: t.state,
-    "state_detail": lambda t: None,
+    "state_detail": lambda t: t.state_detail,
     "progress": _progress,
     "size": lambda t: t.meta.total_length,
     "left": lambda t: t.book.bytes_left,

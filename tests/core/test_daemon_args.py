@@ -136,3 +136,44 @@ def test_version_and_unknown_level(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         daemon.parse_args(["--log-level", "loud"])
     assert info.value.code == 2
+
+
+# -- the default download folder (issue 13, class 8) ----------------------------------------------
+@pytest.mark.parametrize("below", [False, True], ids=["a-file", "below-a-file"])
+def test_check_config_refuses_a_download_dir_that_is_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], below: bool
+) -> None:
+    plain = tmp_path / "plain"
+    plain.write_text("not a folder")
+    target = plain / "dl" if below else plain
+    assert daemon.main(["--check-config", "--download-dir", str(target)]) == daemon.EX_CONFIG
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("btd: configuration error: session.download_dir: ")
+    assert str(plain) in captured.err
+    assert plain.read_text() == "not a folder"
+
+
+def test_check_config_accepts_a_missing_download_dir_it_will_create(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "dl"
+    assert daemon.main(["--check-config", "--download-dir", str(target)]) == daemon.EX_OK
+    assert not target.exists()  # a check creates nothing
+
+
+def test_start_creates_a_missing_download_dir_only_in_a_parent_that_exists(
+    tmp_path: Path,
+) -> None:
+    from btd.core.errors import ConfigError
+    from btd.core.torrent_data import make_download_dir
+
+    make_download_dir(tmp_path / "dl")
+    assert (tmp_path / "dl").is_dir()
+    make_download_dir(tmp_path / "dl")  # there already: fine
+    with pytest.raises(ConfigError, match=r"session.download_dir: .* nor does its parent"):
+        make_download_dir(tmp_path / "unmounted" / "dl")
+    assert not (tmp_path / "unmounted").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="not a directory"):
+        make_download_dir(tmp_path / "file")

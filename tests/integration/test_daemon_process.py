@@ -250,3 +250,27 @@ def test_unknown_allowed_group_exits_78(btd_factory: Any) -> None:
         btd.start(timeout=30)
     assert "control.allowed_group" in btd.log_text()
     assert not os.path.lexists(btd.socket)
+
+
+@pytest.mark.parametrize("kind", ["missing parent", "regular file"])
+def test_a_download_dir_btd_cannot_use_stops_the_start(tmp_path: Path, kind: str) -> None:
+    """Issue 13, class 8: exit 78 with a clear message, nothing created (it used to start)."""
+    target = tmp_path / "unmounted" / "dl"
+    if kind == "regular file":
+        target = tmp_path / "plain"
+        target.write_text("x")
+    done = run_btd(
+        tmp_path,
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--socket",
+        str(tmp_path / "btd.sock"),
+        "--listen-port",
+        "0",
+        "--download-dir",
+        str(target),
+        timeout=20,
+    )
+    assert done.returncode == 78, done.stderr
+    assert "session.download_dir" in done.stderr and str(target) in done.stderr
+    assert not (tmp_path / "unmounted").exists()
