@@ -53,6 +53,7 @@ from btd.core.torrent import Torrent
 from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
 from btd.core.torrent_loader import TorrentLoader
+from btd.core.torrent_settings import check_add, options_from, options_json
 from btd.core.torrent_store import TorrentStore
 from btd.core.tracker.health import TrackerHealth
 from btd.core.version import __version__
@@ -338,18 +339,11 @@ class Session:
 
     def options_for(self, raw: dict[str, Any]) -> TorrentOptions:
         """A torrent's options from ``torrent.add`` parameters (or stored ones)."""
-        save_path = raw.get("save_path") or self.config.session.download_dir
-        return TorrentOptions(
-            save_path=Path(save_path).expanduser(),
-            paused=bool(raw.get("paused", False)),
-            strategy=raw.get("strategy") or self.config.session.piece_strategy,
-        )
+        return options_from(raw, self.config.session)
 
     def _options_json(self, t: Torrent) -> dict[str, Any]:
         return {
-            "save_path": str(t.options.save_path),
-            "paused": t.options.paused,
-            "strategy": t.options.strategy,
+            **options_json(t.options),
             "added_at": t.added_at,
             **storage_root_fields(t.options.save_path, t.storage.root_dev),
         }
@@ -367,21 +361,18 @@ class Session:
     def add(
         self,
         data: bytes,
-        *,
-        save_path: str | None = None,
-        paused: bool = False,
-        strategy: str | None = None,
+        **given: Any,
     ) -> defer.Deferred[dict[str, Any]]:
-        """Add a .torrent; durable (in the resume store) before the Deferred fires.
+        """Add a .torrent with ``given`` options (the add-time settings of
+        core/torrent_settings.py; SettingError if one is bad); durable (in the resume store)
+        before the Deferred fires.
 
         Already there: ``added`` is false and ``save_path`` says where it stays. A save
         path that cannot be created or written fails the Deferred (SavePathError).
         """
         meta = parse_metainfo(data)  # MetainfoError: nothing is added
         if not self.loader.read:  # start-up has not read the store yet: add once it has
-            return self.loader.when_read().addCallback(
-                lambda _: self.add(data, save_path=save_path, paused=paused, strategy=strategy)
-            )
+            return self.loader.when_read().addCallback(lambda _: self.add(data, **given))
         existing = self._known(meta.info_hash)
         if existing is not None:
             return defer.succeed(
@@ -392,7 +383,7 @@ class Session:
                     "save_path": str(existing.options.save_path),
                 }
             )
-        options = self.options_for({"save_path": save_path, "paused": paused, "strategy": strategy})
+        options = self.options_for(check_add(given))
         torrent = Torrent(meta, options, self._env())  # ValueError: unknown strategy
         self._adding[meta.info_hash] = torrent
 
@@ -471,9 +462,10 @@ class Session:
         """The torrent (or magnet waiting for metadata) with this info hash."""
         return self.torrents.get(info_hash) or self.magnets.fetches.get(info_hash)
 
-    def add_magnet(self, uri: str, **options: Any) -> defer.Deferred[dict[str, Any]]:
-        """Add a magnet link; durable before the Deferred fires (MetainfoError if bad)."""
-        return self.magnets.add(uri, **options)
+    def add_magnet(self, uri: str, **given: Any) -> defer.Deferred[dict[str, Any]]:
+        """Add a magnet link with ``given`` options (as ``add``); durable before the Deferred
+        fires (MetainfoError if the link is bad)."""
+        return self.magnets.add(uri, check_add(given))
 
     def find(self, prefix: str) -> Swarm:
         """The one torrent (or waiting magnet) whose info hash starts with ``prefix``

@@ -20,8 +20,8 @@ from btd.core.metadata_fetch import MetadataFetch
 from btd.core.rpc.add_items import (
     MAX_BATCH,
     MAX_TORRENT_FILE,
-    absolute,
     add_batch,
+    add_options,
     check_batch,
     read_metainfo,
     storage_error,
@@ -39,15 +39,11 @@ from btd.core.rpc.errors import (
 from btd.core.session import Session
 from btd.core.swarm import TorrentNotFound
 from btd.core.torrent import Torrent
+from btd.core.torrent_settings import SET_KEYS, SettingError, apply_settings, options_json
 
 __all__ = ["MAX_BATCH", "MAX_TORRENT_FILE", "torrent_methods"]
 
 STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "stopped")
-
-
-def _single_form(params: dict[str, Any]) -> dict[str, Any]:
-    names = ("metainfo", "path", "magnet", "save_path", "paused", "strategy")
-    return {name: params[name] for name in names}
 
 
 def _pick(values: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -80,34 +76,29 @@ def torrent_methods(session: Session) -> dict[str, Any]:
     def add(
         metainfo: str | None = None,
         path: str | None = None,
-        save_path: str | None = None,
-        paused: bool = False,
-        strategy: str | None = None,
         magnet: str | None = None,
         torrents: list[Any] | None = None,
+        **options: Any,
     ) -> defer.Deferred[Any]:
         """Add a torrent from base64 metainfo, a .torrent path the daemon can read, or a
-        magnet; or many at once: ``torrents``, a list of such objects (one result each)."""
+        magnet, with options (``save_path``, ``paused``, ``strategy``, ...: the add-time
+        settings of core/torrent_settings.py); or many at once: ``torrents``, a list of such
+        objects (one result each)."""
         if session.stopping:
             raise RpcError(SHUTTING_DOWN, "the daemon is shutting down")
         if torrents is not None:
-            given = [n for n, v in _single_form(locals()).items() if v not in (None, False)]
+            beside = {"metainfo": metainfo, "path": path, "magnet": magnet, **options}
+            given = [n for n, v in beside.items() if v not in (None, False)]
             if given:
                 raise invalid_params(given[0], "give it in each item of torrents, not beside it")
             return add_batch(session, check_batch(torrents))
-        require("save_path", save_path, str, optional=True)
-        require("paused", paused, bool)
-        require("strategy", strategy, str, optional=True)
-        if save_path is not None:
-            save_path = str(absolute("save_path", save_path))
+        checked = add_options(options)
         if magnet is not None:
             require("magnet", magnet, str)
             if metainfo is not None or path is not None:
                 raise invalid_params("magnet", "give one of metainfo, path or magnet")
             try:
-                d = session.add_magnet(
-                    magnet, save_path=save_path, paused=paused, strategy=strategy
-                )
+                d = session.add_magnet(magnet, **checked)
             except MetainfoError as exc:
                 raise RpcError(
                     INVALID_TORRENT, f"invalid magnet: {exc}", {"field": "magnet"}
@@ -117,7 +108,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             return d.addErrback(storage_error)
         data = read_metainfo(metainfo, path)
         try:
-            d = session.add(data, save_path=save_path, paused=paused, strategy=strategy)
+            d = session.add(data, **checked)
         except MetainfoError as exc:
             field = "metainfo" if metainfo is not None else "path"
             raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
@@ -244,17 +235,18 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             "message": message,
         }
 
-    def set_(info_hash: str, strategy: str | None = None) -> dict[str, Any]:
-        """Change a torrent's options (now: ``strategy``)."""
+    def set_(info_hash: str, **settings: Any) -> dict[str, Any]:
+        """Change a torrent's settings (``strategy``, ...: the settable ones of
+        core/torrent_settings.py); all are checked before any changes."""
         t = find(info_hash)
-        if strategy is not None:
-            require("strategy", strategy, str)
-            try:
-                t.set_strategy(strategy)
-            except ValueError as exc:
-                raise invalid_params("strategy", str(exc)) from None
+        try:
+            changed = apply_settings(t, settings)
+        except SettingError as exc:
+            raise invalid_params(exc.name, str(exc)) from None
+        if changed:
             session.save_options(t)
-        return status.summary(t, ["info_hash", "strategy"])
+        current = options_json(t.options)
+        return {"info_hash": t.hex, **{name: current[name] for name in SET_KEYS}}
 
     def stats() -> dict[str, Any]:
         """Totals over all torrents: counts by state, rates, bytes, peers."""
