@@ -270,6 +270,31 @@ class TorrentStore:
             why = exc.strerror or exc
             raise StorageError(f"cannot delete torrent state in {self.dir}: {why}") from exc
 
+    def hashes(self) -> set[str]:
+        """The info hashes with a stored .torrent (a directory listing, nothing read)."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return set()
+        return {n[:-8] for n in names if n.endswith(".torrent") and len(n) == 48}
+
+    def load(self, info_hash: str, *, progress: bool = True) -> StoredTorrent:
+        """One stored torrent (OSError, ValueError if it cannot be read); its progress only
+        when asked for and readable."""
+        path = self.dir / f"{info_hash}.torrent"
+        metainfo = path.read_bytes()
+        options_path = path.with_suffix(".json")
+        options = json.loads(options_path.read_text()) if options_path.exists() else {}
+        if not isinstance(options, dict):
+            raise ValueError("options are not a JSON object")
+        stored = None
+        if progress:
+            try:
+                stored = progress_from_json(json.loads(path.with_suffix(".resume").read_text()))
+            except (OSError, ValueError):
+                stored = None
+        return StoredTorrent(info_hash, metainfo, options, stored)
+
     def load_all(self) -> tuple[list[StoredTorrent], list[str]]:
         """Every stored torrent, and a message for each file that could not be read."""
         found: list[StoredTorrent] = []
