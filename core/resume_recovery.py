@@ -1,42 +1,30 @@
-"""Salvaging a damaged SQLite resume store, and the report of what was lost.
+"""What to do with a resume store found damaged, empty or missing, and the report of it.
 
-A store that fails ``PRAGMA integrity_check`` (or is not a database at all) is moved aside
-to ``<name>.damaged-<UTC time>`` with its ``-wal`` and ``-shm`` (never deleted, never written:
-it is read through a read-only connection), then every row still readable is copied out of
-it, row by row: a damaged page costs the rows on it, not its neighbours. Python's sqlite3
-has no ``.recover``, so rows are walked in rowid order and an unreadable stretch is stepped
-over by a binary search for where the b-tree can be read again (time bounded by
-``core/limits.py``). The info hashes the old store still
-names (its primary-key index, its progress table) tell which torrents are lost for good.
-
-``StoreReport`` is what the store tells the session: the problem, the counts and one sentence
-for people. No Twisted: blocking file work, called from the thread pool.
+A damaged store is moved aside (core/resume_salvage.py reads what is left of it); the new
+store gets every torrent that can still be proved: its salvaged record, with its progress
+when that was readable, or else its copy (``<state_dir>/torrents/<hash>.torrent`` and
+``.json``, core/torrent_store.py) with no progress, so its data is rechecked. A healthy
+store is matched with its copies once per start (``reconcile``). ``StoreReport`` is what
+the store tells the session: the problem, the counts and one sentence for people. No
+Twisted: blocking file work, called from the thread pool.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from btd.core.errors import MetainfoError
-from btd.core.limits import RESUME_INTEGRITY_ERRORS, RESUME_SALVAGE_SECONDS
+from btd.core.errors import MetainfoError, StorageError
 from btd.core.metainfo import parse_metainfo
-from btd.core.resume import ResumeProgress, StoredTorrent
+from btd.core.resume import NewTorrent, ResumeProgress, StoredTorrent
+from btd.core.resume_salvage import salvage
 from btd.core.torrent_store import TorrentStore
 
-TORRENT_COLUMNS = "info_hash, metainfo, options, added_at"
-PROGRESS_COLUMNS = (
-    "info_hash, have, num_pieces, uploaded, downloaded, file_sizes, completed_at, saved_at"
-)
+MARKER = ".resume-sqlite"  # in the copies' folder: a SQLite store keeps these copies
 
-# what each problem means, for the one-line message
 _WHAT = {
     "damaged": "was damaged",
     "empty": "was empty",
@@ -112,200 +100,6 @@ class StoreReport:
             "unreadable_rows": self.unreadable_rows,
             "message": self.message,
         }
-
-
-def ro_uri(path: Path) -> str:
-    """A read-only URI: such a connection never checkpoints the WAL or writes the file."""
-    return f"file:{quote(str(path.resolve()), safe='/')}?mode=ro"
-
-
-def integrity_problems(path: Path) -> list[str]:
-    """``PRAGMA integrity_check`` on a read-only connection: [] when the file is whole."""
-    try:
-        db = sqlite3.connect(ro_uri(path), uri=True, timeout=10)
-    except sqlite3.Error as exc:
-        return [f"cannot be opened: {exc}"]
-    try:
-        rows = [str(r[0]) for r in db.execute("PRAGMA integrity_check").fetchall()]
-    except sqlite3.DatabaseError as exc:
-        return [str(exc)]
-    finally:
-        db.close()
-    if rows == ["ok"]:
-        return []
-    extra = len(rows) - RESUME_INTEGRITY_ERRORS
-    return rows[:RESUME_INTEGRITY_ERRORS] + ([f"{extra} more"] if extra > 0 else [])
-
-
-def move_aside(path: Path, now: Callable[[], float] = time.time) -> Path:
-    """Rename the store (and its -wal, -shm) to ``<name>.damaged-<UTC time>``; never over
-    an earlier one."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now()))
-    target = path.with_name(f"{path.name}.damaged-{stamp}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
-    for suffix in ("-wal", "-shm"):  # the log first: the file is renamed last
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            os.replace(side, target.with_name(target.name + suffix))
-    os.replace(path, target)
-    return target
-
-
-@dataclass
-class Salvage:
-    """Rows read back from a damaged store, keyed by info hash (the later row wins)."""
-
-    torrents: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    progress: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    named: set[str] = field(default_factory=set)  # every info hash the old store still names
-    unreadable: int = 0  # rows (or stretches of rowids) that could not be read
-    why: str = ""
-
-
-def salvage(path: Path, clock: Callable[[], float] = time.monotonic) -> Salvage:
-    """Every row of ``torrents`` and ``progress`` still readable in the store at ``path``."""
-    out = Salvage()
-    try:
-        db = sqlite3.connect(ro_uri(path), uri=True, timeout=10)
-    except sqlite3.Error as exc:
-        out.why = f"cannot be opened: {exc}"
-        return out
-    deadline = clock() + RESUME_SALVAGE_SECONDS
-    try:
-        try:
-            db.execute("SELECT name FROM sqlite_master").fetchall()
-        except sqlite3.DatabaseError as exc:  # not a database: only the copies are left
-            out.why = f"nothing readable: {exc}"
-            return out
-        for table, columns, into in (
-            ("torrents", TORRENT_COLUMNS, out.torrents),
-            ("progress", PROGRESS_COLUMNS, out.progress),
-        ):
-            try:
-                rows, bad = _walk(db, table, columns, lambda: clock() > deadline)
-            except sqlite3.DatabaseError as exc:  # not even the schema can be read
-                out.why = out.why or str(exc)
-                continue
-            out.unreadable += bad
-            for row in rows:
-                if isinstance(row[0], str):
-                    into[row[0]] = row
-                    out.named.add(row[0])
-                else:
-                    out.unreadable += 1
-        out.named.update(_index_keys(db))
-    finally:
-        db.close()
-    if clock() > deadline:
-        out.why = f"salvage stopped after {RESUME_SALVAGE_SECONDS:g} s"
-    return out
-
-
-def _walk(
-    db: sqlite3.Connection, table: str, columns: str, late: Callable[[], bool]
-) -> tuple[list[tuple[Any, ...]], int]:
-    """The readable rows of ``table`` in rowid order, and how many rows or stretches were
-    stepped over. A row whose payload is damaged is skipped by its rowid (read alone); a
-    damaged b-tree page is jumped over (``_past_damage``)."""
-    rows: list[tuple[Any, ...]] = []
-    bad = 0
-    last = -(2**63)
-    while not late():
-        try:
-            cursor = db.execute(
-                f"SELECT rowid, {columns} FROM {table} WHERE rowid > ? ORDER BY rowid",  # noqa: S608
-                (last,),
-            )
-            for row in cursor:
-                rows.append(row[1:])
-                last = row[0]
-                if late():
-                    break
-            return rows, bad
-        except sqlite3.DatabaseError:
-            bad += 1
-            ok, nxt = _seek(db, table, last)
-            if ok and nxt is None:
-                break
-            if not ok:  # the b-tree itself is damaged after ``last``: jump past it
-                nxt = _past_damage(db, table, last, late)
-                if nxt is None:
-                    break
-            assert nxt is not None
-            row = _row(db, table, columns, nxt)  # the row alone (its payload may be bad)
-            if row is not None:
-                rows.append(row)
-                if ok:
-                    bad -= 1  # the scan's error was a later row's
-            last = nxt
-    return rows, bad
-
-
-def _seek(db: sqlite3.Connection, table: str, after: int) -> tuple[bool, int | None]:
-    """(the b-tree could be walked, the first rowid after ``after`` or None)."""
-    try:
-        row = db.execute(
-            f"SELECT rowid FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1",  # noqa: S608
-            (after,),
-        ).fetchone()
-    except sqlite3.DatabaseError:
-        return False, None
-    return True, None if row is None else int(row[0])
-
-
-def _past_damage(
-    db: sqlite3.Connection, table: str, last: int, late: Callable[[], bool]
-) -> int | None:
-    """The rowid after which the b-tree can be walked again, past a damaged stretch that
-    begins after ``last``: probes at doubling distances until a seek works, then a binary
-    search back to where it starts working. O(log gap) seeks; None: nothing after works."""
-    top = 2**63 - 1
-    failed, step = last, 1
-    while True:
-        if late() or last + step >= top:
-            return None
-        probe = last + step
-        if _seek(db, table, probe)[0]:
-            break
-        failed, step = probe, step * 2
-    good = probe
-    while good - failed > 1:  # seeks fail after ``failed``, work after ``good``
-        mid = (failed + good) // 2
-        if _seek(db, table, mid)[0]:
-            good = mid
-        else:
-            failed = mid
-    return good
-
-
-def _row(db: sqlite3.Connection, table: str, columns: str, rowid: int) -> tuple[Any, ...] | None:
-    try:
-        return db.execute(
-            f"SELECT {columns} FROM {table} WHERE rowid = ?",  # noqa: S608
-            (rowid,),
-        ).fetchone()
-    except sqlite3.DatabaseError:
-        return None
-
-
-def _index_keys(db: sqlite3.Connection) -> set[str]:
-    """The info hashes of the torrents table's primary-key index (a separate b-tree, so it
-    may name torrents whose rows are gone): read from both ends up to any damage."""
-    keys: set[str] = set()
-    for order in ("ASC", "DESC"):
-        try:
-            for (key,) in db.execute(
-                "SELECT info_hash FROM torrents INDEXED BY sqlite_autoindex_torrents_1"
-                f" ORDER BY info_hash {order}"
-            ):
-                if isinstance(key, str) and len(key) == 40:
-                    keys.add(key)
-        except sqlite3.DatabaseError:
-            continue
-    return keys
 
 
 # -- from salvaged rows and copies to the torrents of the new store ----------------------------
@@ -407,3 +201,64 @@ def progress_from_row(row: tuple[Any, ...]) -> ResumeProgress:
         completed_at=None if completed_at is None else float(completed_at),
         saved_at=float(saved_at),
     )
+
+
+# -- a new store, and copies matched with records ---------------------------------------------
+def from_copies(
+    path: Path, copies: TorrentStore, found: str, why: str
+) -> tuple[StoreReport | None, list[StoredTorrent], list[str]]:
+    """What a new store (``found``: missing, or empty: 0 bytes or no tables) starts with:
+    (the report, None when nothing was lost; the torrents; copies that could not be read).
+
+    With no sign of an earlier SQLite store (no file, no marker) this is the move from the
+    files fallback: its progress is kept and nothing is reported. Otherwise the store was
+    lost: every copy comes back with no progress (rechecked), reported."""
+    marked = (copies.dir / MARKER).exists()
+    hashes = sorted(copies.hashes())
+    migrating = found == "missing" and not marked
+    items, problems = [], []
+    for h in hashes:
+        try:
+            items.append(copies.load(h, progress=migrating))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{copies.dir / h}.torrent: {exc}")
+    if migrating or not (hashes or marked):
+        return None, sorted(items, key=added_order), problems
+    report = StoreReport(found, str(path), why, rebuilt_hashes=[t.info_hash for t in items])
+    return report, sorted(items, key=added_order), problems
+
+
+def reconcile(
+    copies: TorrentStore, found: list[StoredTorrent], recorded: set[str]
+) -> tuple[list[StoredTorrent], int, list[str]]:
+    """Match a store's records (``found``; ``recorded``: every info hash with a row) with
+    the copies, once per start: a record without a copy gets one; a copy without a record
+    (an add cut short after its copy was written) is returned to be recorded again, with
+    no progress. Copies beside a store that never kept them (no marker: from before copies)
+    may be of torrents removed since: renamed ``.unrecorded``, not brought back (never
+    deleted). Then the marker is written. Returns (copies to record, copies set aside,
+    problems)."""
+    try:
+        on_disk = copies.hashes()
+        marked = (copies.dir / MARKER).exists()
+        missing = [t for t in found if t.info_hash not in on_disk]
+        if missing:
+            copies.save_torrents([NewTorrent(t.info_hash, t.metainfo, t.options) for t in missing])
+        orphans = sorted(on_disk - recorded)
+        back: list[StoredTorrent] = []
+        problems: list[str] = []
+        if orphans and not marked:
+            for h in orphans:
+                copy = copies.dir / f"{h}.torrent"
+                os.replace(copy, copy.with_name(copy.name + ".unrecorded"))
+        else:
+            for h in orphans:
+                try:
+                    back.append(copies.load(h, progress=False))
+                except (OSError, ValueError) as exc:
+                    problems.append(f"{copies.dir / h}.torrent: {exc}")
+        copies.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        (copies.dir / MARKER).touch()
+    except (OSError, StorageError) as exc:
+        return [], 0, [f"cannot keep the .torrent copies in {copies.dir}: {exc}"]
+    return back, len(orphans) if not marked else 0, problems

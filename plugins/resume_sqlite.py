@@ -20,6 +20,10 @@ database is still refused (ResumeStoreError, exit 78) and left untouched.
 
 The connection is shared by the pool's worker threads (``check_same_thread=False``), one
 statement at a time behind a lock.
+
+Size: one class, the ResumeStore protocol on SQLite with its opening (peek, check, create,
+recover) kept together so the order of those steps reads in one place; reading a damaged
+file and rebuilding from copies are core/resume_salvage.py and core/resume_recovery.py.
 """
 
 from __future__ import annotations
@@ -47,13 +51,12 @@ from btd.core.resume import (
 )
 from btd.core.resume_recovery import (
     StoreReport,
-    added_order,
-    integrity_problems,
-    move_aside,
+    from_copies,
     progress_from_row,
+    reconcile,
     recover,
-    ro_uri,
 )
+from btd.core.resume_salvage import integrity_problems, move_aside, ro_uri
 from btd.core.torrent_store import TorrentStore
 
 if TYPE_CHECKING:
@@ -65,7 +68,6 @@ _log = Logger(namespace="btd.plugins.resume_sqlite")
 
 PLUGIN = "resume_sqlite"
 FILENAME = "resume.sqlite"
-MARKER = ".resume-sqlite"  # in the copies' folder: a SQLite store keeps these copies
 SCHEMA_VERSION = 1
 SETTINGS = ("path", "interval")
 
@@ -237,39 +239,22 @@ class SqliteResumeStore:
             raise
         return db
 
-    def _marked(self) -> bool:
-        return self.copies is not None and (self.copies.dir / MARKER).exists()
-
     def _from_copies(self, found: str, why: str) -> list[StoredTorrent]:
-        """A new store (the file is missing, 0 bytes or has no tables) starts with the copies.
-
-        With no sign of an earlier SQLite store (no marker, no file) this is the move from
-        the files fallback: its progress is kept. Otherwise the store was lost: progress is
-        unknown (rechecked) and the loss is reported."""
+        """A new store (the file is missing, 0 bytes or has no tables) starts with the copies
+        (core/resume_recovery.py: moving in from the files fallback, or a loss reported)."""
         if self.copies is None:
             return []
-        hashes = sorted(self.copies.hashes())
-        migrating = found == "missing" and not self._marked()
-        if not hashes and not (found == "empty" and self._marked()):
-            return []
-        items = []
-        for h in hashes:
-            try:
-                items.append(self.copies.load(h, progress=migrating))
-            except (OSError, ValueError) as exc:
-                _log.error("not rebuilt from {h}: {e}", h=h, e=str(exc))
-        if migrating:
+        self.report, items, problems = from_copies(self.path, self.copies, found, why)
+        for problem in problems:
+            _log.error("not rebuilt: {problem}", problem=problem)
+        if items and self.report is None:
             _log.info(
                 "creating {path} with {n} torrent(s) from {dir}",
                 path=str(self.path),
                 n=len(items),
                 dir=str(self.copies.dir),
             )
-        else:
-            self.report = StoreReport(
-                found, str(self.path), why, rebuilt_hashes=[t.info_hash for t in items]
-            )
-        return sorted(items, key=added_order)
+        return items
 
     def _salvaged(self, why: str) -> list[StoredTorrent]:
         """Move the damaged file aside and take back every row and copy that is readable."""
@@ -414,53 +399,30 @@ class SqliteResumeStore:
     def _reconcile(
         self, found: list[StoredTorrent], recorded: set[str], problems: list[str]
     ) -> list[StoredTorrent]:
-        """Copies for records without one; records (no progress) for copies without one.
-
-        Copies found beside a store that never kept them (no marker: from before copies)
-        may be of torrents removed since: renamed ``.unrecorded``, not brought back."""
+        """Copies for records without one; records (no progress: rechecked) for copies
+        without one (core/resume_recovery.py ``reconcile``)."""
         copies = self.copies
         assert copies is not None
-        on_disk = copies.hashes()
-        marked = self._marked()
-        try:
-            missing = [t for t in found if t.info_hash not in on_disk]
-            if missing:
-                copies.save_torrents(
-                    [NewTorrent(t.info_hash, t.metainfo, t.options) for t in missing]
-                )
-            orphans = sorted(on_disk - recorded)
-            back: list[StoredTorrent] = []
-            if orphans and not marked:
-                for h in orphans:
-                    path = copies.dir / f"{h}.torrent"
-                    os.replace(path, path.with_name(path.name + ".unrecorded"))
-                _log.info(
-                    "{n} torrent copies without a record renamed .unrecorded in {dir}",
-                    n=len(orphans),
-                    dir=str(copies.dir),
-                )
-            elif orphans:
-                for h in orphans:
-                    try:
-                        back.append(copies.load(h, progress=False))
-                    except (OSError, ValueError) as exc:
-                        problems.append(f"{copies.dir / h}.torrent: {exc}")
-                if back:
-                    self._write(
-                        [_torrent_row(t.info_hash, t.metainfo, t.options) for t in back],
-                        durable=True,
-                    )
-                    if self.report is None:
-                        self.report = StoreReport(
-                            "unrecorded", str(self.path), rebuilt_hashes=[t.info_hash for t in back]
-                        )
-                    else:
-                        self.report.rebuilt_hashes.extend(t.info_hash for t in back)
-            copies.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-            (copies.dir / MARKER).touch()
-        except (OSError, StorageError) as exc:
-            problems.append(f"cannot keep the .torrent copies in {copies.dir}: {exc}")
+        back, set_aside, trouble = reconcile(copies, found, recorded)
+        problems.extend(trouble)
+        if set_aside:
+            _log.info(
+                "{n} torrent copies from before copies were kept, without a record: "
+                "renamed .unrecorded in {dir}",
+                n=set_aside,
+                dir=str(copies.dir),
+            )
+        if not back:
             return []
+        try:
+            self._write(
+                [_torrent_row(t.info_hash, t.metainfo, t.options) for t in back], durable=True
+            )
+        except StorageError as exc:
+            problems.append(str(exc))
+        if self.report is None:
+            self.report = StoreReport("unrecorded", str(self.path))
+        self.report.rebuilt_hashes.extend(t.info_hash for t in back)
         return back
 
     def close(self) -> None:
