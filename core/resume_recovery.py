@@ -120,6 +120,8 @@ def recover(
     have_copy = copies.hashes() if copies is not None else set()
     items: dict[str, StoredTorrent] = {}
     for h, row in got.torrents.items():
+        if h in got.scanned and copies is not None and h not in have_copy:
+            continue  # read off a page, no copy: maybe a row of a torrent removed since
         item = _from_row(h, row, got.progress.get(h), copies if h in have_copy else None)
         if item is None:
             report.unreadable_rows += 1
@@ -129,12 +131,10 @@ def recover(
         if item.progress is None:
             report.progress_lost += 1
     for h in sorted(have_copy - items.keys()):
-        try:
-            items[h] = copies.load(h, progress=False)  # type: ignore[union-attr]
-        except (OSError, ValueError) as exc:
-            report.why += f"; copy {h} unreadable: {exc}"
-            continue
-        report.rebuilt_hashes.append(h)
+        copy = _copy(copies, h)  # type: ignore[arg-type]
+        if copy is not None:
+            items[h] = copy
+            report.rebuilt_hashes.append(h)
     report.lost = sorted(got.named - items.keys())
     return report, sorted(items.values(), key=added_order)
 
@@ -144,12 +144,7 @@ def _from_row(
 ) -> StoredTorrent | None:
     """A salvaged record, or None if it does not hold up. The copy's metainfo wins (it is
     the source of truth); without one, the record's must hash to its info hash."""
-    copy = None
-    if copies is not None:
-        try:
-            copy = copies.load(h, progress=False)
-        except (OSError, ValueError):
-            copy = None
+    copy = _copy(copies, h) if copies is not None else None
     if copy is not None:
         metainfo = copy.metainfo
     else:
@@ -174,6 +169,18 @@ def _from_row(
         except (ValueError, TypeError):
             progress = None
     return StoredTorrent(h, metainfo, options, progress)
+
+
+def _copy(copies: TorrentStore, h: str) -> StoredTorrent | None:
+    """The copy of ``h`` with no progress, if it reads whole and hashes to ``h`` (a copy is
+    not fsynced: a crash can leave one short; the record is the durable one)."""
+    try:
+        copy = copies.load(h, progress=False)
+        if parse_metainfo(copy.metainfo).hex != h:
+            return None
+    except (OSError, ValueError, MetainfoError):
+        return None
+    return copy
 
 
 def added_order(item: StoredTorrent) -> tuple[float, str]:
@@ -243,7 +250,9 @@ def reconcile(
         marked = (copies.dir / MARKER).exists()
         missing = [t for t in found if t.info_hash not in on_disk]
         if missing:
-            copies.save_torrents([NewTorrent(t.info_hash, t.metainfo, t.options) for t in missing])
+            copies.save_torrents(
+                [NewTorrent(t.info_hash, t.metainfo, t.options) for t in missing], sync=False
+            )
         orphans = sorted(on_disk - recorded)
         back: list[StoredTorrent] = []
         problems: list[str] = []

@@ -1,12 +1,14 @@
 """Reading what is left of a damaged SQLite resume store, without writing to it.
 
-Python's sqlite3 has no ``.recover``: rows are walked in rowid order on a read-only
-connection (which never checkpoints the WAL or writes the file), a row whose payload is
-damaged is skipped alone, and a damaged b-tree page is jumped over by a binary search for
-where the tree can be read again, so a damaged page costs the rows on it, not its
-neighbours. The info hashes the old store still names (its primary-key index, its progress
-table) tell which torrents are lost for good. Time-bounded (core/limits.py). No Twisted:
-blocking file work, called from the thread pool.
+Python's sqlite3 has no ``.recover``. First SQL: rows are walked in rowid order on a
+read-only connection (which never checkpoints the WAL or writes the file), a row whose
+payload is damaged is skipped alone, and a damaged stretch of the b-tree is jumped over by a
+binary search for where it can be read again. Then the pages: a lost interior page hides
+every leaf under it from SQL, so every table-leaf page not on the freelist is read on its
+own (core/sqlite_pages.py) for rows SQL did not reach, told apart by their shape. A damaged
+page thus costs the rows on it, not its neighbours. The info hashes the old store still
+names (its primary-key index, its progress table) tell which torrents are lost for good.
+Time-bounded (core/limits.py). No Twisted: blocking file work, called from the thread pool.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from btd.core.limits import RESUME_INTEGRITY_ERRORS, RESUME_SALVAGE_SECONDS
+from btd.core.sqlite_pages import freelist, header_geometry, leaf_records
 
 TORRENT_COLUMNS = "info_hash, metainfo, options, added_at"
 PROGRESS_COLUMNS = (
@@ -77,6 +80,7 @@ class Salvage:
     progress: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     named: set[str] = field(default_factory=set)  # every info hash the old store still names
     unreadable: int = 0  # rows (or stretches of rowids) that could not be read
+    scanned: set[str] = field(default_factory=set)  # torrents found by the page scan only
     why: str = ""
 
 
@@ -91,9 +95,14 @@ def salvage(path: Path, clock: Callable[[], float] = time.monotonic) -> Salvage:
     deadline = clock() + RESUME_SALVAGE_SECONDS
     try:
         try:
+            # a truncated file has fewer pages than its header says: SQLite reads it only
+            # with writable_schema on (harmless here: the connection is read-only)
+            db.execute("PRAGMA writable_schema=ON")
             db.execute("SELECT name FROM sqlite_master").fetchall()
-        except sqlite3.DatabaseError as exc:  # not a database: only the copies are left
-            out.why = f"nothing readable: {exc}"
+        except sqlite3.DatabaseError as exc:  # SQL cannot read it: the pages may still
+            out.why = f"unreadable to SQLite: {exc}"
+            db.close()
+            _scan(path, out, lambda: clock() > deadline)
             return out
         for table, columns, into in (
             ("torrents", TORRENT_COLUMNS, out.torrents),
@@ -114,6 +123,7 @@ def salvage(path: Path, clock: Callable[[], float] = time.monotonic) -> Salvage:
         out.named.update(_index_keys(db))
     finally:
         db.close()
+    _scan(path, out, lambda: clock() > deadline)
     if clock() > deadline:
         out.why = f"salvage stopped after {RESUME_SALVAGE_SECONDS:g} s"
     return out
@@ -221,3 +231,79 @@ def _index_keys(db: sqlite3.Connection) -> set[str]:
         except sqlite3.DatabaseError:
             continue
     return keys
+
+
+def _scan(path: Path, out: Salvage, late: Callable[[], bool]) -> None:
+    """Rows the b-tree walk could not reach, read page by page (core/sqlite_pages.py): a
+    lost interior page hides every leaf under it from SQL, not from this. Rows are told
+    apart by their shape; of two versions of a row the later (higher rowid) wins."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        geometry = header_geometry(os.pread(fd, 100, 0)) or (4096, 4096)
+        page_size, usable = geometry
+        count = size // page_size
+
+        def read_page(n: int) -> bytes | None:
+            if not 1 <= n <= count:
+                return None
+            return os.pread(fd, page_size, (n - 1) * page_size)
+
+        page1 = read_page(1) or b""
+        skip = freelist(page1, read_page, count) if len(page1) >= 100 else set()
+        found: dict[str, tuple[int, tuple[Any, ...]]] = {}
+        progress: dict[str, tuple[int, tuple[Any, ...]]] = {}
+        for n in range(2, count + 1):
+            if n in skip:
+                continue
+            if n % 256 == 0 and late():
+                break
+            for rowid, values in leaf_records(read_page(n) or b"", usable, read_page):
+                into = found if _torrent_shaped(values) else None
+                if into is None and _progress_shaped(values):
+                    into = progress
+                if into is not None and rowid > into.get(values[0], (-(2**63), ()))[0]:
+                    into[values[0]] = (rowid, tuple(values))
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    for h, (_, row) in found.items():
+        if h not in out.torrents:
+            out.torrents[h] = row
+            out.scanned.add(h)
+    for h, (_, row) in progress.items():
+        out.progress.setdefault(h, row)
+
+
+def _hash_shaped(value: Any) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdef" for c in value)
+    )
+
+
+def _torrent_shaped(values: list[Any]) -> bool:
+    """(info_hash, metainfo, options, added_at)."""
+    return (
+        len(values) == 4
+        and _hash_shaped(values[0])
+        and isinstance(values[1], bytes)
+        and isinstance(values[2], str)
+        and isinstance(values[3], (int, float))
+    )
+
+
+def _progress_shaped(values: list[Any]) -> bool:
+    """(info_hash, have, num_pieces, uploaded, downloaded, file_sizes, completed_at, saved_at)."""
+    return (
+        len(values) == 8
+        and _hash_shaped(values[0])
+        and isinstance(values[1], bytes)
+        and all(isinstance(v, int) for v in values[2:5])
+        and isinstance(values[5], str)
+        and (values[6] is None or isinstance(values[6], (int, float)))
+        and isinstance(values[7], (int, float))
+    )

@@ -289,7 +289,7 @@ class SqliteResumeStore:
     def _add(self, items: Sequence[NewTorrent]) -> None:
         """The copies first (durable), then the records; a failed record drops the copies."""
         if self.copies is not None:
-            self.copies.save_torrents(items)
+            self.copies.save_torrents(items, sync=False)  # the row below is the durable one
         statements = []
         for item in items:
             statements.append(_torrent_row(item.info_hash, item.metainfo, item.options))
@@ -324,7 +324,7 @@ class SqliteResumeStore:
         )
         if self.copies is not None and info_hash in self.copies.hashes():
             try:
-                self.copies.save_options(info_hash, options)
+                self.copies.save_options(info_hash, options, sync=False)
             except StorageError as exc:  # the record has them; the copy is for rebuilding
                 _log.warn("the copy's options are stale: {e}", e=str(exc))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from btd.core.bencode import encode
-from btd.core.resume import ResumeProgress, ResumeStoreError, StoredTorrent
+from btd.core.resume import NewTorrent, ResumeProgress, ResumeStoreError, StoredTorrent
 from btd.core.torrent_store import TorrentStore
 from btd.plugins.resume_sqlite import SqliteResumeStore
 
@@ -121,6 +121,7 @@ def test_a_truncated_store_is_moved_aside_and_rebuilt_from_copies(state: Path) -
     assert report is not None and report.problem == "damaged"
     assert report.recovered + report.rebuilt == 7 and report.lost == []
     assert report.rebuilt >= 1  # some records were past the cut: rebuilt, rechecking
+    assert report.recovered >= 1  # and those before it were read back
     assert all(t.progress is None for t in found if t.info_hash not in report.recovered_hashes)
     [moved] = aside(state)
     assert moved.read_bytes() == data[: len(data) // 2]  # kept exactly as it was found
@@ -128,6 +129,21 @@ def test_a_truncated_store_is_moved_aside_and_rebuilt_from_copies(state: Path) -
     store.close()
     store, again = loaded(state)  # the new store is whole: no report the next time
     assert store.report is None and len(again) == 7
+    store.close()
+
+
+def test_a_truncated_store_without_copies_keeps_the_rows_before_the_cut(state: Path) -> None:
+    hashes = fill(state, 200, copies=False, pad=200)
+    path = state / "resume.sqlite"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    store, found = loaded(state, copies=False)
+    report = store.report
+    assert report is not None and report.rebuilt == 0
+    assert 40 <= len(found) < 200 and report.recovered == len(found)
+    assert {t.info_hash for t in found} < set(hashes)
+    assert all(t.progress == PROGRESS for t in found if t.progress is not None)
+    assert report.lost and set(report.lost) <= set(hashes) - {t.info_hash for t in found}
     store.close()
 
 
@@ -149,6 +165,56 @@ def test_flipped_bytes_mid_file_lose_only_that_page_without_copies(state: Path) 
     assert report.recovered == len(survivors) and report.rebuilt == 0
     assert set(report.lost) <= set(hashes) - survivors
     assert bytes(data) == aside(state)[0].read_bytes()
+    store.close()
+
+
+def batch(state: Path, count: int, pad: int = 600) -> list[str]:
+    """``count`` torrents with progress, in one transaction each (fast), no copies."""
+    store = store_at(state, copies=False)
+    items = [metainfo(n, pad) for n in range(count)]
+    store.save_torrents(
+        [NewTorrent(h, d, {**OPTIONS, "added_at": float(n)}) for n, (h, d) in enumerate(items)]
+    )
+    store.save_progress_many([(h, PROGRESS) for h, _ in items])
+    store.close()
+    return [h for h, _ in items]
+
+
+def scribble_on_page(path: Path, page: int) -> None:
+    data = bytearray(path.read_bytes())
+    at = (page - 1) * PAGE
+    data[at : at + 8] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+
+
+def test_a_lost_interior_page_hides_no_row_from_the_page_scan(state: Path) -> None:
+    hashes = batch(state, 400)
+    path = state / "resume.sqlite"
+    db = sqlite3.connect(path)
+    [(root,)] = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'torrents'")
+    db.close()
+    scribble_on_page(path, root)  # every row of the table is now out of reach of SQL
+    store, found = loaded(state, copies=False)
+    assert sorted(t.info_hash for t in found) == sorted(hashes)
+    assert all(t.progress == PROGRESS for t in found)
+    assert store.report is not None and store.report.recovered == 400
+    store.close()
+
+
+def test_the_page_scan_does_not_bring_back_removed_torrents(state: Path) -> None:
+    hashes = batch(state, 400)
+    store = store_at(state, copies=False)
+    for h in hashes[100:]:
+        store.delete(h)  # their pages go to the freelist, their cells still in them
+    store.close()
+    path = state / "resume.sqlite"
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA freelist_count").fetchone()[0] > 10
+    [(root,)] = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'torrents'")
+    db.close()
+    scribble_on_page(path, root)
+    store, found = loaded(state, copies=False)
+    assert sorted(t.info_hash for t in found) == sorted(hashes[:100])
     store.close()
 
 
