@@ -322,7 +322,7 @@ class SqliteResumeStore:
             ],
             durable=True,
         )
-        if self.copies is not None and info_hash in self.copies.hashes():
+        if self.copies is not None and (self.copies.dir / f"{info_hash}.torrent").exists():
             try:
                 self.copies.save_options(info_hash, options, sync=False)
             except StorageError as exc:  # the record has them; the copy is for rebuilding
