@@ -538,6 +538,40 @@ def test_a_damaged_store_starts_with_its_torrents_rechecked_and_says_so(tmp_path
     result(third.stop())
 
 
+def test_start_checks_and_recovers_the_store_off_the_reactor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``start`` (the reactor) only peeks; the integrity check, the salvage and the rebuild
+    wait for the thread pool, so the control socket answers meanwhile."""
+    from btd.core import session_status
+    from btd.plugins import resume_sqlite
+
+    first = make_session(tmp_path)
+    result(first.add(TORRENT))
+    result(first.stop())
+    path = tmp_path / "state" / "resume.sqlite"
+    data = bytearray(path.read_bytes())
+    data[4096 : 4096 + 8] = b"\xff" * 8  # page 2: only integrity_check can tell
+    path.write_bytes(bytes(data))
+    second = make_session(tmp_path)
+    held = HeldBlocking()
+    second.run_blocking = held  # type: ignore[method-assign]
+    seen: list[str] = []
+    real = resume_sqlite.integrity_problems
+    monkeypatch.setattr(
+        resume_sqlite, "integrity_problems", lambda p: seen.append("checked") or real(p)
+    )
+    second.start()
+    assert seen == [] and path.read_bytes() == bytes(data)  # nothing done on the reactor
+    assert session_status.info(second)["resume_store"] == "loading"
+    held.run()
+    assert seen == ["checked"] and second.store_report is not None
+    assert [t.hex for t in second.torrents.values()] == [HEX]
+    stopped = second.stop()
+    held.run()
+    result(stopped)
+
+
 def test_a_store_that_cannot_be_read_is_reported_not_taken_for_empty(tmp_path: Path) -> None:
     from btd.core import session_status
 
