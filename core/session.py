@@ -44,6 +44,7 @@ from btd.core.resume import (
     storage_root_fields,
     stored_storage_dev,
 )
+from btd.core.resume_recovery import StoreReport
 from btd.core.resume_saver import ResumeSaver
 from btd.core.scheduler import Pacer, Scheduler
 from btd.core.storage_guard import StorageGuard
@@ -110,7 +111,9 @@ class Session:
             self._bring_up,
             lambda: self.stopping,
             self._loaded,
+            self._store_reported,
         )
+        self.store_report: StoreReport | None = None  # what the store found wrong at start
         self.peer_id = make_peer_id(config.session.peer_id_prefix)
         self.listen_port = 0
         self.verifier = verifier
@@ -144,8 +147,8 @@ class Session:
         """The ResumeStore, opened on first use (``start`` uses it first in the daemon).
 
         The ``btd_resume_store`` hook is called directly, not through the isolating
-        ``PluginHost.first``: a store that cannot be opened (a damaged file) must stop the
-        daemon (ResumeStoreError, exit 78), never be replaced by an empty one.
+        ``PluginHost.first``: a store that cannot be opened (not ours, a newer schema) must
+        stop the daemon (ResumeStoreError, exit 78), never be replaced by an empty one.
         """
         if self._store is None:
             try:
@@ -506,8 +509,9 @@ class Session:
     def start(self) -> None:
         """Bring back the torrents added before the last stop, with their progress.
 
-        Opens the resume store at once: a damaged one raises ResumeStoreError (nothing is
-        loaded). Reading and parsing run on the thread pool; the torrents then come up
+        Opens the resume store at once (a peek: a store that is not ours raises
+        ResumeStoreError, nothing is loaded). Checking it, recovering a damaged one (its
+        report is said loudly: ``_store_reported``), reading and parsing run on the thread pool; the torrents then come up
         LOAD_SLICE per reactor turn, so the control socket answers meanwhile and
         ``torrent.list`` shows them as they come. Saved progress is trusted without
         hashing where the files still have their recorded sizes (core/resume.py). See
@@ -516,6 +520,16 @@ class Session:
         store = self.store
         self.saver.start()
         self.loader.start(store)
+
+    def _store_reported(self, report: StoreReport) -> None:
+        """Damage, loss or a rebuild of the resume store: said loudly (the log at critical,
+        a ``resume_store`` event, ``session.info``), never taken for "no torrents"."""
+        self.store_report = report
+        if report.serious:
+            _log.critical("{message}", message=report.message)
+        else:
+            _log.warn("{message}", message=report.message)
+        self.emit(TorrentEvent("resume_store", "", "", "", report.as_dict()))
 
     def _loaded(self) -> None:
         if self.torrents:

@@ -287,7 +287,7 @@ def test_a_restart_brings_the_waiting_magnet_back(tmp_path: Path) -> None:
     assert second.connector.route(IH) is fetch
 
 
-def test_a_corrupt_magnets_json_is_reported_and_kept(tmp_path: Path) -> None:
+def test_a_corrupt_magnets_json_is_reported_and_kept_aside(tmp_path: Path) -> None:
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "magnets.json").write_text("{oops")
     logged: list[dict[str, Any]] = []
@@ -299,8 +299,10 @@ def test_a_corrupt_magnets_json_is_reported_and_kept(tmp_path: Path) -> None:
         globalLogPublisher.removeObserver(logged.append)
     assert session.swarms() == []
     assert any("magnets.json" in str(e.get("problem")) for e in logged)
-    assert rpc_error(session, "torrent.add", magnet=URI).code == codes.STORAGE  # not overwritten
-    assert (tmp_path / "state" / "magnets.json").read_text() == "{oops"
+    [aside] = (tmp_path / "state").glob("magnets.json.damaged-*")
+    assert aside.read_text() == "{oops"  # kept as it was; a new file takes new magnets
+    call(session, "torrent.add", magnet=URI)
+    assert len(session.swarms()) == 1
 
 
 # -- metadata arrives ---------------------------------------------------------------------------
