@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from torrent_harness import CONTENT, FILE_SIZES, NUM_PIECES, TORRENT_NAME, Swarm
 
 from btd.core import storage as storage_module
 from btd.core.wire import messages as m
-
-from torrent_harness import CONTENT, FILE_SIZES, NUM_PIECES, TORRENT_NAME, Swarm
 
 FAULTS = (errno.EIO, errno.ENOSPC, errno.EROFS)
 WATCHED = {
