@@ -104,14 +104,14 @@ def on_disk(save_path: Path) -> bytes:
     return b"".join((root / name).read_bytes() for name, _ in FILE_SIZES)
 
 
-def assert_clear_outcome(s: Swarm, code: int, done: Callable[[], bool]) -> None:
+def assert_clear_outcome(s: Swarm, code: int, done: Callable[[Swarm], bool]) -> None:
     t = s.torrent
     if t.state == "error":
         said = [os.strerror(code), *{errno.ENOSPC: ["disk full"]}.get(code, [])]
         assert any(text in (t.error or "") for text in said), t.error
         assert [k for k in s.kinds if k == "error"], s.kinds
     else:
-        assert done(), (t.state, t.error)
+        assert done(s), (t.state, t.error)
     s.check()
 
 
@@ -133,7 +133,7 @@ def test_every_storage_call_failing_during_a_download(
         with faulty_os(monkeypatch, FaultyOs(n, code)):
             s = download(where)
         assert_clear_outcome(
-            s, code, lambda: s.torrent.complete and on_disk(s.save_path) == CONTENT
+            s, code, lambda s: s.torrent.complete and on_disk(s.save_path) == CONTENT
         )
 
 
@@ -149,4 +149,7 @@ def test_every_storage_call_failing_while_seeding(
         for piece in got:  # whatever was sent is right
             start = piece.index * s.meta.piece_length + piece.begin
             assert bytes(piece.block) == CONTENT[start : start + len(piece.block)]
-        assert_clear_outcome(s, code, lambda: s.torrent.state == "seeding" and len(got) > 0)
+        served = len(got) > 0
+        assert_clear_outcome(
+            s, code, lambda s, served=served: s.torrent.state == "seeding" and served
+        )
