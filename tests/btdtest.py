@@ -8,6 +8,7 @@ polled on its scrape URL with a bounded deadline.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import shutil
 import signal
@@ -455,3 +456,26 @@ def scrape(announce_url: str, info_hash: str) -> dict[str, int]:
     body = decode(urllib.request.urlopen(url, timeout=5).read())
     stats = body[b"files"].get(bytes.fromhex(info_hash), {})
     return {k.decode(): v for k, v in stats.items()}
+
+
+def pieces_had(btd: BtdProcess, info_hash: str) -> set[int]:
+    """The pieces btd says the torrent has (its ``piece_map``)."""
+    from btd.core.bitfield import Bitfield
+
+    got = btd.call("torrent.get", {"info_hash": info_hash})
+    return set(Bitfield.from_bytes(bytes.fromhex(got["piece_map"]), got["pieces"]))
+
+
+def assert_every_piece_checks_out(btd: BtdProcess, torrent: Path, pieces: set[int]) -> None:
+    """Hash what is on disk for every piece btd says it has."""
+    from btd.core.metainfo import parse_metainfo
+
+    meta = parse_metainfo(torrent.read_bytes())
+    parts = []
+    for f in meta.files:
+        path = btd.downloads.joinpath(*f.path)
+        parts.append(path.read_bytes() if path.exists() else bytes(f.length))  # not written yet
+    blob = b"".join(parts)
+    for i in sorted(pieces):
+        data = blob[i * meta.piece_length : (i + 1) * meta.piece_length]
+        assert hashlib.sha1(data).digest() == meta.piece_hash(i), f"piece {i} is claimed but bad"

@@ -8,7 +8,6 @@ claim a piece whose data is not on disk. Then the download finishes with identic
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import sqlite3
 import subprocess
@@ -16,10 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from btdtest import BtdProcess, same_tree, seeded_torrent, wait_until
+from btdtest import (
+    BtdProcess,
+    assert_every_piece_checks_out,
+    pieces_had,
+    same_tree,
+    seeded_torrent,
+    wait_until,
+)
 
 from btd.core.bitfield import Bitfield
-from btd.core.metainfo import parse_metainfo
 
 pytestmark = [pytest.mark.integration]
 
@@ -38,24 +43,6 @@ LIST_FIELDS = ["info_hash", "name", "size", "save_path", "strategy", "added_at",
 @pytest.fixture()
 def content(tmp_path: Path) -> tuple[Path, Path, str]:
     return seeded_torrent(tmp_path, SIZES, "movie", "movie.torrent", seed=5, piece_size=PIECE)
-
-
-def pieces_had(btd: BtdProcess, info_hash: str) -> set[int]:
-    got = btd.call("torrent.get", {"info_hash": info_hash})
-    return set(Bitfield.from_bytes(bytes.fromhex(got["piece_map"]), got["pieces"]))
-
-
-def assert_every_piece_checks_out(btd: BtdProcess, torrent: Path, pieces: set[int]) -> None:
-    """Hash what is on disk for every piece btd says it has."""
-    meta = parse_metainfo(torrent.read_bytes())
-    parts = []
-    for f in meta.files:
-        path = btd.downloads.joinpath(*f.path)
-        parts.append(path.read_bytes() if path.exists() else bytes(f.length))  # not written yet
-    blob = b"".join(parts)
-    for i in sorted(pieces):
-        data = blob[i * meta.piece_length : (i + 1) * meta.piece_length]
-        assert hashlib.sha1(data).digest() == meta.piece_hash(i), f"piece {i} is claimed but bad"
 
 
 def stored_pieces(btd: BtdProcess, info_hash: str) -> int:
