@@ -15,6 +15,7 @@ from twisted.internet import defer
 
 from btd.core import session_status
 from btd.core import torrent_status as status
+from btd.core.bandwidth import MAX_RATE
 from btd.core.errors import MetainfoError
 from btd.core.metadata_fetch import MetadataFetch
 from btd.core.rpc.add_items import (
@@ -48,6 +49,13 @@ STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "
 def _single_form(params: dict[str, Any]) -> dict[str, Any]:
     names = ("metainfo", "path", "magnet", "save_path", "paused", "strategy")
     return {name: params[name] for name in names}
+
+
+def _check_rate(name: str, value: Any) -> None:
+    """A speed limit in bytes/s: an integer 0 (unlimited) .. MAX_RATE."""
+    require(name, value, int)
+    if not 0 <= value <= MAX_RATE:
+        raise invalid_params(name, f"must be 0 (unlimited) .. {MAX_RATE} bytes/s")
 
 
 def _pick(values: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -85,6 +93,8 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         strategy: str | None = None,
         magnet: str | None = None,
         torrents: list[Any] | None = None,
+        download_limit: int = 0,
+        upload_limit: int = 0,
     ) -> defer.Deferred[Any]:
         """Add a torrent from base64 metainfo, a .torrent path the daemon can read, or a
         magnet; or many at once: ``torrents``, a list of such objects (one result each)."""
@@ -98,6 +108,8 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         require("save_path", save_path, str, optional=True)
         require("paused", paused, bool)
         require("strategy", strategy, str, optional=True)
+        _check_rate("download_limit", download_limit)
+        _check_rate("upload_limit", upload_limit)
         if save_path is not None:
             save_path = str(absolute("save_path", save_path))
         if magnet is not None:
@@ -117,7 +129,14 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             return d.addErrback(storage_error)
         data = read_metainfo(metainfo, path)
         try:
-            d = session.add(data, save_path=save_path, paused=paused, strategy=strategy)
+            d = session.add(
+                data,
+                save_path=save_path,
+                paused=paused,
+                strategy=strategy,
+                download_limit=download_limit,
+                upload_limit=upload_limit,
+            )
         except MetainfoError as exc:
             field = "metainfo" if metainfo is not None else "path"
             raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
@@ -244,17 +263,29 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             "message": message,
         }
 
-    def set_(info_hash: str, strategy: str | None = None) -> dict[str, Any]:
-        """Change a torrent's options (now: ``strategy``)."""
+    def set_(
+        info_hash: str,
+        strategy: str | None = None,
+        download_limit: int | None = None,
+        upload_limit: int | None = None,
+    ) -> dict[str, Any]:
+        """Change a torrent's options: ``strategy``, ``download_limit``, ``upload_limit``."""
         t = find(info_hash)
+        if download_limit is not None:
+            _check_rate("download_limit", download_limit)
+        if upload_limit is not None:
+            _check_rate("upload_limit", upload_limit)
         if strategy is not None:
             require("strategy", strategy, str)
             try:
                 t.set_strategy(strategy)
             except ValueError as exc:
                 raise invalid_params("strategy", str(exc)) from None
+        if download_limit is not None or upload_limit is not None:
+            t.set_rate_limits(download_limit, upload_limit)
+        if strategy is not None or download_limit is not None or upload_limit is not None:
             session.save_options(t)
-        return status.summary(t, ["info_hash", "strategy"])
+        return status.summary(t, ["info_hash", "strategy", "download_limit", "upload_limit"])
 
     def stats() -> dict[str, Any]:
         """Totals over all torrents: counts by state, rates, bytes, peers."""

@@ -525,6 +525,8 @@ def test_set_strategy(h: Harness) -> None:
     assert h.call("torrent.set", info_hash=HEX, strategy="sequential") == {
         "info_hash": HEX,
         "strategy": "sequential",
+        "download_limit": 0,
+        "upload_limit": 0,
     }
     options = json.loads((h.tmp / "state" / "torrents" / f"{HEX}.json").read_text())
     assert options["strategy"] == "sequential"
