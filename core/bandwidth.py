@@ -25,7 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 TICK = 0.1  # seconds between grants while a channel waits
-BURST_SECONDS = 0.5  # what a bucket holds at most, in seconds of its rate
+# What a bucket holds at most, in seconds of its rate: libtorrent's bandwidth_channel keeps
+# 3 s too. A peer that idles a moment (its requests ran dry, a disk read) does not lose its
+# share; the rate holds over a few seconds, bursts after an idle spell last up to this long.
+BURST_SECONDS = 3.0
 MIN_BURST = 64 * 1024  # ... and at least (a very low limit still moves whole blocks)
 PASSES = 3  # rounds of one grant (leftovers of channels limited by another bucket)
 MAX_RATE = 10**12  # bytes/s: what a limit may be set to (0 = unlimited)
