@@ -30,6 +30,8 @@ def _plain(value: Any, for_yaml: bool) -> Any:
 def _key_value(value: Any, key: Key, for_yaml: bool) -> Any:
     if key.octal and value is not None:
         return format_octal(value)
+    if hasattr(value, "plain"):  # a structured value (session.alt_schedule)
+        return value.plain()
     if isinstance(value, Path):
         # For YAML, '$' is doubled so that reading the file back does not expand anything.
         return str(value).replace("$", "$$") if for_yaml else str(value)

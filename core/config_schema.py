@@ -19,6 +19,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from btd.core import paths
+from btd.core.alt_speed import AltSchedule
+from btd.core.bandwidth import MAX_RATE
 from btd.core.limits import PEER_INACTIVITY_TIMEOUT, PEER_REPLACE_GRACE
 
 if TYPE_CHECKING:
@@ -67,6 +69,12 @@ class SessionConfig:
     piece_strategy: str = "rarest-first"
     peer_id_prefix: str = "-BT0100-"
     umask: int | None = DEFAULT_UMASK  # None: keep the umask btd was started with
+    download_limit: int = 0  # bytes/s, 0 = unlimited (core/bandwidth.py)
+    upload_limit: int = 0
+    alt_download_limit: int = 0  # the alternative ("turtle") pair (core/alt_speed.py)
+    alt_upload_limit: int = 0
+    alt_enabled: bool = False
+    alt_schedule: AltSchedule | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,25 @@ def check_port(value: Any, env: Mapping[str, str]) -> int:
     if not _is_int(value) or not 0 <= value <= 65535:
         raise Invalid("must be an integer 0..65535 (0 = pick a free port)")
     return int(value)
+
+
+def check_rate(value: Any, env: Mapping[str, str]) -> int:
+    if not _is_int(value) or not 0 <= value <= MAX_RATE:
+        raise Invalid("must be a rate in bytes per second, 0 (unlimited) or more")
+    return int(value)
+
+
+def check_bool(value: Any, env: Mapping[str, str]) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("must be true or false")
+    return value
+
+
+def check_alt_schedule(value: Any, env: Mapping[str, str]) -> AltSchedule | None:
+    try:
+        return AltSchedule.parse(value)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
 
 
 def check_log_level(value: Any, env: Mapping[str, str]) -> str:
@@ -361,6 +388,12 @@ SECTIONS: dict[str, tuple[type, tuple[Key, ...]]] = {
             Key("piece_strategy", check_name, _const("rarest-first"), live=True),
             Key("peer_id_prefix", check_peer_id_prefix, _const("-BT0100-")),
             Key("umask", check_umask, _const(DEFAULT_UMASK), live=True, octal=True),
+            Key("download_limit", check_rate, _const(0), live=True),
+            Key("upload_limit", check_rate, _const(0), live=True),
+            Key("alt_download_limit", check_rate, _const(0), live=True),
+            Key("alt_upload_limit", check_rate, _const(0), live=True),
+            Key("alt_enabled", check_bool, _const(False), live=True),
+            Key("alt_schedule", check_alt_schedule, _const(None), live=True),
         ),
     ),
 }

@@ -457,6 +457,8 @@ class MetadataFetch:
             "eta": None,
             "save_path": str(self.options.save_path),
             "strategy": self.options.strategy,
+            "download_limit": self.options.download_limit,
+            "upload_limit": self.options.upload_limit,
             "error": self.error,
             "pieces": None,
             "pieces_have": 0,

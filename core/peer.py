@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from btd.core.bandwidth import UNLIMITED
 from btd.core.bitfield import Bitfield
 from btd.core.errors import ProtocolError
 from btd.core.limits import MAX_INCOMING_REQUESTS
@@ -122,6 +123,8 @@ class Peer:
         self.pumping = False  # the torrent is serving its queue (guards re-entry)
         self.unexpected = 0  # blocks we never asked for (strikes before a disconnect)
         self.payload_in = 0  # verified-or-pending payload bytes accepted from this peer
+        # Speed-limit channels (core/bandwidth.py), given by the torrent when it attaches us.
+        self.recv_limit = self.send_limit = UNLIMITED
         self._dispatch: dict[type, Callable[[Any], None]] = {
             m.Piece: self._on_piece,
             m.Have: self._on_have,

@@ -19,6 +19,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from btd.core.alt_speed import AltSpeed
+from btd.core.bandwidth import Bandwidth
 from btd.core.batch_add import BatchEnv, BatchItem, add_batch
 from btd.core.config import Config
 from btd.core.errors import ConfigError
@@ -98,6 +101,11 @@ class Session:
             reactor, on_error=lambda exc: _log.failure("a timed call failed", Failure(exc))
         )
         self._announce_pacer = Pacer(reactor.seconds, ANNOUNCE_RATE, ANNOUNCE_BURST)
+        # speed limits: ONE grant timer, ONE alt-schedule timer (core/bandwidth.py, alt_speed.py)
+        self.bandwidth = Bandwidth(self.scheduler)
+        self.alt_speed = AltSpeed(self.scheduler, self._alt_flipped, on=config.session.alt_enabled)
+        self.alt_speed.set_schedule(config.session.alt_schedule)
+        self._apply_limits()
         self._rng = random.Random()  # one for all torrents (a Random is 2.5 KB)
         self._shared_env: TorrentEnv | None = None
         self.tracker_health = TrackerHealth()  # a dead tracker is probed, not asked by all
@@ -229,7 +237,29 @@ class Session:
 
     def apply_config(self, new: Config) -> None:
         """Take the live-changeable settings of a reloaded configuration."""
+        old = self.config.session
         self.config = new
+        if new.session.alt_schedule != old.alt_schedule:
+            self.alt_speed.set_schedule(new.session.alt_schedule)  # its state from now on
+        if new.session.alt_enabled != old.alt_enabled:  # the manual toggle: until the next edge
+            self.alt_speed.toggle(new.session.alt_enabled)
+        self._apply_limits()
+
+    def _alt_flipped(self, on: bool) -> None:
+        _log.info("alternative speed limits {state}", state="on" if on else "off")
+        self._apply_limits()
+
+    def _apply_limits(self) -> None:
+        """The global limits in force; ``alt_enabled`` in the config tells the truth."""
+        s = self.config.session
+        on = self.alt_speed.on
+        if s.alt_enabled != on:
+            s = replace(s, alt_enabled=on)
+            self.config = replace(self.config, session=s)
+        if on:
+            self.bandwidth.set_global(s.alt_download_limit, s.alt_upload_limit)
+        else:
+            self.bandwidth.set_global(s.download_limit, s.upload_limit)
 
     @property
     def state_dir(self) -> Path:
@@ -284,6 +314,7 @@ class Session:
             ),
             spare_slots=self.spare_slots,
             storage_guard=self.storage_guard,
+            bandwidth=self.bandwidth,
         )
 
     def _progress_changed(self, torrent: Torrent) -> None:
@@ -483,6 +514,7 @@ class Session:
 
     def remove(self, torrent: Torrent, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:
         self._release(torrent.info_hash)
+        torrent.limits.close()  # its limit no longer counts (core/bandwidth.py)
         self.saver.forget(torrent.info_hash)
         # Forget the stored copy first: a crash while stopping must not bring it back, and a
         # re-add during the (tracker-bounded) stop must not have its fresh copy deleted.
@@ -576,3 +608,4 @@ class Session:
         saved = saver.save_batch(changed, close_storage=True)  # one store write
         saved.addCallback(lambda _: saver.close())
         return defer.DeferredList([magnets, *stops, saved], consumeErrors=True)
+

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from btd.core.availability import Availability, TorrentSwarm
+from btd.core.bandwidth import Bandwidth
 from btd.core.bitfield import Bitfield
 from btd.core.download import Downloader
 from btd.core.extensions import Extensions
@@ -113,6 +114,9 @@ class Torrent:
         self._ticker = Ticker(
             self.scheduler, self._tick, TICK
         )  # armed while there are peers or dials
+        bandwidth = env.bandwidth if env.bandwidth is not None else Bandwidth(self.scheduler)
+        self.limits = bandwidth.torrent()  # its speed limits (core/bandwidth.py)
+        self.limits.set(options.download_limit, options.upload_limit)
         self._build_book(Bitfield(self.num_pieces))
         if options.strategy not in env.known_strategies:  # ValueError now if unknown
             self._make_picker(options.strategy)
@@ -154,6 +158,13 @@ class Torrent:
     def set_strategy(self, strategy: str) -> None:
         self._picker = self._make_picker(strategy)
         self.options = replace(self.options, strategy=strategy)
+
+    def set_rate_limits(self, down: int | None = None, up: int | None = None) -> None:
+        """Per-torrent limits in bytes/s (0 = unlimited; None: unchanged), live."""
+        self.limits.set(down, up)
+        self.options = replace(
+            self.options, download_limit=self.limits.down.rate, upload_limit=self.limits.up.rate
+        )
 
     @property
     def hex(self) -> str:
@@ -517,6 +528,7 @@ class Torrent:
                 return None
             link.over_limit = False
         peer = Peer(self, link, hs, self.clock.seconds, fast=True, extensions=True)
+        self.limits.attach(peer, link, lambda: self.peer_writable(peer))
         self.peers[peer] = None
         self._wake()
         if link.outgoing:
@@ -536,6 +548,7 @@ class Torrent:
         if peer not in self.peers:
             return
         del self.peers[peer]
+        self.limits.detach(peer)
         self.extension_traffic.peer_gone(peer)
         if peer.payload_in:
             key = format_address(peer.link.address)

@@ -25,6 +25,8 @@ class TorrentOptions:
     save_path: Path
     paused: bool = False
     strategy: str = "rarest-first"
+    download_limit: int = 0  # bytes/s, 0 = unlimited (core/bandwidth.py)
+    upload_limit: int = 0
 
 
 @dataclass
@@ -58,3 +60,4 @@ class TorrentEnv:
     slot_policy: Callable[[], SlotPolicy] = SlotPolicy  # idle peers (core/peer_slots.py)
     spare_slots: SpareSlots = field(default_factory=SpareSlots)  # the session's, shared
     storage_guard: Any = None  # the session's btd.core.storage_guard.StorageGuard
+    bandwidth: Any = None  # the session's btd.core.bandwidth.Bandwidth (None: one of its own)

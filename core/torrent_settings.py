@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from btd.core.bandwidth import MAX_RATE
 from btd.core.torrent_env import TorrentOptions
 
 
@@ -97,13 +98,21 @@ def check_absolute_path(value: Any) -> str:
 
 def check_rate(value: Any) -> int:
     """A rate limit in bytes per second; 0 is unlimited."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("expected bytes per second: an integer >= 0 (0 = unlimited)")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RATE:
+        raise ValueError(f"must be 0 (unlimited) .. {MAX_RATE} bytes/s")
     return value
 
 
 def _set_strategy(torrent: Any, strategy: str) -> None:
     torrent.set_strategy(strategy)  # ValueError: no such strategy
+
+
+def _set_download_limit(torrent: Any, rate: int) -> None:
+    torrent.set_rate_limits(rate, None)
+
+
+def _set_upload_limit(torrent: Any, rate: int) -> None:
+    torrent.set_rate_limits(None, rate)
 
 
 SETTINGS: dict[str, TorrentSetting] = {
@@ -121,6 +130,8 @@ SETTINGS: dict[str, TorrentSetting] = {
         TorrentSetting(
             "strategy", optional(check_str), lambda cfg: cfg.piece_strategy, apply=_set_strategy
         ),
+        TorrentSetting("download_limit", check_rate, lambda cfg: 0, apply=_set_download_limit),
+        TorrentSetting("upload_limit", check_rate, lambda cfg: 0, apply=_set_upload_limit),
     )
 }
 ADD_KEYS = tuple(name for name, s in SETTINGS.items() if s.at_add)
@@ -159,8 +170,10 @@ def options_from(given: Mapping[str, Any], cfg: Any) -> TorrentOptions:
         raw = given.get(name)
         if raw is not None:
             try:
-                values[name] = setting.decode(raw)
-                continue
+                checked = setting.check(raw)
+                if checked is not None:
+                    values[name] = setting.decode(checked)
+                    continue
             except (TypeError, ValueError):
                 pass
         values[name] = setting.decode(setting.default(cfg))

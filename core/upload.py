@@ -119,9 +119,16 @@ class Uploader:
         cache = self.cache
         piece_size = self.data.piece_size
         head = queue[0].piece
+        # A speed limit (core/bandwidth.py) holds sends like a full socket; its channel
+        # calls back (``peer_writable``) when tokens came.
+        limit = peer.send_limit
         # Paused (the link calls again when it drains): still start the head piece's read.
-        missed = link.write_paused and cache.peek(head) is None and not cache.loading(head)
-        while queue and not link.closed and not link.write_paused:
+        missed = (
+            (link.write_paused or limit.held)
+            and cache.peek(head) is None
+            and not cache.loading(head)
+        )
+        while queue and not link.closed and not link.write_paused and not limit.held:
             parts: list[bytes | memoryview] = []
             size = 0
             while queue and size < SEND_BATCH:
@@ -142,11 +149,14 @@ class Uploader:
                 break
             peer.send_framed(parts, size)
             self.host.count_upload(size)
+            if limit.limiter.on:
+                limit.spend(size)
         # Look ahead only when the queue's head moved to another piece or waits for one:
         # not on every request that arrives.
         if queue and not link.closed and (missed or queue[0].piece != head):
             self._read_ahead(peer)
-            return not link.write_paused and cache.peek(queue[0].piece) is not None
+            paused = link.write_paused or limit.held
+            return not paused and cache.peek(queue[0].piece) is not None
         return False
 
     def _read_ahead(self, peer: Peer) -> None:
@@ -219,6 +229,8 @@ class Uploader:
             return
         peer.send_block(ref, data)
         self.host.count_upload(ref.length)
+        if peer.send_limit.limiter.on:
+            peer.send_limit.spend(ref.length)
         self.pump(peer)
 
     def _read_failed(self, failure: Failure, peer: Peer) -> None:

@@ -83,6 +83,41 @@ def format_rate(per_second: float | int | None) -> str:
     return "-" if per_second is None else f"{format_bytes(per_second)}/s"
 
 
+_RATE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_NO_LIMIT = frozenset({"0", "none", "off", "unlimited"})
+MAX_RATE = 10**12  # what the daemon accepts (btd.core.bandwidth.MAX_RATE)
+
+
+def parse_rate(text: str) -> int:
+    """A speed limit as typed: bytes/s, or with k, M, G (binary: ``500k`` = 512,000 B/s, as
+    btctl shows rates in KiB/s), optionally followed by ``B``/``iB`` and ``/s``; ``0``,
+    ``none``, ``off`` and ``unlimited`` are 0 (no limit). ValueError names what is wrong."""
+    raw = str(text).strip().lower()
+    if raw in _NO_LIMIT:
+        return 0
+    body = raw.removesuffix("/s").removesuffix("ib").removesuffix("b") if raw else raw
+    unit = body[-1:] if body[-1:] in ("k", "m", "g") else ""
+    number = body[: len(body) - len(unit)].strip()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not number or value != value or value < 0:
+        raise ValueError(
+            f"invalid rate {text!r}: expected bytes/s or a number with k, M or G "
+            "(500k, 5M, 1.5M; 0 = unlimited)"
+        )
+    rate = round(value * _RATE_UNITS[unit])
+    if rate > MAX_RATE:
+        raise ValueError(f"invalid rate {text!r}: at most {MAX_RATE} bytes/s")
+    return rate
+
+
+def format_limit(rate: Any) -> str:
+    """A speed limit for people: ``0`` is ``unlimited``."""
+    return "unlimited" if not rate else format_rate(rate)
+
+
 def format_progress(fraction: float | int | None) -> str:
     """``0.12345`` -> ``12.3%``; rounded down, so only a complete thing shows ``100.0%``."""
     if fraction is None:

@@ -113,6 +113,31 @@ def _setup_set(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _rate(text: str) -> int:
+    """argparse type of a speed limit (``5M``, ``500k``, ``0``)."""
+    from btd.ctl.format import parse_rate  # standard library only: cheap
+
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _setup_limit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "info_hash", metavar="HASH", nargs="?", help=f"{HASH_HELP} (none: the global limits)"
+    )
+    rate = "bytes/s, or 500k, 5M, 1.5G (binary units); 0 or none = unlimited"
+    parser.add_argument("--down", metavar="RATE", type=_rate, help=f"download limit: {rate}")
+    parser.add_argument("--up", metavar="RATE", type=_rate, help=f"upload limit: {rate}")
+
+
+def _setup_alt(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "switch", metavar="on|off", nargs="?", choices=("on", "off"), help="none: show the state"
+    )
+
+
 def _setup_add_peer(parser: argparse.ArgumentParser) -> None:
     _one_hash(parser)
     parser.add_argument("peer", metavar="HOST:PORT", help="e.g. 192.0.2.7:6881 or [::1]:6881")
@@ -325,6 +350,32 @@ COMMAND_LIST: tuple[Command, ...] = (
         f"{_TORRENT}:cmd_set", _setup_set,
         examples="""\
   btctl set 3f9a strategy=sequential
+""",
+    ),
+    Command(
+        "limit", "show or set speed limits: global, or one torrent's",
+        "btd.ctl.limits:cmd_limit", _setup_limit,
+        description="Without HASH: the daemon's global limits (session.set), and the "
+        "alternative (turtle) pair and schedule; with HASH: that torrent's (torrent.set). "
+        "Without --down/--up the limits are shown. RATE is bytes per second or a number with "
+        "k, M or G (binary: 500k = 500 KiB/s); 0 or none removes the limit.",
+        examples="""\
+  btctl limit
+  btctl limit --up 1M
+  btctl limit --down 5M --up 500k 3f9a
+  btctl limit --up 0 3f9a
+""",
+    ),
+    Command(
+        "alt", "switch the alternative (turtle) speed limits on or off",
+        "btd.ctl.limits:cmd_alt", _setup_alt,
+        description="Turn the alternative limits (session.alt_download_limit, "
+        "alt_upload_limit) on or off by hand; with a schedule (session.alt_schedule) the switch "
+        "holds until the schedule's next edge. Without on|off the state is shown.",
+        examples="""\
+  btctl alt on
+  btctl alt off
+  btctl --json alt | jq .alt_enabled
 """,
     ),
     Command(

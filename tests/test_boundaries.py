@@ -60,6 +60,8 @@ PURE = (
     "btd.core.availability",
     "btd.core.plugin_config",
     "btd.core.torrent_create",
+    "btd.core.bandwidth",
+    "btd.core.alt_speed",
     "btd.plugins.udp_tracker.codec",
     "btd.plugins.pex_codec",
     "btd.plugins.dht.krpc",

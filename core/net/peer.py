@@ -82,6 +82,7 @@ class PeerProtocol(Protocol):
         # admits it only by taking the slot of a spare peer (core/peer_slots.py).
         self.over_limit = False
         self.heard = False  # set per read; the torrent's tick turns it into last_heard
+        self.read_limit: Any = None  # the download Channel (core/bandwidth.py) once attached
         self.last_heard = clock.seconds()
 
     # -- Twisted ------------------------------------------------------------------------
@@ -108,6 +109,9 @@ class PeerProtocol(Protocol):
         if self.closed:
             return
         self.heard = True
+        limit = self.read_limit
+        if limit is not None and limit.limiter.on:  # a speed limit: may pause reading
+            limit.spend(len(data))
         try:
             for msg in self.decoder.feed(data):
                 if self.peer is not None:
@@ -147,6 +151,14 @@ class PeerProtocol(Protocol):
         self.write_paused = True
 
     # -- link API (used by Peer) -----------------------------------------------------------
+    def pause_reading(self) -> None:
+        """A download limit: stop reading the socket (TCP then slows the sender)."""
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+
+    def resume_reading(self) -> None:
+        if not self.closed:
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+
     def write(self, data: bytes) -> None:
         self.transport.write(data)  # type: ignore[union-attr]
 

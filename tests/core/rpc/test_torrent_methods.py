@@ -525,6 +525,8 @@ def test_set_strategy(h: Harness) -> None:
     assert h.call("torrent.set", info_hash=HEX, strategy="sequential") == {
         "info_hash": HEX,
         "strategy": "sequential",
+        "download_limit": 0,
+        "upload_limit": 0,
     }
     options = json.loads((h.tmp / "state" / "torrents" / f"{HEX}.json").read_text())
     assert options["strategy"] == "sequential"
@@ -855,3 +857,19 @@ def test_batch_re_add_waits_for_a_removal_still_being_stored(h: Harness) -> None
     assert h.stored() == sorted(
         f"{x}.{s}" for x in (HEX, hex_of(OTHER)) for s in ("json", "torrent")
     )
+
+
+def test_set_and_add_speed_limits(h: Harness) -> None:
+    h.add()
+    reply = h.call("torrent.set", info_hash=HEX, download_limit=1000, upload_limit=0)
+    assert (reply["download_limit"], reply["upload_limit"]) == (1000, 0)
+    got = h.call("torrent.get", info_hash=HEX)
+    assert (got["download_limit"], got["upload_limit"]) == (1000, 0)
+    listed = h.call("torrent.list", fields=["download_limit", "upload_limit"])
+    assert listed == [{"download_limit": 1000, "upload_limit": 0}]
+    options = json.loads((h.tmp / "state" / "torrents" / f"{HEX}.json").read_text())
+    assert options["download_limit"] == 1000  # kept across restarts
+    for bad in (-1, 1.5, True, "5M", 10**13):
+        bad_param(h.error("torrent.set", info_hash=HEX, upload_limit=bad), "upload_limit")
+        bad_param(h.error("torrent.add", metainfo="x", download_limit=bad), "download_limit")
+    assert h.call("torrent.get", info_hash=HEX)["upload_limit"] == 0  # nothing applied
