@@ -38,6 +38,7 @@ class BatchItem:
     save_path: str | None = None
     paused: bool = False
     strategy: str | None = None
+    files_skipped: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,12 @@ async def _add_batch(env: BatchEnv, items: list[BatchItem]) -> list[Result]:
         if existing is not None:
             results[index] = _present(item.meta, existing)
             continue
-        raw = {"save_path": item.save_path, "paused": item.paused, "strategy": item.strategy}
+        raw = {
+            "save_path": item.save_path,
+            "paused": item.paused,
+            "strategy": item.strategy,
+            "files_skipped": list(item.files_skipped),
+        }
         try:
             torrent = env.make(item.meta, raw)
         except ValueError as exc:  # unknown strategy

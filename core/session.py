@@ -339,10 +339,14 @@ class Session:
     def options_for(self, raw: dict[str, Any]) -> TorrentOptions:
         """A torrent's options from ``torrent.add`` parameters (or stored ones)."""
         save_path = raw.get("save_path") or self.config.session.download_dir
+        prios = raw.get("file_priorities")
         return TorrentOptions(
             save_path=Path(save_path).expanduser(),
             paused=bool(raw.get("paused", False)),
             strategy=raw.get("strategy") or self.config.session.piece_strategy,
+            # checked against the torrent's files when it is made (FileSelectionError)
+            files_skipped=tuple(raw.get("files_skipped") or ()),
+            file_priorities=tuple(prios.items()) if isinstance(prios, dict) else (),
         )
 
     def _options_json(self, t: Torrent) -> dict[str, Any]:
@@ -351,6 +355,7 @@ class Session:
             "paused": t.options.paused,
             "strategy": t.options.strategy,
             "added_at": t.added_at,
+            **t.selection.to_options(),
             **storage_root_fields(t.options.save_path, t.storage.root_dev),
         }
 
@@ -371,6 +376,7 @@ class Session:
         save_path: str | None = None,
         paused: bool = False,
         strategy: str | None = None,
+        files_skipped: list[int] | None = None,
     ) -> defer.Deferred[dict[str, Any]]:
         """Add a .torrent; durable (in the resume store) before the Deferred fires.
 
@@ -380,7 +386,13 @@ class Session:
         meta = parse_metainfo(data)  # MetainfoError: nothing is added
         if not self.loader.read:  # start-up has not read the store yet: add once it has
             return self.loader.when_read().addCallback(
-                lambda _: self.add(data, save_path=save_path, paused=paused, strategy=strategy)
+                lambda _: self.add(
+                    data,
+                    save_path=save_path,
+                    paused=paused,
+                    strategy=strategy,
+                    files_skipped=files_skipped,
+                )
             )
         existing = self._known(meta.info_hash)
         if existing is not None:
@@ -392,8 +404,15 @@ class Session:
                     "save_path": str(existing.options.save_path),
                 }
             )
-        options = self.options_for({"save_path": save_path, "paused": paused, "strategy": strategy})
-        torrent = Torrent(meta, options, self._env())  # ValueError: unknown strategy
+        options = self.options_for(
+            {
+                "save_path": save_path,
+                "paused": paused,
+                "strategy": strategy,
+                "files_skipped": files_skipped,
+            }
+        )
+        torrent = Torrent(meta, options, self._env())  # ValueError: strategy, files_skipped
         self._adding[meta.info_hash] = torrent
 
         def saved(_: object) -> dict[str, Any]:

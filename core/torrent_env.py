@@ -25,6 +25,8 @@ class TorrentOptions:
     save_path: Path
     paused: bool = False
     strategy: str = "rarest-first"
+    files_skipped: tuple[int, ...] = ()  # file indices (core/file_selection.py)
+    file_priorities: tuple[tuple[int, str], ...] = ()  # (index, name), only not "normal"
 
 
 @dataclass

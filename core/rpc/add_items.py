@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from btd.core.batch_add import BatchItem
 from btd.core.errors import MetainfoError, StorageError
+from btd.core.file_selection import FileSelectionError, check_indices
 from btd.core.metainfo import parse_metainfo
 from btd.core.rpc.dispatch import internal_error, require
 from btd.core.rpc.errors import INVALID_TORRENT, STORAGE, RpcError, invalid_params
@@ -34,7 +35,7 @@ _log = Logger()
 MAX_TORRENT_FILE = 10_000_000
 MAX_BATCH = 10_000  # items in one torrent.add call (the 16 MiB frame bounds them too)
 CHUNK = 100  # items parsed per thread-pool job
-ITEM_KEYS = ("metainfo", "path", "magnet", "save_path", "paused", "strategy")
+ITEM_KEYS = ("metainfo", "path", "magnet", "save_path", "paused", "strategy", "files_skipped")
 
 
 def absolute(field: str, value: str) -> Path:
@@ -120,8 +121,13 @@ def prepare(raw: Any) -> BatchItem | MagnetItem:
     if save_path is not None:
         save_path = str(absolute("save_path", save_path))
     magnet, metainfo, path = raw.get("magnet"), raw.get("metainfo"), raw.get("path")
+    skipped = raw.get("files_skipped")
     if magnet is not None:
         require("magnet", magnet, str)
+        if skipped is not None:
+            raise invalid_params(
+                "files_skipped", "not with a magnet: use torrent.set_files once it has metadata"
+            )
         if metainfo is not None or path is not None:
             raise invalid_params("magnet", "give one of metainfo, path or magnet")
         return MagnetItem(magnet, save_path, paused, strategy)
@@ -131,7 +137,13 @@ def prepare(raw: Any) -> BatchItem | MagnetItem:
     except MetainfoError as exc:
         field = "metainfo" if metainfo is not None else "path"
         raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
-    return BatchItem(meta, data, save_path, paused, strategy)
+    files_skipped: tuple[int, ...] = ()
+    if skipped is not None:
+        try:
+            files_skipped = tuple(check_indices("files_skipped", skipped, len(meta.files)))
+        except FileSelectionError as exc:
+            raise invalid_params(exc.field, str(exc)) from None
+    return BatchItem(meta, data, save_path, paused, strategy, files_skipped)
 
 
 def prepare_chunk(raws: list[Any]) -> list[BatchItem | MagnetItem | RpcError]:

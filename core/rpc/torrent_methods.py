@@ -16,6 +16,7 @@ from twisted.internet import defer
 from btd.core import session_status
 from btd.core import torrent_status as status
 from btd.core.errors import MetainfoError
+from btd.core.file_selection import FileSelectionError, check_indices, check_priority
 from btd.core.metadata_fetch import MetadataFetch
 from btd.core.rpc.add_items import (
     MAX_BATCH,
@@ -46,7 +47,7 @@ STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "
 
 
 def _single_form(params: dict[str, Any]) -> dict[str, Any]:
-    names = ("metainfo", "path", "magnet", "save_path", "paused", "strategy")
+    names = ("metainfo", "path", "magnet", "save_path", "paused", "strategy", "files_skipped")
     return {name: params[name] for name in names}
 
 
@@ -85,6 +86,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         strategy: str | None = None,
         magnet: str | None = None,
         torrents: list[Any] | None = None,
+        files_skipped: list[int] | None = None,
     ) -> defer.Deferred[Any]:
         """Add a torrent from base64 metainfo, a .torrent path the daemon can read, or a
         magnet; or many at once: ``torrents``, a list of such objects (one result each)."""
@@ -98,10 +100,15 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         require("save_path", save_path, str, optional=True)
         require("paused", paused, bool)
         require("strategy", strategy, str, optional=True)
+        require("files_skipped", files_skipped, list, optional=True)
         if save_path is not None:
             save_path = str(absolute("save_path", save_path))
         if magnet is not None:
             require("magnet", magnet, str)
+            if files_skipped is not None:
+                raise invalid_params(
+                    "files_skipped", "not with a magnet: use torrent.set_files once it has metadata"
+                )
             if metainfo is not None or path is not None:
                 raise invalid_params("magnet", "give one of metainfo, path or magnet")
             try:
@@ -117,10 +124,18 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             return d.addErrback(storage_error)
         data = read_metainfo(metainfo, path)
         try:
-            d = session.add(data, save_path=save_path, paused=paused, strategy=strategy)
+            d = session.add(
+                data,
+                save_path=save_path,
+                paused=paused,
+                strategy=strategy,
+                files_skipped=files_skipped,
+            )
         except MetainfoError as exc:
             field = "metainfo" if metainfo is not None else "path"
             raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
+        except FileSelectionError as exc:
+            raise invalid_params(exc.field, str(exc)) from None
         except ValueError as exc:  # unknown strategy
             raise invalid_params("strategy", str(exc)) from None
         return d.addErrback(storage_error)
@@ -206,8 +221,29 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         return status.peers(find(info_hash))
 
     def files(info_hash: str) -> list[dict[str, Any]]:
-        """Files with their length and progress."""
+        """Files with their length, progress, ``wanted`` and ``priority``."""
         return status.files(find(info_hash))
+
+    def set_files(
+        info_hash: str,
+        indices: list[int],
+        wanted: bool | None = None,
+        priority: str | None = None,
+    ) -> defer.Deferred[list[dict[str, Any]]]:
+        """Want or skip files (0-based ``indices``) and/or set their priority; answers the
+        files once data of files wanted again has left the part file."""
+        t = find(info_hash)
+        require("wanted", wanted, bool, optional=True)
+        try:
+            chosen = check_indices("indices", indices, len(t.meta.files))
+            level = None if priority is None else check_priority("priority", priority)
+        except FileSelectionError as exc:
+            raise invalid_params(exc.field, str(exc)) from None
+        if wanted is None and level is None:
+            raise invalid_params("wanted", "give wanted, priority or both")
+        d = t.set_files(chosen, wanted=wanted, priority=level)
+        session.save_options(t)
+        return d.addCallback(lambda _: status.files(t))
 
     def trackers(info_hash: str) -> list[dict[str, Any]]:
         """Trackers with their tier, status, last error and next announce."""
@@ -270,6 +306,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         "torrent.verify": verify,
         "torrent.peers": peers,
         "torrent.files": files,
+        "torrent.set_files": set_files,
         "torrent.trackers": trackers,
         "torrent.add_peer": add_peer,
         "torrent.reannounce": reannounce,

@@ -345,7 +345,15 @@ def test_get_of_a_complete_torrent(h: Harness) -> None:
     assert t["piece_map"] == "e0"
     assert t["comment"] == "made for a test"
     assert t["files"] == [
-        {"index": 0, "path": "file.bin", "length": 40_000, "completed": 40_000, "progress": 1.0}
+        {
+            "index": 0,
+            "path": "file.bin",
+            "length": 40_000,
+            "completed": 40_000,
+            "progress": 1.0,
+            "wanted": True,
+            "priority": "normal",
+        }
     ]
     assert t["trackers"] == [] and t["error"] is None
     json.dumps(t)  # the whole answer is JSON
@@ -358,6 +366,7 @@ def test_files_progress_of_a_partly_present_torrent(h: Harness) -> None:
     (h.dl / "album" / "a.bin").write_bytes(a)
     answer = h.add(torrent)
     files = h.call("torrent.files", info_hash=answer["info_hash"])
+    assert all(f.pop("wanted") is True and f.pop("priority") == "normal" for f in files)
     assert files == [
         {"index": 0, "path": "album/a.bin", "length": 2 * PL, "completed": 2 * PL, "progress": 1.0},
         {"index": 1, "path": "album/b.bin", "length": PL + 100, "completed": 0, "progress": 0.0},
