@@ -101,6 +101,28 @@ def test_a_skipped_file_that_exists_keeps_being_used(tmp_path: Path) -> None:
     assert not (tmp_path / ".abc.parts").exists()
 
 
+def test_resume_trusts_pieces_whose_skipped_bytes_are_in_the_part_file(tmp_path: Path) -> None:
+    from btd.core.bitfield import Bitfield
+    from btd.core.resume import ResumeProgress, resume_plan
+
+    s = storage(tmp_path)
+    s.skip_file(1)
+    for i in (0, 1, 2, 3):
+        s.write_piece(i, piece(i))
+    s.flush()
+    have = Bitfield(6)
+    for i in (0, 1, 2, 3):
+        have.add(i)
+    sizes = tuple(-1 if s.in_part(n) else f.length for n, f in enumerate(FILES))
+    assert sizes == (2500, -1, 2300)  # as TorrentData.progress_of records them
+    progress = ResumeProgress(have.to_bytes(), 6, 0, 0, sizes, None, 0.0)
+    s.close()
+    again = storage(tmp_path)  # a restart: the selection comes back from the options
+    again.skip_file(1)
+    plan = resume_plan(progress, again.check_files().files, 6)
+    assert plan.recheck == [] and set(plan.trusted) == {0, 1, 2, 3}
+
+
 def test_missing_part_data_is_missing_data(tmp_path: Path) -> None:
     s = storage(tmp_path)
     s.skip_file(1)

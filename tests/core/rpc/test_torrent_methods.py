@@ -864,3 +864,35 @@ def test_batch_re_add_waits_for_a_removal_still_being_stored(h: Harness) -> None
     assert h.stored() == sorted(
         f"{x}.{s}" for x in (HEX, hex_of(OTHER)) for s in ("json", "torrent")
     )
+
+
+# -- file selection ------------------------------------------------------------------------------
+def test_files_skipped_at_add_and_set_files_later(h: Harness) -> None:
+    a, b, c = content(PL + 10, 21), content(PL, 22), content(PL - 10, 23)
+    torrent = multi(b"pack", [([b"a"], a), ([b"b"], b), ([b"c"], c)])
+    info_hash = h.add(torrent, files_skipped=[0, 2])["info_hash"]
+    files = h.call("torrent.files", info_hash=info_hash)
+    assert [(f["wanted"], f["priority"]) for f in files] == [
+        (False, "normal"),
+        (True, "normal"),
+        (False, "normal"),
+    ]
+    t = h.call("torrent.get", info_hash=info_hash)
+    assert t["size"] == 3 * PL and t["wanted"] == 2 * PL  # pieces 1 and 2 touch b
+    rows = h.call("torrent.set_files", info_hash=info_hash, indices=[2], priority="high")
+    assert rows[2]["priority"] == "high" and rows[2]["wanted"] is False
+    rows = h.call("torrent.set_files", info_hash=info_hash, indices=[0, 2], wanted=True)
+    assert all(r["wanted"] for r in rows)
+    assert h.call("torrent.get", info_hash=info_hash)["wanted"] == 3 * PL
+    bad_param(
+        h.error("torrent.set_files", info_hash=info_hash, indices=[3], wanted=True), "indices"
+    )
+    bad_param(h.error("torrent.set_files", info_hash=info_hash, indices=[0]), "wanted")
+    bad_param(h.error("torrent.set_files", info_hash=info_hash, indices=[0], wanted=1), "wanted")
+    err = h.error("torrent.set_files", info_hash=info_hash, indices=[0], priority="top")
+    bad_param(err, "priority")
+    bad_param(h.error("torrent.add", metainfo=b64(TORRENT), files_skipped=[1]), "files_skipped")
+    err = h.error("torrent.add", magnet="magnet:?xt=urn:btih:" + "ab" * 20, files_skipped=[0])
+    bad_param(err, "files_skipped")
+    out = batch(h, [{"metainfo": b64(TORRENT), "files_skipped": [5]}])
+    assert out[0]["error"]["data"] == {"field": "files_skipped", "index": 0}
