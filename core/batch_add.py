@@ -12,7 +12,7 @@ result, or the exception that refused that item.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,7 @@ class BatchItem:
 
     meta: Metainfo
     data: bytes
-    save_path: str | None = None
-    paused: bool = False
-    strategy: str | None = None
-    files_skipped: tuple[int, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)  # checked (core/torrent_settings.py)
 
 
 @dataclass(frozen=True)
@@ -103,14 +100,8 @@ async def _add_batch(env: BatchEnv, items: list[BatchItem]) -> list[Result]:
         if existing is not None:
             results[index] = _present(item.meta, existing)
             continue
-        raw = {
-            "save_path": item.save_path,
-            "paused": item.paused,
-            "strategy": item.strategy,
-            "files_skipped": list(item.files_skipped),
-        }
         try:
-            torrent = env.make(item.meta, raw)
+            torrent = env.make(item.meta, item.options)
         except ValueError as exc:  # unknown strategy
             results[index] = exc
             continue

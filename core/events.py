@@ -15,6 +15,7 @@ EVENT_KINDS = (
     "error",
     "verified",
     "peer_banned",
+    "resume_store",  # the daemon's, not a torrent's: info_hash, name, save_path are ""
 )
 
 

@@ -180,10 +180,13 @@ def btd_piece_picker(name: str, view: SwarmView) -> PiecePicker | None:
 def btd_resume_store(config: Config) -> ResumeStore | None:
     """Where resume data lives (the ``resume_sqlite`` plugin answers by default).
 
-    Called once at start. With no answer, the core keeps torrents in files under
-    ``<state_dir>/torrents/``. Not isolated: a store that cannot be opened (corrupt, newer
-    schema) stops the daemon with a clear error (exit status 78); it is never emptied or
-    replaced. Stops at the first non-None result.
+    Called once at start, on the reactor thread: opening should only peek (checking and
+    recovering belong in the first ``load_all``, which runs on the thread pool; a store may
+    then set ``report``, a ``btd.core.resume_recovery.StoreReport``, which the session says
+    loudly). With no answer, the core keeps torrents in files under
+    ``<state_dir>/torrents/``. Not isolated: a store that is not its own (newer schema,
+    another program's file) stops the daemon with a clear error (exit status 78); it is
+    never emptied or replaced. Stops at the first non-None result.
     """
 
 

@@ -37,3 +37,10 @@ torrents on it. Anchor: libtorrent and Transmission do not retry at all (the tor
 in error, Transmission's "No data found! Ensure your drives are connected", until the user
 resumes it). 30 s is the resume-save interval (core/resume.py DEFAULT_SAVE_INTERVAL): a remounted
 disk is back in use within one save round. ``btctl resume``/``verify`` retry at once."""
+
+# -- class 3: one fragile resume file (core/resume_recovery.py, plugins/resume_sqlite.py) ------
+# Anchor: none of the reference clients salvages a damaged store (libtorrent keeps one
+# .fastresume per torrent, Transmission one .resume per torrent); the values bound the
+# work a damaged file can make the start-up thread do.
+RESUME_SALVAGE_SECONDS = 60.0  # wall time spent reading rows out of a damaged store
+RESUME_INTEGRITY_ERRORS = 5  # integrity_check lines kept in the report (the rest counted)

@@ -28,6 +28,7 @@ from btd.core.swarm_peers import DisconnectCounts
 from btd.core.torrent import Torrent
 from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentOptions
+from btd.core.torrent_settings import options_json
 from btd.core.types import PeerAddress, torrent_label
 
 _log = Logger()
@@ -112,12 +113,11 @@ class MagnetManager:
     def add(
         self,
         uri: str,
-        *,
-        save_path: str | None = None,
-        paused: bool = False,
-        strategy: str | None = None,
+        given: dict[str, Any] | None = None,
     ) -> defer.Deferred[dict[str, Any]]:
-        """Add a magnet; durable before the Deferred fires. MetainfoError for a bad link."""
+        """Add a magnet with ``given`` options (checked, core/torrent_settings.py); durable
+        before the Deferred fires. MetainfoError for a bad link."""
+        stored = dict(given or {})
         magnet = parse_magnet(uri)
         env = self.env
         # A torrent being stored counts: its metadata may just have come.
@@ -131,12 +131,11 @@ class MagnetManager:
                     "save_path": str(known.options.save_path),
                 }
             )
-        options = env.options_for({"save_path": save_path, "paused": paused, "strategy": strategy})
+        options = env.options_for(stored)
         if not env.has_strategy(options.strategy):
             raise ValueError(f"no piece strategy called {options.strategy!r} (enable its plugin)")
         fetch = self._fetch(magnet, options)
         self.fetches[magnet.info_hash] = fetch
-        stored = {"save_path": save_path, "paused": paused, "strategy": strategy}
 
         def saved(_: object) -> dict[str, Any]:
             if self.fetches.get(magnet.info_hash) is fetch:
@@ -173,12 +172,7 @@ class MagnetManager:
         # torrent (``superseded``), which must not happen to this one, whose peers we keep.
         del self.fetches[fetch.info_hash]
         try:
-            d = env.add_torrent(
-                data,
-                save_path=str(opts.save_path),
-                paused=opts.paused,
-                strategy=opts.strategy,
-            )
+            d = env.add_torrent(data, **options_json(opts))
         except (MetainfoError, ValueError) as exc:  # valid hash, unusable metadata
             self.fetches[fetch.info_hash] = fetch  # listed, in error, until removed
             fetch.error = f"metadata refused: {exc}"

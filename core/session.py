@@ -44,6 +44,7 @@ from btd.core.resume import (
     storage_root_fields,
     stored_storage_dev,
 )
+from btd.core.resume_recovery import StoreReport
 from btd.core.resume_saver import ResumeSaver
 from btd.core.scheduler import Pacer, Scheduler
 from btd.core.storage_guard import StorageGuard
@@ -53,6 +54,7 @@ from btd.core.torrent import Torrent
 from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
 from btd.core.torrent_loader import TorrentLoader
+from btd.core.torrent_settings import check_add, options_from, options_json
 from btd.core.torrent_store import TorrentStore
 from btd.core.tracker.health import TrackerHealth
 from btd.core.version import __version__
@@ -109,7 +111,9 @@ class Session:
             self._bring_up,
             lambda: self.stopping,
             self._loaded,
+            self._store_reported,
         )
+        self.store_report: StoreReport | None = None  # what the store found wrong at start
         self.peer_id = make_peer_id(config.session.peer_id_prefix)
         self.listen_port = 0
         self.verifier = verifier
@@ -143,8 +147,8 @@ class Session:
         """The ResumeStore, opened on first use (``start`` uses it first in the daemon).
 
         The ``btd_resume_store`` hook is called directly, not through the isolating
-        ``PluginHost.first``: a store that cannot be opened (a damaged file) must stop the
-        daemon (ResumeStoreError, exit 78), never be replaced by an empty one.
+        ``PluginHost.first``: a store that cannot be opened (not ours, a newer schema) must
+        stop the daemon (ResumeStoreError, exit 78), never be replaced by an empty one.
         """
         if self._store is None:
             try:
@@ -338,24 +342,12 @@ class Session:
 
     def options_for(self, raw: dict[str, Any]) -> TorrentOptions:
         """A torrent's options from ``torrent.add`` parameters (or stored ones)."""
-        save_path = raw.get("save_path") or self.config.session.download_dir
-        prios = raw.get("file_priorities")
-        return TorrentOptions(
-            save_path=Path(save_path).expanduser(),
-            paused=bool(raw.get("paused", False)),
-            strategy=raw.get("strategy") or self.config.session.piece_strategy,
-            # checked against the torrent's files when it is made (FileSelectionError)
-            files_skipped=tuple(raw.get("files_skipped") or ()),
-            file_priorities=tuple(prios.items()) if isinstance(prios, dict) else (),
-        )
+        return options_from(raw, self.config.session)
 
     def _options_json(self, t: Torrent) -> dict[str, Any]:
         return {
-            "save_path": str(t.options.save_path),
-            "paused": t.options.paused,
-            "strategy": t.options.strategy,
+            **options_json(t.options),
             "added_at": t.added_at,
-            **t.selection.to_options(),
             **storage_root_fields(t.options.save_path, t.storage.root_dev),
         }
 
@@ -372,28 +364,18 @@ class Session:
     def add(
         self,
         data: bytes,
-        *,
-        save_path: str | None = None,
-        paused: bool = False,
-        strategy: str | None = None,
-        files_skipped: list[int] | None = None,
+        **given: Any,
     ) -> defer.Deferred[dict[str, Any]]:
-        """Add a .torrent; durable (in the resume store) before the Deferred fires.
+        """Add a .torrent with ``given`` options (the add-time settings of
+        core/torrent_settings.py; SettingError if one is bad); durable (in the resume store)
+        before the Deferred fires.
 
         Already there: ``added`` is false and ``save_path`` says where it stays. A save
         path that cannot be created or written fails the Deferred (SavePathError).
         """
         meta = parse_metainfo(data)  # MetainfoError: nothing is added
         if not self.loader.read:  # start-up has not read the store yet: add once it has
-            return self.loader.when_read().addCallback(
-                lambda _: self.add(
-                    data,
-                    save_path=save_path,
-                    paused=paused,
-                    strategy=strategy,
-                    files_skipped=files_skipped,
-                )
-            )
+            return self.loader.when_read().addCallback(lambda _: self.add(data, **given))
         existing = self._known(meta.info_hash)
         if existing is not None:
             return defer.succeed(
@@ -404,15 +386,8 @@ class Session:
                     "save_path": str(existing.options.save_path),
                 }
             )
-        options = self.options_for(
-            {
-                "save_path": save_path,
-                "paused": paused,
-                "strategy": strategy,
-                "files_skipped": files_skipped,
-            }
-        )
-        torrent = Torrent(meta, options, self._env())  # ValueError: strategy, files_skipped
+        options = self.options_for(check_add(given))
+        torrent = Torrent(meta, options, self._env())  # ValueError: unknown strategy
         self._adding[meta.info_hash] = torrent
 
         def saved(_: object) -> dict[str, Any]:
@@ -490,9 +465,10 @@ class Session:
         """The torrent (or magnet waiting for metadata) with this info hash."""
         return self.torrents.get(info_hash) or self.magnets.fetches.get(info_hash)
 
-    def add_magnet(self, uri: str, **options: Any) -> defer.Deferred[dict[str, Any]]:
-        """Add a magnet link; durable before the Deferred fires (MetainfoError if bad)."""
-        return self.magnets.add(uri, **options)
+    def add_magnet(self, uri: str, **given: Any) -> defer.Deferred[dict[str, Any]]:
+        """Add a magnet link with ``given`` options (as ``add``); durable before the Deferred
+        fires (MetainfoError if the link is bad)."""
+        return self.magnets.add(uri, check_add(given))
 
     def find(self, prefix: str) -> Swarm:
         """The one torrent (or waiting magnet) whose info hash starts with ``prefix``
@@ -533,8 +509,9 @@ class Session:
     def start(self) -> None:
         """Bring back the torrents added before the last stop, with their progress.
 
-        Opens the resume store at once: a damaged one raises ResumeStoreError (nothing is
-        loaded). Reading and parsing run on the thread pool; the torrents then come up
+        Opens the resume store at once (a peek: a store that is not ours raises
+        ResumeStoreError, nothing is loaded). Checking it, recovering a damaged one (its
+        report is said loudly: ``_store_reported``), reading and parsing run on the thread pool; the torrents then come up
         LOAD_SLICE per reactor turn, so the control socket answers meanwhile and
         ``torrent.list`` shows them as they come. Saved progress is trusted without
         hashing where the files still have their recorded sizes (core/resume.py). See
@@ -543,6 +520,16 @@ class Session:
         store = self.store
         self.saver.start()
         self.loader.start(store)
+
+    def _store_reported(self, report: StoreReport) -> None:
+        """Damage, loss or a rebuild of the resume store: said loudly (the log at critical,
+        a ``resume_store`` event, ``session.info``), never taken for "no torrents"."""
+        self.store_report = report
+        if report.serious:
+            _log.critical("{message}", message=report.message)
+        else:
+            _log.warn("{message}", message=report.message)
+        self.emit(TorrentEvent("resume_store", "", "", "", report.as_dict()))
 
     def _loaded(self) -> None:
         if self.torrents:

@@ -31,7 +31,17 @@ def info(session: Session) -> dict[str, Any]:
         "torrents": len(session.torrents),
         "loading": session.loader.loading,  # stored torrents still coming up
         "plugins": list(session.plugins.enabled),
+        **_store(session),
     }
+
+
+def _store(session: Session) -> dict[str, Any]:
+    """``resume_store``: "ok", "loading" or what was wrong (a line, shown by ``btctl
+    status``); ``resume_store_report``: the counts, only when something was wrong."""
+    report = session.store_report
+    if report is not None:
+        return {"resume_store": report.message, "resume_store_report": report.as_dict()}
+    return {"resume_store": "ok" if session.loader.read else "loading"}
 
 
 def stats(session: Session) -> dict[str, Any]:

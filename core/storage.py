@@ -350,8 +350,10 @@ class FileStorage(Storage):
                     st = os.stat(real)
                     if stat.S_ISREG(st.st_mode):
                         exists, size = True, st.st_size
-                except (OSError, StorageError):
-                    pass
+                except (FileNotFoundError, NotADirectoryError, StorageError):
+                    pass  # missing (or a symlink out of the save path): its pieces are not had
+                except OSError as exc:  # EIO, EACCES: the file may be whole; keep its pieces
+                    raise self._error(exc, "checking", index) from exc
             out.append(
                 FileStatus(
                     index,
@@ -517,14 +519,21 @@ class FileStorage(Storage):
         dev = self.root_dev
         try:
             st = os.stat(self._save_path)
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
             if dev is None:
-                os.makedirs(self._save_path, exist_ok=True)  # a fresh torrent: as before
-                self.root_dev = os.stat(self._save_path).st_dev
+                try:  # a fresh torrent: as before
+                    os.makedirs(self._save_path, exist_ok=True)
+                    self.root_dev = os.stat(self._save_path).st_dev
+                except OSError as exc:
+                    raise StorageError(
+                        f"cannot create {self._save_path}: {_describe(exc)}"
+                    ) from exc
                 return
             raise StorageMissingError(
                 f"{STORAGE_MISSING}: {self._save_path} is not there"
             ) from None
+        except OSError as exc:  # EIO, EACCES, ...: a disk error, not a missing disk
+            raise StorageError(f"cannot check {self._save_path}: {_describe(exc)}") from exc
         if dev is None:
             self.root_dev = st.st_dev
         elif not stat.S_ISDIR(st.st_mode):

@@ -4,7 +4,9 @@ The resume store is read and every metainfo parsed in ONE thread-pool job; the t
 then come up ``LOAD_SLICE`` per reactor turn, so the control socket answers from the
 first moment and ``torrent.list`` shows the torrents as they come. Until the store has
 been read, adds wait (``when_read``); a torrent that is stored but not up yet is brought
-up at once when asked for (``take``), so an add never duplicates it.
+up at once when asked for (``take``), so an add never duplicates it. What the store found
+wrong with itself at start (``store.report``, a StoreReport: damaged, empty, rebuilt from
+copies) or a store that could not be read at all goes to ``report`` on the reactor.
 """
 
 from __future__ import annotations
@@ -20,18 +22,20 @@ from twisted.python.failure import Failure
 from btd.core.errors import MetainfoError
 from btd.core.metainfo import Metainfo, parse_metainfo
 from btd.core.resume import StoredTorrent
+from btd.core.resume_recovery import StoreReport
 
 _log = Logger(namespace="btd.core.session")
 
 LOAD_SLICE = 100  # torrents brought up per reactor turn (the socket answers in between)
 
 Entry = tuple[StoredTorrent, Metainfo]
-Parsed = tuple[list[Entry], list[str], list[tuple[str, str]]]
+Parsed = tuple[list[Entry], list[str], list[tuple[str, str]], StoreReport | None]
 
 
 def parse_stored(store: Any) -> Parsed:
     """Read every stored torrent and parse its metainfo (blocking: the thread pool): the
-    usable ones, the store's problems, and (info hash, why) for unusable metainfo."""
+    usable ones, the store's problems, (info hash, why) for unusable metainfo, and the
+    store's report on itself (None: nothing was wrong)."""
     stored, problems = store.load_all()
     parsed: list[Entry] = []
     unusable: list[tuple[str, str]] = []
@@ -44,7 +48,8 @@ def parse_stored(store: Any) -> Parsed:
             unusable.append((item.info_hash, str(exc)))
             continue
         parsed.append((item, meta))
-    return parsed, problems, unusable
+    report = getattr(store, "report", None)
+    return parsed, problems, unusable, report if isinstance(report, StoreReport) else None
 
 
 class TorrentLoader:
@@ -57,12 +62,15 @@ class TorrentLoader:
         bring_up: Callable[[StoredTorrent, Metainfo], None],
         stopping: Callable[[], bool],
         done: Callable[[], None],
+        report: Callable[[StoreReport], None] = lambda report: None,
     ) -> None:
         self._clock = clock
         self._run = run_blocking
         self._bring_up = bring_up
         self._stopping = stopping
         self._done = done
+        self._report = report
+        self._store: Any = None
         self._pending: dict[bytes, Entry] | None = {}  # None: the store is being read
         self._order: deque[bytes] = deque()  # the store's order: oldest added first
         self._waiters: list[defer.Deferred[None]] = []
@@ -71,6 +79,7 @@ class TorrentLoader:
     def start(self, store: Any) -> None:
         self._pending = None
         self.loading = True
+        self._store = store
         d = self._run(parse_stored, store)
         d.addCallback(self._read)
         d.addErrback(self._failed)
@@ -110,7 +119,9 @@ class TorrentLoader:
             self.take(info_hash)
 
     def _read(self, result: Parsed) -> None:
-        parsed, problems, unusable = result
+        parsed, problems, unusable, report = result
+        if report is not None:
+            self._report(report)
         for problem in problems:
             _log.error("cannot load a stored torrent: {problem}", problem=problem)
         for info_hash, why in unusable:
@@ -124,6 +135,8 @@ class TorrentLoader:
 
     def _failed(self, failure: Failure) -> None:
         _log.failure("loading the stored torrents failed", failure)
+        path = str(getattr(self._store, "path", "") or "")
+        self._report(StoreReport("unreadable", path, why=str(failure.value)))
         self._pending = {}
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:

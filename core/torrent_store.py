@@ -127,10 +127,10 @@ def _syncfs() -> Any:
         return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
-        _write_file(tmp, data, sync=True)
+        _write_file(tmp, data, sync=sync)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -163,9 +163,13 @@ class TorrentStore:
             raise StorageError(f"cannot save torrent state in {self.dir}: {why}") from exc
         self.save(info_hash, metainfo, options)
 
-    def save_torrents(self, items: Sequence[NewTorrent]) -> None:
+    def save_torrents(self, items: Sequence[NewTorrent], *, sync: bool = True) -> None:
         """A batch add, all or nothing: every file written unsynced, ONE ``syncfs`` (else an
-        fsync per file), then the renames (options before metainfo) and one folder fsync."""
+        fsync per file), then the renames (options before metainfo) and one folder fsync.
+
+        ``sync=False`` (the SQLite store's copies, whose durable record is the SQLite row):
+        no syncfs, no folder fsync; each file still appears whole or not at all (a rename),
+        and the kernel writes it back within seconds."""
         written: list[Path] = []
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -182,11 +186,13 @@ class TorrentStore:
                     written.append(tmp)
                     _write_file(tmp, data, sync=False)
                     staged.append((tmp, final))
-            _sync_folder_fs(self.dir, [tmp for tmp, _ in staged])
+            if sync:
+                _sync_folder_fs(self.dir, [tmp for tmp, _ in staged])
             for tmp, final in staged:
                 os.replace(tmp, final)
                 written.append(final)
-            _fsync_dir(self.dir)
+            if sync:
+                _fsync_dir(self.dir)
         except OSError as exc:
             for path in written:
                 with contextlib.suppress(OSError):
@@ -194,8 +200,8 @@ class TorrentStore:
             why = exc.strerror or exc
             raise StorageError(f"cannot save torrent state in {self.dir}: {why}") from exc
 
-    def save_options(self, info_hash: str, options: dict[str, Any]) -> None:
-        self.save(info_hash, None, options)
+    def save_options(self, info_hash: str, options: dict[str, Any], *, sync: bool = True) -> None:
+        self.save(info_hash, None, options, sync=sync)
 
     def save_progress(self, info_hash: str, progress: ResumeProgress) -> None:
         """Write ``<hash>.resume`` (the folder is not fsynced: losing it costs only a recheck)."""
@@ -238,7 +244,9 @@ class TorrentStore:
     def close(self) -> None:
         """Nothing is held open."""
 
-    def save(self, info_hash: str, metainfo: bytes | None, options: dict[str, Any]) -> None:
+    def save(
+        self, info_hash: str, metainfo: bytes | None, options: dict[str, Any], *, sync: bool = True
+    ) -> None:
         """Write the options and (when given, i.e. on add) the metainfo.
 
         The options go first and the .torrent last: ``load_all`` only looks at .torrent
@@ -247,10 +255,11 @@ class TorrentStore:
         """
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-            _atomic_write(self.dir / f"{info_hash}.json", json.dumps(options).encode())
+            _atomic_write(self.dir / f"{info_hash}.json", json.dumps(options).encode(), sync=sync)
             if metainfo is not None:
-                _atomic_write(self.dir / f"{info_hash}.torrent", metainfo)
-            _fsync_dir(self.dir)
+                _atomic_write(self.dir / f"{info_hash}.torrent", metainfo, sync=sync)
+            if sync:
+                _fsync_dir(self.dir)
         except OSError as exc:
             if metainfo is not None:
                 for suffix in (".torrent", ".json"):
@@ -269,6 +278,31 @@ class TorrentStore:
         except OSError as exc:
             why = exc.strerror or exc
             raise StorageError(f"cannot delete torrent state in {self.dir}: {why}") from exc
+
+    def hashes(self) -> set[str]:
+        """The info hashes with a stored .torrent (a directory listing, nothing read)."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return set()
+        return {n[:-8] for n in names if n.endswith(".torrent") and len(n) == 48}
+
+    def load(self, info_hash: str, *, progress: bool = True) -> StoredTorrent:
+        """One stored torrent (OSError, ValueError if it cannot be read); its progress only
+        when asked for and readable."""
+        path = self.dir / f"{info_hash}.torrent"
+        metainfo = path.read_bytes()
+        options_path = path.with_suffix(".json")
+        options = json.loads(options_path.read_text()) if options_path.exists() else {}
+        if not isinstance(options, dict):
+            raise ValueError("options are not a JSON object")
+        stored = None
+        if progress:
+            try:
+                stored = progress_from_json(json.loads(path.with_suffix(".resume").read_text()))
+            except (OSError, ValueError):
+                stored = None
+        return StoredTorrent(info_hash, metainfo, options, stored)
 
     def load_all(self) -> tuple[list[StoredTorrent], list[str]]:
         """Every stored torrent, and a message for each file that could not be read."""

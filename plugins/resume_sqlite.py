@@ -7,12 +7,23 @@ a reply waits for (adding, options, removing: fsynced before the call returns) a
 ``synchronous=NORMAL`` for progress, which survives a crash of btd but may lose the last
 saves on a power cut (never wrong: a progress row only names pieces fsynced before it).
 
-A file that is not a btd resume store (not SQLite, ``PRAGMA integrity_check`` fails, a newer
-schema, tables of something else) is refused with ResumeStoreError naming the file: the
-daemon does not start (exit 78) and the file is never written to, so nothing is lost.
+Every added torrent also keeps its copy, ``<state_dir>/torrents/<hash>.torrent`` and
+``.json`` (core/torrent_store.py), written before its record and removed before it: the
+source of truth to rebuild from. Opening only peeks (constant time, on the reactor); the
+rest runs on the first call, which the session makes from the thread pool (``load_all``):
+``PRAGMA integrity_check``, then for a damaged file (or one that is not a database) the
+salvage of core/resume_recovery.py (moved aside, every readable row kept, every copy
+without a record rebuilt with no progress so its data is rechecked); a 0-byte or missing
+store whose copies exist is rebuilt the same way. What happened is ``report`` (a
+StoreReport), which the session reports loudly. A newer schema or another program's
+database is still refused (ResumeStoreError, exit 78) and left untouched.
 
 The connection is shared by the pool's worker threads (``check_same_thread=False``), one
 statement at a time behind a lock.
+
+Size: one class, the ResumeStore protocol on SQLite with its opening (peek, check, create,
+recover) kept together so the order of those steps reads in one place; reading a damaged
+file and rebuilding from copies are core/resume_salvage.py and core/resume_recovery.py.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,11 +49,20 @@ from btd.core.resume import (
     ResumeStoreError,
     StoredTorrent,
 )
+from btd.core.resume_recovery import (
+    StoreReport,
+    from_copies,
+    progress_from_row,
+    reconcile,
+    recover,
+)
+from btd.core.resume_salvage import integrity_problems, move_aside, ro_uri
+from btd.core.torrent_store import TorrentStore
 
 if TYPE_CHECKING:
     from btd.core.config_schema import Config
 
-__version__ = "1.0"
+__version__ = "1.1"
 
 _log = Logger(namespace="btd.plugins.resume_sqlite")
 
@@ -74,98 +94,58 @@ _SCHEMA = (
 )
 
 
-def _moved_aside_hint(path: Path) -> str:
-    return (
-        f"btd will not start with it and has not changed it; move it aside "
-        f"(mv {path} {path}.broken) to start with no torrents, or restore a backup"
-    )
-
-
 class SqliteResumeStore:
-    """The ResumeStore protocol on SQLite. Blocking: call from the thread pool."""
+    """The ResumeStore protocol on SQLite. Blocking: call from the thread pool.
+
+    ``copies`` is the state directory whose ``torrents/`` keeps a copy of every torrent
+    (None: no copies, nothing to rebuild from; tests)."""
 
     def __init__(
         self,
         path: Path,
         *,
         save_interval: float = DEFAULT_SAVE_INTERVAL,
-        initial: Callable[[], Iterable[StoredTorrent]] | None = None,
+        copies: Path | None = None,
     ) -> None:
-        """``initial`` gives the torrents a NEW store starts with (in the same transaction
-        as its schema: a failed import leaves no schema, so the next start tries again)."""
         self.path = Path(path)
         self.save_interval = save_interval
         self._lock = threading.Lock()
-        self.created: list[StoredTorrent] | None = None  # set when the schema was made now
-        self._initial = initial
-        self._db = self._open()
+        self.copies = TorrentStore(copies) if copies is not None else None
+        self.report: StoreReport | None = None  # what was wrong at start, once prepared
+        self.created: int | None = None  # torrents a new store started with
+        self._db: sqlite3.Connection | None = None
+        self._reconciled = False
+        self._found, self._why = self._peek()
 
     # -- opening -----------------------------------------------------------------------------
     def _refuse(self, why: str) -> ResumeStoreError:
         return ResumeStoreError(
-            f"resume store {self.path} {why}; {_moved_aside_hint(self.path)}",
+            f"resume store {self.path} {why}; btd will not start with it and has not "
+            f"changed it: move it aside or restore a backup",
             key=f"plugins.{PLUGIN}",
         )
 
-    def _open(self) -> sqlite3.Connection:
-        """Open, check (read-only statements first), then create the schema if it is new."""
-        existed = self.path.exists()
-        if not existed:
+    def _peek(self) -> tuple[str, str]:
+        """What the file is, reading its first page only (the reactor may call this):
+        ``ok``, ``missing``, ``empty`` or ``damaged`` (and why); refuses what is not ours."""
+        if not self.path.exists():
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
             except OSError as exc:
                 raise StorageError(f"cannot create {self.path.parent}: {exc.strerror}") from exc
+            return "missing", ""
+        if not os.access(self.path, os.R_OK | os.W_OK):
+            raise self._refuse("cannot be read and written by btd (permissions)")
+        if self.path.stat().st_size == 0:
+            return "empty", "0 bytes"
+        sides = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
+        before = {p for p in sides if p.exists()}
         try:
-            # mode=rw for an existing file: never create or truncate one that vanished meanwhile
-            uri = f"file:{_quote(self.path)}?mode={'rw' if existed else 'rwc'}"
-            db = sqlite3.connect(
-                uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10
-            )
+            db = sqlite3.connect(ro_uri(self.path), uri=True, timeout=10)
         except sqlite3.Error as exc:
             raise self._refuse(f"cannot be opened ({exc})") from exc
         try:
-            self._check(db, existed)
-            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise self._refuse(f"cannot use write-ahead logging (journal mode {mode})")
-            db.execute("PRAGMA synchronous=NORMAL")
-            if self._version(db) == 0:
-                initial = list(self._initial()) if self._initial is not None else []
-                db.execute("PRAGMA synchronous=FULL")
-                with _transaction(db):
-                    for statement in _SCHEMA:
-                        db.execute(statement)
-                    for item in initial:
-                        db.execute(*_torrent_row(item.info_hash, item.metainfo, item.options))
-                        if item.progress is not None:
-                            db.execute(*_progress_row(item.info_hash, item.progress))
-                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                db.execute("PRAGMA synchronous=NORMAL")
-                self.created = initial
-            if not existed:
-                os.chmod(self.path, 0o640)
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    @staticmethod
-    def _version(db: sqlite3.Connection) -> int:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _check(self, db: sqlite3.Connection, existed: bool) -> None:
-        """Only reads: a file we refuse is left byte for byte as it was."""
-        try:
-            version = self._version(db)  # the first read: "file is not a database" here
-            if version > SCHEMA_VERSION:
-                raise self._refuse(
-                    f"has schema version {version}, newer than this btd understands "
-                    f"({SCHEMA_VERSION}); it was written by a newer btd"
-                )
-            if existed:
-                rows = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall()]
-                if rows != ["ok"]:
-                    raise self._refuse("is damaged: " + "; ".join(map(str, rows[:5])))
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
             tables = {
                 r[0]
                 for r in db.execute(
@@ -173,17 +153,126 @@ class SqliteResumeStore:
                 )
             }
         except sqlite3.DatabaseError as exc:
-            raise self._refuse(f"is not a usable SQLite database ({exc})") from exc
-        if version == 0 and tables:
-            raise self._refuse(f"is not a btd resume store (it has tables {sorted(tables)})")
-        if version == SCHEMA_VERSION and not {"torrents", "progress"} <= tables:
-            raise self._refuse("is missing its tables")
+            return "damaged", f"not a usable SQLite database: {exc}"
+        finally:
+            db.close()
+            for side in set(sides) - before:  # made by this read: the file is left as it was
+                if side.exists() and (side.name.endswith("-shm") or not side.stat().st_size):
+                    side.unlink()
+        ours = {"torrents", "progress"} <= tables
+        if version > SCHEMA_VERSION:
+            raise self._refuse(
+                f"has schema version {version}, newer than this btd understands "
+                f"({SCHEMA_VERSION}); it was written by a newer btd"
+            )
+        if version == 0 and not ours:
+            if tables:
+                raise self._refuse(f"is not a btd resume store (it has tables {sorted(tables)})")
+            return "empty", "no tables"
+        if version == 0 or not ours:
+            return "damaged", "its schema is damaged"
+        return "ok", ""
+
+    def _ready(self) -> sqlite3.Connection:
+        """The connection, preparing the store on first use (call with the lock held)."""
+        if self._db is None:
+            self._db = self._prepare()
+        return self._db
+
+    def _prepare(self) -> sqlite3.Connection:
+        """Check, recover or create: the work that grows with the file (the thread pool)."""
+        found, why = self._found, self._why
+        if found == "ok":
+            problems = integrity_problems(self.path)
+            if problems:
+                found, why = "damaged", "; ".join(problems)
+        if found == "damaged":
+            initial = self._salvaged(why)
+        elif found == "ok":
+            db = self._connect(existed=True)
+            self._found = "ok"
+            return db
+        else:
+            initial = self._from_copies(found, why)
+        db = self._connect(existed=False)
+        try:
+            db.execute("PRAGMA synchronous=FULL")
+            with _transaction(db):
+                for statement in _SCHEMA:
+                    db.execute(statement)
+                for item in initial:
+                    db.execute(*_torrent_row(item.info_hash, item.metainfo, item.options))
+                    if item.progress is not None:
+                        db.execute(*_progress_row(item.info_hash, item.progress))
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            db.close()
+            raise
+        self.created = len(initial)
+        self._found = "ok"
+        return db
+
+    def _connect(self, *, existed: bool) -> sqlite3.Connection:
+        try:
+            # mode=rw for an existing file: never create or truncate one that vanished meanwhile
+            uri = f"file:{_quote(self.path)}?mode={'rw' if existed else 'rwc'}"
+            db = sqlite3.connect(
+                uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the resume store {self.path}: {exc}") from exc
+        try:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageError(
+                    f"resume store {self.path} cannot use write-ahead logging (mode {mode})"
+                )
+            db.execute("PRAGMA synchronous=NORMAL")
+            if not existed:
+                os.chmod(self.path, 0o640)
+        except sqlite3.Error as exc:
+            db.close()
+            raise StorageError(f"cannot open the resume store {self.path}: {exc}") from exc
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _from_copies(self, found: str, why: str) -> list[StoredTorrent]:
+        """A new store (the file is missing, 0 bytes or has no tables) starts with the copies
+        (core/resume_recovery.py: moving in from the files fallback, or a loss reported)."""
+        if self.copies is None:
+            return []
+        self.report, items, problems = from_copies(self.path, self.copies, found, why)
+        for problem in problems:
+            _log.error("not rebuilt: {problem}", problem=problem)
+        if items and self.report is None:
+            _log.info(
+                "creating {path} with {n} torrent(s) from {dir}",
+                path=str(self.path),
+                n=len(items),
+                dir=str(self.copies.dir),
+            )
+        return items
+
+    def _salvaged(self, why: str) -> list[StoredTorrent]:
+        """Move the damaged file aside and take back every row and copy that is readable."""
+        try:
+            moved = move_aside(self.path)
+        except OSError as exc:
+            raise StorageError(
+                f"resume store {self.path} is damaged ({why}) and cannot be moved aside: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        self.report, items = recover(self.path, moved, why, self.copies)
+        return items
 
     # -- writing -----------------------------------------------------------------------------
     def _write(self, statements: list[tuple[str, tuple[Any, ...]]], *, durable: bool) -> None:
         """One transaction; ``durable`` fsyncs it before returning (synchronous=FULL)."""
         with self._lock:
-            db = self._db
+            db = self._ready()
             try:
                 if durable:
                     db.execute("PRAGMA synchronous=FULL")
@@ -197,22 +286,31 @@ class SqliteResumeStore:
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot write the resume store {self.path}: {exc}") from exc
 
-    def save_torrent(self, info_hash: str, metainfo: bytes, options: dict[str, Any]) -> None:
-        self._write(
-            [
-                _torrent_row(info_hash, metainfo, options),
-                ("DELETE FROM progress WHERE info_hash = ?", (info_hash,)),  # another add's
-            ],
-            durable=True,
-        )
-
-    def save_torrents(self, items: Sequence[NewTorrent]) -> None:
-        """A batch add: every item in ONE transaction, fsynced once (all or nothing)."""
+    def _add(self, items: Sequence[NewTorrent]) -> None:
+        """The copies first (durable), then the records; a failed record drops the copies."""
+        if self.copies is not None:
+            self.copies.save_torrents(items, sync=False)  # the row below is the durable one
         statements = []
         for item in items:
             statements.append(_torrent_row(item.info_hash, item.metainfo, item.options))
             statements.append(("DELETE FROM progress WHERE info_hash = ?", (item.info_hash,)))
-        self._write(statements, durable=True)
+        try:
+            self._write(statements, durable=True)
+        except BaseException:
+            if self.copies is not None:
+                for item in items:
+                    try:
+                        self.copies.delete(item.info_hash)
+                    except StorageError:
+                        pass  # the error reported is the first one
+            raise
+
+    def save_torrent(self, info_hash: str, metainfo: bytes, options: dict[str, Any]) -> None:
+        self._add([NewTorrent(info_hash, metainfo, options)])
+
+    def save_torrents(self, items: Sequence[NewTorrent]) -> None:
+        """A batch add: every item in ONE transaction, fsynced once (all or nothing)."""
+        self._add(items)
 
     def save_options(self, info_hash: str, options: dict[str, Any]) -> None:
         self._write(
@@ -224,6 +322,11 @@ class SqliteResumeStore:
             ],
             durable=True,
         )
+        if self.copies is not None and (self.copies.dir / f"{info_hash}.torrent").exists():
+            try:
+                self.copies.save_options(info_hash, options, sync=False)
+            except StorageError as exc:  # the record has them; the copy is for rebuilding
+                _log.warn("the copy's options are stale: {e}", e=str(exc))
 
     def save_progress(self, info_hash: str, progress: ResumeProgress) -> None:
         self._write([_progress_row(info_hash, progress)], durable=False)
@@ -233,6 +336,9 @@ class SqliteResumeStore:
         self._write([_progress_row(h, progress) for h, progress in items], durable=False)
 
     def delete(self, info_hash: str) -> None:
+        """The copy first: a removal cut short never leaves a copy to be rebuilt from."""
+        if self.copies is not None:
+            self.copies.delete(info_hash)
         self._write(
             [
                 ("DELETE FROM progress WHERE info_hash = ?", (info_hash,)),
@@ -243,15 +349,22 @@ class SqliteResumeStore:
 
     # -- reading -----------------------------------------------------------------------------
     def load_all(self) -> tuple[list[StoredTorrent], list[str]]:
-        """Every torrent; a row that cannot be read is reported and skipped, never deleted."""
+        """Every torrent; a row that cannot be read is reported and skipped, never deleted.
+
+        The first call prepares the store (integrity check, recovery) and matches records
+        with copies: a record without a copy gets one, a copy without a record comes back."""
         with self._lock:
             try:
-                rows = self._db.execute(
-                    "SELECT t.info_hash, t.metainfo, t.options, p.have, p.num_pieces,"
-                    " p.uploaded, p.downloaded, p.file_sizes, p.completed_at, p.saved_at,"
-                    " p.info_hash FROM torrents t LEFT JOIN progress p USING (info_hash)"
-                    " ORDER BY t.added_at, t.info_hash"
-                ).fetchall()
+                rows = (
+                    self._ready()
+                    .execute(
+                        "SELECT t.info_hash, t.metainfo, t.options, p.have, p.num_pieces,"
+                        " p.uploaded, p.downloaded, p.file_sizes, p.completed_at, p.saved_at,"
+                        " p.info_hash FROM torrents t LEFT JOIN progress p USING (info_hash)"
+                        " ORDER BY t.added_at, t.info_hash"
+                    )
+                    .fetchall()
+                )
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot read the resume store {self.path}: {exc}") from exc
         found: list[StoredTorrent] = []
@@ -273,14 +386,49 @@ class SqliteResumeStore:
             progress = None
             if row[10] is not None:
                 try:
-                    progress = _progress(row[3:10])
+                    progress = progress_from_row(row[3:10])
                 except (ValueError, TypeError) as exc:
                     problems.append(f"{where}: progress ignored ({exc}); its files are rechecked")
             found.append(StoredTorrent(info_hash, row[1], options, progress))
+        if self.copies is not None and not self._reconciled:
+            self._reconciled = True
+            recorded = {row[0] for row in rows}
+            found.extend(self._reconcile(found, recorded, problems))
         return found, problems
+
+    def _reconcile(
+        self, found: list[StoredTorrent], recorded: set[str], problems: list[str]
+    ) -> list[StoredTorrent]:
+        """Copies for records without one; records (no progress: rechecked) for copies
+        without one (core/resume_recovery.py ``reconcile``)."""
+        copies = self.copies
+        assert copies is not None
+        back, set_aside, trouble = reconcile(copies, found, recorded)
+        problems.extend(trouble)
+        if set_aside:
+            _log.info(
+                "{n} torrent copies from before copies were kept, without a record: "
+                "renamed .unrecorded in {dir}",
+                n=set_aside,
+                dir=str(copies.dir),
+            )
+        if not back:
+            return []
+        try:
+            self._write(
+                [_torrent_row(t.info_hash, t.metainfo, t.options) for t in back], durable=True
+            )
+        except StorageError as exc:
+            problems.append(str(exc))
+        if self.report is None:
+            self.report = StoreReport("unrecorded", str(self.path))
+        self.report.rebuilt_hashes.extend(t.info_hash for t in back)
+        return back
 
     def close(self) -> None:
         with self._lock:
+            if self._db is None:
+                return
             try:
                 self._db.close()
             except sqlite3.Error:
@@ -315,25 +463,6 @@ def _progress_row(info_hash: str, progress: ResumeProgress) -> tuple[str, tuple[
         info_hash,
     )
     return sql, args
-
-
-def _progress(row: tuple[Any, ...]) -> ResumeProgress:
-    have, num_pieces, uploaded, downloaded, sizes_json, completed_at, saved_at = row
-    sizes = json.loads(sizes_json)
-    ints = (num_pieces, uploaded, downloaded)
-    if not isinstance(have, bytes) or not all(isinstance(v, int) and v >= 0 for v in ints):
-        raise ValueError("malformed progress")
-    if not isinstance(sizes, list) or not all(isinstance(v, int) for v in sizes):
-        raise ValueError("malformed file sizes")
-    return ResumeProgress(
-        have=have,
-        num_pieces=num_pieces,
-        uploaded=uploaded,
-        downloaded=downloaded,
-        file_sizes=tuple(sizes),
-        completed_at=None if completed_at is None else float(completed_at),
-        saved_at=float(saved_at),
-    )
 
 
 class _transaction:
@@ -380,24 +509,6 @@ def settings(config: Any) -> dict[str, Any]:
     return {"path": resolved, "interval": float(interval)}
 
 
-def files_fallback(state_dir: Path) -> Callable[[], list[StoredTorrent]]:
-    """What the files fallback kept (``<state_dir>/torrents/``): a new store starts with it.
-
-    So enabling the plugin does not make the torrents added before vanish. The files are
-    left as they were: disabling the plugin again finds them (without later changes).
-    """
-
-    def load() -> list[StoredTorrent]:
-        from btd.core.torrent_store import TorrentStore
-
-        found, problems = TorrentStore(state_dir).load_all()
-        for problem in problems:
-            _log.warn("not imported: {problem}", problem=problem)
-        return found
-
-    return load
-
-
 class ResumeSqlitePlugin:
     """The plugin (stateless: the session owns the store it opens)."""
 
@@ -414,17 +525,9 @@ class ResumeSqlitePlugin:
 
 
 def open_store(config: Config) -> SqliteResumeStore:
-    """The store the settings name, created (from the files fallback) if missing."""
+    """The store the settings name, its copies in ``<state_dir>/torrents/``. Only peeks at
+    the file: checking, recovering or creating it happens on the first ``load_all``."""
     s = settings(config)
-    state_dir = Path(config.daemon.state_dir)
-    store = SqliteResumeStore(
-        s["path"], save_interval=s["interval"], initial=files_fallback(state_dir)
+    return SqliteResumeStore(
+        s["path"], save_interval=s["interval"], copies=Path(config.daemon.state_dir)
     )
-    if store.created is not None:
-        _log.info(
-            "created {path} with {n} torrent(s) from {dir}",
-            path=str(store.path),
-            n=len(store.created),
-            dir=str(state_dir / "torrents"),
-        )
-    return store

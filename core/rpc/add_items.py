@@ -29,26 +29,32 @@ from btd.core.metainfo import parse_metainfo
 from btd.core.rpc.dispatch import internal_error, require
 from btd.core.rpc.errors import INVALID_TORRENT, STORAGE, RpcError, invalid_params
 from btd.core.torrent_data import SavePathError
+from btd.core.torrent_settings import ADD_KEYS, SettingError, check_absolute_path, check_add
 
 _log = Logger()
 
 MAX_TORRENT_FILE = 10_000_000
 MAX_BATCH = 10_000  # items in one torrent.add call (the 16 MiB frame bounds them too)
 CHUNK = 100  # items parsed per thread-pool job
-ITEM_KEYS = ("metainfo", "path", "magnet", "save_path", "paused", "strategy", "files_skipped")
+SOURCE_KEYS = ("metainfo", "path", "magnet")  # the rest of an item are its options
+ITEM_KEYS = SOURCE_KEYS + ADD_KEYS
 
 
 def absolute(field: str, value: str) -> Path:
     """An absolute path (``~`` expanded); NUL bytes and unknown users are bad params."""
-    if "\0" in value:
-        raise invalid_params(field, "must not contain a NUL character")
     try:
-        path = Path(value).expanduser()
-    except RuntimeError:  # ~user that does not exist
-        raise invalid_params(field, f"cannot expand {value!r}") from None
-    if not path.is_absolute():
-        raise invalid_params(field, "must be an absolute path")
-    return path
+        return Path(check_absolute_path(value))
+    except ValueError as exc:
+        raise invalid_params(field, str(exc)) from None
+
+
+def add_options(raw: dict[str, Any]) -> dict[str, Any]:
+    """The options of one ``torrent.add`` (single form or item), checked; -32602 naming the
+    first bad one."""
+    try:
+        return check_add(raw)
+    except SettingError as exc:
+        raise invalid_params(exc.name, str(exc)) from None
 
 
 def _read_torrent_file(file: Path) -> bytes:
@@ -103,9 +109,7 @@ def storage_error(failure: Any) -> Any:
 @dataclass(frozen=True)
 class MagnetItem:
     uri: str
-    save_path: str | None
-    paused: bool
-    strategy: str | None
+    options: dict[str, Any]  # checked (core/torrent_settings.py)
 
 
 def prepare(raw: Any) -> BatchItem | MagnetItem:
@@ -115,35 +119,29 @@ def prepare(raw: Any) -> BatchItem | MagnetItem:
     unknown = sorted(k for k in raw if k not in ITEM_KEYS)
     if unknown:
         raise invalid_params(str(unknown[0]), f"unknown parameter; known: {list(ITEM_KEYS)}")
-    save_path = require("save_path", raw.get("save_path"), str, optional=True)
-    paused = require("paused", raw.get("paused", False), bool)
-    strategy = require("strategy", raw.get("strategy"), str, optional=True)
-    if save_path is not None:
-        save_path = str(absolute("save_path", save_path))
+    options = add_options({k: v for k, v in raw.items() if k not in SOURCE_KEYS})
     magnet, metainfo, path = raw.get("magnet"), raw.get("metainfo"), raw.get("path")
-    skipped = raw.get("files_skipped")
     if magnet is not None:
         require("magnet", magnet, str)
-        if skipped is not None:
+        if metainfo is not None or path is not None:
+            raise invalid_params("magnet", "give one of metainfo, path or magnet")
+        if options.get("files_skipped"):
             raise invalid_params(
                 "files_skipped", "not with a magnet: use torrent.set_files once it has metadata"
             )
-        if metainfo is not None or path is not None:
-            raise invalid_params("magnet", "give one of metainfo, path or magnet")
-        return MagnetItem(magnet, save_path, paused, strategy)
+        return MagnetItem(magnet, options)
     data = read_metainfo(metainfo, path)
     try:
         meta = parse_metainfo(data)
     except MetainfoError as exc:
         field = "metainfo" if metainfo is not None else "path"
         raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
-    files_skipped: tuple[int, ...] = ()
-    if skipped is not None:
+    if options.get("files_skipped"):
         try:
-            files_skipped = tuple(check_indices("files_skipped", skipped, len(meta.files)))
+            check_indices("files_skipped", options["files_skipped"], len(meta.files))
         except FileSelectionError as exc:
             raise invalid_params(exc.field, str(exc)) from None
-    return BatchItem(meta, data, save_path, paused, strategy, files_skipped)
+    return BatchItem(meta, data, options)
 
 
 def prepare_chunk(raws: list[Any]) -> list[BatchItem | MagnetItem | RpcError]:
@@ -216,12 +214,7 @@ async def _add_batch(session: Any, raws: list[Any]) -> list[dict[str, Any]]:
             results[index] = outcome if ok else error_object(outcome, index)
     for index, magnet in magnets:  # the magnet store is one file: one at a time
         try:
-            results[index] = await session.add_magnet(
-                magnet.uri,
-                save_path=magnet.save_path,
-                paused=magnet.paused,
-                strategy=magnet.strategy,
-            )
+            results[index] = await session.add_magnet(magnet.uri, **magnet.options)
         except Exception as exc:
             results[index] = error_object(exc, index)
     return [

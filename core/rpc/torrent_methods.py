@@ -21,8 +21,8 @@ from btd.core.metadata_fetch import MetadataFetch
 from btd.core.rpc.add_items import (
     MAX_BATCH,
     MAX_TORRENT_FILE,
-    absolute,
     add_batch,
+    add_options,
     check_batch,
     read_metainfo,
     storage_error,
@@ -40,15 +40,12 @@ from btd.core.rpc.errors import (
 from btd.core.session import Session
 from btd.core.swarm import TorrentNotFound
 from btd.core.torrent import Torrent
+from btd.core.torrent_settings import SET_KEYS, SettingError, apply_settings, options_json
 
 __all__ = ["MAX_BATCH", "MAX_TORRENT_FILE", "torrent_methods"]
 
+NO_FILES_YET = "not with a magnet: use torrent.set_files once it has metadata"
 STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "stopped")
-
-
-def _single_form(params: dict[str, Any]) -> dict[str, Any]:
-    names = ("metainfo", "path", "magnet", "save_path", "paused", "strategy", "files_skipped")
-    return {name: params[name] for name in names}
 
 
 def _pick(values: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -81,40 +78,31 @@ def torrent_methods(session: Session) -> dict[str, Any]:
     def add(
         metainfo: str | None = None,
         path: str | None = None,
-        save_path: str | None = None,
-        paused: bool = False,
-        strategy: str | None = None,
         magnet: str | None = None,
         torrents: list[Any] | None = None,
-        files_skipped: list[int] | None = None,
+        **options: Any,
     ) -> defer.Deferred[Any]:
         """Add a torrent from base64 metainfo, a .torrent path the daemon can read, or a
-        magnet; or many at once: ``torrents``, a list of such objects (one result each)."""
+        magnet, with options (``save_path``, ``paused``, ``strategy``, ...: the add-time
+        settings of core/torrent_settings.py); or many at once: ``torrents``, a list of such
+        objects (one result each)."""
         if session.stopping:
             raise RpcError(SHUTTING_DOWN, "the daemon is shutting down")
         if torrents is not None:
-            given = [n for n, v in _single_form(locals()).items() if v not in (None, False)]
+            beside = {"metainfo": metainfo, "path": path, "magnet": magnet, **options}
+            given = [n for n, v in beside.items() if v not in (None, False)]
             if given:
                 raise invalid_params(given[0], "give it in each item of torrents, not beside it")
             return add_batch(session, check_batch(torrents))
-        require("save_path", save_path, str, optional=True)
-        require("paused", paused, bool)
-        require("strategy", strategy, str, optional=True)
-        require("files_skipped", files_skipped, list, optional=True)
-        if save_path is not None:
-            save_path = str(absolute("save_path", save_path))
+        checked = add_options(options)
         if magnet is not None:
             require("magnet", magnet, str)
-            if files_skipped is not None:
-                raise invalid_params(
-                    "files_skipped", "not with a magnet: use torrent.set_files once it has metadata"
-                )
             if metainfo is not None or path is not None:
                 raise invalid_params("magnet", "give one of metainfo, path or magnet")
+            if checked.get("files_skipped"):
+                raise invalid_params("files_skipped", NO_FILES_YET)
             try:
-                d = session.add_magnet(
-                    magnet, save_path=save_path, paused=paused, strategy=strategy
-                )
+                d = session.add_magnet(magnet, **checked)
             except MetainfoError as exc:
                 raise RpcError(
                     INVALID_TORRENT, f"invalid magnet: {exc}", {"field": "magnet"}
@@ -124,17 +112,11 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             return d.addErrback(storage_error)
         data = read_metainfo(metainfo, path)
         try:
-            d = session.add(
-                data,
-                save_path=save_path,
-                paused=paused,
-                strategy=strategy,
-                files_skipped=files_skipped,
-            )
+            d = session.add(data, **checked)
         except MetainfoError as exc:
             field = "metainfo" if metainfo is not None else "path"
             raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
-        except FileSelectionError as exc:
+        except FileSelectionError as exc:  # a file index past the torrent's files
             raise invalid_params(exc.field, str(exc)) from None
         except ValueError as exc:  # unknown strategy
             raise invalid_params("strategy", str(exc)) from None
@@ -280,17 +262,18 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             "message": message,
         }
 
-    def set_(info_hash: str, strategy: str | None = None) -> dict[str, Any]:
-        """Change a torrent's options (now: ``strategy``)."""
+    def set_(info_hash: str, **settings: Any) -> dict[str, Any]:
+        """Change a torrent's settings (``strategy``, ...: the settable ones of
+        core/torrent_settings.py); all are checked before any changes."""
         t = find(info_hash)
-        if strategy is not None:
-            require("strategy", strategy, str)
-            try:
-                t.set_strategy(strategy)
-            except ValueError as exc:
-                raise invalid_params("strategy", str(exc)) from None
+        try:
+            changed = apply_settings(t, settings)
+        except SettingError as exc:
+            raise invalid_params(exc.name, str(exc)) from None
+        if changed:
             session.save_options(t)
-        return status.summary(t, ["info_hash", "strategy"])
+        current = options_json(t.options)
+        return {"info_hash": t.hex, **{name: current[name] for name in SET_KEYS}}
 
     def stats() -> dict[str, Any]:
         """Totals over all torrents: counts by state, rates, bytes, peers."""

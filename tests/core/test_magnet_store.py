@@ -78,17 +78,33 @@ def test_a_failed_write_keeps_the_previous_file(
 
 
 @pytest.mark.parametrize("text", ["{oops", "[1, 2]", "", "\xff"])
-def test_a_corrupt_file_is_reported_and_never_overwritten(tmp_path: Path, text: str) -> None:
+def test_a_corrupt_file_is_moved_aside_reported_and_never_overwritten(
+    tmp_path: Path, text: str
+) -> None:
     store = MagnetStore(tmp_path)
     store.path.write_text(text, errors="surrogateescape")
     before = store.path.read_bytes()
     found, problems = store.load_all()
     assert found == [] and len(problems) == 1 and str(store.path) in problems[0]
-    with pytest.raises(StorageError):
-        store.save(A, URI_A, {})
-    with pytest.raises(StorageError):
-        store.delete(A)
-    assert store.path.read_bytes() == before
+    [aside] = tmp_path.glob("magnets.json.damaged-*")
+    assert aside.read_bytes() == before and str(aside) in problems[0]
+    store.save(A, URI_A, {})  # a new file: adding magnets works again
+    assert store.load_all() == ([(A, URI_A, {})], [])
+
+
+def test_damage_in_the_middle_loses_only_the_entries_it_touches(tmp_path: Path) -> None:
+    store = MagnetStore(tmp_path)
+    hashes = [f"{n:040x}" for n in range(10)]
+    for h in hashes:
+        store.save(h, f"magnet:?xt=urn:btih:{h}", {"paused": False})
+    data = bytearray(store.path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 6] = b'\x00\xff{["\x01'
+    store.path.write_bytes(bytes(data))
+    found, problems = store.load_all()
+    assert len(problems) == 1 and "9 magnet(s) recovered" in problems[0]
+    assert len(found) == 9 and {h for h, _, _ in found} < set(hashes)
+    assert MagnetStore(tmp_path).load_all() == (found, [])  # written back whole
 
 
 def test_malformed_entries_are_reported_and_the_others_loaded(tmp_path: Path) -> None:

@@ -29,7 +29,6 @@ from btd.core.net.peer import PeerProtocol
 from btd.core.resume import (
     NewTorrent,
     ResumeProgress,
-    ResumeStoreError,
     progress_problem,
     resume_plan,
     save_many,
@@ -498,17 +497,95 @@ def test_a_bad_row_is_reported_and_skipped(tmp_path: Path, caplog: Any) -> None:
     assert HEX in stored(tmp_path)  # reported, not deleted
 
 
-def test_a_damaged_store_stops_the_start_and_is_left_alone(tmp_path: Path) -> None:
+def test_a_damaged_store_starts_with_its_torrents_rechecked_and_says_so(tmp_path: Path) -> None:
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    from btd.core import session_status
+
+    first = make_session(tmp_path)
+    result(first.add(TORRENT))
+    result(first.add(OTHER))
+    download(first, TORRENT, DATA, [0, 3])
+    result(first.stop())
     path = tmp_path / "state" / "resume.sqlite"
-    path.parent.mkdir(parents=True)
     path.write_bytes(b"this is not a database" * 100)
-    before = path.read_bytes()
+    logged: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        second = make_session(tmp_path)
+        events: list[Any] = []
+        second.add_event_listener(events.append)
+        second.start()
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert {t.hex for t in second.torrents.values()} == {HEX, OTHER_HEX}  # from the copies
+    assert second.verifier.rechecks[0] == [0, 1, 2, 3]  # progress lost: the files are hashed
+    assert set(second.find(HEX).book.have) == {0, 3}
+    report = second.store_report
+    assert report is not None and report.problem == "damaged" and report.rebuilt == 2
+    critical = [e for e in logged if e.get("log_level") == LogLevel.critical]
+    assert critical and "damaged" in critical[0]["message"]
+    [event] = [e for e in events if e.kind == "resume_store"]
+    assert event.data["rebuilt"] == 2 and event.data["moved_to"]
+    info = session_status.info(second)
+    assert "damaged" in info["resume_store"] and info["resume_store_report"]["lost"] == []
+    assert path.read_bytes()[:16] == b"SQLite format 3\x00"  # a new store in its place
+    result(second.stop())
+    third = make_session(tmp_path)
+    third.start()
+    assert third.store_report is None and len(third.torrents) == 2
+    assert session_status.info(third)["resume_store"] == "ok"
+    result(third.stop())
+
+
+def test_start_checks_and_recovers_the_store_off_the_reactor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``start`` (the reactor) only peeks; the integrity check, the salvage and the rebuild
+    wait for the thread pool, so the control socket answers meanwhile."""
+    from btd.core import session_status
+    from btd.plugins import resume_sqlite
+
+    first = make_session(tmp_path)
+    result(first.add(TORRENT))
+    result(first.stop())
+    path = tmp_path / "state" / "resume.sqlite"
+    data = bytearray(path.read_bytes())
+    data[4096 : 4096 + 8] = b"\xff" * 8  # page 2: only integrity_check can tell
+    path.write_bytes(bytes(data))
+    second = make_session(tmp_path)
+    held = HeldBlocking()
+    second.run_blocking = held  # type: ignore[method-assign]
+    seen: list[str] = []
+    real = resume_sqlite.integrity_problems
+    monkeypatch.setattr(
+        resume_sqlite, "integrity_problems", lambda p: seen.append("checked") or real(p)
+    )
+    second.start()
+    assert seen == [] and path.read_bytes() == bytes(data)  # nothing done on the reactor
+    assert session_status.info(second)["resume_store"] == "loading"
+    held.run()
+    assert seen == ["checked"] and second.store_report is not None
+    assert [t.hex for t in second.torrents.values()] == [HEX]
+    stopped = second.stop()
+    held.run()
+    result(stopped)
+
+
+def test_a_store_that_cannot_be_read_is_reported_not_taken_for_empty(tmp_path: Path) -> None:
+    from btd.core import session_status
+
     session = make_session(tmp_path)
-    with pytest.raises(ResumeStoreError, match="resume.sqlite"):
-        session.start()
-    assert session.torrents == {}
-    result(session.stop())  # the daemon still stops cleanly
-    assert path.read_bytes() == before
+    store = session.store
+
+    def broken() -> Any:
+        raise StorageError("cannot read the resume store: disk I/O error")
+
+    store.load_all = broken
+    session.start()
+    assert session.store_report is not None and session.store_report.problem == "unreadable"
+    assert "disk I/O error" in session_status.info(session)["resume_store"]
+    result(session.stop())
 
 
 # -- save_many: batch adds on any store ------------------------------------------------------------

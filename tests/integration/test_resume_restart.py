@@ -136,11 +136,15 @@ def test_stopped_mid_download_resumes_and_finishes(
     assert "resume data of" not in btd.log_text()  # the stored progress always fitted
 
 
-def test_a_damaged_store_stops_the_daemon_and_is_kept(btd_factory: Any) -> None:
+def test_another_programs_database_stops_the_daemon_and_is_kept(btd_factory: Any) -> None:
+    """Not ours to move aside (a damaged store is recovered: test_resume_damage.py)."""
     btd = btd_factory(config=CONFIG)
     btd.state.mkdir(parents=True)
     store = btd.state / "resume.sqlite"
-    store.write_bytes(b"\x00garbage, not SQLite" * 500)
+    db = sqlite3.connect(store)
+    db.execute("CREATE TABLE songs (title TEXT)")
+    db.commit()
+    db.close()
     before = store.read_bytes()
     done = subprocess.run(btd.argv(), check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 78, done.stderr

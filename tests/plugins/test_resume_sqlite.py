@@ -1,4 +1,7 @@
-"""resume_sqlite: round trips, WAL, durability order, and refusing files it must not touch."""
+"""resume_sqlite: round trips, WAL, durability order, and refusing files it must not touch.
+
+Damaged, empty and missing stores (recovered, not refused) are tests/plugins/test_resume_recovery.py.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +38,10 @@ def path(tmp_path: Path) -> Path:
 
 
 def open_store(path: Path) -> SqliteResumeStore:
-    return SqliteResumeStore(path)
+    """Opened and prepared (checked, created), as the daemon's first ``load_all`` does."""
+    store = SqliteResumeStore(path)
+    store.load_all()
+    return store
 
 
 def reopened(path: Path) -> tuple[list[StoredTorrent], list[str]]:
@@ -204,26 +210,6 @@ def assert_refused_untouched(path: Path, match: str) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == siblings  # no -wal, no -journal
 
 
-def test_garbage_is_refused_and_left_byte_identical(path: Path) -> None:
-    path.parent.mkdir(parents=True)
-    path.write_bytes(os.urandom(8192))
-    assert_refused_untouched(path, "not a usable SQLite database")
-
-
-def test_a_damaged_database_is_refused(path: Path) -> None:
-    store = open_store(path)
-    for n in range(300):
-        store.save_torrent(f"{n:040x}", os.urandom(3000), OPTIONS)
-    store.close()
-    data = bytearray(path.read_bytes())
-    page = 4096
-    assert len(data) > 20 * page
-    for offset in range(5 * page, 15 * page, page):  # b-tree pages: headers scribbled on
-        data[offset : offset + 16] = b"\xff" * 16
-    path.write_bytes(bytes(data))
-    assert_refused_untouched(path, "damaged|not a usable")
-
-
 def test_a_newer_schema_is_refused(path: Path) -> None:
     open_store(path).close()
     db = sqlite3.connect(path)
@@ -281,6 +267,8 @@ def test_the_hook_opens_the_store_in_the_state_dir(tmp_path: Path) -> None:
     store.close()
     other = tmp_path / "elsewhere" / "r.db"
     store = resume_sqlite.ResumeSqlitePlugin().btd_resume_store(config(tmp_path, path=str(other)))
+    assert not other.exists()  # opening only peeks: the first load_all (a worker) creates it
+    store.load_all()
     assert store.path == other and other.exists() and store.save_interval == 30.0
     store.close()
 
@@ -315,29 +303,38 @@ def test_a_new_store_takes_in_what_the_files_fallback_kept(tmp_path: Path) -> No
     files.save_progress(A, PROGRESS)
     files.save_torrent(B, b"meta-b", {**OPTIONS, "added_at": 11.0})
     store = resume_sqlite.ResumeSqlitePlugin().btd_resume_store(config(tmp_path))
-    assert store.created is not None and len(store.created) == 2
     found, _ = store.load_all()
+    assert store.created == 2 and store.report is None  # moving in is not a loss
     assert found == [
         StoredTorrent(A, b"meta-a", OPTIONS, PROGRESS),
         StoredTorrent(B, b"meta-b", {**OPTIONS, "added_at": 11.0}, None),
     ]
     store.delete(B)
     store.close()
-    assert len(files.load_all()[0]) == 2  # the files are left as they were
+    assert [t.info_hash for t in files.load_all()[0]] == [A]  # the copies follow the store
     store = resume_sqlite.ResumeSqlitePlugin().btd_resume_store(
         config(tmp_path)
     )  # not a new store: no import
-    assert store.created is None and [t.info_hash for t in store.load_all()[0]] == [A]
+    assert [t.info_hash for t in store.load_all()[0]] == [A] and store.created is None
     store.close()
 
 
-def test_a_failed_import_leaves_no_schema_and_is_tried_again(path: Path) -> None:
-    def broken() -> list[StoredTorrent]:
+def test_a_failed_import_leaves_no_schema_and_is_tried_again(tmp_path: Path) -> None:
+    from btd.core.torrent_store import TorrentStore
+
+    TorrentStore(tmp_path / "state").save_torrent(A, b"meta", OPTIONS)
+    path = tmp_path / "state" / "resume.sqlite"
+    store = SqliteResumeStore(path, copies=tmp_path / "state")
+    assert store.copies is not None
+
+    def broken() -> set[str]:
         raise OSError("disk trouble")
 
+    store.copies.hashes = broken  # type: ignore[method-assign]
     with pytest.raises(OSError):
-        SqliteResumeStore(path, initial=broken)
-    store = SqliteResumeStore(path, initial=lambda: [StoredTorrent(A, b"meta", OPTIONS)])
+        store.load_all()
+    assert not path.exists()
+    store = SqliteResumeStore(path, copies=tmp_path / "state")
     assert [t.info_hash for t in store.load_all()[0]] == [A]
     store.close()
 
