@@ -111,7 +111,7 @@ def check_file_indices(value: Any) -> list[int]:
 
 
 def check_file_priorities(value: Any) -> dict[str, str]:
-    """Stored only (``torrent.set_files`` sets it): file index -> ``low``/``high``."""
+    """File index (a string, as JSON keys are) -> ``low``, ``normal`` or ``high``."""
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and k.isdigit() and v in ("low", "normal", "high")
         for k, v in value.items()
@@ -151,7 +151,6 @@ SETTINGS: dict[str, TorrentSetting] = {
             "file_priorities",
             check_file_priorities,
             lambda cfg: {},
-            at_add=False,
             settable=False,
             decode=lambda value: tuple(
                 sorted((int(k), v) for k, v in check_file_priorities(value).items())

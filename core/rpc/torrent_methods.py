@@ -99,8 +99,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             require("magnet", magnet, str)
             if metainfo is not None or path is not None:
                 raise invalid_params("magnet", "give one of metainfo, path or magnet")
-            if checked.get("files_skipped"):
-                raise invalid_params("files_skipped", NO_FILES_YET)
+            for name in ("files_skipped", "file_priorities"):
+                if checked.get(name):
+                    raise invalid_params(name, NO_FILES_YET)
             try:
                 d = session.add_magnet(magnet, **checked)
             except MetainfoError as exc:

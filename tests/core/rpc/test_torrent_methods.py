@@ -896,3 +896,14 @@ def test_files_skipped_at_add_and_set_files_later(h: Harness) -> None:
     bad_param(err, "files_skipped")
     out = batch(h, [{"metainfo": b64(TORRENT), "files_skipped": [5]}])
     assert out[0]["error"]["data"] == {"field": "files_skipped", "index": 0}
+
+
+def test_file_priorities_at_add(h: Harness) -> None:
+    torrent = multi(b"two", [([b"a"], content(PL, 31)), ([b"b"], content(PL, 32))])
+    info_hash = h.add(torrent, file_priorities={"1": "high"})["info_hash"]
+    files = h.call("torrent.files", info_hash=info_hash)
+    assert [f["priority"] for f in files] == ["normal", "high"]
+    bad_param(h.error("torrent.add", metainfo=b64(TORRENT), file_priorities={"x": "high"}),
+              "file_priorities")  # fmt: skip
+    out = batch(h, [{"metainfo": b64(torrent), "file_priorities": {"2": "low"}}])
+    assert out[0]["error"]["data"] == {"field": "file_priorities", "index": 0}
