@@ -4,7 +4,9 @@
   BITFIELD/HAVE/HAVE_ALL, plus a rarity order (pieces grouped into buckets by count)
   so rarest-first never sorts the whole torrent per call.
 - ``TorrentSwarm``: the SwarmView of one torrent, built from its PieceBook, its
-  Availability and the per-piece priorities.
+  Availability and the per-piece priorities (from the file selection,
+  core/file_selection.py), with the pieces of each priority level when there are
+  several.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from btd.core.bitfield import Bitfield, BitIndexError
-from btd.core.picking import Bucket
+from btd.core.picking import NORMAL, Bucket
 from btd.core.pieces import PieceBook
 
 
@@ -208,9 +210,11 @@ class TorrentSwarm:
             raise ValueError("availability and piece book disagree on the piece count")
         self._book = book
         self._avail = availability
-        self._prio = bytearray([1]) * n if priorities is None else bytearray(priorities)
+        self._prio = bytearray([NORMAL]) * n if priorities is None else bytearray(priorities)
         if len(self._prio) != n:
             raise ValueError(f"{len(self._prio)} priorities for {n} pieces")
+        self._levels: tuple[int, ...] = (NORMAL,)
+        self._at: dict[int, list[int]] | None = None  # pieces per level (mixed levels only)
         for i in range(n):
             if self._prio[i] == 0:
                 book.set_wanted(i, False)
@@ -218,6 +222,7 @@ class TorrentSwarm:
         for i in book.have:
             availability.retire(i)
         book.subscribe_have(availability.retire)
+        self._index_levels()
 
     @property
     def num_pieces(self) -> int:
@@ -241,6 +246,21 @@ class TorrentSwarm:
 
     def set_priority(self, index: int, priority: int) -> None:
         """Change a piece's priority (0..255; 0 = skip)."""
+        self._set(index, priority)
+        self._index_levels()
+
+    def set_priorities(self, priorities: Sequence[int]) -> list[int]:
+        """Take a priority per piece (a file selection changed); the pieces that changed."""
+        if len(priorities) != len(self._prio):
+            raise ValueError(f"{len(priorities)} priorities for {len(self._prio)} pieces")
+        old = self._prio
+        changed = [i for i in range(len(old)) if old[i] != priorities[i]]
+        for i in changed:
+            self._set(i, priorities[i])
+        self._index_levels()
+        return changed
+
+    def _set(self, index: int, priority: int) -> None:
         if not 0 <= priority <= 255:
             raise ValueError(f"priority {priority} out of range 0..255")
         self._prio[index] = priority
@@ -249,6 +269,28 @@ class TorrentSwarm:
             self._avail.retire(index)
         elif index not in self._book.have:
             self._avail.restore(index)
+
+    def _index_levels(self) -> None:
+        """The distinct priorities > 0, and (only when there are several) their pieces."""
+        prio = self._prio
+        present = {p for p in set(prio) if p}  # C speed: set() of a bytearray
+        self._levels = tuple(sorted(present, reverse=True)) or (NORMAL,)
+        if len(present) <= 1:
+            self._at = None
+            return
+        at: dict[int, list[int]] = {p: [] for p in present}
+        for i, p in enumerate(prio):
+            if p:
+                at[p].append(i)
+        self._at = at
+
+    def priority_levels(self) -> Sequence[int]:
+        return self._levels
+
+    def pieces_at(self, level: int) -> Sequence[int]:
+        if self._at is None:
+            return range(self.num_pieces) if level == self._levels[0] else ()
+        return self._at.get(level, ())
 
     def rarity_buckets(self) -> Iterator[Bucket]:
         return self._avail.rarity_buckets()

@@ -90,18 +90,20 @@ class Downloader:
 
     # -- interest and requests -----------------------------------------------------------
     def am_interested_in(self, peer: Peer) -> bool:
-        have = self.host.book.have
-        if have.complete or not peer.has.count:
+        """The peer has a wanted piece we lack (pieces of skipped files do not count)."""
+        book = self.host.book
+        if book.wanted_done or not peer.has.count:
             return False
         if peer.has.complete:
             return True
-        return any(i not in have for i in peer.has)
+        have, wanted = book.have, book.is_wanted
+        return any(i not in have and wanted(i) for i in peer.has)
 
     def update_interest(self, peer: Peer, index: int | None) -> None:
         """The peer's pieces changed (``index``: one HAVE; None: a bitfield or HAVE_ALL)."""
         if index is not None:  # a HAVE only adds: no scan of the peer's pieces
-            have = self.host.book.have
-            interested = peer.am_interested or (index not in have and not have.complete)
+            book = self.host.book
+            interested = peer.am_interested or (index not in book.have and book.is_wanted(index))
         else:
             interested = self.am_interested_in(peer)
         peer.set_interested(interested)
@@ -213,7 +215,7 @@ class Downloader:
                 book.on_verified(index, ok)  # paused: keep the piece (it is on disk) or not
                 if ok:
                     host.pieces_changed()
-                    if book.have.complete:
+                    if book.wanted_done:
                         host.download_complete()  # announced on resume
                 return
             self._piece_checked(index, ok)
@@ -248,7 +250,7 @@ class Downloader:
                 peer.write(have_msg)
             if peer.am_interested and not self.am_interested_in(peer):
                 peer.set_interested(False)
-        if book.have.complete:
+        if book.wanted_done:
             host.download_complete()
         else:
             self.refill_all()

@@ -7,7 +7,8 @@ core/availability.py.
 Division of labour: the PieceBook first continues in-progress pieces the peer has and
 only asks the picker for NEW pieces to start; a picker therefore skips pieces that are
 in progress, pieces we have and pieces of priority 0, and returns at most ``count``
-pieces the peer has, best first.
+pieces the peer has, best first: pieces of a higher priority level before lower ones
+(``priority_levels``), its own order within a level.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from btd.core.bitfield import Bitfield
+
+NORMAL = 4
+"""The priority of a piece of a wanted file at ``normal`` (libtorrent's value)."""
 
 Bucket = tuple[Sequence[int], int, int]
 """``(seq, lo, hi)``: the pieces ``seq[lo:hi]`` (read-only; do not copy on the hot path)."""
@@ -45,7 +49,20 @@ class SwarmView(Protocol):
         ...
 
     def priority(self, index: int) -> int:
-        """0 = do not download; 1 = normal (higher values are for per-file priorities)."""
+        """0 = do not download (only skipped files); 1 low, 4 normal, 7 high."""
+        ...
+
+    def priority_levels(self) -> Sequence[int]:
+        """The distinct priorities > 0 of the torrent's pieces, highest first.
+
+        One level (the common case: ``(4,)``) means priorities do not matter. With
+        several, a strategy starts pieces of a higher level before those of a lower one
+        and applies its own order within a level.
+        """
+        ...
+
+    def pieces_at(self, level: int) -> Sequence[int]:
+        """Every piece of priority ``level`` (had ones included), in index order."""
         ...
 
     def rarity_buckets(self) -> Iterator[Bucket]:

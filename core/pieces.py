@@ -138,6 +138,9 @@ class PieceBook:
         self._cancels: list[tuple[Peer, BlockRef]] = []
         self._unwanted = bytearray(num_pieces)
         self._missing_wanted = num_pieces
+        self._lacking_wanted = num_pieces  # wanted pieces not HAVE (any other state)
+        self.wanted_bytes = total_length  # bytes of the wanted pieces
+        self.wanted_left = total_length  # bytes of the wanted pieces not HAVE
         self._have_bytes = 0
         self._have_listeners: list[Callable[[int], None]] = []
         self._spare_buffers: list[bytearray] = []
@@ -176,6 +179,14 @@ class PieceBook:
         return self._have_bytes / self.total_length
 
     @property
+    def wanted_done(self) -> bool:
+        """Every wanted piece is HAVE: the download is complete for the user."""
+        return self._lacking_wanted == 0
+
+    def is_wanted(self, index: int) -> bool:
+        return not self._unwanted[index]
+
+    @property
     def in_endgame(self) -> bool:
         """Every wanted piece is started and no block is OPEN (only duplicates remain)."""
         return self._open_total == 0 and self._missing_wanted == 0 and bool(self._partials)
@@ -207,13 +218,20 @@ class PieceBook:
         self._have_listeners.append(listener)
 
     def set_wanted(self, index: int, wanted: bool) -> None:
-        """Priority 0 pieces are unwanted; they do not hold endgame back."""
+        """Priority 0 pieces are unwanted; they hold neither endgame nor completion back."""
         self._check_index(index)
         flag = 0 if wanted else 1
         if self._unwanted[index] != flag:
             self._unwanted[index] = flag
-            if self._state[index] == _MISSING:
-                self._missing_wanted += -1 if flag else 1
+            step = -1 if flag else 1
+            size = self.piece_size(index)
+            self.wanted_bytes += step * size
+            state = self._state[index]
+            if state == _MISSING:
+                self._missing_wanted += step
+            if state != _HAVE:
+                self._lacking_wanted += step
+                self.wanted_left += step * size
 
     def mark_have(self, index: int) -> None:
         """A piece found good on disk (resume, recheck); it must not be in progress."""
@@ -230,7 +248,11 @@ class PieceBook:
     def _to_have(self, index: int) -> None:
         self._state[index] = _HAVE
         self.have.add(index)
-        self._have_bytes += self.piece_size(index)
+        size = self.piece_size(index)
+        self._have_bytes += size
+        if not self._unwanted[index]:
+            self._lacking_wanted -= 1
+            self.wanted_left -= size
         for listener in self._have_listeners:
             listener(index)
 
@@ -543,6 +565,11 @@ class PieceBook:
         assert not held, f"requests for blocks of pieces not downloading: {held}"
         assert set(self._withdrawn) <= set(self._requests), "a gone peer is remembered"
         assert open_total == self._open_total
+        wanted = [i for i in range(self.num_pieces) if not self._unwanted[i]]
+        assert self.wanted_bytes == sum(self.piece_size(i) for i in wanted)
+        lacking = [i for i in wanted if self._state[i] != _HAVE]
+        assert self._lacking_wanted == len(lacking)
+        assert self.wanted_left == sum(self.piece_size(i) for i in lacking)
         assert self._missing_wanted == sum(
             1
             for i in range(self.num_pieces)

@@ -608,4 +608,3 @@ class Session:
         saved = saver.save_batch(changed, close_storage=True)  # one store write
         saved.addCallback(lambda _: saver.close())
         return defer.DeferredList([magnets, *stops, saved], consumeErrors=True)
-

@@ -4,9 +4,16 @@ The torrent is one long byte string cut into pieces; its files are consecutive s
 string. A (piece, begin, length) span becomes one or more (file, offset, length) segments.
 Raw fds with os.pread/os.pwrite let several worker threads share one handle without seek races.
 
-Size: about 530 lines: the file mapping, the handle cache shared by threads, and the checks
+Skipped files (core/file_selection.py) are not created: their bytes of pieces that span a
+wanted file go to the torrent's part file (core/part_file.py). Each file has a mode: FILE
+(its own file), PART (skipped, not on disk: the part file), or UNDECIDED (just skipped:
+FILE if it exists, else PART, decided on the pool at its next I/O under both locks, so a
+file is never both created and parted). Only files not in FILE mode take the part lock.
+
+Size: about 640 lines: the file mapping, the handle cache shared by threads, the checks
 that keep writes inside the save path (symlinks) and on its disk (``root_dev``, storage
-missing) belong together; splitting them would spread one invariant over modules.
+missing), and which file or part file a byte goes to belong together; splitting them would
+spread one invariant over modules.
 """
 
 from __future__ import annotations
@@ -23,14 +30,20 @@ from pathlib import Path
 from typing import Protocol
 
 from btd.core.errors import StorageError
+from btd.core.part_file import PartFile
 
 PREALLOCATE_MODES = ("sparse", "full")
+FILE, PART, UNDECIDED = 0, 1, 2  # where a file's bytes go (see the module docstring)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class MissingDataError(StorageError):
     """A read touched a file (or a part of it) that is not on disk yet: the piece is not had."""
+
+
+class _UsePart(Exception):
+    """A write was about to create a file that was skipped meanwhile: it goes to the part file."""
 
 
 STORAGE_MISSING = "storage missing"
@@ -100,11 +113,13 @@ class FileStatus:
     size: int  # -1 when missing
     pad: bool
     pieces: range
+    in_part: bool = False  # skipped and not on disk: its bytes (if any) are in the part file
 
     @property
     def ok(self) -> bool:
-        """Present with the expected size (pad files are never on disk and always ok)."""
-        return self.pad or (self.exists and self.size == self.length)
+        """Present with the expected size (pad files are never on disk and always ok, nor
+        are skipped files kept in the part file)."""
+        return self.pad or self.in_part or (self.exists and self.size == self.length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +188,7 @@ class FileStorage(Storage):
         *,
         preallocate: str = "sparse",
         max_open_files: int = 32,
+        part_name: str | None = None,
     ) -> None:
         if piece_length <= 0:
             raise StorageError(f"bad piece length {piece_length}")
@@ -204,6 +220,10 @@ class FileStorage(Storage):
         self._new_dirs: set[str] = set()  # parents of files created since the last flush
         self._empty_created = False
         self._closed = False
+        self._mode = bytearray(len(self._files))  # FILE, PART or UNDECIDED per file
+        self._part_lock = threading.Lock()  # part file I/O and mode changes
+        self._part_name = part_name or ".parts"
+        self._part: PartFile | None = None
         # The device the save path must be on before a file is created in it; None: not
         # known yet (a fresh torrent), and a missing save path is created as before.
         self.root_dev: int | None = None
@@ -271,7 +291,11 @@ class FileStorage(Storage):
             pos += n
 
     def flush(self) -> None:
-        """fsync every file written since the last flush (and folders that gained files)."""
+        """fsync every file written since the last flush (and folders that gained files),
+        and the part file with its slot table."""
+        if self._part is not None:
+            with self._part_lock:
+                self._part.flush()
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             dirs, self._new_dirs = self._new_dirs, set()
@@ -293,6 +317,9 @@ class FileStorage(Storage):
             raise
 
     def close(self) -> None:
+        if self._part is not None:
+            with self._part_lock:
+                self._part.close()
         with self._lock:
             self._closed = True
             for handle in self._handles.values():
@@ -313,7 +340,11 @@ class FileStorage(Storage):
         for index, entry in enumerate(self._files):
             path = self.file_path(index)
             exists, size = False, -1
-            if not entry.pad:
+            in_part = False
+            if self._mode[index] and root.is_dir:
+                with self._part_lock:
+                    in_part = self._resolve(index) == PART
+            if not entry.pad and not in_part:
                 try:
                     real = self._safe_path(index)
                     st = os.stat(real)
@@ -325,7 +356,14 @@ class FileStorage(Storage):
                     raise self._error(exc, "checking", index) from exc
             out.append(
                 FileStatus(
-                    index, path, entry.length, exists, size, entry.pad, self.pieces_of_file(index)
+                    index,
+                    path,
+                    entry.length,
+                    exists,
+                    size,
+                    entry.pad,
+                    self.pieces_of_file(index),
+                    in_part,
                 )
             )
         return FileCheck(tuple(out), root)
@@ -369,8 +407,92 @@ class FileStorage(Storage):
                     os.rmdir(folder)  # fails (harmlessly) when not empty
             except OSError:
                 pass
+        try:
+            self._part_file().delete()
+        except StorageError as exc:
+            errors.append(str(exc))
         if errors:
             raise StorageError("could not delete: " + "; ".join(errors))
+
+    # ----- skipped files and the part file --------------------------------------------------
+
+    @property
+    def part_path(self) -> Path:
+        """The part file (``.<info hash>.parts`` in the save path; there only when used)."""
+        return self._save_path / self._part_name
+
+    def skip_file(self, index: int) -> None:
+        """File ``index`` is skipped: not created from now on (call from any thread; its
+        mode is decided on the pool at its next I/O, by whether it exists then)."""
+        if self._mode[index] == FILE:
+            self._mode[index] = UNDECIDED
+
+    def in_part(self, index: int) -> bool:
+        """The file's bytes live in the part file (skipped and not on disk)."""
+        return self._mode[index] == PART
+
+    def want_file(self, index: int) -> None:
+        """File ``index`` is wanted again (blocking, on the pool): its bytes move out of the
+        part file into the file, which is created now if the part file had any of them."""
+        if not self._mode[index]:
+            return
+        with self._part_lock:
+            if self._resolve(index) == FILE:
+                return
+            part = self._part_file()
+            length = self._files[index].length
+            start = self._starts[index]
+            plen = self._piece_length
+            moved = []
+            for piece in self.pieces_of_file(index):
+                if not part.has(piece):
+                    continue
+                lo = max(start, piece * plen)
+                hi = min(start + length, piece * plen + self.piece_size(piece))
+                data = part.read(piece, lo - piece * plen, hi - lo)
+                if data is not None:
+                    self._write_segment(index, lo - start, memoryview(data), force=True)
+                moved.append(piece)
+            with self._lock:
+                self._mode[index] = FILE
+            for piece in moved:  # free the slots no other parted file still uses
+                if not any(
+                    self._mode[i] == PART
+                    for i, _, _ in self.segments(piece, 0, self.piece_size(piece))
+                ):
+                    part.free(piece)
+
+    def _part_file(self) -> PartFile:
+        if self._part is None:
+            self._part = PartFile(self.part_path, self._piece_length, self._num_pieces)
+        return self._part
+
+    def _resolve(self, index: int) -> int:
+        """Decide an UNDECIDED file's mode (part lock held): FILE if it exists or is open."""
+        mode = self._mode[index]
+        if mode != UNDECIDED:
+            return mode
+        with self._lock:
+            exists = index in self._handles or os.path.lexists(self.file_path(index))
+            self._mode[index] = FILE if exists else PART
+            return self._mode[index]
+
+    def _piece_span(self, index: int, offset: int) -> tuple[int, int]:
+        """(piece, offset in piece) of byte ``offset`` of file ``index``."""
+        return divmod(self._starts[index] + offset, self._piece_length)
+
+    def _read_part(self, index: int, offset: int, length: int) -> bytes:
+        piece, at = self._piece_span(index, offset)
+        data = self._part_file().read(piece, at, length)
+        if data is None:
+            raise MissingDataError(f"not in the part file: {self.file_path(index)}")
+        return data
+
+    def _write_part(self, index: int, offset: int, data: memoryview) -> None:
+        piece, at = self._piece_span(index, offset)
+        if not os.path.isdir(self._save_path):
+            self._check_root()
+        self._part_file().write(piece, at, data)
 
     # ----- internals ------------------------------------------------------------------------
 
@@ -424,11 +546,11 @@ class FileStorage(Storage):
 
     def _create_empty_files(self) -> None:
         for index, entry in enumerate(self._files):
-            if entry.length == 0 and not entry.pad:
+            if entry.length == 0 and not entry.pad and not self._mode[index]:
                 self._release(self._acquire(index, write=True))
         self._empty_created = True
 
-    def _acquire(self, index: int, *, write: bool) -> _Handle:
+    def _acquire(self, index: int, *, write: bool, force: bool = False) -> _Handle:
         with self._lock:
             if self._closed:
                 raise StorageError(f"storage closed: {self._save_path}")
@@ -439,7 +561,7 @@ class FileStorage(Storage):
                 return handle
             if handle is not None:  # read-only handle, a write needs a new one
                 self._evict(index)
-            handle = _Handle(self._open(index, write), write)
+            handle = _Handle(self._open(index, write, force), write)
             self._handles[index] = handle
             handle.refs += 1
             while len(self._handles) > self._max_open:
@@ -458,8 +580,11 @@ class FileStorage(Storage):
         if handle.refs == 0:
             os.close(handle.fd)
 
-    def _open(self, index: int, write: bool) -> int:
-        """Open (and for writes create and size) file ``index``; called with the lock held."""
+    def _open(self, index: int, write: bool, force: bool = False) -> int:
+        """Open (and for writes create and size) file ``index``; called with the lock held.
+
+        A file not in FILE mode is created only when ``force`` (its bytes move out of the
+        part file); otherwise _UsePart sends the write to the part file."""
         real = self._safe_path(index)
         length = self._files[index].length
         try:
@@ -471,6 +596,8 @@ class FileStorage(Storage):
                 os.makedirs(parent, exist_ok=True)
                 real = self._safe_path(index)  # the folders just made must not have moved out
             created = not os.path.lexists(real)
+            if created and self._mode[index] and not force:
+                raise _UsePart
             if created:
                 self._check_root()
             fd = os.open(real, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o666)
@@ -501,6 +628,10 @@ class FileStorage(Storage):
     def _read_segment(self, index: int, offset: int, length: int) -> bytes:
         if self._files[index].pad:
             return bytes(length)
+        if self._mode[index]:
+            with self._part_lock:
+                if self._resolve(index) == PART:
+                    return self._read_part(index, offset, length)
         handle = self._acquire(index, write=False)
         try:
             data = os.pread(handle.fd, length, offset)
@@ -515,8 +646,19 @@ class FileStorage(Storage):
         finally:
             self._release(handle)
 
-    def _write_segment(self, index: int, offset: int, data: memoryview) -> None:
-        handle = self._acquire(index, write=True)
+    def _write_segment(
+        self, index: int, offset: int, data: memoryview, *, force: bool = False
+    ) -> None:
+        if self._mode[index] and not force:
+            with self._part_lock:
+                if self._resolve(index) == PART:
+                    self._write_part(index, offset, data)
+                    return
+        try:
+            handle = self._acquire(index, write=True, force=force)
+        except _UsePart:  # skipped while this write was on its way: resolve, retry
+            self._write_segment(index, offset, data)
+            return
         try:
             while data:
                 n = os.pwrite(handle.fd, data, offset)

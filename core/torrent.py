@@ -1,8 +1,9 @@
 """Torrent: one torrent's coordinator and state machine.
 
-Size: about 650 lines, because besides its own jobs it implements four narrow host
+Size: about 740 lines, because besides its own jobs it implements four narrow host
 contracts (PeerHost, DownloadHost, UploadHost and Swarm), mostly one-line forwards to the
-parts it composes, and the storage-missing moves of its state machine.
+parts it composes, the storage-missing moves of its state machine and the moves a file
+selection makes (``set_files``; the selection itself is core/file_selection.py).
 
 States (core/torrent_state.py): ``checking`` (hashing existing data) -> ``downloading`` |
 ``seeding``; ``paused``; ``stopped``; ``error`` (a disk error; other torrents are
@@ -28,6 +29,7 @@ from btd.core.bandwidth import Bandwidth
 from btd.core.bitfield import Bitfield
 from btd.core.download import Downloader
 from btd.core.extensions import Extensions
+from btd.core.file_selection import FileSelection
 from btd.core.limits import PEER_SILENCE_TIMEOUT
 from btd.core.metainfo import Metainfo
 from btd.core.peer import Peer
@@ -39,6 +41,7 @@ from btd.core.peer_slots import (
     requestable,
     spare_key,
 )
+from btd.core.picking import NORMAL
 from btd.core.pieces import PieceBook
 from btd.core.resume import ResumeProgress
 from btd.core.scheduler import Scheduler, Ticker
@@ -87,8 +90,22 @@ class Torrent:
         self.error: str | None = None
         self.storage_problem: str | None = None  # "storage missing: ..." while in error
         self.storage = FileStorage(
-            options.save_path, meta.files, meta.piece_length, meta.total_length
+            options.save_path,
+            meta.files,
+            meta.piece_length,
+            meta.total_length,
+            part_name=f".{meta.hex}.parts",
         )
+        # wanted files and priorities (FileSelectionError, a ValueError, if bad)
+        self.selection = FileSelection(meta.files, meta.piece_length, meta.total_length)
+        self.selection.load_options(
+            {
+                "files_skipped": list(options.files_skipped),
+                "file_priorities": {str(i): name for i, name in options.file_priorities},
+            }
+        )
+        for index in self.selection.skipped():
+            self.storage.skip_file(index)
         self.peers: dict[Peer, None] = {}
         self._spare: list[Peer] = []  # peers a newcomer may replace, least useful first (tick)
         self.candidates = PeerCandidates(self.clock.seconds, rng=env.rng, totals=env.disconnects)
@@ -140,7 +157,8 @@ class Torrent:
             self.book.mark_have(index)
         self.have_changes += 1
         self.availability = Availability(meta.num_pieces)
-        self.view = TorrentSwarm(self.book, self.availability)
+        prios = None if self.selection.default else self.selection.piece_priorities()
+        self.view = TorrentSwarm(self.book, self.availability, prios)
         self._picker: Any = None  # made when first asked for (a seed never picks)
 
     def _make_picker(self, strategy: str) -> Any:
@@ -181,7 +199,54 @@ class Torrent:
 
     @property
     def complete(self) -> bool:
-        return self.book.have.complete
+        """Every wanted piece is had: complete for the user (it seeds what it has)."""
+        return self.book.wanted_done
+
+    def set_files(
+        self, indices: Sequence[int], *, wanted: bool | None = None, priority: int | None = None
+    ) -> defer.Deferred[None]:
+        """Want or skip files, or change their priority (``torrent.set_files``).
+
+        The picker sees the new piece priorities at once; a torrent whose wanted pieces
+        are all had becomes ``seeding`` (``completed``), one that lacks some again
+        ``downloading``. Files wanted again get their bytes back from the part file on
+        the pool (the Deferred fires when they are there); pieces had stay had.
+        """
+        sel = self.selection
+        more = [i for i in indices if wanted and not sel.wanted[i]]
+        if wanted is False:
+            for index in indices:
+                self.storage.skip_file(index)
+        changed = sel.set(indices, wanted=wanted, priority=priority)
+        self.options = replace(
+            self.options,
+            files_skipped=tuple(sel.skipped()),
+            file_priorities=tuple(
+                (i, sel.priority_name(i)) for i in range(sel.num_files) if sel.priority[i] != NORMAL
+            ),
+        )
+        if changed:
+            self._apply_selection()
+        if not more:
+            return defer.succeed(None)
+        d = self.data.want_files(more)
+
+        def failed(failure: Failure) -> None:
+            if self.active:
+                self.fail(f"moving data out of the part file failed: {failure.getErrorMessage()}")
+
+        return d.addErrback(failed)
+
+    def _apply_selection(self) -> None:
+        self.view.set_priorities(self.selection.piece_priorities())
+        self.have_changes += 1
+        if self.state is S.DOWNLOADING and self.complete:
+            self._enter(S.SEEDING)
+        elif self.state is S.SEEDING and not self.complete:
+            self._enter(S.DOWNLOADING)
+        if self.active:
+            for peer in list(self.peers):
+                self.downloader.update_interest(peer, None)
 
     @property
     def active(self) -> bool:
@@ -255,9 +320,10 @@ class Torrent:
         _log.info("completed {label}", label=self.label)
         self.announcer.completed()
         self.env.emit(self, "completed", {"downloaded": self.downloaded, "uploaded": self.uploaded})
+        seed = self.book.have.complete  # else a partial seed: a seed may have more we want
         for peer in list(self.peers):
             peer.set_interested(False)
-            if peer.has.complete:
+            if seed and peer.has.complete:
                 peer.link.close("both seeding")
 
     def _deactivate(self, timeout: float) -> defer.Deferred[None]:

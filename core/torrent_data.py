@@ -58,6 +58,11 @@ class TorrentData:
         d: defer.Deferred[list[bytes]] = self.verifier().read_blocks(self.storage, spans)
         return d
 
+    def want_files(self, indices: list[int]) -> defer.Deferred[None]:
+        """Skipped files became wanted: their bytes leave the part file (on the pool)."""
+        d: defer.Deferred[None] = self.verifier().want_files(self.storage, indices)
+        return d
+
     def usable_resume(self, resume: ResumeProgress, name: str) -> bool:
         """Saved progress that fits this torrent (else it is ignored, with a warning)."""
         problem = progress_problem(resume, self.meta.num_pieces, len(self.meta.files))
@@ -151,8 +156,9 @@ class TorrentData:
         """``have`` as resume data would record it: a file that holds a piece had is whole
         on disk (files are sized when created), the others are not counted."""
         pieces_of = self.storage.pieces_of_file
+        in_part = self.storage.in_part  # a skipped file kept in the part file is not on disk
         sizes = tuple(
-            entry.length if any(i in have for i in pieces_of(n)) else -1
+            entry.length if not in_part(n) and any(i in have for i in pieces_of(n)) else -1
             for n, entry in enumerate(self.meta.files)
         )
         return ResumeProgress(

@@ -27,6 +27,8 @@ class TorrentOptions:
     strategy: str = "rarest-first"
     download_limit: int = 0  # bytes/s, 0 = unlimited (core/bandwidth.py)
     upload_limit: int = 0
+    files_skipped: tuple[int, ...] = ()  # file indices (core/file_selection.py)
+    file_priorities: tuple[tuple[int, str], ...] = ()  # (index, name), only not "normal"
 
 
 @dataclass

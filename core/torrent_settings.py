@@ -103,6 +103,24 @@ def check_rate(value: Any) -> int:
     return value
 
 
+def check_file_indices(value: Any) -> list[int]:
+    """Distinct file indices >= 0, sorted (checked against the torrent's files when it is
+    made: btd.core.file_selection)."""
+    if not isinstance(value, list) or not all(type(i) is int and i >= 0 for i in value):
+        raise ValueError("expected a list of file indices (integers >= 0)")
+    return sorted(set(value))
+
+
+def check_file_priorities(value: Any) -> dict[str, str]:
+    """File index (a string, as JSON keys are) -> ``low``, ``normal`` or ``high``."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and k.isdigit() and v in ("low", "normal", "high")
+        for k, v in value.items()
+    ):
+        raise ValueError("expected an object of file index -> low, normal or high")
+    return dict(value)
+
+
 def _set_strategy(torrent: Any, strategy: str) -> None:
     torrent.set_strategy(strategy)  # ValueError: no such strategy
 
@@ -132,6 +150,24 @@ SETTINGS: dict[str, TorrentSetting] = {
         ),
         TorrentSetting("download_limit", check_rate, lambda cfg: 0, apply=_set_download_limit),
         TorrentSetting("upload_limit", check_rate, lambda cfg: 0, apply=_set_upload_limit),
+        TorrentSetting(  # torrent.set_files changes it (core/file_selection.py)
+            "files_skipped",
+            optional(check_file_indices),
+            lambda cfg: [],
+            settable=False,
+            decode=lambda value: tuple(check_file_indices(value)),
+            encode=list,
+        ),
+        TorrentSetting(
+            "file_priorities",
+            check_file_priorities,
+            lambda cfg: {},
+            settable=False,
+            decode=lambda value: tuple(
+                sorted((int(k), v) for k, v in check_file_priorities(value).items())
+            ),
+            encode=lambda pairs: {str(i): name for i, name in pairs},
+        ),
     )
 }
 ADD_KEYS = tuple(name for name, s in SETTINGS.items() if s.at_add)

@@ -14,7 +14,8 @@ paused                  checking (start or verify), stopped (resume, shutdown),
 checking                downloading/seeding (check done), paused, stopped, error
 downloading             seeding (last piece verified), paused, checking (verify),
                         stopped, error
-seeding                 paused, checking (verify), stopped, error
+seeding                 downloading (a skipped file became wanted), paused,
+                        checking (verify), stopped, error
 error                   stopped (resume), paused, checking (verify)
 ======================  ==========================================================
 
@@ -53,7 +54,7 @@ TRANSITIONS: dict[TorrentState, frozenset[TorrentState]] = {
     S.PAUSED: frozenset({S.CHECKING, S.STOPPED, S.ERROR}),
     S.CHECKING: frozenset({S.DOWNLOADING, S.SEEDING, S.PAUSED, S.STOPPED, S.ERROR}),
     S.DOWNLOADING: frozenset({S.SEEDING, S.PAUSED, S.CHECKING, S.STOPPED, S.ERROR}),
-    S.SEEDING: frozenset({S.PAUSED, S.CHECKING, S.STOPPED, S.ERROR}),
+    S.SEEDING: frozenset({S.DOWNLOADING, S.PAUSED, S.CHECKING, S.STOPPED, S.ERROR}),
     S.ERROR: frozenset({S.STOPPED, S.PAUSED, S.CHECKING}),
     S.METADATA: frozenset(),
 }

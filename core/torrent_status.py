@@ -15,6 +15,7 @@ SUMMARY_FIELDS = (
     "state_detail",
     "progress",
     "size",
+    "wanted",
     "left",
     "downloaded",
     "uploaded",
@@ -45,15 +46,17 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
     if fields is not None:
         return {name: _FIELDS[name](t) for name in fields}
     size = t.meta.total_length
-    left = t.book.bytes_left
+    wanted = t.book.wanted_bytes
+    left = t.book.wanted_left
     down = t.download_rate() if t.peers else 0.0
     return {
         "info_hash": t.hex,
         "name": t.name,
         "state": t.state,
         "state_detail": t.state_detail,  # e.g. "storage missing: /path ..." (else None)
-        "progress": round((size - left) / size, 6) if size else 1.0,
+        "progress": round((wanted - left) / wanted, 6) if wanted else 1.0,
         "size": size,
+        "wanted": wanted,
         "left": left,
         "downloaded": t.downloaded,
         "uploaded": t.uploaded,
@@ -83,8 +86,9 @@ def _eta(left: int, down: float) -> int | None:
 
 
 def _progress(t: Torrent) -> float:
-    size, left = t.meta.total_length, t.book.bytes_left
-    return round((size - left) / size, 6) if size else 1.0
+    """Over the wanted pieces (all of them unless files are skipped)."""
+    wanted, left = t.book.wanted_bytes, t.book.wanted_left
+    return round((wanted - left) / wanted, 6) if wanted else 1.0
 
 
 _FIELDS: dict[str, Callable[[Torrent], Any]] = {
@@ -94,7 +98,8 @@ _FIELDS: dict[str, Callable[[Torrent], Any]] = {
     "state_detail": lambda t: t.state_detail,
     "progress": _progress,
     "size": lambda t: t.meta.total_length,
-    "left": lambda t: t.book.bytes_left,
+    "wanted": lambda t: t.book.wanted_bytes,
+    "left": lambda t: t.book.wanted_left,
     "downloaded": lambda t: t.downloaded,
     "uploaded": lambda t: t.uploaded,
     "ratio": lambda t: round(t.uploaded / t.downloaded, 4) if t.downloaded else 0.0,
@@ -102,7 +107,7 @@ _FIELDS: dict[str, Callable[[Torrent], Any]] = {
     "upload_rate": lambda t: round(t.upload_rate()) if t.peers else 0,
     "peers": lambda t: len(t.peers),
     "seeds": lambda t: sum(1 for p in t.peers if p.has.complete),
-    "eta": lambda t: _eta(t.book.bytes_left, t.download_rate() if t.peers else 0.0),
+    "eta": lambda t: _eta(t.book.wanted_left, t.download_rate() if t.peers else 0.0),
     "save_path": lambda t: str(t.options.save_path),
     "strategy": lambda t: t.options.strategy,
     "download_limit": lambda t: t.options.download_limit,
@@ -130,8 +135,10 @@ def sources(t: Torrent) -> dict[str, int]:
 
 
 def files(t: Torrent) -> list[dict[str, Any]]:
-    """Per-file progress: bytes of verified pieces that fall in each file."""
+    """Per-file progress: bytes of verified pieces that fall in each file; whether the
+    file is wanted and its priority (``low``, ``normal``, ``high``)."""
     meta = t.meta
+    sel = t.selection
     have = t.book.have
     plen = meta.piece_length
     rows = []
@@ -152,6 +159,8 @@ def files(t: Torrent) -> list[dict[str, Any]]:
                 "length": entry.length,
                 "completed": done,
                 "progress": round(done / entry.length, 6) if entry.length else 1.0,
+                "wanted": bool(sel.wanted[index]),
+                "priority": sel.priority_name(index),
             }
         )
     return rows

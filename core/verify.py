@@ -70,6 +70,12 @@ def _read_blocks(storage: Storage, spans: list[tuple[int, int, int]]) -> list[by
     return [storage.read(index, begin, length) for index, begin, length in spans]
 
 
+def _want_files(storage: Any, indices: list[int]) -> None:
+    for index in indices:
+        storage.want_file(index)
+    storage.flush()
+
+
 def _check_batch(storage: Storage, piece_hashes: bytes, batch: list[int]) -> list[tuple[int, bool]]:
     out = []
     for index in batch:
@@ -170,6 +176,11 @@ class Verifier:
     def flush(self, storage: Storage) -> Deferred[None]:
         """fsync what was written; resume data may record pieces once this fires."""
         return self._run(storage.flush)
+
+    def want_files(self, storage: Any, indices: list[int]) -> Deferred[None]:
+        """Skipped files became wanted: their bytes move out of the part file, then fsync
+        (``FileStorage.want_file``)."""
+        return self._run(_want_files, storage, indices)
 
     def check_files(self, storage: Storage) -> Deferred[FileCheck]:
         """Which files exist and their sizes: a stat per file, so off the reactor (a torrent

@@ -48,8 +48,53 @@ BATCH_BYTES = 12_000_000  # request size per call, under the daemon's 16 MiB fra
 BATCH_SECONDS_PER_ITEM = 0.005  # the reply waits until all are stored: allow for it
 
 
-def add_all(client: RpcClient, names: Sequence[str], options: dict[str, Any]) -> list[Any]:
+def count_files(data: bytes, name: str) -> int:
+    """How many files a .torrent lists (1 for a single-file torrent); BadInput if not one."""
+    from btd.core.bencode import decode  # only for --only
+    from btd.core.errors import BtdError
+
+    try:
+        info = decode(data).get(b"info")
+    except (BtdError, AttributeError):
+        info = None
+    if not isinstance(info, dict):
+        raise BadInput(f"{name}: not a .torrent file")
+    files = info.get(b"files")
+    return len(files) if isinstance(files, list) else 1
+
+
+def files_skipped(selection: dict[str, Any] | None, data: bytes, name: str) -> list[int] | None:
+    """``--skip LIST`` as is, or every file not in ``--only LIST`` (0-based indices)."""
+    from btd.ctl.format import parse_indices
+
+    try:
+        return _selected(selection, data, name, parse_indices)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _selected(selection: Any, data: bytes, name: str, parse_indices: Any) -> list[int] | None:
+    if not selection or not (selection.get("only") or selection.get("skip")):
+        return None
+    if selection.get("skip"):
+        return parse_indices("--skip", selection["skip"])
+    only = set(parse_indices("--only", selection["only"]))
+    count = count_files(data, name)
+    if max(only) >= count:
+        raise BadInput(f"{name}: --only {max(only)}: it has {count} files (0..{count - 1})")
+    return [i for i in range(count) if i not in only]
+
+
+def add_all(
+    client: RpcClient,
+    names: Sequence[str],
+    options: dict[str, Any],
+    selection: dict[str, Any] | None = None,
+) -> list[Any]:
     """Add every FILE (or magnet): its reply, or the BadInput/RemoteError it met, in order.
+
+    ``selection`` (``--only``/``--skip``) becomes each .torrent's ``files_skipped``; a
+    magnet cannot take it (its files are not known yet).
 
     All go in ONE ``torrent.add`` call (``torrents``), split only past the daemon's limits;
     a lone FILE uses the single form. A daemon from before batch adds gets one call each.
@@ -58,14 +103,23 @@ def add_all(client: RpcClient, names: Sequence[str], options: dict[str, Any]) ->
     items: list[tuple[int, dict[str, Any]]] = []
     for index, name in enumerate(names):
         if name.lower().startswith("magnet:"):  # a magnet link, not a file name
+            if selection and (selection.get("only") or selection.get("skip")):
+                outcomes[index] = BadInput(
+                    f"{name[:60]}: --only/--skip need the files: add it, then `btctl files`"
+                )
+                continue
             items.append((index, {"magnet": name, **options}))
             continue
         try:
-            data = base64.b64encode(read_torrent_file(name)).decode("ascii")
+            raw = read_torrent_file(name)
+            skipped = files_skipped(selection, raw, name)
         except BadInput as exc:
             outcomes[index] = exc
             continue
-        items.append((index, {"metainfo": data, **options}))
+        item = {"metainfo": base64.b64encode(raw).decode("ascii"), **options}
+        if skipped is not None:
+            item["files_skipped"] = skipped
+        items.append((index, item))
     if len(items) == 1:
         _add_singly(client, items, outcomes)
         items = []

@@ -289,3 +289,26 @@ def dir_not_applied(reply: dict[str, Any], asked_dir: str | None) -> str | None:
         f"{reply.get('info_hash')}: already added; it stays {where} "
         f"(--dir {clean(asked_dir)} was not applied)"
     )
+
+
+MAX_INDICES = 1_000_000  # a range like 0-999999999 is a typo, not a request
+
+
+def parse_indices(option: str, text: str) -> list[int]:
+    """``"1,3,5-7"`` -> ``[1, 3, 5, 6, 7]`` (0-based file indices); ValueError if bad."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            first = int(lo)
+            last = int(hi) if sep else first
+        except ValueError:
+            raise ValueError(
+                f"{option}: expected file indices like 1,3,5-7 (0-based), got {text!r}"
+            ) from None
+        if first < 0 or last < first:
+            raise ValueError(f"{option}: bad range {part.strip()!r} in {text!r}")
+        out.extend(range(first, last + 1))
+        if len(out) > MAX_INDICES:
+            raise ValueError(f"{option}: more than {MAX_INDICES} file indices")
+    return sorted(set(out))

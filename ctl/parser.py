@@ -82,11 +82,29 @@ def _setup_add(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paused", action="store_true", help="add without starting it")
     parser.add_argument("--dir", metavar="DIR", help="save the data here (default: daemon's)")
     parser.add_argument("--strategy", metavar="NAME", help="piece strategy (e.g. rarest-first)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument(
+        "--only", metavar="LIST", help="download only these files (0-based indices: 1,3,5-7)"
+    )
+    only.add_argument("--skip", metavar="LIST", help="skip these files (0-based indices)")
     parser.add_argument(
         "--wait",
         action="store_true",
         help="then wait until the torrents complete (exit 0), fail (7) or --timeout "
         "DURATION passes (5); see `btctl wait --help`",
+    )
+
+
+def _setup_files(parser: argparse.ArgumentParser) -> None:
+    _one_hash(parser)
+    parser.add_argument("--skip", metavar="LIST", help="skip these files (0-based: 1,3,5-7)")
+    parser.add_argument("--want", metavar="LIST", help="want these files again")
+    parser.add_argument(
+        "--priority",
+        nargs=2,
+        action="append",
+        metavar=("LEVEL", "LIST"),
+        help="set these files' priority: low, normal or high (repeatable)",
     )
 
 
@@ -332,10 +350,13 @@ COMMAND_LIST: tuple[Command, ...] = (
 """,
     ),
     Command(
-        "files", "list a torrent's files with their progress",
-        f"{_TORRENT}:cmd_files", _one_hash,
+        "files", "list a torrent's files (0-based index, progress, wanted, priority); "
+        "want, skip or prioritise them",
+        "btd.ctl.files:cmd_files", _setup_files,
         examples="""\
   btctl files 3f9a
+  btctl files 3f9a --skip 2,3 --want 1 --priority high 4
+  btctl files 3f9a --priority low 0-9
 """,
     ),
     Command(

@@ -92,13 +92,14 @@ def cmd_add(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
         options["save_path"] = os.path.abspath(os.path.expanduser(args.dir))
     if args.strategy is not None:
         options["strategy"] = args.strategy
+    selection = {"only": args.only, "skip": args.skip}
     outcomes: list[Any] = []  # filled by the first add_one (after --wait has subscribed)
 
     def add_one(name: str) -> Any:
         if not outcomes:
             from btd.ctl.add import add_all  # only for add: `list` stays light
 
-            outcomes.extend(reversed(add_all(client, args.files, options)))
+            outcomes.extend(reversed(add_all(client, args.files, options, selection)))
         reply = outcomes.pop()  # one per FILE, in the order given
         if isinstance(reply, Exception):
             raise reply
@@ -136,10 +137,17 @@ def human_files(files: list[dict[str, Any]]) -> str:
     if not files:
         return "no files"
     rows = [
-        [f.get("path"), format_bytes(f.get("length")), format_progress(f.get("progress"))]
+        [
+            f.get("index"),
+            format_bytes(f.get("length")),
+            format_progress(f.get("progress")),
+            "yes" if f.get("wanted", True) else "no",
+            f.get("priority", "normal"),
+            f.get("path"),
+        ]
         for f in files
     ]
-    return table(("PATH", "SIZE", "DONE"), rows)
+    return table(("#", "SIZE", "DONE", "WANTED", "PRIORITY", "PATH"), rows)
 
 
 def human_trackers(trackers: list[dict[str, Any]]) -> str:
@@ -277,7 +285,6 @@ def _lister(name: str, human: Callable[[Any], str]) -> Callable[..., int]:
 
 
 cmd_peers = _lister("peers", human_peers)
-cmd_files = _lister("files", human_files)
 cmd_trackers = _lister("trackers", human_trackers)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Iterable
 from itertools import chain
 from typing import TYPE_CHECKING
 
@@ -47,24 +48,53 @@ class RarestFirst:
         out: list[int] = []
         if count <= 0 or not peer_has.count:
             return out
-        if view.num_have < self.random_start:
-            self._random(peer_has, view, count, out)
+        levels = view.priority_levels()
+        if len(levels) == 1:  # the common case: priorities do not matter
+            self._choose(peer_has, view, count, out, None)
+            return out
+        for level in levels:  # higher priority first, rarest first within a level
+            self._choose(peer_has, view, count, out, level)
             if len(out) >= count:
-                return out
-        if not self._walk(peer_has, view, count, out):
-            self._scan_peer(peer_has, view, count, out)
+                break
         return out
 
-    @staticmethod
-    def _eligible(i: int, view: SwarmView) -> bool:
-        return not view.have(i) and not view.in_progress(i) and view.priority(i) > 0
+    def _choose(
+        self, peer_has: Bitfield, view: SwarmView, count: int, out: list[int], level: int | None
+    ) -> None:
+        if view.num_have < self.random_start:
+            self._random(peer_has, view, count, out, level)
+            if len(out) >= count:
+                return
+        if not self._walk(peer_has, view, count, out, level):
+            self._scan_peer(peer_has, view, count, out, level)
 
-    def _random(self, peer_has: Bitfield, view: SwarmView, count: int, out: list[int]) -> None:
+    @staticmethod
+    def _eligible(i: int, view: SwarmView, level: int | None = None) -> bool:
+        if view.have(i) or view.in_progress(i):
+            return False
+        p = view.priority(i)
+        return p > 0 if level is None else p == level
+
+    @staticmethod
+    def _candidates(peer_has: Bitfield, view: SwarmView, level: int | None) -> Iterable[int]:
+        """Pieces to look at: the peer's, or the level's when there are fewer of those."""
+        if level is None:
+            return peer_has
+        at = view.pieces_at(level)
+        return at if len(at) < peer_has.count else peer_has
+
+    def _random(
+        self, peer_has: Bitfield, view: SwarmView, count: int, out: list[int], level: int | None
+    ) -> None:
         n = view.num_pieces
         rng = self._rng
-        if peer_has.count * 8 < n:  # few pieces: probing would mostly miss
-            found = [i for i in peer_has if self._eligible(i, view)]
-            out.extend(rng.sample(found, min(count, len(found))))
+        if level is not None or peer_has.count * 8 < n:  # probing would mostly miss
+            found = [
+                i
+                for i in self._candidates(peer_has, view, level)
+                if i in peer_has and i not in out and self._eligible(i, view, level)
+            ]
+            out.extend(rng.sample(found, min(count - len(out), len(found))))
             return
         for _ in range(4 * count + 16):
             i = rng.randrange(n)
@@ -73,17 +103,25 @@ class RarestFirst:
                 if len(out) >= count:
                     return
 
-    def _walk(self, peer_has: Bitfield, view: SwarmView, count: int, out: list[int]) -> bool:
+    def _walk(
+        self, peer_has: Bitfield, view: SwarmView, count: int, out: list[int], level: int | None
+    ) -> bool:
         """Rarest buckets first; False if it gave up (looked at more than the peer has)."""
         budget = peer_has.count + 64
         rng = self._rng
         in_progress = view.in_progress
+        priority = view.priority
         for seq, lo, hi in view.rarity_buckets():
             m = hi - lo
             turn = rng.randrange(m) if m > 1 else 0
             for p in chain(range(lo + turn, hi), range(lo, lo + turn)):
                 i = seq[p]
-                if i in peer_has and not in_progress(i) and i not in out:
+                if (
+                    i in peer_has
+                    and not in_progress(i)
+                    and i not in out
+                    and (level is None or priority(i) == level)
+                ):
                     out.append(i)
                     if len(out) >= count:
                         return True
@@ -92,14 +130,20 @@ class RarestFirst:
                     return False
         return True
 
-    def _scan_peer(self, peer_has: Bitfield, view: SwarmView, count: int, out: list[int]) -> None:
-        """Rarest among the peer's own pieces (a peer with few pieces)."""
+    def _scan_peer(
+        self, peer_has: Bitfield, view: SwarmView, count: int, out: list[int], level: int | None
+    ) -> None:
+        """Rarest among the peer's own pieces (a peer with few pieces), or the level's."""
         rand = self._rng.random
         avail = view.availability
         taken = set(out)
         best = heapq.nsmallest(
             count - len(out),
-            ((avail(i), rand(), i) for i in peer_has if i not in taken and self._eligible(i, view)),
+            (
+                (avail(i), rand(), i)
+                for i in self._candidates(peer_has, view, level)
+                if i in peer_has and i not in taken and self._eligible(i, view, level)
+            ),
         )
         out.extend(i for _, _, i in best)
 

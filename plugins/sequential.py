@@ -8,10 +8,15 @@ Not a BEP; rarest-first is better for the swarm, so use it only where order matt
 
 The picker keeps a cursor at the lowest piece we lack (pieces are never un-had), so a
 call costs O(window) plus any run of priority-0 pieces in the way, not O(torrent).
+With file priorities (several ``priority_levels``) the same order holds within each
+level, highest level first, each with its own window.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from btd.core.bitfield import Bitfield
@@ -47,18 +52,32 @@ class Sequential:
         self._cursor = c
         if count <= 0:
             return out
+        levels = view.priority_levels()
+        if len(levels) == 1:
+            self._in_order(range(c, n), peer_has, view, count, out)
+            return out
+        for level in levels:  # higher priority first; index order within a level
+            at = view.pieces_at(level)
+            self._in_order(islice(at, bisect_left(at, c), None), peer_has, view, count, out)
+            if len(out) >= count:
+                break
+        return out
+
+    def _in_order(
+        self, pieces: Iterable[int], peer_has: Bitfield, view: SwarmView, count: int, out: list[int]
+    ) -> None:
+        have = view.have
         wanted = 0
-        for i in range(c, n):
+        for i in pieces:
             if have(i) or view.priority(i) <= 0:
                 continue  # a skipped file does not use up the window
             wanted += 1
-            if i in peer_has and not view.in_progress(i):
+            if i in peer_has and not view.in_progress(i) and i not in out:
                 out.append(i)
                 if len(out) >= count:
                     break
             if wanted >= self.window:
                 break
-        return out
 
 
 class SequentialPlugin:

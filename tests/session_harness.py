@@ -71,6 +71,12 @@ class HashingVerifier:
         self.hold_rechecks = False
         self.held: list[defer.Deferred[Bitfield]] = []
 
+    def want_files(self, storage: Any, indices: list[int]) -> defer.Deferred[None]:
+        for index in indices:
+            storage.want_file(index)
+        storage.flush()
+        return defer.succeed(None)
+
     def recheck(
         self,
         storage: Any,

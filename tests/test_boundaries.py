@@ -34,6 +34,7 @@ CTL_MAY_IMPORT = frozenset(
         "btd.core.paths",  # the default socket, computed as the daemon does
         "btd.core.version",  # --version, man page, `create`'s "created by"
         "btd.core.torrent_create",  # `btctl create`
+        "btd.core.bencode",  # `btctl add --only`: how many files a .torrent has
     }
 )
 HEAVY = frozenset({"twisted", "yaml", "jsonrpcserver", "pluggy", "treq"})

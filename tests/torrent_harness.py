@@ -135,6 +135,14 @@ class SyncVerifier:
     def flush(self, storage: Any) -> defer.Deferred[None]:
         return defer.succeed(None)
 
+    def want_files(self, storage: Any, indices: list[int]) -> defer.Deferred[None]:
+        def work() -> None:
+            for index in indices:
+                storage.want_file(index)
+            storage.flush()
+
+        return self._run(False, work)
+
     def check_files(self, storage: Any) -> defer.Deferred[Any]:
         return defer.maybeDeferred(storage.check_files)
 
@@ -323,6 +331,7 @@ class Swarm(RemotePeers):
         upload_slots: int = 4,
         max_peers: int = 50,
         seed: int = 1,
+        files_skipped: tuple[int, ...] = (),
     ) -> None:
         self.clock = MemoryReactorClock()
         self.meta = make_metainfo()
@@ -355,7 +364,8 @@ class Swarm(RemotePeers):
             upload_slots=lambda: self.upload_slots,
             rng=rng,
         )
-        self.torrent = Torrent(self.meta, TorrentOptions(save_path=self.save_path), env)
+        options = TorrentOptions(save_path=self.save_path, files_skipped=files_skipped)
+        self.torrent = Torrent(self.meta, options, env)
         self.attach(self.torrent, self.meta.info_hash)
 
     @property

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from btd.core.batch_add import BatchItem
 from btd.core.errors import MetainfoError, StorageError
+from btd.core.file_selection import FileSelection, FileSelectionError
 from btd.core.metainfo import parse_metainfo
 from btd.core.rpc.dispatch import internal_error, require
 from btd.core.rpc.errors import INVALID_TORRENT, STORAGE, RpcError, invalid_params
@@ -124,6 +125,11 @@ def prepare(raw: Any) -> BatchItem | MagnetItem:
         require("magnet", magnet, str)
         if metainfo is not None or path is not None:
             raise invalid_params("magnet", "give one of metainfo, path or magnet")
+        for name in ("files_skipped", "file_priorities"):
+            if options.get(name):
+                raise invalid_params(
+                    name, "not with a magnet: use torrent.set_files once it has metadata"
+                )
         return MagnetItem(magnet, options)
     data = read_metainfo(metainfo, path)
     try:
@@ -131,6 +137,11 @@ def prepare(raw: Any) -> BatchItem | MagnetItem:
     except MetainfoError as exc:
         field = "metainfo" if metainfo is not None else "path"
         raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
+    if options.get("files_skipped") or options.get("file_priorities"):
+        try:
+            FileSelection(meta.files, meta.piece_length, meta.total_length).load_options(options)
+        except FileSelectionError as exc:
+            raise invalid_params(exc.field, str(exc)) from None
     return BatchItem(meta, data, options)
 
 

@@ -16,6 +16,7 @@ from twisted.internet import defer
 from btd.core import session_status
 from btd.core import torrent_status as status
 from btd.core.errors import MetainfoError
+from btd.core.file_selection import FileSelectionError, check_indices, check_priority
 from btd.core.metadata_fetch import MetadataFetch
 from btd.core.rpc.add_items import (
     MAX_BATCH,
@@ -43,6 +44,7 @@ from btd.core.torrent_settings import SET_KEYS, SettingError, apply_settings, op
 
 __all__ = ["MAX_BATCH", "MAX_TORRENT_FILE", "torrent_methods"]
 
+NO_FILES_YET = "not with a magnet: use torrent.set_files once it has metadata"
 STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "stopped")
 
 
@@ -97,6 +99,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             require("magnet", magnet, str)
             if metainfo is not None or path is not None:
                 raise invalid_params("magnet", "give one of metainfo, path or magnet")
+            for name in ("files_skipped", "file_priorities"):
+                if checked.get(name):
+                    raise invalid_params(name, NO_FILES_YET)
             try:
                 d = session.add_magnet(magnet, **checked)
             except MetainfoError as exc:
@@ -112,6 +117,8 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         except MetainfoError as exc:
             field = "metainfo" if metainfo is not None else "path"
             raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
+        except FileSelectionError as exc:  # a file index past the torrent's files
+            raise invalid_params(exc.field, str(exc)) from None
         except ValueError as exc:  # unknown strategy
             raise invalid_params("strategy", str(exc)) from None
         return d.addErrback(storage_error)
@@ -197,8 +204,29 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         return status.peers(find(info_hash))
 
     def files(info_hash: str) -> list[dict[str, Any]]:
-        """Files with their length and progress."""
+        """Files with their length, progress, ``wanted`` and ``priority``."""
         return status.files(find(info_hash))
+
+    def set_files(
+        info_hash: str,
+        indices: list[int],
+        wanted: bool | None = None,
+        priority: str | None = None,
+    ) -> defer.Deferred[list[dict[str, Any]]]:
+        """Want or skip files (0-based ``indices``) and/or set their priority; answers the
+        files once data of files wanted again has left the part file."""
+        t = find(info_hash)
+        require("wanted", wanted, bool, optional=True)
+        try:
+            chosen = check_indices("indices", indices, len(t.meta.files))
+            level = None if priority is None else check_priority("priority", priority)
+        except FileSelectionError as exc:
+            raise invalid_params(exc.field, str(exc)) from None
+        if wanted is None and level is None:
+            raise invalid_params("wanted", "give wanted, priority or both")
+        d = t.set_files(chosen, wanted=wanted, priority=level)
+        session.save_options(t)
+        return d.addCallback(lambda _: status.files(t))
 
     def trackers(info_hash: str) -> list[dict[str, Any]]:
         """Trackers with their tier, status, last error and next announce."""
@@ -262,6 +290,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         "torrent.verify": verify,
         "torrent.peers": peers,
         "torrent.files": files,
+        "torrent.set_files": set_files,
         "torrent.trackers": trackers,
         "torrent.add_peer": add_peer,
         "torrent.reannounce": reannounce,

@@ -44,7 +44,7 @@ def test_the_table_names_every_state_and_only_torrent_states_move() -> None:
     ("old", "new"),
     [
         (S.PAUSED, S.SEEDING),  # resume goes through stopped, then a check or activation
-        (S.SEEDING, S.DOWNLOADING),  # a torrent never loses a verified piece
+        (S.CHECKING, S.METADATA),  # a torrent never becomes a magnet again
         (S.STOPPED, S.ERROR),  # nothing runs that could fail (a paused one's save path
         # is probed: paused -> error is storage missing)
         (S.METADATA, S.CHECKING),

@@ -59,9 +59,11 @@ TORRENTS = {
     ),  # fmt: skip
 }
 FILES = [
-    {"index": 0, "path": "dir/a.bin", "length": 2**20, "completed": 2**20, "progress": 1.0},
-    {"index": 1, "path": "dir/b.bin", "length": 2 * 2**20, "completed": 0, "progress": 0.0},
-]
+    {"index": 0, "path": "dir/a.bin", "length": 2**20, "completed": 2**20, "progress": 1.0,
+     "wanted": True, "priority": "high"},
+    {"index": 1, "path": "dir/b.bin", "length": 2 * 2**20, "completed": 0, "progress": 0.0,
+     "wanted": False, "priority": "normal"},
+]  # fmt: skip
 TRACKERS = [
     {"url": "http://127.0.0.1:6969/announce", "tier": 0, "status": "working",
      "last_error": None, "last_warning": None, "next_announce": 1795.2, "seeders": 3,
@@ -92,6 +94,10 @@ INFO = {"version": "0.1.0", "pid": 7, "uptime": 5.0, "config_path": "/etc/btd/bt
 
 # .torrent contents the fake daemon knows (it decodes the base64 btctl sends)
 GOOD = b"d4:infod4:name3:newee"
+THREE_FILES = (
+    b"d4:infod5:filesld6:lengthi1e4:pathl1:aeed6:lengthi1e4:pathl1:beed6:lengthi1e4:pathl1:ceee"
+    b"4:name3:newee"
+)
 PRESENT = b"d4:infod4:name3:oldee"
 PRESENT_AT = b"d4:infod4:name3:subee"  # already there; the daemon says where it stays
 BAD = b"this is not bencode"
@@ -110,7 +116,7 @@ def m_add(p: dict[str, Any]) -> Any:
     if "magnet" in p:
         return {"info_hash": p["magnet"][-40:], "name": "m", "added": True}
     data = base64.b64decode(p["metainfo"], validate=True)
-    if data == GOOD:
+    if data == GOOD or data == THREE_FILES:
         return {"info_hash": HASH_C, "name": "new", "added": True}
     if data == PRESENT:
         return {"info_hash": HASH_A, "name": "debian-12.iso", "added": False}
@@ -172,6 +178,7 @@ METHODS: dict[str, Callable[[Any], Any]] = {
     },  # fmt: skip
     "torrent.peers": lambda p: PEERS if resolve(p["info_hash"]) == HASH_A else [],
     "torrent.files": lambda p: FILES if resolve(p["info_hash"]) else [],
+    "torrent.set_files": lambda p: FILES if resolve(p["info_hash"]) else [],
     "torrent.trackers": lambda p: TRACKERS if resolve(p["info_hash"]) == HASH_A else [],
     "torrent.set": m_set,
     "torrent.reannounce": lambda p: {
@@ -241,6 +248,35 @@ def test_add_sends_base64_and_options(btctl, daemon, tmp_path, monkeypatch) -> N
     params = daemon.calls()[-1][1]
     assert code == 0 and params["paused"] is True and params["strategy"] == "sequential"
     assert params["save_path"] == str(tmp_path / "sub" / "dl")
+
+
+def test_add_only_and_skip_send_files_skipped(btctl, daemon, tmp_path) -> None:
+    three = torrent_file(tmp_path, "three.torrent", THREE_FILES)
+    assert btctl("add", three, "--only", "1")[0] == 0
+    assert daemon.calls()[-1][1]["files_skipped"] == [0, 2]
+    assert btctl("add", three, "--skip", "0,2")[0] == 0
+    assert daemon.calls()[-1][1]["files_skipped"] == [0, 2]
+    code, _, err = btctl("add", three, "--only", "3")
+    assert code != 0 and "it has 3 files (0..2)" in err
+    code, _, err = btctl("add", three, "--only", "x")
+    assert code != 0 and "0-based" in err
+    code, _, err = btctl("add", "magnet:?xt=urn:btih:" + "a" * 40, "--skip", "1")
+    assert code != 0 and "btctl files" in err
+
+
+def test_files_skip_want_priority_call_set_files(btctl, daemon) -> None:
+    code, out, _ = btctl("files", "3f9a", "--skip", "2,3", "--want", "1", "--priority",
+                         "high", "4-5", "--priority", "low", "0")  # fmt: skip
+    assert code == 0 and rows(out)[0][0] == "#"
+    calls = [p for m, p in daemon.calls() if m == "torrent.set_files"]
+    assert calls == [
+        {"info_hash": "3f9a", "indices": [2, 3], "wanted": False},
+        {"info_hash": "3f9a", "indices": [1], "wanted": True},
+        {"info_hash": "3f9a", "indices": [4, 5], "priority": "high"},
+        {"info_hash": "3f9a", "indices": [0], "priority": "low"},
+    ]
+    code, _, err = btctl("files", "3f9a", "--priority", "urgent", "1")
+    assert code != 0 and "low, normal, high" in err
 
 
 def test_add_already_present_exits_0(btctl, tmp_path) -> None:
@@ -426,9 +462,9 @@ def test_info_human(btctl, daemon) -> None:
     assert field(head, "comment") == "made for tests" and "created by" not in head
     assert field(head, "wasted") == "16.0 KiB" and field(head, "banned") == "127.0.0.7:1"
     assert field(head, "disconnects") == "left 2"  # only the reasons that happened
-    assert rows(files) == [["files (2):"], ["PATH", "SIZE", "DONE"],
-                           ["dir/a.bin", "1.0 MiB", "100.0%"],
-                           ["dir/b.bin", "2.0 MiB", "0.0%"]]  # fmt: skip
+    assert rows(files) == [["files (2):"], ["#", "SIZE", "DONE", "WANTED", "PRIORITY", "PATH"],
+                           ["0", "1.0 MiB", "100.0%", "yes", "high", "dir/a.bin"],
+                           ["1", "2.0 MiB", "0.0%", "no", "normal", "dir/b.bin"]]  # fmt: skip
     table = rows(trackers)
     assert table[0] == ["trackers (2):"] and table[1][:3] == ["TIER", "URL", "STATUS"]
     assert table[2] == ["0", TRACKERS[0]["url"], "working", "29m 55s", "-"]
@@ -514,7 +550,7 @@ def test_peers(btctl) -> None:
 
 def test_files_and_trackers(btctl, daemon) -> None:
     code, out, _ = btctl("files", "3f9a")
-    assert code == 0 and rows(out)[1] == ["dir/a.bin", "1.0 MiB", "100.0%"]
+    assert code == 0 and rows(out)[1] == ["0", "1.0 MiB", "100.0%", "yes", "high", "dir/a.bin"]
     code, out, _ = btctl("files", "--json", "3f9a")
     assert json.loads(out) == FILES
     code, out, _ = btctl("trackers", "3f9a")

@@ -345,7 +345,15 @@ def test_get_of_a_complete_torrent(h: Harness) -> None:
     assert t["piece_map"] == "e0"
     assert t["comment"] == "made for a test"
     assert t["files"] == [
-        {"index": 0, "path": "file.bin", "length": 40_000, "completed": 40_000, "progress": 1.0}
+        {
+            "index": 0,
+            "path": "file.bin",
+            "length": 40_000,
+            "completed": 40_000,
+            "progress": 1.0,
+            "wanted": True,
+            "priority": "normal",
+        }
     ]
     assert t["trackers"] == [] and t["error"] is None
     json.dumps(t)  # the whole answer is JSON
@@ -358,6 +366,7 @@ def test_files_progress_of_a_partly_present_torrent(h: Harness) -> None:
     (h.dl / "album" / "a.bin").write_bytes(a)
     answer = h.add(torrent)
     files = h.call("torrent.files", info_hash=answer["info_hash"])
+    assert all(f.pop("wanted") is True and f.pop("priority") == "normal" for f in files)
     assert files == [
         {"index": 0, "path": "album/a.bin", "length": 2 * PL, "completed": 2 * PL, "progress": 1.0},
         {"index": 1, "path": "album/b.bin", "length": PL + 100, "completed": 0, "progress": 0.0},
@@ -873,3 +882,46 @@ def test_set_and_add_speed_limits(h: Harness) -> None:
         bad_param(h.error("torrent.set", info_hash=HEX, upload_limit=bad), "upload_limit")
         bad_param(h.error("torrent.add", metainfo="x", download_limit=bad), "download_limit")
     assert h.call("torrent.get", info_hash=HEX)["upload_limit"] == 0  # nothing applied
+
+
+# -- file selection ------------------------------------------------------------------------------
+def test_files_skipped_at_add_and_set_files_later(h: Harness) -> None:
+    a, b, c = content(PL + 10, 21), content(PL, 22), content(PL - 10, 23)
+    torrent = multi(b"pack", [([b"a"], a), ([b"b"], b), ([b"c"], c)])
+    info_hash = h.add(torrent, files_skipped=[0, 2])["info_hash"]
+    files = h.call("torrent.files", info_hash=info_hash)
+    assert [(f["wanted"], f["priority"]) for f in files] == [
+        (False, "normal"),
+        (True, "normal"),
+        (False, "normal"),
+    ]
+    t = h.call("torrent.get", info_hash=info_hash)
+    assert t["size"] == 3 * PL and t["wanted"] == 2 * PL  # pieces 1 and 2 touch b
+    rows = h.call("torrent.set_files", info_hash=info_hash, indices=[2], priority="high")
+    assert rows[2]["priority"] == "high" and rows[2]["wanted"] is False
+    rows = h.call("torrent.set_files", info_hash=info_hash, indices=[0, 2], wanted=True)
+    assert all(r["wanted"] for r in rows)
+    assert h.call("torrent.get", info_hash=info_hash)["wanted"] == 3 * PL
+    bad_param(
+        h.error("torrent.set_files", info_hash=info_hash, indices=[3], wanted=True), "indices"
+    )
+    bad_param(h.error("torrent.set_files", info_hash=info_hash, indices=[0]), "wanted")
+    bad_param(h.error("torrent.set_files", info_hash=info_hash, indices=[0], wanted=1), "wanted")
+    err = h.error("torrent.set_files", info_hash=info_hash, indices=[0], priority="top")
+    bad_param(err, "priority")
+    bad_param(h.error("torrent.add", metainfo=b64(TORRENT), files_skipped=[1]), "files_skipped")
+    err = h.error("torrent.add", magnet="magnet:?xt=urn:btih:" + "ab" * 20, files_skipped=[0])
+    bad_param(err, "files_skipped")
+    out = batch(h, [{"metainfo": b64(TORRENT), "files_skipped": [5]}])
+    assert out[0]["error"]["data"] == {"field": "files_skipped", "index": 0}
+
+
+def test_file_priorities_at_add(h: Harness) -> None:
+    torrent = multi(b"two", [([b"a"], content(PL, 31)), ([b"b"], content(PL, 32))])
+    info_hash = h.add(torrent, file_priorities={"1": "high"})["info_hash"]
+    files = h.call("torrent.files", info_hash=info_hash)
+    assert [f["priority"] for f in files] == ["normal", "high"]
+    bad_param(h.error("torrent.add", metainfo=b64(TORRENT), file_priorities={"x": "high"}),
+              "file_priorities")  # fmt: skip
+    out = batch(h, [{"metainfo": b64(torrent), "file_priorities": {"2": "low"}}])
+    assert out[0]["error"]["data"] == {"field": "file_priorities", "index": 0}
