@@ -25,6 +25,7 @@ class TorrentOptions:
     save_path: Path
     paused: bool = False
     strategy: str = "rarest-first"
+    allow_local_trackers: bool = False  # the outbound policy's exception (core/outbound.py)
 
 
 @dataclass

@@ -106,6 +106,11 @@ def _set_strategy(torrent: Any, strategy: str) -> None:
     torrent.set_strategy(strategy)  # ValueError: no such strategy
 
 
+def _set_allow_local(torrent: Any, allow: bool) -> None:
+    torrent.options = replace(torrent.options, allow_local_trackers=allow)  # read by the policy
+    torrent.announcer.refresh_policy()
+
+
 SETTINGS: dict[str, TorrentSetting] = {
     s.name: s
     for s in (
@@ -120,6 +125,9 @@ SETTINGS: dict[str, TorrentSetting] = {
         TorrentSetting("paused", check_bool, lambda cfg: False, settable=False),
         TorrentSetting(
             "strategy", optional(check_str), lambda cfg: cfg.piece_strategy, apply=_set_strategy
+        ),
+        TorrentSetting(
+            "allow_local_trackers", check_bool, lambda cfg: False, apply=_set_allow_local
         ),
     )
 }

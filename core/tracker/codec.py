@@ -42,6 +42,9 @@ class AnnounceRequest:
     key: int = 0
     tracker_id: bytes | None = None
     compact: bool = True
+    allow_local: bool = False
+    """Not sent: the torrent's ``allow_local_trackers``, for the outbound policy
+    (core/outbound.py) the client applies to the addresses it connects to."""
 
     def __post_init__(self) -> None:
         if len(self.info_hash) != 20:
