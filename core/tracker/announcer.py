@@ -27,7 +27,12 @@ from twisted.python.failure import Failure
 from btd.core.errors import TrackerError
 from btd.core.outbound import check_url
 from btd.core.scheduler import Scheduler, Timer
-from btd.core.tracker.codec import MIN_INTERVAL, AnnounceRequest, AnnounceResponse
+from btd.core.tracker.codec import (
+    MIN_INTERVAL,
+    AnnounceRequest,
+    AnnounceResponse,
+    clean_message,
+)
 from btd.core.tracker.health import TrackerHealth
 from btd.core.types import PeerAddress
 
@@ -63,7 +68,8 @@ class _Tracker:
 
 
 def _error_text(failure: Failure) -> str:
-    text = str(failure.value)
+    """One line, bounded and without terminal escapes, whatever a client or tracker said."""
+    text = clean_message(str(failure.value))
     if failure.check(TrackerError) and text:
         return text
     return f"{type(failure.value).__name__}: {text}" if text else type(failure.value).__name__
@@ -400,7 +406,7 @@ class Announcer:
         tracker.status, tracker.last_error, tracker.failures = "working", None, 0
         if self._health is not None:
             self._health.ok(tracker.url)
-        tracker.last_warning = resp.warning
+        tracker.last_warning = None if resp.warning is None else clean_message(resp.warning)
         tracker.seeders, tracker.leechers = resp.complete, resp.incomplete
         tracker.peers_last = len(resp.peers)
         tracker.started = True
@@ -423,7 +429,7 @@ class Announcer:
 
     def _failed(self, tracker: _Tracker, event: str, failure: Failure) -> None:
         tracker.status = "error"
-        tracker.last_error = _error_text(failure)
+        previous, tracker.last_error = tracker.last_error, _error_text(failure)
         if event == "started":
             tracker.started = False  # it did not register us: it owes no "stopped"
         tracker.failures += 1
@@ -432,12 +438,13 @@ class Announcer:
         tracker.next_at = self._clock.seconds() + delay
         if self._health is not None:
             self._health.failed(tracker.url, self._clock.seconds(), tracker.last_error)
-        log.info(
-            "tracker {url} failed ({n} in a row): {error}",
-            url=tracker.url,
-            n=tracker.failures,
-            error=tracker.last_error,
-        )
+        if tracker.last_error != previous:  # one line per distinct failure, not per retry
+            log.info(
+                "tracker {url} failed ({n} in a row): {error}",
+                url=tracker.url,
+                n=tracker.failures,
+                error=tracker.last_error,
+            )
 
     def _cycle_failed(self) -> None:
         """No tracker answered: retry when the first back-off ends."""

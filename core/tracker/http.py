@@ -33,6 +33,7 @@ from twisted.web.iweb import IAgent, IResponse
 from zope.interface import implementer
 
 from btd.core.errors import TrackerError
+from btd.core.limits import TRACKER_REDIRECTS
 from btd.core.outbound import check_url, refused_address
 from btd.core.tracker.codec import (
     AnnounceRequest,
@@ -84,9 +85,6 @@ class _CappedBody(Protocol):
             self.finished.callback(b"".join(self._chunks))
         else:
             self.finished.errback(reason)
-
-
-MAX_REDIRECTS = 5  # libtorrent follows up to 5 redirects for a tracker
 
 
 @implementer(IStreamClientEndpoint)
@@ -167,8 +165,8 @@ class HttpTrackerClient:
         open_agent = Agent(reactor, connectTimeout=timeout, pool=pool)
         # allow_local (the torrent's allow_local_trackers) -> the agent to use
         self._agents: dict[bool, IAgent] = {
-            False: RedirectAgent(guarded, redirectLimit=MAX_REDIRECTS),
-            True: RedirectAgent(open_agent, redirectLimit=MAX_REDIRECTS),
+            False: RedirectAgent(guarded, redirectLimit=TRACKER_REDIRECTS),
+            True: RedirectAgent(open_agent, redirectLimit=TRACKER_REDIRECTS),
         }
 
     def announce(self, url: str, req: AnnounceRequest) -> defer.Deferred[AnnounceResponse]:

@@ -512,3 +512,27 @@ def test_a_tracker_path_or_a_public_host_is_asked() -> None:
     h.announcer.start()
     _url, req, _d = h.client.last()
     assert not req.allow_local
+
+
+# -- tracker failure text (issue 13 class 6) ----------------------------------------------------
+def test_a_hostile_failure_text_is_one_bounded_clean_line_logged_once() -> None:
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    from btd.core.limits import TRACKER_MESSAGE_MAX
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        h = Harness([[A]])
+        h.announcer.start()
+        hostile = "\x1b[2J\x1b]0;pwned\x07bad\r\nline\n" * 40_000  # ~1 MB, 80,000 lines
+        for _ in range(5):
+            h.client.fail(hostile)
+            h.clock.advance(4000)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    error = h.status(A)["last_error"]
+    assert len(error) <= TRACKER_MESSAGE_MAX and error.startswith("bad line bad line")
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in error)
+    lines = [formatEvent(e) for e in events if "failed (" in e.get("log_format", "")]
+    assert len(lines) == 1 and "\n" not in lines[0] and "\x1b" not in lines[0]
