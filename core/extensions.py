@@ -34,6 +34,8 @@ class ExtensionHandler(Protocol):
 
     # A handler may set ``allowed_on_private = True``; otherwise BEP 27 torrents neither
     # advertise nor use the extension (peer exchange would leak peers of a private swarm).
+    # ``ut_metadata`` is never offered for them (libtorrent neither): their info dictionary
+    # goes only to who has the .torrent (issue 13 class 7).
 
 
 def local_ids(names: Iterable[str]) -> dict[str, int]:
@@ -67,5 +69,5 @@ class Extensions:
         return {
             name: ext_id
             for name, ext_id in self.ids.items()
-            if name == UT_METADATA or getattr(self.handlers.get(name), "allowed_on_private", False)
+            if name != UT_METADATA and getattr(self.handlers.get(name), "allowed_on_private", False)
         }

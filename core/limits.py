@@ -44,3 +44,38 @@ disk is back in use within one save round. ``btctl resume``/``verify`` retry at 
 # work a damaged file can make the start-up thread do.
 RESUME_SALVAGE_SECONDS = 60.0  # wall time spent reading rows out of a damaged store
 RESUME_INTEGRITY_ERRORS = 5  # integrity_check lines kept in the report (the rest counted)
+
+# -- class 4: requests to local services (core/outbound.py) -------------------------------------
+# No number: the rule is libtorrent's ssrf_mitigation (a tracker on a local address must have
+# "/announce" in its path), widened from loopback to every non-public address; see
+# docs/SECURITY.md section 4. Redirects followed by the HTTP tracker client, each judged anew:
+TRACKER_REDIRECTS = 5  # libtorrent follows at most 5 redirects for a tracker request
+
+# -- class 6: limits the anchors enforce (metainfo, magnet, trackers, PEX, ut_metadata, RPC) ----
+MAX_PATH_DEPTH = 100  # folders in one file's path: libtorrent refuses deeper ones (100)
+MAX_DUPLICATE_NAMES = 500
+"""Files renamed because their path collides with another's (" (1)", " (2)"...): more and
+the torrent is refused. libtorrent refuses more than 500 collisions; renaming is linear
+(core/metainfo.py dedupe_paths), the cap keeps a crafted torrent from making thousands of
+look-alike files."""
+MAX_MAGNET_NAME = 1024
+"""Characters of a magnet's ``dn`` (display name): more is refused. btd's own: a name is
+at most 255 bytes per path element once the metadata arrives; 1024 leaves room for any
+real one. Control characters (``%00``...) are stripped; a malformed %-escape is refused."""
+TRACKER_MESSAGE_MAX = 512
+"""Characters kept of a tracker's ``failure reason``/``warning message`` (and of any
+tracker error text) after control characters and terminal escapes are removed: it goes
+to the log as one line and to ``torrent.trackers``. btd's own (a line of a wide terminal);
+Transmission and libtorrent keep the whole text."""
+PEX_INTERVAL = 60.0  # BEP 11: one ut_pex message per minute per peer, either way
+PEX_EARLY_FRACTION = 0.75  # a message sooner than 3/4 of the interval is ignored (counted)
+PEX_FLOOD_MESSAGES = 10  # more than this many in one interval drops the peer (libtorrent)
+UT_METADATA_RATE = 8.0
+"""ut_metadata requests per second served to one peer (a 16 KiB piece each), after a burst
+of ``UT_METADATA_BURST``; beyond, BEP 9 ``reject``. libtorrent answers a few requests per
+second and rejects the rest; a 1 MiB info dictionary (64 pieces) is served at once."""
+UT_METADATA_BURST = 64
+RPC_DUPLICATE_KEYS = "refused"
+"""A JSON object with the same key twice in an RPC request is Invalid Request (-32600):
+``{"method": "session.info", "method": "session.shutdown"}`` must not mean the last one.
+RFC 8259 leaves duplicate names undefined; jsonrpcserver took the last."""

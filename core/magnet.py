@@ -1,7 +1,9 @@
 """Magnet URIs (BEP 9): ``magnet:?xt=urn:btih:<hash>&dn=<name>&tr=<tracker>&x.pe=<peer>``.
 
 Pure parsing. The info hash may be 40 hex digits or 32 base32 characters. Bad magnets raise
-MetainfoError with a message naming the parameter, like a bad .torrent does.
+MetainfoError with a message naming the parameter, like a bad .torrent does: a malformed
+%-escape is refused (not kept as text), ``dn`` is bounded (``MAX_MAGNET_NAME``) and loses
+its control characters (``%00``, terminal escapes): it is shown and logged.
 """
 
 from __future__ import annotations
@@ -9,14 +11,18 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 import urllib.parse
 from dataclasses import dataclass
 
 from btd.core.errors import MetainfoError
+from btd.core.limits import MAX_MAGNET_NAME
 from btd.core.types import PeerAddress
 
 MAX_MAGNET_LENGTH = 64 * 1024
 TRACKER_SCHEMES = ("http", "https", "udp")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,13 @@ def parse_peer(value: str) -> PeerAddress:
     return (str(ip), port)
 
 
+def _display_name(value: str) -> str | None:
+    """``dn``: bounded, without control characters (it is shown and logged)."""
+    if len(value) > MAX_MAGNET_NAME:
+        raise MetainfoError(f"dn: {len(value)} characters; the limit is {MAX_MAGNET_NAME}")
+    return _CONTROL.sub("", value) or None
+
+
 def parse_magnet(uri: str) -> Magnet:
     """A magnet URI -> Magnet; MetainfoError for anything we cannot use."""
     uri = uri.strip()
@@ -85,6 +98,10 @@ def parse_magnet(uri: str) -> Magnet:
         raise MetainfoError("magnet link longer than 64 KiB")
     if not uri.lower().startswith("magnet:?"):
         raise MetainfoError("not a magnet link (it must start with 'magnet:?')")
+    bad = _BAD_ESCAPE.search(uri)
+    if bad is not None:
+        near = uri[bad.start() : bad.start() + 3]
+        raise MetainfoError(f"malformed magnet link: {near!r} is not a %-escape (%XX)")
     try:
         params = urllib.parse.parse_qsl(
             uri[len("magnet:?") :], keep_blank_values=True, strict_parsing=False, errors="strict"
@@ -105,9 +122,12 @@ def parse_magnet(uri: str) -> Magnet:
                 raise MetainfoError("xt: two different BitTorrent info hashes")
             info_hash = parsed
         elif base == "dn":
-            name = value or None
+            name = _display_name(value)
         elif base == "tr":
-            scheme = urllib.parse.urlsplit(value).scheme.lower()
+            try:
+                scheme = urllib.parse.urlsplit(value).scheme.lower()
+            except ValueError:  # e.g. a malformed IPv6 host: ignored like an unknown scheme
+                continue
             if scheme in TRACKER_SCHEMES and value not in trackers:
                 trackers.append(value)
         elif base == "x.pe":

@@ -157,6 +157,7 @@ class MetadataFetch:
             self._announce_request,
             self.add_peers,
             scheduler=self.scheduler,
+            allow_local=lambda: bool(getattr(self.options, "allow_local_trackers", False)),
         )
         self.candidates.add(magnet.peers)
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from btd.core.bencode import decode, decode_with_span
 from btd.core.errors import BencodeError, MetainfoError
+from btd.core.limits import MAX_DUPLICATE_NAMES, MAX_PATH_DEPTH
 
 __all__ = [
     "FileEntry",
@@ -209,11 +210,21 @@ def _files(info: dict[bytes, Any], name: str) -> tuple[tuple[FileEntry, ...], bo
         path = sanitize_path(_path_field(entry, where))
         if not path:
             raise MetainfoError(f"'{where}.path' has no usable elements")
+        if len(path) > MAX_PATH_DEPTH:
+            raise MetainfoError(
+                f"'{where}.path' is {len(path)} folders deep; the limit is {MAX_PATH_DEPTH}"
+            )
         attr = entry.get(b"attr")
         paths.append((name, *path))
         lengths.append(length)
         pads.append(isinstance(attr, bytes) and b"p" in attr)
     unique = dedupe_paths(paths)
+    renamed = sum(a is not b and a != b for a, b in zip(paths, unique))
+    if renamed > MAX_DUPLICATE_NAMES:
+        raise MetainfoError(
+            f"'files': {renamed} file names collide with others; the limit is "
+            f"{MAX_DUPLICATE_NAMES} (such a torrent is made to attack clients)"
+        )
     out: list[FileEntry] = []
     offset = 0
     for path, length, pad in zip(unique, lengths, pads):

@@ -147,6 +147,7 @@ class Torrent:
             rng=env.rng,
             scheduler=self.scheduler,
             health=env.tracker_health,
+            allow_local=lambda: self.options.allow_local_trackers,
         )
 
     # -- setup --------------------------------------------------------------------------

@@ -2,18 +2,21 @@
 
 ``TorrentExtensions`` writes our extension handshake (and our DHT port) to a new peer,
 dispatches the peer's extended messages to the plugins' handlers (``btd_extension_handlers``),
-serves our info dictionary to ``ut_metadata`` requests and passes the DHT ports peers
-announce to the DHT. Private torrents (BEP 27) advertise only what is allowed on them
-and exchange no DHT ports.
+serves our info dictionary to ``ut_metadata`` requests (at ``UT_METADATA_RATE`` per peer
+after a burst, BEP 9 ``reject`` beyond) and passes the DHT ports peers announce to the
+DHT. Private torrents (BEP 27) advertise only what is allowed on them (neither
+``ut_metadata`` nor PEX), serve no metadata and exchange no DHT ports.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from twisted.logger import Logger
 
 from btd.core.errors import ProtocolError
+from btd.core.limits import UT_METADATA_BURST, UT_METADATA_RATE
 from btd.core.peer import Peer
 from btd.core.torrent_env import TorrentEnv
 from btd.core.wire import messages as m
@@ -34,6 +37,9 @@ class TorrentExtensions:
         self.extensions = env.extensions
         self.info_bytes = info_bytes
         self.private = private
+        # peer -> (tokens, when counted): ut_metadata requests it may still have served
+        self._metadata_tokens: WeakKeyDictionary[Peer, tuple[float, float]] = WeakKeyDictionary()
+        self.metadata_rejected = 0  # requests refused for coming too fast
 
     def greet(self, peer: Peer, supports_dht: bool) -> None:
         """Right after the handshake: our extension handshake, then our DHT node's port."""
@@ -45,7 +51,7 @@ class TorrentExtensions:
                         v=self.env.client_name,
                         p=self.env.listen_port() or None,
                         reqq=REQQ,
-                        metadata_size=len(self.info_bytes),
+                        metadata_size=None if self.private else len(self.info_bytes),
                     )
                 )
             )
@@ -83,6 +89,7 @@ class TorrentExtensions:
             _log.failure("extension {name} failed", name=name)
 
     def peer_gone(self, peer: Peer) -> None:
+        self._metadata_tokens.pop(peer, None)
         for handler in self.extensions.handlers.values():
             try:
                 handler.peer_gone(self.torrent, peer)
@@ -93,10 +100,26 @@ class TorrentExtensions:
         msg = ut_metadata.decode_message(payload)
         if msg.msg_type != ut_metadata.REQUEST:
             return  # data or reject for us: we asked nothing, we have the metadata
+        if self.private:
+            return  # BEP 27: not offered, not served (the id may still be routed here)
         if peer.link.write_paused:
             return  # it does not read what we send: no 16 KiB answers to pile up
         info = self.info_bytes
-        if msg.piece >= ut_metadata.num_pieces(len(info)):
+        in_range = msg.piece < ut_metadata.num_pieces(len(info))
+        if not in_range or not self._may_serve(peer):
+            self.metadata_rejected += in_range
             peer.send_extended(ut_metadata.EXTENSION_NAME, ut_metadata.encode_reject(msg.piece))
             return
         peer.send_extended(ut_metadata.EXTENSION_NAME, ut_metadata.encode_data(msg.piece, info))
+
+    def _may_serve(self, peer: Peer) -> bool:
+        """A token bucket per peer: ``UT_METADATA_BURST`` requests, then ``UT_METADATA_RATE``
+        a second (libtorrent answers a few a second and rejects the rest)."""
+        now = self.torrent.clock.seconds()
+        tokens, then = self._metadata_tokens.get(peer, (float(UT_METADATA_BURST), now))
+        tokens = min(float(UT_METADATA_BURST), tokens + (now - then) * UT_METADATA_RATE)
+        if tokens < 1.0:
+            self._metadata_tokens[peer] = (tokens, now)
+            return False
+        self._metadata_tokens[peer] = (tokens - 1.0, now)
+        return True

@@ -133,6 +133,11 @@ def _set_upload_limit(torrent: Any, rate: int) -> None:
     torrent.set_rate_limits(None, rate)
 
 
+def _set_allow_local(torrent: Any, allow: bool) -> None:
+    torrent.options = replace(torrent.options, allow_local_trackers=allow)  # read by the policy
+    torrent.announcer.refresh_policy()
+
+
 SETTINGS: dict[str, TorrentSetting] = {
     s.name: s
     for s in (
@@ -167,6 +172,9 @@ SETTINGS: dict[str, TorrentSetting] = {
                 sorted((int(k), v) for k, v in check_file_priorities(value).items())
             ),
             encode=lambda pairs: {str(i): name for i, name in pairs},
+        ),
+        TorrentSetting(
+            "allow_local_trackers", check_bool, lambda cfg: False, apply=_set_allow_local
         ),
     )
 }

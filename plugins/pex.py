@@ -27,6 +27,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from btd.core.errors import ConfigError, ProtocolError
+from btd.core.limits import PEX_EARLY_FRACTION, PEX_FLOOD_MESSAGES, PEX_INTERVAL
 from btd.core.plugin import hookimpl
 from btd.core.plugin_config import check_keys, plugin_settings
 from btd.core.types import PeerAddress
@@ -52,15 +53,15 @@ PLUGIN = "pex"
 NAME = "ut_pex"
 TICK = 1.0  # how often due peers are looked for
 SLACK = 0.001  # a tick landing a hair before a peer's time still counts
-FLOOD_MESSAGES = 10  # more than this many within one interval (at most 60 s) drops the peer
-EARLY_FRACTION = 0.75  # a message sooner than this much of the interval after the last is ignored
+FLOOD_MESSAGES = PEX_FLOOD_MESSAGES  # more in one interval (at most 60 s) drops the peer
+EARLY_FRACTION = PEX_EARLY_FRACTION  # a message sooner than this much of the interval: ignored
 
 _log = Logger(namespace="btd.plugins.pex")
 
 
 @dataclass(frozen=True)
 class Settings:
-    interval: float = 60.0
+    interval: float = PEX_INTERVAL
     max_peers: int = MAX_ENTRIES
 
 
@@ -171,7 +172,7 @@ class PexHandler:
             counts["ignored_private"] += 1
             return
         now = (self.clock or torrent.clock).seconds()
-        base = min(self.settings.interval, 60.0)
+        base = min(self.settings.interval, PEX_INTERVAL)
         heard = self._in.setdefault(peer, _Heard())
         heard.recent.append(now)
         while heard.recent and heard.recent[0] <= now - base:

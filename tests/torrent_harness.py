@@ -47,9 +47,10 @@ def piece_data(index: int) -> bytes:
     return CONTENT[index * PIECE_LENGTH : (index + 1) * PIECE_LENGTH]
 
 
-def make_metainfo() -> Metainfo:
+def make_metainfo(private: bool = False) -> Metainfo:
     hashes = b"".join(hashlib.sha1(piece_data(i)).digest() for i in range(NUM_PIECES))
-    info = {
+    info: dict[bytes, Any] = {b"private": 1} if private else {}
+    info |= {
         b"name": TORRENT_NAME.encode(),
         b"piece length": PIECE_LENGTH,
         b"pieces": hashes,
@@ -332,9 +333,10 @@ class Swarm(RemotePeers):
         max_peers: int = 50,
         seed: int = 1,
         files_skipped: tuple[int, ...] = (),
+        private: bool = False,
     ) -> None:
         self.clock = MemoryReactorClock()
-        self.meta = make_metainfo()
+        self.meta = make_metainfo(private)
         self.verifier = SyncVerifier()
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.connects: list[tuple[str, int]] = []

@@ -190,6 +190,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class DuplicateKey(ValueError):
+    """An object names the same key twice: which one was meant is not ours to guess."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: ``{"method": "a", "method": "b"}`` is refused, not "b"
+    (core/limits.py RPC_DUPLICATE_KEYS)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise DuplicateKey(f"duplicate key {key!r} in an object")
+            seen.add(key)
+    return obj
+
+
 def _too_deep(obj: Any, limit: int) -> bool:
     """True if arrays/objects nest more than ``limit`` levels (iterative: no recursion)."""
     stack: list[tuple[Any, int]] = [(obj, 1)]
@@ -233,9 +250,13 @@ class Dispatcher:
         if not text.strip():
             return None  # blank lines are ignored (handy with socat/nc)
         try:
-            parsed = json.loads(text, parse_constant=_reject_constant)
+            parsed = json.loads(
+                text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+            )
         except RecursionError:
             return _single(self._too_deep_error())
+        except DuplicateKey as exc:
+            return _single(error_message(INVALID_REQUEST, "Invalid request", str(exc)))
         except ValueError as exc:
             return _single(error_message(PARSE_ERROR, "Parse error", str(exc)))
         if isinstance(parsed, (dict, list)) and _too_deep(parsed, self.max_depth):

@@ -2,7 +2,13 @@
 
 One announce cycle at a time walks the tiers in order and stops at the first tracker
 that answers; that tracker moves to the front of its tier. A tracker that fails backs
-off exponentially on its own, so one broken tracker never silences the others.
+off exponentially on its own, so one broken tracker never silences the others. A URL the
+outbound policy refuses (core/outbound.py: a local address without a tracker path) is
+listed as ``refused`` with the reason and never asked; ``refresh_policy`` judges again after
+the torrent's ``allow_local_trackers`` changed.
+
+Size: about 460 lines, because the tier walk, the back-off, ``stop`` and each tracker's
+status (policy verdict included) are one state machine over one list of trackers.
 
 Its timers are entries in the session's Scheduler (core/scheduler.py): an announcer
 waiting for its next announce holds one heap entry and no reactor call of its own.
@@ -22,8 +28,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from btd.core.errors import TrackerError
+from btd.core.outbound import check_url
 from btd.core.scheduler import Scheduler, Timer
-from btd.core.tracker.codec import MIN_INTERVAL, AnnounceRequest, AnnounceResponse
+from btd.core.tracker.codec import (
+    MIN_INTERVAL,
+    AnnounceRequest,
+    AnnounceResponse,
+    clean_message,
+)
 from btd.core.tracker.health import TrackerHealth
 from btd.core.types import PeerAddress
 
@@ -51,6 +63,7 @@ class _Tracker:
     seeders: int | None = None
     leechers: int | None = None
     peers_last: int | None = None
+    refused: bool = False  # by the outbound policy (reason in last_error)
     started: bool = False  # got (or, in flight, may get) our "started": owes a "stopped"
     last_ok: float | None = None
     min_interval: float = 0.0
@@ -58,7 +71,8 @@ class _Tracker:
 
 
 def _error_text(failure: Failure) -> str:
-    text = str(failure.value)
+    """One line, bounded and without terminal escapes, whatever a client or tracker said."""
+    text = clean_message(str(failure.value))
     if failure.check(TrackerError) and text:
         return text
     return f"{type(failure.value).__name__}: {text}" if text else type(failure.value).__name__
@@ -80,8 +94,10 @@ class Announcer:
         backoff_max: float = 3600,
         scheduler: Scheduler | None = None,
         health: TrackerHealth | None = None,
+        allow_local: Callable[[], bool] = lambda: False,
     ) -> None:
         self._clock = clock
+        self._allow_local = allow_local  # the torrent's allow_local_trackers, read live
         self._health = health
         self._scheduler = scheduler if scheduler is not None else Scheduler(clock)
         self._request_for = request_for
@@ -108,6 +124,27 @@ class Announcer:
         self._rerun = False
         self._completed_pending = False
         self._completed_sent = False
+        self.refresh_policy()
+
+    def refresh_policy(self) -> None:
+        """Judge every URL by the outbound policy again (the torrent's option changed)."""
+        allow_local = self._allow_local()
+        for tracker in self._trackers():
+            if tracker.client is None:
+                continue
+            verdict = check_url(tracker.url, allow_local=allow_local)
+            if verdict.refused is not None:
+                if not tracker.refused:
+                    log.info("tracker {url} {why}", url=tracker.url, why=verdict.refused)
+                tracker.refused = True
+                tracker.status, tracker.last_error = "refused", verdict.refused
+            elif tracker.refused:
+                tracker.refused = False
+                tracker.status, tracker.last_error = "not contacted", None
+                tracker.failures, tracker.next_at = 0, None
+
+    def _usable(self, tracker: _Tracker) -> bool:
+        return tracker.client is not None and not tracker.refused
 
     @staticmethod
     def _make_tracker(
@@ -178,7 +215,7 @@ class Announcer:
         ``min interval`` is not: inside one, the announce is scheduled for when the last
         of them ends. Returns the seconds until it happens (0.0: now, or one is under way),
         or None when nothing can be announced (not running, no usable tracker)."""
-        if not self._running or all(t.client is None for t in self._trackers()):
+        if not self._running or not any(self._usable(t) for t in self._trackers()):
             return None
         if self._inflight is not None:
             return 0.0
@@ -187,7 +224,7 @@ class Announcer:
             (
                 t.last_ok + t.min_interval
                 for t in self._trackers()
-                if t.client is not None and t.last_ok is not None
+                if self._usable(t) and t.last_ok is not None
             ),
             default=now,
         )
@@ -215,7 +252,7 @@ class Announcer:
         pending: list[Deferred[Any]] = []
         for tracker in self._trackers():
             tracker.next_at = None
-            if tracker.status == "updating":
+            if tracker.status == "updating" and not tracker.refused:
                 tracker.status = "working" if tracker.last_ok is not None else "not contacted"
             if not tracker.started or tracker.client is None:
                 continue
@@ -297,7 +334,7 @@ class Announcer:
         candidates = [
             t
             for t in self._trackers()
-            if t.client is not None
+            if self._usable(t)
             and (ignore_backoff or t.failures == 0 or t.next_at is None or t.next_at <= now)
             and not self._down(t, now)
         ]
@@ -353,6 +390,8 @@ class Announcer:
             req = self._request_for(event)
             if tracker.tracker_id is not None:
                 req = dataclasses.replace(req, tracker_id=tracker.tracker_id)
+            if self._allow_local():
+                req = dataclasses.replace(req, allow_local=True)
             d = tracker.client.announce(tracker.url, req)
             if not isinstance(d, Deferred):
                 raise TypeError(f"tracker client returned {type(d).__name__}, not a Deferred")
@@ -370,7 +409,7 @@ class Announcer:
         tracker.status, tracker.last_error, tracker.failures = "working", None, 0
         if self._health is not None:
             self._health.ok(tracker.url)
-        tracker.last_warning = resp.warning
+        tracker.last_warning = None if resp.warning is None else clean_message(resp.warning)
         tracker.seeders, tracker.leechers = resp.complete, resp.incomplete
         tracker.peers_last = len(resp.peers)
         tracker.started = True
@@ -393,7 +432,7 @@ class Announcer:
 
     def _failed(self, tracker: _Tracker, event: str, failure: Failure) -> None:
         tracker.status = "error"
-        tracker.last_error = _error_text(failure)
+        previous, tracker.last_error = tracker.last_error, _error_text(failure)
         if event == "started":
             tracker.started = False  # it did not register us: it owes no "stopped"
         tracker.failures += 1
@@ -402,16 +441,17 @@ class Announcer:
         tracker.next_at = self._clock.seconds() + delay
         if self._health is not None:
             self._health.failed(tracker.url, self._clock.seconds(), tracker.last_error)
-        log.info(
-            "tracker {url} failed ({n} in a row): {error}",
-            url=tracker.url,
-            n=tracker.failures,
-            error=tracker.last_error,
-        )
+        if tracker.last_error != previous:  # one line per distinct failure, not per retry
+            log.info(
+                "tracker {url} failed ({n} in a row): {error}",
+                url=tracker.url,
+                n=tracker.failures,
+                error=tracker.last_error,
+            )
 
     def _cycle_failed(self) -> None:
         """No tracker answered: retry when the first back-off ends."""
-        waits = [t.next_at for t in self._trackers() if t.client is not None and t.next_at]
+        waits = [t.next_at for t in self._trackers() if self._usable(t) and t.next_at]
         if waits and self._running:
             self._schedule(min(waits))
 

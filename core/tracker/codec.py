@@ -7,6 +7,7 @@ clear message, never another exception, so one bad tracker cannot break a torren
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from btd.core.bencode import decode
 from btd.core.compact import CompactError, decode_peers, peer_len
 from btd.core.errors import BencodeError, TrackerError
+from btd.core.limits import TRACKER_MESSAGE_MAX
 from btd.core.types import PeerAddress
 
 EVENTS = ("", "started", "completed", "stopped")
@@ -42,6 +44,9 @@ class AnnounceRequest:
     key: int = 0
     tracker_id: bytes | None = None
     compact: bool = True
+    allow_local: bool = False
+    """Not sent: the torrent's ``allow_local_trackers``, for the outbound policy
+    (core/outbound.py) the client applies to the addresses it connects to."""
 
     def __post_init__(self) -> None:
         if len(self.info_hash) != 20:
@@ -67,6 +72,20 @@ class AnnounceResponse:
     incomplete: int | None
     peers: tuple[PeerAddress, ...]
     warning: str | None
+
+
+# ESC [ ... final byte (CSI), ESC ] ... BEL or ESC \ (OSC), any other ESC x; then C0/C1 controls
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b.?")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def clean_message(text: str, limit: int = TRACKER_MESSAGE_MAX) -> str:
+    """A tracker's text made fit for one log line and ``torrent.trackers``: terminal escape
+    sequences removed, other control characters (newlines too) turned into one space, cut
+    to ``limit`` characters (with "..." when cut). Linear in the text's length."""
+    text = text[: limit * 8]  # a 1 MB message is not worth scanning whole
+    text = _CONTROLS.sub(" ", _ESCAPES.sub("", text)).strip()
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def percent_encode(data: bytes) -> str:
@@ -108,7 +127,7 @@ def build_announce_url(base_url: str, req: AnnounceRequest) -> str:
 
 
 def _text(value: bytes) -> str:
-    return value.decode("utf-8", errors="replace")
+    return clean_message(value[: TRACKER_MESSAGE_MAX * 8].decode("utf-8", errors="replace"))
 
 
 def _decode_dict(body: bytes, what: str) -> dict[bytes, Any]:

@@ -1,7 +1,12 @@
-"""HTTP(S) tracker client: treq over a twisted.web Agent, with a timeout and a body cap.
+"""HTTP(S) tracker client: a twisted.web Agent with a timeout, a body cap and the outbound
+policy (core/outbound.py) checked on every connection it makes.
 
 A thin adapter: URLs and answers are built and parsed by the pure codec; this module
-only moves bytes and turns every network failure into a TrackerError.
+only moves bytes and turns every network failure into a TrackerError. Every connection,
+redirects included, goes through ``GuardedEndpoints``: the URL's policy is judged again
+for each URI, and the address a host name resolved to is checked once the TCP connection
+is up and before the request is written (an https one has sent its TLS hello by then).
+IPv6 literal URLs (``http://[::1]:6969/announce``) are passed to the Agent as they are.
 """
 
 from __future__ import annotations
@@ -9,16 +14,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import treq
+import hyperlink
 from twisted.internet import defer, error
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+    RedirectAgent,
+    ResponseDone,
+)
 from twisted.web.http import PotentialDataLoss
-from twisted.web.iweb import IResponse
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IResponse
+from zope.interface import implementer
 
 from btd.core.errors import TrackerError
+from btd.core.limits import TRACKER_REDIRECTS
+from btd.core.outbound import check_url, refused_address
 from btd.core.tracker.codec import (
     AnnounceRequest,
     AnnounceResponse,
@@ -71,6 +87,55 @@ class _CappedBody(Protocol):
             self.finished.errback(reason)
 
 
+@implementer(IStreamClientEndpoint)
+class _CheckedEndpoint:
+    """Connects, then refuses the connection if the peer's address is local and the URL may
+    not reach one (nothing has been written on it by then, but for a TLS hello)."""
+
+    def __init__(self, inner: Any, local_ok: bool) -> None:
+        self._inner = inner
+        self._local_ok = local_ok
+
+    def connect(self, factory: Any) -> defer.Deferred[Any]:
+        def check(protocol: Any) -> Any:
+            transport = protocol.transport
+            reason = refused_address(getattr(transport.getPeer(), "host", ""), self._local_ok)
+            if reason is not None:
+                transport.abortConnection()
+                raise TrackerError(reason)
+            return protocol
+
+        return self._inner.connect(factory).addCallback(check)
+
+
+class GuardedEndpoints:
+    """An Agent's endpoint factory that applies the outbound policy to every URI."""
+
+    def __init__(self, reactor: Any, connect_timeout: float) -> None:
+        self._reactor = reactor
+        self._timeout = connect_timeout
+        self._tls = BrowserLikePolicyForHTTPS()
+
+    def endpointForURI(self, uri: Any) -> Any:  # noqa: N802 (twisted's interface name)
+        verdict = check_url(uri.toBytes().decode("ascii", "replace"), allow_local=False)
+        if verdict.refused is not None:
+            raise TrackerError(verdict.refused)
+        host = uri.host.decode("ascii")
+        tcp = HostnameEndpoint(self._reactor, host, uri.port, timeout=self._timeout)
+        endpoint: Any = _CheckedEndpoint(tcp, verdict.local_ok)
+        if uri.scheme == b"https":
+            endpoint = wrapClientTLS(self._tls.creatorForNetloc(uri.host, uri.port), endpoint)
+        return endpoint
+
+
+def _url_bytes(url: str) -> bytes:
+    """The URL as the Agent wants it: ASCII (an IRI's host and path are encoded first)."""
+    try:
+        return url.encode("ascii")
+    except UnicodeEncodeError:
+        return hyperlink.URL.from_text(url).to_uri().to_text().encode("ascii")
+
+
 def root_cause(failure: Failure) -> BaseException:
     """twisted.web wraps the real reason in ResponseFailed & co. (a list of Failures)."""
     value = failure.value
@@ -94,10 +159,15 @@ class HttpTrackerClient:
         self._reactor: IReactorTime = reactor
         self._timeout = timeout
         self._max_body = max_body
-        self._headers = {"User-Agent": [user_agent]}
+        self._headers = Headers({"User-Agent": [user_agent]})
         pool = HTTPConnectionPool(reactor, persistent=False)
-        agent = Agent(reactor, connectTimeout=timeout, pool=pool)
-        self._http = treq.client.HTTPClient(agent)
+        guarded = Agent.usingEndpointFactory(reactor, GuardedEndpoints(reactor, timeout), pool)
+        open_agent = Agent(reactor, connectTimeout=timeout, pool=pool)
+        # allow_local (the torrent's allow_local_trackers) -> the agent to use
+        self._agents: dict[bool, IAgent] = {
+            False: RedirectAgent(guarded, redirectLimit=TRACKER_REDIRECTS),
+            True: RedirectAgent(open_agent, redirectLimit=TRACKER_REDIRECTS),
+        }
 
     def announce(self, url: str, req: AnnounceRequest) -> defer.Deferred[AnnounceResponse]:
         """GET the announce URL; fires with the parsed answer or errbacks TrackerError."""
@@ -105,20 +175,24 @@ class HttpTrackerClient:
             full = build_announce_url(url, req)
         except Exception as exc:
             return defer.fail(TrackerError(f"bad tracker URL {url!r}: {exc}"))
-        return self._get(full, parse_announce_response)
+        return self._get(full, parse_announce_response, req.allow_local)
 
-    def scrape(self, url: str, info_hash: bytes) -> defer.Deferred[tuple[int, int, int]]:
+    def scrape(
+        self, url: str, info_hash: bytes, *, allow_local: bool = False
+    ) -> defer.Deferred[tuple[int, int, int]]:
         """Scrape one torrent; ``url`` is the announce URL (or already a scrape URL)."""
         scrape_url = build_scrape_url(url)
         if scrape_url is None:
             return defer.fail(TrackerError(f"tracker {url!r} has no scrape URL"))
         full = build_scrape_request_url(scrape_url, info_hash)
-        return self._get(full, lambda body: parse_scrape_response(body, info_hash))
+        return self._get(full, lambda body: parse_scrape_response(body, info_hash), allow_local)
 
-    def _get(self, url: str, parse: Callable[[bytes], T]) -> defer.Deferred[T]:
+    def _get(self, url: str, parse: Callable[[bytes], T], allow_local: bool) -> defer.Deferred[T]:
         try:
-            d = self._http.get(url, headers=self._headers, unbuffered=True)
-        except Exception as exc:  # a URL treq/hyperlink cannot even parse
+            d = self._agents[allow_local].request(b"GET", _url_bytes(url), self._headers)
+        except TrackerError as exc:  # the outbound policy refused the URL as written
+            return defer.fail(exc)
+        except Exception as exc:  # a URL the Agent cannot even parse
             return defer.fail(TrackerError(f"bad tracker URL {url!r}: {exc}"))
         d.addCallback(self._read_body)
         d.addCallback(parse)

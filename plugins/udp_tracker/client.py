@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from btd.core.errors import TrackerError
+from btd.core.outbound import check_url, refused_address
 from btd.core.tracker.codec import AnnounceRequest, AnnounceResponse
 from btd.plugins.udp_tracker import codec
 
@@ -77,6 +78,7 @@ class _Operation:
     tid: int | None = None
     timer: IDelayedCall | None = None
     done: bool = False
+    local_ok: bool = False  # the outbound policy: may the address be a local one?
 
 
 class UdpTrackerClient:
@@ -133,9 +135,12 @@ class UdpTrackerClient:
         def parse(data: bytes, ipv6: bool) -> AnnounceResponse:
             return codec.parse_announce(data, ipv6=ipv6).to_response()
 
-        return self._start(url, lambda cid, tid: codec.build_announce(cid, tid, req), parse)
+        build = lambda cid, tid: codec.build_announce(cid, tid, req)  # noqa: E731
+        return self._start(url, build, parse, req.allow_local)
 
-    def scrape(self, url: str, info_hash: bytes) -> defer.Deferred[tuple[int, int, int]]:
+    def scrape(
+        self, url: str, info_hash: bytes, *, allow_local: bool = False
+    ) -> defer.Deferred[tuple[int, int, int]]:
         """(complete, incomplete, downloaded) of one torrent."""
 
         def parse(data: bytes, ipv6: bool) -> tuple[int, int, int]:
@@ -145,7 +150,8 @@ class UdpTrackerClient:
             e = reply.entries[0]
             return (e.seeders, e.leechers, e.completed)
 
-        return self._start(url, lambda cid, tid: codec.build_scrape(cid, tid, [info_hash]), parse)
+        build = lambda cid, tid: codec.build_scrape(cid, tid, [info_hash])  # noqa: E731
+        return self._start(url, build, parse, allow_local)
 
     # -- the transaction machine -------------------------------------------------------
 
@@ -154,7 +160,10 @@ class UdpTrackerClient:
         url: str,
         build: Callable[[int, int], bytes],
         parse: Callable[[bytes, bool], Any],
+        allow_local: bool,
     ) -> defer.Deferred[Any]:
+        """One operation; the outbound policy (core/outbound.py) is applied to the URL as
+        written, then to the address its host resolves to."""
         op: _Operation | None = None
 
         def cancel(_: defer.Deferred[Any]) -> None:
@@ -172,6 +181,11 @@ class UdpTrackerClient:
         except TrackerError as exc:
             self._fail(op, exc)
             return result
+        verdict = check_url(url, allow_local=allow_local)
+        if verdict.refused is not None:
+            self._fail(op, TrackerError(verdict.refused))
+            return result
+        op.local_ok = verdict.local_ok
         try:
             ipaddress.ip_address(host)
         except ValueError:
@@ -192,6 +206,10 @@ class UdpTrackerClient:
             ip = _normalise(host)
         except ValueError:
             self._fail(op, TrackerError(f"resolver gave a bad address {host!r}"))
+            return
+        refused = refused_address(ip.compressed, op.local_ok)
+        if refused is not None:
+            self._fail(op, TrackerError(refused))
             return
         if ip.version == 6 and not self._socket_v6:
             msg = f"udp tracker {ip} is IPv6 but the socket is bound to {self._bind}"

@@ -60,3 +60,32 @@ def test_garbage_raises_only_metainfo_error(text: str) -> None:
         parse_magnet("magnet:?" + text)
     except MetainfoError:
         pass
+
+
+# -- issue 13 class 6: dn bounded and cleaned, malformed escapes refused -------------------------
+def test_dn_loses_control_characters() -> None:
+    m = parse_magnet(f"magnet:?xt=urn:btih:{HASH.hex()}&dn=a%00b%1B%5B31mred%1B%5B0m%0A")
+    assert m.name == "ab[31mred[0m"
+    assert parse_magnet(f"magnet:?xt=urn:btih:{HASH.hex()}&dn=%00%07").name is None
+
+
+def test_dn_is_bounded() -> None:
+    from btd.core.limits import MAX_MAGNET_NAME
+
+    ok = parse_magnet(f"magnet:?xt=urn:btih:{HASH.hex()}&dn={'x' * MAX_MAGNET_NAME}")
+    assert ok.name == "x" * MAX_MAGNET_NAME
+    with pytest.raises(MetainfoError, match="dn: 1025 characters"):
+        parse_magnet(f"magnet:?xt=urn:btih:{HASH.hex()}&dn={'x' * (MAX_MAGNET_NAME + 1)}")
+
+
+@pytest.mark.parametrize("tail", ["&dn=100%", "&dn=a%zzb", "&tr=http://t/%G1announce", "&dn=%4"])
+def test_malformed_escapes_are_refused(tail: str) -> None:
+    with pytest.raises(MetainfoError, match="is not a %-escape"):
+        parse_magnet(f"magnet:?xt=urn:btih:{HASH.hex()}{tail}")
+
+
+@pytest.mark.parametrize("host", ["[v:1]", "[:1]", "::1]"])
+def test_a_tracker_with_a_malformed_ipv6_host_is_ignored(host: str) -> None:
+    """Found by tests/fuzz: urllib's ValueError escaped parse_magnet."""
+    magnet = parse_magnet(f"magnet:?xt=urn:btih:{'ab' * 20}&tr=udp://{host}:6969")
+    assert magnet.trackers == ()

@@ -186,9 +186,11 @@ def test_peers_from_the_magnet_and_the_trackers_are_dialled() -> None:
                 AnnounceResponse(1800, None, None, 1, 0, (("127.0.0.1", 7002),), None)
             )
 
-    s = Scene(peers=(("127.0.0.1", 7001),), trackers=("http://127.0.0.1:1/a",), tracker=Tracker())
+    s = Scene(
+        peers=(("127.0.0.1", 7001),), trackers=("http://127.0.0.1:1/announce",), tracker=Tracker()
+    )
     ((url, req),) = asked
-    assert url == "http://127.0.0.1:1/a" and req.event == "started"
+    assert url == "http://127.0.0.1:1/announce" and req.event == "started"
     assert req.info_hash == s.info_hash and req.left == LEFT_UNKNOWN and req.port == 6881
     assert sorted(s.connects) == [("127.0.0.1", 7001), ("127.0.0.1", 7002)]
     s.fetch.stop()

@@ -460,6 +460,26 @@ def test_duplicates_in_a_torrent() -> None:
     ]
 
 
+def test_too_many_colliding_names_refuse_the_torrent() -> None:
+    """Issue 13 class 6: libtorrent refuses more than 500 collisions; so does btd."""
+    from btd.core.limits import MAX_DUPLICATE_NAMES
+
+    ok = multi([(["a.txt"], 1)] * (MAX_DUPLICATE_NAMES + 1))  # 500 renamed
+    assert parse_metainfo(torrent(ok)).files[-1].path[-1] == f"a ({MAX_DUPLICATE_NAMES}).txt"
+    bad = multi([(["a.txt"], 1)] * (MAX_DUPLICATE_NAMES + 2))
+    with pytest.raises(MetainfoError, match="501 file names collide"):
+        parse_metainfo(torrent(bad))
+
+
+def test_paths_deeper_than_the_limit_refuse_the_torrent() -> None:
+    from btd.core.limits import MAX_PATH_DEPTH
+
+    deep = [*["d"] * (MAX_PATH_DEPTH - 1), "f"]
+    assert len(parse_metainfo(torrent(multi([(deep, 1)]))).files[0].path) == MAX_PATH_DEPTH + 1
+    with pytest.raises(MetainfoError, match=r"files\[0\]\.path' is 101 folders deep"):
+        parse_metainfo(torrent(multi([(["d", *deep], 1)])))
+
+
 def _assert_contained(path: tuple[str, ...]) -> None:
     assert path and not PurePosixPath(*path).is_absolute()
     for element in path:

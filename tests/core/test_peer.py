@@ -271,7 +271,7 @@ def test_outgoing_messages() -> None:
     assert info["client"] == "qB4650" and info["am_interested"] and info["uploaded"] == 4
 
 
-def test_private_torrents_do_not_advertise_plugin_extensions() -> None:
+def test_private_torrents_advertise_neither_metadata_nor_plugin_extensions() -> None:
     class Handler:
         pass
 
@@ -280,5 +280,5 @@ def test_private_torrents_do_not_advertise_plugin_extensions() -> None:
 
     ext = Extensions({"ut_pex": Handler(), "x_ok": Friendly()})
     assert ext.advertised(private=False) == ext.ids
-    assert set(ext.advertised(private=True)) == {"ut_metadata", "x_ok"}
+    assert set(ext.advertised(private=True)) == {"x_ok"}  # BEP 27: no ut_metadata, no PEX
     assert ext.ids["ut_pex"] == 1 and ext.ids["ut_metadata"] == 2

@@ -23,6 +23,7 @@ from btd.core.bencode import encode
 from btd.core.bitfield import Bitfield
 from btd.core.events import TorrentEvent
 from btd.core.metainfo import parse_metainfo
+from btd.core.plugin import hookimpl
 from btd.core.rpc import errors as codes
 from btd.core.rpc.errors import RpcError
 from btd.core.rpc.methods import build_methods
@@ -384,6 +385,35 @@ def test_trackers_and_peers(h: Harness) -> None:
     assert h.call("torrent.peers", info_hash=info_hash) == []
 
 
+class PendingTrackers:
+    """A tracker client plugin whose announces never answer (the policy is what is tested)."""
+
+    @hookimpl
+    def btd_tracker_client(self, url: str) -> Any:
+        return self
+
+    def announce(self, url: str, req: Any) -> defer.Deferred[Any]:
+        return defer.Deferred()
+
+
+def test_a_refused_tracker_says_why_and_the_option_lifts_it(h: Harness) -> None:
+    h.session = make_session(h.tmp / "trackers", probe=PendingTrackers())  # type: ignore[arg-type]
+    h.methods = torrent_methods(h.session)
+    rpc = b"http://127.0.0.1:1/transmission/rpc"
+    info_hash = h.add(single(b"t.bin", DATA, announce=rpc))["info_hash"]
+    (tracker,) = h.call("torrent.trackers", info_hash=info_hash)
+    assert tracker["status"] == "refused" and "allow_local_trackers" in tracker["last_error"]
+    h.call("torrent.set", info_hash=info_hash, allow_local_trackers=True)
+    (tracker,) = h.call("torrent.trackers", info_hash=info_hash)
+    assert tracker["status"] != "refused" and tracker["last_error"] is None
+    bad = h.error("torrent.set", info_hash=info_hash, allow_local_trackers=1)
+    bad_param(bad, "allow_local_trackers")
+    rpc2 = single(b"u.bin", DATA, announce=rpc)
+    info_hash = h.add(rpc2, allow_local_trackers=True)["info_hash"]
+    (tracker,) = h.call("torrent.trackers", info_hash=info_hash)
+    assert tracker["status"] != "refused"
+
+
 # -- pause / resume / remove / verify ----------------------------------------------------------
 def test_pause_and_resume(h: Harness) -> None:
     (h.dl / "file.bin").write_bytes(DATA)
@@ -536,6 +566,7 @@ def test_set_strategy(h: Harness) -> None:
         "strategy": "sequential",
         "download_limit": 0,
         "upload_limit": 0,
+        "allow_local_trackers": False,
     }
     options = json.loads((h.tmp / "state" / "torrents" / f"{HEX}.json").read_text())
     assert options["strategy"] == "sequential"

@@ -470,3 +470,69 @@ def test_an_answer_resets_a_trackers_health() -> None:
     assert health.down_until(A, 1) is None  # one failure since the answer: not down
     health.failed(A, 1, "x")
     assert health.down_until(A, 2) == 61
+
+
+# -- the outbound policy (issue 13 class 4) -----------------------------------------------------
+LOCAL_RPC = "http://127.0.0.1:9091/transmission/rpc"
+
+
+def test_a_local_url_without_a_tracker_path_is_refused_and_never_asked() -> None:
+    h = Harness([[LOCAL_RPC], [A]])
+    assert h.status(LOCAL_RPC)["status"] == "refused"
+    assert "SSRF" in h.status(LOCAL_RPC)["last_error"]
+    h.announcer.start()
+    assert h.client.pending() == [(A, "started")]  # the refused one is skipped
+    h.client.fail()
+    h.clock.advance(4000)
+    assert all(url == A for url, _req, _d in h.client.calls)
+    assert h.status(LOCAL_RPC)["status"] == "refused"
+
+
+def test_the_torrent_option_lets_a_local_url_be_asked() -> None:
+    allow = [False]
+    h = Harness([[LOCAL_RPC]], allow_local=lambda: allow[0])
+    h.announcer.start()
+    assert h.client.calls == []
+    assert h.announcer.reannounce() is None  # nothing usable
+    allow[0] = True
+    h.announcer.refresh_policy()
+    assert h.status(LOCAL_RPC)["status"] == "not contacted"
+    assert h.announcer.reannounce() == 0.0
+    url, req, _d = h.client.last()
+    assert url == LOCAL_RPC and req.allow_local  # the client checks resolved addresses by it
+    allow[0] = False
+    h.announcer.refresh_policy()
+    assert h.status(LOCAL_RPC)["status"] == "refused"
+
+
+def test_a_tracker_path_or_a_public_host_is_asked() -> None:
+    urls = ["http://127.0.0.1:6969/announce", "http://10.1.2.3/x/announce.php", "http://a/ann"]
+    h = Harness([urls])
+    assert [h.status(u)["status"] for u in urls] == ["not contacted"] * 3
+    h.announcer.start()
+    _url, req, _d = h.client.last()
+    assert not req.allow_local
+
+
+# -- tracker failure text (issue 13 class 6) ----------------------------------------------------
+def test_a_hostile_failure_text_is_one_bounded_clean_line_logged_once() -> None:
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    from btd.core.limits import TRACKER_MESSAGE_MAX
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        h = Harness([[A]])
+        h.announcer.start()
+        hostile = "\x1b[2J\x1b]0;pwned\x07bad\r\nline\n" * 40_000  # ~1 MB, 80,000 lines
+        for _ in range(5):
+            h.client.fail(hostile)
+            h.clock.advance(4000)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    error = h.status(A)["last_error"]
+    assert len(error) <= TRACKER_MESSAGE_MAX and error.startswith("bad line bad line")
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in error)
+    lines = [formatEvent(e) for e in events if "failed (" in e.get("log_format", "")]
+    assert len(lines) == 1 and "\n" not in lines[0] and "\x1b" not in lines[0]

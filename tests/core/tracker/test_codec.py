@@ -281,3 +281,21 @@ def test_parse_scrape_response() -> None:
         parse_scrape_response(encode({b"x": 1}), IH)
     with pytest.raises(TrackerError, match="go away"):
         parse_scrape_response(encode({b"failure reason": b"go away"}), IH)
+
+
+# -- issue 13 class 6: what a tracker says is cleaned and bounded --------------------------------
+def test_failure_and_warning_texts_are_cleaned_and_bounded() -> None:
+    from btd.core.limits import TRACKER_MESSAGE_MAX
+    from btd.core.tracker.codec import clean_message
+
+    with pytest.raises(TrackerError) as info:
+        parse_announce_response(encode({b"failure reason": b"\x1b[31mno\x1b[0m\nway\x00" * 10**5}))
+    text = str(info.value)
+    assert text.startswith("no way no way") and len(text) <= TRACKER_MESSAGE_MAX
+    assert text.endswith("...") and "\x1b" not in text and "\n" not in text
+    resp = parse_announce_response(
+        encode({b"warning message": "\x9b2Jhi\x07".encode(), b"peers": b""})
+    )
+    assert resp.warning == "2Jhi"
+    assert clean_message("\x1b]0;title\x07ok\x1bc") == "ok"
+    assert clean_message("a\tb\r\n\r\nc") == "a b c"

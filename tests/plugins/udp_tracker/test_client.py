@@ -414,7 +414,7 @@ def test_ipv4_tracker_over_a_dual_stack_socket(reactor: FakeReactor) -> None:
 
 def test_ipv6_tracker_needs_an_ipv6_socket(reactor: FakeReactor) -> None:
     client, port = make(reactor)
-    assert "IPv6" in error_of(client.announce("udp://[::1]:6969", request()))
+    assert "IPv6" in error_of(client.announce("udp://[::1]:6969/announce", request()))
     assert port.sent == []
 
 
