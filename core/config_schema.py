@@ -67,6 +67,8 @@ class SessionConfig:
     piece_strategy: str = "rarest-first"
     peer_id_prefix: str = "-BT0100-"
     umask: int | None = DEFAULT_UMASK  # None: keep the umask btd was started with
+    min_free_space: int = 0  # bytes; downloads pause below it (0: off)
+    incomplete_dir: Path | None = None  # downloads live here until complete (None: off)
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,12 @@ def check_peer_id_prefix(value: Any, env: Mapping[str, str]) -> str:
     return value
 
 
+def check_bytes(value: Any, env: Mapping[str, str]) -> int:
+    if not _is_int(value) or value < 0:
+        raise Invalid("must be a number of bytes, an integer >= 0 (0 = off)")
+    return int(value)
+
+
 def check_umask(value: Any, env: Mapping[str, str]) -> int | None:
     """Octal digits, as umask(1) reads them: 0022, "0002", 2, 0o027; null = inherited."""
     if value is None:
@@ -276,6 +284,11 @@ def check_socket(value: Any, env: Mapping[str, str]) -> Path:
     return check_socket_path(expand_path(value, env))
 
 
+def check_optional_dir(value: Any, env: Mapping[str, str]) -> Path | None:
+    """An absolute folder path, or null (off)."""
+    return None if value is None else expand_path(value, env)
+
+
 _state_dir = _path_or_default(paths.default_state_dir)
 _download_dir = _path_or_default(paths.default_download_dir)
 
@@ -361,6 +374,8 @@ SECTIONS: dict[str, tuple[type, tuple[Key, ...]]] = {
             Key("piece_strategy", check_name, _const("rarest-first"), live=True),
             Key("peer_id_prefix", check_peer_id_prefix, _const("-BT0100-")),
             Key("umask", check_umask, _const(DEFAULT_UMASK), live=True, octal=True),
+            Key("min_free_space", check_bytes, _const(0), live=True),
+            Key("incomplete_dir", check_optional_dir, _const(None), live=True),
         ),
     ),
 }

@@ -29,11 +29,13 @@ from twisted.python.failure import Failure
 
 from btd.core.batch_add import BatchEnv, BatchItem, add_batch
 from btd.core.config import Config
+from btd.core.disk_space import DiskSpaceGuard
 from btd.core.errors import ConfigError
 from btd.core.events import TorrentEvent
 from btd.core.extensions import Extensions
 from btd.core.magnets import MagnetEnv, MagnetManager
 from btd.core.metainfo import parse_metainfo
+from btd.core.mover import Mover
 from btd.core.net.connector import PeerConnector, make_peer_id
 from btd.core.peer_slots import SlotPolicy, SpareSlots
 from btd.core.plugin import PluginHost
@@ -55,6 +57,7 @@ from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
 from btd.core.torrent_loader import TorrentLoader
 from btd.core.torrent_settings import check_add, options_from, options_json
+from btd.core.torrent_state import TorrentState
 from btd.core.torrent_store import TorrentStore
 from btd.core.tracker.health import TrackerHealth
 from btd.core.version import __version__
@@ -104,6 +107,14 @@ class Session:
         # torrents whose save path is missing: one timer probes their distinct roots
         self.storage_guard = StorageGuard(
             self.scheduler, lambda fn, *args: self.run_blocking(fn, *args)
+        )
+        self.mover = Mover(lambda fn, *args: self.run_blocking(fn, *args))  # torrent.move
+        # downloads pause when their disk runs low (session.min_free_space)
+        self.disk_space = DiskSpaceGuard(
+            self.scheduler,
+            lambda fn, *args: self.run_blocking(fn, *args),
+            lambda: self.config.session.min_free_space,
+            self._torrent_event,
         )
         self.loader = TorrentLoader(
             reactor,
@@ -204,7 +215,7 @@ class Session:
             TorrentEvent(kind, torrent.hex, torrent.name, str(torrent.options.save_path), data)
         )
         if (
-            kind in ("paused", "completed")
+            kind in ("paused", "completed", "moved")
             or (kind == "started" and torrent.options != torrent.stored_options)
             or (  # the device its data is on (core/storage_guard.py); not for an empty one
                 kind == "verified"
@@ -230,6 +241,7 @@ class Session:
     def apply_config(self, new: Config) -> None:
         """Take the live-changeable settings of a reloaded configuration."""
         self.config = new
+        self.disk_space.wake()  # min_free_space may have changed
 
     @property
     def state_dir(self) -> Path:
@@ -284,6 +296,7 @@ class Session:
             ),
             spare_slots=self.spare_slots,
             storage_guard=self.storage_guard,
+            incomplete_dir=lambda: cfg().incomplete_dir,
         )
 
     def _progress_changed(self, torrent: Torrent) -> None:
@@ -296,6 +309,31 @@ class Session:
         if self.torrents.get(torrent.info_hash) is torrent:
             self.state_counts[old] -= 1
             self.state_counts[new] += 1
+            self.disk_space.state_changed(torrent, old, new)
+            if (
+                new == TorrentState.SEEDING
+                and torrent.storage.save_path != torrent.options.save_path
+            ):
+                self.clock.callLater(0, self._move_home, torrent)
+
+    def _move_home(self, torrent: Torrent) -> None:
+        """A complete torrent whose files are in the incomplete_dir moves them to its save
+        path (core/mover.py); it seeds from wherever each file is meanwhile."""
+        if (
+            self.torrents.get(torrent.info_hash) is not torrent
+            or torrent.state != TorrentState.SEEDING
+            or torrent.storage.save_path == torrent.options.save_path
+            or torrent.move_task is not None
+        ):
+            return
+        d = defer.maybeDeferred(self.mover.move, torrent, torrent.options.save_path)
+        d.addErrback(
+            lambda f: (
+                torrent.fail(f"move to {torrent.options.save_path} refused: {f.getErrorMessage()}")
+                if torrent.state in (TorrentState.SEEDING, TorrentState.PAUSED)
+                else None
+            )
+        )
 
     def _hold(self, torrent: Torrent) -> None:
         """``torrent`` joins ``torrents`` (and the per-state counts)."""
@@ -348,7 +386,9 @@ class Session:
         return {
             **options_json(t.options),
             "added_at": t.added_at,
-            **storage_root_fields(t.options.save_path, t.storage.root_dev),
+            # where its files are (the incomplete_dir while downloading), and their device
+            "storage_root": str(t.storage.save_path),
+            **storage_root_fields(t.storage.save_path, t.storage.root_dev),
         }
 
     def save_options(self, t: Torrent) -> None:
@@ -484,10 +524,12 @@ class Session:
     def remove(self, torrent: Torrent, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:
         self._release(torrent.info_hash)
         self.saver.forget(torrent.info_hash)
+        self.disk_space.forget(torrent)
         # Forget the stored copy first: a crash while stopping must not bring it back, and a
         # re-add during the (tracker-bounded) stop must not have its fresh copy deleted.
         forgotten = self.saver.job(torrent.info_hash, self.store.delete, torrent.hex)
-        d = torrent.stop(close_storage=not delete_data)
+        moved = self.mover.cancel(torrent)  # a move is undone first: files in one place
+        d = moved.addCallback(lambda _: torrent.stop(close_storage=not delete_data))
         d.addCallback(lambda _: forgotten)  # its StorageError, if any, once stopped
 
         def cleanup(_: object) -> Any:
@@ -543,8 +585,13 @@ class Session:
             _log.error("stored torrent {h} is unusable: {e}", h=item.info_hash, e=str(exc))
             return
         torrent.stored_options = torrent.options
+        root = item.options.get("storage_root")  # where its files were (incomplete_dir?)
+        if isinstance(root, str) and root.startswith("/") and "\0" not in root:
+            torrent.storage.set_root(Path(root))
+        else:  # stored before incomplete_dir existed: in its save path
+            torrent.storage.set_root(torrent.options.save_path)
         # the device its data was on: a start on another (empty) disk is storage missing
-        dev = stored_storage_dev(item.options, torrent.options.save_path)
+        dev = stored_storage_dev(item.options, torrent.storage.save_path)
         torrent.storage.root_dev = torrent.stored_root_dev = dev
         if isinstance(item.options.get("added_at"), (int, float)):
             torrent.added_at = item.options["added_at"]
@@ -560,6 +607,7 @@ class Session:
         written; each torrent's files are closed after its save.
         """
         magnets = self.magnets.stop()
+        moves = self.mover.stop()  # undone: the stored save path stays where the files are
         if self._store is None:  # never opened (a failed start): nothing to save
             return defer.DeferredList(
                 [magnets, *(t.stop() for t in self.torrents.values())], consumeErrors=True
@@ -575,4 +623,4 @@ class Session:
                 t.storage.close()
         saved = saver.save_batch(changed, close_storage=True)  # one store write
         saved.addCallback(lambda _: saver.close())
-        return defer.DeferredList([magnets, *stops, saved], consumeErrors=True)
+        return defer.DeferredList([magnets, moves, *stops, saved], consumeErrors=True)

@@ -58,3 +58,4 @@ class TorrentEnv:
     slot_policy: Callable[[], SlotPolicy] = SlotPolicy  # idle peers (core/peer_slots.py)
     spare_slots: SpareSlots = field(default_factory=SpareSlots)  # the session's, shared
     storage_guard: Any = None  # the session's btd.core.storage_guard.StorageGuard
+    incomplete_dir: Callable[[], Path | None] = lambda: None  # where new downloads live

@@ -666,7 +666,8 @@ def test_reload_diff() -> None:
         "control: {allowed_group: btd}\n"
         "session: {max_connections: 100, max_connections_per_torrent: 10, upload_slots: 8,\n"
         "  piece_strategy: sequential, listen_port: 7000, umask: 0002,\n"
-        "  peer_inactivity_timeout: 300, peer_replace_grace: 30}\n"
+        "  peer_inactivity_timeout: 300, peer_replace_grace: 30,\n"
+        "  min_free_space: 1000, incomplete_dir: /tmp/incomplete}\n"
         "plugins: {a: {}, b: {x: 2}, d: {}}\n"
     )
     live, restart = reload_diff(old, new)
