@@ -202,10 +202,13 @@ class MoveJob:
 
     ``storage`` is the torrent's FileStorage (``relocate_file``, ``set_root``)."""
 
-    def __init__(self, plan: MovePlan, storage: Any, ops: DiskOps | None = None) -> None:
+    def __init__(
+        self, plan: MovePlan, storage: Any, ops: DiskOps | None = None, step_bytes: int = STEP_BYTES
+    ) -> None:
         self.plan = plan
         self.storage = storage
         self.ops = ops or DiskOps()
+        self.step_bytes = step_bytes
         self.done_bytes = 0  # read by the reactor for progress (an int: atomic under the GIL)
         self._next = 0
         self._made: list[Path] = []  # folders created in the target, in creation order
@@ -236,7 +239,7 @@ class MoveJob:
 
     def step(self) -> bool:
         """Move some more; True once every file is at the target (then ``commit``)."""
-        plan, budget, renames = self.plan, STEP_BYTES, STEP_RENAMES
+        plan, budget, renames = self.plan, self.step_bytes, STEP_RENAMES
         while self._next < len(plan.files) and budget > 0 and renames > 0:
             f = plan.files[self._next]
             src = plan.source.joinpath(*f.parts)
