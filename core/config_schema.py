@@ -75,6 +75,8 @@ class SessionConfig:
     alt_upload_limit: int = 0
     alt_enabled: bool = False
     alt_schedule: AltSchedule | None = None
+    min_free_space: int = 0  # bytes; downloads pause below it (0: off)
+    incomplete_dir: Path | None = None  # downloads live here until complete (None: off)
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,12 @@ def check_peer_id_prefix(value: Any, env: Mapping[str, str]) -> str:
     return value
 
 
+def check_bytes(value: Any, env: Mapping[str, str]) -> int:
+    if not _is_int(value) or value < 0:
+        raise Invalid("must be a number of bytes, an integer >= 0 (0 = off)")
+    return int(value)
+
+
 def check_umask(value: Any, env: Mapping[str, str]) -> int | None:
     """Octal digits, as umask(1) reads them: 0022, "0002", 2, 0o027; null = inherited."""
     if value is None:
@@ -303,6 +311,11 @@ def check_socket(value: Any, env: Mapping[str, str]) -> Path:
     return check_socket_path(expand_path(value, env))
 
 
+def check_optional_dir(value: Any, env: Mapping[str, str]) -> Path | None:
+    """An absolute folder path, or null (off)."""
+    return None if value is None else expand_path(value, env)
+
+
 _state_dir = _path_or_default(paths.default_state_dir)
 _download_dir = _path_or_default(paths.default_download_dir)
 
@@ -394,6 +407,8 @@ SECTIONS: dict[str, tuple[type, tuple[Key, ...]]] = {
             Key("alt_upload_limit", check_rate, _const(0), live=True),
             Key("alt_enabled", check_bool, _const(False), live=True),
             Key("alt_schedule", check_alt_schedule, _const(None), live=True),
+            Key("min_free_space", check_bytes, _const(0), live=True),
+            Key("incomplete_dir", check_optional_dir, _const(None), live=True),
         ),
     ),
 }

@@ -15,6 +15,10 @@ EVENT_KINDS = (
     "error",
     "verified",
     "peer_banned",
+    "moving",  # torrent.move / incomplete_dir (core/mover.py)
+    "moved",
+    "disk_full",  # the disk-space guard (core/disk_space.py)
+    "disk_space_ok",
     "resume_store",  # the daemon's, not a torrent's: info_hash, name, save_path are ""
 )
 

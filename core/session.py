@@ -32,11 +32,13 @@ from btd.core.alt_speed import AltSpeed
 from btd.core.bandwidth import Bandwidth
 from btd.core.batch_add import BatchEnv, BatchItem, add_batch
 from btd.core.config import Config
+from btd.core.disk_space import DiskSpaceGuard
 from btd.core.errors import ConfigError
 from btd.core.events import TorrentEvent
 from btd.core.extensions import Extensions
 from btd.core.magnets import MagnetEnv, MagnetManager
 from btd.core.metainfo import parse_metainfo
+from btd.core.mover import Mover
 from btd.core.net.connector import PeerConnector, make_peer_id
 from btd.core.peer_slots import SlotPolicy, SpareSlots
 from btd.core.plugin import PluginHost
@@ -58,6 +60,7 @@ from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
 from btd.core.torrent_loader import TorrentLoader
 from btd.core.torrent_settings import check_add, options_from, options_json
+from btd.core.torrent_state import TorrentState
 from btd.core.torrent_store import TorrentStore
 from btd.core.tracker.health import TrackerHealth
 from btd.core.version import __version__
@@ -112,6 +115,14 @@ class Session:
         # torrents whose save path is missing: one timer probes their distinct roots
         self.storage_guard = StorageGuard(
             self.scheduler, lambda fn, *args: self.run_blocking(fn, *args)
+        )
+        self.mover = Mover(lambda fn, *args: self.run_blocking(fn, *args))  # torrent.move
+        # downloads pause when their disk runs low (session.min_free_space)
+        self.disk_space = DiskSpaceGuard(
+            self.scheduler,
+            lambda fn, *args: self.run_blocking(fn, *args),
+            lambda: self.config.session.min_free_space,
+            self._torrent_event,
         )
         self.loader = TorrentLoader(
             reactor,
@@ -212,7 +223,7 @@ class Session:
             TorrentEvent(kind, torrent.hex, torrent.name, str(torrent.options.save_path), data)
         )
         if (
-            kind in ("paused", "completed")
+            kind in ("paused", "completed", "moved")
             or (kind == "started" and torrent.options != torrent.stored_options)
             or (  # the device its data is on (core/storage_guard.py); not for an empty one
                 kind == "verified"
@@ -244,6 +255,7 @@ class Session:
         if new.session.alt_enabled != old.alt_enabled:  # the manual toggle: until the next edge
             self.alt_speed.toggle(new.session.alt_enabled)
         self._apply_limits()
+        self.disk_space.wake()  # min_free_space may have changed
 
     def _alt_flipped(self, on: bool) -> None:
         _log.info("alternative speed limits {state}", state="on" if on else "off")
@@ -315,6 +327,7 @@ class Session:
             spare_slots=self.spare_slots,
             storage_guard=self.storage_guard,
             bandwidth=self.bandwidth,
+            incomplete_dir=lambda: cfg().incomplete_dir,
         )
 
     def _progress_changed(self, torrent: Torrent) -> None:
@@ -327,6 +340,31 @@ class Session:
         if self.torrents.get(torrent.info_hash) is torrent:
             self.state_counts[old] -= 1
             self.state_counts[new] += 1
+            self.disk_space.state_changed(torrent, old, new)
+            if (
+                new == TorrentState.SEEDING
+                and torrent.storage.save_path != torrent.options.save_path
+            ):
+                self.clock.callLater(0, self._move_home, torrent)
+
+    def _move_home(self, torrent: Torrent) -> None:
+        """A complete torrent whose files are in the incomplete_dir moves them to its save
+        path (core/mover.py); it seeds from wherever each file is meanwhile."""
+        if (
+            self.torrents.get(torrent.info_hash) is not torrent
+            or torrent.state != TorrentState.SEEDING
+            or torrent.storage.save_path == torrent.options.save_path
+            or torrent.move_task is not None
+        ):
+            return
+        d = defer.maybeDeferred(self.mover.move, torrent, torrent.options.save_path)
+        d.addErrback(
+            lambda f: (
+                torrent.fail(f"move to {torrent.options.save_path} refused: {f.getErrorMessage()}")
+                if torrent.state in (TorrentState.SEEDING, TorrentState.PAUSED)
+                else None
+            )
+        )
 
     def _hold(self, torrent: Torrent) -> None:
         """``torrent`` joins ``torrents`` (and the per-state counts)."""
@@ -379,7 +417,9 @@ class Session:
         return {
             **options_json(t.options),
             "added_at": t.added_at,
-            **storage_root_fields(t.options.save_path, t.storage.root_dev),
+            # where its files are (the incomplete_dir while downloading), and their device
+            "storage_root": str(t.storage.save_path),
+            **storage_root_fields(t.storage.save_path, t.storage.root_dev),
         }
 
     def save_options(self, t: Torrent) -> None:
@@ -516,10 +556,12 @@ class Session:
         self._release(torrent.info_hash)
         torrent.limits.close()  # its limit no longer counts (core/bandwidth.py)
         self.saver.forget(torrent.info_hash)
+        self.disk_space.forget(torrent)
         # Forget the stored copy first: a crash while stopping must not bring it back, and a
         # re-add during the (tracker-bounded) stop must not have its fresh copy deleted.
         forgotten = self.saver.job(torrent.info_hash, self.store.delete, torrent.hex)
-        d = torrent.stop(close_storage=not delete_data)
+        moved = self.mover.cancel(torrent)  # a move is undone first: files in one place
+        d = moved.addCallback(lambda _: torrent.stop(close_storage=not delete_data))
         d.addCallback(lambda _: forgotten)  # its StorageError, if any, once stopped
 
         def cleanup(_: object) -> Any:
@@ -575,8 +617,13 @@ class Session:
             _log.error("stored torrent {h} is unusable: {e}", h=item.info_hash, e=str(exc))
             return
         torrent.stored_options = torrent.options
+        root = item.options.get("storage_root")  # where its files were (incomplete_dir?)
+        if isinstance(root, str) and root.startswith("/") and "\0" not in root:
+            torrent.storage.set_root(Path(root))
+        else:  # stored before incomplete_dir existed: in its save path
+            torrent.storage.set_root(torrent.options.save_path)
         # the device its data was on: a start on another (empty) disk is storage missing
-        dev = stored_storage_dev(item.options, torrent.options.save_path)
+        dev = stored_storage_dev(item.options, torrent.storage.save_path)
         torrent.storage.root_dev = torrent.stored_root_dev = dev
         if isinstance(item.options.get("added_at"), (int, float)):
             torrent.added_at = item.options["added_at"]
@@ -592,6 +639,7 @@ class Session:
         written; each torrent's files are closed after its save.
         """
         magnets = self.magnets.stop()
+        moves = self.mover.stop()  # undone: the stored save path stays where the files are
         if self._store is None:  # never opened (a failed start): nothing to save
             return defer.DeferredList(
                 [magnets, *(t.stop() for t in self.torrents.values())], consumeErrors=True
@@ -607,4 +655,4 @@ class Session:
                 t.storage.close()
         saved = saver.save_batch(changed, close_storage=True)  # one store write
         saved.addCallback(lambda _: saver.close())
-        return defer.DeferredList([magnets, *stops, saved], consumeErrors=True)
+        return defer.DeferredList([magnets, moves, *stops, saved], consumeErrors=True)

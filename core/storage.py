@@ -24,7 +24,7 @@ import stat
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -224,6 +224,7 @@ class FileStorage(Storage):
         self._part_lock = threading.Lock()  # part file I/O and mode changes
         self._part_name = part_name or ".parts"
         self._part: PartFile | None = None
+        self._roots: dict[int, Path] = {}  # files living elsewhere than save_path (a move)
         # The device the save path must be on before a file is created in it; None: not
         # known yet (a fresh torrent), and a missing save path is created as before.
         self.root_dev: int | None = None
@@ -248,7 +249,7 @@ class FileStorage(Storage):
         return range(start // self._piece_length, (start + length - 1) // self._piece_length + 1)
 
     def file_path(self, index: int) -> Path:
-        return self._save_path.joinpath(*self._files[index].path)
+        return self._roots.get(index, self._save_path).joinpath(*self._files[index].path)
 
     def segments(self, piece: int, begin: int, length: int) -> list[tuple[int, int, int]]:
         """(file index, offset in file, length) pieces of a span, in order."""
@@ -494,6 +495,31 @@ class FileStorage(Storage):
             self._check_root()
         self._part_file().write(piece, at, data)
 
+    # ----- where the files are (btd.core.mover) ---------------------------------------------
+
+    def relocate_file(self, index: int, root: Path, do: Callable[[], None] | None = None) -> None:
+        """File ``index`` lives under ``root`` from now on (a move in progress). ``do`` (the
+        rename) runs under the lock first, so no read opens the file between the two; an
+        open handle is closed when its current reads end."""
+        with self._lock:
+            if do is not None:
+                do()
+            if index in self._handles:
+                self._evict(index)
+            if Path(root) == self._save_path:
+                self._roots.pop(index, None)
+            else:
+                self._roots[index] = Path(root)
+
+    def set_root(self, root: Path) -> None:
+        """Every file lives under ``root`` (a finished or undone move; where the data was
+        found): it becomes the save path the files are created in."""
+        with self._lock:
+            for index in list(self._handles):
+                self._evict(index)
+            self._save_path = Path(root)
+            self._roots.clear()
+
     # ----- internals ------------------------------------------------------------------------
 
     def _error(self, exc: OSError, action: str, index: int) -> StorageError:
@@ -504,7 +530,7 @@ class FileStorage(Storage):
 
     def _safe_path(self, index: int) -> str:
         """The file's real path, refused when a symlink leads it out of the save path."""
-        root = os.path.realpath(self._save_path)
+        root = os.path.realpath(self._roots.get(index, self._save_path))
         real = os.path.realpath(self.file_path(index))
         if os.path.commonpath([root, real]) != root or real == root:
             raise StorageError(

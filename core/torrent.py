@@ -89,8 +89,12 @@ class Torrent:
         self.state = S.PAUSED if options.paused else S.STOPPED
         self.error: str | None = None
         self.storage_problem: str | None = None  # "storage missing: ..." while in error
+        self.hold_reason: str | None = None  # paused by the session (core/disk_space.py)
+        self.move_task: Any = None  # a move of its files in progress (core/mover.py)
+        # Where its files are: the incomplete_dir while it downloads, if one is set (the
+        # session puts a stored torrent's back where they were; core/mover.py moves them).
         self.storage = FileStorage(
-            options.save_path,
+            env.incomplete_dir() or options.save_path,
             meta.files,
             meta.piece_length,
             meta.total_length,
@@ -109,7 +113,9 @@ class Torrent:
         self.peers: dict[Peer, None] = {}
         self._spare: list[Peer] = []  # peers a newcomer may replace, least useful first (tick)
         self.candidates = PeerCandidates(self.clock.seconds, rng=env.rng, totals=env.disconnects)
-        self.data = TorrentData(meta, self.storage, lambda: self.env.verifier)
+        self.data = TorrentData(
+            meta, self.storage, lambda: self.env.verifier, lambda: self.options.save_path
+        )
         self.uploader = Uploader(self, self.data, self.clock, env.upload_slots, env.rng)
         self.downloader = Downloader(self, self.data, self.clock)
         self.extension_traffic = TorrentExtensions(self, env, meta.info_bytes, meta.private)
@@ -298,6 +304,8 @@ class Torrent:
         if self.storage_problem is not None:  # leaving a storage-missing error
             self._storage_wait(False)
             self.storage_problem = self.error = None
+        if old is S.PAUSED:
+            self.hold_reason = None
         self.env.state_changed(self, old, new)
         if old in ACTIVE and new not in ACTIVE:
             return self._deactivate(self.env.shutdown_timeout)
@@ -401,8 +409,19 @@ class Torrent:
 
     @property
     def state_detail(self) -> str | None:
-        """Why the torrent is in its state when the state alone does not say."""
-        return self.storage_problem
+        """Why the torrent is in its state when the state alone does not say (its save
+        path is missing, no room on its disk, its files are being moved)."""
+        if self.storage_problem or self.hold_reason:
+            return self.storage_problem or self.hold_reason
+        return None if self.move_task is None else self.move_task.detail
+
+    def hold(self, reason: str) -> None:
+        """Pause a download for the session (no room: core/disk_space.py), not for the
+        user: its ``paused`` option stays false and ``state_detail`` says ``reason``."""
+        if self.state is S.DOWNLOADING:
+            _log.info("paused {label}: {reason}", label=self.label, reason=reason)
+            self._enter(S.PAUSED)
+            self.hold_reason = reason
 
     def _check(self, *, full: bool) -> defer.Deferred[None]:
         had_pieces = self.book.have.count > 0  # a verify of a torrent with progress
@@ -440,6 +459,10 @@ class Torrent:
 
     def pause(self) -> defer.Deferred[None]:
         if self.state is S.PAUSED:
+            if self.hold_reason is not None:  # held for room: now the user's pause
+                self.hold_reason = None
+                self.options = replace(self.options, paused=True)
+                self.env.emit(self, "paused", {})
             return defer.succeed(None)
         self.options = replace(self.options, paused=True)
         _log.info("paused {label}", label=self.label)
@@ -452,6 +475,10 @@ class Torrent:
             self.options = replace(self.options, paused=False)
             return defer.succeed(None)
         if self.state not in (S.PAUSED, S.ERROR, S.STOPPED):
+            return defer.succeed(None)
+        if self.move_task is not None and not self.complete:  # writes wait for the move
+            self.options = replace(self.options, paused=False)
+            self.move_task.resume_after = True
             return defer.succeed(None)
         _log.info("resumed {label}", label=self.label)
         self.options = replace(self.options, paused=False)

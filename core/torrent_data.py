@@ -32,10 +32,17 @@ class TorrentData:
     """One torrent's files: checks (with the progress of the current one, 0..1), writes
     of verified pieces and reads for uploading. ``verifier`` is read per call (live)."""
 
-    def __init__(self, meta: Metainfo, storage: FileStorage, verifier: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        meta: Metainfo,
+        storage: FileStorage,
+        verifier: Callable[[], Any],
+        save_path: Callable[[], Path] | None = None,
+    ) -> None:
         self.meta = meta
         self.storage = storage
         self.verifier = verifier
+        self.save_path = save_path  # where the data belongs (the storage may be elsewhere)
         self.progress = 0.0
 
     def piece_size(self, index: int) -> int:
@@ -85,8 +92,29 @@ class TorrentData:
         hashed or created (btd.core.storage_guard)."""
         self.progress = 0.0
         d: defer.Deferred[FileCheck] = self.verifier().check_files(self.storage)
+        if resume is None and not had_pieces:
+            d.addCallback(self._look_in_save_path)
         d.addCallback(self._check_storage, resume, had_pieces)
         return d.addCallback(self._check_pieces, full, resume, should_stop)
+
+    def _look_in_save_path(self, files: FileCheck) -> defer.Deferred[FileCheck] | FileCheck:
+        """A first check in the incomplete_dir that finds nothing there looks in the save
+        path: data added from where it already is is checked (and seeded) there."""
+        final = self.save_path() if self.save_path is not None else None
+        storage = self.storage
+        if final is None or final == storage.save_path or any(f.exists for f in files.files):
+            return files
+        meta = self.meta
+        there = FileStorage(final, meta.files, meta.piece_length, meta.total_length)
+        d: defer.Deferred[FileCheck] = self.verifier().check_files(there)
+
+        def found(check: FileCheck) -> FileCheck:
+            if not any(f.exists for f in check.files if not f.pad):
+                return files
+            storage.set_root(final)
+            return check
+
+        return d.addCallback(found)
 
     def _check_storage(
         self, files: FileCheck, resume: ResumeProgress | None, had_pieces: bool

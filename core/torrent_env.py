@@ -64,3 +64,4 @@ class TorrentEnv:
     spare_slots: SpareSlots = field(default_factory=SpareSlots)  # the session's, shared
     storage_guard: Any = None  # the session's btd.core.storage_guard.StorageGuard
     bandwidth: Any = None  # the session's btd.core.bandwidth.Bandwidth (None: one of its own)
+    incomplete_dir: Callable[[], Path | None] = lambda: None  # where new downloads live

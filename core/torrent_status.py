@@ -37,6 +37,7 @@ SUMMARY_FIELDS = (
     "added_at",
     "completed_at",
     "check_progress",
+    "move_progress",
 )
 
 
@@ -78,7 +79,13 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "added_at": t.added_at,
         "completed_at": t.completed_at,
         "check_progress": round(t.check_progress, 4),
+        "move_progress": _move_progress(t),
     }
+
+
+def _move_progress(t: Torrent) -> float | None:
+    """0..1 while its files are being moved (core/mover.py), else None."""
+    return None if t.move_task is None else round(t.move_task.progress, 4)
 
 
 def _eta(left: int, down: float) -> int | None:
@@ -120,6 +127,7 @@ _FIELDS: dict[str, Callable[[Torrent], Any]] = {
     "added_at": lambda t: t.added_at,
     "completed_at": lambda t: t.completed_at,
     "check_progress": lambda t: round(t.check_progress, 4),
+    "move_progress": _move_progress,
 }
 assert tuple(_FIELDS) == SUMMARY_FIELDS
 

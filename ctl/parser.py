@@ -156,6 +156,13 @@ def _setup_alt(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _setup_move(parser: argparse.ArgumentParser) -> None:
+    _one_hash(parser)
+    parser.add_argument(
+        "dir", metavar="DIR", help="the folder to move its files into (relative: to here)"
+    )
+
+
 def _setup_add_peer(parser: argparse.ArgumentParser) -> None:
     _one_hash(parser)
     parser.add_argument("peer", metavar="HOST:PORT", help="e.g. 192.0.2.7:6881 or [::1]:6881")
@@ -397,6 +404,21 @@ COMMAND_LIST: tuple[Command, ...] = (
   btctl alt on
   btctl alt off
   btctl --json alt | jq .alt_enabled
+""",
+    ),
+    Command(
+        "move", "move a torrent's files to another folder (it keeps seeding meanwhile)",
+        "btd.ctl.move:cmd_move", _setup_move,
+        description="Call torrent.move: the daemon moves the torrent's files into DIR file "
+        "by file, off its main thread (a rename on one file system; across file systems a "
+        "copy, fsync, then the original is removed), and from then on saves to DIR. The "
+        "torrent seeds from wherever each file is meanwhile. It must be seeding, paused or "
+        "in error (pause a download first). A failure (DIR fills up, ...) puts every file "
+        "back where it was and the torrent in state error, saying why. Files of the same "
+        "names already in DIR with other content are refused, never overwritten.",
+        examples="""\
+  btctl move 3f9a /srv/media/done
+  btctl move 3f9a ../archive && btctl info 3f9a | grep move_progress
 """,
     ),
     Command(

@@ -9,6 +9,7 @@ that cannot be written: STORAGE with ``data.field`` ``save_path``).
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
@@ -18,6 +19,7 @@ from btd.core import torrent_status as status
 from btd.core.errors import MetainfoError
 from btd.core.file_selection import FileSelectionError, check_indices, check_priority
 from btd.core.metadata_fetch import MetadataFetch
+from btd.core.move_files import MoveRefused
 from btd.core.rpc.add_items import (
     MAX_BATCH,
     MAX_TORRENT_FILE,
@@ -34,13 +36,20 @@ from btd.core.rpc.errors import (
     NO_METADATA,
     NOT_FOUND,
     SHUTTING_DOWN,
+    STORAGE,
     RpcError,
     invalid_params,
 )
 from btd.core.session import Session
 from btd.core.swarm import TorrentNotFound
 from btd.core.torrent import Torrent
-from btd.core.torrent_settings import SET_KEYS, SettingError, apply_settings, options_json
+from btd.core.torrent_settings import (
+    SET_KEYS,
+    SettingError,
+    apply_settings,
+    check_absolute_path,
+    options_json,
+)
 
 __all__ = ["MAX_BATCH", "MAX_TORRENT_FILE", "torrent_methods"]
 
@@ -196,6 +205,12 @@ def torrent_methods(session: Session) -> dict[str, Any]:
     def verify(info_hash: str) -> dict[str, Any]:
         """Recheck every piece against the data on disk (runs in the background)."""
         t = find(info_hash)
+        if t.move_task is not None:
+            raise RpcError(
+                STORAGE,
+                f"{t.hex} is being moved: verify it when the move ends",
+                {"field": "info_hash"},
+            )
         t.verify()
         return {"info_hash": t.hex, "state": t.state}
 
@@ -276,6 +291,28 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         current = options_json(t.options)
         return {"info_hash": t.hex, **{name: current[name] for name in SET_KEYS}}
 
+    def move(info_hash: str, path: str) -> defer.Deferred[dict[str, Any]]:
+        """Move the torrent's files to the folder ``path`` (absolute), off the reactor; the
+        reply comes once the move has started (events ``moving``, ``moved``). Refused with
+        nothing changed (STORAGE, ``data.field``) while it downloads or checks, or when the
+        target holds other files of the same names or a symlink is on the way."""
+        t = find(info_hash)
+        try:
+            target = check_absolute_path(path)
+        except ValueError as exc:
+            raise invalid_params("path", str(exc)) from None
+
+        def refused(failure: Any) -> Any:
+            if failure.check(MoveRefused):
+                raise RpcError(
+                    STORAGE,
+                    f"not moved: {failure.getErrorMessage()}",
+                    {"field": failure.value.field, "value": target},
+                )
+            return failure
+
+        return defer.maybeDeferred(session.mover.move, t, Path(target)).addErrback(refused)
+
     def stats() -> dict[str, Any]:
         """Totals over all torrents: counts by state, rates, bytes, peers."""
         return session_status.stats(session)
@@ -295,5 +332,6 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         "torrent.add_peer": add_peer,
         "torrent.reannounce": reannounce,
         "torrent.set": set_,
+        "torrent.move": move,
         "session.stats": stats,
     }

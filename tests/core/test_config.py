@@ -668,7 +668,8 @@ def test_reload_diff() -> None:
         "  piece_strategy: sequential, listen_port: 7000, umask: 0002,\n"
         "  peer_inactivity_timeout: 300, peer_replace_grace: 30,\n"
         "  download_limit: 1, upload_limit: 2, alt_download_limit: 3, alt_upload_limit: 4,\n"
-        "  alt_enabled: true, alt_schedule: {start: '22:00', end: '07:00'}}\n"
+        "  alt_enabled: true, alt_schedule: {start: '22:00', end: '07:00'},\n"
+        "  min_free_space: 1000, incomplete_dir: /tmp/incomplete}\n"
         "plugins: {a: {}, b: {x: 2}, d: {}}\n"
     )
     live, restart = reload_diff(old, new)
