@@ -100,13 +100,16 @@ def apply_live(old: Config, new: Config, live: Iterable[str]) -> Config:
     ``new``'s: the file just read is the one in use (``session.info``'s ``config_path``).
     """
     changes: dict[str, dict[str, Any]] = {}
+    labels = new.labels if "labels" in live else old.labels  # the per-label defaults
     for dotted in live:
+        if dotted == "labels":
+            continue
         section, key = dotted.split(".", 1)
         changes.setdefault(section, {})[key] = getattr(getattr(new, section), key)
     sections = {
         name: dataclasses.replace(getattr(old, name), **values) for name, values in changes.items()
     }
-    return dataclasses.replace(old, **sections, source=new.source)
+    return dataclasses.replace(old, **sections, labels=labels, source=new.source)
 
 
 def live_settings(config: Config) -> str:

@@ -25,6 +25,7 @@ class TorrentOptions:
     save_path: Path
     paused: bool = False
     strategy: str = "rarest-first"
+    labels: tuple[str, ...] = ()  # core/labels.py
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from btd.core.labels import LABELS_KEY, check_labels
 from btd.core.torrent_env import TorrentOptions
 
 
@@ -121,10 +122,18 @@ SETTINGS: dict[str, TorrentSetting] = {
         TorrentSetting(
             "strategy", optional(check_str), lambda cfg: cfg.piece_strategy, apply=_set_strategy
         ),
+        TorrentSetting(
+            LABELS_KEY,
+            check_labels,  # [] clears them (core/labels.py)
+            lambda cfg: [],
+            decode=lambda value: tuple(check_labels(value)),
+            encode=list,
+        ),
     )
 }
 ADD_KEYS = tuple(name for name, s in SETTINGS.items() if s.at_add)
 SET_KEYS = tuple(name for name, s in SETTINGS.items() if s.settable)
+LABEL_DEFAULT_KEYS = tuple(name for name in ADD_KEYS if name != LABELS_KEY)
 
 
 def check_given(raw: Mapping[str, Any], keys: tuple[str, ...], what: str) -> dict[str, Any]:
@@ -147,6 +156,13 @@ def check_given(raw: Mapping[str, Any], keys: tuple[str, ...], what: str) -> dic
 def check_add(raw: Mapping[str, Any]) -> dict[str, Any]:
     """``torrent.add``'s options: checked, canonical, only those given (a null one is not)."""
     checked = check_given(raw, ADD_KEYS, "torrent.add")
+    return {name: value for name, value in checked.items() if value is not None}
+
+
+def check_label_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """One label's defaults (the YAML ``labels.<label>`` mapping): any add-time setting but
+    ``labels``, checked as ``torrent.add`` checks it; SettingError names the bad one."""
+    checked = check_given(raw, LABEL_DEFAULT_KEYS, "a label's defaults")
     return {name: value for name, value in checked.items() if value is not None}
 
 

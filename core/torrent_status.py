@@ -34,6 +34,7 @@ SUMMARY_FIELDS = (
     "added_at",
     "completed_at",
     "check_progress",
+    "labels",
 )
 
 
@@ -71,6 +72,7 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "added_at": t.added_at,
         "completed_at": t.completed_at,
         "check_progress": round(t.check_progress, 4),
+        "labels": list(t.options.labels),
     }
 
 
@@ -109,6 +111,7 @@ _FIELDS: dict[str, Callable[[Torrent], Any]] = {
     "added_at": lambda t: t.added_at,
     "completed_at": lambda t: t.completed_at,
     "check_progress": lambda t: round(t.check_progress, 4),
+    "labels": lambda t: list(t.options.labels),
 }
 assert tuple(_FIELDS) == SUMMARY_FIELDS
 

@@ -559,7 +559,7 @@ def test_plain_config_is_json_with_paths_as_strings() -> None:
         "plugins: {web: {when: 2024-01-02, tags: [a, 1]}, sequential: null}\n"
     )
     data = plain_config(config)
-    assert list(data) == [*SECTIONS, "plugins"]
+    assert list(data) == [*SECTIONS, "labels", "plugins"]
     assert data["daemon"]["state_dir"] == "/srv/$odd"  # not doubled: this is not YAML
     assert data["session"]["umask"] == "0002"
     assert data["session"]["download_dir"] == str(config.session.download_dir)
