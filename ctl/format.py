@@ -254,3 +254,48 @@ def dir_not_applied(reply: dict[str, Any], asked_dir: str | None) -> str | None:
         f"{reply.get('info_hash')}: already added; it stays {where} "
         f"(--dir {clean(asked_dir)} was not applied)"
     )
+
+
+# -- values typed on the command line ---------------------------------------------------------
+_RATE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_rate(text: str) -> int:
+    """A rate or size: ``500k``, ``5M``, ``1.5MiB/s``, ``5MB``, ``0``, ``1048576`` -> bytes
+    (per second). Units are binary (k = 1024), as libtorrent and qBittorrent count; ValueError
+    if ``text`` is not one."""
+    import re  # only when a value is parsed
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:/s)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"not a rate or size: {text!r} (e.g. 500k, 5M, 1.5MiB/s, 0)")
+    return round(float(match.group(1)) * _RATE_UNITS[match.group(2).lower()])
+
+
+def parse_value(text: str) -> Any:
+    """A setting typed as ``KEY=VALUE``, read as YAML reads a plain scalar: ``null`` (or
+    nothing), booleans (true/false, yes/no, on/off), integers (decimal: ``0022`` is 22), floats,
+    rates and sizes with a unit (``5M``: see :func:`parse_rate`), text in quotes as it is, and
+    anything else as text."""
+    stripped = text.strip()
+    lower = stripped.lower()
+    if lower in ("", "null", "~", "none"):
+        return None
+    if lower in ("true", "yes", "on"):
+        return True
+    if lower in ("false", "no", "off"):
+        return False
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\"":
+        return stripped[1:-1]
+    for kind in (int, float):
+        try:
+            number = kind(stripped)
+        except ValueError:
+            continue
+        if number == number and number not in (float("inf"), float("-inf")):  # no nan, inf
+            return number
+        return text
+    try:
+        return parse_rate(stripped)
+    except ValueError:
+        return text
