@@ -696,7 +696,7 @@ def test_shipped_file_parses_to_the_defaults(tmp_path: Path) -> None:
 def test_shipped_file_spells_out_every_key() -> None:
     root = yaml.compose((REPO / "config" / "btd.yaml").read_text(), Loader=yaml.SafeLoader)
     top = {k.value: v for k, v in root.value}
-    assert list(top) == [*SECTIONS, "plugins"]
+    assert list(top) == [*SECTIONS, "labels", "plugins"]
     for name, (cls, _) in SECTIONS.items():
         written = [k.value for k, _ in top[name].value]
         assert written == [f.name for f in dataclasses.fields(cls)], name
