@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from btd.core.config_schema import Config
 from btd.core.errors import ConfigError
 from btd.core.rpc.dispatch import require
-from btd.core.rpc.errors import STORAGE, RpcError, invalid_params
+from btd.core.rpc.errors import INVALID_PARAMS, STORAGE, RpcError, invalid_params
 from btd.core.settings_store import (
     SETTABLE,
     SettingsError,
@@ -73,7 +73,12 @@ def settings_methods(
         path = settings_path(config().daemon.state_dir)
 
         def saved(ok: bool, error: str | None = None) -> dict[str, Any]:
-            apply(with_settings(config(), typed))  # the config in force now, plus these
+            try:  # the config in force now (a SIGHUP may have come meanwhile), plus these
+                apply(with_settings(config(), typed))
+            except SettingsError as exc:
+                raise invalid_params(exc.name, exc.message) from None
+            except ConfigError as exc:  # e.g. control.allowed_group no longer resolves
+                raise RpcError(INVALID_PARAMS, f"not applied: {exc}") from None
             reply = {
                 "applied": as_json(typed),
                 "saved": dict.fromkeys(typed, ok),

@@ -224,3 +224,17 @@ def test_labels_survive_a_restart(tmp_path: Path) -> None:
     t = again.find(HEX)
     assert t.options.labels == ("tv",)
     assert t.options.save_path == tmp_path / "tv"
+
+
+def test_magnets_and_batch_items_take_label_defaults_too(tmp_path: Path) -> None:
+    tv = tmp_path / "tv"
+    rpc = Rpc(tmp_path, {"tv": {"save_path": str(tv)}})
+    magnet = "magnet:?xt=urn:btih:" + "5a" * 20 + "&dn=show"
+    rpc.call("torrent.add", magnet=magnet, labels=["tv"])
+    (waiting,) = rpc.call("torrent.list", label="tv")
+    assert waiting["state"] == "metadata" and waiting["save_path"] == str(tv)
+    assert waiting["labels"] == ["tv"]
+    item = {"metainfo": base64.b64encode(TORRENT).decode(), "labels": ["tv"]}
+    (result,) = rpc.call("torrent.add", torrents=[item])
+    assert result["added"] is True
+    assert rpc.call("torrent.get", info_hash=HEX)["save_path"] == str(tv)
