@@ -35,7 +35,9 @@ from btd.core.config_schema import (
     describe,
 )
 from btd.core.errors import ConfigError
+from btd.core.labels import check_label
 from btd.core.plugin_config import SettingLines, unknown_key
+from btd.core.torrent_settings import LABEL_DEFAULT_KEYS, SettingError, check_label_defaults
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -207,6 +209,30 @@ class _Reader:
                 node,
             )
 
+    def labels(self, node: yaml.Node) -> Mapping[str, Mapping[str, Any]]:
+        """``labels:``: label -> its add-time defaults, checked as ``torrent.add`` checks them."""
+        result: dict[str, Mapping[str, Any]] = {}
+        for name, (key_node, value_node) in self.section("labels", node).items():
+            key = f"labels.{name}"
+            try:
+                if check_label(name) != name:
+                    raise ValueError("a label must not start or end with spaces")
+            except ValueError as exc:
+                raise self.error(str(exc), key, key_node) from None
+            values: dict[str, Any] = {}
+            for setting, (setting_node, item_node) in self.section(key, value_node).items():
+                where = f"{key}.{setting}"
+                if setting not in LABEL_DEFAULT_KEYS:
+                    raise self.error(unknown_key(setting, LABEL_DEFAULT_KEYS), where, setting_node)
+                value = self.construct(item_node, where)
+                try:
+                    values.update(check_label_defaults({setting: value}))
+                except SettingError as exc:
+                    message = f"{exc}, got {self.got(item_node, value)}"
+                    raise self.error(message, where, item_node) from None
+            result[name] = MappingProxyType(values)
+        return MappingProxyType(result)
+
     def plugins(self, node: yaml.Node) -> Mapping[str, Mapping[str, Any]]:
         result: dict[str, Mapping[str, Any]] = {}
         if node.tag != _NULL and not isinstance(node, yaml.MappingNode):
@@ -300,7 +326,10 @@ def parse_config(
     def node(name: str) -> yaml.Node | None:
         return given[name][1] if name in given else None
 
-    sections = {name: reader.typed_section(name, node(name)) for name in SECTIONS}
+    sections: dict[str, Any] = {name: reader.typed_section(name, node(name)) for name in SECTIONS}
+    labels_node = node("labels")
+    if labels_node is not None:
+        sections["labels"] = reader.labels(labels_node)
     plugins_node = node("plugins")
     plugins = reader.plugins(plugins_node) if plugins_node is not None else None
     if plugins is None:

@@ -27,7 +27,7 @@ def _plain(value: Any, for_yaml: bool) -> Any:
     return str(value)  # a YAML date or binary in plugin settings
 
 
-def _key_value(value: Any, key: Key, for_yaml: bool) -> Any:
+def key_value(value: Any, key: Key, for_yaml: bool) -> Any:
     if key.octal and value is not None:
         return format_octal(value)
     if hasattr(value, "plain"):  # a structured value (session.alt_schedule)
@@ -39,18 +39,20 @@ def _key_value(value: Any, key: Key, for_yaml: bool) -> Any:
 
 
 def plain_config(config: Config, *, for_yaml: bool = False) -> dict[str, Any]:
-    """The configuration as plain data, one mapping per section, then ``plugins``.
+    """The configuration as plain data, one mapping per section, then ``labels`` and
+    ``plugins``.
 
     Paths are strings and octal keys octal text (``"0022"``); by default every value is a
     JSON type (what ``session.config`` answers). ``for_yaml`` is what ``to_yaml`` writes.
     """
     data: dict[str, Any] = {
         name: {
-            key.name: _key_value(getattr(getattr(config, name), key.name), key, for_yaml)
+            key.name: key_value(getattr(getattr(config, name), key.name), key, for_yaml)
             for key in keys
         }
         for name, (_, keys) in SECTIONS.items()
     }
+    data["labels"] = {label: _plain(d, for_yaml) for label, d in config.labels.items()}
     data["plugins"] = {
         name: _plain(settings, for_yaml) for name, settings in config.plugins.items()
     }
@@ -90,6 +92,8 @@ def reload_diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
             if getattr(getattr(old, name), key.name) != getattr(getattr(new, name), key.name):
                 dotted = f"{name}.{key.name}"
                 (live if dotted in LIVE_KEYS else restart).append(dotted)
+    if old.labels != new.labels:
+        live.append("labels")  # read at each add
     for plugin in sorted(set(old.plugins) | set(new.plugins)):
         if old.plugins.get(plugin) != new.plugins.get(plugin):
             restart.append(f"plugins.{plugin}")

@@ -37,6 +37,10 @@ def _default_plugins() -> Mapping[str, Mapping[str, Any]]:
     return MappingProxyType({name: MappingProxyType({}) for name in DEFAULT_PLUGINS})
 
 
+def _no_labels() -> Mapping[str, Mapping[str, Any]]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class DaemonConfig:
     """The ``daemon:`` section."""
@@ -94,6 +98,8 @@ class Config:
     control: ControlConfig
     session: SessionConfig
     plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_plugins, hash=False)
+    # ``labels:``: label -> that label's add-time defaults, checked (core/labels.py)
+    labels: Mapping[str, Mapping[str, Any]] = field(default_factory=_no_labels, hash=False)
     source: Path | None = field(default=None, compare=False)
     # Where each plugin setting was written (plugins' ConfigErrors get FILE:LINE from it).
     plugin_lines: SettingLines | None = field(default=None, compare=False, repr=False)
@@ -412,7 +418,7 @@ SECTIONS: dict[str, tuple[type, tuple[Key, ...]]] = {
         ),
     ),
 }
-TOP_LEVEL: tuple[str, ...] = (*SECTIONS, "plugins")
+TOP_LEVEL: tuple[str, ...] = (*SECTIONS, "labels", "plugins")
 LIVE_KEYS: frozenset[str] = frozenset(
     f"{section}.{key.name}" for section, (_, keys) in SECTIONS.items() for key in keys if key.live
 )

@@ -22,6 +22,7 @@ from btd.core.logsetup import LEVELS, LogControl
 from btd.core.plugin import PluginHost, make_plugin_manager
 from btd.core.plugin_config import with_location
 from btd.core.sdnotify import Notifier
+from btd.core.settings_store import apply_saved, load_saved
 from btd.core.torrent_data import check_download_dir, make_download_dir
 from btd.core.version import __version__
 
@@ -57,19 +58,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def effective_config(args: argparse.Namespace) -> Config:
-    """The configuration after the search order and the command-line overrides."""
+    """The configuration after the search order, the settings saved by ``session.set``
+    (``<state_dir>/settings.yaml``, core/settings_store.py) and the command-line flags, in
+    that order. A saved entry that no longer checks is skipped with a warning on stderr."""
     explicit = args.config
     if isinstance(args.check_config, str):
         explicit = Path(args.check_config)
     config = load_config(explicit)
-    return with_overrides(
-        config,
-        state_dir=args.state_dir,
-        socket=args.socket,
-        download_dir=args.download_dir,
-        listen_port=args.listen_port,
-        log_level=args.log_level,
-    )
+
+    def flags(config: Config) -> Config:
+        return with_overrides(
+            config,
+            state_dir=args.state_dir,
+            socket=args.socket,
+            download_dir=args.download_dir,
+            listen_port=args.listen_port,
+            log_level=args.log_level,
+        )
+
+    config, problems = apply_saved(config, load_saved(flags(config).daemon.state_dir))
+    for problem in problems:
+        print(f"btd: warning: {problem}", file=sys.stderr)
+    return flags(config)
 
 
 def load_plugins(config: Config) -> PluginHost:
@@ -141,6 +151,7 @@ def run(config: Config, plugins: PluginHost, args: argparse.Namespace) -> int:
         notifier=Notifier(),
         on_level_change=log.set_level,
         on_umask_change=lambda mask: apply_umask(mask, inherited),
+        reread=lambda: effective_config(args),
     )
 
     def start() -> None:

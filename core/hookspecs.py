@@ -115,7 +115,8 @@ def btd_configure(config: Config) -> None:
 
 @hookspec
 def btd_config_reloaded(old: Config, new: Config) -> None:
-    """SIGHUP re-read the configuration file; ``new`` is now in force.
+    """SIGHUP re-read the configuration file, or ``session.set``/``session.reset`` changed
+    run-time settings; ``new`` is now in force.
 
     Plugins apply what they can change live and log what needs a restart. Fires after
     the core applied its own live keys. Returns nothing.

@@ -468,4 +468,5 @@ class MetadataFetch:
             "added_at": self.added_at,
             "completed_at": None,
             "check_progress": 0.0,
+            "labels": list(self.options.labels),
         }

@@ -28,6 +28,7 @@ from btd.core.paths import default_socket
 from btd.core.plugin import CORE_NAME, PluginHost
 from btd.core.rpc.methods import build_methods
 from btd.core.rpc.server import ControlServer, listen
+from btd.core.rpc.settings_methods import settings_methods
 from btd.core.sdnotify import Notifier
 from btd.core.session import Session
 from btd.core.verify import Verifier, make_threadpool
@@ -100,13 +101,16 @@ def apply_live(old: Config, new: Config, live: Iterable[str]) -> Config:
     ``new``'s: the file just read is the one in use (``session.info``'s ``config_path``).
     """
     changes: dict[str, dict[str, Any]] = {}
+    labels = new.labels if "labels" in live else old.labels  # the per-label defaults
     for dotted in live:
+        if dotted == "labels":
+            continue
         section, key = dotted.split(".", 1)
         changes.setdefault(section, {})[key] = getattr(getattr(new, section), key)
     sections = {
         name: dataclasses.replace(getattr(old, name), **values) for name, values in changes.items()
     }
-    return dataclasses.replace(old, **sections, source=new.source)
+    return dataclasses.replace(old, **sections, labels=labels, source=new.source)
 
 
 def live_settings(config: Config) -> str:
@@ -131,6 +135,7 @@ class BtdService(MultiService):
         on_level_change: Callable[[str], None] = lambda level: None,
         on_umask_change: Callable[[int | None], None] = lambda mask: None,
         request_shutdown: Callable[[], None] | None = None,
+        reread: Callable[[], Config] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -139,6 +144,7 @@ class BtdService(MultiService):
         self.notifier = notifier or Notifier({})
         self.on_level_change = on_level_change
         self.on_umask_change = on_umask_change  # the umask is the process's: daemon.py sets it
+        self.reread = reread  # the files read again, as SIGHUP does (session.reset)
         plugins.register(CORE_NAME, CorePlugin(reactor))
         pool = make_threadpool(reactor, DISK_THREADS, "btd-disk")  # no thread until used
         self.session = Session(
@@ -161,7 +167,12 @@ class BtdService(MultiService):
         super().startService()
         gid = resolve_group(self.config.control.allowed_group)
         self.control = ControlServer({}, allowed_gid=gid, clock=self.reactor)
-        self.control.set_methods(build_methods(self.session, self.control.builtin_methods()))
+        settings = settings_methods(
+            lambda: self.config, self.apply_config, self.session.run_blocking, self.reread
+        )
+        self.control.set_methods(
+            build_methods(self.session, {**self.control.builtin_methods(), **settings})
+        )
         self.session.add_event_listener(
             lambda event: self.control.publish(event.kind, event.to_params())  # type: ignore[union-attr]
         )
@@ -228,14 +239,20 @@ class BtdService(MultiService):
         if self.session.stopping:
             _log.warn("reload ignored: btd is stopping")
             return
-        live, restart = reload_diff(self.config, new)
         self.notifier.reloading()
         try:
-            gid = resolve_group(new.control.allowed_group)
+            self.apply_config(new)
         except ConfigError as exc:
             _log.error("reload refused, keeping the running configuration: {error}", error=str(exc))
             self.notifier.ready("reload refused")
             return
+        self.notifier.ready()
+
+    def apply_config(self, new: Config) -> None:
+        """The one path of a configuration change (SIGHUP, ``session.set``): live keys now,
+        the rest logged for a restart; ConfigError (nothing changed) if ``new`` is refused."""
+        live, restart = reload_diff(self.config, new)
+        gid = resolve_group(new.control.allowed_group)
         old = self.config
         self.config = applied = apply_live(old, new, live)
         if "daemon.log_level" in live:
@@ -252,7 +269,6 @@ class BtdService(MultiService):
             _log.warn("{key} changed; it takes effect after a restart", key=key)
         _log.info("configuration reloaded ({n} live change(s))", n=len(live))
         _log.debug("live settings in force: {values}", values=live_settings(applied))
-        self.notifier.ready()
 
     def reload_refused(self, reason: str) -> None:
         """SIGHUP with a file that does not load: keep everything, say so, stay READY."""

@@ -36,6 +36,7 @@ from btd.core.disk_space import DiskSpaceGuard
 from btd.core.errors import ConfigError
 from btd.core.events import TorrentEvent
 from btd.core.extensions import Extensions
+from btd.core.labels import label_defaults
 from btd.core.magnets import MagnetEnv, MagnetManager
 from btd.core.metainfo import parse_metainfo
 from btd.core.mover import Mover
@@ -410,8 +411,9 @@ class Session:
         return self.plugins.first("btd_tracker_client", url=url)
 
     def options_for(self, raw: dict[str, Any]) -> TorrentOptions:
-        """A torrent's options from ``torrent.add`` parameters (or stored ones)."""
-        return options_from(raw, self.config.session)
+        """A torrent's options from ``torrent.add`` parameters (or stored ones); a setting
+        not given takes its labels' default (core/labels.py), else the session's."""
+        return options_from(label_defaults(raw, self.config.labels), self.config.session)
 
     def _options_json(self, t: Torrent) -> dict[str, Any]:
         return {

@@ -30,6 +30,7 @@ class TorrentOptions:
     files_skipped: tuple[int, ...] = ()  # file indices (core/file_selection.py)
     file_priorities: tuple[tuple[int, str], ...] = ()  # (index, name), only not "normal"
     allow_local_trackers: bool = False  # the outbound policy's exception (core/outbound.py)
+    labels: tuple[str, ...] = ()  # core/labels.py
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from btd.core.bandwidth import MAX_RATE
+from btd.core.labels import LABELS_KEY, check_labels
 from btd.core.torrent_env import TorrentOptions
 
 
@@ -176,10 +177,18 @@ SETTINGS: dict[str, TorrentSetting] = {
         TorrentSetting(
             "allow_local_trackers", check_bool, lambda cfg: False, apply=_set_allow_local
         ),
+        TorrentSetting(
+            LABELS_KEY,
+            check_labels,  # [] clears them (core/labels.py)
+            lambda cfg: [],
+            decode=lambda value: tuple(check_labels(value)),
+            encode=list,
+        ),
     )
 }
 ADD_KEYS = tuple(name for name, s in SETTINGS.items() if s.at_add)
 SET_KEYS = tuple(name for name, s in SETTINGS.items() if s.settable)
+LABEL_DEFAULT_KEYS = tuple(name for name in ADD_KEYS if name != LABELS_KEY)
 
 
 def check_given(raw: Mapping[str, Any], keys: tuple[str, ...], what: str) -> dict[str, Any]:
@@ -202,6 +211,13 @@ def check_given(raw: Mapping[str, Any], keys: tuple[str, ...], what: str) -> dic
 def check_add(raw: Mapping[str, Any]) -> dict[str, Any]:
     """``torrent.add``'s options: checked, canonical, only those given (a null one is not)."""
     checked = check_given(raw, ADD_KEYS, "torrent.add")
+    return {name: value for name, value in checked.items() if value is not None}
+
+
+def check_label_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """One label's defaults (the YAML ``labels.<label>`` mapping): any add-time setting but
+    ``labels``, checked as ``torrent.add`` checks it; SettingError names the bad one."""
+    checked = check_given(raw, LABEL_DEFAULT_KEYS, "a label's defaults")
     return {name: value for name, value in checked.items() if value is not None}
 
 

@@ -38,6 +38,7 @@ SUMMARY_FIELDS = (
     "completed_at",
     "check_progress",
     "move_progress",
+    "labels",
 )
 
 
@@ -80,6 +81,7 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "completed_at": t.completed_at,
         "check_progress": round(t.check_progress, 4),
         "move_progress": _move_progress(t),
+        "labels": list(t.options.labels),
     }
 
 
@@ -128,6 +130,7 @@ _FIELDS: dict[str, Callable[[Torrent], Any]] = {
     "completed_at": lambda t: t.completed_at,
     "check_progress": lambda t: round(t.check_progress, 4),
     "move_progress": _move_progress,
+    "labels": lambda t: list(t.options.labels),
 }
 assert tuple(_FIELDS) == SUMMARY_FIELDS
 

@@ -312,3 +312,32 @@ def parse_indices(option: str, text: str) -> list[int]:
         if len(out) > MAX_INDICES:
             raise ValueError(f"{option}: more than {MAX_INDICES} file indices")
     return sorted(set(out))
+
+
+def parse_value(text: str) -> Any:
+    """A setting typed as ``KEY=VALUE``, read as YAML reads a plain scalar: ``null`` (or
+    nothing), booleans (true/false, yes/no, on/off), integers (decimal: ``0022`` is 22), floats,
+    rates and sizes with a unit (``5M``: see :func:`parse_rate`), text in quotes as it is, and
+    anything else as text."""
+    stripped = text.strip()
+    lower = stripped.lower()
+    if lower in ("", "null", "~", "none"):
+        return None
+    if lower in ("true", "yes", "on"):
+        return True
+    if lower in ("false", "no", "off"):
+        return False
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\"":
+        return stripped[1:-1]
+    for kind in (int, float):
+        try:
+            number = kind(stripped)
+        except ValueError:
+            continue
+        if number == number and number not in (float("inf"), float("-inf")):  # no nan, inf
+            return number
+        return text
+    try:
+        return parse_rate(stripped)
+    except ValueError:
+        return text

@@ -88,6 +88,10 @@ def _setup_add(parser: argparse.ArgumentParser) -> None:
     )
     only.add_argument("--skip", metavar="LIST", help="skip these files (0-based indices)")
     parser.add_argument(
+        "--label", metavar="LABEL", action="append", dest="labels",
+        help="give the torrent this label (repeat for more); its per-label defaults apply",
+    )  # fmt: skip
+    parser.add_argument(
         "--wait",
         action="store_true",
         help="then wait until the torrents complete (exit 0), fail (7) or --timeout "
@@ -115,6 +119,7 @@ def _setup_list(parser: argparse.ArgumentParser) -> None:
         help="only torrents in this state: metadata, checking, downloading, seeding, paused, "
         "error, stopped",
     )
+    parser.add_argument("--label", metavar="LABEL", help="only torrents with this label")
 
 
 def _setup_rm(parser: argparse.ArgumentParser) -> None:
@@ -161,6 +166,26 @@ def _setup_move(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "dir", metavar="DIR", help="the folder to move its files into (relative: to here)"
     )
+
+
+def _setup_settings(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "settings", metavar="KEY[=VALUE]", nargs="*",
+        help="KEY=VALUE changes a setting (values as in YAML; rates and sizes take 5M, 500k); "
+        "KEY alone shows it; nothing shows them all",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reset", metavar="KEY", nargs="+",
+        help="forget these saved settings: the configuration file's values apply again",
+    )  # fmt: skip
+
+
+def _setup_label(parser: argparse.ArgumentParser) -> None:
+    _one_hash(parser)
+    parser.add_argument(
+        "labels", metavar="LABEL", nargs="*", help="the torrent's labels (they replace its labels)"
+    )
+    parser.add_argument("--clear", action="store_true", help="remove all its labels")
 
 
 def _setup_add_peer(parser: argparse.ArgumentParser) -> None:
@@ -244,6 +269,26 @@ COMMAND_LIST: tuple[Command, ...] = (
 """,
     ),
     Command(
+        "settings", "show or change the daemon's run-time settings (kept across restarts)",
+        "btd.ctl.settings:cmd_settings", _setup_settings,
+        description="Without arguments, show every setting the daemon can change while it "
+        "runs (session.get): speed limits, queue, seeding goals and the other live keys of "
+        "the session section, by their YAML name, and daemon.log_level. KEY=VALUE changes "
+        "them (session.set): every value is checked first (a bad one changes nothing), then "
+        "they apply at once, as a SIGHUP reload would, and are saved in "
+        "STATE_DIR/settings.yaml, which is read over the configuration file at every start "
+        "and reload. Values are read as in YAML (null, true/false, numbers, text); rates and "
+        "sizes take binary units (5M = 5 MiB). --reset KEY forgets a saved value so the "
+        "configuration file's applies again.",
+        examples="""\
+  btctl settings
+  btctl settings upload_slots
+  btctl settings upload_slots=8 daemon.log_level=debug
+  btctl settings --reset upload_slots
+  btctl --json settings | jq .upload_slots
+""",
+    ),
+    Command(
         "methods", "list the daemon's JSON-RPC methods with a one-line description",
         f"{_SESSION}:cmd_methods",
         examples="""\
@@ -294,6 +339,7 @@ COMMAND_LIST: tuple[Command, ...] = (
         examples="""\
   btctl add debian.torrent ubuntu.torrent
   btctl add --paused --dir ~/iso debian.torrent
+  btctl add --label tv show.torrent          # with the tv label's defaults (save path, ...)
   curl -s https://example.org/x.torrent | btctl add -
   btctl add --wait --timeout 2h debian.torrent && echo done   # exit 0/5/7
 """,
@@ -304,6 +350,7 @@ COMMAND_LIST: tuple[Command, ...] = (
         examples="""\
   btctl list
   btctl list --state downloading
+  btctl list --label tv
   btctl --json list | jq -r '.[] | select(.progress == 1) | .name'
 """,
     ),
@@ -419,6 +466,21 @@ COMMAND_LIST: tuple[Command, ...] = (
         examples="""\
   btctl move 3f9a /srv/media/done
   btctl move 3f9a ../archive && btctl info 3f9a | grep move_progress
+""",
+    ),
+    Command(
+        "label", "set a torrent's labels (replacing them), or --clear them",
+        "btd.ctl.settings:cmd_label", _setup_label,
+        description="Give the torrent exactly these labels (torrent.set labels=[...]); "
+        "--clear removes them all. A label is 1 to 64 characters after trimming, no control "
+        "characters, at most 32 per torrent. Per-label defaults (YAML labels:) apply when a "
+        "torrent is added (btctl add --label), not here. `btctl list --label LABEL` lists "
+        "the torrents with a label.",
+        examples="""\
+  btctl label 3f9a tv
+  btctl label 3f9a tv hd "season 2"
+  btctl label 3f9a --clear
+  btctl list --label tv
 """,
     ),
     Command(

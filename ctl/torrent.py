@@ -92,6 +92,8 @@ def cmd_add(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
         options["save_path"] = os.path.abspath(os.path.expanduser(args.dir))
     if args.strategy is not None:
         options["strategy"] = args.strategy
+    if getattr(args, "labels", None):
+        options["labels"] = list(args.labels)
     selection = {"only": args.only, "skip": args.skip}
     outcomes: list[Any] = []  # filled by the first add_one (after --wait has subscribed)
 
@@ -128,7 +130,9 @@ def human_list(torrents: list[dict[str, Any]], tty: bool = False) -> str:
 
 
 def cmd_list(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
-    result = client.call("torrent.list", {"state": args.state} if args.state else None)
+    filters = {"state": args.state, "label": getattr(args, "label", None)}
+    given = {k: v for k, v in filters.items() if v is not None}
+    result = client.call("torrent.list", given or None)
     out.emit(result, lambda torrents: human_list(torrents, not torrents and out.stdout.isatty()))
     return EXIT_OK
 

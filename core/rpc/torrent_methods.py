@@ -18,6 +18,7 @@ from btd.core import session_status
 from btd.core import torrent_status as status
 from btd.core.errors import MetainfoError
 from btd.core.file_selection import FileSelectionError, check_indices, check_priority
+from btd.core.labels import check_label
 from btd.core.metadata_fetch import MetadataFetch
 from btd.core.move_files import MoveRefused
 from btd.core.rpc.add_items import (
@@ -132,8 +133,10 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             raise invalid_params("strategy", str(exc)) from None
         return d.addErrback(storage_error)
 
-    def list_(fields: list[str] | None = None, state: str | None = None) -> list[dict[str, Any]]:
-        """Every torrent's summary; ``fields`` picks keys, ``state`` filters."""
+    def list_(
+        fields: list[str] | None = None, state: str | None = None, label: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every torrent's summary; ``fields`` picks keys, ``state`` and ``label`` filter."""
         if fields is not None:
             require("fields", fields, list)
             unknown = [f for f in fields if f not in status.SUMMARY_FIELDS]
@@ -145,13 +148,18 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             require("state", state, str)
             if state not in STATES:
                 raise invalid_params("state", f"must be one of {list(STATES)}")
+        if label is not None:
+            try:
+                label = check_label(label)
+            except ValueError as exc:
+                raise invalid_params("label", str(exc)) from None
         torrents = sorted(session.swarms(), key=lambda t: t.added_at)
         return [
             _pick(t.summary(), fields)
             if isinstance(t, MetadataFetch)
             else status.summary(t, fields)
             for t in torrents
-            if state is None or t.state == state
+            if (state is None or t.state == state) and (label is None or label in t.options.labels)
         ]
 
     def get(info_hash: str) -> dict[str, Any]:

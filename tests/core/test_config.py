@@ -559,7 +559,7 @@ def test_plain_config_is_json_with_paths_as_strings() -> None:
         "plugins: {web: {when: 2024-01-02, tags: [a, 1]}, sequential: null}\n"
     )
     data = plain_config(config)
-    assert list(data) == [*SECTIONS, "plugins"]
+    assert list(data) == [*SECTIONS, "labels", "plugins"]
     assert data["daemon"]["state_dir"] == "/srv/$odd"  # not doubled: this is not YAML
     assert data["session"]["umask"] == "0002"
     assert data["session"]["download_dir"] == str(config.session.download_dir)
@@ -699,7 +699,7 @@ def test_shipped_file_parses_to_the_defaults(tmp_path: Path) -> None:
 def test_shipped_file_spells_out_every_key() -> None:
     root = yaml.compose((REPO / "config" / "btd.yaml").read_text(), Loader=yaml.SafeLoader)
     top = {k.value: v for k, v in root.value}
-    assert list(top) == [*SECTIONS, "plugins"]
+    assert list(top) == [*SECTIONS, "labels", "plugins"]
     for name, (cls, _) in SECTIONS.items():
         written = [k.value for k, _ in top[name].value]
         assert written == [f.name for f in dataclasses.fields(cls)], name

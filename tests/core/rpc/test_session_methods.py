@@ -19,7 +19,7 @@ def test_session_config_is_the_configuration_in_force_as_json(tmp_path: Path) ->
     methods = build_methods(session)
     answer = methods["session.config"]()
     assert json.loads(json.dumps(answer, allow_nan=False)) == answer
-    assert list(answer) == ["source", "daemon", "control", "session", "plugins"]
+    assert list(answer) == ["source", "daemon", "control", "session", "labels", "plugins"]
     assert answer["source"] is None  # built-in defaults
     assert answer["daemon"]["state_dir"] == str(tmp_path / "state")
     assert answer["session"]["download_dir"] == str(tmp_path / "dl")
