@@ -159,9 +159,19 @@ def same_content(a: Path, b: Path) -> bool:
                 return True
 
 
-def plan_move(source: Path, target: Path, specs: Sequence[FileSpec]) -> MovePlan:
-    """Blocking: look at every file at both ends; MoveRefused if the move must not start."""
+def plan_move(
+    source: Path, target: Path, specs: Sequence[FileSpec], part_file: Path | None = None
+) -> MovePlan:
+    """Blocking: look at every file at both ends; MoveRefused if the move must not start.
+    A torrent whose skipped files share pieces kept in a part file (``part_file`` exists) is
+    not moved yet: the part file is open for its reads and would be left behind."""
     source, target = Path(source), Path(target)
+    if part_file is not None and os.path.lexists(part_file):
+        raise MoveRefused(
+            f"it keeps pieces of skipped files in {part_file}, which a move does not take along"
+            " yet: want those files (torrent.set_files) first",
+            "info_hash",
+        )
     real_src, real_dst = os.path.realpath(source), os.path.realpath(target)
     if real_src == real_dst:
         raise MoveRefused(f"the data is in {target} already")

@@ -88,7 +88,8 @@ class Mover:
         task = MoveTask(torrent, torrent.storage.save_path, target)
         self.tasks[torrent] = task
         torrent.move_task = task
-        d = self._run(plan_move, task.source, target, file_specs(torrent.meta.files))
+        specs = file_specs(torrent.meta.files)
+        d = self._run(plan_move, task.source, target, specs, torrent.storage.part_path)
 
         def planned(plan: MovePlan) -> dict[str, Any]:
             task.job = MoveJob(plan, torrent.storage, self.ops)

@@ -257,3 +257,15 @@ def test_reads_during_a_move_find_each_file(tmp_path: Path) -> None:
         reads.append(stream(storage, data) == before)
     job.commit()
     assert reads and all(reads)
+
+
+def test_a_torrent_with_a_part_file_is_not_moved_yet(tmp_path: Path) -> None:
+    """Its part file (pieces shared with skipped files) would be left behind: refused first."""
+    src, storage, data = make(tmp_path)
+    part = src / ".abc.parts"
+    plan_move(src, tmp_path / "dst", specs(), part)  # no part file yet: fine
+    part.write_bytes(b"x")
+    with pytest.raises(MoveRefused) as info:
+        plan_move(src, tmp_path / "dst", specs(), part)
+    assert ".abc.parts" in str(info.value) and info.value.field == "info_hash"
+    assert whole_at(src, data) and not (tmp_path / "dst").exists()
