@@ -127,3 +127,44 @@ def test_btd_downloads_from_an_aria2_seeder(tmp_path, btd_factory, aria2_factory
     print(f"btd from aria2: {rate / 1e6:.1f} MB/s")
     assert rate > 10e6, f"{rate / 1e6:.1f} MB/s from an aria2 seeder on loopback: a stall?"
     assert btd.stop() == 0
+
+
+def test_btd_takes_one_file_from_an_aria2_seeder_under_a_download_limit(
+    tmp_path, btd_factory, aria2_factory
+) -> None:
+    """Issue 11 against a Debian client: a per-torrent download limit holds (within 10 %
+    over a window after the bucket's initial burst) and only the wanted file is written."""
+    limit = 2 * 2**20
+    seed_dir = tmp_path / "seed"
+    write_files(seed_dir, {"pack/a.bin": 3 * 2**20, "pack/b.bin": 24 * 2**20}, seed=12)
+    torrent = tmp_path / "pack.torrent"
+    info_hash = make_torrent(seed_dir / "pack", torrent, piece_size=256 * 1024)
+    aria = aria2_factory()
+    gid = aria.add_torrent(torrent, dir=str(seed_dir), seed_ratio="0.0")
+    wait_until(lambda: aria.status(gid)["status"] == "active" and aria.completed(gid) > 0,
+               what="aria2 checked its files")  # fmt: skip
+    btd = btd_factory().start()
+    with btd.client() as events:
+        events.call("events.subscribe")
+        btd.add(torrent, files_skipped=[0], download_limit=limit)
+        btd.call(
+            "torrent.add_peer",
+            {"info_hash": info_hash, "address": "127.0.0.1", "port": aria.listen_port},
+        )
+
+        def downloaded() -> tuple[float, int]:
+            return time.monotonic(), btd.call("torrent.get", {"info_hash": info_hash})["downloaded"]
+
+        wait_until(lambda: downloaded()[1] > 8 * 2**20, timeout=30, what="the burst spent")
+        t0, b0 = downloaded()
+        wait_until(lambda: downloaded()[0] - t0 >= 5, timeout=30, what="a 5 s window")
+        t1, b1 = downloaded()
+        btd.wait_event(events, "completed", info_hash, timeout=60)
+    rate = (b1 - b0) / (t1 - t0)
+    print(f"btd from aria2 under a {limit} B/s limit: {rate:.0f} B/s")
+    assert 0.9 * limit <= rate <= 1.1 * limit, rate
+    assert (btd.downloads / "pack" / "b.bin").read_bytes() == (
+        seed_dir / "pack" / "b.bin"
+    ).read_bytes()
+    assert not (btd.downloads / "pack" / "a.bin").exists()  # skipped: never created
+    assert btd.stop() == 0
