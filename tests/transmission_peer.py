@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
@@ -80,11 +81,18 @@ class Transmission:
         while True:
             if self.proc.poll() is not None:
                 raise AssertionError(f"transmission-daemon exited:\n{self.log_text()}")
-            if self._run("-si", check=False).returncode == 0:
-                return
+            if self._run("-si", check=False).returncode == 0 and self._peer_port_open():
+                return  # its RPC answers and its peer port takes connections (opened later)
             if time.monotonic() > deadline:
                 raise AssertionError(f"Transmission's RPC did not answer:\n{self.log_text()}")
             time.sleep(0.1)  # it has no readiness signal; bounded by the deadline
+
+    def _peer_port_open(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.peer_port), timeout=1).close()
+        except OSError:
+            return False
+        return True
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
