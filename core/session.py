@@ -33,7 +33,7 @@ from btd.core.errors import ConfigError
 from btd.core.events import TorrentEvent
 from btd.core.extensions import Extensions
 from btd.core.magnets import MagnetEnv, MagnetManager
-from btd.core.metainfo import parse_metainfo
+from btd.core.metainfo import Metainfo, parse_metainfo
 from btd.core.net.connector import PeerConnector, make_peer_id
 from btd.core.peer_slots import SlotPolicy, SpareSlots
 from btd.core.plugin import PluginHost
@@ -364,18 +364,22 @@ class Session:
     def add(
         self,
         data: bytes,
+        *,
+        meta: Metainfo | None = None,
         **given: Any,
     ) -> defer.Deferred[dict[str, Any]]:
         """Add a .torrent with ``given`` options (the add-time settings of
         core/torrent_settings.py; SettingError if one is bad); durable (in the resume store)
-        before the Deferred fires.
+        before the Deferred fires. ``meta``: ``data`` already parsed (off the reactor: a big
+        .torrent takes seconds to parse).
 
         Already there: ``added`` is false and ``save_path`` says where it stays. A save
         path that cannot be created or written fails the Deferred (SavePathError).
         """
-        meta = parse_metainfo(data)  # MetainfoError: nothing is added
+        if meta is None:
+            meta = parse_metainfo(data)  # MetainfoError: nothing is added
         if not self.loader.read:  # start-up has not read the store yet: add once it has
-            return self.loader.when_read().addCallback(lambda _: self.add(data, **given))
+            return self.loader.when_read().addCallback(lambda _: self.add(data, meta=meta, **given))
         existing = self._known(meta.info_hash)
         if existing is not None:
             return defer.succeed(

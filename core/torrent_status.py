@@ -123,13 +123,14 @@ def sources(t: Torrent) -> dict[str, int]:
     return out
 
 
-def files(t: Torrent) -> list[dict[str, Any]]:
-    """Per-file progress: bytes of verified pieces that fall in each file."""
+def files(t: Torrent, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
+    """Per-file progress: bytes of verified pieces that fall in each file (of the files
+    ``start`` to ``stop``: the RPC layer builds a huge list in slices)."""
     meta = t.meta
     have = t.book.have
     plen = meta.piece_length
     rows = []
-    for index, entry in enumerate(meta.files):
+    for index, entry in enumerate(meta.files[start:stop], start):
         if entry.pad:
             continue
         done = 0

@@ -12,18 +12,21 @@ import ipaddress
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.task import deferLater
 
 from btd.core import session_status
 from btd.core import torrent_status as status
 from btd.core.errors import MetainfoError
 from btd.core.metadata_fetch import MetadataFetch
+from btd.core.metainfo import Metainfo
 from btd.core.rpc.add_items import (
     MAX_BATCH,
     MAX_TORRENT_FILE,
     add_batch,
     add_options,
     check_batch,
-    read_metainfo,
+    check_source,
+    load_source,
     storage_error,
 )
 from btd.core.rpc.dispatch import require
@@ -44,6 +47,27 @@ from btd.core.torrent_settings import SET_KEYS, SettingError, apply_settings, op
 __all__ = ["MAX_BATCH", "MAX_TORRENT_FILE", "torrent_methods"]
 
 STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "stopped")
+
+
+FILES_SLICE = 5000  # file rows built per reactor turn (~10 ms) for a torrent with many files
+
+
+def files_in_slices(t: Torrent, clock: Any) -> list[dict[str, Any]] | defer.Deferred[Any]:
+    """``status.files``, at once for a usual torrent; ``FILES_SLICE`` rows per reactor turn
+    for one with 200,000 files (building them all at once froze the daemon for 0.5 s)."""
+    total = len(t.meta.files)
+    if total <= FILES_SLICE:
+        return status.files(t)
+
+    async def build() -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for start in range(0, total, FILES_SLICE):
+            if start:
+                await deferLater(clock, 0, lambda: None)
+            rows.extend(status.files(t, start, start + FILES_SLICE))
+        return rows
+
+    return defer.Deferred.fromCoroutine(build())
 
 
 def _pick(values: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -106,15 +130,18 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             except ValueError as exc:  # unknown strategy
                 raise invalid_params("strategy", str(exc)) from None
             return d.addErrback(storage_error)
-        data = read_metainfo(metainfo, path)
-        try:
-            d = session.add(data, **checked)
-        except MetainfoError as exc:
-            field = "metainfo" if metainfo is not None else "path"
-            raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
-        except ValueError as exc:  # unknown strategy
-            raise invalid_params("strategy", str(exc)) from None
-        return d.addErrback(storage_error)
+        source = check_source(metainfo, path)
+
+        def loaded(result: tuple[bytes, Metainfo]) -> defer.Deferred[Any]:
+            data, meta = result
+            try:
+                return session.add(data, meta=meta, **checked)
+            except ValueError as exc:  # unknown strategy
+                raise invalid_params("strategy", str(exc)) from None
+
+        # read and parsed off the reactor: a .torrent may list 200,000 files
+        d = session.run_blocking(load_source, *source)
+        return d.addCallback(loaded).addErrback(storage_error)
 
     def list_(fields: list[str] | None = None, state: str | None = None) -> list[dict[str, Any]]:
         """Every torrent's summary; ``fields`` picks keys, ``state`` filters."""
@@ -138,7 +165,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             if state is None or t.state == state
         ]
 
-    def get(info_hash: str) -> dict[str, Any]:
+    def get(info_hash: str) -> dict[str, Any] | defer.Deferred[dict[str, Any]]:
         """One torrent: summary, files, trackers and the piece map."""
         t = find_any(info_hash)
         if isinstance(t, MetadataFetch):
@@ -154,9 +181,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
                 "comment": None,
                 "created_by": None,
             }
-        return {
+        reply = {
             **status.summary(t),
-            "files": status.files(t),
+            "files": [],
             "trackers": status.trackers(t),
             "piece_map": status.pieces_map(t),
             "sources": status.sources(t),
@@ -166,6 +193,11 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             "comment": t.meta.comment,
             "created_by": t.meta.created_by,
         }
+        rows = files_in_slices(t, session.clock)
+        if isinstance(rows, defer.Deferred):
+            return rows.addCallback(lambda rows: {**reply, "files": rows})
+        reply["files"] = rows
+        return reply
 
     def pause(info_hash: str) -> defer.Deferred[dict[str, Any]]:
         """Stop transferring (peers closed, trackers told); state is kept."""
@@ -196,9 +228,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         """Connected peers with their client, flags and rates."""
         return status.peers(find(info_hash))
 
-    def files(info_hash: str) -> list[dict[str, Any]]:
+    def files(info_hash: str) -> list[dict[str, Any]] | defer.Deferred[Any]:
         """Files with their length and progress."""
-        return status.files(find(info_hash))
+        return files_in_slices(find(info_hash), session.clock)
 
     def trackers(info_hash: str) -> list[dict[str, Any]]:
         """Trackers with their tier, status, last error and next announce."""

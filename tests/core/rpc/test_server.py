@@ -111,9 +111,16 @@ def req(method: str, params: Any = None, id: Any = 1) -> bytes:
     return json.dumps(msg).encode() + b"\n"
 
 
+def turns(clock: Any) -> None:
+    """Run the reactor turns a batch or a big reply may take (no time passes)."""
+    while isinstance(clock, Clock) and any(c.getTime() <= clock.seconds() for c in clock.calls):
+        clock.advance(0)
+
+
 def ask(transport_proto: tuple[Any, StringTransport], data: bytes) -> list[Any]:
     proto, transport = transport_proto
     proto.dataReceived(data)
+    turns(proto.server.clock)
     return replies(transport)
 
 
