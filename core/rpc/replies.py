@@ -32,12 +32,12 @@ _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", 
 
 
 def _big(value: Any, depth: int) -> bool:
+    """A list of more than ``ENCODE_SLICE`` items, or a dict holding one within the first
+    ``_DEEP`` levels (the items of a list are not searched: a row is small)."""
     if isinstance(value, list):
-        return len(value) > ENCODE_SLICE or (
-            depth < _DEEP and any(_big(v, depth + 1) for v in value[:ENCODE_SLICE])
-        )
+        return len(value) > ENCODE_SLICE
     if isinstance(value, dict) and depth < _DEEP:
-        return any(_big(v, depth + 1) for v in value.values())
+        return any(_big(v, depth + 1) for v in value.values() if isinstance(v, (list, dict)))
     return False
 
 
@@ -48,16 +48,7 @@ def _pieces(value: Any, depth: int = 0) -> Iterator[Any]:
     elif isinstance(value, list):
         yield "["
         for start in range(0, len(value), ENCODE_SLICE):
-            if start:
-                yield ","
-            chunk = value[start : start + ENCODE_SLICE]
-            if depth + 1 < _DEEP and any(_big(v, depth + 1) for v in chunk):
-                for n, item in enumerate(chunk):
-                    if n:
-                        yield ","
-                    yield from _pieces(item, depth + 1)
-            else:
-                yield _dumps(chunk)[1:-1]
+            yield ("," if start else "") + _dumps(value[start : start + ENCODE_SLICE])[1:-1]
             yield _TURN
         yield "]"
     else:

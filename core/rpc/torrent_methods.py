@@ -49,7 +49,7 @@ __all__ = ["MAX_BATCH", "MAX_TORRENT_FILE", "torrent_methods"]
 STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "stopped")
 
 
-FILES_SLICE = 5000  # file rows built per reactor turn (~10 ms) for a torrent with many files
+FILES_SLICE = 2000  # file rows built per reactor turn (~5 ms) for a torrent with many files
 
 
 def files_in_slices(t: Torrent, clock: Any) -> list[dict[str, Any]] | defer.Deferred[Any]:
