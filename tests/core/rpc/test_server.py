@@ -574,6 +574,32 @@ def test_existing_directory_mode_kept(sockdir: Path) -> None:
         pump(reactor, lambda: stopped is None or stopped.called)
 
 
+@pytest.mark.parametrize(
+    "mode, who",
+    [(0o777, "everyone"), (0o1777, "everyone"), (0o770, "its group"), (0o730, "its group")],
+    ids=["world", "sticky-like-tmp", "group", "group-wx"],
+)
+@pytest.mark.parametrize("via_symlink", [False, True], ids=["dir", "symlink"])
+def test_a_socket_directory_others_can_write_is_refused(
+    tmp_path: Path, mode: int, who: str, via_symlink: bool
+) -> None:
+    """Issue 13 class 8: whoever can write the folder can put a socket of their own there."""
+    from twisted.internet import reactor
+
+    real = tmp_path / "shared"
+    real.mkdir()
+    os.chmod(real, mode)
+    sockdir = real
+    if via_symlink:
+        sockdir = tmp_path / "run"
+        sockdir.symlink_to(real)
+    with pytest.raises(BtdError, match=f"writable by {who}") as info:
+        listen(reactor, sockdir / "btd.sock", ControlServer({}, clock=reactor))
+    assert f"{stat.S_IMODE(mode):04o}" in str(info.value)
+    assert ("a symlink to" in str(info.value)) == via_symlink
+    assert list(real.iterdir()) == []
+
+
 def test_umask_restored(sockdir: Path) -> None:
     from twisted.internet import reactor
 
