@@ -349,12 +349,9 @@ def find_config_file(explicit: Path | None, env: Mapping[str, str] = os.environ)
 
 
 def check_file_trust(st: os.stat_result, folder: os.stat_result, our_uid: int) -> str | None:
-    """Why a configuration file may not be trusted (sshd's StrictModes), or None.
-
-    It can name ``notify_command`` (run as the daemon's user) and where data goes, so only
-    root or the daemon's user may own or write it: a file owned by anyone else, writable
-    by its group or by everyone, or in a folder others may write (and not sticky, so they
-    could swap it) is refused. Pure: the tests give made-up owners."""
+    """Why a configuration file may not be trusted (sshd's StrictModes), or None: it can set
+    ``notify_command``, so only root or the daemon's user may own or write it, or its folder
+    (unless sticky). Pure: the tests give made-up owners."""
     mode = stat.S_IMODE(st.st_mode)
     if st.st_uid not in (0, our_uid):
         return (
@@ -381,8 +378,7 @@ def check_file_trust(st: os.stat_result, folder: os.stat_result, our_uid: int) -
 def read_trusted(path: Path, our_uid: int | None = None) -> bytes:
     """The bytes of the configuration file, if ``check_file_trust`` passes (checked on the
     opened file, so it cannot be swapped between the check and the read)."""
-    name = str(path)
-    uid = os.geteuid() if our_uid is None else our_uid
+    name, uid = str(path), os.geteuid() if our_uid is None else our_uid
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
@@ -398,8 +394,8 @@ def read_trusted(path: Path, our_uid: int | None = None) -> bytes:
 def load_config(
     explicit: Path | None = None, env: Mapping[str, str] = os.environ, *, our_uid: int | None = None
 ) -> Config:
-    """Find, read and parse the configuration; no file at all means the defaults. A file
-    others could have written is refused (``check_file_trust``)."""
+    """Find, read and parse the configuration (no file: the defaults); a file others could
+    have written is refused (``check_file_trust``)."""
     path = find_config_file(explicit, env)
     if path is None:
         return default_config(env)

@@ -94,7 +94,7 @@ def apply_umask(mask: int | None, inherited: int) -> None:
     os.umask(inherited if mask is None else mask)
 
 
-GIL_SWITCH_INTERVAL = 0.001  # seconds (core/limits.py class 5 explains)
+GIL_SWITCH_INTERVAL = 0.001  # seconds; see run() and docs/SECURITY.md section 5
 
 
 def main(argv: list[str] | None = None) -> int:

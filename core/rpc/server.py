@@ -183,8 +183,7 @@ class ControlConnection(Protocol):
             self.send_line(line + b"\n")
             self._finish_if_done()
 
-        d = self._message(reply.items[0], Budget())
-        d.addCallback(send)
+        d = self._message(reply.items[0], Budget()).addCallback(send)
         d.addErrback(lambda f: _log.failure("RPC reply failed", f))
 
     def _run_batch(self, batch: Batch) -> None:
@@ -203,8 +202,7 @@ class ControlConnection(Protocol):
                 self.transport.resumeProducing()
             self._drain()
 
-        d = Deferred.fromCoroutine(self._batch_line(batch))
-        d.addCallback(done)
+        d = Deferred.fromCoroutine(self._batch_line(batch)).addCallback(done)
         d.addErrback(lambda f: _log.failure("RPC batch failed", f))
 
     async def _batch_line(self, batch: Batch) -> bytes | None:
