@@ -3,12 +3,17 @@
 The YAML is composed into nodes (``yaml.SafeLoader``) rather than loaded into dicts, so every
 value keeps the line it was written on and duplicate keys can be refused. The file is only
 ever read. The shape and the per-key checks live in ``btd.core.config_schema``.
+
+Size: about 480 lines: the node reader that keeps a line for every error, the file's trust
+checks (owner and mode, refused like sshd's StrictModes) and the search for the file; the
+schema and its checkers are in config_schema.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -376,16 +381,59 @@ def find_config_file(explicit: Path | None, env: Mapping[str, str] = os.environ)
     return None
 
 
-def load_config(explicit: Path | None = None, env: Mapping[str, str] = os.environ) -> Config:
-    """Find, read and parse the configuration; no file at all means the defaults."""
+def check_file_trust(st: os.stat_result, folder: os.stat_result, our_uid: int) -> str | None:
+    """Why a configuration file may not be trusted (sshd's StrictModes), or None: it can set
+    ``notify_command``, so only root or the daemon's user may own or write it, or its folder
+    (unless sticky). Pure: the tests give made-up owners."""
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid not in (0, our_uid):
+        return (
+            f"the file belongs to uid {st.st_uid}, not to root or to the daemon's user "
+            f"(uid {our_uid}): its owner could make btd run commands; chown it"
+        )
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = "everyone" if mode & stat.S_IWOTH else "its group"
+        return (
+            f"the file is writable by {who} (mode {mode:04o}): they could set notify_command "
+            "and run commands as the daemon's user; chmod go-w it"
+        )
+    folder_mode = stat.S_IMODE(folder.st_mode)
+    if folder_mode & (stat.S_IWGRP | stat.S_IWOTH) and not folder_mode & stat.S_ISVTX:
+        return (
+            f"its folder is writable by others (mode {folder_mode:04o}, not sticky): they "
+            "could put another file in its place; move it or chmod go-w the folder"
+        )
+    if folder.st_uid not in (0, our_uid):
+        return f"its folder belongs to uid {folder.st_uid}, not to root or the daemon's user"
+    return None
+
+
+def read_trusted(path: Path, our_uid: int | None = None) -> bytes:
+    """The bytes of the configuration file, if ``check_file_trust`` passes (checked on the
+    opened file, so it cannot be swapped between the check and the read)."""
+    name, uid = str(path), os.geteuid() if our_uid is None else our_uid
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            folder = os.stat(os.path.dirname(os.path.realpath(path)))
+            problem = check_file_trust(st, folder, uid)
+            if problem is not None:
+                raise ConfigError(f"refusing to use it: {problem}", "", name)
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", "", name) from None
+
+
+def load_config(
+    explicit: Path | None = None, env: Mapping[str, str] = os.environ, *, our_uid: int | None = None
+) -> Config:
+    """Find, read and parse the configuration (no file: the defaults); a file others could
+    have written is refused (``check_file_trust``)."""
     path = find_config_file(explicit, env)
     if path is None:
         return default_config(env)
     name = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", "", name) from None
+    data = read_trusted(path, our_uid)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -79,3 +79,22 @@ RPC_DUPLICATE_KEYS = "refused"
 """A JSON object with the same key twice in an RPC request is Invalid Request (-32600):
 ``{"method": "session.info", "method": "session.shutdown"}`` must not mean the last one.
 RFC 8259 leaves duplicate names undefined; jsonrpcserver took the last."""
+
+# -- class 5: freezes of the reactor thread (core/rpc/dispatch.py, core/rpc/replies.py) --------
+RPC_MAX_BATCH_CALLS = 100
+"""Requests in one JSON-RPC batch line; more: one INVALID_REQUEST for the line, nothing run.
+Anchor: none in JSON-RPC 2.0; Transmission's RPC has no batches at all, Deluge's none either;
+100 keeps one batch's work (its members run one per reactor turn) and memory small."""
+RPC_REPLY_BUDGET = 16 * 1024 * 1024 - 64 * 1024
+"""Bytes of results in one reply line (a batch shares it; the members that do not fit get
+REPLY_TOO_LARGE): what btctl reads in one line (the 16 MiB frame cap of
+core/rpc/framing.py) less 64 KiB kept for the error objects of a full batch."""
+RPC_MAX_JSON_CONTAINERS = 50_000
+"""JSON objects and arrays in one request line (counted as ``{`` and ``[`` bytes before
+parsing: over-counts brackets inside strings): json.loads costs ~0.5 us each, in C, on the
+reactor. 50,000 is ~25 ms and passes a 10,000-item ``torrent.add`` batch. btd's own."""
+TORRENT_FILE_MAX = 10_000_000
+"""Bytes of a .torrent read by ``path`` or given as ``metainfo``: libtorrent
+load_torrent_limits max_buffer_size 10 MB. It bounds the files of a torrent too: an entry
+takes at least 24 bytes, so at most ~420,000 files (libtorrent's max_decode_tokens 3,000,000
+bounds it at ~430,000); such a torrent is parsed on the thread pool, never the reactor."""

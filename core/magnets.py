@@ -24,6 +24,7 @@ from btd.core.extensions import Extensions
 from btd.core.magnet import Magnet, parse_magnet
 from btd.core.magnet_store import MagnetStore
 from btd.core.metadata_fetch import MetadataFetch
+from btd.core.metainfo import parse_metainfo
 from btd.core.swarm_peers import DisconnectCounts
 from btd.core.torrent import Torrent
 from btd.core.torrent_data import check_save_path
@@ -161,26 +162,43 @@ class MagnetManager:
         return d.addCallbacks(saved, failed)
 
     def _metadata(self, fetch: MetadataFetch, info: bytes) -> None:
-        """The fetch has a verified info dictionary: it becomes a torrent."""
+        """The fetch has a verified info dictionary: it becomes a torrent, parsed off the
+        reactor (up to 10 MiB of metadata, 200,000 files: seconds of work)."""
         env = self.env
         if self.fetches.get(fetch.info_hash) is not fetch:
             return
         data = torrent_bytes(info, fetch.magnet.trackers)
         peers = fetch.known_peers()
+        fetch.stop()  # listed (waiting) until parsed; asks nobody for metadata again
+        d = env.run_blocking(parse_metainfo, data)
+        d.addCallback(lambda meta: self._parsed(fetch, data, meta, peers))
+        d.addErrback(self._unparsed, fetch)
+
+    def _unparsed(self, failure: Any, fetch: MetadataFetch) -> None:
+        failure.trap(MetainfoError)
+        if self.fetches.get(fetch.info_hash) is fetch:
+            self._refuse(fetch, failure.value)
+
+    def _refuse(self, fetch: MetadataFetch, exc: Exception) -> None:
+        """Valid hash, unusable metadata: listed, in error, until removed."""
+        fetch.error = f"metadata refused: {exc}"
+        _log.error("error in {label}: {error}", label=_label(fetch), error=fetch.error)
+        self._emit(fetch, "error", {"error": fetch.error, "state": "metadata"})
+
+    def _parsed(self, fetch: MetadataFetch, data: bytes, meta: Any, peers: list[Any]) -> None:
+        env = self.env
+        if self.fetches.get(fetch.info_hash) is not fetch:
+            return  # removed while it was parsed
         opts = fetch.options
         # Out of the list first: Session.add hands a still-waiting magnet over to its new
         # torrent (``superseded``), which must not happen to this one, whose peers we keep.
         del self.fetches[fetch.info_hash]
         try:
-            d = env.add_torrent(data, **options_json(opts))
-        except (MetainfoError, ValueError) as exc:  # valid hash, unusable metadata
-            self.fetches[fetch.info_hash] = fetch  # listed, in error, until removed
-            fetch.error = f"metadata refused: {exc}"
-            _log.error("error in {label}: {error}", label=_label(fetch), error=fetch.error)
-            self._emit(fetch, "error", {"error": fetch.error, "state": "metadata"})
-            fetch.stop()
+            d = env.add_torrent(data, meta=meta, **options_json(opts))
+        except (MetainfoError, ValueError) as exc:  # unusable metadata, unknown strategy
+            self.fetches[fetch.info_hash] = fetch
+            self._refuse(fetch, exc)
             return
-        fetch.stop()
 
         def added(result: dict[str, Any]) -> None:
             torrent = env.torrent(fetch.info_hash)

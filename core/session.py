@@ -8,7 +8,7 @@ core/resume_saver.py). Peer connections (routing, dialling, the global limit) ar
 ``PeerConnector``'s (core/net/connector.py). Blocking work goes to the thread pool
 (``run_blocking``).
 
-Size: about 530 lines, because it is the facade: most of it is the wiring each part is
+Size: about 660 lines, because it is the facade: most of it is the wiring each part is
 given (TorrentEnv, MagnetEnv, the store and its saver), adding and removing, and the
 counters kept up to date; start-up loading is core/torrent_loader.py.
 """
@@ -38,7 +38,7 @@ from btd.core.events import TorrentEvent
 from btd.core.extensions import Extensions
 from btd.core.labels import label_defaults
 from btd.core.magnets import MagnetEnv, MagnetManager
-from btd.core.metainfo import parse_metainfo
+from btd.core.metainfo import Metainfo, parse_metainfo
 from btd.core.mover import Mover
 from btd.core.net.connector import PeerConnector, make_peer_id
 from btd.core.peer_slots import SlotPolicy, SpareSlots
@@ -437,18 +437,22 @@ class Session:
     def add(
         self,
         data: bytes,
+        *,
+        meta: Metainfo | None = None,
         **given: Any,
     ) -> defer.Deferred[dict[str, Any]]:
         """Add a .torrent with ``given`` options (the add-time settings of
         core/torrent_settings.py; SettingError if one is bad); durable (in the resume store)
-        before the Deferred fires.
+        before the Deferred fires. ``meta``: ``data`` already parsed (off the reactor: a big
+        .torrent takes seconds to parse).
 
         Already there: ``added`` is false and ``save_path`` says where it stays. A save
         path that cannot be created or written fails the Deferred (SavePathError).
         """
-        meta = parse_metainfo(data)  # MetainfoError: nothing is added
+        if meta is None:
+            meta = parse_metainfo(data)  # MetainfoError: nothing is added
         if not self.loader.read:  # start-up has not read the store yet: add once it has
-            return self.loader.when_read().addCallback(lambda _: self.add(data, **given))
+            return self.loader.when_read().addCallback(lambda _: self.add(data, meta=meta, **given))
         existing = self._known(meta.info_hash)
         if existing is not None:
             return defer.succeed(

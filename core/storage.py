@@ -10,7 +10,7 @@ wanted file go to the torrent's part file (core/part_file.py). Each file has a m
 FILE if it exists, else PART, decided on the pool at its next I/O under both locks, so a
 file is never both created and parted). Only files not in FILE mode take the part lock.
 
-Size: about 640 lines: the file mapping, the handle cache shared by threads, the checks
+Size: about 710 lines: the file mapping, the handle cache shared by threads, the checks
 that keep writes inside the save path (symlinks) and on its disk (``root_dev``, storage
 missing), and which file or part file a byte goes to belong together; splitting them would
 spread one invariant over modules.

@@ -1,6 +1,6 @@
 """Torrent: one torrent's coordinator and state machine.
 
-Size: about 740 lines, because besides its own jobs it implements four narrow host
+Size: about 780 lines, because besides its own jobs it implements four narrow host
 contracts (PeerHost, DownloadHost, UploadHost and Swarm), mostly one-line forwards to the
 parts it composes, the storage-missing moves of its state machine and the moves a file
 selection makes (``set_files``; the selection itself is core/file_selection.py).

@@ -84,7 +84,9 @@ def check_str(value: Any) -> str:
 
 
 def check_absolute_path(value: Any) -> str:
-    """An absolute path (``~`` expanded); NUL bytes and unknown users are refused."""
+    """An absolute path (``~`` expanded); NUL bytes, unknown users and ``..`` elements are
+    refused (``..`` is not normalised away: through a symlink the kernel resolves it
+    elsewhere than the text says, so the caller names the folder it means)."""
     text = check_str(value)
     if "\0" in text:
         raise ValueError("must not contain a NUL character")
@@ -94,6 +96,8 @@ def check_absolute_path(value: Any) -> str:
         raise ValueError(f"cannot expand {text!r}") from None
     if not path.is_absolute():
         raise ValueError("must be an absolute path")
+    if ".." in path.parts:
+        raise ValueError("must not contain '..': give the folder it leads to")
     return str(path)
 
 

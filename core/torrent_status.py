@@ -145,24 +145,25 @@ def sources(t: Torrent) -> dict[str, int]:
     return out
 
 
-def files(t: Torrent) -> list[dict[str, Any]]:
-    """Per-file progress: bytes of verified pieces that fall in each file; whether the
-    file is wanted and its priority (``low``, ``normal``, ``high``)."""
+def files(t: Torrent, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
+    """Per-file progress: bytes of verified pieces that fall in each file (of the files
+    ``start`` to ``stop``: the RPC layer builds a huge list in slices); whether the file is
+    wanted and its priority (``low``, ``normal``, ``high``)."""
     meta = t.meta
     sel = t.selection
     have = t.book.have
     plen = meta.piece_length
     rows = []
-    for index, entry in enumerate(meta.files):
+    for index, entry in enumerate(meta.files[start:stop], start):
         if entry.pad:
             continue
         done = 0
-        start, end = entry.offset, entry.offset + entry.length
+        lo, hi = entry.offset, entry.offset + entry.length
         if entry.length:
-            for piece in range(start // plen, (end - 1) // plen + 1):
+            for piece in range(lo // plen, (hi - 1) // plen + 1):
                 if piece in have:
                     p_start = piece * plen
-                    done += min(end, p_start + plen) - max(start, p_start)
+                    done += min(hi, p_start + plen) - max(lo, p_start)
         rows.append(
             {
                 "index": index,

@@ -1,6 +1,7 @@
 """What ``torrent.add`` is given: reading and checking .torrent sources, and the batch form.
 
-The single form (``metainfo`` | ``path`` | ``magnet``) uses ``read_metainfo``. The batch form
+The single form (``metainfo`` | ``path`` | ``magnet``) checks its source on the reactor
+(``check_source``) and reads and parses it on the thread pool (``load_source``). The batch form
 (``torrents: [{...}, ...]``, at most ``MAX_BATCH`` items) checks, decodes, reads and parses
 its items on the thread pool, ``CHUNK`` at a time, so the reactor never parses a big batch;
 then ``Session.add_many`` adds the .torrents together (one store write) and the magnets go
@@ -25,7 +26,8 @@ from twisted.logger import Logger
 from btd.core.batch_add import BatchItem
 from btd.core.errors import MetainfoError, StorageError
 from btd.core.file_selection import FileSelection, FileSelectionError
-from btd.core.metainfo import parse_metainfo
+from btd.core.limits import TORRENT_FILE_MAX
+from btd.core.metainfo import Metainfo, parse_metainfo
 from btd.core.rpc.dispatch import internal_error, require
 from btd.core.rpc.errors import INVALID_TORRENT, STORAGE, RpcError, invalid_params
 from btd.core.torrent_data import SavePathError
@@ -33,7 +35,7 @@ from btd.core.torrent_settings import ADD_KEYS, SettingError, check_absolute_pat
 
 _log = Logger()
 
-MAX_TORRENT_FILE = 10_000_000
+MAX_TORRENT_FILE = TORRENT_FILE_MAX  # core/limits.py
 MAX_BATCH = 10_000  # items in one torrent.add call (the 16 MiB frame bounds them too)
 CHUNK = 100  # items parsed per thread-pool job
 SOURCE_KEYS = ("metainfo", "path", "magnet")  # the rest of an item are its options
@@ -76,24 +78,56 @@ def _read_torrent_file(file: Path) -> bytes:
     return data
 
 
-def read_metainfo(metainfo: Any, path: Any) -> bytes:
-    """The .torrent bytes from base64 ``metainfo`` or a ``path`` the daemon reads (blocking)."""
+def check_source(metainfo: Any, path: Any) -> tuple[str | None, Path | None]:
+    """Exactly one of base64 ``metainfo`` or an absolute ``path``, checked (cheap: on the
+    reactor); ``load_source`` then does the work."""
     if (metainfo is None) == (path is None):
         raise invalid_params("metainfo", "give exactly one of metainfo (base64) or path")
     if metainfo is not None:
         require("metainfo", metainfo, str)
+        return metainfo, None
+    require("path", path, str)
+    return None, absolute("path", path)
+
+
+def read_metainfo(metainfo: str | None, file: Path | None) -> bytes:
+    """The .torrent bytes from base64 ``metainfo`` or a ``file`` the daemon reads (blocking)."""
+    if metainfo is not None:
         try:
             return base64.b64decode(metainfo, validate=True)
         except (binascii.Error, ValueError):
             raise invalid_params("metainfo", "not valid base64") from None
-    require("path", path, str)
-    file = absolute("path", path)
+    assert file is not None
     try:
         return _read_torrent_file(file)
     except OSError as exc:
         raise RpcError(
             INVALID_TORRENT, f"cannot read {file}: {exc.strerror}", {"field": "path"}
         ) from None
+
+
+def refused(exc: MetainfoError, file: Path | None) -> RpcError:
+    """Why a .torrent was refused. One read from a ``path`` never quotes the parser: the
+    daemon may read files its caller may not (``/etc/shadow``: "unexpected byte b'r'"
+    gave its first byte away), so its detail is not echoed, only that it is no .torrent."""
+    if file is None:
+        return RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": "metainfo"})
+    return RpcError(
+        INVALID_TORRENT,
+        f"invalid torrent: {file} is not a usable .torrent file "
+        "(the daemon does not quote files it reads; give its content as metainfo to see why)",
+        {"field": "path"},
+    )
+
+
+def load_source(metainfo: str | None, file: Path | None) -> tuple[bytes, Metainfo]:
+    """Decode or read, then parse (blocking: the thread pool; a .torrent with 200,000
+    files takes seconds to parse): the bytes and their Metainfo, or the RpcError."""
+    data = read_metainfo(metainfo, file)
+    try:
+        return data, parse_metainfo(data)
+    except MetainfoError as exc:
+        raise refused(exc, file) from None
 
 
 def storage_error(failure: Any) -> Any:
@@ -131,12 +165,7 @@ def prepare(raw: Any) -> BatchItem | MagnetItem:
                     name, "not with a magnet: use torrent.set_files once it has metadata"
                 )
         return MagnetItem(magnet, options)
-    data = read_metainfo(metainfo, path)
-    try:
-        meta = parse_metainfo(data)
-    except MetainfoError as exc:
-        field = "metainfo" if metainfo is not None else "path"
-        raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
+    data, meta = load_source(*check_source(metainfo, path))
     if options.get("files_skipped") or options.get("file_priorities"):
         try:
             FileSelection(meta.files, meta.piece_length, meta.total_length).load_options(options)

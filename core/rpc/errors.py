@@ -24,6 +24,7 @@ NO_METADATA = -32006  # a magnet still waiting for its metadata cannot do that y
 FRAME_TOO_LARGE = -32010  # sent once before the connection is closed
 ACCESS_DENIED = -32011  # peer credentials refused, sent before closing
 TOO_MANY_CLIENTS = -32012  # the control socket's client limit is reached, sent before closing
+REPLY_TOO_LARGE = -32013  # a result over the reply budget (core/limits.py RPC_REPLY_BUDGET)
 PLUGIN_ERROR = -32020  # a plugin's RPC method failed
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,16 +25,17 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from btd.core.rpc.dispatch import (
+    Batch,
     Dispatcher,
     Message,
     PendingReply,
     Reply,
-    encode,
     encode_message,
     error_message,
     require,
@@ -43,6 +45,7 @@ from btd.core.rpc.dispatch import (
 from btd.core.rpc.errors import ACCESS_DENIED, FRAME_TOO_LARGE, SHUTTING_DOWN, TOO_MANY_CLIENTS
 from btd.core.rpc.framing import DEFAULT_MAX_FRAME, LineFramer
 from btd.core.rpc.peercred import PeerCred, is_allowed, supplementary_groups, transport_peer_cred
+from btd.core.rpc.replies import Budget, encode_sliced
 from btd.core.rpc.sockfile import bind_control_socket, give_group
 
 __all__ = [
@@ -59,6 +62,8 @@ _log = Logger()
 DEFAULT_MAX_CLIENTS = 64
 DEFAULT_MAX_BACKLOG = 64 * 1024 * 1024  # bytes queued for a client that stopped reading
 CLOSE_TIMEOUT = 10.0  # seconds a closing connection may take to flush before it is cut
+BATCH_SLICE = 0.005  # seconds of batch members run before the reactor gets a turn
+_now = time.perf_counter  # what a batch's slice is measured with (tests replace it)
 
 
 @implementer(IPushProducer, IHalfCloseableProtocol)
@@ -80,6 +85,7 @@ class ControlConnection(Protocol):
         self._producing = False  # registered as the transport's producer
         self._eof = False  # the client shut down its sending side
         self._in_flight = 0  # replies waiting for a Deferred
+        self._batch = False  # a batch is running: no other line is read until it is done
         self._subscribed = False
         self._events: frozenset[str] | None = None
         self._abort_call: IDelayedCall | None = None
@@ -146,7 +152,7 @@ class ControlConnection(Protocol):
 
     def _drain(self) -> None:
         """Handle queued lines until done, paused (client not reading) or closed."""
-        while self._queue and self._state == "open" and not self._paused:
+        while self._queue and self._state == "open" and not self._paused and not self._batch:
             self._handle(self._queue.popleft())
         if not self._queue and self._framer.too_large and self._state == "open":
             limit = self._framer.max_frame
@@ -159,24 +165,65 @@ class ControlConnection(Protocol):
 
     def _handle(self, frame: bytes) -> None:
         reply = self.server.dispatcher.dispatch(frame, self)
-        if reply is not None:
+        if isinstance(reply, Batch):
+            self._run_batch(reply)
+        elif reply is not None:
             self._send_reply(reply)
 
+    def _message(self, item: Message | PendingReply, budget: Budget) -> Deferred[bytes]:
+        """One response, settled and encoded (in slices if big) within ``budget``."""
+        d = settle(item) if isinstance(item, PendingReply) else succeed(item)
+        return d.addCallback(encode_sliced, self.server.clock, budget)
+
     def _send_reply(self, reply: Reply) -> None:
-        if not any(isinstance(item, PendingReply) for item in reply.items):
-            self.send_line(encode(reply.batch, list(reply.items)))  # type: ignore[arg-type]
-            return
-        parts = [settle(i) if isinstance(i, PendingReply) else succeed(i) for i in reply.items]
         self._in_flight += 1
 
-        def send(messages: list[Message]) -> None:
+        def send(line: bytes) -> None:
             self._in_flight -= 1
-            self.send_line(encode(reply.batch, messages))
+            self.send_line(line + b"\n")
             self._finish_if_done()
 
-        done = gatherResults(parts, consumeErrors=True)
-        done.addCallback(send)
-        done.addErrback(lambda f: _log.failure("RPC reply failed", f))
+        d = self._message(reply.items[0], Budget()).addCallback(send)
+        d.addErrback(lambda f: _log.failure("RPC reply failed", f))
+
+    def _run_batch(self, batch: Batch) -> None:
+        """Run the members, a reactor turn every ``BATCH_SLICE`` seconds; reply in one line
+        (RPC_REPLY_BUDGET shared). No other line of this client is read meanwhile."""
+        self._in_flight += 1
+        self._batch = True
+        self.transport.pauseProducing()
+
+        def done(line: bytes | None) -> None:
+            self._in_flight -= 1
+            self._batch = False
+            if line is not None:
+                self.send_line(line)
+            if self._state == "open" and not self._paused and not self._eof:
+                self.transport.resumeProducing()
+            self._drain()
+
+        d = Deferred.fromCoroutine(self._batch_line(batch)).addCallback(done)
+        d.addErrback(lambda f: _log.failure("RPC batch failed", f))
+
+    async def _batch_line(self, batch: Batch) -> bytes | None:
+        budget = Budget()
+        answers: list[Deferred[bytes]] = []
+        started = _now()
+        for member in batch.members:
+            if _now() - started > BATCH_SLICE:
+                await deferLater(self.server.clock, 0, lambda: None)
+                started = _now()
+            if self._state != "open":
+                return None
+            reply = self.server.dispatcher.dispatch_member(member, self)
+            if reply is None:
+                continue  # a notification
+            answer = self._message(reply.items[0], budget)
+            answers.append(answer)
+            if answer.called:  # settled at once: encode before the next one is built
+                await answer
+        parts = await gatherResults(answers, consumeErrors=True)
+        return b"[" + b",".join(parts) + b"]\n" if parts else None
 
     # -- output ---------------------------------------------------------------------
     def send_line(self, line: bytes) -> None:
@@ -203,7 +250,7 @@ class ControlConnection(Protocol):
             return
         self._paused, self._backlog = False, 0
         if self._state == "open":
-            if not self._eof:
+            if not self._eof and not self._batch:
                 self.transport.resumeProducing()
             self._drain()
 

@@ -1,6 +1,7 @@
 """The control socket's file: where it lives, who may open it, and cleaning up.
 
-The directory is made 0750 when missing and must belong to us or root; the
+The directory is made 0750 when missing and must belong to us or root and be writable by
+nobody else (not even sticky like /tmp: issue 13 class 8); the
 socket is bound under umask 0117 so it is 0660 from its first instant; an old
 socket file is replaced only when nothing answers on it, and anything that is
 not a socket is never deleted. On stop the file is removed only if it is still
@@ -82,9 +83,20 @@ def prepare_directory(directory: Path) -> bool:
         os.chmod(d, 0o750)
     if not directory.is_dir():
         raise BtdError(f"socket directory {directory} is not a directory")
-    owner = directory.stat().st_uid
-    if owner not in (os.geteuid(), 0):
-        raise BtdError(f"socket directory {directory} belongs to uid {owner}; refusing to use it")
+    st = directory.stat()  # through a symlink: the folder the socket really goes in
+    shown = str(directory)
+    if os.path.islink(directory):
+        shown += f" (a symlink to {os.path.realpath(directory)})"
+    if st.st_uid not in (os.geteuid(), 0):
+        raise BtdError(f"socket directory {shown} belongs to uid {st.st_uid}; refusing to use it")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = "everyone" if st.st_mode & stat.S_IWOTH else "its group"
+        raise BtdError(
+            f"socket directory {shown} is writable by {who} (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}): they could put their own socket in its place "
+            "and receive every btctl command; use a folder only the daemon's user can write "
+            "(chmod go-w, or the default $XDG_RUNTIME_DIR/btd)"
+        )
     return directory in missing
 
 

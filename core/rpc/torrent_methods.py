@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.task import deferLater
 
 from btd.core import session_status
 from btd.core import torrent_status as status
@@ -20,6 +21,7 @@ from btd.core.errors import MetainfoError
 from btd.core.file_selection import FileSelectionError, check_indices, check_priority
 from btd.core.labels import check_label
 from btd.core.metadata_fetch import MetadataFetch
+from btd.core.metainfo import Metainfo
 from btd.core.move_files import MoveRefused
 from btd.core.rpc.add_items import (
     MAX_BATCH,
@@ -27,7 +29,8 @@ from btd.core.rpc.add_items import (
     add_batch,
     add_options,
     check_batch,
-    read_metainfo,
+    check_source,
+    load_source,
     storage_error,
 )
 from btd.core.rpc.dispatch import require
@@ -56,6 +59,27 @@ __all__ = ["MAX_BATCH", "MAX_TORRENT_FILE", "torrent_methods"]
 
 NO_FILES_YET = "not with a magnet: use torrent.set_files once it has metadata"
 STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "stopped")
+
+
+FILES_SLICE = 2000  # file rows built per reactor turn (~5 ms) for a torrent with many files
+
+
+def files_in_slices(t: Torrent, clock: Any) -> list[dict[str, Any]] | defer.Deferred[Any]:
+    """``status.files``, at once for a usual torrent; ``FILES_SLICE`` rows per reactor turn
+    for one with 200,000 files (building them all at once froze the daemon for 0.5 s)."""
+    total = len(t.meta.files)
+    if total <= FILES_SLICE:
+        return status.files(t)
+
+    async def build() -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for start in range(0, total, FILES_SLICE):
+            if start:
+                await deferLater(clock, 0, lambda: None)
+            rows.extend(status.files(t, start, start + FILES_SLICE))
+        return rows
+
+    return defer.Deferred.fromCoroutine(build())
 
 
 def _pick(values: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -121,17 +145,20 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             except ValueError as exc:  # unknown strategy
                 raise invalid_params("strategy", str(exc)) from None
             return d.addErrback(storage_error)
-        data = read_metainfo(metainfo, path)
-        try:
-            d = session.add(data, **checked)
-        except MetainfoError as exc:
-            field = "metainfo" if metainfo is not None else "path"
-            raise RpcError(INVALID_TORRENT, f"invalid torrent: {exc}", {"field": field}) from None
-        except FileSelectionError as exc:  # a file index past the torrent's files
-            raise invalid_params(exc.field, str(exc)) from None
-        except ValueError as exc:  # unknown strategy
-            raise invalid_params("strategy", str(exc)) from None
-        return d.addErrback(storage_error)
+        source = check_source(metainfo, path)
+
+        def loaded(result: tuple[bytes, Metainfo]) -> defer.Deferred[Any]:
+            data, meta = result
+            try:
+                return session.add(data, meta=meta, **checked)
+            except FileSelectionError as exc:  # a file index past the torrent's files
+                raise invalid_params(exc.field, str(exc)) from None
+            except ValueError as exc:  # unknown strategy
+                raise invalid_params("strategy", str(exc)) from None
+
+        # read and parsed off the reactor: a .torrent may list 200,000 files
+        d = session.run_blocking(load_source, *source)
+        return d.addCallback(loaded).addErrback(storage_error)
 
     def list_(
         fields: list[str] | None = None, state: str | None = None, label: str | None = None
@@ -162,7 +189,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             if (state is None or t.state == state) and (label is None or label in t.options.labels)
         ]
 
-    def get(info_hash: str) -> dict[str, Any]:
+    def get(info_hash: str) -> dict[str, Any] | defer.Deferred[dict[str, Any]]:
         """One torrent: summary, files, trackers and the piece map."""
         t = find_any(info_hash)
         if isinstance(t, MetadataFetch):
@@ -178,9 +205,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
                 "comment": None,
                 "created_by": None,
             }
-        return {
+        reply = {
             **status.summary(t),
-            "files": status.files(t),
+            "files": [],
             "trackers": status.trackers(t),
             "piece_map": status.pieces_map(t),
             "sources": status.sources(t),
@@ -190,6 +217,11 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             "comment": t.meta.comment,
             "created_by": t.meta.created_by,
         }
+        rows = files_in_slices(t, session.clock)
+        if isinstance(rows, defer.Deferred):
+            return rows.addCallback(lambda rows: {**reply, "files": rows})
+        reply["files"] = rows
+        return reply
 
     def pause(info_hash: str) -> defer.Deferred[dict[str, Any]]:
         """Stop transferring (peers closed, trackers told); state is kept."""
@@ -226,9 +258,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         """Connected peers with their client, flags and rates."""
         return status.peers(find(info_hash))
 
-    def files(info_hash: str) -> list[dict[str, Any]]:
+    def files(info_hash: str) -> list[dict[str, Any]] | defer.Deferred[Any]:
         """Files with their length, progress, ``wanted`` and ``priority``."""
-        return status.files(find(info_hash))
+        return files_in_slices(find(info_hash), session.clock)
 
     def set_files(
         info_hash: str,

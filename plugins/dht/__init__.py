@@ -7,7 +7,9 @@ Twisted parts: node.py (the UDP node), service.py (joining, torrents, timers).
 Settings (``plugins: {dht: {...}}``), each checked here (ConfigError ``plugins.dht.<key>``):
 
 - ``port`` (0..65535, default 6881; 0 = any free port): the UDP port.
-- ``bind`` (IPv4 address, default 0.0.0.0): where the UDP socket is bound.
+- ``bind`` (IPv4 address, default: ``session.listen_host``, ``0.0.0.0`` when that is
+  ``::``): where the UDP socket is bound. A ``listen_host`` that is one IPv6 address cannot
+  be followed (the DHT is IPv4 only): the start is refused until ``bind`` is set.
 - ``bootstrap`` (list of ``"host:port"``, default none): nodes to join through. There are
   NO built-in bootstrap nodes: with none configured and no saved nodes, the node only
   learns of others when they contact it.
@@ -21,6 +23,7 @@ Settings (``plugins: {dht: {...}}``), each checked here (ConfigError ``plugins.d
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import os
@@ -122,6 +125,21 @@ def validate(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> An
     return Settings(**values)
 
 
+def follow(listen_host: str) -> str:
+    """The IPv4 address the DHT binds when ``bind`` is not set: the one the daemon listens
+    on for peers (its UDP socket must not answer on every interface when that names one)."""
+    address = ipaddress.ip_address(listen_host)
+    if address.version == 4:
+        return str(address)
+    if address.is_unspecified:  # "::": every interface, IPv4 included
+        return "0.0.0.0"
+    raise _error(
+        "bind",
+        f"session.listen_host is the IPv6 address {listen_host} and the DHT is IPv4 only: "
+        "set plugins.dht.bind to the IPv4 address it may use",
+    )
+
+
 class DhtPlugin:
     """The plugin: settings, and the DhtService from session start to session stop.
 
@@ -134,7 +152,11 @@ class DhtPlugin:
 
     @hookimpl
     def btd_configure(self, config: Config) -> None:
-        self.settings = validate(plugin_settings(config, PLUGIN))
+        raw = plugin_settings(config, PLUGIN)
+        settings = validate(raw)
+        if isinstance(raw, Mapping) and "bind" not in raw:
+            settings = dataclasses.replace(settings, bind=follow(config.session.listen_host))
+        self.settings = settings
 
     @hookimpl
     def btd_session_started(self, session: SessionView) -> None:

@@ -10,8 +10,10 @@ Settings (``plugins: {udp_tracker: {...}}``):
   it doubles after each one (BEP 15).
 - ``max_retries`` (integer 0..8, default 3; BEP 15 allows 8): retransmissions before the request fails
   with "udp tracker timed out". The BEP defaults wait 15 * (2**9 - 1) s in all.
-- ``bind`` (IP address, default 0.0.0.0): where the socket is bound; ``::`` reaches
-  IPv6 trackers too (dual-stack), ``127.0.0.1`` keeps tests on loopback.
+- ``bind`` (IP address, default ``session.listen_host``): where the socket is bound; ``::``
+  reaches IPv6 trackers too (dual-stack), ``127.0.0.1`` keeps tests on loopback. Without it
+  the socket follows the address the daemon listens on for peers, never every interface
+  when that names one (issue 13 class 8).
 """
 
 from __future__ import annotations
@@ -146,7 +148,10 @@ class UdpTrackerPlugin:
 
     @hookimpl
     def btd_configure(self, config: Config) -> None:
-        self.settings = validate(plugin_settings(config, PLUGIN))
+        raw = plugin_settings(config, PLUGIN)
+        self.settings = validate(raw)
+        if "bind" not in raw:  # follow the address the daemon listens on for peers
+            self.settings["bind"] = config.session.listen_host
         self.trackers.expect_start()
 
     @hookimpl

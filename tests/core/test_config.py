@@ -17,6 +17,7 @@ from btd.core.config import (
     DEFAULT_PLUGINS,
     LIVE_KEYS,
     Config,
+    check_file_trust,
     default_config,
     find_config_file,
     load_config,
@@ -730,3 +731,70 @@ def test_docs_list_the_default_plugins_in_order() -> None:
         ]
         assert listed == list(DEFAULT_PLUGINS), text
     assert "78" in doc and "SIGHUP" in doc
+
+
+# -- issue 13 class 8: a configuration file others could write is refused (StrictModes) --------
+NOTIFY = "plugins:\n  notify_command:\n    command: ['/bin/true']\n"
+
+
+def _config_in(tmp_path: Path, mode: int, folder_mode: int = 0o755) -> Path:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "btd.yaml"
+    path.write_text(NOTIFY)
+    os.chmod(path, mode)
+    os.chmod(folder, folder_mode)
+    return path
+
+
+@pytest.mark.parametrize(
+    "mode, folder_mode, why",
+    [
+        (0o666, 0o755, "writable by everyone (mode 0666)"),
+        (0o664, 0o755, "writable by its group (mode 0664)"),
+        (0o620, 0o755, "writable by its group"),
+        (0o644, 0o777, "its folder is writable by others (mode 0777, not sticky)"),
+        (0o644, 0o775, "its folder is writable by others"),
+    ],
+)
+def test_a_config_file_others_can_write_is_refused(
+    tmp_path: Path, mode: int, folder_mode: int, why: str
+) -> None:
+    path = _config_in(tmp_path, mode, folder_mode)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {"HOME": str(tmp_path)})
+    assert why in str(info.value) and str(path) in str(info.value)
+    assert "refusing to use it" in str(info.value)
+
+
+def test_a_config_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    path = _config_in(tmp_path, 0o644)
+    me = os.geteuid()
+    if me == 0:  # root can give it away; the daemon's user is then someone else
+        os.chown(path, 4242, -1)
+        with pytest.raises(ConfigError, match="belongs to uid 4242"):
+            load_config(path, {"HOME": str(tmp_path)})
+        os.chown(path, 0, -1)
+    # a daemon under another uid trusts the file only if root or that uid owns it
+    owner = os.stat(path).st_uid
+    if owner != 0:
+        with pytest.raises(ConfigError, match=f"belongs to uid {owner}"):
+            load_config(path, {"HOME": str(tmp_path)}, our_uid=owner + 1)
+    assert load_config(path, {"HOME": str(tmp_path)}, our_uid=owner).source == path
+
+
+def test_a_root_or_own_file_in_a_sticky_folder_is_used(tmp_path: Path) -> None:
+    path = _config_in(tmp_path, 0o600, 0o1777)
+    config = load_config(path, {"HOME": str(tmp_path)})
+    assert "notify_command" in config.plugins
+
+
+def test_trust_rules_with_made_up_owners() -> None:
+    def st(uid: int, mode: int) -> os.stat_result:
+        return os.stat_result((mode, 0, 0, 1, uid, 0, 0, 0, 0, 0))
+
+    assert check_file_trust(st(0, 0o100644), st(0, 0o40755), 1000) is None
+    assert check_file_trust(st(1000, 0o100600), st(1000, 0o40700), 1000) is None
+    assert "uid 1001" in str(check_file_trust(st(1001, 0o100644), st(0, 0o40755), 1000))
+    assert "belongs to uid 1001" in str(check_file_trust(st(0, 0o100644), st(1001, 0o40755), 1000))
+    assert check_file_trust(st(0, 0o100644), st(0, 0o41777), 1000) is None  # sticky /tmp

@@ -44,8 +44,8 @@ def test_add_keys_and_set_keys() -> None:
 
 def test_check_add_keeps_only_given_values_canonical() -> None:
     assert check_add({}) == {}
-    assert check_add({"save_path": "/a/../b", "paused": True, "strategy": None}) == {
-        "save_path": "/a/../b",
+    assert check_add({"save_path": "/a/./b", "paused": True, "strategy": None}) == {
+        "save_path": "/a/b",
         "paused": True,
     }
 
@@ -57,6 +57,8 @@ def test_check_add_keeps_only_given_values_canonical() -> None:
         ({"paused": None}, "paused"),
         ({"save_path": "relative"}, "save_path"),
         ({"save_path": "/a\0b"}, "save_path"),
+        ({"save_path": "/srv/dl/../../etc"}, "save_path"),  # issue 13 class 8: refused
+        ({"save_path": "/srv/dl/.."}, "save_path"),
         ({"save_path": 5}, "save_path"),
         ({"strategy": 1}, "strategy"),
         ({"nonsense": 1}, "nonsense"),

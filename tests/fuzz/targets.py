@@ -17,7 +17,7 @@ from btd.core.config import parse_config
 from btd.core.errors import BencodeError, ConfigError, MetainfoError, ProtocolError, TrackerError
 from btd.core.magnet import parse_magnet
 from btd.core.metainfo import parse_info, parse_metainfo
-from btd.core.rpc.dispatch import Dispatcher
+from btd.core.rpc.dispatch import Batch, Dispatcher
 from btd.core.rpc.framing import LineFramer
 from btd.core.tracker.codec import parse_announce_response, parse_scrape_response
 from btd.core.wire.codec import WireDecoder
@@ -98,14 +98,18 @@ def _rpc(data: bytes) -> None:
     except ProtocolError:
         return
     for frame in frames:
-        reply = _DISPATCHER.dispatch(frame, connection=None)
-        if reply is None:
-            continue
-        for item in reply.items:
-            message = getattr(item, "message", item)
-            if isinstance(message, dict):
-                json.dumps(message)
-                assert message.get("jsonrpc") == "2.0", message
+        answer = _DISPATCHER.dispatch(frame, connection=None)
+        replies = (
+            [_DISPATCHER.dispatch_member(m, None) for m in answer.members]
+            if isinstance(answer, Batch)  # the server runs a batch member by member
+            else [answer]
+        )
+        for reply in replies:
+            for item in reply.items if reply is not None else ():
+                message = getattr(item, "message", item)
+                if isinstance(message, dict):
+                    json.dumps(message)
+                    assert message.get("jsonrpc") == "2.0", message
 
 
 TARGETS = {

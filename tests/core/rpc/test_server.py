@@ -19,10 +19,14 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from btd.core import limits
 from btd.core.errors import BtdError
 from btd.core.rpc import errors as codes
+from btd.core.rpc import server as server_module
+from btd.core.rpc.dispatch import Dispatcher
 from btd.core.rpc.errors import RpcError
 from btd.core.rpc.peercred import PeerCred
+from btd.core.rpc.replies import ENCODE_SLICE, Budget, encode_sliced
 from btd.core.rpc.server import ControlConnection, ControlServer, listen, require, with_connection
 
 ME = PeerCred(pid=4321, uid=1000, gid=1000)
@@ -111,9 +115,16 @@ def req(method: str, params: Any = None, id: Any = 1) -> bytes:
     return json.dumps(msg).encode() + b"\n"
 
 
+def turns(clock: Any) -> None:
+    """Run the reactor turns a batch or a big reply may take (no time passes)."""
+    while isinstance(clock, Clock) and any(c.getTime() <= clock.seconds() for c in clock.calls):
+        clock.advance(0)
+
+
 def ask(transport_proto: tuple[Any, StringTransport], data: bytes) -> list[Any]:
     proto, transport = transport_proto
     proto.dataReceived(data)
+    turns(proto.server.clock)
     return replies(transport)
 
 
@@ -563,6 +574,32 @@ def test_existing_directory_mode_kept(sockdir: Path) -> None:
         pump(reactor, lambda: stopped is None or stopped.called)
 
 
+@pytest.mark.parametrize(
+    "mode, who",
+    [(0o777, "everyone"), (0o1777, "everyone"), (0o770, "its group"), (0o730, "its group")],
+    ids=["world", "sticky-like-tmp", "group", "group-wx"],
+)
+@pytest.mark.parametrize("via_symlink", [False, True], ids=["dir", "symlink"])
+def test_a_socket_directory_others_can_write_is_refused(
+    tmp_path: Path, mode: int, who: str, via_symlink: bool
+) -> None:
+    """Issue 13 class 8: whoever can write the folder can put a socket of their own there."""
+    from twisted.internet import reactor
+
+    real = tmp_path / "shared"
+    real.mkdir()
+    os.chmod(real, mode)
+    sockdir = real
+    if via_symlink:
+        sockdir = tmp_path / "run"
+        sockdir.symlink_to(real)
+    with pytest.raises(BtdError, match=f"writable by {who}") as info:
+        listen(reactor, sockdir / "btd.sock", ControlServer({}, clock=reactor))
+    assert f"{stat.S_IMODE(mode):04o}" in str(info.value)
+    assert ("a symlink to" in str(info.value)) == via_symlink
+    assert list(real.iterdir()) == []
+
+
 def test_umask_restored(sockdir: Path) -> None:
     from twisted.internet import reactor
 
@@ -637,3 +674,112 @@ def test_real_half_close_gets_reply_then_eof(sockdir: Path) -> None:
 def test_the_clock_is_required() -> None:
     with pytest.raises(TypeError, match="clock"):
         ControlServer(METHODS)  # type: ignore[call-arg]
+
+
+# -- issue 13, class 5: replies that never freeze the reactor --------------------------------
+# sliced encoding, the reply budget, the batch cap, batch members across reactor turns
+def one_turn(clock: Clock) -> None:
+    """Run the one call waiting for the next reactor turn (not the ones it schedules)."""
+    call = clock.calls.pop(0)
+    call.func(*call.args, **call.kw)
+
+
+def fired(d: Any) -> Any:
+    out: list[Any] = []
+    d.addBoth(out.append)
+    assert out, "not fired"
+    return out[0]
+
+
+def test_a_small_reply_is_encoded_at_once() -> None:
+    message = {"jsonrpc": "2.0", "result": [{"a": 1}] * 10, "id": 1}
+    assert json.loads(fired(encode_sliced(message, Clock()))) == message
+
+
+def test_a_big_list_is_encoded_a_slice_per_reactor_turn() -> None:
+    clock = Clock()
+    rows = [{"index": i, "path": f"d/f{i}é"} for i in range(ENCODE_SLICE * 5 + 3)]
+    message = {"jsonrpc": "2.0", "result": {"name": "x", "files": rows}, "id": 7}
+    out: list[bytes] = []
+    encode_sliced(message, clock).addCallback(out.append)
+    turns_taken = 0
+    while not out:
+        assert len(clock.calls) == 1, "one turn asked for at a time"
+        one_turn(clock)
+        turns_taken += 1
+    assert turns_taken >= 5
+    assert json.loads(out[0]) == message
+
+
+def test_a_reply_over_the_budget_is_an_error_for_its_id() -> None:
+    clock = Clock()
+    big = {"jsonrpc": "2.0", "result": ["x" * 100] * (ENCODE_SLICE * 3), "id": 3}
+    d = encode_sliced(big, clock, Budget(50_000))
+    while not d.called:
+        clock.advance(0)
+    answer = json.loads(fired(d))
+    assert answer["id"] == 3 and answer["error"]["code"] == codes.REPLY_TOO_LARGE
+    small = {"jsonrpc": "2.0", "result": "y" * 1000, "id": 4}
+    assert json.loads(fired(encode_sliced(small, clock, Budget(500))))["error"]["data"] == {
+        "reply_budget": 500
+    }
+
+
+def test_a_batch_shares_one_budget() -> None:
+    budget = Budget(2500)
+    first = fired(encode_sliced({"jsonrpc": "2.0", "result": "a" * 2000, "id": 1}, None, budget))
+    second = fired(encode_sliced({"jsonrpc": "2.0", "result": "b" * 2000, "id": 2}, None, budget))
+    assert json.loads(first)["result"] == "a" * 2000
+    assert json.loads(second)["error"]["code"] == codes.REPLY_TOO_LARGE
+    third = fired(encode_sliced({"jsonrpc": "2.0", "result": "c" * 100, "id": 3}, None, budget))
+    assert json.loads(third)["result"] == "c" * 100  # what did not fit was given back
+
+
+def test_a_batch_over_the_cap_is_refused_whole_and_nothing_runs() -> None:
+    ran: list[int] = []
+    d = Dispatcher({"f": lambda: ran.append(1)})
+    n = limits.RPC_MAX_BATCH_CALLS + 1
+    batch = [{"jsonrpc": "2.0", "method": "f", "id": i} for i in range(n)]
+    reply = d.dispatch(json.dumps(batch).encode(), None)
+    (message,) = reply.items  # type: ignore[union-attr]
+    assert message["error"]["code"] == codes.INVALID_REQUEST and message["id"] is None
+    assert f"at most {limits.RPC_MAX_BATCH_CALLS}" in message["error"]["message"]
+    assert message["error"]["data"] == {"max_batch": limits.RPC_MAX_BATCH_CALLS, "calls": n}
+    assert ran == []
+
+
+def test_a_line_with_too_many_json_containers_is_refused_before_parsing() -> None:
+    d = Dispatcher({"f": lambda *a: 1})
+    frame = b'{"jsonrpc":"2.0","method":"f","params":' + b"[]," * 0 + b"["
+    frame += b",".join([b"[]"] * limits.RPC_MAX_JSON_CONTAINERS) + b'],"id":1}'
+    (message,) = d.dispatch(frame, None).items  # type: ignore[union-attr]
+    assert message["error"]["code"] == codes.INVALID_REQUEST
+    assert str(limits.RPC_MAX_JSON_CONTAINERS) in message["error"]["message"]
+
+
+def test_batch_members_run_across_reactor_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr(server_module, "_now", lambda: now[0])
+    calls: list[int] = []
+
+    def slow(n: int) -> int:
+        calls.append(n)
+        now[0] += 0.6 * server_module.BATCH_SLICE  # two calls fill a slice
+        return n
+
+    clock = Clock()
+    proto, transport = connect(make_server(methods={"slow": slow}, clock=clock))
+    batch = [{"jsonrpc": "2.0", "method": "slow", "params": [i], "id": i} for i in range(4)]
+    proto.dataReceived(
+        json.dumps(batch).encode()
+        + b"\n"
+        + b'{"jsonrpc":"2.0","method":"slow","params":[9],"id":9}\n'
+    )
+    assert calls == [0, 1]  # then the reactor gets a turn
+    assert transport.value() == b""
+    one_turn(clock)
+    assert calls == [0, 1, 2, 3, 9]  # the next line waited for the batch
+    turns(clock)
+    batch_reply, single = replies(transport)
+    assert [m["result"] for m in batch_reply] == [0, 1, 2, 3]
+    assert single["result"] == 9  # the next line waited for the batch

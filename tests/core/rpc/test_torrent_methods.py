@@ -218,6 +218,7 @@ def test_traversing_names_are_sanitized_not_refused(h: Harness) -> None:
         ({"metainfo": b64(TORRENT), "paused": None}, "paused"),
         ({"metainfo": b64(TORRENT), "save_path": "relative/dir"}, "save_path"),
         ({"metainfo": b64(TORRENT), "save_path": "/tmp/a\0b"}, "save_path"),
+        ({"metainfo": b64(TORRENT), "save_path": "/tmp/dl/../../etc"}, "save_path"),
         ({"metainfo": b64(TORRENT), "save_path": "~no-such-user-here/x"}, "save_path"),
         ({"metainfo": b64(TORRENT), "save_path": 5}, "save_path"),
         ({"metainfo": b64(TORRENT), "strategy": "no-such-strategy"}, "strategy"),
@@ -229,6 +230,7 @@ def test_traversing_names_are_sanitized_not_refused(h: Harness) -> None:
         ({"metainfo": 12}, "metainfo"),
         ({"path": "relative.torrent"}, "path"),
         ({"path": "/tmp/a\0b.torrent"}, "path"),
+        ({"path": "/tmp/../etc/x.torrent"}, "path"),
         ({"path": ["/x.torrent"]}, "path"),
     ],
 )
@@ -951,3 +953,23 @@ def test_file_priorities_at_add(h: Harness) -> None:
               "file_priorities")  # fmt: skip
     out = batch(h, [{"metainfo": b64(torrent), "file_priorities": {"2": "low"}}])
     assert out[0]["error"]["data"] == {"field": "file_priorities", "index": 0}
+
+
+def test_a_file_given_by_path_is_never_quoted_in_the_error(h: Harness) -> None:
+    """Issue 13 class 8: the daemon may read what its caller may not (``/etc/shadow`` gave
+    its first byte away as "unexpected byte b'r'")."""
+    secret = h.tmp / "shadow"
+    secret.write_bytes(b"zq:$6$qz-hash:19000:0:99999:7:::\n")
+    err = h.error("torrent.add", path=str(secret))
+    assert err.code == codes.INVALID_TORRENT and err.data == {"field": "path"}
+    assert str(secret) in err.message and "not a usable .torrent file" in err.message
+    for leak in ("b'z'", "zq", "hash", "byte", "offset"):
+        assert leak not in err.message
+    nested = h.error("torrent.add", path=str(h.tmp / "x.torrent"))  # missing: errno only
+    assert "No such file" in nested.message
+    # the caller's own bytes are explained as before
+    mine = h.error("torrent.add", metainfo=b64(secret.read_bytes()))
+    assert mine.message.startswith("invalid torrent: ") and "not a valid .torrent" in mine.message
+    # a batch item by path says the same, and quotes nothing either
+    (item,) = h.call("torrent.add", torrents=[{"path": str(secret)}])
+    assert "zq" not in item["error"]["message"] and item["error"]["data"]["field"] == "path"

@@ -327,3 +327,31 @@ def test_port_message_helpers(tmp_path: Path, dht_fakes: Any) -> None:
     assert to == ("127.0.0.9", 6881) and b"4:ping" in data
     assert dht.status()["running"] is True
     service.stop()
+
+
+# -- issue 13 class 8: the DHT socket follows session.listen_host unless bind is set ----------
+@pytest.mark.parametrize(
+    "host, bound", [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("::", "0.0.0.0")]
+)
+def test_the_dht_socket_follows_listen_host(host: str, bound: str) -> None:
+    from types import SimpleNamespace
+
+    from btd.plugins.dht import DhtPlugin
+
+    dht = DhtPlugin()
+    session = SimpleNamespace(listen_host=host)
+    dht.btd_configure(SimpleNamespace(plugins={"dht": {}}, session=session))
+    assert dht.settings is not None and dht.settings.bind == bound
+    dht.btd_configure(SimpleNamespace(plugins={"dht": {"bind": "0.0.0.0"}}, session=session))
+    assert dht.settings.bind == "0.0.0.0"
+
+
+def test_one_ipv6_listen_host_cannot_be_followed_and_says_so() -> None:
+    from types import SimpleNamespace
+
+    from btd.core.errors import ConfigError
+    from btd.plugins.dht import DhtPlugin
+
+    session = SimpleNamespace(listen_host="::1")
+    with pytest.raises(ConfigError, match="plugins.dht.bind: session.listen_host is the IPv6"):
+        DhtPlugin().btd_configure(SimpleNamespace(plugins={"dht": {}}, session=session))

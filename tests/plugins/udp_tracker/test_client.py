@@ -437,8 +437,19 @@ def fresh_plugin() -> Any:
     return plugin.UdpTrackerPlugin()
 
 
-def configure(udp: Any, settings: Any) -> None:
-    udp.btd_configure(SimpleNamespace(plugins={"udp_tracker": settings}))
+def configure(udp: Any, settings: Any, listen_host: str = "0.0.0.0") -> None:
+    session = SimpleNamespace(listen_host=listen_host)
+    udp.btd_configure(SimpleNamespace(plugins={"udp_tracker": settings}, session=session))
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "::"])
+def test_the_socket_follows_listen_host_unless_bind_is_set(fresh_plugin: Any, host: str) -> None:
+    """Issue 13 class 8: with listen_host naming one address, the UDP socket must not
+    answer on every interface."""
+    configure(fresh_plugin, None, listen_host=host)
+    assert fresh_plugin.settings["bind"] == host
+    configure(fresh_plugin, {"bind": "0.0.0.0"}, listen_host=host)
+    assert fresh_plugin.settings["bind"] == "0.0.0.0"
 
 
 def test_configure_takes_settings(fresh_plugin: Any) -> None:
