@@ -15,6 +15,8 @@ EVENT_KINDS = (
     "error",
     "verified",
     "peer_banned",
+    "queued",  # waits in the session's queue (core/queue.py)
+    "seeding_goal_reached",  # data: goal, limit, value, action (core/seeding_goals.py)
     "resume_store",  # the daemon's, not a torrent's: info_hash, name, save_path are ""
 )
 

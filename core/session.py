@@ -19,6 +19,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from btd.core.metainfo import parse_metainfo
 from btd.core.net.connector import PeerConnector, make_peer_id
 from btd.core.peer_slots import SlotPolicy, SpareSlots
 from btd.core.plugin import PluginHost
+from btd.core.queue import TorrentQueue
 from btd.core.resume import (
     ResumeProgress,
     ResumeStoreError,
@@ -47,6 +49,7 @@ from btd.core.resume import (
 from btd.core.resume_recovery import StoreReport
 from btd.core.resume_saver import ResumeSaver
 from btd.core.scheduler import Pacer, Scheduler
+from btd.core.seeding_goals import SeedClock, SeedingGoals
 from btd.core.storage_guard import StorageGuard
 from btd.core.swarm import Swarm, TorrentNotFound, find_swarm
 from btd.core.swarm_peers import DisconnectCounts
@@ -138,6 +141,11 @@ class Session:
             has_spare=lambda: len(self.spare_slots) > 0,
         )
         self.magnets = MagnetManager(self._magnet_env())
+        # which torrents run (max_active_*), and when seeding ends (the seeding goals)
+        self.queue = TorrentQueue(self.scheduler, lambda: self.config.session, self.save_options)
+        self.seeding_goals = SeedingGoals(
+            self.scheduler, lambda: self.config.session, self._goal_reached
+        )
         self._store: Any = None
         self._saver: ResumeSaver | None = None
 
@@ -230,6 +238,29 @@ class Session:
     def apply_config(self, new: Config) -> None:
         """Take the live-changeable settings of a reloaded configuration."""
         self.config = new
+        self.queue.changed()  # its limits may have changed
+        self.seeding_goals.changed()
+
+    def _goal_reached(
+        self, torrent: Torrent, goal: str, limit: float, value: float, action: str
+    ) -> None:
+        """A seeding goal was reached (core/seeding_goals.py): tell, then pause or remove."""
+        _log.info(
+            "{label} reached its seeding goal ({goal} {value:.2f} >= {limit}): {action}",
+            label=torrent.label, goal=goal, value=value, limit=limit, action=action,
+        )  # fmt: skip
+        self._torrent_event(
+            torrent,
+            "seeding_goal_reached",
+            {"goal": goal, "limit": limit, "value": round(value, 4), "action": action},
+        )
+        if self.torrents.get(torrent.info_hash) is not torrent:
+            return
+        if action == "pause":
+            torrent.pause()
+        else:
+            d = self.remove(torrent, delete_data=action == "remove_data")
+            d.addErrback(lambda f: _log.failure("removing {n} failed", f, n=torrent.name))
 
     @property
     def state_dir(self) -> Path:
@@ -284,28 +315,36 @@ class Session:
             ),
             spare_slots=self.spare_slots,
             storage_guard=self.storage_guard,
+            queue=self.queue,
+            seeding_goals=self.seeding_goals,
         )
 
     def _progress_changed(self, torrent: Torrent) -> None:
         """The next periodic save looks at this torrent (core/resume_saver.py)."""
         if self._saver is not None and self.torrents.get(torrent.info_hash) is torrent:
             self._saver.mark(torrent)
+        self.seeding_goals.touch(torrent)  # seeding ones only; a dict lookup
 
     def _state_changed(self, torrent: Torrent, old: str, new: str) -> None:
         self._progress_changed(torrent)
         if self.torrents.get(torrent.info_hash) is torrent:
             self.state_counts[old] -= 1
             self.state_counts[new] += 1
+            self.queue.state_changed(torrent, old, new)
+            self.seeding_goals.state_changed(torrent, old, new)
 
     def _hold(self, torrent: Torrent) -> None:
         """``torrent`` joins ``torrents`` (and the per-state counts)."""
         self.torrents[torrent.info_hash] = torrent
         self.state_counts[torrent.state] += 1
+        self.queue.join(torrent)
 
     def _release(self, info_hash: bytes) -> Torrent | None:
         torrent = self.torrents.pop(info_hash, None)
         if torrent is not None:
             self.state_counts[torrent.state] -= 1
+            self.queue.leave(torrent)
+            self.seeding_goals.forget(torrent)
         return torrent
 
     def _magnet_env(self) -> MagnetEnv:
@@ -341,13 +380,18 @@ class Session:
         return self.plugins.first("btd_tracker_client", url=url)
 
     def options_for(self, raw: dict[str, Any]) -> TorrentOptions:
-        """A torrent's options from ``torrent.add`` parameters (or stored ones)."""
-        return options_from(raw, self.config.session)
+        """A torrent's options from ``torrent.add`` parameters (or stored ones); a new one
+        (or one stored without) takes the bottom of the queue."""
+        options = options_from(raw, self.config.session)
+        if options.queue_position is None:
+            options = replace(options, queue_position=self.queue.next_key())
+        return options
 
     def _options_json(self, t: Torrent) -> dict[str, Any]:
         return {
             **options_json(t.options),
             "added_at": t.added_at,
+            **t.seed_clock.as_json(self.clock.seconds()),  # seeding and idle time
             **storage_root_fields(t.options.save_path, t.storage.root_dev),
         }
 
@@ -548,6 +592,7 @@ class Session:
         torrent.storage.root_dev = torrent.stored_root_dev = dev
         if isinstance(item.options.get("added_at"), (int, float)):
             torrent.added_at = item.options["added_at"]
+        torrent.seed_clock = SeedClock.from_json(item.options)
         self._hold(torrent)
         self._start(torrent, item.progress)
 
@@ -560,6 +605,8 @@ class Session:
         written; each torrent's files are closed after its save.
         """
         magnets = self.magnets.stop()
+        self.queue.stop()
+        self.seeding_goals.stop()
         if self._store is None:  # never opened (a failed start): nothing to save
             return defer.DeferredList(
                 [magnets, *(t.stop() for t in self.torrents.values())], consumeErrors=True

@@ -25,6 +25,11 @@ class TorrentOptions:
     save_path: Path
     paused: bool = False
     strategy: str = "rarest-first"
+    queue_position: float | None = None  # the order key in the queue (core/queue.py)
+    force_start: bool = False  # runs whatever the queue's limits
+    ratio_limit: float | None = None  # seeding goals: None = the session's, -1 = none
+    seeding_time_limit: float | None = None  # minutes
+    idle_seeding_limit: float | None = None  # minutes
 
 
 @dataclass
@@ -58,3 +63,5 @@ class TorrentEnv:
     slot_policy: Callable[[], SlotPolicy] = SlotPolicy  # idle peers (core/peer_slots.py)
     spare_slots: SpareSlots = field(default_factory=SpareSlots)  # the session's, shared
     storage_guard: Any = None  # the session's btd.core.storage_guard.StorageGuard
+    queue: Any = None  # the session's btd.core.queue.TorrentQueue (None: no queue)
+    seeding_goals: Any = None  # the session's btd.core.seeding_goals.SeedingGoals

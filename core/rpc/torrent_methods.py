@@ -39,11 +39,12 @@ from btd.core.rpc.errors import (
 from btd.core.session import Session
 from btd.core.swarm import TorrentNotFound
 from btd.core.torrent import Torrent
-from btd.core.torrent_settings import SET_KEYS, SettingError, apply_settings, options_json
+from btd.core.torrent_settings import SettingError, apply_settings, current_settings
+from btd.core.torrent_state import TorrentState
 
 __all__ = ["MAX_BATCH", "MAX_TORRENT_FILE", "torrent_methods"]
 
-STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "stopped")
+STATES = tuple(s.value for s in TorrentState)
 
 
 def _pick(values: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -245,8 +246,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             raise invalid_params(exc.name, str(exc)) from None
         if changed:
             session.save_options(t)
-        current = options_json(t.options)
-        return {"info_hash": t.hex, **{name: current[name] for name in SET_KEYS}}
+        return {"info_hash": t.hex, **current_settings(t)}
 
     def stats() -> dict[str, Any]:
         """Totals over all torrents: counts by state, rates, bytes, peers."""

@@ -666,7 +666,10 @@ def test_reload_diff() -> None:
         "control: {allowed_group: btd}\n"
         "session: {max_connections: 100, max_connections_per_torrent: 10, upload_slots: 8,\n"
         "  piece_strategy: sequential, listen_port: 7000, umask: 0002,\n"
-        "  peer_inactivity_timeout: 300, peer_replace_grace: 30}\n"
+        "  peer_inactivity_timeout: 300, peer_replace_grace: 30,\n"
+        "  max_active_downloads: 2, max_active_seeds: 3, max_active_torrents: 4,\n"
+        "  stalled_minutes: 5, ratio_limit: 2.0, seeding_time_limit: 60,\n"
+        "  idle_seeding_limit: 30, seeding_goal_action: remove}\n"
         "plugins: {a: {}, b: {x: 2}, d: {}}\n"
     )
     live, restart = reload_diff(old, new)
