@@ -34,6 +34,12 @@ SUMMARY_FIELDS = (
     "added_at",
     "completed_at",
     "check_progress",
+    "queue_position",
+    "force_start",
+    "ratio_limit",
+    "seeding_time_limit",
+    "idle_seeding_limit",
+    "seeding_time",
 )
 
 
@@ -71,7 +77,17 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "added_at": t.added_at,
         "completed_at": t.completed_at,
         "check_progress": round(t.check_progress, 4),
+        "queue_position": t.queue_position,  # 0 = first (core/queue.py)
+        "force_start": t.options.force_start,
+        "ratio_limit": t.options.ratio_limit,  # null = the session's, -1 = unlimited
+        "seeding_time_limit": t.options.seeding_time_limit,  # minutes, as ratio_limit
+        "idle_seeding_limit": t.options.idle_seeding_limit,
+        "seeding_time": _seeding_time(t),  # seconds spent seeding (all time)
     }
+
+
+def _seeding_time(t: Torrent) -> int:
+    return round(t.seed_clock.seeding_time(t.clock.seconds()))
 
 
 def _eta(left: int, down: float) -> int | None:
@@ -109,6 +125,12 @@ _FIELDS: dict[str, Callable[[Torrent], Any]] = {
     "added_at": lambda t: t.added_at,
     "completed_at": lambda t: t.completed_at,
     "check_progress": lambda t: round(t.check_progress, 4),
+    "queue_position": lambda t: t.queue_position,
+    "force_start": lambda t: t.options.force_start,
+    "ratio_limit": lambda t: t.options.ratio_limit,
+    "seeding_time_limit": lambda t: t.options.seeding_time_limit,
+    "idle_seeding_limit": lambda t: t.options.idle_seeding_limit,
+    "seeding_time": _seeding_time,
 }
 assert tuple(_FIELDS) == SUMMARY_FIELDS
 

@@ -1,5 +1,5 @@
 """btctl commands about torrents: add, list, info, pause/resume/verify/reannounce/rm, peers,
-files, trackers, set, stats and add-peer (the ``torrent.*`` and ``session.stats`` methods).
+files, trackers, stats and add-peer (``set`` and ``queue``: btd.ctl.settings) (the ``torrent.*`` and ``session.stats`` methods).
 Their arguments are declared in ``btd.ctl.parser``; text is formatted by ``btd.ctl.format``.
 
 Torrents are named by any unique info-hash prefix; the daemon resolves it. Commands that
@@ -39,7 +39,6 @@ from btd.ctl.format import (
     trunc,
     when,
 )
-from btd.ctl.parser import SETTABLE
 
 
 def _error_object(exc: RemoteError | BadInput, exit_code: int) -> dict[str, Any]:
@@ -281,36 +280,7 @@ cmd_files = _lister("files", human_files)
 cmd_trackers = _lister("trackers", human_trackers)
 
 
-# -- set, add-peer, stats ---------------------------------------------------------------------
-
-
-def parse_settings(items: Sequence[str]) -> dict[str, str]:
-    """``["strategy=x"]`` -> ``{"strategy": "x"}``; anything else is a UsageError."""
-    settings: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"set: expected KEY=VALUE, got {item!r}")
-        if key not in SETTABLE:
-            raise UsageError(f"set: unknown key {key!r}; known: {', '.join(SETTABLE)}")
-        if not value:
-            raise UsageError(f"set: {key} needs a value")
-        if key in settings:
-            raise UsageError(f"set: {key} given twice")
-        settings[key] = value
-    return settings
-
-
-def cmd_set(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
-    settings = parse_settings(args.settings)
-    reply = client.call("torrent.set", {"info_hash": args.info_hash, **settings})
-
-    def human(r: dict[str, Any]) -> str:
-        changed = " ".join(f"{k}={clean(r.get(k))}" for k in settings)
-        return f"{r.get('info_hash')} {changed}"
-
-    out.emit(reply, human)
-    return EXIT_OK
+# -- add-peer, stats ---------------------------------------------------------------------
 
 
 def parse_peer(text: str) -> tuple[str, int]:

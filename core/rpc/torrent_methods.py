@@ -17,6 +17,7 @@ from btd.core import session_status
 from btd.core import torrent_status as status
 from btd.core.errors import MetainfoError
 from btd.core.metadata_fetch import MetadataFetch
+from btd.core.queue import MOVES as QUEUE_MOVES
 from btd.core.rpc.add_items import (
     MAX_BATCH,
     MAX_TORRENT_FILE,
@@ -248,6 +249,14 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             session.save_options(t)
         return {"info_hash": t.hex, **current_settings(t)}
 
+    def queue(info_hash: str, move: Any) -> dict[str, Any]:
+        """Move a torrent in the session's queue: ``top``, ``up``, ``down`` or ``bottom``."""
+        t = find(info_hash)
+        if move not in QUEUE_MOVES:
+            raise invalid_params("move", f"must be one of {list(QUEUE_MOVES)}")
+        position = t.queue_move(move)
+        return {"info_hash": t.hex, "queue_position": position, "state": t.state}
+
     def stats() -> dict[str, Any]:
         """Totals over all torrents: counts by state, rates, bytes, peers."""
         return session_status.stats(session)
@@ -266,5 +275,6 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         "torrent.add_peer": add_peer,
         "torrent.reannounce": reannounce,
         "torrent.set": set_,
+        "torrent.queue": queue,
         "session.stats": stats,
     }
