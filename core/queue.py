@@ -101,6 +101,7 @@ class TorrentQueue:
         self._check = scheduler.timer(self._periodic)
         self.evaluations = 0  # for tests and measurements
         self._stopped = False  # shutdown: torrents stop, none starts
+        self._deciding = False
 
     # -- positions -----------------------------------------------------------------------------
     def next_key(self) -> float:
@@ -284,7 +285,7 @@ class TorrentQueue:
         return sum(1 for h in self._running[kind] if self._counts(h, now))
 
     def _soon_evaluate(self) -> None:
-        if not self._soon.active and not self._stopped:
+        if not self._soon.active and not self._stopped and not self._deciding:
             self._soon.delay(0.0)
 
     def evaluate(self) -> None:
@@ -293,8 +294,12 @@ class TorrentQueue:
         self.evaluations += 1
         now = self._scheduler.now()
         total = self._limit("max_active_torrents")
-        used = self._fill(False, now, total)
-        self._fill(True, now, None if total is None else max(0, total - used))
+        self._deciding = True  # the moves it makes are not news to decide on again
+        try:
+            used = self._fill(False, now, total)
+            self._fill(True, now, None if total is None else max(0, total - used))
+        finally:
+            self._deciding = False
 
     def _fill(self, kind: bool, now: float, total_left: int | None) -> int:
         own = self._limit("max_active_seeds" if kind else "max_active_downloads")

@@ -43,6 +43,7 @@ from btd.core.resume import (
     ResumeProgress,
     ResumeStoreError,
     StoredTorrent,
+    save_options_batch,
     storage_root_fields,
     stored_storage_dev,
 )
@@ -58,6 +59,7 @@ from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
 from btd.core.torrent_loader import TorrentLoader
 from btd.core.torrent_settings import check_add, options_from, options_json
+from btd.core.torrent_state import TorrentState
 from btd.core.torrent_store import TorrentStore
 from btd.core.tracker.health import TrackerHealth
 from btd.core.version import __version__
@@ -613,13 +615,20 @@ class Session:
             )
         saver = self.saver
         saver.stop_timer()
-        stops, changed = [], []
+        stops, changed, seeding = [], [], []
         for t in list(self.torrents.values()):
+            if t.state is TorrentState.SEEDING:
+                seeding.append(t)  # its seeding time is kept (core/seeding_goals.py)
             stops.append(t.stop(close_storage=False))
             if saver.dirty(t):
                 changed.append(t)
             else:
                 t.storage.close()
+        if seeding:
+            items = [(t.hex, self._options_json(t)) for t in seeding]
+            store = self.store
+            d = saver.job_many([t.info_hash for t in seeding], save_options_batch, store, items)
+            d.addErrback(lambda f: _log.error("saving seeding times failed: {e}", e=f.value))
         saved = saver.save_batch(changed, close_storage=True)  # one store write
         saved.addCallback(lambda _: saver.close())
         return defer.DeferredList([magnets, *stops, saved], consumeErrors=True)

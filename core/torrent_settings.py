@@ -156,9 +156,10 @@ def _move_in_queue(torrent: Any, position: int) -> float:
 
 
 def _decode_key(value: Any) -> float:
+    """A stored order key, or (``torrent.set``) the place asked for: kept as it is."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("not an order key")
-    return float(value)
+    return value
 
 
 SETTINGS: dict[str, TorrentSetting] = {
