@@ -9,7 +9,7 @@ uploaded / size for a torrent that downloaded nothing (Transmission's rule).
 
 Cheap: ONE timer on the session's scheduler. It looks only at seeding torrents that had
 traffic since the last look (``touch``, from the ticks torrents with peers make anyway),
-at most every CHECK_EVERY seconds, and at a heap of deadlines for the time and idle goals
+at most every CHECK_EVERY seconds (again until a look finds it quiet), and at a heap of deadlines for the time and idle goals
 (a torrent with no peers has no other way to reach a goal). Seeding and idle time live in
 a ``SeedClock`` per torrent: two numbers and two times, updated at state changes and
 looks, never per block; they are stored with the torrent's options (resume data).
@@ -198,6 +198,7 @@ class SeedingGoals:
     def _look(self, torrent: Any, now: float) -> None:
         self.looks += 1
         clock = torrent.seed_clock
+        moved = torrent.uploaded != clock.uploaded_seen
         clock.saw(now, torrent.uploaded)
         limits = self.limits(torrent)
         values = {
@@ -217,6 +218,8 @@ class SeedingGoals:
         if limits["idle"] is not None:
             deadlines.append(now + (limits["idle"] - values["idle"]) * 60)
         h = torrent.info_hash
+        if moved:  # still uploading: look again until a look sees it quiet
+            self._dirty[h] = None
         if deadlines:
             seq = next(self._seq)
             self._due[h] = seq

@@ -42,7 +42,7 @@ def test_no_goal_no_looks_no_timer(tmp_path: Path) -> None:
     upload(session, t, SIZE * 5)
     run_for(session, 60)
     assert t.state is S.SEEDING
-    assert session.seeding_goals.looks - looks <= 1  # looked once when it uploaded
+    assert session.seeding_goals.looks - looks <= 2  # when it uploaded, then once quiet
     assert not session.seeding_goals._heap  # nothing to wait for
 
 
