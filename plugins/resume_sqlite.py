@@ -330,19 +330,13 @@ class SqliteResumeStore:
 
     def save_options_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Several torrents' options in ONE transaction, not synced (shutdown: their
-        seeding time); the copies' options are refreshed unsynced as well."""
+        seeding time). The copies are left as they are: rewriting thousands of files would
+        slow every stop, and a copy's seeding time only matters for a rebuilt store."""
         statements = [
             ("UPDATE torrents SET options = ? WHERE info_hash = ?", (json.dumps(o), h))
             for h, o in items
         ]
         self._write(statements, durable=False)
-        if self.copies is not None:
-            for info_hash, options in items:
-                if (self.copies.dir / f"{info_hash}.torrent").exists():
-                    try:
-                        self.copies.save_options(info_hash, options, sync=False)
-                    except StorageError as exc:
-                        _log.warn("the copy's options are stale: {e}", e=str(exc))
 
     def save_progress(self, info_hash: str, progress: ResumeProgress) -> None:
         self._write([_progress_row(info_hash, progress)], durable=False)
