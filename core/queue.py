@@ -230,6 +230,16 @@ class TorrentQueue:
         if torrent is not None and torrent.info_hash in self._kind:
             self._unfile(torrent)
             self._file(torrent)
+        if torrent is None and self._cfg().stalled_minutes > 0:  # stall exclusion turned on
+            now = self._scheduler.now()
+            for kind, running in self._running.items():
+                for h in running:
+                    if h not in self._activity:
+                        self._activity[h] = (self._payload(self._torrents[h], kind), now)
+        elif torrent is None:
+            self._activity.clear()
+            self._stalled_seen.clear()
+            self._check.cancel()
         self._soon_evaluate()
         self._arm_check()
 
@@ -241,8 +251,9 @@ class TorrentQueue:
             self._queued[kind][h] = None
         elif torrent.state in ACTIVE:
             self._running[kind][h] = None
-            self._activity[h] = (self._payload(torrent, kind), self._scheduler.now())
-            self._arm_check()
+            if self._cfg().stalled_minutes > 0:  # only then is its activity watched
+                self._activity[h] = (self._payload(torrent, kind), self._scheduler.now())
+                self._arm_check()
 
     def _unfile(self, torrent: Any) -> None:
         h = torrent.info_hash

@@ -137,6 +137,11 @@ def test_stalled_torrents_are_not_counted(tmp_path: Path) -> None:
     a.downloaded += 1000  # a wakes up: counted again, the last one beyond the limit waits
     run_for(session, CHECK_EVERY)
     assert states([a, b, c]) == [S.DOWNLOADING, S.QUEUED, S.QUEUED]
+    reconfigure(session, stalled_minutes=0)  # off, live: nothing is watched any more
+    assert not session.queue._activity and not session.queue._check.active
+    reconfigure(session, stalled_minutes=1)  # on again: the running ones are watched
+    run_for(session, 60 + CHECK_EVERY)
+    assert states([a, b, c]) == [S.DOWNLOADING, S.DOWNLOADING, S.QUEUED]
 
 
 def test_queue_position_via_torrent_set_and_list(tmp_path: Path) -> None:
