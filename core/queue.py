@@ -102,6 +102,7 @@ class TorrentQueue:
         self.evaluations = 0  # for tests and measurements
         self._stopped = False  # shutdown: torrents stop, none starts
         self._deciding = False
+        self.holding = False  # start-up: stored torrents wait until all are loaded
 
     # -- positions -----------------------------------------------------------------------------
     def next_key(self) -> float:
@@ -206,7 +207,7 @@ class TorrentQueue:
         slots = self._slots(kind)
         if slots is None:
             return True
-        if self._queued[kind]:
+        if self._queued[kind] or self.holding:
             self._soon_evaluate()  # someone waits already: position decides
             return False
         now = self._scheduler.now()
@@ -295,8 +296,14 @@ class TorrentQueue:
     def _counted(self, kind: bool, now: float) -> int:
         return sum(1 for h in self._running[kind] if self._counts(h, now))
 
+    def release(self) -> None:
+        """Every stored torrent is loaded: run the first ones in queue order (not the first
+        loaded, which would start and stop again)."""
+        self.holding = False
+        self._soon_evaluate()
+
     def _soon_evaluate(self) -> None:
-        if not self._soon.active and not self._stopped and not self._deciding:
+        if not (self._soon.active or self._stopped or self._deciding or self.holding):
             self._soon.delay(0.0)
 
     def evaluate(self) -> None:

@@ -565,6 +565,7 @@ class Session:
         """
         store = self.store
         self.saver.start()
+        self.queue.holding = True  # the queue decides once all are loaded, in its order
         self.loader.start(store)
 
     def _store_reported(self, report: StoreReport) -> None:
@@ -578,6 +579,7 @@ class Session:
         self.emit(TorrentEvent("resume_store", "", "", "", report.as_dict()))
 
     def _loaded(self) -> None:
+        self.queue.release()
         if self.torrents:
             _log.info("loaded {n} torrent(s)", n=len(self.torrents))
         self.magnets.start()

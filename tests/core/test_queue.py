@@ -174,9 +174,12 @@ def test_positions_and_force_start_persist(tmp_path: Path) -> None:
     session.save_options(ts[1])
     before = {t.hex: t.queue_position for t in ts}
     result(session.stop())
-    again = make_session(tmp_path, max_active_downloads=1)
+    probe = Probe()
+    again = make_session(tmp_path, probe, max_active_downloads=1)
     again.start()
     settle(again)
+    started = {e.info_hash for e in probe.events if e.kind == "started"}
+    assert started == {ts[3].hex, ts[1].hex}  # the queue waited for all: none started twice
     after = {h: again.find(h).queue_position for h in before}
     assert after == before
     assert again.find(ts[1].hex).options.force_start
