@@ -26,6 +26,7 @@ from btd.core.extensions import Extensions
 from btd.core.magnet import Magnet
 from btd.core.metadata_fetch import LEFT_UNKNOWN, REQUEST_TIMEOUT, MetadataFetch
 from btd.core.scheduler import Scheduler
+from btd.core.torrent_env import TorrentOptions
 from btd.core.tracker.codec import AnnounceResponse
 from btd.core.wire import messages as m
 from btd.core.wire import metadata as ut
@@ -62,7 +63,7 @@ class Scene(RemotePeers):
         self.max_peers = max_peers
         self.fetch = MetadataFetch(
             Magnet(self.info_hash, "meta", trackers, peers),
-            SimpleNamespace(save_path=Path("/srv/dl"), strategy="rarest-first"),
+            TorrentOptions(save_path=Path("/srv/dl"), strategy="rarest-first"),
             clock=self.clock,
             peer_id=OUR_PEER_ID,
             listen_port=lambda: 6881,
@@ -468,7 +469,7 @@ def test_fetches_share_the_scheduler_they_are_given() -> None:
     fetches = [
         MetadataFetch(
             Magnet(bytes([i]) * 20, "m", (), (("127.0.0.1", 7000 + i),)),
-            SimpleNamespace(save_path=Path("/srv/dl"), strategy="rarest-first"),
+            TorrentOptions(save_path=Path("/srv/dl"), strategy="rarest-first"),
             clock=clock,
             peer_id=OUR_PEER_ID,
             listen_port=lambda: 6881,
