@@ -183,6 +183,9 @@ def human_info(t: dict[str, Any]) -> str:
         ("pieces", pieces),
         ("save path", t.get("save_path")),
         ("strategy", t.get("strategy")),
+        *([("queue position", t["queue_position"])] if t.get("queue_position") is not None else []),
+        *([("force start", "yes")] if t.get("force_start") else []),
+        ("seeding goals", seeding_goals(t)),
         ("private", "yes" if t.get("private") else "no"),
         ("added", when(t.get("added_at"))),
         ("completed", when(t.get("completed_at"))),
@@ -207,6 +210,18 @@ def human_info(t: dict[str, Any]) -> str:
         sections.append(f"peers ({len(peers)}):\n{human_peers(peers) if peers else 'no peers'}")
     sections.append(f"trackers ({len(trackers)}):\n{human_trackers(trackers)}")
     return "\n\n".join(sections)
+
+
+def seeding_goals(t: dict[str, Any]) -> str:
+    """A torrent's own seeding goals: ``ratio 2, time 1440 min``; ``global`` when it
+    uses the session's, ``none`` when unlimited."""
+    parts = []
+    for key, label, unit in (("ratio_limit", "ratio", ""), ("seeding_time_limit", "time",
+                             " min"), ("idle_seeding_limit", "idle", " min")):  # fmt: skip
+        value = t.get(key)
+        text = "global" if value is None else "none" if value == -1 else f"{value:g}{unit}"
+        parts.append(f"{label} {text}")
+    return ", ".join(parts)
 
 
 def cmd_info(client: RpcClient, args: argparse.Namespace, out: Output) -> int:

@@ -809,3 +809,13 @@ def test_btctl_against_real_btd(tmp_path: Path, btd_factory) -> None:
     assert ok("list") == ""
     assert (btd.downloads / "hello.txt").read_bytes() == data  # rm kept the data
     assert btd.stop() == 0
+
+
+def test_info_shows_queue_position_and_seeding_goals() -> None:
+    from btd.ctl.torrent import human_info, seeding_goals
+
+    t = {"ratio_limit": 2.0, "seeding_time_limit": -1, "idle_seeding_limit": None}
+    assert seeding_goals(t) == "ratio 2, time none, idle global"
+    text = human_info({**t, "state": "queued", "queue_position": 3, "force_start": True})
+    assert "queue position: 3" in text.replace("  ", " ") or "queue position" in text
+    assert "force start" in text and "ratio 2, time none, idle global" in text
