@@ -817,5 +817,6 @@ def test_info_shows_queue_position_and_seeding_goals() -> None:
     t = {"ratio_limit": 2.0, "seeding_time_limit": -1, "idle_seeding_limit": None}
     assert seeding_goals(t) == "ratio 2, time none, idle global"
     text = human_info({**t, "state": "queued", "queue_position": 3, "force_start": True})
-    assert "queue position: 3" in text.replace("  ", " ") or "queue position" in text
-    assert "force start" in text and "ratio 2, time none, idle global" in text
+    lines = text.splitlines()
+    assert "queue position:  3" in lines and "force start:     yes" in lines
+    assert "seeding goals:   ratio 2, time none, idle global" in lines
