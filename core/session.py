@@ -8,9 +8,10 @@ core/resume_saver.py). Peer connections (routing, dialling, the global limit) ar
 ``PeerConnector``'s (core/net/connector.py). Blocking work goes to the thread pool
 (``run_blocking``).
 
-Size: about 530 lines, because it is the facade: most of it is the wiring each part is
-given (TorrentEnv, MagnetEnv, the store and its saver), adding and removing, and the
-counters kept up to date; start-up loading is core/torrent_loader.py.
+Size: about 630 lines, because it is the facade: most of it is the wiring each part is
+given (TorrentEnv, MagnetEnv, the store and its saver, the queue and the seeding goals),
+adding and removing, and the counters kept up to date; start-up loading is
+core/torrent_loader.py.
 """
 
 from __future__ import annotations

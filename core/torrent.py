@@ -1,8 +1,9 @@
 """Torrent: one torrent's coordinator and state machine.
 
-Size: about 650 lines, because besides its own jobs it implements four narrow host
+Size: about 720 lines, because besides its own jobs it implements four narrow host
 contracts (PeerHost, DownloadHost, UploadHost and Swarm), mostly one-line forwards to the
-parts it composes, and the storage-missing moves of its state machine.
+parts it composes, the storage-missing moves of its state machine and its side of the
+queue (``queued``: core/queue.py decides).
 
 States (core/torrent_state.py): ``checking`` (hashing existing data) -> ``downloading`` |
 ``seeding``; ``paused``; ``stopped``; ``error`` (a disk error; other torrents are
