@@ -224,7 +224,12 @@ class TorrentQueue:
         self._unfile(torrent)
         if new in WANTS_TO_RUN:
             self._file(torrent)
-        self._soon_evaluate()
+        if self._queued[False] or self._queued[True] or self._limited():
+            self._soon_evaluate()  # without limits and with nobody waiting: nothing to decide
+
+    def _limited(self) -> bool:
+        cfg = self._cfg()
+        return max(cfg.max_active_downloads, cfg.max_active_seeds, cfg.max_active_torrents) >= 0
 
     def changed(self, torrent: Any = None) -> None:
         """A limit, a torrent's ``force_start`` or its completion changed: decide again."""
@@ -322,10 +327,10 @@ class TorrentQueue:
     def _fill(self, kind: bool, now: float, total_left: int | None) -> int:
         own = self._limit("max_active_seeds" if kind else "max_active_downloads")
         slots = own if total_left is None else (total_left if own is None else min(own, total_left))
-        if slots is None:  # unlimited: every queued one runs
+        if slots is None:  # unlimited (the total too): every queued one runs
             for h in list(self._queued[kind]):
                 self._run(h)
-            return self._counted(kind, now)
+            return 0  # not needed: no total to share
         counted = 0
         running_left = len(self._running[kind])
         for h in list(self._want[kind]):

@@ -24,6 +24,7 @@ def test_without_limits_everything_runs_and_nothing_is_scheduled(tmp_path: Path)
     assert states(ts) == [S.DOWNLOADING] * 3
     assert positions(ts) == [0, 1, 2]  # new torrents go to the bottom
     assert not session.queue._check.active  # no stall checks without stalled_minutes
+    assert session.queue.evaluations == 0  # no limits, nobody waiting: nothing to decide
 
 
 def test_max_active_downloads_runs_the_first_and_queues_the_rest(tmp_path: Path) -> None:
