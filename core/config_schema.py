@@ -3,6 +3,10 @@
 Kept apart from the YAML reading (``btd.core.config``) so the checks can be reused for the
 command-line overrides, and so the schema reads as one table. Every check takes the value as
 YAML (or the command line) gave it and returns the typed value, or raises ``Invalid``.
+
+Size: about 470 lines: one dataclass per section and one key table, which every setting of
+the day-one controls (limits, queue, goals, disk guard) lengthens by a line or two; the
+checkers are short functions that read best next to the table that names them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
 
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 DEFAULT_PLUGINS: tuple[str, ...] = ("rarest_first", "sequential", "udp_tracker", "resume_sqlite")
+GOAL_ACTIONS: tuple[str, ...] = ("pause", "remove", "remove_data")  # seeding_goal_action
 DEFAULT_UMASK = 0o022  # Transmission's default too: files 0644, folders 0755
 # sun_path is 108 bytes on Linux, one of them for the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
@@ -81,6 +86,16 @@ class SessionConfig:
     alt_schedule: AltSchedule | None = None
     min_free_space: int = 0  # bytes; downloads pause below it (0: off)
     incomplete_dir: Path | None = None  # downloads live here until complete (None: off)
+    # the queue (core/queue.py): -1 = unlimited, 0 = none run
+    max_active_downloads: int = -1
+    max_active_seeds: int = -1
+    max_active_torrents: int = -1
+    stalled_minutes: int = 0  # 0: a stalled torrent still counts
+    # seeding goals (core/seeding_goals.py): -1 = unlimited
+    ratio_limit: float = -1.0
+    seeding_time_limit: float = -1  # minutes
+    idle_seeding_limit: float = -1  # minutes
+    seeding_goal_action: str = "pause"
 
 
 @dataclass(frozen=True)
@@ -234,6 +249,32 @@ def check_umask(value: Any, env: Mapping[str, str]) -> int | None:
         if digits and all(ch in "01234567" for ch in digits) and int(digits, 8) <= 0o777:
             return int(digits, 8)
     raise Invalid("must be an octal umask such as 0022 or 0002, or null for the inherited one")
+
+
+def check_active_limit(value: Any, env: Mapping[str, str]) -> int:
+    if not _is_int(value) or value < -1:
+        raise Invalid("must be an integer >= 0, or -1 for unlimited")
+    return int(value)
+
+
+def check_minutes(value: Any, env: Mapping[str, str]) -> int:
+    if not _is_int(value) or value < 0:
+        raise Invalid("must be a whole number of minutes >= 0 (0 = off)")
+    return int(value)
+
+
+def check_goal(value: Any, env: Mapping[str, str]) -> float:
+    """A seeding goal: a ratio or minutes >= 0, or -1 for unlimited."""
+    ok = (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    if not ok or not (value == -1 or 0 <= value < 1e12):
+        raise Invalid("must be a number >= 0, or -1 for unlimited")
+    return value
+
+
+def check_goal_action(value: Any, env: Mapping[str, str]) -> str:
+    if value not in GOAL_ACTIONS:
+        raise Invalid(f"must be one of {', '.join(GOAL_ACTIONS)}")
+    return str(value)
 
 
 def format_octal(value: int) -> str:
@@ -415,6 +456,14 @@ SECTIONS: dict[str, tuple[type, tuple[Key, ...]]] = {
             Key("alt_schedule", check_alt_schedule, _const(None), live=True),
             Key("min_free_space", check_bytes, _const(0), live=True),
             Key("incomplete_dir", check_optional_dir, _const(None), live=True),
+            Key("max_active_downloads", check_active_limit, _const(-1), live=True),
+            Key("max_active_seeds", check_active_limit, _const(-1), live=True),
+            Key("max_active_torrents", check_active_limit, _const(-1), live=True),
+            Key("stalled_minutes", check_minutes, _const(0), live=True),
+            Key("ratio_limit", check_goal, _const(-1.0), live=True),
+            Key("seeding_time_limit", check_goal, _const(-1), live=True),
+            Key("idle_seeding_limit", check_goal, _const(-1), live=True),
+            Key("seeding_goal_action", check_goal_action, _const("pause"), live=True),
         ),
     ),
 }

@@ -19,6 +19,8 @@ EVENT_KINDS = (
     "moved",
     "disk_full",  # the disk-space guard (core/disk_space.py)
     "disk_space_ok",
+    "queued",  # waits in the session's queue (core/queue.py)
+    "seeding_goal_reached",  # data: goal, limit, value, action (core/seeding_goals.py)
     "resume_store",  # the daemon's, not a torrent's: info_hash, name, save_path are ""
 )
 

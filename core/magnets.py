@@ -29,7 +29,7 @@ from btd.core.swarm_peers import DisconnectCounts
 from btd.core.torrent import Torrent
 from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentOptions
-from btd.core.torrent_settings import options_json
+from btd.core.torrent_settings import ADD_KEYS, options_json
 from btd.core.types import PeerAddress, torrent_label
 
 _log = Logger()
@@ -194,7 +194,8 @@ class MagnetManager:
         # torrent (``superseded``), which must not happen to this one, whose peers we keep.
         del self.fetches[fetch.info_hash]
         try:
-            d = env.add_torrent(data, meta=meta, **options_json(opts))
+            given = {k: v for k, v in options_json(opts).items() if k in ADD_KEYS}
+            d = env.add_torrent(data, meta=meta, **given)
         except (MetainfoError, ValueError) as exc:  # unusable metadata, unknown strategy
             self.fetches[fetch.info_hash] = fetch
             self._refuse(fetch, exc)

@@ -469,4 +469,10 @@ class MetadataFetch:
             "completed_at": None,
             "check_progress": 0.0,
             "labels": list(self.options.labels),
+            "queue_position": None,  # joins the queue (at the bottom) as a torrent
+            "force_start": self.options.force_start,
+            "ratio_limit": self.options.ratio_limit,
+            "seeding_time_limit": self.options.seeding_time_limit,
+            "idle_seeding_limit": self.options.idle_seeding_limit,
+            "seeding_time": 0,
         }

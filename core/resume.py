@@ -68,6 +68,11 @@ class ResumeStore(Protocol):
 
     def save_options(self, info_hash: str, options: dict[str, Any]) -> None: ...
 
+    def save_options_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Optional (``save_options_batch`` loops over ``save_options`` without it):
+        ``save_options`` for each ``(info_hash, options)`` in one write; need not be
+        synced (the shutdown's record of seeding time)."""
+
     def save_progress(self, info_hash: str, progress: ResumeProgress) -> None:
         """Record progress; a no-op for a torrent the store does not know (removed)."""
 
@@ -136,6 +141,17 @@ def save_progress_batch(
     return _together_or_each(
         getattr(store, "save_progress_many", None),
         lambda item: store.save_progress(*item),
+        items,
+    )
+
+
+def save_options_batch(store: Any, items: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """Record the options of several torrents (blocking; at shutdown, the seeding clocks of
+    core/seeding_goals.py): per item, None or why not. A store with ``save_options_many``
+    writes them together; one without it is called per item."""
+    return _together_or_each(
+        getattr(store, "save_options_many", None),
+        lambda item: store.save_options(*item),
         items,
     )
 

@@ -8,9 +8,10 @@ core/resume_saver.py). Peer connections (routing, dialling, the global limit) ar
 ``PeerConnector``'s (core/net/connector.py). Blocking work goes to the thread pool
 (``run_blocking``).
 
-Size: about 660 lines, because it is the facade: most of it is the wiring each part is
-given (TorrentEnv, MagnetEnv, the store and its saver), adding and removing, and the
-counters kept up to date; start-up loading is core/torrent_loader.py.
+Size: about 760 lines, because it is the facade: most of it is the wiring each part is
+given (TorrentEnv, MagnetEnv, the store and its saver, the queue and the seeding goals,
+the mover, the limits), adding and removing, and the counters kept up to date; start-up
+loading is core/torrent_loader.py.
 """
 
 from __future__ import annotations
@@ -43,16 +44,19 @@ from btd.core.mover import Mover
 from btd.core.net.connector import PeerConnector, make_peer_id
 from btd.core.peer_slots import SlotPolicy, SpareSlots
 from btd.core.plugin import PluginHost
+from btd.core.queue import TorrentQueue
 from btd.core.resume import (
     ResumeProgress,
     ResumeStoreError,
     StoredTorrent,
+    save_options_batch,
     storage_root_fields,
     stored_storage_dev,
 )
 from btd.core.resume_recovery import StoreReport
 from btd.core.resume_saver import ResumeSaver
 from btd.core.scheduler import Pacer, Scheduler
+from btd.core.seeding_goals import SeedClock, SeedingGoals
 from btd.core.storage_guard import StorageGuard
 from btd.core.swarm import Swarm, TorrentNotFound, find_swarm
 from btd.core.swarm_peers import DisconnectCounts
@@ -158,6 +162,11 @@ class Session:
             has_spare=lambda: len(self.spare_slots) > 0,
         )
         self.magnets = MagnetManager(self._magnet_env())
+        # which torrents run (max_active_*), and when seeding ends (the seeding goals)
+        self.queue = TorrentQueue(self.scheduler, lambda: self.config.session, self.save_options)
+        self.seeding_goals = SeedingGoals(
+            self.scheduler, lambda: self.config.session, self._goal_reached
+        )
         self._store: Any = None
         self._saver: ResumeSaver | None = None
 
@@ -257,6 +266,8 @@ class Session:
             self.alt_speed.toggle(new.session.alt_enabled)
         self._apply_limits()
         self.disk_space.wake()  # min_free_space may have changed
+        self.queue.changed()  # its limits may have changed
+        self.seeding_goals.changed()
 
     def _alt_flipped(self, on: bool) -> None:
         _log.info("alternative speed limits {state}", state="on" if on else "off")
@@ -273,6 +284,27 @@ class Session:
             self.bandwidth.set_global(s.alt_download_limit, s.alt_upload_limit)
         else:
             self.bandwidth.set_global(s.download_limit, s.upload_limit)
+
+    def _goal_reached(
+        self, torrent: Torrent, goal: str, limit: float, value: float, action: str
+    ) -> None:
+        """A seeding goal was reached (core/seeding_goals.py): tell, then pause or remove."""
+        _log.info(
+            "{label} reached its seeding goal ({goal} {value:.2f} >= {limit}): {action}",
+            label=torrent.label, goal=goal, value=value, limit=limit, action=action,
+        )  # fmt: skip
+        self._torrent_event(
+            torrent,
+            "seeding_goal_reached",
+            {"goal": goal, "limit": limit, "value": round(value, 4), "action": action},
+        )
+        if self.torrents.get(torrent.info_hash) is not torrent:
+            return
+        if action == "pause":
+            torrent.pause()
+        else:
+            d = self.remove(torrent, delete_data=action == "remove_data")
+            d.addErrback(lambda f: _log.failure("removing {n} failed", f, n=torrent.name))
 
     @property
     def state_dir(self) -> Path:
@@ -329,12 +361,15 @@ class Session:
             storage_guard=self.storage_guard,
             bandwidth=self.bandwidth,
             incomplete_dir=lambda: cfg().incomplete_dir,
+            queue=self.queue,
+            seeding_goals=self.seeding_goals,
         )
 
     def _progress_changed(self, torrent: Torrent) -> None:
         """The next periodic save looks at this torrent (core/resume_saver.py)."""
         if self._saver is not None and self.torrents.get(torrent.info_hash) is torrent:
             self._saver.mark(torrent)
+        self.seeding_goals.touch(torrent)  # seeding ones only; a dict lookup
 
     def _state_changed(self, torrent: Torrent, old: str, new: str) -> None:
         self._progress_changed(torrent)
@@ -342,6 +377,8 @@ class Session:
             self.state_counts[old] -= 1
             self.state_counts[new] += 1
             self.disk_space.state_changed(torrent, old, new)
+            self.queue.state_changed(torrent, old, new)
+            self.seeding_goals.state_changed(torrent, old, new)
             if (
                 new == TorrentState.SEEDING
                 and torrent.storage.save_path != torrent.options.save_path
@@ -371,11 +408,14 @@ class Session:
         """``torrent`` joins ``torrents`` (and the per-state counts)."""
         self.torrents[torrent.info_hash] = torrent
         self.state_counts[torrent.state] += 1
+        self.queue.join(torrent)
 
     def _release(self, info_hash: bytes) -> Torrent | None:
         torrent = self.torrents.pop(info_hash, None)
         if torrent is not None:
             self.state_counts[torrent.state] -= 1
+            self.queue.leave(torrent)
+            self.seeding_goals.forget(torrent)
         return torrent
 
     def _magnet_env(self) -> MagnetEnv:
@@ -412,13 +452,18 @@ class Session:
 
     def options_for(self, raw: dict[str, Any]) -> TorrentOptions:
         """A torrent's options from ``torrent.add`` parameters (or stored ones); a setting
-        not given takes its labels' default (core/labels.py), else the session's."""
-        return options_from(label_defaults(raw, self.config.labels), self.config.session)
+        not given takes its labels' default (core/labels.py), else the session's; a new one
+        (or one stored without) takes the bottom of the queue."""
+        options = options_from(label_defaults(raw, self.config.labels), self.config.session)
+        if options.queue_position is None:
+            options = replace(options, queue_position=self.queue.next_key())
+        return options
 
     def _options_json(self, t: Torrent) -> dict[str, Any]:
         return {
             **options_json(t.options),
             "added_at": t.added_at,
+            **t.seed_clock.as_json(self.clock.seconds()),  # seeding and idle time
             # where its files are (the incomplete_dir while downloading), and their device
             "storage_root": str(t.storage.save_path),
             **storage_root_fields(t.storage.save_path, t.storage.root_dev),
@@ -599,6 +644,7 @@ class Session:
         """
         store = self.store
         self.saver.start()
+        self.queue.holding = True  # the queue decides once all are loaded, in its order
         self.loader.start(store)
 
     def _store_reported(self, report: StoreReport) -> None:
@@ -612,6 +658,7 @@ class Session:
         self.emit(TorrentEvent("resume_store", "", "", "", report.as_dict()))
 
     def _loaded(self) -> None:
+        self.queue.release()
         if self.torrents:
             _log.info("loaded {n} torrent(s)", n=len(self.torrents))
         self.magnets.start()
@@ -633,6 +680,7 @@ class Session:
         torrent.storage.root_dev = torrent.stored_root_dev = dev
         if isinstance(item.options.get("added_at"), (int, float)):
             torrent.added_at = item.options["added_at"]
+        torrent.seed_clock = SeedClock.from_json(item.options)
         self._hold(torrent)
         self._start(torrent, item.progress)
 
@@ -646,19 +694,28 @@ class Session:
         """
         magnets = self.magnets.stop()
         moves = self.mover.stop()  # undone: the stored save path stays where the files are
+        self.queue.stop()
+        self.seeding_goals.stop()
         if self._store is None:  # never opened (a failed start): nothing to save
             return defer.DeferredList(
                 [magnets, *(t.stop() for t in self.torrents.values())], consumeErrors=True
             )
         saver = self.saver
         saver.stop_timer()
-        stops, changed = [], []
+        stops, changed, seeding = [], [], []
         for t in list(self.torrents.values()):
+            if t.state is TorrentState.SEEDING:
+                seeding.append(t)  # its seeding time is kept (core/seeding_goals.py)
             stops.append(t.stop(close_storage=False))
             if saver.dirty(t):
                 changed.append(t)
             else:
                 t.storage.close()
+        if seeding:
+            items = [(t.hex, self._options_json(t)) for t in seeding]
+            store = self.store
+            d = saver.job_many([t.info_hash for t in seeding], save_options_batch, store, items)
+            d.addErrback(lambda f: _log.error("saving seeding times failed: {e}", e=f.value))
         saved = saver.save_batch(changed, close_storage=True)  # one store write
         saved.addCallback(lambda _: saver.close())
         return defer.DeferredList([magnets, moves, *stops, saved], consumeErrors=True)

@@ -1,9 +1,10 @@
 """Torrent: one torrent's coordinator and state machine.
 
-Size: about 780 lines, because besides its own jobs it implements four narrow host
+Size: about 800 lines, because besides its own jobs it implements four narrow host
 contracts (PeerHost, DownloadHost, UploadHost and Swarm), mostly one-line forwards to the
-parts it composes, the storage-missing moves of its state machine and the moves a file
-selection makes (``set_files``; the selection itself is core/file_selection.py).
+parts it composes, the storage-missing moves of its state machine, the moves a file
+selection makes (``set_files``; the selection itself is core/file_selection.py) and its
+side of the queue (``queued``: core/queue.py decides).
 
 States (core/torrent_state.py): ``checking`` (hashing existing data) -> ``downloading`` |
 ``seeding``; ``paused``; ``stopped``; ``error`` (a disk error; other torrents are
@@ -45,6 +46,7 @@ from btd.core.picking import NORMAL
 from btd.core.pieces import PieceBook
 from btd.core.resume import ResumeProgress
 from btd.core.scheduler import Scheduler, Ticker
+from btd.core.seeding_goals import SeedClock
 from btd.core.storage import STORAGE_MISSING, FileStorage, RootProbe, StorageMissingError
 from btd.core.storage_guard import had_files, storage_problem
 from btd.core.swarm_peers import PeerCandidates
@@ -121,6 +123,7 @@ class Torrent:
         self.extension_traffic = TorrentExtensions(self, env, meta.info_bytes, meta.private)
         self.added_at = self.clock.seconds()
         self.completed_at: float | None = None
+        self.seed_clock = SeedClock()  # seeding and idle time (core/seeding_goals.py)
         self.uploaded = 0
         self.downloaded = 0
         self.sources: dict[str, int] = {}  # "host:port" -> payload bytes received (all time)
@@ -357,7 +360,7 @@ class Torrent:
         """
         self.error = None
         if self._checked:
-            return self._enter(S.SEEDING if self.complete else S.DOWNLOADING)
+            return self._run()
         if resume is not None:
             self.uploaded, self.downloaded = resume.uploaded, resume.downloaded
             self.completed_at = resume.completed_at
@@ -446,7 +449,54 @@ class Torrent:
         self.env.emit(self, "verified", {"pieces": have.count})
         if self.options.paused:
             return self._enter(S.PAUSED)
+        return self._run()
+
+    # -- the queue (core/queue.py) ------------------------------------------------------------
+    def _run(self) -> defer.Deferred[None]:
+        """Download or seed, or wait ``queued`` if the session's queue has no slot now."""
+        queue = self.env.queue
+        if queue is not None and not queue.admit(self):
+            return self.enqueue()
         return self._enter(S.SEEDING if self.complete else S.DOWNLOADING)
+
+    def enqueue(self) -> defer.Deferred[None]:
+        """Wait in the queue: peers closed, trackers told ``stopped`` if they were told
+        ``started`` (the queue calls it for a running torrent beyond the limits)."""
+        d = self._enter(S.QUEUED)
+        _log.info("queued {label}", label=self.label)
+        self.env.emit(self, "queued", {})
+        return d
+
+    def dequeue(self) -> defer.Deferred[None]:
+        """The queue has a slot for it: download or seed now."""
+        if self.state is not S.QUEUED:
+            return defer.succeed(None)
+        return self._enter(S.SEEDING if self.complete else S.DOWNLOADING)
+
+    def queue_move(self, where: str | int) -> int:
+        """Move it in the session's queue (``top``, ``up``, ``down``, ``bottom`` or a
+        position); its new position. ValueError: a bad move, or no queue."""
+        if self.env.queue is None:
+            raise ValueError("this torrent is in no queue")
+        return int(self.env.queue.move(self, where))
+
+    @property
+    def queue_position(self) -> int | None:
+        queue = self.env.queue
+        return None if queue is None else queue.position(self)
+
+    def set_force_start(self, force: bool) -> None:
+        """Run whatever the queue's limits (not counted in them either)."""
+        self.options = replace(self.options, force_start=force)
+        if self.env.queue is not None:
+            self.env.queue.changed(self)
+        if force and self.state is S.QUEUED:
+            self.dequeue()
+
+    def goals_changed(self) -> None:
+        """Its seeding goals changed: look at them again."""
+        if self.env.seeding_goals is not None:
+            self.env.seeding_goals.changed(self)
 
     def _check_failed(self, failure: Failure) -> None:
         if failure.check(defer.CancelledError) or self.state is not S.CHECKING:

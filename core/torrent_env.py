@@ -31,6 +31,11 @@ class TorrentOptions:
     file_priorities: tuple[tuple[int, str], ...] = ()  # (index, name), only not "normal"
     allow_local_trackers: bool = False  # the outbound policy's exception (core/outbound.py)
     labels: tuple[str, ...] = ()  # core/labels.py
+    queue_position: float | None = None  # the order key in the queue (core/queue.py)
+    force_start: bool = False  # runs whatever the queue's limits
+    ratio_limit: float | None = None  # seeding goals: None = the session's, -1 = none
+    seeding_time_limit: float | None = None  # minutes
+    idle_seeding_limit: float | None = None  # minutes
 
 
 @dataclass
@@ -66,3 +71,5 @@ class TorrentEnv:
     storage_guard: Any = None  # the session's btd.core.storage_guard.StorageGuard
     bandwidth: Any = None  # the session's btd.core.bandwidth.Bandwidth (None: one of its own)
     incomplete_dir: Callable[[], Path | None] = lambda: None  # where new downloads live
+    queue: Any = None  # the session's btd.core.queue.TorrentQueue (None: no queue)
+    seeding_goals: Any = None  # the session's btd.core.seeding_goals.SeedingGoals

@@ -47,6 +47,9 @@ class TorrentSetting:
     ValueError to refuse it."""
     decode: Callable[[Any], Any] = _same  # JSON value -> the ``TorrentOptions`` field's value
     encode: Callable[[Any], Any] = _same  # the field's value -> JSON value
+    report: Callable[[Any], Any] | None = None
+    """torrent -> the value ``torrent.set`` answers, when it is not the stored one (the
+    queue position: stored as an order key, reported as a place)."""
 
 
 # -- checkers (RPC values -> canonical JSON values) ---------------------------------------------
@@ -143,6 +146,59 @@ def _set_allow_local(torrent: Any, allow: bool) -> None:
     torrent.announcer.refresh_policy()
 
 
+# -- the queue and seeding goals (core/queue.py, core/seeding_goals.py) -------------------------
+GLOBAL = "global"  # a goal's "use the session's value" (null in RPC answers)
+
+
+def check_position(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("expected a queue position: an integer >= 0 (0 = first)")
+    return value
+
+
+def _goal_checker(unit: str) -> Callable[[Any], Any]:
+    def check_goal(value: Any) -> Any:
+        if value is None or value == GLOBAL:
+            return GLOBAL
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not (value == -1 or 0 <= value < 1e12):
+            got = repr(value) if ok else json_name(value)
+            raise ValueError(
+                f"expected null (use the session's), -1 (unlimited) or {unit} >= 0, got {got}"
+            )
+        return value
+
+    return check_goal
+
+
+def _decode_goal(value: Any) -> float | None:
+    if value is None or value == GLOBAL:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("not a goal")
+    return value
+
+
+def _set_goal(name: str) -> Callable[[Any, Any], None]:
+    def apply(torrent: Any, value: Any) -> None:
+        torrent.options = replace(torrent.options, **{name: value})
+        torrent.goals_changed()
+
+    return apply
+
+
+def _move_in_queue(torrent: Any, position: int) -> float:
+    torrent.queue_move(position)
+    return torrent.options.queue_position  # the order key the queue gave it
+
+
+def _decode_key(value: Any) -> float:
+    """A stored order key, or (``torrent.set``) the place asked for: kept as it is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("not an order key")
+    return value
+
+
 SETTINGS: dict[str, TorrentSetting] = {
     s.name: s
     for s in (
@@ -187,6 +243,35 @@ SETTINGS: dict[str, TorrentSetting] = {
             lambda cfg: [],
             decode=lambda value: tuple(check_labels(value)),
             encode=list,
+        ),
+        TorrentSetting(  # stored: the order key; set and reported: the place (0 = first)
+            "queue_position",
+            optional(check_position),
+            lambda cfg: None,
+            at_add=False,
+            apply=_move_in_queue,
+            decode=lambda value: None if value is None else _decode_key(value),
+            report=lambda torrent: torrent.queue_position,
+        ),
+        TorrentSetting(
+            "force_start",
+            optional(check_bool),
+            lambda cfg: False,
+            apply=lambda torrent, value: torrent.set_force_start(value),
+        ),
+        *(
+            TorrentSetting(
+                name,
+                _goal_checker(unit),
+                lambda cfg: None,
+                apply=_set_goal(name),
+                decode=_decode_goal,
+            )
+            for name, unit in (
+                ("ratio_limit", "a ratio"),
+                ("seeding_time_limit", "minutes"),
+                ("idle_seeding_limit", "minutes"),
+            )
         ),
     )
 }
@@ -233,10 +318,10 @@ def options_from(given: Mapping[str, Any], cfg: Any) -> TorrentOptions:
     for name, setting in SETTINGS.items():
         raw = given.get(name)
         if raw is not None:
-            try:
-                checked = setting.check(raw)
-                if checked is not None:
-                    values[name] = setting.decode(checked)
+            try:  # a stored value in its checked form is checked again; others decoded
+                value = setting.check(raw) if setting.decode is _same else setting.decode(raw)
+                if value is not None:
+                    values[name] = value
                     continue
             except (TypeError, ValueError):
                 pass
@@ -249,19 +334,32 @@ def options_json(options: TorrentOptions) -> dict[str, Any]:
     return {name: s.encode(getattr(options, name)) for name, s in SETTINGS.items()}
 
 
+def current_settings(torrent: Any) -> dict[str, Any]:
+    """The settable settings as ``torrent.set`` answers them (``report`` where one is set)."""
+    stored = options_json(torrent.options)
+    return {
+        name: stored[name] if s.report is None else s.report(torrent)
+        for name, s in SETTINGS.items()
+        if s.settable
+    }
+
+
 def apply_settings(torrent: Any, raw: Mapping[str, Any]) -> list[str]:
     """``torrent.set``: check every given setting first (nothing changes if one is bad), then
     apply each and record it in ``torrent.options``. Returns the names changed. A checker
     that answers None means "no change" (a setting where null means something, such as "use
-    the global value", checks it into a value of its own)."""
+    the global value", checks it into a value of its own). An ``apply`` that returns a value
+    has it recorded instead of the given one (the queue position's order key)."""
     checked = {k: v for k, v in check_given(raw, SET_KEYS, "torrent.set").items() if v is not None}
     for name, value in checked.items():
         setting = SETTINGS[name]
         decoded = setting.decode(value)
         if setting.apply is not None:
             try:
-                setting.apply(torrent, decoded)
+                recorded = setting.apply(torrent, decoded)
             except ValueError as exc:
                 raise SettingError(name, str(exc)) from None
+            if recorded is not None:
+                decoded = recorded
         torrent.options = replace(torrent.options, **{name: decoded})
     return list(checked)

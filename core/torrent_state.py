@@ -8,16 +8,22 @@ state; it checks each move against ``TRANSITIONS``:
 from                    to
 ======================  ==========================================================
 stopped (not started)   checking (start), downloading/seeding (resume, checked
-                        before), paused (pause)
+                        before), queued (over the queue's limits), paused (pause)
 paused                  checking (start or verify), stopped (resume, shutdown),
                         error (storage missing)
-checking                downloading/seeding (check done), paused, stopped, error
-downloading             seeding (last piece verified), paused, checking (verify),
-                        stopped, error
-seeding                 downloading (a skipped file became wanted), paused,
+checking                downloading/seeding (check done), queued, paused, stopped,
+                        error
+downloading             seeding (last piece verified), queued, paused, checking
+                        (verify), stopped, error
+seeding                 downloading (a skipped file became wanted), queued, paused,
+                        checking (verify), stopped, error
+queued                  downloading/seeding (the queue let it run), paused,
                         checking (verify), stopped, error
 error                   stopped (resume), paused, checking (verify)
 ======================  ==========================================================
+
+``queued`` is a torrent that would download or seed but waits for a slot of the session's
+queue (btd.core.queue): no peers, no announces, nothing scheduled.
 
 ``error`` with an ``error`` text beginning ``storage missing:`` is a torrent whose save
 path is gone (btd.core.storage_guard); it leaves it through ``stopped`` when the storage is
@@ -42,6 +48,7 @@ class TorrentState(StrEnum):
     PAUSED = "paused"
     ERROR = "error"
     STOPPED = "stopped"
+    QUEUED = "queued"
 
 
 S = TorrentState
@@ -49,12 +56,16 @@ S = TorrentState
 ACTIVE = frozenset({S.DOWNLOADING, S.SEEDING})
 """States in which a torrent takes peers, announces and ticks."""
 
+WANTS_TO_RUN = frozenset({S.DOWNLOADING, S.SEEDING, S.QUEUED})
+"""States of a torrent that transfers or waits in the queue to (what the queue orders)."""
+
 TRANSITIONS: dict[TorrentState, frozenset[TorrentState]] = {
-    S.STOPPED: frozenset({S.CHECKING, S.DOWNLOADING, S.SEEDING, S.PAUSED}),
+    S.STOPPED: frozenset({S.CHECKING, S.DOWNLOADING, S.SEEDING, S.QUEUED, S.PAUSED}),
     S.PAUSED: frozenset({S.CHECKING, S.STOPPED, S.ERROR}),
-    S.CHECKING: frozenset({S.DOWNLOADING, S.SEEDING, S.PAUSED, S.STOPPED, S.ERROR}),
-    S.DOWNLOADING: frozenset({S.SEEDING, S.PAUSED, S.CHECKING, S.STOPPED, S.ERROR}),
-    S.SEEDING: frozenset({S.DOWNLOADING, S.PAUSED, S.CHECKING, S.STOPPED, S.ERROR}),
+    S.CHECKING: frozenset({S.DOWNLOADING, S.SEEDING, S.QUEUED, S.PAUSED, S.STOPPED, S.ERROR}),
+    S.DOWNLOADING: frozenset({S.SEEDING, S.QUEUED, S.PAUSED, S.CHECKING, S.STOPPED, S.ERROR}),
+    S.SEEDING: frozenset({S.DOWNLOADING, S.QUEUED, S.PAUSED, S.CHECKING, S.STOPPED, S.ERROR}),
+    S.QUEUED: frozenset({S.DOWNLOADING, S.SEEDING, S.PAUSED, S.CHECKING, S.STOPPED, S.ERROR}),
     S.ERROR: frozenset({S.STOPPED, S.PAUSED, S.CHECKING}),
     S.METADATA: frozenset(),
 }

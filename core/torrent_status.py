@@ -39,6 +39,12 @@ SUMMARY_FIELDS = (
     "check_progress",
     "move_progress",
     "labels",
+    "queue_position",
+    "force_start",
+    "ratio_limit",
+    "seeding_time_limit",
+    "idle_seeding_limit",
+    "seeding_time",
 )
 
 
@@ -82,12 +88,22 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "check_progress": round(t.check_progress, 4),
         "move_progress": _move_progress(t),
         "labels": list(t.options.labels),
+        "queue_position": t.queue_position,  # 0 = first (core/queue.py)
+        "force_start": t.options.force_start,
+        "ratio_limit": t.options.ratio_limit,  # null = the session's, -1 = unlimited
+        "seeding_time_limit": t.options.seeding_time_limit,  # minutes, as ratio_limit
+        "idle_seeding_limit": t.options.idle_seeding_limit,
+        "seeding_time": _seeding_time(t),  # seconds spent seeding (all time)
     }
 
 
 def _move_progress(t: Torrent) -> float | None:
     """0..1 while its files are being moved (core/mover.py), else None."""
     return None if t.move_task is None else round(t.move_task.progress, 4)
+
+
+def _seeding_time(t: Torrent) -> int:
+    return round(t.seed_clock.seeding_time(t.clock.seconds()))
 
 
 def _eta(left: int, down: float) -> int | None:
@@ -131,6 +147,12 @@ _FIELDS: dict[str, Callable[[Torrent], Any]] = {
     "check_progress": lambda t: round(t.check_progress, 4),
     "move_progress": _move_progress,
     "labels": lambda t: list(t.options.labels),
+    "queue_position": lambda t: t.queue_position,
+    "force_start": lambda t: t.options.force_start,
+    "ratio_limit": lambda t: t.options.ratio_limit,
+    "seeding_time_limit": lambda t: t.options.seeding_time_limit,
+    "idle_seeding_limit": lambda t: t.options.idle_seeding_limit,
+    "seeding_time": _seeding_time,
 }
 assert tuple(_FIELDS) == SUMMARY_FIELDS
 

@@ -203,6 +203,13 @@ class TorrentStore:
     def save_options(self, info_hash: str, options: dict[str, Any], *, sync: bool = True) -> None:
         self.save(info_hash, None, options, sync=sync)
 
+    def save_options_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Several torrents' options, unsynced (shutdown: their seeding time); each file
+        appears whole or not at all."""
+        for info_hash, options in items:
+            if (self.dir / f"{info_hash}.torrent").exists():
+                self.save(info_hash, None, options, sync=False)
+
     def save_progress(self, info_hash: str, progress: ResumeProgress) -> None:
         """Write ``<hash>.resume`` (the folder is not fsynced: losing it costs only a recheck)."""
         if not (self.dir / f"{info_hash}.torrent").exists():

@@ -15,6 +15,7 @@ from btd.core.rpc.client import RpcClient
 from btd.ctl.base import EXIT_OK, Output
 from btd.ctl.parser import (
     COMMANDS,
+    SETTABLE,
     metavar_of,
     options_of,
     parser_and_version,
@@ -26,9 +27,9 @@ from btd.ctl.parser import (
 # What to offer for a value, by metavar: a kind of completion, or fixed words.
 METAVAR_KIND = {"DIR": "dirs", "FILE": "files", "PATH": "files", "HASH": "hashes"}
 METAVAR_WORDS = {
-    "STATE": ("checking", "downloading", "seeding", "paused", "error", "stopped"),
+    "STATE": ("checking", "downloading", "seeding", "paused", "error", "stopped", "queued"),
     "SIZE": ("16K", "32K", "64K", "128K", "256K", "512K", "1M", "2M", "4M", "8M", "16M"),
-    "KEY=VALUE": ("strategy=",),
+    "KEY=VALUE": tuple(f"{key}=" for key in SETTABLE),
     "NAME": ("rarest-first", "sequential"),
 }
 

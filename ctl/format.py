@@ -189,6 +189,8 @@ def when(timestamp: Any) -> str | None:
 def state_cell(t: dict[str, Any]) -> Any:
     """The STATE column: the state, marked ``!`` when the daemon says why it waits."""
     state = t.get("state")
+    if state == "queued" and t.get("queue_position") is not None:
+        return f"queued #{t['queue_position']}"  # its place in the queue (0 = first)
     return f"{state}!" if t.get("state_detail") and state is not None else state
 
 

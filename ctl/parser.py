@@ -21,7 +21,15 @@ Setup = Callable[[argparse.ArgumentParser], None]
 # Options every subcommand accepts (documented once, at the top level).
 COMMON_OPTIONS = frozenset({"--socket", "--json", "--timeout", "-h", "--help"})
 TOP_OPTIONS = frozenset({"--version"})  # accepted before COMMAND only
-SETTABLE = ("strategy",)  # keys `btctl set` accepts (torrent.set's parameters)
+SETTABLE = (  # torrent.set's keys, for help and completion (the daemon checks what is given)
+    "strategy",
+    "queue_position",
+    "force_start",
+    "ratio_limit",
+    "seeding_time_limit",
+    "idle_seeding_limit",
+)
+QUEUE_MOVES = ("top", "up", "down", "bottom")
 
 
 class Command:
@@ -117,7 +125,7 @@ def _setup_list(parser: argparse.ArgumentParser) -> None:
         "--state",
         metavar="STATE",
         help="only torrents in this state: metadata, checking, downloading, seeding, paused, "
-        "error, stopped",
+        "error, stopped, queued",
     )
     parser.add_argument("--label", metavar="LABEL", help="only torrents with this label")
 
@@ -132,7 +140,11 @@ def _setup_rm(parser: argparse.ArgumentParser) -> None:
 def _setup_set(parser: argparse.ArgumentParser) -> None:
     _one_hash(parser)
     parser.add_argument(
-        "settings", metavar="KEY=VALUE", nargs="+", help=f"keys: {', '.join(SETTABLE)}"
+        "settings",
+        metavar="KEY=VALUE",
+        nargs="+",
+        help=f"keys: {', '.join(SETTABLE)}; a value is JSON when it parses (2.0, -1, null, "
+        "true), else text",
     )
 
 
@@ -186,6 +198,11 @@ def _setup_label(parser: argparse.ArgumentParser) -> None:
         "labels", metavar="LABEL", nargs="*", help="the torrent's labels (they replace its labels)"
     )
     parser.add_argument("--clear", action="store_true", help="remove all its labels")
+
+
+def _setup_queue(parser: argparse.ArgumentParser) -> None:
+    _one_hash(parser)
+    parser.add_argument("move", metavar="MOVE", choices=QUEUE_MOVES, help="top, up, down, bottom")
 
 
 def _setup_add_peer(parser: argparse.ArgumentParser) -> None:
@@ -421,10 +438,26 @@ COMMAND_LIST: tuple[Command, ...] = (
 """,
     ),
     Command(
-        "set", "change a torrent's options (strategy=NAME)",
-        f"{_TORRENT}:cmd_set", _setup_set,
+        "set", "change a torrent's settings (KEY=VALUE ...)",
+        "btd.ctl.torrent_set:cmd_set", _setup_set,
+        description="Any setting torrent.set takes; the daemon checks keys and values. A "
+        "value is read as JSON when it parses, else as text. Seeding goals: null = the "
+        "session's, -1 = unlimited.",
         examples="""\
   btctl set 3f9a strategy=sequential
+  btctl set 3f9a ratio_limit=2.0 seeding_time_limit=1440
+  btctl set 3f9a ratio_limit=null      # back to the session's goal
+  btctl set 3f9a force_start=true queue_position=0
+""",
+    ),
+    Command(
+        "queue", "move a torrent in the queue (top, up, down, bottom)",
+        "btd.ctl.torrent_set:cmd_queue", _setup_queue,
+        description="Torrents beyond session.max_active_downloads / max_active_seeds wait "
+        "in state queued; the queue position decides which run first.",
+        examples="""\
+  btctl queue 3f9a top
+  btctl queue 3f9a down
 """,
     ),
     Command(

@@ -1,5 +1,5 @@
 """btctl commands about torrents: add, list, info, pause/resume/verify/reannounce/rm, peers,
-files, trackers, set, stats and add-peer (the ``torrent.*`` and ``session.stats`` methods).
+files, trackers, stats and add-peer (``set`` and ``queue``: btd.ctl.settings) (the ``torrent.*`` and ``session.stats`` methods).
 Their arguments are declared in ``btd.ctl.parser``; text is formatted by ``btd.ctl.format``.
 
 Torrents are named by any unique info-hash prefix; the daemon resolves it. Commands that
@@ -39,7 +39,6 @@ from btd.ctl.format import (
     trunc,
     when,
 )
-from btd.ctl.parser import SETTABLE
 
 
 def _error_object(exc: RemoteError | BadInput, exit_code: int) -> dict[str, Any]:
@@ -196,6 +195,9 @@ def human_info(t: dict[str, Any]) -> str:
         ("pieces", pieces),
         ("save path", t.get("save_path")),
         ("strategy", t.get("strategy")),
+        *([("queue position", t["queue_position"])] if t.get("queue_position") is not None else []),
+        *([("force start", "yes")] if t.get("force_start") else []),
+        ("seeding goals", seeding_goals(t)),
         ("private", "yes" if t.get("private") else "no"),
         ("added", when(t.get("added_at"))),
         ("completed", when(t.get("completed_at"))),
@@ -220,6 +222,18 @@ def human_info(t: dict[str, Any]) -> str:
         sections.append(f"peers ({len(peers)}):\n{human_peers(peers) if peers else 'no peers'}")
     sections.append(f"trackers ({len(trackers)}):\n{human_trackers(trackers)}")
     return "\n\n".join(sections)
+
+
+def seeding_goals(t: dict[str, Any]) -> str:
+    """A torrent's own seeding goals: ``ratio 2, time 1440 min``; ``global`` when it
+    uses the session's, ``none`` when unlimited."""
+    parts = []
+    for key, label, unit in (("ratio_limit", "ratio", ""), ("seeding_time_limit", "time",
+                             " min"), ("idle_seeding_limit", "idle", " min")):  # fmt: skip
+        value = t.get(key)
+        text = "global" if value is None else "none" if value == -1 else f"{value:g}{unit}"
+        parts.append(f"{label} {text}")
+    return ", ".join(parts)
 
 
 def cmd_info(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
@@ -292,36 +306,7 @@ cmd_peers = _lister("peers", human_peers)
 cmd_trackers = _lister("trackers", human_trackers)
 
 
-# -- set, add-peer, stats ---------------------------------------------------------------------
-
-
-def parse_settings(items: Sequence[str]) -> dict[str, str]:
-    """``["strategy=x"]`` -> ``{"strategy": "x"}``; anything else is a UsageError."""
-    settings: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"set: expected KEY=VALUE, got {item!r}")
-        if key not in SETTABLE:
-            raise UsageError(f"set: unknown key {key!r}; known: {', '.join(SETTABLE)}")
-        if not value:
-            raise UsageError(f"set: {key} needs a value")
-        if key in settings:
-            raise UsageError(f"set: {key} given twice")
-        settings[key] = value
-    return settings
-
-
-def cmd_set(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
-    settings = parse_settings(args.settings)
-    reply = client.call("torrent.set", {"info_hash": args.info_hash, **settings})
-
-    def human(r: dict[str, Any]) -> str:
-        changed = " ".join(f"{k}={clean(r.get(k))}" for k in settings)
-        return f"{r.get('info_hash')} {changed}"
-
-    out.emit(reply, human)
-    return EXIT_OK
+# -- add-peer, stats ---------------------------------------------------------------------
 
 
 def parse_peer(text: str) -> tuple[str, int]:

@@ -34,6 +34,7 @@ STATE_STYLES = {
     "checking": "magenta",
     "error": "bold red",
     "stopped": "dim",
+    "queued": "blue",
 }
 COLUMNS = ("STATE", "PROGRESS", "DOWN", "UP", "PEERS", "ETA", "RATIO")
 DROP_ORDER = ("RATIO", "PEERS", "UP", "ETA", "DOWN")  # what goes first on narrow screens

@@ -328,6 +328,16 @@ class SqliteResumeStore:
             except StorageError as exc:  # the record has them; the copy is for rebuilding
                 _log.warn("the copy's options are stale: {e}", e=str(exc))
 
+    def save_options_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Several torrents' options in ONE transaction, not synced (shutdown: their
+        seeding time). The copies are left as they are: rewriting thousands of files would
+        slow every stop, and a copy's seeding time only matters for a rebuilt store."""
+        statements = [
+            ("UPDATE torrents SET options = ? WHERE info_hash = ?", (json.dumps(o), h))
+            for h, o in items
+        ]
+        self._write(statements, durable=False)
+
     def save_progress(self, info_hash: str, progress: ResumeProgress) -> None:
         self._write([_progress_row(info_hash, progress)], durable=False)
 

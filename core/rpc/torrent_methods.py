@@ -23,6 +23,7 @@ from btd.core.labels import check_label
 from btd.core.metadata_fetch import MetadataFetch
 from btd.core.metainfo import Metainfo
 from btd.core.move_files import MoveRefused
+from btd.core.queue import MOVES as QUEUE_MOVES
 from btd.core.rpc.add_items import (
     MAX_BATCH,
     MAX_TORRENT_FILE,
@@ -48,17 +49,17 @@ from btd.core.session import Session
 from btd.core.swarm import TorrentNotFound
 from btd.core.torrent import Torrent
 from btd.core.torrent_settings import (
-    SET_KEYS,
     SettingError,
     apply_settings,
     check_absolute_path,
-    options_json,
+    current_settings,
 )
+from btd.core.torrent_state import TorrentState
 
 __all__ = ["MAX_BATCH", "MAX_TORRENT_FILE", "torrent_methods"]
 
 NO_FILES_YET = "not with a magnet: use torrent.set_files once it has metadata"
-STATES = ("metadata", "checking", "downloading", "seeding", "paused", "error", "stopped")
+STATES = tuple(s.value for s in TorrentState)
 
 
 FILES_SLICE = 2000  # file rows built per reactor turn (~5 ms) for a torrent with many files
@@ -328,8 +329,15 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             raise invalid_params(exc.name, str(exc)) from None
         if changed:
             session.save_options(t)
-        current = options_json(t.options)
-        return {"info_hash": t.hex, **{name: current[name] for name in SET_KEYS}}
+        return {"info_hash": t.hex, **current_settings(t)}
+
+    def queue(info_hash: str, move: Any) -> dict[str, Any]:
+        """Move a torrent in the session's queue: ``top``, ``up``, ``down`` or ``bottom``."""
+        t = find(info_hash)
+        if move not in QUEUE_MOVES:
+            raise invalid_params("move", f"must be one of {list(QUEUE_MOVES)}")
+        position = t.queue_move(move)
+        return {"info_hash": t.hex, "queue_position": position, "state": t.state}
 
     def move(info_hash: str, path: str) -> defer.Deferred[dict[str, Any]]:
         """Move the torrent's files to the folder ``path`` (absolute), off the reactor; the
@@ -373,5 +381,6 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         "torrent.reannounce": reannounce,
         "torrent.set": set_,
         "torrent.move": move,
+        "torrent.queue": queue,
         "session.stats": stats,
     }

@@ -670,7 +670,10 @@ def test_reload_diff() -> None:
         "  peer_inactivity_timeout: 300, peer_replace_grace: 30,\n"
         "  download_limit: 1, upload_limit: 2, alt_download_limit: 3, alt_upload_limit: 4,\n"
         "  alt_enabled: true, alt_schedule: {start: '22:00', end: '07:00'},\n"
-        "  min_free_space: 1000, incomplete_dir: /tmp/incomplete}\n"
+        "  min_free_space: 1000, incomplete_dir: /tmp/incomplete,\n"
+        "  max_active_downloads: 2, max_active_seeds: 3, max_active_torrents: 4,\n"
+        "  stalled_minutes: 5, ratio_limit: 2.0, seeding_time_limit: 60,\n"
+        "  idle_seeding_limit: 30, seeding_goal_action: remove}\n"
         "plugins: {a: {}, b: {x: 2}, d: {}}\n"
     )
     live, restart = reload_diff(old, new)

@@ -28,6 +28,7 @@ def test_states_are_the_rpc_strings() -> None:
         "paused",
         "error",
         "stopped",
+        "queued",
     ]
     assert json.dumps({"state": S.PAUSED}) == '{"state": "paused"}'
     assert S.SEEDING == "seeding" and f"{S.ERROR}" == "error"

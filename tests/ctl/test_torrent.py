@@ -147,9 +147,17 @@ def m_get(p: dict[str, Any]) -> Any:
 
 def m_set(p: dict[str, Any]) -> Any:
     h = resolve(p["info_hash"])
-    if p.get("strategy") not in ("rarest-first", "sequential"):
+    known = ("strategy", "ratio_limit", "seeding_time_limit", "force_start")
+    if any(key not in (*known, "info_hash") for key in p):
+        raise Refused(INVALID_PARAMS, "speed: unknown parameter of torrent.set", {"field": "x"})
+    if p.get("strategy", "sequential") not in ("rarest-first", "sequential"):
         raise Refused(INVALID_PARAMS, "strategy: no piece strategy called 'x'", {"field": "s"})
-    return {"info_hash": h, "strategy": p["strategy"]}
+    return {"info_hash": h, **{k: v for k, v in p.items() if k != "info_hash"}}
+
+
+def m_queue(p: dict[str, Any]) -> Any:
+    position = {"top": 0, "down": 1}[p["move"]]
+    return {"info_hash": resolve(p["info_hash"]), "queue_position": position, "state": "queued"}
 
 
 CONFIG = {
@@ -181,6 +189,7 @@ METHODS: dict[str, Callable[[Any], Any]] = {
     "torrent.set_files": lambda p: FILES if resolve(p["info_hash"]) else [],
     "torrent.trackers": lambda p: TRACKERS if resolve(p["info_hash"]) == HASH_A else [],
     "torrent.set": m_set,
+    "torrent.queue": m_queue,
     "torrent.reannounce": lambda p: {
         "info_hash": resolve(p["info_hash"]),
         "announce_in": 212.0 if resolve(p["info_hash"]) == HASH_B else 0.0,
@@ -575,8 +584,30 @@ def test_set(btctl, daemon) -> None:
     assert code == 1 and "no piece strategy" in err
 
 
+def test_set_any_key_values_parsed_as_json(btctl, daemon) -> None:
+    code, out, _ = btctl("set", "3f9a", "ratio_limit=2.0", "seeding_time_limit=null",
+                         "force_start=true", "strategy=sequential")  # fmt: skip
+    assert code == 0
+    assert daemon.calls() == [("torrent.set", {"info_hash": "3f9a", "ratio_limit": 2.0,
+        "seeding_time_limit": None, "force_start": True, "strategy": "sequential"})]  # fmt: skip
+    assert out == f"{HASH_A} ratio_limit=2.0 seeding_time_limit=null force_start=true " \
+        "strategy=sequential\n"  # fmt: skip
+    code, _, err = btctl("set", "3f9a", "speed=9")  # the daemon refuses unknown keys
+    assert code == 1 and "unknown parameter" in err
+
+
+def test_queue(btctl, daemon) -> None:
+    code, out, _ = btctl("queue", "3f9a", "top")
+    assert (code, out) == (0, f"{HASH_A} queue position 0 (queued)\n")
+    assert daemon.calls() == [("torrent.queue", {"info_hash": "3f9a", "move": "top"})]
+    code, out, _ = btctl("--json", "queue", "3f9a", "down")
+    assert json.loads(out) == {"info_hash": HASH_A, "queue_position": 1, "state": "queued"}
+    code, _, err = btctl("queue", "3f9a", "sideways")
+    assert code == ctl.EXIT_USAGE and "invalid choice" in err
+
+
 @pytest.mark.parametrize(
-    "settings", [["speed=9"], ["strategy"], ["=x"], ["strategy="],
+    "settings", [["strategy"], ["=x"], ["strategy="],
                  ["strategy=a", "strategy=b"]],
 )  # fmt: skip
 def test_set_bad_settings_exit_2(btctl, daemon, settings: list[str]) -> None:
@@ -814,3 +845,14 @@ def test_btctl_against_real_btd(tmp_path: Path, btd_factory) -> None:
     assert ok("list") == ""
     assert (btd.downloads / "hello.txt").read_bytes() == data  # rm kept the data
     assert btd.stop() == 0
+
+
+def test_info_shows_queue_position_and_seeding_goals() -> None:
+    from btd.ctl.torrent import human_info, seeding_goals
+
+    t = {"ratio_limit": 2.0, "seeding_time_limit": -1, "idle_seeding_limit": None}
+    assert seeding_goals(t) == "ratio 2, time none, idle global"
+    text = human_info({**t, "state": "queued", "queue_position": 3, "force_start": True})
+    lines = text.splitlines()
+    assert "queue position:  3" in lines and "force start:     yes" in lines
+    assert "seeding goals:   ratio 2, time none, idle global" in lines

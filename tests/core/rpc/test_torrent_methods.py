@@ -565,6 +565,7 @@ def test_set_strategy(h: Harness) -> None:
     h.add()
     reply = h.call("torrent.set", info_hash=HEX, strategy="sequential")
     assert reply["info_hash"] == HEX and reply["strategy"] == "sequential"
+    assert reply["queue_position"] == 0  # every settable setting is answered
     options = json.loads((h.tmp / "state" / "torrents" / f"{HEX}.json").read_text())
     assert options["strategy"] == "sequential"
     bad_param(h.error("torrent.set", info_hash=HEX, strategy="no-such"), "strategy")
