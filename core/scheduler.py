@@ -196,7 +196,9 @@ class Scheduler:
             except Exception as exc:
                 self._on_error(exc)
         self._skip_dead()  # the calls may have rebuilt the heap: read it again
-        if self._heap and self._armed_at is None:
+        # A call above may have armed the clock for its own, later, deadline (the clock was
+        # unarmed while they ran): re-arm for the earliest entry, or it waits for that one.
+        if self._heap and (self._armed_at is None or self._heap[0][0] < self._armed_at):
             self._arm(self._heap[0][0])
 
 

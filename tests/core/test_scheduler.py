@@ -188,3 +188,19 @@ def test_a_ticker_runs_once_per_wake_and_holds_no_timer_until_woken() -> None:
     ticker.cancel()
     clock.advance(5)
     assert runs == [1.0] and not ticker.active
+
+
+def test_a_call_scheduling_something_later_does_not_delay_an_earlier_entry() -> None:
+    """Found by the upload-limit test: a call that armed the clock for its own later
+    deadline (here a torrent's next tick, 1 s on) kept an entry due sooner (a 0.1 s speed
+    limit grant) waiting until then."""
+    clock = Clock()
+    s = Scheduler(clock)
+    ran: list[tuple[str, float]] = []
+    s.call_at(0.15, lambda: ran.append(("grant", clock.seconds())))  # pending, not due yet
+    s.call_at(0.1, lambda: s.call_at(1.1, lambda: ran.append(("tick", clock.seconds()))))
+    clock.advance(0.1)  # the first call runs and schedules its next one at 1.1
+    clock.advance(0.05)
+    assert [name for name, _ in ran] == ["grant"] and ran[0][1] == pytest.approx(0.15)
+    clock.advance(1.0)
+    assert [name for name, _ in ran] == ["grant", "tick"]
