@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from btd.core.durable import fsync_dir
 from btd.core.errors import StorageError
 
 STEP_BYTES = 8 * 1024 * 1024  # copied per pool job at most (reads of others interleave)
@@ -394,13 +395,4 @@ class MoveJob:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path, strict=False)

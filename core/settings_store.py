@@ -25,6 +25,7 @@ import yaml
 
 from btd.core.config_render import key_value
 from btd.core.config_schema import SECTIONS, Config, Invalid, Key, describe
+from btd.core.durable import fsync_dir
 
 FILE_NAME = "settings.yaml"
 MAX_FILE = 1 << 20  # bytes read of it: it holds a few dozen keys
@@ -197,11 +198,7 @@ def _write(path: Path, raw: Mapping[str, Any]) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
 
 
 def _update(state_dir: Path | str, set_: Mapping[str, Any], drop: tuple[str, ...]) -> Path:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from btd.core.durable import fsync_dir
 from btd.core.errors import StorageError
 from btd.core.part_file import PartFile
 
@@ -698,13 +699,4 @@ class FileStorage(Storage):
             self._dirty.add(index)
 
     def _fsync_dir(self, path: str) -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass  # some filesystems refuse fsync on folders; the files themselves are synced
-        finally:
-            os.close(fd)
+        fsync_dir(path, strict=False)  # some file systems refuse it; the files are synced

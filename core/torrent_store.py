@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from btd.core.durable import fsync_dir
 from btd.core.errors import StorageError
 from btd.core.resume import DEFAULT_SAVE_INTERVAL, NewTorrent, ResumeProgress, StoredTorrent
 
@@ -89,11 +90,7 @@ def _write_file(path: Path, data: bytes, *, sync: bool) -> None:
 
 
 def _fsync_dir(folder: Path) -> None:
-    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(folder)
 
 
 def _sync_folder_fs(folder: Path, files: list[Path]) -> None:
