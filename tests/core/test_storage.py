@@ -211,6 +211,20 @@ def test_symlink_leading_out_is_refused(tmp_path: Path) -> None:
     assert not s.check_files().files[0].exists
 
 
+def test_the_check_does_not_count_a_file_symlinked_out_of_the_save_path(tmp_path: Path) -> None:
+    """check_files resolves folders once per pass: a file that is itself a symlink leading
+    out still counts as missing, a folder symlink leading out too."""
+    save, outside = tmp_path / "save", tmp_path / "outside"
+    (save / "t").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "victim").write_bytes(payload(64))
+    (save / "t" / "a").symlink_to(outside / "victim")
+    (save / "u").symlink_to(outside)
+    (save / "t" / "b").write_bytes(payload(64))
+    s = FileStorage(save, entries(("t/a", 64), ("u/victim", 64), ("t/b", 64)), 64, 192)
+    assert [f.exists for f in s.check_files().files] == [False, False, True]
+
+
 def test_symlink_inside_save_path_is_allowed(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "t").symlink_to(tmp_path / "real")
