@@ -178,16 +178,13 @@ def _peer(p: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _files(r: Record) -> list[dict[str, Any]]:
-    name = r.summary.get("name") or ""
-    rows = r.files or []
-    single = len(rows) == 1 and rows[0].get("path") == name
     return [
         {
-            "name": f["path"] if single else f"{name}/{f['path']}",
+            "name": f["path"],  # btd's paths start with the torrent's folder, as here
             "length": f["length"],
             "bytesCompleted": f["completed"],
         }
-        for f in rows
+        for f in r.files or []
     ]
 
 
