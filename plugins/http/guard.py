@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import math
 from collections.abc import Callable, Collection
 
 from btd.core.limits import HTTP_LOGIN_BURST, HTTP_LOGIN_CLIENTS, HTTP_LOGIN_RATE
@@ -90,7 +91,7 @@ class LoginLimiter:
     def retry_after(self, client: str) -> int:
         """Seconds until ``client`` may try again (0 if now)."""
         missing = 1 - self._tokens(client)
-        return 0 if missing <= 0 else int(missing / self.rate) + 1
+        return 0 if missing <= 0 else math.ceil(round(missing / self.rate, 6))
 
     def failed(self, client: str) -> None:
         tokens = self._tokens(client) - 1
