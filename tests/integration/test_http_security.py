@@ -246,3 +246,36 @@ def test_hash_password_reads_stdin(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert verify_password(b"s3cret", done.stdout.strip())
     assert not verify_password(b"s3cret!", done.stdout.strip())
+
+
+def test_tls_endpoint_serves_https(tmp_path: Path) -> None:
+    import shutil
+    import ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    port = free_port()
+    text = config(port, auth=False) + f"    tls_certificate: {cert}\n    tls_key: {key}\n"
+    proc = BtdProcess(tmp_path / "btd", config=text)
+    try:
+        proc.start()
+        context = ssl.create_default_context(cafile=str(cert))
+        conn = http.client.HTTPSConnection("localhost", port, timeout=30, context=context)
+        body = json.dumps({"jsonrpc": "2.0", "method": "session.info", "id": 1}).encode()
+        conn.request("POST", "/rpc", body=body, headers={"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        assert answer.status == 200 and json.loads(answer.read())["result"]["pid"] > 0
+        conn.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")  # plain HTTP: no answer
+            assert not s.recv(100).startswith(b"HTTP/")
+    finally:
+        proc.close()
