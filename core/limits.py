@@ -117,6 +117,11 @@ HTTP_LOGIN_CLIENTS = 4096  # client addresses whose failed logins are remembered
 HTTP_AUTH_CACHE = 64
 """Credentials remembered as good (a SHA-256 of them) so each request of a logged-in
 client does not pay the slow hash again."""
+HTTP_IDLE_TIMEOUT = 60.0
+"""Seconds an HTTP connection may sit idle between requests (or dribble a request's headers
+and body) before it is closed: slowloris. Not counted while a request is being answered, so
+an /events stream lives on. twisted.web's own default is 12 hours. Header lines are capped by
+twisted.web itself (500 headers, 16 KiB in all: 400 beyond)."""
 HTTP_EVENTS_CLIENTS = 64  # /events streams open at once; more get 503
 HTTP_EVENTS_BACKLOG = 1024 * 1024
 """Bytes of events queued for one /events client that stopped reading: past it, dropped."""

@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web import server
 
-from btd.core.limits import HTTP_AUTH_CACHE, HTTP_MAX_BODY
+from btd.core.limits import HTTP_AUTH_CACHE, HTTP_IDLE_TIMEOUT, HTTP_MAX_BODY
 from btd.plugins.http.guard import LoginLimiter, basic_credentials, host_allowed
 from btd.plugins.http.passwords import verify_password
 from btd.plugins.http.settings import HttpSettings
@@ -185,6 +185,7 @@ class DoorSite(server.Site):
     requestFactory = GuardedRequest
 
     def __init__(self, resource: Any, door: Door, **kwargs: Any) -> None:
+        kwargs.setdefault("timeout", HTTP_IDLE_TIMEOUT)
         super().__init__(resource, **kwargs)
         self.door = door
         self.displayTracebacks = False
