@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
+from btd.core.errors import ConfigError
 from btd.core.plugin import hookimpl
 from btd.core.plugin_config import plugin_settings
 from btd.plugins.http.door import Door, DoorSite
@@ -78,6 +79,14 @@ class HttpPlugin:
     @hookimpl
     def btd_configure(self, config: Config) -> None:
         self.settings = parse_settings(plugin_settings(config, PLUGIN))
+        if self.settings.tls:
+            try:
+                import OpenSSL  # noqa: F401 - Twisted's ssl: endpoint needs pyOpenSSL
+            except ImportError:
+                raise ConfigError(
+                    "needs pyOpenSSL (pip install 'twisted[tls]')",
+                    key="plugins.http.tls_certificate",
+                ) from None
 
     @hookimpl
     def btd_session_started(self, session: SessionView) -> None:
