@@ -53,6 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="FILE",
         help="validate the configuration (FILE, or the one btd would use), print it, exit",
     )
+    parser.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="read a password on stdin, print its hash for plugins.http.password_hash, exit",
+    )
     parser.add_argument("--version", action="version", version=f"btd {__version__}")
     return parser.parse_args(argv)
 
@@ -109,6 +114,8 @@ GIL_SWITCH_INTERVAL = 0.001  # seconds; see run() and docs/SECURITY.md section 5
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.hash_password:
+        return hash_password_command()
     try:
         config = effective_config(args)
         plugins = load_plugins(config)
@@ -120,6 +127,19 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(to_yaml(config))  # its one header comment names the source
         return EX_OK
     return run(config, plugins, args)
+
+
+def hash_password_command() -> int:
+    """``btd --hash-password``: the password is one line on stdin (never an argument, so it
+    stays out of ps and shell history); the hash goes to stdout."""
+    from btd.plugins.http.passwords import hash_password
+
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        print("btd: --hash-password: give the password on stdin (one line)", file=sys.stderr)
+        return EX_FAILURE
+    print(hash_password(line))
+    return EX_OK
 
 
 def run(config: Config, plugins: PluginHost, args: argparse.Namespace) -> int:

@@ -97,6 +97,15 @@ class SessionView(Protocol):
         """The torrent or waiting magnet with this info hash, or None."""
         ...
 
+    @property
+    def rpc_methods(self) -> Mapping[str, Callable[..., Any]]:
+        """The JSON-RPC methods table of the control socket (set before session_started)."""
+        ...
+
+    def add_event_listener(self, listener: Callable[[Any], None]) -> None:
+        """Call ``listener(event)`` for every TorrentEvent, as the control socket does."""
+        ...
+
 
 # -- configuration --------------------------------------------------------------------------
 

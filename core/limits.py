@@ -98,3 +98,33 @@ TORRENT_FILE_MAX = 10_000_000
 load_torrent_limits max_buffer_size 10 MB. It bounds the files of a torrent too: an entry
 takes at least 24 bytes, so at most ~420,000 files (libtorrent's max_decode_tokens 3,000,000
 bounds it at ~430,000); such a torrent is parsed on the thread pool, never the reactor."""
+
+# -- issue 12: HTTP front door (plugins/http/) ---------------------------------------------------
+HTTP_MAX_BODY = 10 * 1024 * 1024 + TORRENT_FILE_MAX * 4 // 3
+"""Bytes of one HTTP request body (``/rpc``, ``/transmission/rpc``): 10 MiB for JSON plus a
+base64 .torrent of TORRENT_FILE_MAX. Refused with 413 as soon as Content-Length says more
+(never read), or as soon as a chunked body passes it. Transmission: no cap of its own."""
+HTTP_SCRYPT_N = 1 << 14
+HTTP_SCRYPT_R = 8
+HTTP_SCRYPT_P = 1
+"""scrypt cost of new password hashes (RFC 7914's interactive-login figures: ~50 ms and
+16 MiB per check); verified on the disk thread pool, never on the reactor."""
+HTTP_LOGIN_BURST = 5
+HTTP_LOGIN_RATE = 0.1
+"""Failed logins per client address: 5 at once, then one per 10 s (token bucket); beyond,
+429 without checking the password. Transmission bans an address after 100 failures."""
+HTTP_LOGIN_CLIENTS = 4096  # client addresses whose failed logins are remembered
+HTTP_AUTH_CACHE = 64
+"""Credentials remembered as good (a SHA-256 of them) so each request of a logged-in
+client does not pay the slow hash again."""
+HTTP_IDLE_TIMEOUT = 60.0
+"""Seconds an HTTP connection may sit idle between requests (or dribble a request's headers
+and body) before it is closed: slowloris. Not counted while a request is being answered, so
+an /events stream lives on. twisted.web's own default is 12 hours. Header lines are capped by
+twisted.web itself (500 headers, 16 KiB in all: 400 beyond)."""
+HTTP_EVENTS_CLIENTS = 64  # /events streams open at once; more get 503
+HTTP_EVENTS_BACKLOG = 1024 * 1024
+"""Bytes of events queued for one /events client that stopped reading: past it, dropped."""
+HTTP_RPC_IDS = "never reused"
+"""Transmission RPC torrent ids: small integers in the order torrents were added, kept in
+``<state_dir>/http/transmission-ids.json``; a removed torrent's id is never given again."""

@@ -60,6 +60,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "watch_dir": "btd.plugins.watch_dir:WatchDirPlugin",
     "dht": "btd.plugins.dht:DhtPlugin",
     "pex": "btd.plugins.pex:PexPlugin",
+    "http": "btd.plugins.http:HttpPlugin",
 }
 
 # The core itself provides these hooks' default answers (e.g. the HTTP tracker client);

@@ -173,6 +173,7 @@ class BtdService(MultiService):
         self.control.set_methods(
             build_methods(self.session, {**self.control.builtin_methods(), **settings})
         )
+        self.session.rpc_methods = self.control.methods
         self.session.add_event_listener(
             lambda event: self.control.publish(event.kind, event.to_params())  # type: ignore[union-attr]
         )

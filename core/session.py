@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,9 @@ class Session:
         self.store_report: StoreReport | None = None  # what the store found wrong at start
         self.peer_id = make_peer_id(config.session.peer_id_prefix)
         self.listen_port = 0
+        # The JSON-RPC methods table, set by the service once built: plugins that serve the
+        # same RPC elsewhere (http) call these, never their own copies.
+        self.rpc_methods: Mapping[str, Callable[..., Any]] = {}
         self.verifier = verifier
         self.threadpool = threadpool
         handlers: dict[str, Any] = {}

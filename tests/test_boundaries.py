@@ -66,6 +66,11 @@ PURE = (
     "btd.plugins.udp_tracker.codec",
     "btd.plugins.pex_codec",
     "btd.plugins.dht.krpc",
+    "btd.plugins.http.settings",
+    "btd.plugins.http.passwords",
+    "btd.plugins.http.guard",
+    "btd.plugins.http.ids",
+    "btd.plugins.http.fields",
 )
 
 

@@ -1,0 +1,93 @@
+"""The resource tree of the HTTP plugin.
+
+``/rpc`` and ``/events`` (btd's JSON-RPC), ``/transmission/rpc`` (Transmission's RPC, with
+its ``X-Transmission-Session-Id`` handshake). ``/`` (btd's web UI) and
+``/transmission/web/`` (a served web root) hang here too; anything else is 404, and
+twisted.web never maps a URL onto the file system by itself (``..`` is a child name no
+resource has).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.web import resource, server
+
+from btd.plugins.http.events import EventHub, EventsResource
+from btd.plugins.http.rpc_resource import RpcResource, write_when_done
+from btd.plugins.http.transmission import TransmissionRpc
+
+SESSION_HEADER = b"x-transmission-session-id"
+
+
+class TransmissionResource(resource.Resource):
+    """``/transmission/rpc``: 409 with the session id until the client sends it back (it
+    is also what keeps a cross-site form from posting here)."""
+
+    isLeaf = True
+
+    def __init__(self, rpc: TransmissionRpc) -> None:
+        super().__init__()
+        self.rpc = rpc
+
+    def render(self, request: server.Request) -> Any:
+        session_id = self.rpc.session_id.encode()
+        request.setHeader(SESSION_HEADER, session_id)
+        if request.getHeader(SESSION_HEADER) != session_id:
+            request.setResponseCode(409)
+            request.setHeader(b"content-type", b"text/html; charset=utf-8")
+            return (
+                b"<h1>409: Conflict</h1><p>Your request had an invalid session-id header."
+                b"</p><p><code>X-Transmission-Session-Id: " + session_id + b"</code></p>"
+            )
+        if request.method != b"POST":
+            request.setResponseCode(405)
+            request.setHeader(b"allow", b"POST")
+            return b"POST Transmission RPC requests here\n"
+        body = request.content.read() if request.content is not None else b""
+        d = self.rpc.handle(body).addCallback(
+            lambda reply: (
+                200,
+                b"application/json",
+                json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+            )
+        )
+        return write_when_done(request, d)
+
+
+class Home(resource.Resource):
+    """``/``: where btd's web UI will be served; for now, the paths this server answers."""
+
+    isLeaf = True
+
+    def render_GET(self, request: server.Request) -> bytes:
+        if request.postpath not in ([], [b""]):
+            request.setResponseCode(404)
+            return b"not found\n"
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return (
+            b"btd\n\nPOST /rpc             btd's JSON-RPC 2.0 (docs/RPC.md)\n"
+            b"GET  /events          server-sent events\n"
+            b"POST /transmission/rpc  Transmission's RPC\n"
+        )
+
+
+def build_root(
+    rpc: RpcResource,
+    hub: EventHub,
+    transmission: TransmissionRpc,
+    web: resource.Resource | None = None,
+) -> resource.Resource:
+    """The tree; ``web`` (a served folder at /transmission/web/) when one is configured."""
+    root = resource.Resource()
+    home = Home()
+    root.putChild(b"", home)
+    root.putChild(b"rpc", rpc)
+    root.putChild(b"events", EventsResource(hub))
+    trans = resource.Resource()
+    trans.putChild(b"rpc", TransmissionResource(transmission))
+    if web is not None:
+        trans.putChild(b"web", web)
+    root.putChild(b"transmission", trans)
+    return root
