@@ -72,8 +72,10 @@ class RootProbe:
     error: str | None = None  # the stat failed for another reason than "not there"
 
 
-def probe_root(path: Path) -> RootProbe:
-    """Blocking: stat ``path`` and look for a first entry in it (never lists it all)."""
+def probe_root(path: Path, *, look_inside: bool = True) -> RootProbe:
+    """Blocking: stat ``path`` and (``look_inside``) look for a first entry in it (never
+    lists it all; in a folder of 10,000 downloads even that first read costs: a caller that
+    found files there already knows it is not empty)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -84,6 +86,8 @@ def probe_root(path: Path) -> RootProbe:
         return RootProbe(False, error=_describe(exc))
     if not stat.S_ISDIR(st.st_mode):
         return RootProbe(True, False, st.st_dev, mtime_ns=st.st_mtime_ns)
+    if not look_inside:
+        return RootProbe(True, True, st.st_dev, False, st.st_mtime_ns)
     try:
         with os.scandir(path) as entries:
             empty = next(entries, None) is None
@@ -344,7 +348,7 @@ class FileStorage(Storage):
         return self._save_path
 
     def check_files(self) -> FileCheck:
-        root = probe_root(self._save_path)
+        root = probe_root(self._save_path, look_inside=False)
         real_dirs: dict[str, str] = {}
         out = []
         for index, entry in enumerate(self._files):
@@ -376,6 +380,8 @@ class FileStorage(Storage):
                     in_part,
                 )
             )
+        if root.is_dir and not any(f.exists for f in out):  # is it an empty mount point?
+            root = probe_root(self._save_path)
         return FileCheck(tuple(out), root)
 
     def delete_files(self) -> None:
