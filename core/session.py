@@ -104,6 +104,7 @@ class Session:
         self.stopping = False
         self.torrents: dict[bytes, Torrent] = {}
         self._adding: dict[bytes, Torrent] = {}  # being stored: not in ``torrents`` yet
+        self._options_soon: dict[bytes, Torrent] = {}  # options to store together, next turn
         self.state_counts: Counter[str] = Counter()  # torrents per state, kept up to date
         self.scheduler = Scheduler(
             reactor, on_error=lambda exc: _log.failure("a timed call failed", Failure(exc))
@@ -235,16 +236,16 @@ class Session:
         self.emit(
             TorrentEvent(kind, torrent.hex, torrent.name, str(torrent.options.save_path), data)
         )
-        if (
-            kind in ("paused", "completed", "moved")
-            or (kind == "started" and torrent.options != torrent.stored_options)
-            or (  # the device its data is on (core/storage_guard.py); not for an empty one
-                kind == "verified"
-                and torrent.book.have.count
-                and torrent.storage.root_dev != torrent.stored_root_dev
-            )
+        if kind in ("paused", "completed", "moved") or (
+            kind == "started" and torrent.options != torrent.stored_options
         ):
             self.save_options(torrent)
+        elif (  # the device its data is on (core/storage_guard.py); not for an empty one
+            kind == "verified"
+            and torrent.book.have.count
+            and torrent.storage.root_dev != torrent.stored_root_dev
+        ):
+            self._save_options_soon(torrent)  # thousands at once after a batch add
         if kind in ("paused", "completed") and torrent.info_hash in self.torrents:
             self.save_progress(torrent)
 
@@ -471,6 +472,31 @@ class Session:
             "storage_root": str(t.storage.save_path),
             **storage_root_fields(t.storage.save_path, t.storage.root_dev),
         }
+
+    def _save_options_soon(self, t: Torrent) -> None:
+        """``save_options`` for many torrents at once (the checks after a batch add or a
+        start): collected for one reactor turn, then one store write for all of them."""
+        if not self._options_soon:
+            self.clock.callLater(0, self._save_options_now)
+        self._options_soon[t.info_hash] = t
+
+    def _save_options_now(self) -> None:
+        pending, self._options_soon = self._options_soon, {}
+        ts = [t for h, t in pending.items() if self.torrents.get(h) is t]
+        if not ts:
+            return
+        for t in ts:
+            t.stored_options = t.options
+            t.stored_root_dev = t.storage.root_dev
+        items = [(t.hex, self._options_json(t)) for t in ts]
+        d = self.saver.job_many([t.info_hash for t in ts], save_options_batch, self.store, items)
+
+        def logged(outcome: list[Exception | None]) -> None:
+            for t, exc in zip(ts, outcome, strict=True):
+                if exc is not None:
+                    _log.error("saving {n} failed: {e}", n=t.name, e=exc)
+
+        d.addCallbacks(logged, lambda f: _log.error("saving options failed: {e}", e=f.value))
 
     def save_options(self, t: Torrent) -> None:
         """Store the torrent's options now (after ``set``, pause, resume, completion)."""
