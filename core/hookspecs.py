@@ -78,11 +78,14 @@ class SessionView(Protocol):
         self,
         data: bytes,
         *,
+        meta: Any = None,
         save_path: str | None = None,
         paused: bool = False,
         strategy: str | None = None,
     ) -> Deferred[dict[str, Any]]:
-        """Add a .torrent (MetainfoError at once if it is not one)."""
+        """Add a .torrent (MetainfoError at once if it is not one). ``meta``: ``data``
+        already parsed (``btd.core.metainfo.parse_metainfo`` on the thread pool), so a big
+        .torrent is never parsed on the reactor."""
         ...
 
     def add_magnet(self, uri: str, **options: Any) -> Deferred[dict[str, Any]]:

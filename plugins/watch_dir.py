@@ -33,6 +33,7 @@ from twisted.logger import Logger
 
 from btd.core.config_schema import Invalid, expand_path
 from btd.core.errors import ConfigError, MetainfoError, StorageError
+from btd.core.metainfo import parse_metainfo
 from btd.core.plugin import hookimpl
 from btd.core.plugin_config import check_keys, plugin_settings
 from btd.plugins.watch_dir_files import (
@@ -335,10 +336,15 @@ class FolderWatcher:
         try:
             data, sig = yield self.session.run_blocking(read_torrent, folder, name, limit)
             uri = magnet_text(data) if magnet else None
+            # parsed here, on the pool: a .torrent of 100,000 files must not stall the reactor
+            meta = None if magnet else (yield self.session.run_blocking(parse_metainfo, data))
         except (FileNotFoundError, NotACandidate):
             return  # gone already (taken by a racing event), or not a plain file
         except BadTorrentFile as exc:
             yield self._reject(name, str(exc))
+            return
+        except MetainfoError as exc:
+            yield self._reject(name, f"not a valid torrent: {exc}")
             return
         except Exception as exc:
             self.log.error(
@@ -355,7 +361,7 @@ class FolderWatcher:
             if uri is not None:
                 added = self.session.add_magnet(uri, **options)
             else:
-                added = self.session.add(data, **options)
+                added = self.session.add(data, meta=meta, **options)
         except MetainfoError as exc:
             what = "magnet link" if magnet else "torrent"
             yield self._reject(name, f"not a valid {what}: {exc}")

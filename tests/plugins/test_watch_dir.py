@@ -46,8 +46,8 @@ class FakeSession:
     def run_blocking(self, fn: Any, *args: Any) -> defer.Deferred[Any]:
         return defer.maybeDeferred(fn, *args)
 
-    def add(self, data: bytes, *, save_path=None, paused=False, strategy=None):
-        meta = parse_metainfo(data)
+    def add(self, data: bytes, *, meta=None, save_path=None, paused=False, strategy=None):
+        assert meta is not None and meta == parse_metainfo(data)  # parsed on the pool already
         if strategy == "no-such-strategy":
             raise ValueError("unknown piece strategy 'no-such-strategy'")
         self.calls.append(
