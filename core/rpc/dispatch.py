@@ -387,3 +387,15 @@ def encode(batch: bool, messages: list[Message]) -> bytes:
 def encode_message(message: Message) -> bytes:
     """One line for a single message (a notification, a refusal)."""
     return encode(False, [message])
+
+
+def encode_event(event: str, params: Mapping[str, Any]) -> str | None:
+    """The ``event`` notification pushed to subscribers (the control socket's and the HTTP
+    plugin's ``/events``), as one JSON text; None (logged) when ``params`` is not JSON."""
+    body = {k: v for k, v in params.items() if k != "event"}
+    message = {"jsonrpc": "2.0", "method": "event", "params": {"event": event, **body}}
+    try:
+        return json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        _log.error("event {event} not sent, params not JSON: {e}", event=event, e=str(exc))
+        return None

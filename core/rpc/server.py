@@ -9,7 +9,6 @@ subscriptions); ``listen`` puts the server on a socket file (safely: see
 from __future__ import annotations
 
 import collections
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from btd.core.rpc.dispatch import (
     Message,
     PendingReply,
     Reply,
+    encode_event,
     encode_message,
     error_message,
     require,
@@ -376,12 +376,8 @@ class ControlServer:
 
     def publish(self, event: str, params: Mapping[str, Any]) -> None:
         """Send an ``event`` notification to every connection subscribed to ``event``."""
-        body = {k: v for k, v in params.items() if k != "event"}
-        message = {"jsonrpc": "2.0", "method": "event", "params": {"event": event, **body}}
-        try:
-            text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            _log.error("event {event} not sent, params not JSON: {e}", event=event, e=str(exc))
+        text = encode_event(event, params)
+        if text is None:
             return
         line = text.encode("utf-8") + b"\n"
         for conn in list(self._connections):

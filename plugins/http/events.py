@@ -9,7 +9,6 @@ for it; never buffered without bound. At most HTTP_EVENTS_CLIENTS streams (503 b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ from twisted.web import resource, server
 from zope.interface import implementer
 
 from btd.core.limits import HTTP_EVENTS_BACKLOG, HTTP_EVENTS_CLIENTS
+from btd.core.rpc.dispatch import encode_event
 
 _log = Logger()
 
@@ -78,12 +78,8 @@ class EventHub:
     def publish(self, event: str, params: Mapping[str, Any]) -> None:
         if not self.streams:
             return
-        body = {k: v for k, v in params.items() if k != "event"}
-        message = {"jsonrpc": "2.0", "method": "event", "params": {"event": event, **body}}
-        try:
-            text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            _log.error("event {event} not sent, params not JSON: {e}", event=event, e=str(exc))
+        text = encode_event(event, params)
+        if text is None:
             return
         data = b"data: " + text.encode("utf-8") + b"\n\n"
         for stream in list(self.streams):
