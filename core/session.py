@@ -454,11 +454,14 @@ class Session:
     def _tracker_client_for(self, url: str) -> Any:
         return self.plugins.first("btd_tracker_client", url=url)
 
-    def options_for(self, raw: dict[str, Any]) -> TorrentOptions:
-        """A torrent's options from ``torrent.add`` parameters (or stored ones); a setting
-        not given takes its labels' default (core/labels.py), else the session's; a new one
-        (or one stored without) takes the bottom of the queue."""
-        options = options_from(label_defaults(raw, self.config.labels), self.config.session)
+    def options_for(self, raw: dict[str, Any], *, stored: bool = False) -> TorrentOptions:
+        """A torrent's options from ``torrent.add`` parameters, where a setting not given
+        takes its labels' default (core/labels.py), else the session's; or (``stored``) from
+        its resume record, which holds the outcome: labels are not applied again (a changed
+        ``labels:`` section or ``torrent.set labels`` leaves an added torrent as it is). A new
+        one (or one stored without) takes the bottom of the queue."""
+        given = raw if stored else label_defaults(raw, self.config.labels)
+        options = options_from(given, self.config.session)
         if options.queue_position is None:
             options = replace(options, queue_position=self.queue.next_key())
         return options
@@ -694,7 +697,7 @@ class Session:
 
     def _bring_up(self, item: StoredTorrent, meta: Any) -> None:
         try:
-            torrent = Torrent(meta, self.options_for(item.options), self._env())
+            torrent = Torrent(meta, self.options_for(item.options, stored=True), self._env())
         except ValueError as exc:  # an unknown strategy
             _log.error("stored torrent {h} is unusable: {e}", h=item.info_hash, e=str(exc))
             return

@@ -226,6 +226,22 @@ def test_labels_survive_a_restart(tmp_path: Path) -> None:
     assert t.options.save_path == tmp_path / "tv"
 
 
+def test_a_restart_does_not_apply_label_defaults_again(tmp_path: Path) -> None:
+    """The stored record is the outcome of the add: a label default added to the YAML later
+    does not change the goals (null: the session's) of a torrent added before."""
+    rpc = Rpc(tmp_path, {})
+    rpc.add(labels=["tv"])
+    assert rpc.stored(HEX)["ratio_limit"] is None
+    again = make_session(tmp_path)
+    again.config = dataclasses.replace(
+        again.config,
+        labels=MappingProxyType({"tv": MappingProxyType({"ratio_limit": 2.0})}),
+    )
+    again.start()
+    again.reactor.advance(0)
+    assert again.find(HEX).options.ratio_limit is None
+
+
 def test_magnets_and_batch_items_take_label_defaults_too(tmp_path: Path) -> None:
     tv = tmp_path / "tv"
     rpc = Rpc(tmp_path, {"tv": {"save_path": str(tv)}})
