@@ -68,6 +68,16 @@ def _int_list(args: Mapping[str, Any], name: str) -> list[int]:
     return value
 
 
+def _session_goal(args: Mapping[str, Any], enabled: str, key: str, current: Any) -> float:
+    """A session goal from Transmission's pair (``...Limited``/``...-enabled`` and the
+    value): -1 (unlimited) when switched off; switched on without a value keeps the current
+    one (0 if there was none)."""
+    limit = _number(args, key) if key in args else None  # checked even when switched off
+    if not args.get(enabled, True):
+        return -1
+    return limit if limit is not None else max(current or 0, 0)
+
+
 def _number(args: Mapping[str, Any], name: str) -> float:
     value = args[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -536,20 +546,12 @@ class TransmissionRpc:
                 out[name] = round(_number(args, key) * KB)
         if "alt-speed-enabled" in args:
             out["alt_enabled"] = bool(args["alt-speed-enabled"])
-        if "seedRatioLimited" in args or "seedRatioLimit" in args:
-            on = args.get("seedRatioLimited", True)
-            limit = _number(args, "seedRatioLimit") if "seedRatioLimit" in args else None
-            current = s.get("ratio_limit")
-            out["ratio_limit"] = (
-                -1 if not on else (limit if limit is not None else max(current or 0, 0))
-            )
-        if "idle-seeding-limit-enabled" in args or "idle-seeding-limit" in args:
-            on = args.get("idle-seeding-limit-enabled", True)
-            limit = _number(args, "idle-seeding-limit") if "idle-seeding-limit" in args else None
-            current = s.get("idle_seeding_limit")
-            out["idle_seeding_limit"] = (
-                -1 if not on else (limit if limit is not None else max(current or 0, 0))
-            )
+        for enabled, key, name in (
+            ("seedRatioLimited", "seedRatioLimit", "ratio_limit"),
+            ("idle-seeding-limit-enabled", "idle-seeding-limit", "idle_seeding_limit"),
+        ):
+            if enabled in args or key in args:
+                out[name] = _session_goal(args, enabled, key, s.get(name))
         for key, name in (
             ("peer-limit-global", "max_connections"),
             ("peer-limit-per-torrent", "max_connections_per_torrent"),
