@@ -225,12 +225,18 @@ def test_add_is_in_the_store_before_the_deferred_fires(tmp_path: Path) -> None:
     assert seen[0][HEX].progress is None
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "files"])
-def test_periodic_save_writes_only_torrents_that_changed(tmp_path: Path, kind: str) -> None:
+def recorded_session(tmp_path: Path, kind: str = "sqlite") -> tuple[Any, list[tuple[Any, ...]]]:
+    """A started session whose store calls are recorded in the returned log."""
     session = make_session(tmp_path, kind)
     log: list[tuple[Any, ...]] = []
     session.store = Recording(session.store, log)
     session.start()
+    return session, log
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "files"])
+def test_periodic_save_writes_only_torrents_that_changed(tmp_path: Path, kind: str) -> None:
+    session, log = recorded_session(tmp_path, kind)
     result(session.add(TORRENT))
     result(session.add(OTHER))
 
@@ -283,10 +289,7 @@ def test_completion_saves_the_progress(tmp_path: Path) -> None:
 
 
 def test_stop_saves_what_changed_and_closes_the_files_and_store(tmp_path: Path) -> None:
-    session = make_session(tmp_path)
-    log: list[tuple[Any, ...]] = []
-    session.store = Recording(session.store, log)
-    session.start()
+    session, log = recorded_session(tmp_path)
     result(session.add(TORRENT))
     result(session.add(OTHER))
     session.reactor.advance(INTERVAL)  # both saved once
@@ -622,10 +625,7 @@ def test_save_many_uses_save_torrents_all_or_nothing() -> None:
 
 # -- batched rounds ----------------------------------------------------------------------------
 def test_a_failing_flush_in_a_round_costs_only_that_torrent_its_save(tmp_path: Path) -> None:
-    session = make_session(tmp_path)
-    log: list[tuple[Any, ...]] = []
-    session.store = Recording(session.store, log)
-    session.start()
+    session, log = recorded_session(tmp_path)
     result(session.add(TORRENT))
     result(session.add(OTHER))
     t = session.find(HEX)
@@ -724,10 +724,7 @@ def test_torrents_share_the_session_scheduler_even_while_it_is_empty(tmp_path: P
 
 
 def test_a_removal_waits_for_the_round_in_flight_and_leaves_no_progress(tmp_path: Path) -> None:
-    session = make_session(tmp_path)
-    log: list[tuple[Any, ...]] = []
-    session.store = Recording(session.store, log)
-    session.start()
+    session, log = recorded_session(tmp_path)
     result(session.add(TORRENT))
     result(session.add(OTHER))
     held = HeldBlocking()
