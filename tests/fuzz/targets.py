@@ -23,6 +23,7 @@ from btd.core.tracker.codec import parse_announce_response, parse_scrape_respons
 from btd.core.wire.codec import WireDecoder
 from btd.core.wire.extension import decode_extension_handshake
 from btd.core.wire.metadata import decode_message as decode_metadata
+from btd.core.wire.mse import Responder, req2_key
 from btd.plugins.dht.krpc import KrpcError
 from btd.plugins.dht.krpc import decode_message as decode_krpc
 from btd.plugins.dht.state import StateError, decode_state
@@ -60,6 +61,23 @@ def _wire(data: bytes) -> None:
         except ProtocolError:
             verdicts.append("error")
     assert len(set(verdicts)) == 1, verdicts
+
+
+_MSE_HASH = b"\x22" * 20
+
+
+def _mse(data: bytes) -> None:
+    """A responder fed a stranger's bytes: raw (the key exchange and sync), and as the
+    encrypted head behind a correct exchange (the lengths and the initial payload)."""
+    from mse_forge import forged_request, public_key
+
+    lookup = {req2_key(_MSE_HASH): _MSE_HASH}.get
+    for step in (len(data) or 1, 5):
+        raw = Responder(lookup)
+        for i in range(0, len(data), step):
+            raw.receive(data[i : i + step])
+    forged = Responder(lookup)
+    forged.receive(forged_request(forged.receive(public_key()), _MSE_HASH, data))
 
 
 def _udp(data: bytes) -> None:
@@ -123,6 +141,7 @@ TARGETS = {
         Target("extension_handshake", decode_extension_handshake, (ProtocolError,)),
         Target("ut_metadata", decode_metadata, (ProtocolError,)),
         Target("ut_pex", decode_pex, (ProtocolError,)),
+        Target("mse", _mse, (ProtocolError,)),
         Target("tracker_http", parse_announce_response, (TrackerError,)),
         Target("tracker_scrape", _scrape, (TrackerError,)),
         Target("tracker_udp", _udp, (TrackerError,)),

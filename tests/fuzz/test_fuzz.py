@@ -199,6 +199,18 @@ CONFIG_LINES = [
 
 
 @st.composite
+def mse_heads(draw: st.DrawFn) -> bytes:
+    """VC, crypto_provide, len(padC), padC, len(IA), IA: the head an initiator encrypts."""
+    pad = draw(st.binary(max_size=40))
+    ia = draw(st.binary(max_size=80))
+    provide = draw(st.sampled_from([1, 2, 3, 0, 0xFFFFFFFF]))
+    pad_len = draw(st.sampled_from([len(pad), 513, 0xFFFF]))
+    ia_len = draw(st.sampled_from([len(ia), 4097, 0xFFFF]))
+    vc = draw(st.sampled_from([bytes(8), b"\x01" * 8]))
+    return vc + struct.pack(">IH", provide, pad_len) + pad + struct.pack(">H", ia_len) + ia
+
+
+@st.composite
 def configs(draw: st.DrawFn) -> bytes:
     return "\n".join(draw(st.lists(st.sampled_from(CONFIG_LINES), max_size=10))).encode()
 
@@ -211,6 +223,7 @@ SEEDS: dict[str, st.SearchStrategy[bytes]] = {
     "wire": wire_streams(),
     "extension_handshake": bencoded([b"m", b"v", b"p", b"reqq", b"metadata_size", b"yourip", b"ut_metadata", b"ut_pex"]),
     "ut_metadata": bencoded([b"msg_type", b"piece", b"total_size"]).map(lambda b: b + b"x" * 20),
+    "mse": mse_heads(),
     "ut_pex": bencoded([b"added", b"added.f", b"dropped", b"added6", b"added6.f", b"dropped6"]),
     "tracker_http": bencoded([b"interval", b"min interval", b"peers", b"peers6", b"failure reason", b"warning message", b"tracker id", b"complete", b"incomplete", b"ip", b"port", b"peer id"]),
     "tracker_scrape": bencoded([b"files", b"\x11" * 20, b"complete", b"incomplete", b"downloaded", b"failure reason"]),
