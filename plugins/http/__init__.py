@@ -27,6 +27,7 @@ from btd.plugins.http.rpc_resource import RpcResource
 from btd.plugins.http.settings import PLUGIN, HttpSettings, parse_settings
 from btd.plugins.http.site import build_root
 from btd.plugins.http.transmission import TransmissionRpc
+from btd.plugins.http.web_root import WebRoot
 
 if TYPE_CHECKING:
     from btd.core.config_schema import Config
@@ -107,8 +108,9 @@ class HttpPlugin:
             self._save_ids,
         )
         door = Door(self.settings, session.reactor.seconds, session.run_blocking)
+        web = WebRoot(self.settings.web_root) if self.settings.web_root is not None else None
         root = build_root(
-            RpcResource(lambda: session.rpc_methods, session.reactor), self.hub, self.rpc
+            RpcResource(lambda: session.rpc_methods, session.reactor), self.hub, self.rpc, web
         )
         site = DoorSite(root, door, reactor=session.reactor)
         endpoint = serverFromString(session.reactor, self.settings.endpoint())

@@ -9,6 +9,7 @@ folder. ``endpoint`` turns the settings into a Twisted server endpoint string.
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,8 @@ def _optional_path(raw: Mapping[str, Any], name: str, *, folder: bool) -> Path |
         raise ConfigError(f"must be an absolute path, got {value!r}", key=_key(name))
     if folder and not path.is_dir():
         raise ConfigError(f"{path} is not a folder", key=_key(name))
+    if folder and not os.access(path, os.R_OK | os.X_OK):
+        raise ConfigError(f"{path} is not readable by this user", key=_key(name))
     if not folder and not path.is_file():
         raise ConfigError(f"{path} is not a readable file", key=_key(name))
     return path
