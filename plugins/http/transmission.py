@@ -289,6 +289,7 @@ class TransmissionRpc:
     # -- torrent-add --------------------------------------------------------------------
     async def _torrent_add(self, args: Mapping[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {}
+        method = "torrent.add"
         if "metainfo" in args:
             params["metainfo"] = args["metainfo"]
         elif isinstance(args.get("filename"), str):
@@ -296,9 +297,7 @@ class TransmissionRpc:
             if name.startswith("magnet:"):
                 params["magnet"] = name
             elif name.lower().startswith(("http://", "https://")):
-                raise TransmissionError(
-                    "btd does not fetch .torrent files from URLs: give metainfo or a magnet"
-                )
+                method, params["url"] = "torrent.add_url", name  # plugins/http/url_fetch.py
             else:
                 params["path"] = name
         else:
@@ -319,7 +318,7 @@ class TransmissionRpc:
                 priorities[str(index)] = name.removeprefix("priority-")
         if priorities:
             params["file_priorities"] = priorities
-        result = await self.call("torrent.add", **params)
+        result = await self.call(method, **params)
         info_hash = result["info_hash"]
         tid = self.ids.id_of(info_hash)
         self.on_ids_changed()
