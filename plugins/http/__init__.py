@@ -162,6 +162,8 @@ class HttpPlugin:
                 self._save_ids()
         elif event.kind == "removed":
             self.rpc.forget(event.info_hash)
+        if event.kind != "removed" and event.info_hash:
+            self.rpc.touch(event.info_hash)
 
     def _save_ids(self) -> None:
         """Write the ids file off the reactor; one write at a time, the last state wins."""

@@ -340,3 +340,21 @@ def _with_session(answer: Any) -> Any:
         return answer(name, params)
 
     return wrapped
+
+
+def test_a_torrent_with_an_event_is_recently_active_for_a_minute(
+    trpc: TransmissionRpc, clock: Clock
+) -> None:
+    """Transmission's web client polls recently-active only: a pause must show there."""
+
+    def recent() -> list[str]:
+        reply = ask(trpc, "torrent-get", ids="recently-active", fields=["hashString"])
+        return [t["hashString"] for t in reply["arguments"]["torrents"]]
+
+    assert recent() == ["aa" * 20]  # the one with traffic
+    trpc.touch("bb" * 20)  # paused: no traffic, but it just changed
+    assert recent() == ["aa" * 20, "bb" * 20]
+    clock.advance(30)
+    trpc.touch("aa" * 20)
+    clock.advance(31)
+    assert recent() == ["aa" * 20] and list(trpc.touched) == ["aa" * 20]
