@@ -154,7 +154,7 @@ def discard_body(response: IResponse) -> None:
     body.finished.cancel()
 
 
-def _url_bytes(url: str) -> bytes:
+def url_bytes(url: str) -> bytes:
     """The URL as the Agent wants it: ASCII (an IRI's host and path are encoded first)."""
     try:
         return url.encode("ascii")
@@ -215,7 +215,7 @@ class HttpTrackerClient:
 
     def _get(self, url: str, parse: Callable[[bytes], T], allow_local: bool) -> defer.Deferred[T]:
         try:
-            d = self._agents[allow_local].request(b"GET", _url_bytes(url), self._headers)
+            d = self._agents[allow_local].request(b"GET", url_bytes(url), self._headers)
         except TrackerError as exc:  # the outbound policy refused the URL as written
             return defer.fail(exc)
         except Exception as exc:  # a URL the Agent cannot even parse

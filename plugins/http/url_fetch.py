@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-import treq
 from twisted.internet import defer, error
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
 
 from btd.core.limits import FETCH_MAX_RUNNING, FETCH_REDIRECTS, FETCH_TIMEOUT, TORRENT_FILE_MAX
 from btd.core.outbound import (
@@ -35,7 +35,13 @@ from btd.core.outbound import (
     refused_fetch_address,
 )
 from btd.core.rpc.errors import INVALID_PARAMS, INVALID_TORRENT, PLUGIN_ERROR, RpcError
-from btd.core.tracker.http import CappedBody, GuardedEndpoints, discard_body, root_cause
+from btd.core.tracker.http import (
+    CappedBody,
+    GuardedEndpoints,
+    discard_body,
+    root_cause,
+    url_bytes,
+)
 from btd.core.version import __version__
 
 SETTING = "plugins.http.fetch_local_urls"
@@ -120,7 +126,7 @@ class UrlFetcher:
         self.redirects = redirects
         self.max_running = max_running
         self.running = 0
-        self.headers = {"User-Agent": [f"btd/{__version__}"], "Accept": ["*/*"]}
+        self.headers = Headers({"User-Agent": [f"btd/{__version__}"], "Accept": ["*/*"]})
 
     def fetch(self, url: Any) -> defer.Deferred[Fetched]:
         """Fires with ``Fetched`` or fails with a FetchError that says why."""
@@ -145,12 +151,12 @@ class UrlFetcher:
         policy = FetchPolicy(self.allow_local)
         pool = HTTPConnectionPool(self.reactor, persistent=False)
         endpoints = GuardedEndpoints(self.reactor, self.timeout, policy)
-        client = treq.client.HTTPClient(Agent.usingEndpointFactory(self.reactor, endpoints, pool))
+        agent = Agent.usingEndpointFactory(self.reactor, endpoints, pool)
         for _ in range(self.redirects + 1):
             verdict = check_fetch_url(url, allow_local=True, setting=SETTING)
-            if verdict.refused is not None:  # a bad scheme: before treq sees it
+            if verdict.refused is not None:  # a bad scheme: before the Agent sees it
                 raise Refused(verdict.refused)
-            response = await client.get(url, headers=self.headers, allow_redirects=False)
+            response = await agent.request(b"GET", url_bytes(url), self.headers)
             if response.code in REDIRECTS:
                 location = (response.headers.getRawHeaders(b"location") or [b""])[0]
                 discard_body(response)

@@ -12,6 +12,7 @@ import pytest
 from btdtest import wait_fired as wait
 from twisted.internet import reactor
 from twisted.internet.defer import succeed
+from twisted.internet.error import CannotListenError
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
@@ -229,3 +230,27 @@ def test_add_url_hands_the_torrent_to_torrent_add(indexer: tuple[Indexer, str]) 
     bad = wait(add_url(f"{base}/x.torrent", metainfo="ZGU="))
     assert isinstance(bad, Failure) and bad.check(RpcError)
     assert bad.value.data == {"field": "metainfo"} and len(calls) == 2
+
+
+def test_ipv6_literals_and_non_ascii_paths() -> None:
+    res = Indexer()
+    try:
+        port = reactor.listenTCP(0, Site(res), interface="::1")  # type: ignore[attr-defined]
+    except CannotListenError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        fetcher = UrlFetcher(reactor, allow_local=True)
+        url = f"http://[::1]:{port.getHost().port}/x.torrent"
+        assert fetched(fetcher.fetch(url)).metainfo == TORRENT
+        assert (
+            "::1 is a local address"
+            in failed(UrlFetcher(reactor, allow_local=False).fetch(url)).message
+        )
+    finally:
+        wait(port.stopListening())
+
+
+def test_a_non_ascii_path_is_encoded(indexer: tuple[Indexer, str]) -> None:
+    res, base = indexer
+    failed(UrlFetcher(reactor, allow_local=True).fetch(f"{base}/é.torrent?q=ü"))  # 404 here
+    assert res.paths == [b"/%C3%A9.torrent"]
