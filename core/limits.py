@@ -128,3 +128,14 @@ HTTP_EVENTS_BACKLOG = 1024 * 1024
 HTTP_RPC_IDS = "never reused"
 """Transmission RPC torrent ids: small integers in the order torrents were added, kept in
 ``<state_dir>/http/transmission-ids.json``; a removed torrent's id is never given again."""
+FETCH_REDIRECTS = 5
+"""Redirects followed when fetching a .torrent URL (``torrent.add_url``, Transmission's
+``torrent-add`` of an http(s) ``filename``), each judged again by the fetch policy; a
+``magnet:`` Location ends the chain as the magnet. The tracker client's figure
+(TRACKER_REDIRECTS, libtorrent's 5); curl, which Transmission uses, defaults to 50."""
+FETCH_TIMEOUT = 30.0
+"""Seconds for one whole URL fetch (connect, redirects, body); then it fails and its
+connection is closed. The tracker client's figure; Transmission gives a web task 120 s."""
+FETCH_MAX_RUNNING = 8
+"""URL fetches at once per daemon (each may hold TORRENT_FILE_MAX bytes); more are refused
+with a retry message. btd's own: Sonarr adds one release at a time."""

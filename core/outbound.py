@@ -93,3 +93,59 @@ def refused_address(address: str, local_ok: bool) -> str | None:
     if ip is None or not is_local(ip):
         return None
     return _why(f"the host resolves to {ip.compressed}, which")
+
+
+# -- URLs a control client asks btd to fetch (plugins/http/url_fetch.py) -----------------------
+# Not torrent data: an authenticated client gives the URL (Sonarr handing over a Prowlarr
+# link). Local addresses are allowed when the plugin's setting says so; these never are:
+# link-local (169.254/16, fe80::/10: cloud metadata services, routers' zeroconf) and the
+# metadata addresses clouds put elsewhere (AWS's IPv6 one, Alibaba's).
+FETCH_SCHEMES = ("http", "https")
+NEVER_FETCHED = tuple(
+    ipaddress.ip_network(n)
+    for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32")
+)
+
+
+def never_fetched(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in NEVER_FETCHED if net.version == ip.version)
+
+
+def _fetch_why(what: str, local_setting: str) -> str:
+    return (
+        f"refused (SSRF protection): {what} is a local address; set {local_setting}: true "
+        "to fetch from this machine or the LAN"
+    )
+
+
+def check_fetch_url(url: str, *, allow_local: bool, setting: str) -> Verdict:
+    """The policy for a URL to fetch as written; ``allow_local`` from ``setting``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return Verdict(f"refused: {url!r} is not a valid URL", False)
+    if parts.scheme.lower() not in FETCH_SCHEMES:
+        return Verdict(f"refused: only http and https URLs are fetched, got {url[:80]!r}", False)
+    if not host:
+        return Verdict(f"refused: {url[:80]!r} names no host", False)
+    ip = parse_ip(host)
+    if ip is not None and never_fetched(ip):
+        return Verdict(f"refused (SSRF protection): {host} is link-local, never fetched", False)
+    if not allow_local and ((ip is not None and is_local(ip)) or _local_name(host)):
+        return Verdict(_fetch_why(host, setting), False)
+    return Verdict(None, allow_local)
+
+
+def refused_fetch_address(address: str, local_ok: bool, setting: str) -> str | None:
+    """Why a fetch must not use a connection to ``address`` (what its host resolved to)."""
+    ip = parse_ip(address)
+    if ip is None:
+        return None
+    if never_fetched(ip):
+        return f"refused (SSRF protection): the host resolves to {ip.compressed}, link-local"
+    if not local_ok and is_local(ip):
+        return _fetch_why(f"the host resolves to {ip.compressed}, which", setting)
+    return None

@@ -34,7 +34,7 @@ from zope.interface import implementer
 
 from btd.core.errors import TrackerError
 from btd.core.limits import TRACKER_REDIRECTS
-from btd.core.outbound import check_url, refused_address
+from btd.core.outbound import Verdict, check_url, refused_address
 from btd.core.tracker.codec import (
     AnnounceRequest,
     AnnounceResponse,
@@ -48,15 +48,18 @@ from btd.core.tracker.codec import (
 T = TypeVar("T")
 
 
-class _CappedBody(Protocol):
+class CappedBody(Protocol):
     """Collects a response body but stops reading (and closes) past ``limit`` bytes.
 
     Unlike treq.collect, its Deferred can be cancelled (on timeout), which closes the
-    connection instead of leaving it open.
+    connection instead of leaving it open. ``too_big(limit)`` is the error past the cap.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, too_big: Callable[[int], Exception] | None = None) -> None:
         self._limit = limit
+        self._too_big = too_big or (
+            lambda n: TrackerError(f"tracker answer is larger than {n} bytes")
+        )
         self._chunks: list[bytes] = []
         self._size = 0
         self.finished: defer.Deferred[bytes] = defer.Deferred(self._cancel)
@@ -71,9 +74,7 @@ class _CappedBody(Protocol):
         self._size += len(data)
         if self._size > self._limit:
             self._chunks.clear()
-            self.finished.errback(
-                TrackerError(f"tracker answer is larger than {self._limit} bytes")
-            )
+            self.finished.errback(self._too_big(self._limit))
             self.transport.stopProducing()
             return
         self._chunks.append(data)
@@ -87,48 +88,73 @@ class _CappedBody(Protocol):
             self.finished.errback(reason)
 
 
+class TrackerPolicy:
+    """The outbound policy of tracker requests (core/outbound.py); ``GuardedEndpoints``
+    takes any object with these two methods (plugins/http/url_fetch.py has another)."""
+
+    error: type[Exception] = TrackerError
+
+    def check_url(self, url: str) -> Verdict:
+        return check_url(url, allow_local=False)
+
+    def refused_address(self, address: str, local_ok: bool) -> str | None:
+        return refused_address(address, local_ok)
+
+
 @implementer(IStreamClientEndpoint)
 class _CheckedEndpoint:
     """Connects, then refuses the connection if the peer's address is local and the URL may
     not reach one (nothing has been written on it by then, but for a TLS hello)."""
 
-    def __init__(self, inner: Any, local_ok: bool) -> None:
+    def __init__(self, inner: Any, local_ok: bool, policy: Any) -> None:
         self._inner = inner
         self._local_ok = local_ok
+        self._policy = policy
 
     def connect(self, factory: Any) -> defer.Deferred[Any]:
         def check(protocol: Any) -> Any:
             transport = protocol.transport
-            reason = refused_address(getattr(transport.getPeer(), "host", ""), self._local_ok)
+            host = getattr(transport.getPeer(), "host", "")
+            reason = self._policy.refused_address(host, self._local_ok)
             if reason is not None:
                 transport.abortConnection()
-                raise TrackerError(reason)
+                raise self._policy.error(reason)
             return protocol
 
         return self._inner.connect(factory).addCallback(check)
 
 
 class GuardedEndpoints:
-    """An Agent's endpoint factory that applies the outbound policy to every URI."""
+    """An Agent's endpoint factory that applies the outbound policy to every URI
+    (``policy``: the trackers' unless told otherwise)."""
 
-    def __init__(self, reactor: Any, connect_timeout: float) -> None:
+    def __init__(self, reactor: Any, connect_timeout: float, policy: Any = None) -> None:
         self._reactor = reactor
         self._timeout = connect_timeout
         self._tls = BrowserLikePolicyForHTTPS()
+        self._policy = TrackerPolicy() if policy is None else policy
 
     def endpointForURI(self, uri: Any) -> Any:  # noqa: N802 (twisted's interface name)
-        verdict = check_url(uri.toBytes().decode("ascii", "replace"), allow_local=False)
+        verdict = self._policy.check_url(uri.toBytes().decode("ascii", "replace"))
         if verdict.refused is not None:
-            raise TrackerError(verdict.refused)
+            raise self._policy.error(verdict.refused)
         host = uri.host.decode("ascii")
         tcp = HostnameEndpoint(self._reactor, host, uri.port, timeout=self._timeout)
-        endpoint: Any = _CheckedEndpoint(tcp, verdict.local_ok)
+        endpoint: Any = _CheckedEndpoint(tcp, verdict.local_ok, self._policy)
         if uri.scheme == b"https":
             endpoint = wrapClientTLS(self._tls.creatorForNetloc(uri.host, uri.port), endpoint)
         return endpoint
 
 
-def _url_bytes(url: str) -> bytes:
+def discard_body(response: IResponse) -> None:
+    """Stop reading a body we will not use: the connection closes."""
+    body = CappedBody(0)
+    response.deliverBody(body)
+    body.finished.addErrback(lambda _: None)
+    body.finished.cancel()
+
+
+def url_bytes(url: str) -> bytes:
     """The URL as the Agent wants it: ASCII (an IRI's host and path are encoded first)."""
     try:
         return url.encode("ascii")
@@ -189,7 +215,7 @@ class HttpTrackerClient:
 
     def _get(self, url: str, parse: Callable[[bytes], T], allow_local: bool) -> defer.Deferred[T]:
         try:
-            d = self._agents[allow_local].request(b"GET", _url_bytes(url), self._headers)
+            d = self._agents[allow_local].request(b"GET", url_bytes(url), self._headers)
         except TrackerError as exc:  # the outbound policy refused the URL as written
             return defer.fail(exc)
         except Exception as exc:  # a URL the Agent cannot even parse
@@ -208,17 +234,13 @@ class HttpTrackerClient:
         if isinstance(length, int) and length > self._max_body:
             self._discard(response)
             raise TrackerError(f"tracker answer is larger than {self._max_body} bytes")
-        body = _CappedBody(self._max_body)
+        body = CappedBody(self._max_body)
         response.deliverBody(body)
         return body.finished
 
     @staticmethod
     def _discard(response: IResponse) -> None:
-        """Stop reading a body we will not use: the connection closes."""
-        body = _CappedBody(0)
-        response.deliverBody(body)
-        body.finished.addErrback(lambda _: None)
-        body.finished.cancel()
+        discard_body(response)
 
     def _timed_out(self, result: object, timeout: float) -> Failure:
         """Whatever the cancelled request ended with, a timeout is reported as one."""

@@ -27,6 +27,8 @@ from btd.plugins.http.rpc_resource import RpcResource
 from btd.plugins.http.settings import PLUGIN, HttpSettings, parse_settings
 from btd.plugins.http.site import build_root
 from btd.plugins.http.transmission import TransmissionRpc
+from btd.plugins.http.url_fetch import UrlFetcher, add_url_method
+from btd.plugins.http.web_root import WebRoot
 
 if TYPE_CHECKING:
     from btd.core.config_schema import Config
@@ -72,6 +74,7 @@ class HttpPlugin:
         self.hub = EventHub()
         self.ids = TorrentIds()
         self.rpc: TransmissionRpc | None = None
+        self.fetcher: UrlFetcher | None = None
         self._session: Any = None
         self._saving: Deferred[Any] | None = None
         self._dirty = False
@@ -87,6 +90,19 @@ class HttpPlugin:
                     "needs pyOpenSSL (pip install 'twisted[tls]')",
                     key="plugins.http.tls_certificate",
                 ) from None
+
+    @hookimpl
+    def btd_rpc_methods(self, session: SessionView) -> dict[str, Any]:
+        """``torrent.add_url`` (the Transmission RPC's URL adds use it too)."""
+
+        def fetcher() -> UrlFetcher:
+            if self.fetcher is None:
+                self.fetcher = UrlFetcher(
+                    session.reactor, allow_local=self.settings.fetch_local_urls
+                )
+            return self.fetcher
+
+        return {"torrent.add_url": add_url_method(fetcher, lambda: session.rpc_methods)}
 
     @hookimpl
     def btd_session_started(self, session: SessionView) -> None:
@@ -107,8 +123,9 @@ class HttpPlugin:
             self._save_ids,
         )
         door = Door(self.settings, session.reactor.seconds, session.run_blocking)
+        web = WebRoot(self.settings.web_root) if self.settings.web_root is not None else None
         root = build_root(
-            RpcResource(lambda: session.rpc_methods, session.reactor), self.hub, self.rpc
+            RpcResource(lambda: session.rpc_methods, session.reactor), self.hub, self.rpc, web
         )
         site = DoorSite(root, door, reactor=session.reactor)
         endpoint = serverFromString(session.reactor, self.settings.endpoint())
@@ -145,6 +162,8 @@ class HttpPlugin:
                 self._save_ids()
         elif event.kind == "removed":
             self.rpc.forget(event.info_hash)
+        if event.kind != "removed" and event.info_hash:
+            self.rpc.touch(event.info_hash)
 
     def _save_ids(self) -> None:
         """Write the ids file off the reactor; one write at a time, the last state wins."""

@@ -2,13 +2,15 @@
 
 The security rules live here so they are tested without a socket: a bind address other
 than loopback is refused unless ``username`` and ``password_hash`` are both set, TLS
-needs both ``tls_certificate`` and ``tls_key``, and ``web_root`` must be an existing
-folder. ``endpoint`` turns the settings into a Twisted server endpoint string.
+needs both ``tls_certificate`` and ``tls_key``, ``web_root`` must be an existing
+readable folder, and ``fetch_local_urls`` (may a URL given to ``torrent-add`` be on this
+machine or the LAN) is a boolean. ``endpoint`` turns the settings into a Twisted server endpoint string.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ KEYS = (
     "password_hash",
     "allowed_hosts",
     "web_root",
+    "fetch_local_urls",
     "tls_certificate",
     "tls_key",
 )
@@ -42,6 +45,7 @@ class HttpSettings:
     password_hash: str | None = None
     allowed_hosts: tuple[str, ...] = ()
     web_root: Path | None = None
+    fetch_local_urls: bool = True
     tls_certificate: Path | None = None
     tls_key: Path | None = None
 
@@ -113,6 +117,8 @@ def _optional_path(raw: Mapping[str, Any], name: str, *, folder: bool) -> Path |
         raise ConfigError(f"must be an absolute path, got {value!r}", key=_key(name))
     if folder and not path.is_dir():
         raise ConfigError(f"{path} is not a folder", key=_key(name))
+    if folder and not os.access(path, os.R_OK | os.X_OK):
+        raise ConfigError(f"{path} is not readable by this user", key=_key(name))
     if not folder and not path.is_file():
         raise ConfigError(f"{path} is not a readable file", key=_key(name))
     return path
@@ -164,6 +170,11 @@ def parse_settings(raw: Mapping[str, Any] | None) -> HttpSettings:
             raise ConfigError(
                 f"must be a host name, got {host!r}", key=f"{_key('allowed_hosts')}[{i}]"
             )
+    fetch_local = raw.get("fetch_local_urls", True)
+    if not isinstance(fetch_local, bool):
+        raise ConfigError(
+            f"must be true or false, got {fetch_local!r}", key=_key("fetch_local_urls")
+        )
     cert = _optional_path(raw, "tls_certificate", folder=False)
     key = _optional_path(raw, "tls_key", folder=False)
     if (cert is None) != (key is None):
@@ -176,6 +187,7 @@ def parse_settings(raw: Mapping[str, Any] | None) -> HttpSettings:
         password_hash=password_hash,
         allowed_hosts=tuple(h.lower().strip("[]") for h in hosts),
         web_root=_optional_path(raw, "web_root", folder=True),
+        fetch_local_urls=fetch_local,
         tls_certificate=cert,
         tls_key=key,
     )

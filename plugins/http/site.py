@@ -56,6 +56,23 @@ class TransmissionResource(resource.Resource):
         return write_when_done(request, d)
 
 
+class TransmissionRoot(resource.Resource):
+    """``/transmission`` and ``/transmission/``: to the web client when one is served
+    (Transmission redirects there too), else 404."""
+
+    def __init__(self, has_web: bool) -> None:
+        super().__init__()
+        self.has_web = has_web
+
+    def render(self, request: server.Request) -> bytes:
+        if not self.has_web or request.method not in (b"GET", b"HEAD"):
+            request.setResponseCode(404)
+            return b"not found\n"
+        request.setResponseCode(301)
+        request.setHeader(b"location", b"/transmission/web/")
+        return b"moved\n"
+
+
 class Home(resource.Resource):
     """``/``: where btd's web UI will be served; for now, the paths this server answers."""
 
@@ -85,9 +102,10 @@ def build_root(
     root.putChild(b"", home)
     root.putChild(b"rpc", rpc)
     root.putChild(b"events", EventsResource(hub))
-    trans = resource.Resource()
+    trans = TransmissionRoot(web is not None)
     trans.putChild(b"rpc", TransmissionResource(transmission))
     if web is not None:
         trans.putChild(b"web", web)
+        trans.putChild(b"", trans)  # /transmission/ -> /transmission/web/, as Transmission
     root.putChild(b"transmission", trans)
     return root

@@ -104,6 +104,7 @@ class TransmissionRpc:
         self.session_id = session_id
         self.on_ids_changed = on_ids_changed
         self.removed: collections.deque[tuple[float, int]] = collections.deque(maxlen=1000)
+        self.touched: dict[str, float] = {}  # info hash -> its last event, oldest first
         self.methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "session-get": self.session_get,
             "session-set": self.session_set,
@@ -183,20 +184,36 @@ class TransmissionRpc:
             self.on_ids_changed()
         return out
 
+    def touch(self, info_hash: str) -> None:
+        """Something happened to the torrent (an event: paused, started, completed...): it
+        is recently active for RECENT_SECONDS, as Transmission's changed torrents are, so a
+        client polling ``recently-active`` sees a pause."""
+        self.touched.pop(info_hash, None)
+        self.touched[info_hash] = self.seconds()
+
+    def _forget_old_touches(self, now: float) -> None:
+        while self.touched:
+            info_hash, when = next(iter(self.touched.items()))
+            if when >= now - RECENT_SECONDS:
+                break
+            del self.touched[info_hash]
+
     def _recent(self, row: Mapping[str, Any]) -> bool:
-        return bool(row.get("download_rate") or row.get("upload_rate")) or row.get("state") in (
-            "checking",
-            "metadata",
+        return (
+            bool(row.get("download_rate") or row.get("upload_rate"))
+            or row.get("state") in ("checking", "metadata")
+            or row["info_hash"] in self.touched
         )
 
     async def _select(self, args: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
         """The torrents ``ids`` names: absent = all; an id, a hash, a list of them, or
-        ``recently-active``."""
+        ``recently-active`` (traffic, checking, or an event in the last RECENT_SECONDS)."""
         rows = await self._summaries()
         wanted = args.get("ids")
         if wanted is None:
             return rows
         if wanted == "recently-active":
+            self._forget_old_touches(self.seconds())
             return [(tid, row) for tid, row in rows if self._recent(row)]
         items = wanted if isinstance(wanted, list) else [wanted]
         ids: set[int] = set()
@@ -238,6 +255,7 @@ class TransmissionRpc:
         tid = self.ids.known(info_hash)
         if tid is not None:
             self.removed.append((self.seconds(), tid))
+            self.touched.pop(info_hash, None)
             self.ids.forget(info_hash)
             self.on_ids_changed()
 
@@ -289,6 +307,7 @@ class TransmissionRpc:
     # -- torrent-add --------------------------------------------------------------------
     async def _torrent_add(self, args: Mapping[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {}
+        method = "torrent.add"
         if "metainfo" in args:
             params["metainfo"] = args["metainfo"]
         elif isinstance(args.get("filename"), str):
@@ -296,9 +315,7 @@ class TransmissionRpc:
             if name.startswith("magnet:"):
                 params["magnet"] = name
             elif name.lower().startswith(("http://", "https://")):
-                raise TransmissionError(
-                    "btd does not fetch .torrent files from URLs: give metainfo or a magnet"
-                )
+                method, params["url"] = "torrent.add_url", name  # plugins/http/url_fetch.py
             else:
                 params["path"] = name
         else:
@@ -319,7 +336,7 @@ class TransmissionRpc:
                 priorities[str(index)] = name.removeprefix("priority-")
         if priorities:
             params["file_priorities"] = priorities
-        result = await self.call("torrent.add", **params)
+        result = await self.call(method, **params)
         info_hash = result["info_hash"]
         tid = self.ids.id_of(info_hash)
         self.on_ids_changed()

@@ -3,13 +3,21 @@ client nobody here wrote); every effect is checked through btd's own control soc
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from btdtest import BtdProcess, free_port, seeded_torrent
+
+from btd.core.rpc.client import RemoteError
+from btd.core.rpc.errors import INVALID_TORRENT
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +124,50 @@ def test_transmission_remote_drives_btd(daemon: BtdProcess, tmp_path: Path) -> N
     remote(daemon, "-a", str(torrent))
     listing = remote(daemon, "-l")
     assert "    3 " in listing and "    1 " not in listing
+
+
+@contextlib.contextmanager
+def indexer(folder: Path) -> Iterator[str]:
+    """A Prowlarr stand-in: ``folder`` over HTTP on 127.0.0.1 (a thread of this process)."""
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_adds_by_url(daemon: BtdProcess, tmp_path: Path) -> None:
+    """transmission-remote -a URL and torrent.add_url fetch from a local indexer (allowed by
+    default: fetch_local_urls); a page that is not a torrent says so."""
+    _, torrent, info_hash = seeded_torrent(tmp_path, {"one/a.bin": 70_000}, "one", "one.torrent")
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(torrent, served / "one.torrent")
+    (served / "page.html").write_text("<html>log in</html>")
+    daemon.start()
+    with indexer(served) as base:
+        assert "success" in remote(daemon, "-a", f"{base}/one.torrent")
+        assert [t["info_hash"] for t in daemon.call("torrent.list")] == [info_hash]
+        again = daemon.call("torrent.add_url", {"url": f"{base}/one.torrent", "paused": True})
+        assert again == {
+            "info_hash": info_hash,
+            "name": "one",
+            "added": False,
+            "save_path": str(daemon.downloads),
+        }
+        with pytest.raises(RemoteError) as refused:
+            daemon.call("torrent.add_url", {"url": f"{base}/page.html"})
+        assert refused.value.code == INVALID_TORRENT
+        assert "not a .torrent file (the server answered text/html" in refused.value.message
+        with pytest.raises(RemoteError) as missing_page:
+            daemon.call("torrent.add_url", {"url": f"{base}/nothing.torrent"})
+        assert missing_page.value.message == "url: the server answered HTTP 404"

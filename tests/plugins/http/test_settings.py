@@ -51,6 +51,15 @@ def test_each_bad_key_is_named() -> None:
     assert error_key({"allowed_hosts": ["a b"]}) == "plugins.http.allowed_hosts[0]"
     assert error_key({"web_root": "relative"}) == "plugins.http.web_root"
     assert error_key({"web_root": "/nonexistent/folder"}) == "plugins.http.web_root"
+    assert error_key({"fetch_local_urls": "yes"}) == "plugins.http.fetch_local_urls"
+
+
+def test_web_root_and_fetch_local_urls(tmp_path: Path) -> None:
+    assert parse_settings({}).fetch_local_urls is True
+    got = parse_settings({"web_root": str(tmp_path), "fetch_local_urls": False})
+    assert got.web_root == tmp_path and got.fetch_local_urls is False
+    (tmp_path / "index.html").write_text("x")
+    assert error_key({"web_root": str(tmp_path / "index.html")}) == "plugins.http.web_root"
 
 
 def test_tls_needs_both_files(tmp_path: Path) -> None:

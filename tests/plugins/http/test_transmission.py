@@ -100,7 +100,9 @@ class FakeBtd:
                 {"index": 1, "path": "d/b", "length": 400, "completed": 0, "wanted": False,
                  "priority": "normal"},
             ]  # fmt: skip
-        if name == "torrent.add":
+        if name == "torrent.add_url" and "refused" in params["url"]:
+            raise RpcError(-32602, "url: refused (SSRF protection): x", {"field": "url"})
+        if name in ("torrent.add", "torrent.add_url"):
             known = any(r["info_hash"] == "cc" * 20 for r in self.rows)
             if not known:
                 self.rows.append(row("cc" * 20, added_at=3000.0))
@@ -217,8 +219,16 @@ def test_add_remove_and_recently_removed(trpc: TransmissionRpc, clock: Clock) ->
         ask(trpc, "torrent-get", ids="recently-active", fields=["id"])["arguments"]["removed"] == []
     )
     assert trpc.ids.id_of("dd" * 20) == 4  # 1 is never given again
-    url = ask(trpc, "torrent-add", filename="https://example.org/x.torrent")
-    assert "does not fetch" in url["result"] and url["arguments"] == {}
+
+
+def test_add_by_url_goes_to_torrent_add_url(trpc: TransmissionRpc, btd: FakeBtd) -> None:
+    url = "https://example.org/x.torrent?id=1"
+    added = ask(trpc, "torrent-add", filename=f" {url}", paused=True)
+    assert btd.calls[-1] == ("torrent.add_url", {"url": url, "paused": True})
+    assert added["arguments"]["torrent-added"]["hashString"] == "cc" * 20
+    refused = ask(trpc, "torrent-add", filename="http://refused/x.torrent")
+    assert refused["result"] == "url: refused (SSRF protection): x"
+    assert refused["arguments"] == {}
 
 
 def test_add_translates_options(trpc: TransmissionRpc, btd: FakeBtd) -> None:
@@ -330,3 +340,21 @@ def _with_session(answer: Any) -> Any:
         return answer(name, params)
 
     return wrapped
+
+
+def test_a_torrent_with_an_event_is_recently_active_for_a_minute(
+    trpc: TransmissionRpc, clock: Clock
+) -> None:
+    """Transmission's web client polls recently-active only: a pause must show there."""
+
+    def recent() -> list[str]:
+        reply = ask(trpc, "torrent-get", ids="recently-active", fields=["hashString"])
+        return [t["hashString"] for t in reply["arguments"]["torrents"]]
+
+    assert recent() == ["aa" * 20]  # the one with traffic
+    trpc.touch("bb" * 20)  # paused: no traffic, but it just changed
+    assert recent() == ["aa" * 20, "bb" * 20]
+    clock.advance(30)
+    trpc.touch("aa" * 20)
+    clock.advance(31)
+    assert recent() == ["aa" * 20] and list(trpc.touched) == ["aa" * 20]
