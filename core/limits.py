@@ -128,3 +128,12 @@ HTTP_EVENTS_BACKLOG = 1024 * 1024
 HTTP_RPC_IDS = "never reused"
 """Transmission RPC torrent ids: small integers in the order torrents were added, kept in
 ``<state_dir>/http/transmission-ids.json``; a removed torrent's id is never given again."""
+
+
+# -- issue 14: encrypted connections (core/wire/mse.py) -------------------------------------------
+MSE_MAX_PAD = 512
+"""Bytes of each MSE padding (PadA..PadD) and of each sync window beyond the 96-byte key:
+the spec's own bound; a peer that does not sync within it is dropped."""
+MSE_MAX_INITIAL_PAYLOAD = 4096
+"""Bytes of the initial payload (IA) a responder accepts inside the MSE handshake: a
+BitTorrent handshake is 68 (libtorrent sends it and nothing more)."""
