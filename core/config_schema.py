@@ -26,6 +26,7 @@ from btd.core import paths
 from btd.core.alt_speed import AltSchedule
 from btd.core.bandwidth import MAX_RATE
 from btd.core.limits import PEER_INACTIVITY_TIMEOUT, PEER_REPLACE_GRACE
+from btd.core.types import ENCRYPTION_POLICIES
 
 if TYPE_CHECKING:
     from btd.core.plugin_config import SettingLines
@@ -76,6 +77,7 @@ class SessionConfig:
     peer_inactivity_timeout: int = int(PEER_INACTIVITY_TIMEOUT)
     peer_replace_grace: int = int(PEER_REPLACE_GRACE)
     piece_strategy: str = "rarest-first"
+    encryption: str = "prefer"  # core/types.py ENCRYPTION_POLICIES
     peer_id_prefix: str = "-BT0100-"
     umask: int | None = DEFAULT_UMASK  # None: keep the umask btd was started with
     download_limit: int = 0  # bytes/s, 0 = unlimited (core/bandwidth.py)
@@ -271,6 +273,12 @@ def check_goal(value: Any, env: Mapping[str, str]) -> float:
     return value
 
 
+def check_encryption(value: Any, env: Mapping[str, str]) -> str:
+    if value not in ENCRYPTION_POLICIES:
+        raise Invalid(f"must be one of {', '.join(ENCRYPTION_POLICIES)}")
+    return str(value)
+
+
 def check_goal_action(value: Any, env: Mapping[str, str]) -> str:
     if value not in GOAL_ACTIONS:
         raise Invalid(f"must be one of {', '.join(GOAL_ACTIONS)}")
@@ -446,6 +454,7 @@ SECTIONS: dict[str, tuple[type, tuple[Key, ...]]] = {
                 "peer_replace_grace", check_positive_int, _const(int(PEER_REPLACE_GRACE)), live=True
             ),
             Key("piece_strategy", check_name, _const("rarest-first"), live=True),
+            Key("encryption", check_encryption, _const("prefer"), live=True),
             Key("peer_id_prefix", check_peer_id_prefix, _const("-BT0100-")),
             Key("umask", check_umask, _const(DEFAULT_UMASK), live=True, octal=True),
             Key("download_limit", check_rate, _const(0), live=True),

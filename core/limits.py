@@ -139,3 +139,12 @@ connection is closed. The tracker client's figure; Transmission gives a web task
 FETCH_MAX_RUNNING = 8
 """URL fetches at once per daemon (each may hold TORRENT_FILE_MAX bytes); more are refused
 with a retry message. btd's own: Sonarr adds one release at a time."""
+
+
+# -- issue 14: encrypted connections (core/wire/mse.py) -------------------------------------------
+MSE_MAX_PAD = 512
+"""Bytes of each MSE padding (PadA..PadD) and of each sync window beyond the 96-byte key:
+the spec's own bound; a peer that does not sync within it is dropped."""
+MSE_MAX_INITIAL_PAYLOAD = 4096
+"""Bytes of the initial payload (IA) a responder accepts inside the MSE handshake: a
+BitTorrent handshake is 68 (libtorrent sends it and nothing more)."""

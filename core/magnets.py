@@ -74,6 +74,8 @@ class MagnetEnv:
     stopping: Callable[[], bool]
     shutdown_timeout: Callable[[], float]
     disconnects: DisconnectCounts | None = None  # the session's totals
+    know: Callable[[bytes], None] = lambda info_hash: None
+    """An encrypted newcomer may ask for this info hash (PeerConnector.know)."""
     scheduler: Any = None  # the session's btd.core.scheduler.Scheduler (None: one per fetch)
 
 
@@ -87,6 +89,7 @@ class MagnetManager:
 
     def _fetch(self, magnet: Magnet, options: TorrentOptions) -> MetadataFetch:
         env = self.env
+        env.know(magnet.info_hash)
         return MetadataFetch(
             magnet,
             options,

@@ -169,6 +169,10 @@ class MetadataFetch:
     def name(self) -> str:
         return self.magnet.name or self.hex
 
+    @property
+    def encryption(self) -> str | None:
+        return getattr(self.options, "encryption", None)
+
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         if self.active:

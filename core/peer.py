@@ -363,6 +363,7 @@ class Peer:
             "peer_choking": self.peer_choking,
             "peer_interested": self.peer_interested,
             "snubbed": self.snubbed,
+            "encrypted": bool(getattr(self.link, "encrypted", False)),  # MSE with RC4
         }
 
 

@@ -164,6 +164,7 @@ class Session:
                 "btd_dht_node_seen", host=host, port=port
             ),
             has_spare=lambda: len(self.spare_slots) > 0,
+            encryption=lambda: self.config.session.encryption,
         )
         self.magnets = MagnetManager(self._magnet_env())
         # which torrents run (max_active_*), and when seeding ends (the seeding goals)
@@ -411,12 +412,14 @@ class Session:
     def _hold(self, torrent: Torrent) -> None:
         """``torrent`` joins ``torrents`` (and the per-state counts)."""
         self.torrents[torrent.info_hash] = torrent
+        self.connector.know(torrent.info_hash)
         self.state_counts[torrent.state] += 1
         self.queue.join(torrent)
 
     def _release(self, info_hash: bytes) -> Torrent | None:
         torrent = self.torrents.pop(info_hash, None)
         if torrent is not None:
+            self.connector.forget(info_hash)
             self.state_counts[torrent.state] -= 1
             self.queue.leave(torrent)
             self.seeding_goals.forget(torrent)
@@ -431,6 +434,7 @@ class Session:
             tracker_client_for=self._tracker_client_for,
             connect=self.connector.connect,
             can_connect=self.connector.can_connect,
+            know=self.connector.know,
             max_peers=lambda: self.config.session.max_connections_per_torrent,
             dht_running=lambda: self.connector.dht_port() is not None,
             extensions=self.extensions,

@@ -47,6 +47,11 @@ class Swarm(Protocol):
         ...
 
     @property
+    def encryption(self) -> str | None:
+        """Its MSE policy (core/types.py ``ENCRYPTION_POLICIES``); None: the session's."""
+        ...
+
+    @property
     def num_pieces(self) -> int | None:
         """None while the metadata is unknown (the decoder checks no bitfield shapes)."""
         ...

@@ -268,6 +268,10 @@ class Torrent:
         return self.meta.private
 
     @property
+    def encryption(self) -> str | None:
+        return self.options.encryption
+
+    @property
     def extensions(self) -> Extensions:
         return self.env.extensions
 

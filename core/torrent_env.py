@@ -36,6 +36,7 @@ class TorrentOptions:
     ratio_limit: float | None = None  # seeding goals: None = the session's, -1 = none
     seeding_time_limit: float | None = None  # minutes
     idle_seeding_limit: float | None = None  # minutes
+    encryption: str | None = None  # MSE policy (core/types.py); None = the session's
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 from btd.core.bandwidth import MAX_RATE
 from btd.core.labels import LABELS_KEY, check_labels
 from btd.core.torrent_env import TorrentOptions
+from btd.core.types import ENCRYPTION_POLICIES
 
 
 class SettingError(ValueError):
@@ -156,6 +157,19 @@ def check_position(value: Any) -> int:
     return value
 
 
+def check_encryption(value: Any) -> str:
+    if value not in ENCRYPTION_POLICIES:
+        raise ValueError(
+            f"expected null (use the session's) or one of {', '.join(ENCRYPTION_POLICIES)}"
+        )
+    return str(value)
+
+
+def _set_encryption(torrent: Any, value: Any) -> None:
+    """New connections follow it; open ones keep what they negotiated."""
+    torrent.options = replace(torrent.options, encryption=value)
+
+
 def _goal_checker(unit: str) -> Callable[[Any], Any]:
     def check_goal(value: Any) -> Any:
         if value is None or value == GLOBAL:
@@ -233,6 +247,9 @@ SETTINGS: dict[str, TorrentSetting] = {
                 sorted((int(k), v) for k, v in check_file_priorities(value).items())
             ),
             encode=lambda pairs: {str(i): name for i, name in pairs},
+        ),
+        TorrentSetting(
+            "encryption", optional(check_encryption), lambda cfg: None, apply=_set_encryption
         ),
         TorrentSetting(
             "allow_local_trackers", check_bool, lambda cfg: False, apply=_set_allow_local

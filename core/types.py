@@ -16,6 +16,10 @@ PieceIndex = int
 
 BLOCK_SIZE = 16 * 1024
 
+ENCRYPTION_POLICIES: tuple[str, ...] = ("prefer", "require", "plain")
+"""MSE/PE (core/wire/mse.py): ``prefer`` dials encrypted first and accepts both,
+``require`` refuses plain connections, ``plain`` dials plain (and still accepts encrypted)."""
+
 PeerAddress = tuple[str, int]
 """A peer is named by host and port (loopback peers share an address)."""
 

@@ -275,6 +275,7 @@ class LtPeer:
         save: Path,
         peers: list[str] = (),  # type: ignore[assignment]
         upload_limit: int = 0,
+        encryption: str | None = None,  # "rc4" or "both": MSE forced (lt_peer.py)
     ):
         import_libtorrent()
         save.mkdir(parents=True, exist_ok=True)
@@ -283,6 +284,8 @@ class LtPeer:
             args += ["--peer", peer]
         if upload_limit:
             args += ["--upload-limit", str(upload_limit)]
+        if encryption:
+            args += ["--encryption", encryption]
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

@@ -31,6 +31,7 @@ from btd.core.torrent import Torrent, TorrentEnv, TorrentOptions
 from btd.core.types import BLOCK_SIZE
 from btd.core.wire import messages as m
 from btd.core.wire.codec import WireDecoder, encode, encode_handshake
+from btd.core.wire.mse import req2_key
 from btd.plugins.rarest_first import NAME as RAREST_FIRST
 from btd.plugins.rarest_first import RarestFirst
 
@@ -177,13 +178,27 @@ class SyncVerifier:
 class FakeRouter:
     """The session's side of PeerProtocol: routes inbound handshakes by info hash."""
 
-    def __init__(self, peer_id: bytes = OUR_PEER_ID) -> None:
+    def __init__(self, peer_id: bytes = OUR_PEER_ID, encryption: str = "prefer") -> None:
         self.peer_id = peer_id
         self.reserved = m.make_reserved(extensions=True, fast=True)
         self.torrents: dict[bytes, Any] = {}
+        self.encryption = encryption
+        self.plain_retries: list[tuple[Any, Any]] = []
 
     def route(self, info_hash: bytes) -> Any | None:
         return self.torrents.get(info_hash)
+
+    def policy_for(self, swarm: Any) -> str:
+        return getattr(swarm, "encryption", None) or self.encryption
+
+    def mse_lookup(self, req2: bytes) -> bytes | None:
+        return {req2_key(h): h for h in self.torrents}.get(req2)
+
+    def retry_plain(self, swarm: Any, address: Any) -> bool:
+        if self.policy_for(swarm) == "require":
+            return False
+        self.plain_retries.append((swarm, address))
+        return True
 
 
 class Conn:
@@ -285,8 +300,15 @@ class RemotePeers:
         self.conns: list[Conn] = []
         self._n = 0
 
-    def open(self, *, outgoing: bool = False, address: tuple[str, int] | None = None) -> Conn:
-        """A TCP connection, before any handshake."""
+    def open(
+        self,
+        *,
+        outgoing: bool = False,
+        address: tuple[str, int] | None = None,
+        encrypt: bool = False,
+    ) -> Conn:
+        """A TCP connection, before any handshake (``encrypt``: an outgoing one opens with
+        an MSE handshake)."""
         self._n += 1
         address = address or ("127.0.0.1", 40000 + self._n)
         proto = PeerProtocol(
@@ -294,6 +316,7 @@ class RemotePeers:
             self.clock,
             torrent=self.owner if outgoing else None,
             address=address if outgoing else None,
+            encrypt=encrypt,
         )
         transport = StringTransport(peerAddress=IPv4Address("TCP", *address))
         proto.makeConnection(transport)

@@ -9,6 +9,12 @@ The limit is checked against a counter kept up to date by the connections themse
 (+1 when a dial starts or an inbound connection is accepted, -1 when it fails or ends),
 never by summing over the swarms: ``can_connect`` is called on every dial and accept.
 
+Encryption (MSE/PE, core/wire/mse.py): each connection follows its swarm's policy, else the
+session's. A responder finds the torrent from ``HASH('req2', info_hash)`` in an index kept
+as torrents come and go (``know``/``forget``), one dict probe per encrypted newcomer. An
+encrypted dial that fails before its handshake is over is tried again in the clear when
+the policy is ``prefer``.
+
 When the limit is reached, an inbound connection is still accepted (up to
 ``INBOUND_OVERFLOW`` beyond it) while some swarm has a spare peer (core/peer_slots.py): it is
 marked ``over_limit`` and its swarm admits it only by closing a spare peer, so idle peers
@@ -28,6 +34,7 @@ from btd.core.net.peer import InboundFactory, OutboundFactory, PeerProtocol
 from btd.core.swarm import Swarm
 from btd.core.types import PeerAddress
 from btd.core.wire.messages import make_reserved
+from btd.core.wire.mse import req2_key
 
 
 def make_peer_id(prefix: str) -> bytes:
@@ -51,6 +58,7 @@ class PeerConnector:
         dht_port: Callable[[], int | None],
         dht_node_seen: Callable[[str, int], None],
         has_spare: Callable[[], bool] = lambda: False,
+        encryption: Callable[[], str] = lambda: "prefer",
     ) -> None:
         self.reactor = reactor  # IReactorTCP and IReactorTime
         self.peer_id = peer_id
@@ -65,6 +73,8 @@ class PeerConnector:
         """A peer told us (BEP 5 ``port``) where its DHT node listens."""
         self.connections = 0
         """Open peer connections (both ways) plus dials under way; kept up to date."""
+        self._encryption = encryption
+        self._req2: dict[bytes, bytes] = {}  # HASH('req2', info hash) -> info hash
 
     @property
     def reserved(self) -> bytes:
@@ -99,12 +109,42 @@ class PeerConnector:
         swarm = self._swarm(info_hash)
         return swarm if swarm is not None and swarm.active else None
 
-    def connect(self, swarm: Swarm, address: PeerAddress) -> None:
-        """Dial ``address`` for ``swarm`` (its ``attach`` or ``connection_failed`` follows)."""
+    def connect(self, swarm: Swarm, address: PeerAddress, *, plain: bool = False) -> None:
+        """Dial ``address`` for ``swarm`` (its ``attach`` or ``connection_failed`` follows);
+        encrypted first unless ``plain`` or the policy says so."""
         host, port = address
-        factory = _CountedOutbound(self, self.reactor, swarm, address)
+        encrypt = not plain and self.policy_for(swarm) != "plain"
+        factory = _CountedOutbound(self, self.reactor, swarm, address, encrypt)
         self.connections += 1  # until the dial fails or the connection ends
         self.reactor.connectTCP(host, port, factory, timeout=CONNECT_TIMEOUT)
+
+    # -- encryption ---------------------------------------------------------------------------
+    @property
+    def encryption(self) -> str:
+        """The session's policy, for newcomers not yet routed to a torrent."""
+        return self._encryption()
+
+    def policy_for(self, swarm: Swarm) -> str:
+        return swarm.encryption or self._encryption()
+
+    def know(self, info_hash: bytes) -> None:
+        """``info_hash`` may be asked for by an encrypted newcomer."""
+        self._req2[req2_key(info_hash)] = info_hash
+
+    def forget(self, info_hash: bytes) -> None:
+        self._req2.pop(req2_key(info_hash), None)
+
+    def mse_lookup(self, req2: bytes) -> bytes | None:
+        """The info hash behind a responder's ``HASH('req2', SKEY)``, if we have it."""
+        return self._req2.get(req2)
+
+    def retry_plain(self, swarm: Swarm, address: PeerAddress) -> bool:
+        """An encrypted dial failed during its handshake: dial again in the clear when
+        ``swarm``'s policy allows (True: dialled; the swarm hears of the new attempt)."""
+        if self.policy_for(swarm) == "require" or not self.can_connect() or not swarm.active:
+            return False
+        self.connect(swarm, address, plain=True)
+        return True
 
 
 class _CountedProtocol(PeerProtocol):
@@ -140,14 +180,23 @@ class _CountedInbound(InboundFactory):
 
 class _CountedOutbound(OutboundFactory):
     def __init__(
-        self, connector: PeerConnector, clock: Any, torrent: Swarm, address: PeerAddress
+        self,
+        connector: PeerConnector,
+        clock: Any,
+        torrent: Swarm,
+        address: PeerAddress,
+        encrypt: bool = False,
     ) -> None:
-        super().__init__(connector, clock, torrent, address)
+        super().__init__(connector, clock, torrent, address, encrypt)
         self._connector = connector
 
     def buildProtocol(self, addr: Any) -> PeerProtocol:  # type: ignore[override]
         return _CountedProtocol(
-            self._connector, self.clock, torrent=self.torrent, address=self.address
+            self._connector,
+            self.clock,
+            torrent=self.torrent,
+            address=self.address,
+            encrypt=self.encrypt,
         )
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:

@@ -1,13 +1,17 @@
 """The Twisted protocol of one peer connection: bytes in, messages to the Peer.
 
 It owns the handshake (routing inbound connections by info hash through the
-``PeerRouter``) and the handshake timeout; after the handshake every decoded message
+``PeerRouter``), the MSE/PE layer under it (core/wire/mse.py: an inbound connection whose
+first bytes are not a BitTorrent handshake is taken for an encrypted one; an outgoing one
+starts encrypted when asked, and an RC4 stream wraps every later read and write) and the
+handshake timeout; after the handshake every decoded message
 goes to the ``btd.core.peer.Peer`` its torrent attached. A ProtocolError anywhere closes
 this connection and nothing else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -22,7 +26,10 @@ from btd.core.limits import CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT
 from btd.core.swarm import Swarm
 from btd.core.wire import messages as m
 from btd.core.wire.codec import WireDecoder, encode_handshake
+from btd.core.wire.messages import PROTOCOL_NAME
+from btd.core.wire.mse import CRYPTO_PLAINTEXT, CRYPTO_RC4, Initiator, Responder
 
+PLAIN_START = bytes([len(PROTOCOL_NAME)]) + PROTOCOL_NAME  # how a plain handshake begins
 READ_SIZE = 256 * 1024
 SEND_LIMIT = 1024 * 1024
 
@@ -47,6 +54,23 @@ class PeerRouter(TypingProtocol):
         """The swarm for an inbound handshake (None: not ours, drop)."""
         ...
 
+    @property
+    def encryption(self) -> str:
+        """The session's MSE policy, for a newcomer not yet routed."""
+        ...
+
+    def policy_for(self, swarm: Swarm) -> str:
+        """``swarm``'s MSE policy (its own, else the session's)."""
+        ...
+
+    def mse_lookup(self, req2: bytes) -> bytes | None:
+        """The info hash behind an encrypted newcomer's ``HASH('req2', SKEY)``."""
+        ...
+
+    def retry_plain(self, swarm: Swarm, address: tuple[str, int]) -> bool:
+        """An encrypted dial failed in its handshake: dial again in the clear if allowed."""
+        ...
+
 
 @implementer(IPushProducer)
 class PeerProtocol(Protocol):
@@ -64,6 +88,7 @@ class PeerProtocol(Protocol):
         *,
         torrent: Swarm | None = None,
         address: tuple[str, int] | None = None,
+        encrypt: bool = False,
     ) -> None:
         self.router = router
         self.clock = clock
@@ -84,6 +109,14 @@ class PeerProtocol(Protocol):
         self.heard = False  # set per read; the torrent's tick turns it into last_heard
         self.read_limit: Any = None  # the download Channel (core/bandwidth.py) once attached
         self.last_heard = clock.seconds()
+        # MSE/PE: the handshake machine while it runs (an outgoing one when ``encrypt``;
+        # inbound, once the first bytes are not a plain handshake), then the stream.
+        self.encrypt_first = encrypt
+        self.encrypted = False  # the stream is RC4 (reported in torrent.peers)
+        self._mse: Initiator | Responder | None = None
+        self._sniff: bytes | None = None if self.outgoing else b""
+        self._encrypt: Callable[[bytes], bytes] | None = None
+        self._decrypt: Callable[[bytes], bytes] | None = None
 
     # -- Twisted ------------------------------------------------------------------------
     def connectionMade(self) -> None:
@@ -102,7 +135,13 @@ class PeerProtocol(Protocol):
         self._handshake_timer = self.clock.callLater(
             HANDSHAKE_TIMEOUT, self.close, f"no handshake within {HANDSHAKE_TIMEOUT:g} s"
         )
-        if self.torrent is not None:  # outgoing
+        if self.torrent is not None and self.encrypt_first:  # outgoing, encrypted
+            policy = self.router.policy_for(self.torrent)
+            provide = CRYPTO_RC4 if policy == "require" else CRYPTO_RC4 | CRYPTO_PLAINTEXT
+            self._mse = Initiator(self.torrent.info_hash, self._handshake_bytes(), provide)
+            self._sent_handshake = True  # it travels inside the MSE handshake
+            self.transport.write(self._mse.start())  # type: ignore[union-attr]
+        elif self.torrent is not None:  # outgoing, plain
             self._send_handshake(self.torrent.info_hash)
 
     def dataReceived(self, data: bytes) -> None:
@@ -113,6 +152,10 @@ class PeerProtocol(Protocol):
         if limit is not None and limit.limiter.on:  # a speed limit: may pause reading
             limit.spend(len(data))
         try:
+            if self._decrypt is not None:
+                data = self._decrypt(data)
+            elif self._mse is not None or self._sniff is not None:
+                data = self._unwrap(data)
             for msg in self.decoder.feed(data):
                 if self.peer is not None:
                     self.peer.on_message(msg)
@@ -136,6 +179,10 @@ class PeerProtocol(Protocol):
         if self.torrent is not None and self.peer is not None:
             self.torrent.peer_gone(self.peer, self.close_reason)
         elif self.torrent is not None and self.outgoing:
+            if isinstance(self._mse, Initiator) and self.router.retry_plain(
+                self.torrent, self.address
+            ):
+                return  # the plain attempt reports to the swarm in its turn
             self.torrent.connection_failed(self.address, self.close_reason)
 
     # -- IPushProducer (the transport's send buffer) ------------------------------------------
@@ -160,9 +207,13 @@ class PeerProtocol(Protocol):
             self.transport.resumeProducing()  # type: ignore[union-attr]
 
     def write(self, data: bytes) -> None:
+        if self._encrypt is not None:
+            data = self._encrypt(data)
         self.transport.write(data)  # type: ignore[union-attr]
 
     def write_sequence(self, parts: list[bytes]) -> None:
+        if self._encrypt is not None:  # RC4 is a stream: the parts in their order
+            parts = [self._encrypt(part) for part in parts]
         self.transport.writeSequence(parts)  # type: ignore[union-attr]
 
     def close(self, reason: str, *, error: bool = False) -> None:
@@ -185,10 +236,43 @@ class PeerProtocol(Protocol):
             )
 
     # -- handshake ------------------------------------------------------------------------------
+    def _handshake_bytes(self, info_hash: bytes | None = None) -> bytes:
+        info_hash = info_hash or self.torrent.info_hash  # type: ignore[union-attr]
+        return encode_handshake(m.Handshake(info_hash, self.router.peer_id, self.router.reserved))
+
     def _send_handshake(self, info_hash: bytes) -> None:
-        hs = m.Handshake(info_hash, self.router.peer_id, self.router.reserved)
-        self.transport.write(encode_handshake(hs))  # type: ignore[union-attr]
+        self.write(self._handshake_bytes(info_hash))
         self._sent_handshake = True
+
+    def _unwrap(self, data: bytes) -> bytes:
+        """Before the stream: sniff an inbound connection, or run the MSE handshake; the
+        BitTorrent bytes that follow it (none yet while it runs)."""
+        if self._sniff is not None:  # inbound, first bytes
+            data = self._sniff + data
+            head = data[: len(PLAIN_START)]
+            if PLAIN_START.startswith(head):
+                if len(head) < len(PLAIN_START):
+                    self._sniff = data  # could still be either
+                    return b""
+                self._sniff = None
+                if self.router.encryption == "require":
+                    raise ProtocolError("a plain handshake, and encryption is required")
+                return data
+            self._sniff = None
+            self._mse = Responder(self.router.mse_lookup, self.router.encryption)
+        machine = self._mse
+        assert machine is not None
+        reply = machine.receive(data)
+        if reply:
+            self.transport.write(reply)  # type: ignore[union-attr]
+        stream = machine.established
+        if stream is None:
+            return b""
+        self._mse = None
+        self.encrypted = stream.rc4
+        if stream.rc4:
+            self._encrypt, self._decrypt = stream.encrypt, stream.decrypt
+        return stream.payload
 
     def _on_handshake(self, hs: Any) -> None:
         if not isinstance(hs, m.Handshake):
@@ -202,6 +286,9 @@ class PeerProtocol(Protocol):
             if swarm is None:
                 self.close("handshake for a torrent we do not have")
                 return
+        if not self.encrypted and self.router.policy_for(swarm) == "require":
+            self.close("a plain connection, and this torrent requires encryption")
+            return
         if hs.peer_id == self.router.peer_id:
             swarm.found_self(self.address)
             self.close("connected to ourselves")
@@ -240,15 +327,27 @@ class OutboundFactory(ClientFactory):
     noisy = False
 
     def __init__(
-        self, router: PeerRouter, clock: IReactorTime, torrent: Swarm, address: tuple[str, int]
+        self,
+        router: PeerRouter,
+        clock: IReactorTime,
+        torrent: Swarm,
+        address: tuple[str, int],
+        encrypt: bool = False,
     ) -> None:
         self.router = router
         self.clock = clock
         self.torrent = torrent
         self.address = address
+        self.encrypt = encrypt
 
     def buildProtocol(self, addr: Any) -> Protocol:
-        return PeerProtocol(self.router, self.clock, torrent=self.torrent, address=self.address)
+        return PeerProtocol(
+            self.router,
+            self.clock,
+            torrent=self.torrent,
+            address=self.address,
+            encrypt=self.encrypt,
+        )
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
         self.torrent.connection_failed(self.address, reason.getErrorMessage())

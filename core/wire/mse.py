@@ -27,6 +27,7 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
 from cryptography.hazmat.primitives.ciphers import Cipher
 
 from btd.core.errors import ProtocolError
+from btd.core.limits import MSE_MAX_INITIAL_PAYLOAD, MSE_MAX_PAD
 
 #: The 768-bit safe prime and generator of the MSE Diffie-Hellman exchange.
 PRIME = int(
@@ -39,8 +40,8 @@ GENERATOR = 2
 KEY_LENGTH = 96  # bytes of a public key and of the shared secret
 PRIVATE_BITS = 160  # the spec: at least 128, nothing gained beyond 180
 
-MAX_PAD = 512  # PadA..PadD are at most 512 bytes (the spec)
-MAX_IA = 4096  # the initial payload we accept (a BitTorrent handshake is 68 bytes)
+MAX_PAD = MSE_MAX_PAD
+MAX_IA = MSE_MAX_INITIAL_PAYLOAD
 VC = bytes(8)
 RC4_DISCARD = 1024  # both RC4 streams drop their first 1 KiB (the spec)
 

@@ -673,7 +673,7 @@ def test_reload_diff() -> None:
         "  min_free_space: 1000, incomplete_dir: /tmp/incomplete,\n"
         "  max_active_downloads: 2, max_active_seeds: 3, max_active_torrents: 4,\n"
         "  stalled_minutes: 5, ratio_limit: 2.0, seeding_time_limit: 60,\n"
-        "  idle_seeding_limit: 30, seeding_goal_action: remove}\n"
+        "  idle_seeding_limit: 30, seeding_goal_action: remove, encryption: require}\n"
         "plugins: {a: {}, b: {x: 2}, d: {}}\n"
     )
     live, restart = reload_diff(old, new)

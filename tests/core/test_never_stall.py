@@ -219,19 +219,21 @@ def test_a_torrent_added_paused_ends_its_check_paused(tmp_path: Path) -> None:
     assert s.torrent.state == "paused"
 
 
-def test_an_encrypted_handshake_is_dropped_cleanly_and_the_plain_retry_works(
+def test_a_failed_encrypted_handshake_is_dropped_cleanly_and_the_plain_retry_works(
     tmp_path: Path,
 ) -> None:
-    """aria2 opens with MSE (a 96-byte Diffie-Hellman key plus padding): btd, which speaks
-    no MSE yet (issue 14), drops it as a bad protocol name; aria2 then retries in the clear."""
+    """A newcomer whose first bytes are no plain handshake is taken for MSE; one whose
+    encrypted handshake never syncs (no req1 within the window) is dropped, and its plain
+    retry, a new connection, joins as if nothing happened."""
     import random
 
     s = Swarm(tmp_path).start()
     mse = s.open(address=("127.0.0.1", 40000))
-    key = bytes([62]) + random.Random(5).randbytes(95 + 200)  # "protocol name length 62"
-    mse.send_raw(key)
+    mse.send_raw(bytes([62]) + random.Random(5).randbytes(95 + 200))
+    assert not mse.aborted  # still inside the sync window
+    mse.send_raw(random.Random(6).randbytes(400))
     assert mse.aborted and mse.lost and mse.peer is None
-    assert "protocol" in mse.proto.close_reason
+    assert "req1" in mse.proto.close_reason
     plain = s.peer(address=("127.0.0.1", 40001))  # the retry: a new connection
     plain.send(m.HAVE_ALL_MSG)
     assert plain.peer in s.torrent.peers and s.torrent.availability.seeds == 1

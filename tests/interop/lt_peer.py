@@ -1,6 +1,8 @@
 """A libtorrent peer in its own process, for interop tests and benchmarks (loopback only).
 
 Usage: python lt_peer.py (seed|leech) TORRENT|MAGNET SAVE_DIR [--peer HOST:PORT]...
+[--encryption rc4|both] (MSE forced both ways: RC4 only, or plaintext allowed after the
+handshake; default: libtorrent's own, which tries MSE first and accepts both)
 Prints ``PORT <n>`` once listening, ``DONE <seconds>`` when a leech completes, and serves
 until stdin closes (the parent's handle on its lifetime). DHT, LSD, UPnP and NAT-PMP are off.
 """
@@ -15,9 +17,22 @@ import time
 import libtorrent as lt
 
 
-def make_session(utp: bool = False) -> lt.session:
+def encryption_settings(level: str | None) -> dict:
+    """MSE forced both ways at ``level`` (``rc4``, ``both``), or libtorrent's defaults."""
+    if level is None:
+        return {}
+    return {
+        "out_enc_policy": lt.enc_policy.forced,
+        "in_enc_policy": lt.enc_policy.forced,
+        "allowed_enc_level": {"rc4": lt.enc_level.rc4, "both": lt.enc_level.both}[level],
+        "prefer_rc4": level == "rc4",
+    }
+
+
+def make_session(utp: bool = False, encryption: str | None = None) -> lt.session:
     return lt.session(
         {
+            **encryption_settings(encryption),
             "listen_interfaces": "127.0.0.1:0",
             "outgoing_interfaces": "127.0.0.1",
             "enable_dht": False,
@@ -78,9 +93,10 @@ def main() -> int:
     parser.add_argument("--peer", action="append", default=[])
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--upload-limit", type=int, default=0, help="bytes/s, 0 = none")
+    parser.add_argument("--encryption", choices=["rc4", "both"], default=None)
     args = parser.parse_args()
 
-    ses = make_session()
+    ses = make_session(encryption=args.encryption)
     if args.torrent.startswith("magnet:"):  # metadata comes from the peers (BEP 9)
         params = lt.parse_magnet_uri(args.torrent)
     else:

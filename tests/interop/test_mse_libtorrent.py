@@ -8,12 +8,12 @@ libtorrent dials us and its handshake must come out of ours with the right info 
 
 from __future__ import annotations
 
+import importlib.util
 import socket
-import time
 from pathlib import Path
 
 import pytest
-from btdtest import import_libtorrent, seeded_torrent
+from btdtest import LT_PEER, import_libtorrent, seeded_torrent
 
 from btd.core.wire.mse import Initiator, Responder, req2_key
 
@@ -28,36 +28,20 @@ def plain_handshake(info_hash: bytes) -> bytes:
 
 def lt_seeder(tmp_path: Path, level: str):
     lt = import_libtorrent()
+    spec = importlib.util.spec_from_file_location("lt_peer", LT_PEER)
+    lt_peer = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(lt_peer)  # type: ignore[union-attr]
     seed_dir, torrent, info_hash = seeded_torrent(
         tmp_path, {"mse/a.bin": 256 * 1024}, "mse", "mse.torrent"
     )
-    enc_level = {"rc4": lt.enc_level.rc4, "both": lt.enc_level.both}[level]
-    ses = lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "outgoing_interfaces": "127.0.0.1",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "enable_outgoing_utp": False,
-            "enable_incoming_utp": False,
-            "allow_multiple_connections_per_ip": True,
-            "out_enc_policy": lt.enc_policy.forced,
-            "in_enc_policy": lt.enc_policy.forced,
-            "allowed_enc_level": enc_level,
-            "prefer_rc4": level == "rc4",
-        }
-    )
+    ses = lt_peer.make_session(encryption=level)
+    lt_peer.wait_listening(ses)
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(str(torrent))
     params.save_path = str(seed_dir)
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
     handle = ses.add_torrent(params)
-    deadline = time.monotonic() + 20
-    while handle.status().state != lt.torrent_status.states.seeding:
-        assert time.monotonic() < deadline, "libtorrent did not finish checking"
-        ses.wait_for_alert(100)
-        ses.pop_alerts()
+    lt_peer.wait_started(ses, handle)
     return ses, handle, bytes.fromhex(info_hash)
 
 
