@@ -103,15 +103,17 @@ def _pad(rng: Callable[[int], bytes], limit: int = MAX_PAD) -> bytes:
 
 
 def choose(provided: int, policy: str) -> int:
-    """The method a responder selects from the peer's ``crypto_provide`` under ``policy``
-    (``prefer``/``require`` pick RC4, ``plain`` picks plaintext when offered); 0 if none."""
-    if policy == "plain" and provided & CRYPTO_PLAINTEXT:
+    """The method a responder selects from the peer's ``crypto_provide``; 0 if none.
+
+    ``require`` takes RC4 only. Otherwise plaintext after the handshake when the peer
+    offers it, as libtorrent does by default (``prefer_rc4`` off): the obfuscated
+    handshake is what traffic shaping looks for, and RC4 on every byte costs CPU (aria2,
+    which offers both, then gets the stream at full speed)."""
+    if policy == "require":
+        return CRYPTO_RC4 if provided & CRYPTO_RC4 else 0
+    if provided & CRYPTO_PLAINTEXT:
         return CRYPTO_PLAINTEXT
-    if provided & CRYPTO_RC4:
-        return CRYPTO_RC4
-    if policy != "require" and provided & CRYPTO_PLAINTEXT:
-        return CRYPTO_PLAINTEXT
-    return 0
+    return CRYPTO_RC4 if provided & CRYPTO_RC4 else 0
 
 
 class Initiator:

@@ -38,7 +38,7 @@ def their_handshake(s: Swarm) -> bytes:
     return encode_handshake(m.Handshake(s.meta.info_hash, THEIR_ID, reserved))
 
 
-def dial_us_encrypted(s: Swarm, provide: int = CRYPTO_RC4 | CRYPTO_PLAINTEXT):
+def dial_us_encrypted(s: Swarm, provide: int = CRYPTO_RC4):
     """A remote peer that dials us with MSE: (conn, its established stream, what we sent
     after the handshake, decrypted)."""
     c = s.open()
@@ -114,7 +114,7 @@ def test_an_encrypted_dial_carries_our_handshake_inside_its_own(tmp_path: Path) 
     wire = Wire(c)
     first = wire.take()
     assert not first.startswith(PLAIN_START) and 96 <= len(first) <= 96 + 512
-    them = Responder({req2_key(s.meta.info_hash): s.meta.info_hash}.get, policy="prefer")
+    them = Responder({req2_key(s.meta.info_hash): s.meta.info_hash}.get, policy="require")
     c.send_raw(them.receive(first))
     c.send_raw(them.receive(wire.take()))
     stream = them.established

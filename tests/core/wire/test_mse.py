@@ -78,7 +78,7 @@ def pump(a: Initiator, b: Responder, *, chunk=None, after_a=b"", after_b=b""):
 
 @pytest.mark.parametrize("chunk", [None, 1, 7, 97, 600])
 def test_rc4_both_ways(chunk) -> None:
-    a = Initiator(INFO_HASH, HANDSHAKE)
+    a = Initiator(INFO_HASH, HANDSHAKE, provide=CRYPTO_RC4)
     b = Responder(lookup_for(hashlib.sha1(b"other").digest(), INFO_HASH))
     side_a, side_b = pump(a, b, chunk=chunk, after_a=b"from a", after_b=b"from b")
     ea, eb = a.established, b.established
@@ -151,7 +151,8 @@ def test_unknown_torrent_is_refused() -> None:
 
 def test_choose() -> None:
     both = CRYPTO_RC4 | CRYPTO_PLAINTEXT
-    assert choose(both, "prefer") == CRYPTO_RC4
+    assert choose(both, "prefer") == CRYPTO_PLAINTEXT
+    assert choose(CRYPTO_RC4, "prefer") == CRYPTO_RC4
     assert choose(both, "require") == CRYPTO_RC4
     assert choose(both, "plain") == CRYPTO_PLAINTEXT
     assert choose(CRYPTO_PLAINTEXT, "prefer") == CRYPTO_PLAINTEXT
