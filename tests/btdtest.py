@@ -276,6 +276,7 @@ class LtPeer:
         peers: list[str] = (),  # type: ignore[assignment]
         upload_limit: int = 0,
         encryption: str | None = None,  # "rc4" or "both": MSE forced (lt_peer.py)
+        host: str = "127.0.0.1",  # "::1": an IPv6-only peer
     ):
         import_libtorrent()
         save.mkdir(parents=True, exist_ok=True)
@@ -286,6 +287,8 @@ class LtPeer:
             args += ["--upload-limit", str(upload_limit)]
         if encryption:
             args += ["--encryption", encryption]
+        if host != "127.0.0.1":
+            args += ["--host", host]
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

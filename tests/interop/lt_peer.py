@@ -29,12 +29,17 @@ def encryption_settings(level: str | None) -> dict:
     }
 
 
-def make_session(utp: bool = False, encryption: str | None = None) -> lt.session:
+def make_session(
+    utp: bool = False, encryption: str | None = None, host: str = "127.0.0.1"
+) -> lt.session:
+    """A loopback session; ``host`` is the address it listens on and dials from (``::1``
+    for an IPv6-only peer)."""
+    listen = f"[{host}]:0" if ":" in host else f"{host}:0"
     return lt.session(
         {
             **encryption_settings(encryption),
-            "listen_interfaces": "127.0.0.1:0",
-            "outgoing_interfaces": "127.0.0.1",
+            "listen_interfaces": listen,
+            "outgoing_interfaces": host,
             "enable_dht": False,
             "enable_lsd": False,
             "enable_upnp": False,
@@ -94,9 +99,10 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--upload-limit", type=int, default=0, help="bytes/s, 0 = none")
     parser.add_argument("--encryption", choices=["rc4", "both"], default=None)
+    parser.add_argument("--host", default="127.0.0.1", help="listen and dial from (::1)")
     args = parser.parse_args()
 
-    ses = make_session(encryption=args.encryption)
+    ses = make_session(encryption=args.encryption, host=args.host)
     if args.torrent.startswith("magnet:"):  # metadata comes from the peers (BEP 9)
         params = lt.parse_magnet_uri(args.torrent)
     else:
@@ -115,7 +121,7 @@ def main() -> int:
     print(f"PORT {ses.listen_port()}", flush=True)
     for peer in args.peer:
         host, port = peer.rsplit(":", 1)
-        handle.connect_peer((host, int(port)))
+        handle.connect_peer((host.strip("[]"), int(port)))
 
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
