@@ -129,6 +129,19 @@ def test_first_message_lists_current_peers_with_flags(clock: Clock) -> None:
     assert handler.status()["messages_out"] == 3  # a, b and the portless inbound peer
 
 
+def test_ipv6_peers_go_out_in_added6(clock: Clock) -> None:
+    """BEP 11 on a dual-stack swarm: IPv6 peers are told in ``added6``, IPv4 in ``added``."""
+    handler, t = make(clock, start=False), FakeTorrent(clock)
+    a = connect(handler, t, FakePeer(("10.0.0.1", 7001)))
+    connect(handler, t, FakePeer(("2001:db8::7", 7007), seed=True))
+    connect(handler, t, FakePeer(("::1", 7008)))
+    handler.start(clock)
+    clock.advance(1)
+    payload = bencode.decode(encode_pex(a.sent[0]))
+    assert len(payload[b"added6"]) == 2 * 18 and len(payload.get(b"added", b"")) == 0
+    assert addresses(a.sent[0]) == {("2001:db8::7", 7007), ("::1", 7008)}
+
+
 def test_diff_and_rate_limit(clock: Clock) -> None:
     handler, t = make(clock), FakeTorrent(clock)
     a = connect(handler, t, FakePeer(("10.0.0.1", 1)))
