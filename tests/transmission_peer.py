@@ -34,8 +34,11 @@ def _binaries() -> tuple[str, str]:
 class Transmission:
     """``transmission-daemon -f -g CONFIG`` in a child process."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, encryption: int = 1) -> None:
+        """``encryption``: Transmission's setting, 0 prefer plain, 1 prefer encrypted (its
+        default), 2 require encryption."""
         daemon, self._remote = _binaries()
+        self.encryption = encryption
         base.mkdir(parents=True, exist_ok=True)
         self.config = base / "config"
         self.config.mkdir(exist_ok=True)
@@ -65,6 +68,7 @@ class Transmission:
             "speed-limit-up-enabled": False,
             "ratio-limit-enabled": False,
             "message-level": 2,
+            "encryption": encryption,
         }
         (self.config / "settings.json").write_text(json.dumps(settings, indent=1))
         self._session_id = ""

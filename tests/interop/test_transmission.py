@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from btdtest import make_torrent, same_tree, write_files
+from btdtest import make_torrent, same_tree, wait_until, write_files
 from transmission_peer import Transmission
 
 pytestmark = [pytest.mark.interop]
@@ -25,9 +25,11 @@ FIRST_BYTE_WITHIN = 25.0  # Transmission sends its first requests after its 10 s
 MIN_RATE = 10e6  # bytes/s once data flows (measured here: see the test's printout)
 
 
-@pytest.fixture()
-def transmission(tmp_path: Path) -> Iterator[Transmission]:
-    t = Transmission(tmp_path / "transmission")
+@pytest.fixture(params=[1, 2], ids=["transmission-default", "transmission-requires-encryption"])
+def transmission(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Transmission]:
+    """Transmission as it ships (encryption preferred), and requiring encryption: btd's
+    dial must then complete an MSE handshake with RC4 (Transmission picks it)."""
+    t = Transmission(tmp_path / "transmission", encryption=request.param)
     yield t
     t.close()
 
@@ -43,6 +45,8 @@ def test_transmission_downloads_from_btd(tmp_path: Path, btd_factory: Any, trans
         btd.add(torrent, save_path=str(seed_dir))
         btd.wait_event(events, "started", info_hash)
     transmission.add(torrent)
+    # Transmission drops handshakes for a torrent it is still checking: dial once it runs.
+    wait_until(lambda: transmission.torrent()["status"] == 4, 20, "Transmission downloading")
     dialled = time.monotonic()
     btd.call(
         "torrent.add_peer",
@@ -54,6 +58,9 @@ def test_transmission_downloads_from_btd(tmp_path: Path, btd_factory: Any, trans
         now = time.monotonic()
         if first is None and t["haveValid"] > 0:
             first = now
+            peers = btd.call("torrent.peers", {"info_hash": info_hash})
+            if transmission.encryption == 2:  # required: only RC4 gets this far
+                assert [p["encrypted"] for p in peers] == [True], peers
         if t["percentDone"] >= 1.0:
             break
         if first is None:
