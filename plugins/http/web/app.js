@@ -383,7 +383,7 @@ function showFiles(t) {
   const panel = $('[data-panel="files"]');
   if (panel.contains(document.activeElement)) return; // not while the user edits
   if (!t.files.length) { panel.textContent = "No file list yet (waiting for metadata)."; return; }
-  const [tableEl, body] = table(["Wanted", "File", "Size", "Done", "Priority"], [2, 3]);
+  const [tableEl, body] = table(["Get", "File", "Size", "Done", "Priority"], [2, 3]);
   for (const f of t.files.slice(0, MAX_FILE_ROWS)) {
     const tr = body.insertRow();
     const wanted = document.createElement("input");
