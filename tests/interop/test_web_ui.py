@@ -178,7 +178,7 @@ def test_web_ui_shows_progress_pauses_and_adds(
 
 def test_web_ui_login_and_csrf(tmp_path: Path, btd_factory: Any) -> None:
     port = free_port()
-    btd_factory(config=config(port, auth=True)).start()
+    btd = btd_factory(config=config(port, auth=True)).start()
     with chromium_page() as page:
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_selector("#login")
@@ -194,6 +194,19 @@ def test_web_ui_login_and_csrf(tmp_path: Path, btd_factory: Any) -> None:
         page.wait_for_selector("#app")
         page.wait_for_selector("#empty")  # the list answered: no torrents yet
         assert page.is_visible("#logout")
+
+        # the turtle switch and the speed limits, through the page's own (CSRF-carrying) calls
+        page.click("#turtle")
+        page.wait_for_selector("#turtle[aria-pressed=true]")
+        assert btd.call("session.get")["alt_enabled"] is True
+        page.click("#open-limits")
+        page.fill("#limit-down", "500")
+        page.fill("#limit-alt-up", "20")
+        page.click("#limits-form button[type=submit]")
+        page.wait_for_selector("#limits-dialog", state="hidden")
+        settings = btd.call("session.get")
+        assert settings["download_limit"] == 500 * 1024
+        assert settings["alt_upload_limit"] == 20 * 1024
 
         call = json.dumps({"jsonrpc": "2.0", "method": "session.info", "id": 1})
         status = page.evaluate(

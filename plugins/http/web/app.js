@@ -24,6 +24,7 @@ const ui = {
   limits: null,
   ticks: 0,
   timer: null,
+  due: 0, // when the timer fires (ms)
   detail: null, // info_hash shown in the detail view
   detailTimer: null,
   events: null,
@@ -168,7 +169,14 @@ function stop() {
 
 function schedule(delay) {
   clearTimeout(ui.timer);
+  ui.due = Date.now() + delay;
   ui.timer = setTimeout(tick, delay);
+}
+
+// A refresh soon after an event; a burst of events (a batch add) still refreshes once.
+function soon() {
+  if (ui.timer !== null && ui.due - Date.now() <= 150) return;
+  schedule(150);
 }
 
 async function tick() {
@@ -299,7 +307,7 @@ function listen() {
     try { note = JSON.parse(e.data); } catch { return; }
     const params = note.params || {};
     if (!REFRESH_EVENTS.has(params.event)) return;
-    if (ui.timer !== null || !document.hidden) schedule(150); // refresh soon, once per burst
+    if (!document.hidden) soon();
     if (ui.detail && params.info_hash === ui.detail) loadDetail();
   };
 }
