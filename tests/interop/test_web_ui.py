@@ -152,6 +152,14 @@ def test_web_ui_shows_progress_pauses_and_adds(
             assert page.is_visible("#add-dialog")
             page.click("#add-cancel")
 
+            # a magnet
+            magnet_hash = "ab" * 20
+            page.click("#open-add")
+            page.fill("#add-link", f"magnet:?xt=urn:btih:{magnet_hash}&dn=nothing")
+            page.click("#add-submit")
+            btd.wait_event(events, "added", magnet_hash)
+            page.wait_for_selector(f"{row(magnet_hash)} .state:text('metadata')")
+
             # filters
             page.select_option("#filter-label", "music")
             page.wait_for_selector(row(info_hash), state="hidden")
@@ -174,6 +182,28 @@ def test_web_ui_shows_progress_pauses_and_adds(
             assert no_horizontal_scroll(phone)
             if os.environ.get("BTD_WEB_UI_SHOTS"):
                 phone.screenshot(path=os.environ["BTD_WEB_UI_SHOTS"] + "-phone-detail.png")
+
+            # a file's priority, edited in the detail view
+            with phone.expect_response(
+                lambda r: "torrent.set_files" in (r.request.post_data or "")
+            ) as answer:
+                phone.select_option("#detail-dialog select >> nth=0", "high")
+            assert answer.value.ok and "error" not in answer.value.json()
+            files = btd.call("torrent.files", {"info_hash": upload_hash})
+            assert [f["priority"] for f in files] == ["high", "normal"]
+
+            # remove with data: confirmed first (cancel keeps it)
+            phone.click("#detail-dialog [data-act=remove-data]")
+            phone.wait_for_selector("#confirm-dialog[open]")
+            assert "DELETE" in phone.text_content("#confirm-text")
+            phone.click("#confirm-dialog button[value=cancel]")
+            phone.wait_for_selector("#confirm-dialog", state="hidden")
+            assert upload_hash in [t["info_hash"] for t in btd.call("torrent.list")]
+            phone.click("#detail-dialog [data-act=remove-data]")
+            phone.click("#confirm-ok")
+            removed = btd.wait_event(events, "removed", upload_hash)
+            assert removed["deleted_data"] is True
+            phone.wait_for_selector(row(upload_hash), state="detached")
 
 
 def test_web_ui_login_and_csrf(tmp_path: Path, btd_factory: Any) -> None:
