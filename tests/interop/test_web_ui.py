@@ -150,6 +150,10 @@ def test_web_ui_shows_progress_pauses_and_adds(
             page.click("#add-submit")
             page.wait_for_function("() => document.querySelector('#add-error').textContent")
             assert page.is_visible("#add-dialog")
+            shown = page.text_content("#add-error")
+            methods = btd.call("session.methods")
+            if "torrent.add_url" not in methods:
+                assert shown == "torrent.add_url: this daemon does not have that method"
             page.click("#add-cancel")
 
             # a magnet

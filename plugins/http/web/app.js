@@ -67,9 +67,8 @@ async function rpc(method, params = {}) {
 }
 
 function describe(error) {
-  if (error instanceof RpcError) {
-    const code = error.code === -32601 ? " (this daemon does not have that method)" : "";
-    return `${error.message}${code}`;
+  if (error instanceof RpcError && error.code === -32601) {
+    return `${error.data || error.message}: this daemon does not have that method`;
   }
   return error && error.message ? error.message : String(error);
 }
