@@ -26,6 +26,7 @@ const ui = {
   timer: null,
   due: 0, // when the timer fires (ms)
   detail: null, // info_hash shown in the detail view
+  tab: "files", // its tab: only that one is fetched and drawn
   detailTimer: null,
   events: null,
   addFile: null, // {name, base64, files: [{index, path, length}]}
@@ -365,7 +366,8 @@ async function loadDetail() {
   clearTimeout(ui.detailTimer);
   try {
     const t = await rpc("torrent.get", { info_hash: hash });
-    const peers = t.state === "metadata" ? [] : await rpc("torrent.peers", { info_hash: hash });
+    const wantPeers = ui.tab === "peers" && t.state !== "metadata";
+    const peers = wantPeers ? await rpc("torrent.peers", { info_hash: hash }) : [];
     if (ui.detail !== hash) return;
     showDetail(t, peers);
   } catch (error) {
@@ -380,10 +382,10 @@ function showDetail(t, peers) {
   if (t.labels && t.labels.length) parts.push(`labels: ${t.labels.join(", ")}`);
   if (t.error) parts.push(t.error);
   setText($("#detail-summary"), parts.join(" · "));
-  showFiles(t);
-  showPeers(peers);
-  showTrackers(t.trackers || []);
-  showPieces(t);
+  if (ui.tab === "files") showFiles(t);
+  else if (ui.tab === "peers") showPeers(peers);
+  else if (ui.tab === "trackers") showTrackers(t.trackers || []);
+  else showPieces(t);
 }
 
 function showFiles(t) {
@@ -493,7 +495,8 @@ function showTab(name) {
   document.querySelectorAll("#detail-dialog [data-panel]").forEach((p) => {
     p.hidden = p.dataset.panel !== name;
   });
-  if (name === "pieces" && ui.detail) loadDetail();
+  ui.tab = name;
+  if (ui.detail) loadDetail();
 }
 
 // -- adding -----------------------------------------------------------------------------------
