@@ -17,6 +17,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from browser import chromium_page
@@ -159,10 +160,13 @@ def test_web_ui_shows_progress_pauses_and_adds(
             # a magnet
             magnet_hash = "ab" * 20
             page.click("#open-add")
-            page.fill("#add-link", f"magnet:?xt=urn:btih:{magnet_hash}&dn=nothing")
+            name = "<img src=x onerror=alert(1)><b>x</b>"  # names are text, never markup
+            page.fill("#add-link", f"magnet:?xt=urn:btih:{magnet_hash}&dn={quote(name)}")
             page.click("#add-submit")
             btd.wait_event(events, "added", magnet_hash)
             page.wait_for_selector(f"{row(magnet_hash)} .state:text('metadata')")
+            assert page.text_content(f"{row(magnet_hash)} .name") == name
+            assert page.locator(f"{row(magnet_hash)} .name *").count() == 0
 
             # filters
             page.select_option("#filter-label", "music")
