@@ -128,6 +128,18 @@ HTTP_EVENTS_BACKLOG = 1024 * 1024
 HTTP_RPC_IDS = "never reused"
 """Transmission RPC torrent ids: small integers in the order torrents were added, kept in
 ``<state_dir>/http/transmission-ids.json``; a removed torrent's id is never given again."""
+HTTP_UI_SESSIONS = 256
+"""Web UI logins (session cookies) held at once, in memory; one more logs out the one used
+longest ago. btd's own: a household's browsers many times over; a stranger cannot make
+more without the password (and its failed tries are rate-limited)."""
+HTTP_UI_IDLE = 3600.0
+"""Seconds a web UI session may go unused before its cookie stops working: qBittorrent's
+WebUI session timeout (3600 s). The open page polls every 2 s while visible, so only a
+closed or hidden page ages."""
+HTTP_UI_MAX_AGE = 7 * 24 * 3600.0
+"""Seconds a web UI session lasts however much it is used (the cookie's Max-Age too): then
+the password is asked again. btd's own (Django's default cookie age is 2 weeks)."""
+HTTP_LOGIN_BODY = 4096  # bytes of a POST /login body (a user name and a password): more is 413
 FETCH_REDIRECTS = 5
 """Redirects followed when fetching a .torrent URL (``torrent.add_url``, Transmission's
 ``torrent-add`` of an http(s) ``filename``), each judged again by the fetch policy; a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,28 @@ def test_no_committed_wheels() -> None:
 
 def test_no_tests_package() -> None:
     assert not (ROOT / "tests" / "__init__.py").exists()
+
+
+def test_web_ui_files_are_package_data() -> None:
+    """The web UI's files (no __init__.py in web/) ship only through package-data."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    globs = data["tool"]["setuptools"]["package-data"]["btd.plugins.http"]
+    web = ROOT / "plugins" / "http" / "web"
+    files = sorted(p.name for p in web.iterdir())
+    assert files and all(any((web / f).match(g) for g in globs) for f in files)
+
+
+def test_wheel_contains_the_web_ui(tmp_path: Path) -> None:
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("btd-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    web = ROOT / "plugins" / "http" / "web"
+    for f in web.iterdir():
+        assert f"btd/plugins/http/web/{f.name}" in names
+    assert "btd/plugins/http/ui.py" in names

@@ -6,6 +6,12 @@ from another site (403), and, when a user is configured, a request without good 
 credentials (401; 429 once the client's failed logins are used up). Passwords are checked
 on the thread pool (the hash is slow on purpose); good credentials are remembered
 (HTTP_AUTH_CACHE) so a logged-in client does not pay again.
+
+A web UI session cookie (plugins/http/ui_sessions.py) is the other way in: a request it
+authenticates that changes state (not GET/HEAD/OPTIONS) must also carry the session's
+CSRF token in ``X-Btd-Csrf`` (403 otherwise). Basic auth, and no user configured, need no
+token. The UI's page, its assets, ``/session`` and ``/login`` are open (``is_public``):
+the page must load to show its login form.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -25,10 +31,21 @@ from btd.core.limits import HTTP_AUTH_CACHE, HTTP_IDLE_TIMEOUT, HTTP_MAX_BODY
 from btd.plugins.http.guard import LoginLimiter, basic_credentials, host_allowed
 from btd.plugins.http.passwords import verify_password
 from btd.plugins.http.settings import HttpSettings
+from btd.plugins.http.ui_sessions import COOKIE, CSRF_HEADER, SAFE_METHODS, UiSession, UiSessions
 
 _log = Logger()
 
 REALM = b'Basic realm="btd", charset="UTF-8"'
+
+
+def is_public(path: bytes) -> bool:
+    """The paths open without a login: the UI's page and assets, ``/session``, ``/login``.
+
+    Judged on the segments twisted.web routes by (each %-unquoted), so no spelling of a
+    path can look public here and reach another resource.
+    """
+    segments = [unquote_to_bytes(s) for s in path[1:].split(b"/")]
+    return segments[0] in (b"", b"ui") or segments in ([b"session"], [b"login"])
 
 
 class Door:
@@ -44,6 +61,7 @@ class Door:
         self.settings = settings
         self.hosts = settings.host_names()
         self.limiter = LoginLimiter(seconds)
+        self.sessions = UiSessions(seconds)
         self.run_blocking = run_blocking
         self.max_body = max_body
         self._good: collections.OrderedDict[bytes, None] = collections.OrderedDict()
@@ -63,16 +81,18 @@ class Door:
         if not self.settings.auth:
             return "ok"
         creds = basic_credentials(header)
-        if creds is not None:
-            key = hashlib.sha256(creds[0].encode() + b"\0" + creds[1]).digest()
-            if key in self._good:
-                self._good.move_to_end(key)
-                return "ok"
+        if creds is None:
+            return "limited" if not self.limiter.allowed(client) else "denied"
+        return self.verify(creds[0], creds[1], client)
+
+    def verify(self, user: str, password: bytes, client: str) -> Deferred[str] | str:
+        """A user name and password (Basic, or the UI's login form): as ``check``."""
+        key = hashlib.sha256(user.encode() + b"\0" + password).digest()
+        if key in self._good:
+            self._good.move_to_end(key)
+            return "ok"
         if not self.limiter.allowed(client):
             return "limited"
-        if creds is None:
-            return "denied"  # nothing offered: not a failed guess, the browser asks first
-        user, password = creds
         same_user = hmac.compare_digest(user.encode(), str(self.settings.username).encode())
 
         def verified(ok: bool) -> str:
@@ -94,6 +114,8 @@ class GuardedRequest(server.Request):
 
     _refused = False
     _received = 0
+    ui_session: UiSession | None = None  # the UI login that authenticated this request
+    ui_token: str | None = None  # its cookie token
 
     @property
     def door(self) -> Door:
@@ -148,17 +170,41 @@ class GuardedRequest(server.Request):
         self.write(text.encode() + b"\n")
         self.finish()
 
+    def client_address(self) -> str:
+        return getattr(self.getClientAddress(), "host", None) or "unix"
+
     def process(self) -> None:
         door = self.door
+        self.setHeader(b"x-content-type-options", b"nosniff")
+        self.setHeader(b"x-frame-options", b"DENY")
         if not host_allowed(self._header(b"host"), door.hosts):
             self._fail(421, "this server does not answer to that Host name")
             return
         if not door.origin_allowed(self._header(b"origin")):
             self._fail(403, "cross-site request refused")
             return
-        client = self.getClientAddress()
-        address = getattr(client, "host", None) or "unix"
-        verdict = door.check(self._header(b"authorization"), address)
+        if not door.settings.auth:
+            super().process()
+            return
+        authorization = self._header(b"authorization")
+        cookie = self.getCookie(COOKIE)
+        public = is_public(self.path)
+        if authorization is None and cookie is not None:
+            token = cookie.decode("latin-1")
+            session = door.sessions.find(token)
+            if session is not None:
+                unsafe = self.method not in SAFE_METHODS
+                if unsafe and not public and not session.csrf_ok(self._header(CSRF_HEADER)):
+                    self._fail(403, "missing or wrong X-Btd-Csrf header (GET /session has it)")
+                    return
+                self.ui_session, self.ui_token = session, token
+                super().process()
+                return
+        if public:
+            super().process()
+            return
+        address = self.client_address()
+        verdict = door.check(authorization, address)
         if isinstance(verdict, Deferred):
             gone: list[bool] = []
             self.notifyFinish().addErrback(lambda _: gone.append(True))
@@ -175,6 +221,12 @@ class GuardedRequest(server.Request):
             self._fail(
                 429, "too many failed logins; try later", {b"retry-after": str(wait).encode()}
             )
+        elif self.getHeader(CSRF_HEADER) is not None or (
+            self.getCookie(COOKIE) is not None and not self.path.startswith(b"/transmission")
+        ):
+            # the web UI's own calls (its login expired): no browser password dialog; under
+            # /transmission/ (Transmission's web client, its RPC) the browser still asks
+            self._fail(401, "authentication required")
         else:
             self._fail(401, "authentication required", {b"www-authenticate": REALM})
 

@@ -1,7 +1,7 @@
 """The resource tree of the HTTP plugin.
 
 ``/rpc`` and ``/events`` (btd's JSON-RPC), ``/transmission/rpc`` (Transmission's RPC, with
-its ``X-Transmission-Session-Id`` handshake). ``/`` (btd's web UI) and
+its ``X-Transmission-Session-Id`` handshake). ``/`` (btd's web UI, plugins/http/ui.py) and
 ``/transmission/web/`` (a served web root) hang here too; anything else is 404, and
 twisted.web never maps a URL onto the file system by itself (``..`` is a child name no
 resource has).
@@ -17,6 +17,7 @@ from twisted.web import resource, server
 from btd.plugins.http.events import EventHub, EventsResource
 from btd.plugins.http.rpc_resource import RpcResource, write_when_done
 from btd.plugins.http.transmission import TransmissionRpc
+from btd.plugins.http.ui import add_ui
 
 SESSION_HEADER = b"x-transmission-session-id"
 
@@ -73,23 +74,6 @@ class TransmissionRoot(resource.Resource):
         return b"moved\n"
 
 
-class Home(resource.Resource):
-    """``/``: where btd's web UI will be served; for now, the paths this server answers."""
-
-    isLeaf = True
-
-    def render_GET(self, request: server.Request) -> bytes:
-        if request.postpath not in ([], [b""]):
-            request.setResponseCode(404)
-            return b"not found\n"
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return (
-            b"btd\n\nPOST /rpc             btd's JSON-RPC 2.0 (docs/RPC.md)\n"
-            b"GET  /events          server-sent events\n"
-            b"POST /transmission/rpc  Transmission's RPC\n"
-        )
-
-
 def build_root(
     rpc: RpcResource,
     hub: EventHub,
@@ -98,8 +82,7 @@ def build_root(
 ) -> resource.Resource:
     """The tree; ``web`` (a served folder at /transmission/web/) when one is configured."""
     root = resource.Resource()
-    home = Home()
-    root.putChild(b"", home)
+    add_ui(root)  # /, /ui/, /session, /login, /logout
     root.putChild(b"rpc", rpc)
     root.putChild(b"events", EventsResource(hub))
     trans = TransmissionRoot(web is not None)
