@@ -259,6 +259,9 @@ def test_logout_ends_the_session(web: Web) -> None:
     status, headers, _ = web.request("POST", "/rpc", headers={"Cookie": cookie, "X-Btd-Csrf": csrf})
     assert status == 401 and "www-authenticate" not in headers
     assert len(web.door.sessions) == 0
+    # Transmission's web client with the stale cookie: the browser must still be asked.
+    status, headers, _ = web.request("GET", "/transmission/rpc", headers={"Cookie": cookie})
+    assert status == 401 and headers["www-authenticate"][0].startswith("Basic")
 
 
 def test_sessions_expire_when_idle_and_at_their_age(web: Web) -> None:
