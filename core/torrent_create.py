@@ -103,6 +103,7 @@ class CreatedTorrent:
     total_length: int
     files: tuple[SourceFile, ...] = field(repr=False)
     skipped: tuple[str, ...] = ()
+    info_hash_v2: bytes | None = None  # v2 and hybrid (core/torrent_create_v2.py)
 
     @property
     def hex(self) -> str:
@@ -389,9 +390,11 @@ def build_metainfo(
     comment: str | None = None,
     created_by: str | None = None,
     creation_date: int | None = None,
+    extra: dict[bytes, Any] | None = None,
 ) -> bytes:
-    """The whole .torrent: each tracker its own tier, the first also as ``announce``."""
-    top: dict[bytes, Any] = {b"info": info}
+    """The whole .torrent: each tracker its own tier, the first also as ``announce``;
+    ``extra`` top-level keys (v2's ``piece layers``)."""
+    top: dict[bytes, Any] = {b"info": info, **(extra or {})}
     urls = list(dict.fromkeys(check_tracker(url) for url in trackers))
     if urls:
         top[b"announce"] = urls[0].encode()

@@ -1,6 +1,7 @@
-"""`btctl create`: make a v1 .torrent of a file or a folder; with --add, seed it at once.
+"""`btctl create`: make a .torrent (v1, v2 or hybrid) of a file or a folder; with --add,
+seed it at once.
 
-The work is done by the pure ``btd.core.torrent_create``; this module handles the command
+The work is done by the pure ``btd.core.torrent_create`` (and ``torrent_create_v2``); this module handles the command
 line, the progress bar, writing the file safely (never overwriting without --force) and
 handing the result to the daemon. No daemon is needed unless --add is given.
 """
@@ -112,6 +113,8 @@ def summary(created: CreatedTorrent, path: Path, args: argparse.Namespace) -> di
         "piece_length": created.piece_length,
         "pieces": created.num_pieces,
         "private": bool(args.private),
+        "version": "v2" if args.v2 else "hybrid" if args.hybrid else "v1",
+        "info_hash_v2": created.info_hash_v2.hex() if created.info_hash_v2 else None,
         "trackers": list(dict.fromkeys(args.tracker)),
         "skipped": list(created.skipped),
         "added": None,
@@ -127,6 +130,8 @@ def human_created(result: dict[str, Any]) -> str:
         f"  {result['name']}: {size}{files}, {pieces}",
         f"  info hash {result['info_hash']}",
     ]
+    if result.get("info_hash_v2"):
+        lines.append(f"  info hash v2 {result['info_hash_v2']} ({result['version']})")
     return "\n".join(lines)
 
 
@@ -136,18 +141,26 @@ def cmd_create(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     from btd.core.version import __version__
 
     piece, trackers = _options(args)
+    if args.v2 and args.add:
+        raise UsageError("create: the daemon cannot add v2-only torrents yet; use --hybrid")
     path = _output_path(args)
     if path.exists() and not args.force:
         raise UsageError(f"create: {path} exists; use --force to overwrite it")
     source = os.path.expanduser(args.path)
     bar = ProgressBar(out.stderr) if ProgressBar.wanted(out.stderr) else None
     label = os.path.basename(os.path.abspath(source))[:40]
+    options = dict(
+        piece_length=piece, trackers=trackers, private=args.private, comment=args.comment,
+        created_by=f"btd {__version__}", progress=_HashProgress(bar, label) if bar else None,
+        exclude=[path],
+    )  # fmt: skip
     try:
-        created = create_torrent(
-            source, piece_length=piece, trackers=trackers, private=args.private,
-            comment=args.comment, created_by=f"btd {__version__}",
-            progress=_HashProgress(bar, label) if bar else None, exclude=[path],
-        )  # fmt: skip
+        if args.v2 or args.hybrid:
+            from btd.core.torrent_create_v2 import create_torrent_v2
+
+            created = create_torrent_v2(source, hybrid=args.hybrid, **options)
+        else:
+            created = create_torrent(source, **options)
     except TorrentCreateError as exc:
         out.error(f"create: {exc}")
         return EXIT_BAD_INPUT

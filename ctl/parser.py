@@ -251,6 +251,17 @@ def _setup_create(parser: argparse.ArgumentParser) -> None:
         "--add", action="store_true",
         help="then add it to the daemon, saving to PATH's parent folder, so it seeds PATH",
     )  # fmt: skip
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--v2", action="store_true",
+        help="a BitTorrent v2 torrent (BEP 52: SHA-256 merkle trees per file); the daemon "
+        "cannot add v2-only torrents yet, so not with --add",
+    )  # fmt: skip
+    kind.add_argument(
+        "--hybrid", action="store_true",
+        help="a hybrid torrent: v1 and v2 of the same data (pad files align each file to a "
+        "piece), for clients of both kinds",
+    )  # fmt: skip
 
 
 def _setup_completion(parser: argparse.ArgumentParser) -> None:
@@ -571,10 +582,11 @@ COMMAND_LIST: tuple[Command, ...] = (
 """,
     ),
     Command(
-        "create", "make a .torrent (v1) of a file or folder; --add seeds it at once",
+        "create", "make a .torrent (v1, --v2 or --hybrid) of a file or folder; --add seeds it",
         "btd.ctl.create:cmd_create", _setup_create,
         description="Hash PATH (a file, or a folder: every file under it, sorted by path, "
-        "hidden files included, symlinks and special files skipped) into a v1 .torrent written "
+        "hidden files included, symlinks and special files skipped) into a .torrent (v1; v2 "
+        "or hybrid v1+v2 with --v2/--hybrid, as libtorrent makes them: same info hashes) written "
         "to -o FILE (default NAME.torrent in the current folder; an existing file is kept "
         "unless --force). The piece size is chosen like libtorrent does unless --piece-size is "
         "given. Hashing uses every core. 'created by' is btd's version, 'creation date' now. "
@@ -586,6 +598,7 @@ COMMAND_LIST: tuple[Command, ...] = (
   btctl create ./dataset -t udp://a.example:6969 -t http://b.example/announce --private
   btctl create ./dataset --piece-size 1M --comment "v2 of the data" --force
   btctl create ~/share/photos --add                  # and seed it from ~/share at once
+  btctl create ./dataset --hybrid                    # v1 and v2 swarms (BEP 52)
 """,
     ),
     Command(

@@ -34,6 +34,8 @@ CTL_MAY_IMPORT = frozenset(
         "btd.core.paths",  # the default socket, computed as the daemon does
         "btd.core.version",  # --version, man page, `create`'s "created by"
         "btd.core.torrent_create",  # `btctl create`
+        "btd.core.torrent_create_v2",  # `btctl create --v2/--hybrid`
+        "btd.core.merkle",  # its merkle trees
         "btd.core.bencode",  # `btctl add --only`: how many files a .torrent has
     }
 )
@@ -61,6 +63,9 @@ PURE = (
     "btd.core.availability",
     "btd.core.plugin_config",
     "btd.core.torrent_create",
+    "btd.core.torrent_create_v2",
+    "btd.core.merkle",
+    "btd.core.wire.mse",
     "btd.core.bandwidth",
     "btd.core.alt_speed",
     "btd.plugins.udp_tracker.codec",

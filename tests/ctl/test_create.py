@@ -141,9 +141,29 @@ def test_json_output(btctl, tmp_path: Path) -> None:
     assert code == 0 and result == {
         "file": str(tmp_path / "work" / "photos.torrent"), "info_hash": meta.hex,
         "name": "photos", "size": 400_011, "files": 3, "piece_length": 65536,
-        "pieces": meta.num_pieces, "private": False,
+        "pieces": meta.num_pieces, "private": False, "version": "v1", "info_hash_v2": None,
         "trackers": ["http://a.example/announce"], "skipped": [], "added": None,
     }  # fmt: skip
+
+
+def test_v2_and_hybrid(btctl, daemon, tmp_path: Path) -> None:
+    """--v2 / --hybrid (BEP 52): both info hashes reported; a hybrid is a v1 torrent too
+    (the daemon seeds it); a v2-only one cannot be added yet: a usage error before hashing."""
+    folder = str(tmp_path / "share" / "photos")
+    code, out, _ = btctl("--json", "create", folder, "--hybrid", "--add")
+    result = json.loads(out)
+    meta = parse_metainfo((tmp_path / "work" / "photos.torrent").read_bytes())
+    assert code == 0 and result["version"] == "hybrid"
+    assert result["info_hash"] == meta.hex and len(result["info_hash_v2"]) == 64
+    assert result["added"]["info_hash"] == meta.hex and len(daemon.added) == 1
+    code, out, _ = btctl("--json", "create", folder, "--v2", "-o", "v2.torrent")
+    result = json.loads(out)
+    assert code == 0 and result["version"] == "v2"
+    assert result["info_hash"] == result["info_hash_v2"][:40]
+    code, out, err = btctl("create", folder, "--v2", "--add", "-o", "again.torrent")
+    assert (code, out) == (ctl.EXIT_USAGE, "") and "v2-only" in err
+    code, _, err = btctl("create", folder, "--v2", "--hybrid")
+    assert code == ctl.EXIT_USAGE and "not allowed with" in err
 
 
 def test_add_hands_it_to_the_daemon_to_seed(btctl, daemon, tmp_path: Path) -> None:

@@ -1,0 +1,103 @@
+"""``btctl create --v2/--hybrid`` against libtorrent: for the same files and piece size
+both compute the same info hashes (v1 and v2), and libtorrent, given btd's .torrent and
+the data, checks every piece good (its merkle roots and piece layers agree)."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from btdtest import import_libtorrent, write_files
+
+from btd.core.torrent_create_v2 import create_torrent_v2
+
+pytestmark = [pytest.mark.interop]
+
+LAYOUTS = {
+    "single": {"one.bin": 70_000},
+    "multi": {
+        "tree/a.bin": 100_000,
+        "tree/sub/b.bin": 5_000,
+        "tree/c.bin": 40_000,
+        "tree/empty.txt": 0,
+        "tree/aligned.bin": 65_536,
+        "tree/big.bin": 1_000_000,
+    },
+}
+
+
+def lt_hashes(lt, path: Path, piece: int, hybrid: bool):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        fs = lt.file_storage()
+        lt.add_files(fs, str(path))
+        flags = 0 if hybrid else lt.create_torrent.v2_only
+        ct = lt.create_torrent(fs, piece, flags=flags)
+    lt.set_piece_hashes(ct, str(path.parent))
+    return lt.torrent_info(lt.bencode(ct.generate())).info_hashes()
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("piece", [16384, 65536])
+@pytest.mark.parametrize("hybrid", [False, True], ids=["v2", "hybrid"])
+def test_same_info_hashes_as_libtorrent(tmp_path: Path, layout, piece, hybrid) -> None:
+    lt = import_libtorrent()
+    write_files(tmp_path, LAYOUTS[layout], seed=7)
+    top = tmp_path / next(iter(LAYOUTS[layout])).split("/")[0]
+    if layout == "multi":
+        os.chmod(top / "c.bin", 0o755)  # attr "x" in both formats
+    ours = create_torrent_v2(top, hybrid=hybrid, piece_length=piece)
+    theirs = lt_hashes(lt, top, piece, hybrid)
+    assert ours.info_hash_v2.hex() == str(theirs.v2)
+    if hybrid:
+        assert ours.info_hash.hex() == str(theirs.v1)
+    else:
+        assert ours.info_hash == ours.info_hash_v2[:20]
+
+
+@pytest.mark.parametrize("hybrid", [False, True], ids=["v2", "hybrid"])
+def test_libtorrent_checks_btds_torrent_against_the_data(tmp_path: Path, hybrid) -> None:
+    lt = import_libtorrent()
+    write_files(tmp_path, LAYOUTS["multi"], seed=8)
+    created = create_torrent_v2(tmp_path / "tree", hybrid=hybrid, piece_length=16384)
+    ses = lt.session(
+        {"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
+         "enable_upnp": False, "enable_natpmp": False}
+    )  # fmt: skip
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(lt.bdecode(created.data))
+    params.save_path = str(tmp_path)
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    handle = ses.add_torrent(params)
+    deadline = time.monotonic() + 30
+    while not handle.status().is_seeding:  # libtorrent's own check of every piece
+        assert time.monotonic() < deadline, handle.status().state
+        ses.wait_for_alert(100)
+        ses.pop_alerts()
+    assert handle.status().num_pieces == created.num_pieces
+
+
+def test_btd_seeds_its_hybrid_torrent_to_libtorrent(
+    tmp_path: Path, btd_factory, lt_factory
+) -> None:
+    """A hybrid made by btd is a v1 torrent with pad files: btd checks the data (pad files
+    are never on disk) and seeds it; libtorrent, reading both halves, downloads it whole."""
+    from btdtest import same_tree
+
+    seed = tmp_path / "seed"
+    write_files(seed, LAYOUTS["multi"], seed=9)
+    created = create_torrent_v2(seed / "tree", hybrid=True, piece_length=16384)
+    torrent = tmp_path / "hybrid.torrent"
+    torrent.write_bytes(created.data)
+    btd = btd_factory()
+    assert btd.start_seeding(seed, torrent) == created.hex
+    assert btd.call("torrent.get", {"info_hash": created.hex})["state"] == "seeding"
+    port = btd.call("session.info")["listen_port"]
+    leecher = lt_factory("leech", torrent, tmp_path / "lt", peers=[f"127.0.0.1:{port}"])
+    leecher.wait_done()
+    assert same_tree(seed, tmp_path / "lt")
+    assert not (btd.downloads / "tree" / ".pad").exists()
+    assert btd.stop() == 0
