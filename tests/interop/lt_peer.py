@@ -51,7 +51,8 @@ def make_session(
             "enable_incoming_utp": utp,
             "user_agent": "lt_peer",
             "alert_mask": lt.alert.category_t.error_notification
-            | lt.alert.category_t.status_notification,
+            | lt.alert.category_t.status_notification
+            | lt.alert.category_t.storage_notification,
             "close_redundant_connections": False,
             "announce_to_all_trackers": True,
             "announce_to_all_tiers": True,
@@ -127,17 +128,24 @@ def main() -> int:
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     started = time.monotonic()
     done_reported = False
+    finished: float | None = None  # seconds to completion; DONE once the files hold it all
     while not stop.is_set():
         status = handle.status()
-        if args.mode == "leech" and not done_reported and status.is_seeding:
-            print(f"DONE {time.monotonic() - started:.3f}", flush=True)
-            done_reported = True
-        if args.mode == "leech" and not done_reported:
+        if args.mode == "leech" and finished is None and status.is_seeding:
+            # Every piece passed its hash, but libtorrent 2 may still hold blocks in its
+            # store buffer: flush, and report once cache_flushed_alert says they are written.
+            finished = time.monotonic() - started
+            handle.flush_cache()
+        if args.mode == "leech" and not done_reported and finished is None:
             if time.monotonic() - started > args.timeout:
                 print(f"TIMEOUT progress={status.progress:.3f}", flush=True)
                 return 1
         for alert in ses.pop_alerts():
-            if alert.category() & lt.alert.category_t.error_notification:
+            if isinstance(alert, lt.cache_flushed_alert) and finished is not None:
+                if not done_reported:
+                    print(f"DONE {finished:.3f}", flush=True)
+                    done_reported = True
+            elif alert.category() & lt.alert.category_t.error_notification:
                 print(f"ALERT {alert.message()}", file=sys.stderr, flush=True)
         ses.wait_for_alert(100)  # wakes on any alert, at most 0.1 s
     return 0
