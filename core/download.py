@@ -191,6 +191,8 @@ class Downloader:
         if book.has_cancels:
             self._send_cancels()
         if book.pending_count(peer) <= peer.depth * 3 // 4:
+            if peer.slow_start:
+                peer.grow_depth()
             self.fill(peer)
 
     def block_rejected(self, peer: Peer, ref: BlockRef) -> None:

@@ -27,6 +27,7 @@ DEFAULT_PEER_REQQ = 250  # what we assume a peer accepts before it says (libtorr
 MAX_PIPELINE = 500
 MIN_PIPELINE = 16
 PIPELINE_SECONDS = 3.0  # keep this many seconds of the peer's rate in flight
+SLOW_START_SECONDS = 2.0  # the pipeline grows per refill this long after the first refill
 
 
 class PeerLink(Protocol):
@@ -103,6 +104,8 @@ class Peer:
         self.got_bitfield = False
         self.reqq = DEFAULT_PEER_REQQ
         self.depth = MIN_PIPELINE  # request pipeline length, see pipeline_depth()
+        self.slow_start = True  # the depth grows with blocks received (grow_depth)
+        self.ramp_started: float | None = None
         self.client = _client_from_peer_id(handshake.peer_id)
         self.ext_ids: dict[str, int] = {}  # the peer's extension name -> its message id
         self.metadata_size: int | None = None  # BEP 9: the peer's info dictionary size
@@ -342,8 +345,29 @@ class Peer:
         want = int(self.download.rate() * PIPELINE_SECONDS / BLOCK_SIZE)
         return max(MIN_PIPELINE, min(want, self.reqq, MAX_PIPELINE))
 
+    def grow_depth(self) -> None:
+        """Slow start: a quarter of the pipeline came back, so it may grow by half.
+
+        The rate-based depth needs a second of history, and a fast peer at 16 requests
+        in flight (4 per refill) spends that second at a fraction of its rate and costs a
+        send per 4 blocks. Growth is paid for by blocks that arrived (about 2 more in flight
+        per block received, as TCP's slow start), so a slow peer ramps slowly."""
+        if self.ramp_started is None:
+            self.ramp_started = self.now()
+        self.depth = min(self.depth + self.depth // 2, self.reqq, MAX_PIPELINE)
+
     def update_depth(self) -> None:
-        self.depth = self.pipeline_depth()
+        """Once a second (the torrent's tick): a few seconds of the peer's rate. During
+        slow start (``SLOW_START_SECONDS`` from its first growth, while the rate meter
+        has too little history) the depth only grows."""
+        want = self.pipeline_depth()
+        if self.slow_start:
+            started = self.ramp_started
+            if started is None or self.now() - started < SLOW_START_SECONDS:
+                self.depth = max(want, min(self.depth, self.reqq))
+                return
+            self.slow_start = False
+        self.depth = want
 
     def info(self) -> dict[str, Any]:
         host, port = self.link.address

@@ -14,6 +14,7 @@ from btd.core.peer import (
     MAX_INCOMING_REQUESTS,
     MAX_PIPELINE,
     MIN_PIPELINE,
+    SLOW_START_SECONDS,
     Peer,
 )
 from btd.core.types import BLOCK_SIZE, BlockRef
@@ -240,6 +241,39 @@ def test_pipeline_depth_follows_the_rate_within_bounds() -> None:
     assert p.reqq == DEFAULT_PEER_REQQ and p.pipeline_depth() == MIN_PIPELINE
     p.download.add(10**9)
     assert p.pipeline_depth() == min(DEFAULT_PEER_REQQ, MAX_PIPELINE)
+
+
+def test_slow_start_grows_the_pipeline_by_half_per_refill_up_to_the_bounds() -> None:
+    p, _, _ = make()
+    assert p.depth == MIN_PIPELINE and p.slow_start
+    depths = []
+    for _ in range(20):
+        p.grow_depth()
+        depths.append(p.depth)
+    assert depths[:3] == [MIN_PIPELINE * 3 // 2, MIN_PIPELINE * 9 // 4, MIN_PIPELINE * 27 // 8]
+    assert depths[-1] == min(DEFAULT_PEER_REQQ, MAX_PIPELINE)  # bounded by the peer's reqq
+    p.reqq = 40
+    p.grow_depth()
+    assert p.depth == 40
+
+
+def test_slow_start_keeps_its_depth_at_ticks_then_the_rate_decides() -> None:
+    p, _, _ = make()
+    p.update_depth()  # nothing received yet: no change
+    assert p.depth == MIN_PIPELINE and p.slow_start
+    for _ in range(5):
+        p.grow_depth()
+    grown = p.depth
+    assert grown > MIN_PIPELINE
+    p.now.t += SLOW_START_SECONDS / 2  # type: ignore[attr-defined]
+    p.update_depth()  # the rate meter knows too little yet: the depth does not shrink
+    assert p.depth == grown and p.slow_start
+    p.now.t += SLOW_START_SECONDS  # type: ignore[attr-defined]
+    p.update_depth()  # slow start is over: a few seconds of the (small) measured rate
+    assert not p.slow_start and p.depth == p.pipeline_depth() == MIN_PIPELINE
+    p.grow_depth()  # only called during slow start; harmless after
+    p.update_depth()
+    assert p.depth == MIN_PIPELINE
 
 
 def test_nothing_is_written_to_a_closed_link() -> None:
