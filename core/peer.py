@@ -61,7 +61,9 @@ class PeerHost(Protocol):
 
     def peer_choked_us(self, peer: Peer) -> None: ...
 
-    def block_received(self, peer: Peer, index: int, begin: int, data: bytes) -> None: ...
+    def blocks_received(self, peer: Peer, pieces: list[m.Piece]) -> None:
+        """PIECE messages that arrived back to back (one read's worth, in order)."""
+        ...
 
     def block_rejected(self, peer: Peer, ref: BlockRef) -> None: ...
 
@@ -155,13 +157,43 @@ class Peer:
             raise ProtocolError(f"unexpected message {type(msg).__name__}")
         handler(msg)
 
+    def on_messages(self, msgs: list[Any]) -> None:
+        """Everything one read decoded, in order; stops once the link is closed.
+
+        PIECE messages that follow each other go to the torrent as one run (the hot path:
+        at full speed a read holds 8-16 blocks): one clock reading, one rate update and
+        one pipeline check per run instead of per block."""
+        link = self.link
+        run: list[m.Piece] = []
+        piece = m.Piece
+        for msg in msgs:
+            if type(msg) is piece:
+                run.append(msg)
+                continue
+            if run:
+                self._on_pieces(run)
+                run = []
+                if link.closed:
+                    return
+            self.on_message(msg)
+            if link.closed:
+                return
+        if run:
+            self._on_pieces(run)
+
     def _on_piece(self, msg: m.Piece) -> None:
-        now = self.now()  # one clock reading per block
-        self.download.add(len(msg.block), now)
+        self._on_pieces([msg])
+
+    def _on_pieces(self, run: list[m.Piece]) -> None:
+        now = self.now()
+        size = 0
+        for msg in run:
+            size += len(msg.block)
+        self.download.add(size, now)
         self.last_block_at = now
         self.last_active_at = now
         self.snubbed = False
-        self.host.block_received(self, msg.index, msg.begin, msg.block)
+        self.host.blocks_received(self, run)
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.host.num_pieces:

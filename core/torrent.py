@@ -732,8 +732,8 @@ class Torrent:
     def peer_choked_us(self, peer: Peer) -> None:
         self.downloader.peer_choked_us(peer)
 
-    def block_received(self, peer: Peer, index: int, begin: int, data: bytes) -> None:
-        self.downloader.block_received(peer, index, begin, data)
+    def blocks_received(self, peer: Peer, pieces: list[m.Piece]) -> None:
+        self.downloader.blocks_received(peer, pieces)
 
     def block_rejected(self, peer: Peer, ref: BlockRef) -> None:
         self.downloader.block_rejected(peer, ref)

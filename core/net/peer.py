@@ -113,13 +113,14 @@ class PeerProtocol(Protocol):
         if limit is not None and limit.limiter.on:  # a speed limit: may pause reading
             limit.spend(len(data))
         try:
-            for msg in self.decoder.feed(data):
-                if self.peer is not None:
-                    self.peer.on_message(msg)
-                else:
-                    self._on_handshake(msg)
-                if self.closed:
-                    return
+            msgs = self.decoder.feed(data)
+            if self.peer is None:  # the handshake, then (same read) the first messages
+                while msgs and self.peer is None:
+                    self._on_handshake(msgs.pop(0))
+                    if self.closed:
+                        return
+            if msgs and self.peer is not None:
+                self.peer.on_messages(msgs)
         except ProtocolError as exc:
             self.close(f"protocol error: {exc}", error=True)
 

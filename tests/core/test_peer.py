@@ -276,6 +276,33 @@ def test_slow_start_keeps_its_depth_at_ticks_then_the_rate_decides() -> None:
     assert p.depth == MIN_PIPELINE
 
 
+def test_pieces_back_to_back_go_to_the_torrent_as_one_run_in_order() -> None:
+    p, host, link = make()
+    a, b, c = m.Piece(1, 0, b"ab"), m.Piece(1, 2, b"cd"), m.Piece(2, 0, b"ef")
+    p.on_messages([a, b, m.Have(3), c])
+    assert host.calls == [
+        ("blocks_received", [a, b]),
+        ("peer_has_changed", 3),
+        ("blocks_received", [c]),
+    ]
+    assert p.download.total == 6 and not p.snubbed
+    host.calls.clear()
+    p.on_message(a)  # one at a time: a run of one
+    assert host.calls == [("blocks_received", [a])]
+
+
+def test_a_run_stops_at_a_closed_link() -> None:
+    p, host, link = make()
+    a = m.Piece(1, 0, b"ab")
+
+    def close(*_: Any) -> None:
+        link.closed = True
+
+    host.peer_has_changed = close  # type: ignore[method-assign]
+    p.on_messages([a, m.Have(3), a, m.Have(4)])
+    assert host.calls == [("blocks_received", [a])]  # nothing after the close
+
+
 def test_nothing_is_written_to_a_closed_link() -> None:
     p, _, link = make()
     link.closed = True

@@ -29,6 +29,7 @@ from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 
 from btd.core.bitfield import Bitfield
+from btd.core.download import MAX_UNEXPECTED_BLOCKS
 from btd.core.errors import StorageError
 from btd.core.pieces import PieceState
 from btd.core.torrent import IDLE_TIMEOUT, KEEPALIVE_AFTER, REQUEST_TIMEOUT
@@ -617,3 +618,19 @@ def test_candidates_keep_the_tick_until_dialled(tmp_path: Path) -> None:
     t.connection_failed(("127.0.0.9", 6881), "refused")
     s.clock.advance(31)  # its back-off ended: dialled again by the tick
     assert s.connects == [("127.0.0.9", 6881)] * 2
+
+
+def test_blocks_accepted_before_a_protocol_error_in_the_same_read_are_counted(
+    tmp_path: Path,
+) -> None:
+    s = Swarm(tmp_path).start()
+    seed = s.peer()
+    seed.send(bitfield_of(range(NUM_PIECES)))
+    seed.send(m.UNCHOKE_MSG)
+    first = requests_in(seed.new())[0]
+    off = first.index * PIECE_LENGTH + first.begin
+    good = m.Piece(first.index, first.begin, CONTENT[off : off + first.length])
+    stray = m.Piece(NUM_PIECES - 1, 0, CONTENT[:16])  # never asked for
+    seed.send(good, *[stray] * (MAX_UNEXPECTED_BLOCKS + 1))  # one read
+    assert seed.closing  # dropped for the unrequested blocks
+    assert s.torrent.downloaded == first.length  # the good block of that read still counts
