@@ -67,7 +67,9 @@ class PeerHost(Protocol):
 
     def block_rejected(self, peer: Peer, ref: BlockRef) -> None: ...
 
-    def serve_request(self, peer: Peer, ref: BlockRef) -> None: ...
+    def serve_requests(self, peer: Peer, refs: list[BlockRef]) -> None:
+        """Checked requests that arrived back to back (one read's worth, in order)."""
+        ...
 
     extensions: Any  # btd.core.extensions.Extensions
 
@@ -162,24 +164,38 @@ class Peer:
 
         PIECE messages that follow each other go to the torrent as one run (the hot path:
         at full speed a read holds 8-16 blocks): one clock reading, one rate update and
-        one pipeline check per run instead of per block."""
+        one pipeline check per run instead of per block. REQUESTs likewise (a read holds
+        dozens): the uploader queues the run and serves it in one pass."""
         link = self.link
-        run: list[m.Piece] = []
-        piece = m.Piece
+        run: list[Any] = []
+        kind: type | None = None
+        piece, request = m.Piece, m.Request
         for msg in msgs:
-            if type(msg) is piece:
+            t = type(msg)
+            if t is kind:
                 run.append(msg)
                 continue
             if run:
-                self._on_pieces(run)
+                self._on_run(kind, run)
                 run = []
                 if link.closed:
                     return
+            if t is piece or t is request:
+                kind = t
+                run = [msg]
+                continue
+            kind = None
             self.on_message(msg)
             if link.closed:
                 return
         if run:
+            self._on_run(kind, run)
+
+    def _on_run(self, kind: type | None, run: list[Any]) -> None:
+        if kind is m.Piece:
             self._on_pieces(run)
+        else:
+            self._on_requests(run)
 
     def _on_piece(self, msg: m.Piece) -> None:
         self._on_pieces([msg])
@@ -232,13 +248,22 @@ class Peer:
         self.host.peer_has_changed(self, None)
 
     def _on_request(self, msg: m.Request) -> None:
-        self._check_index(msg.index)
-        if not 0 < msg.length <= BLOCK_SIZE:
-            raise ProtocolError(f"request for {msg.length} bytes (limit {BLOCK_SIZE})")
-        ref = BlockRef(msg.index, msg.begin, msg.length)
-        if len(self.incoming) >= MAX_INCOMING_REQUESTS:
+        self._on_requests([msg])
+
+    def _on_requests(self, run: list[m.Request]) -> None:
+        """Checked here (index, size, the queue's bound), then handed over as one run."""
+        if len(self.incoming) + len(run) > MAX_INCOMING_REQUESTS:
             raise ProtocolError(f"request flood (more than {MAX_INCOMING_REQUESTS} queued)")
-        self.host.serve_request(self, ref)
+        num_pieces = self.host.num_pieces
+        refs = []
+        for msg in run:
+            index, length = msg.index, msg.length
+            if not 0 <= index < num_pieces:
+                raise ProtocolError(f"piece index {index} out of range")
+            if not 0 < length <= BLOCK_SIZE:
+                raise ProtocolError(f"request for {length} bytes (limit {BLOCK_SIZE})")
+            refs.append(BlockRef(index, msg.begin, length))
+        self.host.serve_requests(self, refs)
 
     def _on_cancel(self, msg: m.Cancel) -> None:
         ref = BlockRef(msg.index, msg.begin, msg.length)

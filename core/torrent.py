@@ -738,8 +738,8 @@ class Torrent:
     def block_rejected(self, peer: Peer, ref: BlockRef) -> None:
         self.downloader.block_rejected(peer, ref)
 
-    def serve_request(self, peer: Peer, ref: BlockRef) -> None:
-        self.uploader.serve_request(peer, ref)
+    def serve_requests(self, peer: Peer, refs: list[BlockRef]) -> None:
+        self.uploader.serve_requests(peer, refs)
 
     def peer_writable(self, peer: Peer) -> None:
         """The peer's send buffer drained: serve its queue again."""

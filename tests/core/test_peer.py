@@ -56,8 +56,8 @@ class Host:
     def __getattr__(self, name: str) -> Any:
         def record(peer: Peer, *args: Any) -> None:
             self.calls.append((name, *args))
-            if name == "serve_request" and self.serve:
-                peer.incoming.append(args[0])
+            if name == "serve_requests" and self.serve:
+                peer.incoming.extend(args[0])
 
         return record
 
@@ -163,7 +163,7 @@ def test_haves_before_the_piece_set_are_replaced_by_it() -> None:
 def test_requests_are_checked_then_handed_to_the_torrent() -> None:
     p, host, _ = make()
     p.on_message(m.Request(1, 0, BLOCK_SIZE))
-    assert host.calls == [("serve_request", BlockRef(1, 0, BLOCK_SIZE))]
+    assert host.calls == [("serve_requests", [BlockRef(1, 0, BLOCK_SIZE)])]
     for bad in (m.Request(N, 0, 1), m.Request(1, 0, 0), m.Request(1, 0, BLOCK_SIZE + 1)):
         with pytest.raises(ProtocolError):
             p.on_message(bad)

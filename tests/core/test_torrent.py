@@ -160,6 +160,27 @@ def test_interested_peer_is_unchoked_and_served_the_right_bytes(tmp_path: Path) 
     assert len(leecher.new_of(m.Piece)) == 2 and len(s.verifier.reads) == 2
 
 
+def test_requests_of_one_read_are_answered_in_one_write(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True).start()
+    leecher = s.peer()
+    leecher.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG)
+    leecher.send(*blocks_of(3), *blocks_of(4))  # pieces 3 and 4 now cached
+    assert len(leecher.new_of(m.Piece)) == 4
+    writes: list[bytes] = []
+    write = leecher.transport.write
+
+    def counted(data: bytes) -> None:
+        writes.append(data)
+        write(data)
+
+    leecher.transport.write = counted  # type: ignore[method-assign]
+    wanted = [*blocks_of(4), *blocks_of(3)]
+    leecher.send(*wanted)  # one read
+    got = leecher.new_of(m.Piece)
+    assert [(p.index, p.begin) for p in got] == [(r.index, r.begin) for r in wanted]
+    assert len(writes) == 1  # not a pump pass and a write per request
+
+
 def test_an_idle_seeder_drops_its_read_cache_at_the_next_choking_round(tmp_path: Path) -> None:
     s = Swarm(tmp_path, seeding=True).start()
     leecher = s.peer()
