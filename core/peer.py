@@ -162,10 +162,9 @@ class Peer:
     def on_messages(self, msgs: list[Any]) -> None:
         """Everything one read decoded, in order; stops once the link is closed.
 
-        PIECE messages that follow each other go to the torrent as one run (the hot path:
-        at full speed a read holds 8-16 blocks): one clock reading, one rate update and
-        one pipeline check per run instead of per block. REQUESTs likewise (a read holds
-        dozens): the uploader queues the run and serves it in one pass."""
+        Back-to-back PIECEs (8-16 per read at full speed) go to the torrent as one run: one
+        clock reading, rate update and pipeline check per run. REQUESTs likewise: the
+        uploader queues the run and serves it in one pass."""
         link = self.link
         run: list[Any] = []
         kind: type | None = None
@@ -176,7 +175,7 @@ class Peer:
                 run.append(msg)
                 continue
             if run:
-                self._on_run(kind, run)
+                (self._on_pieces if kind is piece else self._on_requests)(run)
                 run = []
                 if link.closed:
                     return
@@ -189,13 +188,7 @@ class Peer:
             if link.closed:
                 return
         if run:
-            self._on_run(kind, run)
-
-    def _on_run(self, kind: type | None, run: list[Any]) -> None:
-        if kind is m.Piece:
-            self._on_pieces(run)
-        else:
-            self._on_requests(run)
+            (self._on_pieces if kind is piece else self._on_requests)(run)
 
     def _on_piece(self, msg: m.Piece) -> None:
         self._on_pieces([msg])
@@ -403,20 +396,16 @@ class Peer:
         return max(MIN_PIPELINE, min(want, self.reqq, MAX_PIPELINE))
 
     def grow_depth(self) -> None:
-        """Slow start: a quarter of the pipeline came back, so it may grow by half.
-
-        The rate-based depth needs a second of history, and a fast peer at 16 requests
-        in flight (4 per refill) spends that second at a fraction of its rate and costs a
-        send per 4 blocks. Growth is paid for by blocks that arrived (about 2 more in flight
-        per block received, as TCP's slow start), so a slow peer ramps slowly."""
+        """Slow start: a quarter of the pipeline came back, so it grows by half (about 2
+        more in flight per block received, as TCP's). The rate needs a second of history;
+        at 16 in flight a fast peer spends it at a fraction of its rate, a send per 4 blocks."""
         if self.ramp_started is None:
             self.ramp_started = self.now()
         self.depth = min(self.depth + self.depth // 2, self.reqq, MAX_PIPELINE)
 
     def update_depth(self) -> None:
-        """Once a second (the torrent's tick): a few seconds of the peer's rate. During
-        slow start (``SLOW_START_SECONDS`` from its first growth, while the rate meter
-        has too little history) the depth only grows."""
+        """Once a second (the torrent's tick): a few seconds of the peer's rate; during slow
+        start (``SLOW_START_SECONDS`` from its first growth) the depth only grows."""
         want = self.pipeline_depth()
         if self.slow_start:
             started = self.ramp_started
