@@ -72,6 +72,13 @@ class MetadataPeer:
         self.download = RateMeter(fetch.clock.seconds)
         self.last_heard = fetch.clock.seconds()
 
+    def on_messages(self, msgs: list[Any]) -> None:
+        """One read's messages, in order (the link's call, as for ``btd.core.peer.Peer``)."""
+        for msg in msgs:
+            self.on_message(msg)
+            if self.link.closed:
+                return
+
     def on_message(self, msg: Any) -> None:
         if isinstance(msg, m.Extended):
             if not self.extensions:

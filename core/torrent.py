@@ -736,14 +736,14 @@ class Torrent:
     def peer_choked_us(self, peer: Peer) -> None:
         self.downloader.peer_choked_us(peer)
 
-    def block_received(self, peer: Peer, index: int, begin: int, data: bytes) -> None:
-        self.downloader.block_received(peer, index, begin, data)
+    def blocks_received(self, peer: Peer, pieces: list[m.Piece]) -> None:
+        self.downloader.blocks_received(peer, pieces)
 
     def block_rejected(self, peer: Peer, ref: BlockRef) -> None:
         self.downloader.block_rejected(peer, ref)
 
-    def serve_request(self, peer: Peer, ref: BlockRef) -> None:
-        self.uploader.serve_request(peer, ref)
+    def serve_requests(self, peer: Peer, refs: list[BlockRef]) -> None:
+        self.uploader.serve_requests(peer, refs)
 
     def peer_writable(self, peer: Peer) -> None:
         """The peer's send buffer drained: serve its queue again."""

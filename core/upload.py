@@ -83,16 +83,21 @@ class Uploader:
         self.rounds = 0
 
     # -- serving ------------------------------------------------------------------------------
-    def serve_request(self, peer: Peer, ref: BlockRef) -> None:
-        if not self.host.have_piece(ref.piece):
-            raise ProtocolError(f"request for piece {ref.piece}, which we do not have")
-        if ref.begin + ref.length > self.data.piece_size(ref.piece):
-            raise ProtocolError(f"request beyond the end of piece {ref.piece}")
+    def serve_requests(self, peer: Peer, refs: list[BlockRef]) -> None:
+        """Requests that came in one read: checked, queued, then one pass of the pump (not
+        a pass, and a write, per request)."""
+        have, piece_size = self.host.have_piece, self.data.piece_size
+        for ref in refs:
+            if not have(ref.piece):
+                raise ProtocolError(f"request for piece {ref.piece}, which we do not have")
+            if ref.begin + ref.length > piece_size(ref.piece):
+                raise ProtocolError(f"request beyond the end of piece {ref.piece}")
         if peer.am_choking:
             if peer.fast:
-                peer.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
+                for ref in refs:
+                    peer.write(m.RejectRequest(ref.piece, ref.begin, ref.length))
             return
-        peer.incoming.append(ref)
+        peer.incoming.extend(refs)
         self.pump(peer)
 
     def pump(self, peer: Peer) -> None:

@@ -156,13 +156,14 @@ class PeerProtocol(Protocol):
                 data = self._decrypt(data)
             elif self._mse is not None or self._sniff is not None:
                 data = self._unwrap(data)
-            for msg in self.decoder.feed(data):
-                if self.peer is not None:
-                    self.peer.on_message(msg)
-                else:
-                    self._on_handshake(msg)
-                if self.closed:
-                    return
+            msgs = self.decoder.feed(data)
+            if self.peer is None:  # the handshake, then (same read) the first messages
+                while msgs and self.peer is None:
+                    self._on_handshake(msgs.pop(0))
+                    if self.closed:
+                        return
+            if msgs and self.peer is not None:
+                self.peer.on_messages(msgs)
         except ProtocolError as exc:
             self.close(f"protocol error: {exc}", error=True)
 

@@ -14,6 +14,7 @@ from btd.core.peer import (
     MAX_INCOMING_REQUESTS,
     MAX_PIPELINE,
     MIN_PIPELINE,
+    SLOW_START_SECONDS,
     Peer,
 )
 from btd.core.types import BLOCK_SIZE, BlockRef
@@ -55,8 +56,8 @@ class Host:
     def __getattr__(self, name: str) -> Any:
         def record(peer: Peer, *args: Any) -> None:
             self.calls.append((name, *args))
-            if name == "serve_request" and self.serve:
-                peer.incoming.append(args[0])
+            if name == "serve_requests" and self.serve:
+                peer.incoming.extend(args[0])
 
         return record
 
@@ -162,7 +163,7 @@ def test_haves_before_the_piece_set_are_replaced_by_it() -> None:
 def test_requests_are_checked_then_handed_to_the_torrent() -> None:
     p, host, _ = make()
     p.on_message(m.Request(1, 0, BLOCK_SIZE))
-    assert host.calls == [("serve_request", BlockRef(1, 0, BLOCK_SIZE))]
+    assert host.calls == [("serve_requests", [BlockRef(1, 0, BLOCK_SIZE)])]
     for bad in (m.Request(N, 0, 1), m.Request(1, 0, 0), m.Request(1, 0, BLOCK_SIZE + 1)):
         with pytest.raises(ProtocolError):
             p.on_message(bad)
@@ -240,6 +241,66 @@ def test_pipeline_depth_follows_the_rate_within_bounds() -> None:
     assert p.reqq == DEFAULT_PEER_REQQ and p.pipeline_depth() == MIN_PIPELINE
     p.download.add(10**9)
     assert p.pipeline_depth() == min(DEFAULT_PEER_REQQ, MAX_PIPELINE)
+
+
+def test_slow_start_grows_the_pipeline_by_half_per_refill_up_to_the_bounds() -> None:
+    p, _, _ = make()
+    assert p.depth == MIN_PIPELINE and p.slow_start
+    depths = []
+    for _ in range(20):
+        p.grow_depth()
+        depths.append(p.depth)
+    assert depths[:3] == [MIN_PIPELINE * 3 // 2, MIN_PIPELINE * 9 // 4, MIN_PIPELINE * 27 // 8]
+    assert depths[-1] == min(DEFAULT_PEER_REQQ, MAX_PIPELINE)  # bounded by the peer's reqq
+    p.reqq = 40
+    p.grow_depth()
+    assert p.depth == 40
+
+
+def test_slow_start_keeps_its_depth_at_ticks_then_the_rate_decides() -> None:
+    p, _, _ = make()
+    p.update_depth()  # nothing received yet: no change
+    assert p.depth == MIN_PIPELINE and p.slow_start
+    for _ in range(5):
+        p.grow_depth()
+    grown = p.depth
+    assert grown > MIN_PIPELINE
+    p.now.t += SLOW_START_SECONDS / 2  # type: ignore[attr-defined]
+    p.update_depth()  # the rate meter knows too little yet: the depth does not shrink
+    assert p.depth == grown and p.slow_start
+    p.now.t += SLOW_START_SECONDS  # type: ignore[attr-defined]
+    p.update_depth()  # slow start is over: a few seconds of the (small) measured rate
+    assert not p.slow_start and p.depth == p.pipeline_depth() == MIN_PIPELINE
+    p.grow_depth()  # only called during slow start; harmless after
+    p.update_depth()
+    assert p.depth == MIN_PIPELINE
+
+
+def test_pieces_back_to_back_go_to_the_torrent_as_one_run_in_order() -> None:
+    p, host, link = make()
+    a, b, c = m.Piece(1, 0, b"ab"), m.Piece(1, 2, b"cd"), m.Piece(2, 0, b"ef")
+    p.on_messages([a, b, m.Have(3), c])
+    assert host.calls == [
+        ("blocks_received", [a, b]),
+        ("peer_has_changed", 3),
+        ("blocks_received", [c]),
+    ]
+    assert p.download.total == 6 and not p.snubbed
+    host.calls.clear()
+    p.on_message(a)  # one at a time: a run of one
+    assert host.calls == [("blocks_received", [a])]
+
+
+def test_a_run_stops_at_a_closed_link() -> None:
+    p, host, link = make()
+    a = m.Piece(1, 0, b"ab")
+
+    def close(*_: Any) -> None:
+        link.closed = True
+
+    host.peer_has_changed = close  # type: ignore[method-assign]
+    p.on_messages([a, m.Have(3), a, m.Have(4)])
+    assert host.calls == [("blocks_received", [a])]  # nothing after the close
 
 
 def test_nothing_is_written_to_a_closed_link() -> None:

@@ -29,6 +29,7 @@ from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 
 from btd.core.bitfield import Bitfield
+from btd.core.download import MAX_UNEXPECTED_BLOCKS
 from btd.core.errors import StorageError
 from btd.core.pieces import PieceState
 from btd.core.torrent import IDLE_TIMEOUT, KEEPALIVE_AFTER, REQUEST_TIMEOUT
@@ -157,6 +158,27 @@ def test_interested_peer_is_unchoked_and_served_the_right_bytes(tmp_path: Path) 
     assert s.torrent.uploaded == sum(r.length for r in wanted)
     leecher.send(*blocks_of(3))
     assert len(leecher.new_of(m.Piece)) == 2 and len(s.verifier.reads) == 2
+
+
+def test_requests_of_one_read_are_answered_in_one_write(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, seeding=True).start()
+    leecher = s.peer()
+    leecher.send(m.HAVE_NONE_MSG, m.INTERESTED_MSG)
+    leecher.send(*blocks_of(3), *blocks_of(4))  # pieces 3 and 4 now cached
+    assert len(leecher.new_of(m.Piece)) == 4
+    writes: list[bytes] = []
+    write = leecher.transport.write
+
+    def counted(data: bytes) -> None:
+        writes.append(data)
+        write(data)
+
+    leecher.transport.write = counted  # type: ignore[method-assign]
+    wanted = [*blocks_of(4), *blocks_of(3)]
+    leecher.send(*wanted)  # one read
+    got = leecher.new_of(m.Piece)
+    assert [(p.index, p.begin) for p in got] == [(r.index, r.begin) for r in wanted]
+    assert len(writes) == 1  # not a pump pass and a write per request
 
 
 def test_an_idle_seeder_drops_its_read_cache_at_the_next_choking_round(tmp_path: Path) -> None:
@@ -617,3 +639,19 @@ def test_candidates_keep_the_tick_until_dialled(tmp_path: Path) -> None:
     t.connection_failed(("127.0.0.9", 6881), "refused")
     s.clock.advance(31)  # its back-off ended: dialled again by the tick
     assert s.connects == [("127.0.0.9", 6881)] * 2
+
+
+def test_blocks_accepted_before_a_protocol_error_in_the_same_read_are_counted(
+    tmp_path: Path,
+) -> None:
+    s = Swarm(tmp_path).start()
+    seed = s.peer()
+    seed.send(bitfield_of(range(NUM_PIECES)))
+    seed.send(m.UNCHOKE_MSG)
+    first = requests_in(seed.new())[0]
+    off = first.index * PIECE_LENGTH + first.begin
+    good = m.Piece(first.index, first.begin, CONTENT[off : off + first.length])
+    stray = m.Piece(NUM_PIECES - 1, 0, CONTENT[:16])  # never asked for
+    seed.send(good, *[stray] * (MAX_UNEXPECTED_BLOCKS + 1))  # one read
+    assert seed.closing  # dropped for the unrequested blocks
+    assert s.torrent.downloaded == first.length  # the good block of that read still counts

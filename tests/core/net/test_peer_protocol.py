@@ -164,8 +164,8 @@ class FakePeer:
     def __init__(self) -> None:
         self.got: list[Any] = []
 
-    def on_message(self, msg: Any) -> None:
-        self.got.append(msg)
+    def on_messages(self, msgs: list[Any]) -> None:
+        self.got.extend(msgs)
 
 
 def connect(proto: PeerProtocol) -> StringTransport:
