@@ -11,7 +11,8 @@ there are no peers. Both daemons run at once, each with its own state, on 127.0.
 
 Measured for each: the add rate (btd: ONE batched ``torrent.add`` of all N, and
 ``--one-by-one`` adds one call each into a fresh btd; Transmission: ``torrent-add`` one call
-each, its only way), ``list`` latency (every field, and 3 fields; median of ``--rounds``),
+each, its only way), ``list`` latency (every field, and 3 fields; median of ``--rounds``;
+btd's once it is quiet: under 10 % of a core for a second after the add's work),
 idle CPU over the same ``--idle-seconds`` window for both (after all have settled), resident
 memory, graceful stop (SIGTERM until exit), restart (process start until every torrent is
 listed in its state: seeding or paused/stopped), and resident memory after the restart.
@@ -100,6 +101,18 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, poll: float
         if time.monotonic() - start > timeout:
             raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(poll)  # polling a state another process holds
+    return time.monotonic() - start
+
+
+def wait_quiet(pid: int, timeout: float, busy_pct: float = 10.0) -> float:
+    """Seconds until ``pid`` used under ``busy_pct`` % of a core over one second (the work
+    an add leaves behind: checks, .torrent copies, options saves), at most ``timeout``."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        before = cpu_seconds(pid)
+        time.sleep(1.0)  # a measurement window
+        if 100 * (cpu_seconds(pid) - before) < busy_pct:
+            break
     return time.monotonic() - start
 
 
@@ -333,6 +346,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             t["settle_s"] = wait_until(
                 "transmission to settle", settled(tr.counts, n, seeding), args.timeout
             )
+        log("waiting until btd is quiet (under 10 % of a core for 1 s) ...")
+        b["quiet_s"] = wait_quiet(btd.pid, args.timeout)
         log("list latency ...")
         for key, btd_fields, tr_fields in (
             ("list_all_ms", None, TR_ALL_FIELDS),
@@ -478,6 +493,7 @@ ROWS = [
     ("restart_s", "restart until all listed, s", "lower"),
     ("rss_after_restart_mib", "resident memory after restart, MiB", "lower"),
     ("settle_s", "after adding: until all checked, s", "lower"),
+    ("quiet_s", "then until under 10 % CPU for 1 s, s", "lower"),
     ("download_mb_s", "--during-download: the download, MB/s", "higher"),
     ("list_all_dl_p50_ms", "  list, all fields, during it, p50 ms", "lower"),
     ("list_all_dl_p90_ms", "  list, all fields, during it, p90 ms", "lower"),
