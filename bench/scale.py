@@ -11,10 +11,17 @@ there are no peers. Both daemons run at once, each with its own state, on 127.0.
 
 Measured for each: the add rate (btd: ONE batched ``torrent.add`` of all N, and
 ``--one-by-one`` adds one call each into a fresh btd; Transmission: ``torrent-add`` one call
-each, its only way), ``list`` latency (every field, and 3 fields; median of ``--rounds``),
+each, its only way), ``list`` latency (every field, and 3 fields; median of ``--rounds``;
+btd's once it is quiet: under 10 % of a core for a second after the add's work),
 idle CPU over the same ``--idle-seconds`` window for both (after all have settled), resident
 memory, graceful stop (SIGTERM until exit), restart (process start until every torrent is
 listed in its state: seeding or paused/stopped), and resident memory after the restart.
+
+``--during-download MIB`` (btd only) then adds one more torrent of MIB, fed at full speed by
+a libtorrent seeder on 127.0.0.1 (bench/lt_bench.py), and times ``torrent.list`` while it
+downloads with all N loaded: every field (what ``btctl list`` asks today) and the fields
+``btctl list`` shows (``BTCTL_LIST_FIELDS``), alternating, one connection per call as btctl
+makes; p50/p90 of each and the download rate. The torrent is removed (with its data) after.
 
 The machine may be shared: compare the two columns of one run, not runs with each other.
 ``--netns`` re-runs the benchmark inside ``unshare --net`` (root; only ``lo``) when it can.
@@ -65,6 +72,11 @@ TR_ALL_FIELDS = [
     "recheckProgress", "labels",
 ]  # fmt: skip
 BTD_3_FIELDS = ["info_hash", "state", "progress"]
+# what the `btctl list` table and its notes show (ctl/format.py list_rows, state_notes, eta)
+BTCTL_LIST_FIELDS = [
+    "info_hash", "name", "state", "state_detail", "queue_position", "progress", "size",
+    "download_rate", "upload_rate", "peers", "eta", "left", "ratio",
+]  # fmt: skip
 TR_3_FIELDS = ["hashString", "status", "percentDone"]
 TR_STOPPED, TR_SEEDING = 0, 6
 
@@ -89,6 +101,18 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, poll: float
         if time.monotonic() - start > timeout:
             raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(poll)  # polling a state another process holds
+    return time.monotonic() - start
+
+
+def wait_quiet(pid: int, timeout: float, busy_pct: float = 10.0) -> float:
+    """Seconds until ``pid`` used under ``busy_pct`` % of a core over one second (the work
+    an add leaves behind: checks, .torrent copies, options saves), at most ``timeout``."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        before = cpu_seconds(pid)
+        time.sleep(1.0)  # a measurement window
+        if 100 * (cpu_seconds(pid) - before) < busy_pct:
+            break
     return time.monotonic() - start
 
 
@@ -322,6 +346,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             t["settle_s"] = wait_until(
                 "transmission to settle", settled(tr.counts, n, seeding), args.timeout
             )
+        log("waiting until btd is quiet (under 10 % of a core for 1 s) ...")
+        b["quiet_s"] = wait_quiet(btd.pid, args.timeout)
         log("list latency ...")
         for key, btd_fields, tr_fields in (
             ("list_all_ms", None, TR_ALL_FIELDS),
@@ -344,6 +370,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for k, pid in pids.items():
             results[k]["idle_cpu_pct"] = 100 * (cpu_seconds(pid) - before[k]) / wall
             results[k]["rss_mib"] = rss_mib(pid)
+        if args.during_download:
+            log(
+                f"torrent.list during a {args.during_download} MiB download (libtorrent seeder) ..."
+            )
+            b.update(list_during_download(btd, work, args.during_download, args.timeout))
         log("graceful stop ...")
         assert btd.p.proc is not None
         b["stop_s"] = stop_process(btd.p.proc, args.timeout)
@@ -392,6 +423,65 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+def list_during_download(btd: Btd, work: Path, mib: int, timeout: float) -> dict[str, float]:
+    """``torrent.list`` latencies while one more torrent downloads at full speed from a
+    libtorrent seeder (bench/lt_bench.py), all N others loaded; the torrent is removed after."""
+    from btdtest import make_torrent, write_files
+
+    src, dst = work / "dl-src", work / "dl-dst"
+    write_files(src, {"big.bin": mib * 1024 * 1024}, seed=3)
+    torrent = work / "big.torrent"
+    info_hash = make_torrent(src / "big.bin", torrent, 1024 * 1024)
+    seeder = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "lt_bench.py"), "seed", str(torrent), str(src)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    timings: dict[str, list[float]] = {"all": [], "btctl": []}
+    try:
+        line = seeder.stdout.readline()  # type: ignore[union-attr]
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"the libtorrent seeder did not start: {line!r}")
+        port = int(line.split()[1])
+        with btd.client() as c:
+            data = base64.b64encode(torrent.read_bytes()).decode()
+            c.call("torrent.add", {"metainfo": data, "save_path": str(dst)})
+            start = time.monotonic()
+            c.call("torrent.add_peer", {"info_hash": info_hash, "address": "127.0.0.1",
+                                        "port": port})  # fmt: skip
+        size = mib * 1024 * 1024
+
+        def left() -> int:
+            with btd.client() as c:
+                return c.call("torrent.get", {"info_hash": info_hash})["left"]
+
+        remaining = size
+        while remaining > 0:
+            if time.monotonic() - start > timeout:
+                raise RuntimeError(f"the download did not finish in {timeout:.0f} s")
+            for key, fields in (("all", None), ("btctl", BTCTL_LIST_FIELDS)):
+                timings[key].append(timed(lambda f=fields: btd.list(f)))
+            remaining = left()
+        seconds = time.monotonic() - start
+        with btd.client() as c:
+            c.call("torrent.remove", {"info_hash": info_hash, "delete_data": True})
+    finally:
+        seeder.stdin.close()  # type: ignore[union-attr]
+        try:
+            seeder.wait(10)
+        except subprocess.TimeoutExpired:
+            seeder.kill()
+            seeder.wait()
+    out = {"download_mb_s": size / seconds / 1e6, "list_calls_during_download": len(timings["all"])}
+    for key, times in timings.items():
+        times.sort()
+        if times:
+            out[f"list_{key}_dl_p50_ms"] = times[len(times) // 2] * 1000
+            out[f"list_{key}_dl_p90_ms"] = times[min(len(times) - 1, int(len(times) * 0.9))] * 1000
+    return out
+
+
 ROWS = [
     ("add_per_s", "adding, torrents/s (btd: one batch)", "higher"),
     ("add_one_by_one_per_s", "adding one call each, torrents/s", "higher"),
@@ -403,6 +493,12 @@ ROWS = [
     ("restart_s", "restart until all listed, s", "lower"),
     ("rss_after_restart_mib", "resident memory after restart, MiB", "lower"),
     ("settle_s", "after adding: until all checked, s", "lower"),
+    ("quiet_s", "then until under 10 % CPU for 1 s, s", "lower"),
+    ("download_mb_s", "--during-download: the download, MB/s", "higher"),
+    ("list_all_dl_p50_ms", "  list, all fields, during it, p50 ms", "lower"),
+    ("list_all_dl_p90_ms", "  list, all fields, during it, p90 ms", "lower"),
+    ("list_btctl_dl_p50_ms", "  list, btctl's fields, during it, p50 ms", "lower"),
+    ("list_btctl_dl_p90_ms", "  list, btctl's fields, during it, p90 ms", "lower"),
 ]
 
 
@@ -468,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="list calls timed per daemon")
     parser.add_argument("--timeout", type=float, default=600.0, help="for each wait, seconds")
     parser.add_argument("--no-transmission", action="store_true", help="btd only")
+    parser.add_argument("--during-download", type=int, default=0, metavar="MIB",
+                        help="time torrent.list during a download of MIB from a libtorrent "
+                        "seeder, all N loaded (btd only; 0: skip)")  # fmt: skip
     parser.add_argument("--netns", action="store_true", help="run inside `unshare --net`")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")

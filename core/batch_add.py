@@ -5,7 +5,8 @@ the parsed ones and, ``SLICE`` items per reactor turn so a big batch never block
 reactor: skips those already there (or given twice), builds the Torrents, checks each
 distinct save path once (one pool job), writes all the new torrents to the resume store
 in ONE call (``save_many``: one transaction and one fsync with the SQLite store), and only
-then makes them visible and starts them. The results come back in the order given: an add
+then makes them visible and starts them; the SQLite store's copies of the .torrents are
+written after that, on the pool (``write_copies``). The results come back in the order given: an add
 result, or the exception that refused that item.
 """
 
@@ -151,7 +152,17 @@ async def _add_batch(env: BatchEnv, items: list[BatchItem]) -> list[Result]:
             _present(meta, env.known(meta.info_hash)) if isinstance(went, dict) else went
         )
     _log.info("added {n} of {total} torrent(s) in a batch", n=added, total=len(items))
+    _write_copies_later(env)
     return [r if r is not None else RuntimeError("not handled") for r in results]
+
+
+def _write_copies_later(env: BatchEnv) -> None:
+    """A store that left the batch's copies for later (the SQLite store's ``write_copies``)
+    writes them now, on the pool, after the reply."""
+    write = getattr(env.store, "write_copies", None)
+    if write is not None:
+        d = env.run_blocking(write)
+        d.addErrback(lambda f: _log.error("writing torrent copies failed: {e}", e=f.value))
 
 
 def _nothing() -> None:

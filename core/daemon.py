@@ -181,6 +181,7 @@ def run(config: Config, plugins: PluginHost, args: argparse.Namespace) -> int:
         on_umask_change=lambda mask: apply_umask(mask, inherited),
         reread=lambda: effective_config(args),
     )
+    service.session.heap.enabled = True  # thousands of torrents out of the GC's way (core/heap.py)
 
     def start() -> None:
         try:

@@ -143,11 +143,12 @@ class ResumeSaver:
         def work() -> list[Exception | None]:
             outcome: list[Exception | None] = []
             ready = []
+            real_dirs: dict[str, str] = {}  # each folder resolved once in this round
             try:
                 for hex_hash, storage, snapshot in work_items:
                     try:
                         storage.flush()  # raises: nothing is recorded for this torrent
-                        sizes = tuple(f.size for f in storage.check_files().files)
+                        sizes = tuple(f.size for f in storage.check_files(real_dirs).files)
                     except Exception as exc:
                         outcome.append(exc)
                         continue

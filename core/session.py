@@ -37,6 +37,7 @@ from btd.core.disk_space import DiskSpaceGuard
 from btd.core.errors import ConfigError
 from btd.core.events import TorrentEvent
 from btd.core.extensions import Extensions
+from btd.core.heap import HeapFreezer
 from btd.core.labels import label_defaults
 from btd.core.magnets import MagnetEnv, MagnetManager
 from btd.core.metainfo import Metainfo, parse_metainfo
@@ -174,6 +175,7 @@ class Session:
         )
         self._store: Any = None
         self._saver: ResumeSaver | None = None
+        self.heap = HeapFreezer()  # the daemon enables it (core/heap.py)
 
     # -- the resume store ------------------------------------------------------------------
     @property
@@ -546,6 +548,7 @@ class Session:
             )
         options = self.options_for(check_add(given))
         torrent = Torrent(meta, options, self._env())  # ValueError: unknown strategy
+        self.heap.built()
         self._adding[meta.info_hash] = torrent
 
         def saved(_: object) -> dict[str, Any]:
@@ -576,14 +579,22 @@ class Session:
             self.clock,
             lambda fn, *args: self.run_blocking(fn, *args),
             known=self._known,
-            make=lambda meta, raw: Torrent(meta, self.options_for(raw), env),
+            make=lambda meta, raw: self._built(Torrent(meta, self.options_for(raw), env)),
             adding=self._adding,
             options_json=self._options_json,
             saver=self.saver,
             store=self.store,
             admit=self._admit,
         )
-        return add_batch(batch, items)
+        return add_batch(batch, items).addBoth(self._frozen)
+
+    def _built(self, torrent: Torrent) -> Torrent:
+        self.heap.built()
+        return torrent
+
+    def _frozen(self, passed: Any) -> Any:
+        self.heap.freeze()  # the batch's torrents are built (core/heap.py)
+        return passed
 
     def _known(self, info_hash: bytes) -> Torrent | None:
         """The torrent loaded or being added with this hash (a stored one comes up now)."""
@@ -641,6 +652,7 @@ class Session:
 
     def remove(self, torrent: Torrent, delete_data: bool = False) -> defer.Deferred[dict[str, Any]]:
         self._release(torrent.info_hash)
+        self.heap.removed_one()
         torrent.limits.close()  # its limit no longer counts (core/bandwidth.py)
         self.saver.forget(torrent.info_hash)
         self.disk_space.forget(torrent)
@@ -694,6 +706,7 @@ class Session:
         self.emit(TorrentEvent("resume_store", "", "", "", report.as_dict()))
 
     def _loaded(self) -> None:
+        self.heap.freeze()  # the stored torrents are built (core/heap.py)
         self.queue.release()
         if self.torrents:
             _log.info("loaded {n} torrent(s)", n=len(self.torrents))
@@ -705,6 +718,7 @@ class Session:
         except ValueError as exc:  # an unknown strategy
             _log.error("stored torrent {h} is unusable: {e}", h=item.info_hash, e=str(exc))
             return
+        self.heap.built()
         torrent.stored_options = torrent.options
         root = item.options.get("storage_root")  # where its files were (incomplete_dir?)
         if isinstance(root, str) and root.startswith("/") and "\0" not in root:

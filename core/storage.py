@@ -159,7 +159,7 @@ class Storage(Protocol):
     def write_piece(self, piece: int, data: bytes) -> None: ...
     def read_piece(self, piece: int) -> bytes: ...
     def flush(self) -> None: ...
-    def check_files(self) -> FileCheck: ...
+    def check_files(self, real_dirs: dict[str, str] | None = None) -> FileCheck: ...
     def pieces_of_file(self, index: int) -> range: ...
     def delete_files(self) -> None: ...
     def close(self) -> None: ...
@@ -182,6 +182,13 @@ def _real_dir(cache: dict[str, str], path: str) -> str:
     if real is None:
         real = cache[path] = os.path.realpath(path)
     return real
+
+
+def _strictly_inside(root: str, real: str) -> bool:
+    """``real`` is under ``root`` and not ``root`` itself (both absolute and resolved):
+    ``os.path.commonpath`` said the same at ten times the cost, once per file checked."""
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    return real.startswith(prefix) and real != root
 
 
 def _describe(exc: OSError) -> str:
@@ -347,9 +354,11 @@ class FileStorage(Storage):
     def save_path(self) -> Path:
         return self._save_path
 
-    def check_files(self) -> FileCheck:
+    def check_files(self, real_dirs: dict[str, str] | None = None) -> FileCheck:
+        """``real_dirs``: folders' real paths shared by the checks of one pass over many
+        torrents (a save round: 10,000 torrents in one download folder resolve it once)."""
         root = probe_root(self._save_path, look_inside=False)
-        real_dirs: dict[str, str] = {}
+        real_dirs = {} if real_dirs is None else real_dirs
         out = []
         for index, entry in enumerate(self._files):
             path = self.file_path(index)
@@ -556,7 +565,7 @@ class FileStorage(Storage):
             real = os.path.join(_real_dir(real_dirs, str(path.parent)), path.name)
             if os.path.islink(real):  # the file itself is a symlink: where it leads
                 real = os.path.realpath(real)
-        if os.path.commonpath([root, real]) != root or real == root:
+        if not _strictly_inside(root, real):
             raise StorageError(
                 f"refusing to write through a symlink outside the save path: {self.file_path(index)}"
             )

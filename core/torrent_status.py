@@ -53,10 +53,12 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
     those are computed: ``btctl list`` over 10,000 torrents asks for a few)."""
     if fields is not None:
         return {name: _FIELDS[name](t) for name in fields}
-    size = t.meta.total_length
-    wanted = t.book.wanted_bytes
-    left = t.book.wanted_left
-    down = t.download_rate() if t.peers else 0.0
+    meta, book, options = t.meta, t.book, t.options
+    size = meta.total_length
+    wanted = book.wanted_bytes
+    left = book.wanted_left
+    peers = t.peers
+    down = t.download_rate() if peers else 0.0
     return {
         "info_hash": t.hex,
         "name": t.name,
@@ -70,31 +72,35 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "uploaded": t.uploaded,
         "ratio": round(t.uploaded / t.downloaded, 4) if t.downloaded else 0.0,
         "download_rate": round(down),
-        "upload_rate": round(t.upload_rate()) if t.peers else 0,
-        "peers": len(t.peers),
-        "seeds": sum(1 for p in t.peers if p.has.complete),
+        "upload_rate": round(t.upload_rate()) if peers else 0,
+        "peers": len(peers),
+        "seeds": _seeds(t) if peers else 0,  # no generator per idle torrent
         "eta": _eta(left, down),
-        "save_path": str(t.options.save_path),
-        "strategy": t.options.strategy,
-        "download_limit": t.options.download_limit,  # bytes/s, 0 = unlimited
-        "upload_limit": t.options.upload_limit,
+        "save_path": str(options.save_path),
+        "strategy": options.strategy,
+        "download_limit": options.download_limit,  # bytes/s, 0 = unlimited
+        "upload_limit": options.upload_limit,
         "error": t.error,
         "pieces": t.num_pieces,
-        "pieces_have": t.book.have.count,
-        "piece_length": t.meta.piece_length,
-        "private": t.meta.private,
+        "pieces_have": book.have.count,
+        "piece_length": meta.piece_length,
+        "private": meta.private,
         "added_at": t.added_at,
         "completed_at": t.completed_at,
         "check_progress": round(t.check_progress, 4),
         "move_progress": _move_progress(t),
-        "labels": list(t.options.labels),
+        "labels": list(options.labels) if options.labels else [],
         "queue_position": t.queue_position,  # 0 = first (core/queue.py)
-        "force_start": t.options.force_start,
-        "ratio_limit": t.options.ratio_limit,  # null = the session's, -1 = unlimited
-        "seeding_time_limit": t.options.seeding_time_limit,  # minutes, as ratio_limit
-        "idle_seeding_limit": t.options.idle_seeding_limit,
+        "force_start": options.force_start,
+        "ratio_limit": options.ratio_limit,  # null = the session's, -1 = unlimited
+        "seeding_time_limit": options.seeding_time_limit,  # minutes, as ratio_limit
+        "idle_seeding_limit": options.idle_seeding_limit,
         "seeding_time": _seeding_time(t),  # seconds spent seeding (all time)
     }
+
+
+def _seeds(t: Torrent) -> int:
+    return sum(1 for p in t.peers if p.has.complete)
 
 
 def _move_progress(t: Torrent) -> float | None:
@@ -131,7 +137,7 @@ _FIELDS: dict[str, Callable[[Torrent], Any]] = {
     "download_rate": lambda t: round(t.download_rate()) if t.peers else 0,
     "upload_rate": lambda t: round(t.upload_rate()) if t.peers else 0,
     "peers": lambda t: len(t.peers),
-    "seeds": lambda t: sum(1 for p in t.peers if p.has.complete),
+    "seeds": lambda t: _seeds(t) if t.peers else 0,
     "eta": lambda t: _eta(t.book.wanted_left, t.download_rate() if t.peers else 0.0),
     "save_path": lambda t: str(t.options.save_path),
     "strategy": lambda t: t.options.strategy,

@@ -375,14 +375,17 @@ class ControlServer:
                 conn.close(self._denied(conn.peer))
 
     def publish(self, event: str, params: Mapping[str, Any]) -> None:
-        """Send an ``event`` notification to every connection subscribed to ``event``."""
+        """Send an ``event`` notification to every connection subscribed to ``event``
+        (encoded only when one is: a batch add of 10,000 makes 20,000 events)."""
+        targets = [conn for conn in self._connections if conn.wants(event)]
+        if not targets:
+            return
         text = encode_event(event, params)
         if text is None:
             return
         line = text.encode("utf-8") + b"\n"
-        for conn in list(self._connections):
-            if conn.wants(event):
-                conn.send_line(line)
+        for conn in targets:
+            conn.send_line(line)
 
     def close_all(self) -> Deferred[None]:
         """Close every connection and refuse new ones; fires when all are gone."""

@@ -367,3 +367,36 @@ def test_a_failed_batch_keeps_none_of_it(path: Path) -> None:
         store.save_torrents([NewTorrent(h, b"m", OPTIONS) for h in (A, B, C)])
     assert store.load_all() == ([], [])
     store.close()
+
+
+# -- a batch's copies, written after the reply ---------------------------------------------------
+def test_a_batch_records_at_once_and_writes_its_copies_later(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    store = SqliteResumeStore(state / "resume.sqlite", copies=state)
+    store.load_all()
+    copy = state / "torrents"
+    store.save_torrents([NewTorrent(h, h.encode(), OPTIONS) for h in (A, B, C)])
+    assert [t.info_hash for t in store.load_all()[0]] == [A, B, C]  # durable: the records
+    assert not list(copy.glob("*.torrent"))  # the copies wait
+    store.save_options(B, {**OPTIONS, "paused": True})  # a pending copy takes them
+    store.delete(C)  # a removed torrent's copy is never written
+    store.write_copies()
+    assert sorted(p.name for p in copy.glob("?*.*")) == sorted(
+        f"{h}{suffix}" for h in (A, B) for suffix in (".json", ".torrent")
+    )
+    from btd.core.torrent_store import TorrentStore
+
+    found = {t.info_hash: t for t in TorrentStore(state).load_all()[0]}
+    assert found[B].options["paused"] is True and found[A].metainfo == A.encode()
+    store.close()
+
+
+def test_copies_not_written_yet_are_written_at_close(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    store = SqliteResumeStore(state / "resume.sqlite", copies=state)
+    store.load_all()
+    store.save_torrents([NewTorrent(h, h.encode(), OPTIONS) for h in (A, B)])
+    store.close()
+    assert {p.name for p in (state / "torrents").glob("?*.*")} == {
+        f"{h}{suffix}" for h in (A, B) for suffix in (".json", ".torrent")
+    }
