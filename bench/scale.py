@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from btdtest import BtdProcess, free_port  # noqa: E402
 
 from btd.core.bencode import encode  # noqa: E402
+from btd.ctl.format import LIST_FIELDS  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 PIECE = 16 * 1024
@@ -72,11 +73,7 @@ TR_ALL_FIELDS = [
     "recheckProgress", "labels",
 ]  # fmt: skip
 BTD_3_FIELDS = ["info_hash", "state", "progress"]
-# what the `btctl list` table and its notes show (ctl/format.py list_rows, state_notes, eta)
-BTCTL_LIST_FIELDS = [
-    "info_hash", "name", "state", "state_detail", "queue_position", "progress", "size",
-    "download_rate", "upload_rate", "peers", "eta", "left", "ratio",
-]  # fmt: skip
+BTCTL_LIST_FIELDS = list(LIST_FIELDS)  # what `btctl list` asks for (ctl/format.py)
 TR_3_FIELDS = ["hashString", "status", "percentDone"]
 TR_STOPPED, TR_SEEDING = 0, 6
 

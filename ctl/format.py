@@ -16,6 +16,12 @@ NAME_WIDTH = 32  # keeps `btctl list` near 120 columns
 PIECE_CELLS = 64  # width of the piece map in `info` and watch's detail pane
 PIECE_GLYPHS = "░▒▓█"  # a cell's pieces: none, under half, half or more, all verified
 LIST_HEADERS = ("HASH", "NAME", "STATE", "DONE", "SIZE", "DOWN", "UP", "PEERS", "ETA", "RATIO")
+LIST_FIELDS = (
+    "info_hash", "name", "state", "state_detail", "queue_position", "progress", "size",
+    "download_rate", "upload_rate", "peers", "eta", "left", "ratio",
+)  # fmt: skip
+"""What the table needs of each torrent: `btctl list` asks for no more (10,000 torrents
+with every field cost the daemon several times as much to build and send)."""
 
 # (letter, peer.info key): shown in this order, "." when the flag is off.
 PEER_FLAGS = (

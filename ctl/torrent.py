@@ -18,6 +18,7 @@ from typing import Any
 from btd.core.rpc.client import RemoteError, RpcClient
 from btd.ctl.base import EXIT_BAD_INPUT, EXIT_OK, BadInput, Output, UsageError, report_remote_error
 from btd.ctl.format import (
+    LIST_FIELDS,
     LIST_HEADERS,
     clean,
     dir_not_applied,
@@ -130,7 +131,9 @@ def human_list(torrents: list[dict[str, Any]], tty: bool = False) -> str:
 
 def cmd_list(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     filters = {"state": args.state, "label": getattr(args, "label", None)}
-    given = {k: v for k, v in filters.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
+    if not out.json_mode:  # --json keeps every field: scripts read what they like
+        given["fields"] = list(LIST_FIELDS)
     result = client.call("torrent.list", given or None)
     out.emit(result, lambda torrents: human_list(torrents, not torrents and out.stdout.isatty()))
     return EXIT_OK

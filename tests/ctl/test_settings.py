@@ -13,7 +13,7 @@ import pytest
 from fake_daemon import FakeDaemon, Refused, run_btctl
 
 from btd.core.rpc.errors import INVALID_PARAMS
-from btd.ctl.format import parse_rate, parse_value
+from btd.ctl.format import LIST_FIELDS, parse_rate, parse_value
 
 HASH = "3f9a" + "11" * 18
 VALUES = {"upload_slots": 4, "download_limit": 0, "daemon.log_level": "info", "umask": "0022"}
@@ -135,8 +135,8 @@ def test_label_replaces_and_clears(btctl: Any, daemon: FakeDaemon) -> None:
 
 def test_list_and_add_pass_labels(btctl: Any, daemon: FakeDaemon, tmp_path: Path) -> None:
     assert btctl("list", "--label", "tv")[0] == 0
-    assert daemon.calls()[-1] == ("torrent.list", {"label": "tv"})
-    assert btctl("list")[0] == 0
+    assert daemon.calls()[-1] == ("torrent.list", {"label": "tv", "fields": list(LIST_FIELDS)})
+    assert btctl("--json", "list")[0] == 0
     assert daemon.calls()[-1] == ("torrent.list", None)
     file = tmp_path / "x.torrent"
     file.write_bytes(

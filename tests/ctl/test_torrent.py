@@ -18,7 +18,7 @@ from fake_daemon import FakeDaemon, Refused, btctl_in_new_python, run_btctl
 
 from btd.core.rpc.errors import AMBIGUOUS, INVALID_PARAMS, INVALID_TORRENT, NOT_FOUND
 from btd.ctl import main as ctl
-from btd.ctl.format import NAME_WIDTH, format_progress, format_rate
+from btd.ctl.format import LIST_FIELDS, NAME_WIDTH, format_progress, format_rate
 from btd.ctl.parser import COMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -428,7 +428,10 @@ def test_list_human(btctl, daemon) -> None:
     assert len(name) == NAME_WIDTH and name.endswith("…") and "\x1b" not in out
     assert table[2][2:] == ["seeding", "100.0%", "3.0 MiB", "0 B/s", "2.0 KiB/s", "7", "-",
                             "2.50"]  # fmt: skip
-    assert daemon.calls() == [("torrent.list", None)]
+    # the table's fields only (the daemon builds and sends no more); --json: every field
+    assert daemon.calls() == [("torrent.list", {"fields": list(LIST_FIELDS)})]
+    assert btctl("--json", "list")[0] == 0
+    assert daemon.calls()[-1] == ("torrent.list", None)
 
 
 def test_list_json_and_state_filter(btctl, daemon) -> None:
