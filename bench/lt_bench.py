@@ -12,9 +12,8 @@ its hash check): both CLOCK_MONOTONIC readings, comparable with the parent's
 uTP are off (the settings of tests/interop/lt_peer.py).
 
 ``--encryption plain`` (bench/swarm.py's default) makes libtorrent dial and accept plaintext
-only. With libtorrent's own default (``--encryption default``) a leecher dials every peer
-MSE-encrypted first and, when that is refused, again in the clear about a second later: btd
-has no MSE yet (issue 14), so that second would be charged to btd's transfer path.
+only; ``default`` is libtorrent's own setting (it dials with the MSE handshake first and
+takes plaintext after it when offered); ``require`` forces MSE with RC4 both ways.
 """
 
 from __future__ import annotations
@@ -36,10 +35,10 @@ def main() -> int:
     parser.add_argument("torrent")
     parser.add_argument("save")
     parser.add_argument("--timeout", type=float, default=300)
-    parser.add_argument("--encryption", choices=["plain", "default"], default="plain")
+    parser.add_argument("--encryption", choices=["plain", "default", "require"], default="plain")
     args = parser.parse_args()
 
-    ses = make_session()
+    ses = make_session(encryption="rc4" if args.encryption == "require" else None)
     if args.encryption == "plain":
         off = lt.enc_policy.pe_disabled
         ses.apply_settings({"out_enc_policy": off, "in_enc_policy": off})

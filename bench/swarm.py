@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/swarm.py [--direction download|seed|both] [--runs 3]
                                     [--size-mib 1024] [--piece-kib 1024] [--json]
-                                    [--encryption plain|default]
+                                    [--encryption plain|default|require]
 
 download: one libtorrent seeder serves every run; in each run a libtorrent leecher and a btd
           leecher (a fresh process each) download the torrent, one after the other.
@@ -22,12 +22,11 @@ throughput, CPU seconds per GiB (user+sys from /proc over the transfer) and peak
 not counted; a leecher's whole life is short anyway). Medians over ``--runs``; ratios are
 btd / libtorrent. Everything is on 127.0.0.1, DHT/LSD/UPnP/NAT-PMP/uTP off.
 
-Every libtorrent process dials and accepts plaintext only (``--encryption plain``, the
-default), as btd does: with libtorrent's stock setting (``--encryption default``) its leecher
-dials MSE-encrypted first, btd (no MSE yet: issue 14) drops that, and libtorrent dials again
-in the clear about a second later; that second is connection setup, not the transfer path,
-and shows as "first data" (the time from the start until the leecher's file has its first
-bytes on disk). A libtorrent leecher also waits about 0.5 s before it dials (its connection
+``--encryption`` sets both sides alike: ``plain`` (the default: libtorrent's MSE off, btd's
+``session.encryption: plain``), ``default`` (libtorrent's stock setting, btd's ``prefer``:
+the MSE handshake, then plaintext), ``require`` (MSE with RC4 on every byte, both sides).
+Connection setup shows as "first data" (the time from the start until the leecher's file
+has its first bytes on disk). A libtorrent leecher also waits about 0.5 s before it dials (its connection
 tick), a btd leecher dials at once: the headline rate counts that for both as they are;
 "from then" is the rate from the first bytes on disk to the end, setup left out.
 """
@@ -127,6 +126,14 @@ class DiskWatch:
         return self.full_at
 
 
+BTD_ENCRYPTION = {"plain": "plain", "default": "prefer", "require": "require"}
+
+
+def btd_config() -> str:
+    """btd's side of ``--encryption`` (the one LtProcess has)."""
+    return f"session:\n  encryption: {BTD_ENCRYPTION[LtProcess.encryption]}\n"
+
+
 class LtProcess:
     """bench/lt_bench.py in a child process."""
 
@@ -220,7 +227,7 @@ class Bench:
     # -- a btd leecher -------------------------------------------------------------------------
     def btd_leech(self, seeder_port: int, probe_rpc: bool) -> dict[str, float]:
         save = self._save_dir("btd")
-        btd = BtdProcess(self.work / f"btd-home-{self.n}")
+        btd = BtdProcess(self.work / f"btd-home-{self.n}", config=btd_config())
         latencies: list[float] = []
         try:
             btd.start()
@@ -373,9 +380,10 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--encryption",
-        choices=["plain", "default"],
+        choices=["plain", "default", "require"],
         default="plain",
-        help="libtorrent's MSE policy: plain (as btd) or its stock default (encrypted first)",
+        help="MSE on both sides: plain, default (libtorrent's stock, btd's prefer) or require "
+        "(RC4 on every byte)",
     )
     parser.add_argument(
         "--pause",
@@ -397,7 +405,7 @@ def main() -> int:
         btd_seeder = None
         try:
             if args.direction in ("seed", "both"):
-                btd_seeder = BtdProcess(work / "btd-seeder")
+                btd_seeder = BtdProcess(work / "btd-seeder", config=btd_config())
                 btd_seeder.start()
                 with btd_seeder.client() as events:
                     events.call("events.subscribe", {"events": ["started", "error"]})
