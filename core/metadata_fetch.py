@@ -476,6 +476,7 @@ class MetadataFetch:
             "pieces_have": 0,
             "piece_length": None,
             "private": False,
+            "info_hash_v2": None,
             "added_at": self.added_at,
             "completed_at": None,
             "check_progress": 0.0,

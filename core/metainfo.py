@@ -73,6 +73,7 @@ class Metainfo:
     comment: str | None = None
     created_by: str | None = None
     creation_date: int | None = None
+    info_hash_v2: bytes | None = None  # SHA-256 of the info dict of a hybrid (BEP 52)
 
     @property
     def hex(self) -> str:
@@ -178,6 +179,9 @@ def _build(info: dict[bytes, Any], info_bytes: bytes, top: dict[bytes, Any]) -> 
         comment=_utf8_field(top, b"comment"),
         created_by=_utf8_field(top, b"created by"),
         creation_date=creation_date if type(creation_date) is int else None,
+        info_hash_v2=(
+            hashlib.sha256(info_bytes).digest() if info.get(b"meta version") == 2 else None
+        ),
     )
 
 

@@ -34,6 +34,7 @@ SUMMARY_FIELDS = (
     "pieces_have",
     "piece_length",
     "private",
+    "info_hash_v2",
     "added_at",
     "completed_at",
     "check_progress",
@@ -85,6 +86,7 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "pieces_have": book.have.count,
         "piece_length": meta.piece_length,
         "private": meta.private,
+        "info_hash_v2": _v2(meta),
         "added_at": t.added_at,
         "completed_at": t.completed_at,
         "check_progress": round(t.check_progress, 4),
@@ -97,6 +99,11 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "idle_seeding_limit": options.idle_seeding_limit,
         "seeding_time": _seeding_time(t),  # seconds spent seeding (all time)
     }
+
+
+def _v2(meta: Any) -> str | None:
+    """A hybrid torrent's v2 info hash (64 hex), else None."""
+    return meta.info_hash_v2.hex() if meta.info_hash_v2 is not None else None
 
 
 def _seeds(t: Torrent) -> int:
@@ -148,6 +155,7 @@ _FIELDS: dict[str, Callable[[Torrent], Any]] = {
     "pieces_have": lambda t: t.book.have.count,
     "piece_length": lambda t: t.meta.piece_length,
     "private": lambda t: t.meta.private,
+    "info_hash_v2": lambda t: _v2(t.meta),
     "added_at": lambda t: t.added_at,
     "completed_at": lambda t: t.completed_at,
     "check_progress": lambda t: round(t.check_progress, 4),

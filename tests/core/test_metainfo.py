@@ -593,3 +593,23 @@ def test_v2_only_libtorrent_torrent_refused(tmp_path: Path) -> None:
     lt.set_piece_hashes(ct, str(tmp_path))
     with pytest.raises(MetainfoError, match="v2-only"):
         parse_metainfo(lt.bencode(ct.generate()))
+
+
+def test_a_hybrid_reports_its_v2_info_hash(tmp_path) -> None:
+    """BEP 52 hybrid: parsed as v1 (its pad files marked), with the SHA-256 of the info
+    dictionary as ``info_hash_v2``; a v1 torrent has none; a v2-only one is refused."""
+    from btd.core.torrent_create import create_torrent
+    from btd.core.torrent_create_v2 import create_torrent_v2
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_bytes(b"x" * 40_000)
+    (tmp_path / "d" / "b").write_bytes(b"y" * 1_000)
+    hybrid = create_torrent_v2(tmp_path / "d", hybrid=True, piece_length=16384)
+    meta = parse_metainfo(hybrid.data)
+    assert meta.info_hash == hybrid.info_hash
+    assert meta.info_hash_v2 == hybrid.info_hash_v2 == hashlib.sha256(meta.info_bytes).digest()
+    assert [f.pad for f in meta.files] == [False, True, False, True]
+    assert parse_metainfo(create_torrent(tmp_path / "d").data).info_hash_v2 is None
+    v2 = create_torrent_v2(tmp_path / "d", piece_length=16384)
+    with pytest.raises(MetainfoError, match="v2-only"):
+        parse_metainfo(v2.data)

@@ -94,7 +94,9 @@ def test_btd_seeds_its_hybrid_torrent_to_libtorrent(
     torrent.write_bytes(created.data)
     btd = btd_factory()
     assert btd.start_seeding(seed, torrent) == created.hex
-    assert btd.call("torrent.get", {"info_hash": created.hex})["state"] == "seeding"
+    record = btd.call("torrent.get", {"info_hash": created.hex})
+    assert record["state"] == "seeding"
+    assert record["info_hash_v2"] == created.info_hash_v2.hex()
     port = btd.call("session.info")["listen_port"]
     leecher = lt_factory("leech", torrent, tmp_path / "lt", peers=[f"127.0.0.1:{port}"])
     leecher.wait_done()

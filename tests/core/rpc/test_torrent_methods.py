@@ -688,7 +688,7 @@ def _table_names(section: str) -> set[str]:
     names: set[str] = set()
     for line in section.splitlines():
         if line.startswith("| `"):
-            names.update(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+            names.update(re.findall(r"`([a-z_0-9]+)`", line.split("|")[1]))
     return names
 
 
