@@ -103,3 +103,27 @@ def test_btd_seeds_its_hybrid_torrent_to_libtorrent(
     assert same_tree(seed, tmp_path / "lt")
     assert not (btd.downloads / "tree" / ".pad").exists()
     assert btd.stop() == 0
+
+
+def test_btd_downloads_a_hybrid_from_libtorrent(tmp_path: Path, btd_factory, lt_factory) -> None:
+    """The other way: libtorrent seeds a hybrid (its own or btd's, the same info hashes);
+    btd joins its v1 swarm, never writes the pad files, and gets the files whole."""
+    from btdtest import same_tree
+
+    seed = tmp_path / "seed"
+    write_files(seed, LAYOUTS["multi"], seed=10)
+    created = create_torrent_v2(seed / "tree", hybrid=True, piece_length=16384)
+    torrent = tmp_path / "hybrid.torrent"
+    torrent.write_bytes(created.data)
+    seeder = lt_factory("seed", torrent, seed)
+    btd = btd_factory().start()
+    with btd.client() as events:
+        events.call("events.subscribe")
+        assert btd.add(torrent) == created.hex
+        btd.call(
+            "torrent.add_peer",
+            {"info_hash": created.hex, "address": "127.0.0.1", "port": seeder.port},
+        )
+        btd.wait_event(events, "completed", created.hex)
+    assert same_tree(seed, btd.downloads)
+    assert btd.stop() == 0
