@@ -51,7 +51,7 @@ class TorrentData:
     def verify_and_write(self, index: int, data: bytes) -> defer.Deferred[bool]:
         """Hash a complete piece and write it if it is good; False if the hash failed."""
         d: defer.Deferred[bool] = self.verifier().verify_and_write(
-            self.storage, index, data, self.meta.piece_hash(index)
+            self.storage, index, data, self.meta.piece_check(index)
         )
         return d
 
@@ -163,7 +163,7 @@ class TorrentData:
 
         d: defer.Deferred[Bitfield] = self.verifier().recheck(
             self.storage,
-            meta.piece_hashes,
+            meta.piece_ok if meta.v2 is not None else meta.piece_hashes,
             meta.piece_length,
             meta.total_length,
             pieces=pieces,

@@ -42,11 +42,19 @@ def make_threadpool(reactor: Any, size: int = 2, name: str = "btd-disk") -> Thre
     return pool
 
 
-def _hash_ok(data: bytes, expected: bytes) -> bool:
+Expected = bytes | Callable[[bytes], bool]
+"""A piece's SHA-1, or a check of its data (v2)."""
+
+
+def _hash_ok(data: bytes, expected: Expected) -> bool:
+    """``expected`` is a piece's SHA-1 (v1), or a check of its data (v2's merkle hashes,
+    ``Metainfo.piece_check``)."""
+    if callable(expected):
+        return expected(data)
     return hashlib.sha1(data).digest() == expected
 
 
-def _verify_and_write(storage: Storage, index: int, data: bytes, expected: bytes) -> bool:
+def _verify_and_write(storage: Storage, index: int, data: bytes, expected: Expected) -> bool:
     if not _hash_ok(data, expected):
         return False
     storage.write_piece(index, data)
@@ -54,7 +62,7 @@ def _verify_and_write(storage: Storage, index: int, data: bytes, expected: bytes
 
 
 def _verify_and_write_batch(
-    batch: list[tuple[Storage, int, bytes, bytes, Deferred[bool]]],
+    batch: list[tuple[Storage, int, bytes, Expected, Deferred[bool]]],
 ) -> list[bool | Exception]:
     """Each piece's answer, or the exception its write raised (the others still run)."""
     out: list[bool | Exception] = []
@@ -76,7 +84,9 @@ def _want_files(storage: Any, indices: list[int]) -> None:
     storage.flush()
 
 
-def _check_batch(storage: Storage, piece_hashes: bytes, batch: list[int]) -> list[tuple[int, bool]]:
+def _check_batch(
+    storage: Storage, piece_hashes: bytes | Callable[[int, bytes], bool], batch: list[int]
+) -> list[tuple[int, bool]]:
     out = []
     for index in batch:
         try:
@@ -84,7 +94,10 @@ def _check_batch(storage: Storage, piece_hashes: bytes, batch: list[int]) -> lis
         except MissingDataError:
             out.append((index, False))
             continue
-        out.append((index, _hash_ok(data, piece_hashes[index * 20 : index * 20 + 20])))
+        if callable(piece_hashes):
+            out.append((index, piece_hashes(index, data)))
+        else:
+            out.append((index, _hash_ok(data, piece_hashes[index * 20 : index * 20 + 20])))
     return out
 
 
@@ -105,7 +118,7 @@ class Verifier:
     def __init__(self, reactor: Any, threadpool: ThreadPool) -> None:
         self._reactor = reactor
         self._pool = threadpool
-        self._writes: list[tuple[Storage, int, bytes, bytes, Deferred[bool]]] = []
+        self._writes: list[tuple[Storage, int, bytes, Expected, Deferred[bool]]] = []
         self._write_jobs = 0
         self._write_queued = 0  # bytes in ``_writes``
 
@@ -120,7 +133,7 @@ class Verifier:
         return self._run(storage.write_piece, index, data)
 
     def verify_and_write(
-        self, storage: Storage, index: int, data: bytes, expected: bytes
+        self, storage: Storage, index: int, data: bytes, expected: Expected
     ) -> Deferred[bool]:
         """Hash, then write only if it matches (on a pool thread).
 
@@ -140,7 +153,7 @@ class Verifier:
         return d
 
     def _launch_writes(self) -> None:
-        batch: list[tuple[Storage, int, bytes, bytes, Deferred[bool]]] = []
+        batch: list[tuple[Storage, int, bytes, Expected, Deferred[bool]]] = []
         size = 0
         writes = self._writes
         while writes and (not batch or size + len(writes[0][2]) <= WRITE_BATCH_BYTES):
@@ -190,7 +203,7 @@ class Verifier:
     def recheck(
         self,
         storage: Storage,
-        piece_hashes: bytes,
+        piece_hashes: bytes | Callable[[int, bytes], bool],
         piece_length: int,
         total_length: int,
         *,
@@ -209,7 +222,7 @@ class Verifier:
         fails it with that error.
         """
         num_pieces = -(-total_length // piece_length)
-        if len(piece_hashes) != 20 * num_pieces:
+        if not callable(piece_hashes) and len(piece_hashes) != 20 * num_pieces:
             raise ValueError(f"{len(piece_hashes)} bytes of piece hashes for {num_pieces} pieces")
         wanted = sorted(set(range(num_pieces) if pieces is None else pieces))
         if wanted and not (0 <= wanted[0] and wanted[-1] < num_pieces):

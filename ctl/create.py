@@ -141,8 +141,6 @@ def cmd_create(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     from btd.core.version import __version__
 
     piece, trackers = _options(args)
-    if args.v2 and args.add:
-        raise UsageError("create: the daemon cannot add v2-only torrents yet; use --hybrid")
     path = _output_path(args)
     if path.exists() and not args.force:
         raise UsageError(f"create: {path} exists; use --force to overwrite it")

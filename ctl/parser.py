@@ -254,8 +254,7 @@ def _setup_create(parser: argparse.ArgumentParser) -> None:
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument(
         "--v2", action="store_true",
-        help="a BitTorrent v2 torrent (BEP 52: SHA-256 merkle trees per file); the daemon "
-        "cannot add v2-only torrents yet, so not with --add",
+        help="a BitTorrent v2 torrent (BEP 52: SHA-256 merkle trees per file)",
     )  # fmt: skip
     kind.add_argument(
         "--hybrid", action="store_true",

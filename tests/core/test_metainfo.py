@@ -278,16 +278,40 @@ INVALID: list[tuple[str, bytes, str]] = [
     ("file path dots", torrent(_bad_file(path=["", "."], length=1)), "'files[0].path' has no"),
     ("all zero", torrent(multi([(["a"], 0), (["b"], 0)], pieces=b"")), "total length 0"),
     (
-        "v2 only",
+        "v2 without its piece layer",
         torrent(
             {
                 "meta version": 2,
                 "name": "x",
                 "piece length": PL,
+                "file tree": {"x": {"": {"length": 5 * PL, "pieces root": b"r" * 32}}},
+            }
+        ),
+        "'piece layers' has no layer of 5 hashes for x",
+    ),
+    (
+        "v2 without a root",
+        torrent(
+            {
+                "meta version": 2,
+                "name": "x",
+                "piece length": PL,
+                "file tree": {"x": {"": {"length": 5}}},
+            }
+        ),
+        "'pieces root' is not 32 bytes",
+    ),
+    (
+        "v2 piece length",
+        torrent(
+            {
+                "meta version": 2,
+                "name": "x",
+                "piece length": 3 * 16384,
                 "file tree": {"x": {"": {"length": 5, "pieces root": b"r" * 32}}},
             }
         ),
-        "BitTorrent v2-only torrents are not supported yet",
+        "power of two",
     ),
 ]
 
@@ -586,18 +610,27 @@ def test_info_hash_matches_libtorrent(tmp_path: Path, layout: str, v1_only: bool
     assert ["/".join(f.path) for f in real] == [storage.file_path(i) for i in lt_files]
 
 
-def test_v2_only_libtorrent_torrent_refused(tmp_path: Path) -> None:
+def test_a_v2_only_libtorrent_torrent_is_read(tmp_path: Path) -> None:
+    """Named by the first 20 bytes of its SHA-256 info hash (BEP 52's swarm id), every
+    piece checked by merkle hashes."""
     lt = pytest.importorskip("libtorrent")
-    (tmp_path / "one.bin").write_bytes(os.urandom(1000))
+    data = os.urandom(5 * PL + 1000)
+    (tmp_path / "one.bin").write_bytes(data)
     ct = lt.create_torrent(lt.list_files(str(tmp_path / "one.bin")), PL, lt.create_torrent.v2_only)
     lt.set_piece_hashes(ct, str(tmp_path))
-    with pytest.raises(MetainfoError, match="v2-only"):
-        parse_metainfo(lt.bencode(ct.generate()))
+    raw = lt.bencode(ct.generate())
+    meta = parse_metainfo(raw)
+    v2 = lt.torrent_info(raw).info_hashes().v2
+    assert meta.info_hash_v2.hex() == str(v2) and meta.info_hash == meta.info_hash_v2[:20]
+    assert meta.num_pieces == 6
+    assert all(meta.piece_ok(i, data[i * PL : (i + 1) * PL]) for i in range(6))
+    assert not meta.piece_ok(5, data[5 * PL : -1] + b"?")
 
 
 def test_a_hybrid_reports_its_v2_info_hash(tmp_path) -> None:
     """BEP 52 hybrid: parsed as v1 (its pad files marked), with the SHA-256 of the info
-    dictionary as ``info_hash_v2``; a v1 torrent has none; a v2-only one is refused."""
+    dictionary as ``info_hash_v2``; a v1 torrent has none; a v2-only one is read with the
+    same layout (no pad after the last file)."""
     from btd.core.torrent_create import create_torrent
     from btd.core.torrent_create_v2 import create_torrent_v2
 
@@ -611,5 +644,7 @@ def test_a_hybrid_reports_its_v2_info_hash(tmp_path) -> None:
     assert [f.pad for f in meta.files] == [False, True, False, True]
     assert parse_metainfo(create_torrent(tmp_path / "d").data).info_hash_v2 is None
     v2 = create_torrent_v2(tmp_path / "d", piece_length=16384)
-    with pytest.raises(MetainfoError, match="v2-only"):
-        parse_metainfo(v2.data)
+    only = parse_metainfo(v2.data)
+    assert only.info_hash == v2.info_hash and only.v2 is not None and only.piece_hashes == b""
+    assert [f.pad for f in only.files] == [False, True, False]
+    assert only.num_pieces == meta.num_pieces == 4

@@ -147,8 +147,8 @@ def test_json_output(btctl, tmp_path: Path) -> None:
 
 
 def test_v2_and_hybrid(btctl, daemon, tmp_path: Path) -> None:
-    """--v2 / --hybrid (BEP 52): both info hashes reported; a hybrid is a v1 torrent too
-    (the daemon seeds it); a v2-only one cannot be added yet: a usage error before hashing."""
+    """--v2 / --hybrid (BEP 52): both info hashes reported, and either goes to the daemon
+    with --add."""
     folder = str(tmp_path / "share" / "photos")
     code, out, _ = btctl("--json", "create", folder, "--hybrid", "--add")
     result = json.loads(out)
@@ -160,8 +160,8 @@ def test_v2_and_hybrid(btctl, daemon, tmp_path: Path) -> None:
     result = json.loads(out)
     assert code == 0 and result["version"] == "v2"
     assert result["info_hash"] == result["info_hash_v2"][:40]
-    code, out, err = btctl("create", folder, "--v2", "--add", "-o", "again.torrent")
-    assert (code, out) == (ctl.EXIT_USAGE, "") and "v2-only" in err
+    code, out, _ = btctl("--json", "create", folder, "--v2", "--add", "-o", "again.torrent")
+    assert code == 0 and json.loads(out)["added"]["info_hash"] == result["info_hash"]
     code, _, err = btctl("create", folder, "--v2", "--hybrid")
     assert code == ctl.EXIT_USAGE and "not allowed with" in err
 

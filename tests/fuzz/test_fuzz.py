@@ -101,6 +101,29 @@ def torrents(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
         info[draw(st.sampled_from(TORRENT_KEYS))] = draw(bvalues(TORRENT_KEYS))
     top: dict[bytes, object] = {b"info": info}
+    if draw(st.booleans()):  # BEP 52: v2-only (no pieces) or hybrid
+        info[b"meta version"] = 2
+        if draw(st.booleans()):
+            del info[b"pieces"]
+        root = draw(st.sampled_from([b"r" * 32, b"short", 5]))
+        leaf = {b"length": draw(st.integers(-1, 100_000)), b"pieces root": root}
+        info[b"file tree"] = draw(
+            st.sampled_from(
+                [
+                    {b"a": {b"": leaf}},
+                    {b"d": {b"a": {b"": leaf}, b"b": {b"": {b"length": 0}}}},
+                    {b"a": {b"": leaf, b"x": {}}},
+                    {b"": {b"": leaf}},
+                    {b"a": 5},
+                    {},
+                ]
+            )
+        )
+        top[b"piece layers"] = draw(
+            st.sampled_from([{}, {b"r" * 32: b"h" * 64}, {b"r" * 32: b"odd"}, [], None])
+        )
+        if top[b"piece layers"] is None:
+            del top[b"piece layers"]
     if draw(st.booleans()):
         top[b"announce"] = draw(
             st.sampled_from([b"http://127.0.0.1/announce", b"udp://[::1]:1", b""])

@@ -127,3 +127,61 @@ def test_btd_downloads_a_hybrid_from_libtorrent(tmp_path: Path, btd_factory, lt_
         btd.wait_event(events, "completed", created.hex)
     assert same_tree(seed, btd.downloads)
     assert btd.stop() == 0
+
+
+def test_v2_only_both_ways_with_libtorrent(tmp_path: Path, btd_factory, lt_factory) -> None:
+    """BEP 52 v2-only: btd downloads from a libtorrent seeder (every piece checked by its
+    merkle hashes) and then seeds it to a libtorrent leecher; the swarm is named by the first
+    20 bytes of the SHA-256 info hash, as libtorrent names it."""
+    from btdtest import same_tree
+
+    seed = tmp_path / "seed"
+    write_files(seed, LAYOUTS["multi"], seed=11)
+    created = create_torrent_v2(seed / "tree", piece_length=16384)
+    torrent = tmp_path / "v2.torrent"
+    torrent.write_bytes(created.data)
+    seeder = lt_factory("seed", torrent, seed)
+    btd = btd_factory().start()
+    with btd.client() as events:
+        events.call("events.subscribe")
+        assert btd.add(torrent) == created.hex
+        record = btd.call("torrent.get", {"info_hash": created.hex})
+        assert record["info_hash_v2"] == created.info_hash_v2.hex()
+        btd.call(
+            "torrent.add_peer",
+            {"info_hash": created.hex, "address": "127.0.0.1", "port": seeder.port},
+        )
+        btd.wait_event(events, "completed", created.hex)
+    assert same_tree(seed, btd.downloads)
+    seeder.close()
+    port = btd.call("session.info")["listen_port"]
+    leecher = lt_factory("leech", torrent, tmp_path / "lt", peers=[f"127.0.0.1:{port}"])
+    leecher.wait_done()
+    assert same_tree(seed, tmp_path / "lt")
+    assert btd.stop() == 0
+
+
+def test_btd_checks_v2_data_on_disk_by_merkle_hashes(tmp_path: Path, btd_factory) -> None:
+    """Adding a v2 torrent over its files checks every piece by SHA-256 merkle hashes: the
+    whole data seeds; one changed byte costs exactly its piece."""
+    seed = tmp_path / "seed"
+    write_files(seed, LAYOUTS["multi"], seed=12)
+    created = create_torrent_v2(seed / "tree", piece_length=16384)
+    torrent = tmp_path / "v2.torrent"
+    torrent.write_bytes(created.data)
+    btd = btd_factory()
+    assert btd.start_seeding(seed, torrent) == created.hex
+    record = btd.call("torrent.get", {"info_hash": created.hex})
+    assert record["state"] == "seeding" and record["pieces_have"] == created.num_pieces
+    btd.call("torrent.remove", {"info_hash": created.hex})
+    big = btd.downloads / "tree" / "big.bin"
+    data = bytearray(big.read_bytes())
+    data[500_000] ^= 0xFF
+    big.write_bytes(bytes(data))
+    with btd.client() as events:
+        events.call("events.subscribe")
+        btd.add(torrent)
+        btd.wait_event(events, "started", created.hex)
+    record = btd.call("torrent.get", {"info_hash": created.hex})
+    assert record["pieces_have"] == created.num_pieces - 1
+    assert btd.stop() == 0
