@@ -180,8 +180,6 @@ def _build(info: dict[bytes, Any], info_bytes: bytes, top: dict[bytes, Any]) -> 
             f"'pieces' holds {num_pieces} hashes but {total} bytes in pieces of "
             f"{piece_length} need {expected}"
         )
-    private = info.get(b"private")
-    creation_date = top.get(b"creation date")
     return Metainfo(
         info_hash=hashlib.sha1(info_bytes).digest(),
         info_bytes=info_bytes,
@@ -192,16 +190,25 @@ def _build(info: dict[bytes, Any], info_bytes: bytes, top: dict[bytes, Any]) -> 
         total_length=total,
         files=files,
         multi_file=multi,
-        private=type(private) is int and private != 0,
-        announce_tiers=_clean_tiers(top.get(b"announce"), top.get(b"announce-list")),
-        url_list=_clean_url_list(top.get(b"url-list")),
-        comment=_utf8_field(top, b"comment"),
-        created_by=_utf8_field(top, b"created by"),
-        creation_date=creation_date if type(creation_date) is int else None,
+        **_shared_fields(info, top),
         info_hash_v2=(
             hashlib.sha256(info_bytes).digest() if info.get(b"meta version") == 2 else None
         ),
     )
+
+
+def _shared_fields(info: dict[bytes, Any], top: dict[bytes, Any]) -> dict[str, Any]:
+    """What v1 and v2 read alike: the private flag, trackers, web seeds, comment, dates."""
+    private = info.get(b"private")
+    creation_date = top.get(b"creation date")
+    return {
+        "private": type(private) is int and private != 0,
+        "announce_tiers": _clean_tiers(top.get(b"announce"), top.get(b"announce-list")),
+        "url_list": _clean_url_list(top.get(b"url-list")),
+        "comment": _utf8_field(top, b"comment"),
+        "created_by": _utf8_field(top, b"created by"),
+        "creation_date": creation_date if type(creation_date) is int else None,
+    }
 
 
 def _build_v2(
@@ -218,8 +225,6 @@ def _build_v2(
     if len(checks.lengths) > MAX_PIECES:
         raise MetainfoError(f"{len(checks.lengths)} pieces is over the limit of {MAX_PIECES}")
     v2 = hashlib.sha256(info_bytes).digest()
-    private = info.get(b"private")
-    creation_date = top.get(b"creation date")
     return Metainfo(
         info_hash=v2[:20],
         info_bytes=info_bytes,
@@ -230,12 +235,7 @@ def _build_v2(
         total_length=total,
         files=files,
         multi_file=not single,
-        private=type(private) is int and private != 0,
-        announce_tiers=_clean_tiers(top.get(b"announce"), top.get(b"announce-list")),
-        url_list=_clean_url_list(top.get(b"url-list")),
-        comment=_utf8_field(top, b"comment"),
-        created_by=_utf8_field(top, b"created by"),
-        creation_date=creation_date if type(creation_date) is int else None,
+        **_shared_fields(info, top),
         info_hash_v2=v2,
         v2=checks,
     )

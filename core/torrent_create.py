@@ -10,6 +10,9 @@ included; symlinks and special files inside a folder are skipped, never followed
 Hashing reads the data once, sequentially, in large reads on the calling thread, and
 hashes whole batches of pieces on a thread pool (hashlib releases the GIL on large
 buffers), so every core works while the order of the piece hashes is kept.
+
+Size: about 460 lines, because scanning, hashing and writing the file are one pipeline
+whose rules (libtorrent's layout and piece sizes) the v2 maker reuses.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
     "create_torrent",
     "hash_pieces",
     "parse_size",
+    "prepare",
     "scan",
 ]
 
@@ -408,6 +412,20 @@ def build_metainfo(
     return encode(top)
 
 
+def prepare(
+    path: str | os.PathLike[str],
+    piece_length: int | None,
+    trackers: Sequence[str],
+    exclude: Iterable[Path],
+) -> tuple[FileList, int]:
+    """Check the trackers, scan ``path``: its files and the piece size (given or chosen)."""
+    for url in trackers:
+        check_tracker(url)
+    files = scan(path, exclude=exclude)
+    total = files.total_length
+    return files, check_piece_size(piece_length) if piece_length else auto_piece_size(total)
+
+
 def create_torrent(
     path: str | os.PathLike[str],
     *,
@@ -422,11 +440,8 @@ def create_torrent(
     exclude: Iterable[Path] = (),
 ) -> CreatedTorrent:
     """Scan ``path``, hash it and return the .torrent (``progress(done, total)`` bytes)."""
-    for url in trackers:
-        check_tracker(url)
-    files = scan(path, exclude=exclude)
+    files, size = prepare(path, piece_length, trackers, exclude)
     total = files.total_length
-    size = check_piece_size(piece_length) if piece_length else auto_piece_size(total)
     report = None if progress is None else (lambda done: progress(done, total))
     pieces = hash_pieces(files.files, size, workers=workers, progress=report)
     info = build_info(files, size, pieces, private)

@@ -31,11 +31,8 @@ from btd.core.torrent_create import (
     FileList,
     SourceFile,
     TorrentCreateError,
-    auto_piece_size,
     build_metainfo,
-    check_piece_size,
-    check_tracker,
-    scan,
+    prepare,
 )
 
 READ_SIZE = 4 * 1024 * 1024  # bytes per read: a whole number of pieces and of blocks
@@ -152,11 +149,8 @@ def create_torrent_v2(
 
     ``info_hash`` is what the swarm is joined with: the v1 hash of a hybrid, the first 20
     bytes of the v2 hash otherwise; ``info_hash_v2`` is the whole SHA-256."""
-    for url in trackers:
-        check_tracker(url)
-    files = scan(path, exclude=exclude)
+    files, size = prepare(path, piece_length, trackers, exclude)
     total = files.total_length
-    size = check_piece_size(piece_length) if piece_length else auto_piece_size(total)
     done = [0]
 
     def report(n: int) -> None:

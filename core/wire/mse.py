@@ -116,7 +116,36 @@ def choose(provided: int, policy: str) -> int:
     return CRYPTO_RC4 if provided & CRYPTO_RC4 else 0
 
 
-class Initiator:
+class _Handshake:
+    """What both sides keep while their handshake runs, and how it ends."""
+
+    def __init__(self, rng: Callable[[int], bytes]) -> None:
+        self.rng = rng
+        self.private, self.public = _public_key(rng)
+        self.established: Established | None = None
+        self._buffer = b""
+        self._state = "public"
+        self._decrypt: Callable[[bytes], bytes] = _identity
+        self._encrypt: Callable[[bytes], bytes] = _identity
+        self._select = 0
+        self._pad_len = 0
+
+    def _establish(self, initial: bytes, rest: bytes, info_hash: bytes) -> None:
+        """The stream from here: ``rest`` (what followed the handshake in the last read)
+        was RC4 or plain as the selected method says; ``initial`` is already decrypted."""
+        rc4 = self._select == CRYPTO_RC4
+        self._state = "done"
+        self._buffer = b""
+        self.established = Established(
+            rc4=rc4,
+            encrypt=self._encrypt if rc4 else _identity,
+            decrypt=self._decrypt if rc4 else _identity,
+            payload=initial + (self._decrypt(rest) if rc4 else rest),
+            info_hash=info_hash,
+        )
+
+
+class Initiator(_Handshake):
     """The dialling side. ``start()`` is the first flight; feed ``receive`` what arrives.
 
     ``provide`` is the ``crypto_provide`` bit set (RC4, plaintext or both); ``initial``
@@ -131,19 +160,11 @@ class Initiator:
     ) -> None:
         if not provide & (CRYPTO_RC4 | CRYPTO_PLAINTEXT):
             raise ValueError("provide RC4, plaintext or both")
+        super().__init__(rng)
         self.info_hash = info_hash
         self.initial = initial
         self.provide = provide
-        self.rng = rng
-        self.private, self.public = _public_key(rng)
-        self.established: Established | None = None
-        self._buffer = b""
-        self._state = "public"
         self._vc_mark = b""
-        self._decrypt: Callable[[bytes], bytes] = _identity
-        self._encrypt: Callable[[bytes], bytes] = _identity
-        self._select = 0
-        self._pad_len = 0
 
     def start(self) -> bytes:
         """Ya and PadA."""
@@ -183,17 +204,7 @@ class Initiator:
         if self._state == "pad":
             if _take(self._buffer, self._pad_len, self._decrypt) is None:
                 return out
-            rest = self._buffer[self._pad_len :]
-            rc4 = self._select == CRYPTO_RC4
-            self._state = "done"
-            self._buffer = b""
-            self.established = Established(
-                rc4=rc4,
-                encrypt=self._encrypt if rc4 else _identity,
-                decrypt=self._decrypt if rc4 else _identity,
-                payload=self._decrypt(rest) if rc4 else rest,
-                info_hash=self.info_hash,
-            )
+            self._establish(b"", self._buffer[self._pad_len :], self.info_hash)
         return out
 
     def _answer(self, peer_public: bytes) -> bytes:
@@ -221,7 +232,7 @@ def _take(buffer: bytes, n: int, decrypt: Callable[[bytes], bytes]) -> bytes | N
     return decrypt(buffer[:n])
 
 
-class Responder:
+class Responder(_Handshake):
     """The accepting side. Feed ``receive`` what arrives after the peer's first bytes
     showed it is not a plain BitTorrent handshake.
 
@@ -234,20 +245,12 @@ class Responder:
         policy: str = "prefer",
         rng: Callable[[int], bytes] = os.urandom,
     ) -> None:
+        super().__init__(rng)
         self.lookup = lookup
         self.policy = policy
-        self.rng = rng
-        self.private, self.public = _public_key(rng)
-        self.established: Established | None = None
-        self._buffer = b""
-        self._state = "public"
         self._secret = b""
         self._req1 = b""
         self._info_hash = b""
-        self._decrypt: Callable[[bytes], bytes] = _identity
-        self._encrypt: Callable[[bytes], bytes] = _identity
-        self._select = 0
-        self._pad_len = 0
         self._ia_len = 0
 
     def receive(self, data: bytes) -> bytes:
@@ -316,16 +319,7 @@ class Responder:
         self._encrypt = _rc4(_sha1(b"keyB", self._secret, info_hash))
 
     def _accept(self, initial: bytes, rest: bytes) -> bytes:
-        rc4 = self._select == CRYPTO_RC4
         pad_d = _pad(self.rng)
         reply = self._encrypt(VC + struct.pack(">IH", self._select, len(pad_d)) + pad_d)
-        self._state = "done"
-        self._buffer = b""
-        self.established = Established(
-            rc4=rc4,
-            encrypt=self._encrypt if rc4 else _identity,
-            decrypt=self._decrypt if rc4 else _identity,
-            payload=initial + (self._decrypt(rest) if rc4 else rest),
-            info_hash=self._info_hash,
-        )
+        self._establish(initial, rest, self._info_hash)
         return reply

@@ -40,6 +40,17 @@ def lt_hashes(lt, path: Path, piece: int, hybrid: bool):
     return lt.torrent_info(lt.bencode(ct.generate())).info_hashes()
 
 
+def made(tmp_path: Path, *, seed: int, hybrid: bool):
+    """The "multi" files under tmp_path/seed and btd's v2 (or hybrid) .torrent of them,
+    written to tmp_path: (seed folder, CreatedTorrent, .torrent path)."""
+    folder = tmp_path / "seed"
+    write_files(folder, LAYOUTS["multi"], seed=seed)
+    created = create_torrent_v2(folder / "tree", hybrid=hybrid, piece_length=16384)
+    torrent = tmp_path / ("hybrid.torrent" if hybrid else "v2.torrent")
+    torrent.write_bytes(created.data)
+    return folder, created, torrent
+
+
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 @pytest.mark.parametrize("piece", [16384, 65536])
 @pytest.mark.parametrize("hybrid", [False, True], ids=["v2", "hybrid"])
@@ -87,11 +98,7 @@ def test_btd_seeds_its_hybrid_torrent_to_libtorrent(
     are never on disk) and seeds it; libtorrent, reading both halves, downloads it whole."""
     from btdtest import same_tree
 
-    seed = tmp_path / "seed"
-    write_files(seed, LAYOUTS["multi"], seed=9)
-    created = create_torrent_v2(seed / "tree", hybrid=True, piece_length=16384)
-    torrent = tmp_path / "hybrid.torrent"
-    torrent.write_bytes(created.data)
+    seed, created, torrent = made(tmp_path, seed=9, hybrid=True)
     btd = btd_factory()
     assert btd.start_seeding(seed, torrent) == created.hex
     record = btd.call("torrent.get", {"info_hash": created.hex})
@@ -110,11 +117,7 @@ def test_btd_downloads_a_hybrid_from_libtorrent(tmp_path: Path, btd_factory, lt_
     btd joins its v1 swarm, never writes the pad files, and gets the files whole."""
     from btdtest import same_tree
 
-    seed = tmp_path / "seed"
-    write_files(seed, LAYOUTS["multi"], seed=10)
-    created = create_torrent_v2(seed / "tree", hybrid=True, piece_length=16384)
-    torrent = tmp_path / "hybrid.torrent"
-    torrent.write_bytes(created.data)
+    seed, created, torrent = made(tmp_path, seed=10, hybrid=True)
     seeder = lt_factory("seed", torrent, seed)
     btd = btd_factory().start()
     with btd.client() as events:
@@ -135,11 +138,7 @@ def test_v2_only_both_ways_with_libtorrent(tmp_path: Path, btd_factory, lt_facto
     20 bytes of the SHA-256 info hash, as libtorrent names it."""
     from btdtest import same_tree
 
-    seed = tmp_path / "seed"
-    write_files(seed, LAYOUTS["multi"], seed=11)
-    created = create_torrent_v2(seed / "tree", piece_length=16384)
-    torrent = tmp_path / "v2.torrent"
-    torrent.write_bytes(created.data)
+    seed, created, torrent = made(tmp_path, seed=11, hybrid=False)
     seeder = lt_factory("seed", torrent, seed)
     btd = btd_factory().start()
     with btd.client() as events:
@@ -164,11 +163,7 @@ def test_v2_only_both_ways_with_libtorrent(tmp_path: Path, btd_factory, lt_facto
 def test_btd_checks_v2_data_on_disk_by_merkle_hashes(tmp_path: Path, btd_factory) -> None:
     """Adding a v2 torrent over its files checks every piece by SHA-256 merkle hashes: the
     whole data seeds; one changed byte costs exactly its piece."""
-    seed = tmp_path / "seed"
-    write_files(seed, LAYOUTS["multi"], seed=12)
-    created = create_torrent_v2(seed / "tree", piece_length=16384)
-    torrent = tmp_path / "v2.torrent"
-    torrent.write_bytes(created.data)
+    seed, created, torrent = made(tmp_path, seed=12, hybrid=False)
     btd = btd_factory()
     assert btd.start_seeding(seed, torrent) == created.hex
     record = btd.call("torrent.get", {"info_hash": created.hex})
