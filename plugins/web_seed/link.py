@@ -165,13 +165,27 @@ class WebSeedLink:
             elif isinstance(msg, m.Cancel):
                 ref = BlockRef(msg.index, msg.begin, msg.length)
                 if not self.queue.cancel(ref):
-                    for job in self.jobs:
-                        if ref in job.refs:
-                            job.cancelled.add(ref)
+                    self._cancel_in_flight(ref)
             # HAVE, INTERESTED, bitfields, keep-alives, choking: nothing to do
         if (self.queue or self._rejects) and self._pump_call is None:
             # Not from inside the Peer's call: jobs start (and rejects go) next turn.
             self._pump_call = self.clock.callLater(0, self._pump)
+
+    def _cancel_in_flight(self, ref: BlockRef) -> None:
+        """A block being fetched is not wanted any more (endgame, a snub): it is dropped
+        when it comes, and a job left with nothing wanted stops its request."""
+        for job in self.jobs:
+            if ref in job.refs[job.next :]:
+                job.cancelled.add(ref)
+                if all(r in job.cancelled for r in job.refs[job.next :]):
+                    job.ended = True
+                    self._forget(job)
+                    if job.request is not None:
+                        job.request.done.addErrback(lambda _: None)
+                        job.request.cancel()
+                    if self.queue and self._pump_call is None:
+                        self._pump_call = self.clock.callLater(0, self._pump)
+                return
 
     def write_sequence(self, parts: list[bytes]) -> None:
         for part in parts:
