@@ -6,7 +6,7 @@ Prints the port it listens on, then serves until killed. Every request's method,
 Range header is appended to LOG (one line each), so a test can tell what was asked.
 MODE: ``files`` (static.File: Range -> 206), ``no-range`` (the whole file, 200, whatever
 the Range), ``short`` (a 206 that promises the range and closes after half of it),
-``busy`` (503 with ``Retry-After: 1``).
+``busy`` (503 with ``Retry-After: 1``), ``slow`` (``files``, each answer 0.2 s late).
 """
 
 from __future__ import annotations
@@ -32,6 +32,16 @@ def main() -> None:
             path = root.joinpath(*[p.decode() for p in request.postpath if p])
             if mode == "files" or not path.is_file():
                 return resource.getChildForRequest(inner, request).render(request)
+            if mode == "slow":  # each answer 0.2 s late (a distant mirror)
+
+                def later() -> None:
+                    body = resource.getChildForRequest(inner, request).render(request)
+                    if body is not server.NOT_DONE_YET:
+                        request.write(body)
+                        request.finish()
+
+                reactor.callLater(0.2, later)
+                return server.NOT_DONE_YET
             data = path.read_bytes()
             if mode == "busy":
                 request.setResponseCode(503)

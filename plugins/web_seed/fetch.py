@@ -249,7 +249,8 @@ class RangeRequest:
         elif reason.check(ResponseDone, PotentialDataLoss):
             self._fail(WebSeedError(f"the answer ended after {self.got} of {self.length} bytes"))
         else:
-            text = reason.getErrorMessage()
+            cause = root_cause(reason)
+            text = str(cause).strip() or type(cause).__name__
             self._fail(
                 WebSeedError(f"connection lost after {self.got} of {self.length} bytes: {text}")
             )

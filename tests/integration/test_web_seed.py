@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 import time
@@ -188,8 +189,11 @@ def test_a_web_seed_that_cannot_serve_is_given_up(
         assert not got.exists() or got.stat().st_size <= SIZES["multi/a.bin"]
 
 
-def test_an_answer_cut_short_backs_off(tmp_path, content, btd_factory, web_server) -> None:
-    server = web_server(content, "short")
+@pytest.mark.parametrize(
+    ("mode", "why"), [("short", r"after \d+ of \d+ bytes"), ("busy", r"retry in 1 s: HTTP 503")]
+)
+def test_a_passing_failure_backs_off(tmp_path, content, btd_factory, web_server, mode, why) -> None:
+    server = web_server(content, mode)
     torrent = tmp_path / "ws.torrent"
     info_hash = torrent_with_seeds(content / "multi", torrent, [server.url])
     btd = btd_factory().start()
@@ -200,7 +204,7 @@ def test_an_answer_cut_short_backs_off(tmp_path, content, btd_factory, web_serve
         return [p for p in peers if "retry in" in p["client"]]
 
     peers = wait_for(waiting)
-    assert peers[0]["address"] == server.url
-    assert "ended after" in peers[0]["client"] or "lost after" in peers[0]["client"]
+    assert peers[0]["address"] == server.url and re.search(why, peers[0]["client"])
     assert btd.call("torrent.get", {"info_hash": info_hash})["state"] == "downloading"
+    assert given_up(btd, info_hash) == []
     assert btd.stop() == 0
