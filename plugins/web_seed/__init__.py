@@ -75,10 +75,12 @@ class WebSeedPlugin:
         if self.session is None or self.stopping or not event.info_hash:
             return
         kind = event.kind
-        if kind not in ("started", "removed", "paused", "queued", "error"):
+        if kind not in ("started", "completed", "removed", "paused", "queued", "error"):
             return
         info_hash = bytes.fromhex(event.info_hash)
-        if kind == "started":
+        if kind == "completed":  # a web seed that lacked some files is no seed: close it too
+            self._close_all(info_hash, "both seeding")
+        elif kind == "started":
             self.given_up.pop(info_hash, None)  # a new run of the torrent: try them again
             # After the torrent finished starting (its state, its first dials).
             self.session.reactor.callLater(0, self._started, info_hash)
@@ -180,6 +182,14 @@ class WebSeedPlugin:
                 self.consider(swarm)
 
         waits[url] = self.session.reactor.callLater(WEB_SEED_REATTACH, again)
+
+    def _close_all(self, info_hash: bytes, reason: str) -> None:
+        swarm = self.session.swarm(info_hash) if self.session is not None else None
+        meta = getattr(swarm, "meta", None)
+        for url in meta.url_list[:WEB_SEEDS_PER_TORRENT] if meta is not None else ():
+            link = self.links.get((info_hash, url))
+            if link is not None:
+                link.close(reason)
 
     def _forget(self, info_hash: bytes, *, drop_given_up: bool) -> None:
         for call in self.waits.pop(info_hash, {}).values():

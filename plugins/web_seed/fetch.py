@@ -46,11 +46,17 @@ class WebSeedError(BtdError):
     """A range request that gave no data; ``permanent``: do not ask this web seed again."""
 
     def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.status = status  # the HTTP status that ended it, if one did
 
 
 class WebSeedRefused(WebSeedError):
@@ -195,7 +201,11 @@ class RangeRequest:
         else:
             discard_body(response)
             wait = retry_after(header(b"retry-after"), self.clock.seconds(), WEB_SEED_RETRY_MAX)
-            self._fail(WebSeedError(f"HTTP {code}", permanent=gives_up(code), retry_after=wait))
+            self._fail(
+                WebSeedError(
+                    f"HTTP {code}", permanent=gives_up(code), retry_after=wait, status=code
+                )
+            )
             return
         response.deliverBody(_Body(self, cut=code == 200))
 
@@ -332,7 +342,8 @@ class RangeFetcher:
         self.timeout = timeout
         self.pool = HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = WEB_SEED_IN_FLIGHT
-        self.pool.retryAutomatically = False
+        # retryAutomatically stays on: a GET that meets a kept-alive connection the server
+        # (or a cancelled request) closed meanwhile is sent once more on a fresh one.
         endpoints = GuardedEndpoints(reactor, timeout, WebSeedPolicy(allow_local))
         self.agent = Agent.usingEndpointFactory(reactor, endpoints, self.pool)
 

@@ -10,8 +10,10 @@ corrupt data apply unchanged: the REQUEST messages the Peer writes are decoded a
 request per file it crosses (fetch.RangeFetcher), and the bytes come back to the Peer as
 PIECE messages. A CANCEL takes a queued request back, or drops that block when it arrives.
 
-Failures: a permanent one (a 4xx, a server that ignores Range further into a file, a
-refused URL) gives the web seed up at once; others count, and the web seed CHOKEs (BEP 6:
+A 404/410 for one file takes the pieces touching it out of what the web seed offers (a new
+BITFIELD; libtorrent does the same) and does not count as a failure. Other failures: a
+permanent one (a 4xx, a server that ignores Range further into a file, a refused URL)
+gives the web seed up at once; others count, and the web seed CHOKEs (BEP 6:
 the torrent drops its requests and asks others) for a back-off (doubling, or a 503's
 ``Retry-After``, capped), then UNCHOKEs; ``WEB_SEED_MAX_FAILURES`` in a row give it up.
 Its ``client`` in ``torrent.peers`` says ``web seed`` and, while it waits, why.
@@ -27,6 +29,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from btd.core.bitfield import Bitfield
 from btd.core.errors import ProtocolError
 from btd.core.limits import (
     WEB_SEED_IN_FLIGHT,
@@ -40,7 +43,15 @@ from btd.core.types import BlockRef
 from btd.core.wire import messages as m
 from btd.core.wire.codec import WireDecoder
 from btd.plugins.web_seed.fetch import WebSeedError
-from btd.plugins.web_seed.ranges import BlockQueue, Span, backoff, file_spans, file_url
+from btd.plugins.web_seed.ranges import (
+    MISSING_STATUSES,
+    BlockQueue,
+    Span,
+    backoff,
+    file_spans,
+    file_url,
+    pieces_of_file,
+)
 
 GIVEN_UP = "web seed given up"  # the close reason's prefix for a web seed not to retry
 CLIENT = "web seed"
@@ -57,7 +68,7 @@ def web_seed_peer_id(url: str) -> bytes:
 class _Job:
     """Contiguous blocks fetched together: their spans in order, the bytes not yet given."""
 
-    __slots__ = ("refs", "spans", "next", "buffer", "cancelled", "request", "ended")
+    __slots__ = ("refs", "spans", "next", "buffer", "cancelled", "request", "span", "ended")
 
     def __init__(self, refs: list[BlockRef], spans: list[Span]) -> None:
         self.refs = refs
@@ -66,6 +77,7 @@ class _Job:
         self.buffer = bytearray()
         self.cancelled: set[BlockRef] = set()
         self.request: Any = None
+        self.span: Span | None = None  # the one being fetched
         self.ended = False
 
 
@@ -101,6 +113,7 @@ class WebSeedLink:
         self.queue = BlockQueue(meta.piece_length, WEB_SEED_QUEUE)
         self.jobs: list[_Job] = []
         self.failures = 0
+        self.missing_files: set[int] = set()  # answered 404/410: not on this server
         self.reading_paused = False
         self._multi = meta.multi_file
         self._files = meta.files
@@ -264,6 +277,7 @@ class WebSeedLink:
             url = file_url(self.url, path, multi_file=self._multi)
             request = self.fetcher.get(url, span.offset, span.length, lambda b: self._data(job, b))
             job.request = request
+            job.span = span
             if self.reading_paused:
                 request.pause()
             request.done.addCallbacks(
@@ -324,8 +338,11 @@ class WebSeedLink:
         if not isinstance(exc, WebSeedError):
             _log.failure("web seed {url} failed", failure, url=self.url)
             exc = WebSeedError(failure.getErrorMessage() or type(exc).__name__)
-        self.failures += 1
         where = job.request.url if job.request is not None else self.url
+        if exc.status in MISSING_STATUSES and job.span is not None:
+            self._file_missing(job.span.index, f"HTTP {exc.status} for {where}")
+            return None
+        self.failures += 1
         if exc.permanent or self.failures >= WEB_SEED_MAX_FAILURES:
             count = "" if exc.permanent else f" ({self.failures} failures in a row)"
             self.give_up(f"{exc} from {where}{count}")
@@ -335,6 +352,31 @@ class WebSeedLink:
             wait = backoff(self.failures, WEB_SEED_RETRY_BASE, WEB_SEED_RETRY_MAX)
         self._back_off(wait, f"{exc} from {where}")
         return None
+
+    def _file_missing(self, index: int, why: str) -> None:
+        """A file this server does not have: its pieces are no longer offered (a new
+        BITFIELD replaces HAVE_ALL, bracketed by CHOKE/UNCHOKE so the torrent drops the
+        requests it made and asks again); no file left: given up."""
+        self.missing_files.add(index)
+        piece_length = self.queue.piece_length
+        has = Bitfield.full(self.swarm.num_pieces)
+        for i in self.missing_files:
+            for piece in pieces_of_file(self._offsets[i], self._lengths[i], piece_length):
+                has.discard(piece)
+        if not has.count:
+            self.give_up(f"{why}: no piece left to fetch from it")
+            return
+        _log.info(
+            "web seed {url} lacks a file ({why}); {n} pieces left to fetch from it",
+            url=self.url,
+            why=why,
+            n=has.count,
+        )
+        self._abort_jobs()
+        self.queue.clear()
+        self._give(m.CHOKE_MSG)
+        self._give(m.Bitfield(has.to_bytes()))
+        self._give(m.UNCHOKE_MSG)
 
     def give_up(self, why: str) -> None:
         _log.warn("web seed {url} given up: {why}", url=self.url, why=why)

@@ -174,6 +174,13 @@ def backoff(failures: int, base: float, cap: float) -> float:
 
 # What an HTTP status means for the web seed: retry later, or give it up now.
 RETRY_STATUSES = frozenset({408, 429})
+# The file is not on this server: its pieces are asked of others (libtorrent does the same).
+MISSING_STATUSES = frozenset({404, 410})
+
+
+def pieces_of_file(offset: int, length: int, piece_length: int) -> range:
+    """The pieces that hold bytes of a file at ``offset`` of ``length`` (> 0) bytes."""
+    return range(offset // piece_length, (offset + length - 1) // piece_length + 1)
 
 
 def gives_up(status: int) -> bool:

@@ -189,6 +189,34 @@ def test_a_web_seed_that_cannot_serve_is_given_up(
         assert not got.exists() or got.stat().st_size <= SIZES["multi/a.bin"]
 
 
+def test_a_mirror_without_one_file_serves_the_others(
+    tmp_path, content, btd_factory, web_server
+) -> None:
+    partial = tmp_path / "partial"
+    write_files(partial, SIZES, seed=7)
+    (partial / "multi" / "a.bin").unlink()
+    server = web_server(partial)
+    torrent = tmp_path / "ws.torrent"
+    info_hash = torrent_with_seeds(content / "multi", torrent, [server.url])
+    btd = btd_factory().start()
+    add(btd, torrent, allow_local_trackers=True)
+
+    def progress() -> dict[str, float] | None:
+        rows = btd.call("torrent.files", {"info_hash": info_hash})
+        got = {row["path"]: row["progress"] for row in rows}
+        done = got["multi/sub dir/b #1.bin"] == 1.0 and got["multi/sub dir/ü%c.bin"] == 1.0
+        return got if done else None
+
+    got = wait_for(progress)
+    # a.bin's last piece is d.bin's first: all of d.bin but that piece came
+    assert got["multi/a.bin"] == 0.0 and 0.5 < got["multi/d.bin"] < 1.0
+    status = btd.call("web_seed.status")
+    assert [row["url"] for row in status["attached"]] == [server.url]
+    assert status["given_up"] == []
+    assert any("/multi/a.bin" in line for line in server.requests())
+    assert btd.stop() == 0
+
+
 @pytest.mark.parametrize(
     ("mode", "why"), [("short", r"after \d+ of \d+ bytes"), ("busy", r"retry in 1 s: HTTP 503")]
 )

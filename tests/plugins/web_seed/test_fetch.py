@@ -68,6 +68,12 @@ class Files(Resource):
             return b""
         if path == b"/silent":
             return NOT_DONE_YET
+        if path == b"/stall":  # the headers and a few bytes, then nothing
+            request.setResponseCode(206)
+            request.setHeader(b"content-range", b"bytes 0-999/102400")
+            request.setHeader(b"content-length", b"1000")
+            request.write(BODY[:10])
+            return NOT_DONE_YET
         request.setResponseCode(404)
         return b"no"
 
@@ -181,4 +187,22 @@ def test_pause_and_resume(server: tuple[Files, str]) -> None:
     request.pause()
     request.resume()
     assert wait(request.done) is None and got == BODY
+    wait(fetcher.close())
+
+
+def test_connections_dropped_by_a_cancel_or_an_error_are_not_reused(
+    server: tuple[Files, str],
+) -> None:
+    _, base = server
+    got = bytearray()
+    fetcher = RangeFetcher(reactor, allow_local=True, timeout=5)
+    stalled = fetcher.get(f"{base}/stall", 0, 1000, got.extend)
+    missing = fetcher.get(f"{base}/nothing", 0, 10, got.extend)
+    assert isinstance(wait(missing.done), Failure)
+    stalled.cancel("not wanted any more")
+    assert isinstance(wait(stalled.done), Failure)
+    for i in range(4):  # each on a pooled connection or a new one, never a dead one
+        got.clear()
+        assert wait(fetcher.get(f"{base}/file", i * 1000, 5000, got.extend).done) is None
+        assert got == BODY[i * 1000 : i * 1000 + 5000]
     wait(fetcher.close())

@@ -231,3 +231,43 @@ def test_requests_while_backing_off_are_rejected_next_turn(h: Harness) -> None:
     h.link.write(encode(m.Request(0, 0, 16 * 1024)))
     h.turn()
     assert len(h.fetcher.requests) == asked
+
+
+def test_a_file_the_server_lacks_is_asked_of_others(h: Harness) -> None:
+    a_url = f"{BASE}{TORRENT_NAME}/a.bin"
+    for _ in range(100):
+        h.turn()
+        open_ = h.fetcher.open()
+        if not open_:
+            break
+        for request in open_:
+            if request.done.called:  # aborted by a 404 before it
+                continue
+            if request.url == a_url:
+                request.done.errback(WebSeedError("HTTP 404", permanent=True, status=404))
+            else:
+                request.serve()
+    # a.bin (100,000 bytes) is in pieces 0..3; piece 3 is shared with b.bin
+    assert sorted(i for i in range(NUM_PIECES) if i not in h.peer.has) == [0, 1, 2, 3]
+    assert sorted(i for i, ok in h.swarm.verifier.verified if ok) == list(range(4, NUM_PIECES))
+    assert h.link.failures == 0 and not h.closed and not h.peer.peer_choking
+    assert h.torrent.availability.count(0) == 0 and h.torrent.availability.count(5) == 1
+    seeder = h.swarm.seed_peer()  # a peer that has them completes the torrent
+    for _ in range(20):
+        requests = [x for x in seeder.new() if isinstance(x, m.Request)]
+        if not requests:
+            break
+        seeder.answer(requests)
+    assert h.torrent.complete
+
+
+def test_no_file_left_gives_it_up(h: Harness) -> None:
+    for _ in range(10):
+        h.turn()
+        for request in h.fetcher.open():
+            if not request.done.called:  # the first may abort the others
+                request.done.errback(WebSeedError("HTTP 410", permanent=True, status=410))
+        if h.closed:
+            break
+    assert h.closed and h.closed[0].startswith(GIVEN_UP)
+    assert "no piece left" in h.closed[0] and "HTTP 410" in h.closed[0]
