@@ -9,58 +9,12 @@ from typing import Any
 
 import pytest
 from torrent_harness import CONTENT, FILE_SIZES, NUM_PIECES, TORRENT_NAME, Swarm
-from twisted.internet import defer
+from web_seed_fakes import BASE, FILE_START, FakeFetcher
 
 from btd.core.wire import messages as m
 from btd.core.wire.codec import encode
 from btd.plugins.web_seed.fetch import WebSeedError
 from btd.plugins.web_seed.link import CLIENT, GIVEN_UP, WebSeedLink, web_seed_peer_id
-
-BASE = "http://ws.example/seed/"
-FILE_START = {f"{BASE}{TORRENT_NAME}/a.bin": 0, f"{BASE}{TORRENT_NAME}/b.bin": FILE_SIZES[0][1]}
-
-
-class FakeRequest:
-    def __init__(self, url: str, offset: int, length: int, sink: Any) -> None:
-        self.url, self.offset, self.length, self.sink = url, offset, length, sink
-        self.done: defer.Deferred[None] = defer.Deferred()
-        self.paused = False
-        self.cancelled = False
-
-    def serve(self, data: bytes = CONTENT, *, upto: int | None = None) -> None:
-        """Give the asked bytes of the file (from ``data``, the torrent's stream)."""
-        start = FILE_START[self.url] + self.offset
-        self.sink(data[start : start + (self.length if upto is None else upto)])
-        if upto is None and not self.done.called:
-            self.done.callback(None)
-
-    def pause(self) -> None:
-        self.paused = True
-
-    def resume(self) -> None:
-        self.paused = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        if not self.done.called:
-            self.done.errback(WebSeedError("cancelled"))
-
-
-class FakeFetcher:
-    def __init__(self) -> None:
-        self.requests: list[FakeRequest] = []
-        self.closed = False
-
-    def get(self, url: str, offset: int, length: int, sink: Any) -> FakeRequest:
-        request = FakeRequest(url, offset, length, sink)
-        self.requests.append(request)
-        return request
-
-    def open(self) -> list[FakeRequest]:
-        return [r for r in self.requests if not r.done.called]
-
-    def close(self) -> None:
-        self.closed = True
 
 
 class Harness:
