@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 from btdtest import wait_fired as wait
 from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableNameResolver
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
+from zope.interface import implementer
 
 from btd.plugins.web_seed.fetch import RangeFetcher, WebSeedError
 
@@ -171,12 +174,55 @@ def test_a_local_seed_without_the_option_is_never_asked(server: tuple[Files, str
     assert res.asked == []
 
 
-def test_a_name_that_resolves_to_a_local_address_is_refused(server: tuple[Files, str]) -> None:
+@implementer(IHostnameResolver)
+class StaticNames:
+    """Resolves the names it is given, like /etc/hosts would."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def resolveHostName(  # noqa: N802
+        self, receiver: Any, hostName: str, portNumber: int = 0, *args: Any, **kw: Any
+    ) -> Any:
+        receiver.resolutionBegan(None)
+        address = self.names.get(hostName, hostName if hostName[:1].isdigit() else None)
+        if address is not None:
+            receiver.addressResolved(IPv4Address("TCP", address, portNumber))
+        receiver.resolutionComplete()
+
+
+@implementer(IReactorPluggableNameResolver)
+class NamedReactor:
+    """The global reactor with ``StaticNames`` as its name resolver."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.nameResolver = StaticNames(names)
+
+    def installNameResolver(self, resolver: Any) -> Any:  # noqa: N802
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(reactor, name)
+
+
+def test_a_name_that_resolves_to_a_local_address_is_caught_at_connect_time(
+    server: tuple[Files, str],
+) -> None:
     res, base = server
-    url = base.replace("127.0.0.1", "localhost.")  # a name: judged where it resolved to
-    _, error = failed(f"{url}/file", 0, 10, allow_local=False)
-    assert error.permanent and "SSRF" in str(error)
-    assert res.asked == []
+    url = base.replace("127.0.0.1", "mirror.test") + "/file"
+    named = NamedReactor({"mirror.test": "127.0.0.1"})
+    for allow_local in (False, True):
+        got = bytearray()
+        fetcher = RangeFetcher(named, allow_local=allow_local)
+        result = wait(fetcher.get(url, 0, 10, got.extend).done)
+        wait(fetcher.close())
+        if not allow_local:
+            assert isinstance(result, Failure) and result.check(WebSeedError)
+            assert result.value.permanent and "resolves to 127.0.0.1" in str(result.value)
+            assert res.asked == []  # connected, refused before a byte was written
+        else:
+            assert result is None and got == BODY[:10]
+    assert res.asked == [(b"/file", b"bytes=0-9")]
 
 
 def test_pause_and_resume(server: tuple[Files, str]) -> None:
