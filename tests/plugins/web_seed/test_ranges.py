@@ -181,3 +181,11 @@ def test_the_address_a_name_resolved_to_is_judged() -> None:
     assert refused_web_seed_address("127.0.0.1", True) is None
     assert "link-local" in (refused_web_seed_address("169.254.169.254", True) or "")
     assert refused_web_seed_address("93.184.216.34", False) is None
+
+
+def test_a_web_seed_address_is_shown_as_its_url() -> None:
+    from btd.core.types import format_address
+
+    assert format_address(("http://h:8/x/", 0)) == "http://h:8/x/"
+    assert format_address(("::1", 6881)) == "[::1]:6881"
+    assert format_address(("10.0.0.1", 6881)) == "10.0.0.1:6881"
