@@ -160,3 +160,37 @@ the spec's own bound; a peer that does not sync within it is dropped."""
 MSE_MAX_INITIAL_PAYLOAD = 4096
 """Bytes of the initial payload (IA) a responder accepts inside the MSE handshake: a
 BitTorrent handshake is 68 (libtorrent sends it and nothing more)."""
+
+
+# -- issue 14: web seeds (BEP 19 ``url-list``, plugins/web_seed/) ---------------------------------
+WEB_SEEDS_PER_TORRENT = 8
+"""Web seed URLs used per torrent (the rest of a longer ``url-list`` is ignored, logged).
+btd's own: each is a connection slot and an HTTP pool; libtorrent has no cap."""
+WEB_SEED_IN_FLIGHT = 2
+"""HTTP range requests open at once per web seed (each on its own kept-alive connection).
+libtorrent pipelines its requests on one connection per web seed."""
+WEB_SEED_MAX_RANGE = 4 * 1024 * 1024
+"""Bytes asked in one job: the contiguous blocks the picker queued, merged, up to this
+(split into one Range request per file the job crosses). libtorrent's
+urlseed_max_request_bytes is 16 MiB."""
+WEB_SEED_QUEUE = 500
+"""Block requests queued at a web seed (the peer pipeline's MAX_PIPELINE); beyond, they are
+rejected (BEP 6), never buffered."""
+WEB_SEED_TIMEOUT = 30.0
+"""Seconds without a byte from a web seed request (connecting, headers or body) before it
+fails: libtorrent's urlseed_timeout 20 s; the peer request timeout is 60 s."""
+WEB_SEED_REDIRECTS = 5
+"""Redirects followed per range request, each judged again by the web seed policy
+(core/outbound.py): the tracker client's TRACKER_REDIRECTS."""
+WEB_SEED_RETRY_BASE = 5.0
+"""Seconds of the first back-off after a failed request; doubles per failure in a row
+(libtorrent's urlseed_wait_retry is 30 s flat)."""
+WEB_SEED_RETRY_MAX = 300.0
+"""Longest back-off, and the cap on an HTTP 503/429 ``Retry-After`` a server asks for."""
+WEB_SEED_MAX_FAILURES = 5
+"""Failed requests in a row before a web seed is given up for this run of the torrent
+(until it is paused and resumed); a 4xx answer other than 408/429, a server that ignores
+Range, or a wrong Content-Range give it up at once."""
+WEB_SEED_REATTACH = 60.0
+"""Seconds before a web seed closed for another reason (its slot was wanted, the torrent
+was full) is attached again while the torrent still downloads."""

@@ -149,3 +149,55 @@ def refused_fetch_address(address: str, local_ok: bool, setting: str) -> str | N
     if not local_ok and is_local(ip):
         return _fetch_why(f"the host resolves to {ip.compressed}, which", setting)
     return None
+
+
+# -- web seeds (BEP 19 ``url-list``; plugins/web_seed/) -------------------------------------------
+# Torrent data, like tracker URLs, but there is no path a web seed must have (it is any file
+# server), so a local address needs the torrent's ``allow_local_trackers`` whatever the path;
+# even then a local web seed with a query string is refused (libtorrent's ssrf_mitigation),
+# and link-local and cloud metadata addresses are never asked.
+WEB_SEED_OPTION = OPTION
+
+
+def _seed_why(what: str) -> str:
+    return (
+        f"refused (SSRF protection): {what} is a local address; add the torrent with "
+        f"{WEB_SEED_OPTION} to use a local web seed"
+    )
+
+
+def check_web_seed_url(url: str, *, allow_local: bool) -> Verdict:
+    """The policy for a web seed URL (or a redirect's target) as written."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return Verdict(f"refused: {url[:80]!r} is not a valid URL", False)
+    if parts.scheme.lower() not in FETCH_SCHEMES:
+        return Verdict(f"refused: a web seed must be http or https, got {url[:80]!r}", False)
+    if not host:
+        return Verdict(f"refused: {url[:80]!r} names no host", False)
+    ip = parse_ip(host)
+    if ip is not None and never_fetched(ip):
+        return Verdict(f"refused (SSRF protection): {host} is link-local, never asked", False)
+    local = (ip is not None and is_local(ip)) or (ip is None and _local_name(host))
+    if local and not allow_local:
+        return Verdict(_seed_why(host), False)
+    if local and parts.query:
+        return Verdict(
+            "refused (SSRF protection): a local web seed may not have a query string", False
+        )
+    return Verdict(None, allow_local and not parts.query)
+
+
+def refused_web_seed_address(address: str, local_ok: bool) -> str | None:
+    """Why a web seed request must not use a connection to ``address`` (what its host
+    name resolved to), or None."""
+    ip = parse_ip(address)
+    if ip is None:
+        return None
+    if never_fetched(ip):
+        return f"refused (SSRF protection): the host resolves to {ip.compressed}, link-local"
+    if not local_ok and is_local(ip):
+        return _seed_why(f"the host resolves to {ip.compressed}, which")
+    return None

@@ -61,6 +61,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "dht": "btd.plugins.dht:DhtPlugin",
     "pex": "btd.plugins.pex:PexPlugin",
     "http": "btd.plugins.http:HttpPlugin",
+    "web_seed": "btd.plugins.web_seed:WebSeedPlugin",
 }
 
 # The core itself provides these hooks' default answers (e.g. the HTTP tracker client);

@@ -37,8 +37,11 @@ class BlockRef(NamedTuple):
 
 
 def format_address(address: PeerAddress) -> str:
-    """``host:port`` (``[v6]:port``): how addresses appear in RPC answers and logs."""
+    """``host:port`` (``[v6]:port``): how addresses appear in RPC answers and logs; a web
+    seed's (its URL, port 0: plugins/web_seed/) is its URL."""
     host, port = address
+    if "://" in host:
+        return host
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 

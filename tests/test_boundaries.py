@@ -76,6 +76,7 @@ PURE = (
     "btd.plugins.http.guard",
     "btd.plugins.http.ids",
     "btd.plugins.http.fields",
+    "btd.plugins.web_seed.ranges",
 )
 
 
