@@ -146,13 +146,13 @@ def test_an_answer_cut_short_keeps_the_blocks_it_gave(h: Harness) -> None:
 
 def test_a_cancelled_block_in_flight_is_not_given(h: Harness) -> None:
     given: list[tuple[int, int]] = []
-    receive = h.torrent.downloader.block_received
+    receive = h.torrent.downloader.blocks_received
 
-    def spy(peer: Any, index: int, begin: int, data: bytes) -> None:
-        given.append((index, begin))
-        receive(peer, index, begin, data)
+    def spy(peer: Any, pieces: list[Any]) -> None:
+        given.extend((p.index, p.begin) for p in pieces)
+        receive(peer, pieces)
 
-    h.torrent.downloader.block_received = spy  # type: ignore[method-assign]
+    h.torrent.downloader.blocks_received = spy  # type: ignore[method-assign]
     h.turn()
     request = h.fetcher.open()[0]
     piece, begin = divmod(FILE_START[request.url] + request.offset, 32 * 1024)
