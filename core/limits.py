@@ -148,3 +148,24 @@ the spec's own bound; a peer that does not sync within it is dropped."""
 MSE_MAX_INITIAL_PAYLOAD = 4096
 """Bytes of the initial payload (IA) a responder accepts inside the MSE handshake: a
 BitTorrent handshake is 68 (libtorrent sends it and nothing more)."""
+
+# -- issue 14: uTP (plugins/utp/) ------------------------------------------------------------------
+UTP_MAX_EXTENSIONS = 16
+"""Extensions chained in one uTP datagram; more is a ProtocolError. btd's own: libtorrent
+sends at most two (selective ack, close reason); the chain is otherwise bounded only by the
+datagram's size."""
+UTP_REORDER_PACKETS = 511
+"""Out-of-order packets held per connection while a hole is filled; a packet further ahead
+is dropped (the sender resends it). libutp REORDER_BUFFER_MAX_SIZE 511."""
+UTP_RECV_WINDOW = 1024 * 1024
+"""Bytes a uTP connection holds for its reader (in order but not yet read, plus out of
+order), advertised as ``wnd_size``; a packet that would pass it is dropped. btd's own (the
+figure libtorrent's default receive buffer settles at)."""
+UTP_SEND_BUFFER = 1024 * 1024
+"""Bytes queued to send on one uTP connection (unsent plus unacked) before its producer is
+paused, as a TCP transport's write buffer pauses it. btd's own."""
+UTP_SYN_RESENDS = 2  # SYNs resent before a dial fails: libtorrent utp_syn_resends 2
+UTP_FIN_RESENDS = 2  # FINs resent before the close is given up: libtorrent utp_fin_resends 2
+UTP_DATA_RESENDS = 3
+"""Times one data packet is resent on timeout before the connection is dropped as timed
+out: libtorrent utp_num_resends 3 (each timeout doubles, from 1 s: about 15 s in all)."""
