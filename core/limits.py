@@ -169,3 +169,7 @@ UTP_FIN_RESENDS = 2  # FINs resent before the close is given up: libtorrent utp_
 UTP_DATA_RESENDS = 3
 """Times one data packet is resent on timeout before the connection is dropped as timed
 out: libtorrent utp_num_resends 3 (each timeout doubles, from 1 s: about 15 s in all)."""
+UTP_TRANSPORT_HINTS = 4096
+"""Peer addresses for which the ``utp`` plugin remembers which transport to dial first
+(least recently noted forgotten first). btd's own; libtorrent keeps the same bit in each
+of its torrent_peer entries."""

@@ -61,6 +61,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "dht": "btd.plugins.dht:DhtPlugin",
     "pex": "btd.plugins.pex:PexPlugin",
     "http": "btd.plugins.http:HttpPlugin",
+    "utp": "btd.plugins.utp:UtpPlugin",
 }
 
 # The core itself provides these hooks' default answers (e.g. the HTTP tracker client);
