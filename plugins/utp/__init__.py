@@ -205,4 +205,18 @@ class UtpPlugin:
         base = {"running": sock is not None, "prefer": self.settings["prefer"]}
         if sock is not None:
             base.update(sock.stats, connections=len(sock.streams))
+            base["last_malformed"] = getattr(sock, "last_malformed", None)
+            base["streams"] = [
+                {
+                    "address": f"{s.addr[0]}:{s.addr[1]}",
+                    "state": s.conn.state.value,
+                    "cwnd": s.conn.cc.cwnd,
+                    "in_flight": s.conn.in_flight,
+                    "peer_window": s.conn.peer_wnd,
+                    "rtt_ms": None if s.conn.rtt.rtt is None else round(s.conn.rtt.rtt * 1000, 1),
+                    "resent": s.conn.resent,
+                    "timeouts": s.conn.timeouts,
+                }
+                for s in list(sock.streams.values())
+            ]
         return base

@@ -2,10 +2,12 @@
 
 Every datagram is untrusted: anything malformed (a short header, version other than 1, an
 unknown type, an extension that runs past the end, a chain longer than
-``UTP_MAX_EXTENSIONS``, a selective-ack bitmask whose length is not a non-zero multiple of
-4) raises ProtocolError and nothing else. Unknown extension kinds are skipped (libtorrent
-sends kind 2, a close reason). Sequence numbers are 16 bits and wrap; the helpers here
-compare them the way BEP 29 does (a is before b if b is less than half the space ahead).
+``UTP_MAX_EXTENSIONS``, two selective acks) raises ProtocolError and nothing else.
+BEP 29 says a selective-ack bitmask is a multiple of 4 bytes, but libtorrent sends any
+length (23 bytes seen on loopback): any length is taken (0 is none); ours are multiples of
+4. Unknown extension kinds are skipped (libtorrent sends kind 2, a close reason).
+Sequence numbers are 16 bits and wrap; the helpers here compare them the way BEP 29 does
+(a is before b if b is less than half the space ahead).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class Packet:
         first = EXT_NONE
         ext = b""
         if self.sack is not None:
-            if not self.sack or len(self.sack) % 4 or len(self.sack) > 252:
+            if not self.sack or len(self.sack) > 255:
                 raise ValueError(f"selective-ack bitmask of {len(self.sack)} bytes")
             first = EXT_SACK
             ext = bytes((EXT_NONE, len(self.sack))) + self.sack
@@ -99,11 +101,9 @@ def decode(data: bytes) -> Packet:
         if len(body) != length:
             raise ProtocolError("uTP extension cut off")
         if ext == EXT_SACK:
-            if length == 0 or length % 4:
-                raise ProtocolError(f"selective-ack bitmask of {length} bytes (multiple of 4)")
             if sack is not None:
                 raise ProtocolError("two selective-ack extensions in one datagram")
-            sack = bytes(body)
+            sack = bytes(body) or None
         offset += 2 + length
         ext = next_ext
     return Packet(

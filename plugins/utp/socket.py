@@ -111,8 +111,9 @@ class UtpSocket(DatagramProtocol):
         addr = (_plain_host(addr[0]), addr[1])
         try:
             packet = decode(data)
-        except ProtocolError:
+        except ProtocolError as exc:
             self.stats["malformed"] += 1
+            self.last_malformed = f"{exc}: {data[:32].hex()}"
             return
         recv_id = packet.connection_id
         if packet.type == ST_SYN:  # an acceptor receives on the SYN's id + 1
