@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from btdtest import BtdProcess, make_torrent, write_files  # noqa: E402
 from swarm import (  # noqa: E402
