@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
 
@@ -154,7 +155,16 @@ class UtpPlugin:
 
         sock = UtpSocket(session.reactor, accept)
         host = session.config.session.listen_host
-        self._port = sock.listen(session.listen_port, host)
+        try:
+            self._port = sock.listen(session.listen_port, host)
+        except CannotListenError as exc:  # the UDP port is taken: TCP goes on alone
+            log.error(
+                "utp: cannot listen on udp {host}:{port} ({exc}); uTP is off",
+                host=host,
+                port=session.listen_port,
+                exc=exc.socketError,
+            )
+            return
         self.sock = sock
         self._session = session
         connector.dialer = self.dial
