@@ -32,7 +32,13 @@ if TYPE_CHECKING:
     from btd.core.plugin_config import SettingLines
 
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
-DEFAULT_PLUGINS: tuple[str, ...] = ("rarest_first", "sequential", "udp_tracker", "resume_sqlite")
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "rarest_first",
+    "sequential",
+    "udp_tracker",
+    "resume_sqlite",
+    "utp",
+)
 GOAL_ACTIONS: tuple[str, ...] = ("pause", "remove", "remove_data")  # seeding_goal_action
 DEFAULT_UMASK = 0o022  # Transmission's default too: files 0644, folders 0755
 # sun_path is 108 bytes on Linux, one of them for the terminating NUL.
