@@ -247,3 +247,29 @@ def test_no_timer_while_idle() -> None:
     link.run(lambda: not link.queue)
     assert a.deadline is None and b.deadline is None
     assert not link.step()
+
+
+def test_a_stale_selective_ack_after_a_timeout_does_not_resend_again() -> None:
+    """A hole resent fast, then by a timeout; selective acks sent before the peer got that
+    resend still show the hole and must not resend it once more (they used to: the packet
+    then ran out of resends twice as fast)."""
+    clock, sent, rec = FakeClock(), [], Recorder()
+    conn = Connection.connect(clock, sent.append, rec, conn_id=50)
+    conn.receive(Packet(ST_STATE, 50, seq_nr=700, ack_nr=1, wnd_size=1 << 20, timestamp_diff=5))
+    conn.cc.cwnd = 10 * PACKET_SIZE
+    conn.write(b"d" * (PACKET_SIZE * 5))  # seq 2..6
+
+    def sends_of_2() -> int:
+        return sum(1 for d in sent if decode(d).type == ST_DATA and decode(d).seq_nr == 2)
+
+    def sack(mask: bytes) -> None:
+        conn.receive(Packet(ST_STATE, 50, seq_nr=700, ack_nr=1, wnd_size=1 << 20, sack=mask))
+
+    sack(b"\x07\0\0\0")  # 3, 4, 5 arrived: 2 is lost
+    assert sends_of_2() == 2
+    clock.now = conn.deadline  # type: ignore[assignment]
+    conn.on_timer()
+    assert sends_of_2() == 3
+    for _ in range(4):  # sent by the peer before the timeout's resend reached it
+        sack(b"\x0f\0\0\0")
+    assert sends_of_2() == 3
