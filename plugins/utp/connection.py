@@ -4,8 +4,8 @@ It takes decoded packets (``receive``), bytes to send (``write``), ``close``/``a
 and the passing of time (``on_timer`` once ``deadline`` is reached, on the clock it was
 given); it answers with datagrams through ``send`` and with events to its ``events``
 object (connected, data, writing paused/resumed, closed). The adapter calls ``flush``
-after each batch of datagrams: acks are deferred to the end of a batch, as libtorrent
-does, unless a data packet carried them first.
+after each batch of datagrams: in-order data goes to the reader then, in one piece, and
+acks are deferred to then as libtorrent does, unless a data packet carried them first.
 
 Sequence numbers: the initiator's SYN is seq 1 on ``connection_id = recv_id`` and it sends
 on ``recv_id + 1``; the acceptor receives on ``SYN.connection_id + 1``, sends on
@@ -243,9 +243,20 @@ class Connection:
         return self._timer_start + self.rtt.timeout
 
     def flush(self) -> None:
-        """End of a batch of datagrams: send the deferred ack, if no packet carried it."""
-        if self._ack_pending and self.state is not State.CLOSED:
+        """End of a batch of datagrams: hand the reader what arrived in order (one call
+        per batch, not per packet: the wire decoder above is paid per call), then send
+        the deferred ack if no packet carried it."""
+        if self.state is State.CLOSED:
+            return
+        if self._delivered:
+            data = bytes(self._delivered)
+            self._delivered.clear()
+            self.events.data_received(data)
+            if self.state is State.CLOSED:
+                return
+        if self._ack_pending:
             self._send_state()
+        self._check_eof()
 
     def on_timer(self) -> None:
         deadline = self.deadline
@@ -304,12 +315,6 @@ class Connection:
             return
         if packet.type in (ST_DATA, ST_FIN):
             self._on_data(packet)
-        if self._delivered:
-            data = bytes(self._delivered)
-            self._delivered.clear()
-            self.events.data_received(data)
-        if self.state is State.CLOSED:
-            return
         self._send_pending()
         self._check_writing()
         self._check_eof()
@@ -450,6 +455,7 @@ class Connection:
             self._eof_seq is not None
             and self.ack_nr == self._eof_seq
             and not self._unread
+            and not self._delivered
             and not self._eof_reported
             and self.state is not State.CLOSED
         ):
