@@ -107,3 +107,41 @@ def test_hints_are_bounded() -> None:
     assert hints.first(("h", 0), "tcp") == "tcp"  # forgotten
     assert hints.first(("h", 4), "tcp") == "utp"
     assert len(hints._first) == 3  # noqa: SLF001
+
+
+def _session(listen_udp: Any) -> Any:
+    inbound = SimpleNamespace(buildProtocol=lambda addr: None)
+    connector = SimpleNamespace(dialer=None, inbound_factory=lambda: inbound)
+    reactor = SimpleNamespace(listenUDP=listen_udp)
+    config = SimpleNamespace(session=SimpleNamespace(listen_host="127.0.0.1"))
+    return SimpleNamespace(connector=connector, reactor=reactor, config=config, listen_port=6881)
+
+
+def test_a_taken_udp_port_leaves_utp_off_and_tcp_alone() -> None:
+    from twisted.internet.error import CannotListenError
+
+    def taken(port: int, proto: Any, interface: str) -> Any:
+        raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+
+    plugin = UtpPlugin()
+    session = _session(taken)
+    plugin.btd_session_started(session)
+    assert session.connector.dialer is None and plugin.sock is None
+    assert plugin.status()["running"] is False
+
+
+def test_started_takes_the_dialer_and_stopped_gives_it_back() -> None:
+    bound: list[tuple[int, str]] = []
+    port = SimpleNamespace(stopListening=lambda: None)
+
+    def listen(p: int, proto: Any, interface: str) -> Any:
+        bound.append((p, interface))
+        return port
+
+    plugin = UtpPlugin()
+    session = _session(listen)
+    plugin.btd_session_started(session)
+    assert bound == [(6881, "127.0.0.1")]  # the peer port number, over UDP
+    assert session.connector.dialer == plugin.dial
+    plugin.btd_session_stopped(session)
+    assert session.connector.dialer is None and plugin.sock is None
