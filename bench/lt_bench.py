@@ -1,7 +1,7 @@
 """A libtorrent peer for bench/swarm.py, in its own process (loopback only).
 
-    python bench/lt_bench.py seed TORRENT SAVE_DIR
-    python bench/lt_bench.py leech TORRENT SAVE_DIR
+    python bench/lt_bench.py seed TORRENT SAVE_DIR [--utp-only]
+    python bench/lt_bench.py leech TORRENT SAVE_DIR [--utp-only]
 
 Both print ``PORT <n>`` once the torrent is ready (a seeder has checked its files: no
 seed_mode, whose lazy hashing would land in the measured transfer). A leecher then reads one
@@ -9,7 +9,8 @@ line ``GO HOST:PORT`` from stdin, notes the time, dials that peer and prints
 ``DONE <start> <end>`` when its own ``torrent_finished_alert`` arrives (every piece passed
 its hash check): both CLOCK_MONOTONIC readings, comparable with the parent's
 ``time.monotonic()``. Every process serves until stdin closes. DHT, LSD, UPnP, NAT-PMP and
-uTP are off (the settings of tests/interop/lt_peer.py).
+uTP are off (the settings of tests/interop/lt_peer.py); ``--utp-only`` turns uTP on and TCP
+off both ways (bench/utp.py).
 
 ``--encryption plain`` (bench/swarm.py's default) makes libtorrent dial and accept plaintext
 only; ``default`` is libtorrent's own setting (it dials with the MSE handshake first and
@@ -36,9 +37,14 @@ def main() -> int:
     parser.add_argument("save")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--encryption", choices=["plain", "default", "require"], default="plain")
+    parser.add_argument("--utp-only", action="store_true")
     args = parser.parse_args()
 
-    ses = make_session(encryption="rc4" if args.encryption == "require" else None)
+    encryption = "rc4" if args.encryption == "require" else None
+    if args.utp_only:
+        ses = make_session(utp=True, tcp=False, encryption=encryption)
+    else:
+        ses = make_session(encryption=encryption)
     if args.encryption == "plain":
         off = lt.enc_policy.pe_disabled
         ses.apply_settings({"out_enc_policy": off, "in_enc_policy": off})

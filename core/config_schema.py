@@ -38,6 +38,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "udp_tracker",
     "resume_sqlite",
     "web_seed",
+    "utp",
 )
 GOAL_ACTIONS: tuple[str, ...] = ("pause", "remove", "remove_data")  # seeding_goal_action
 DEFAULT_UMASK = 0o022  # Transmission's default too: files 0644, folders 0755

@@ -66,6 +66,9 @@ class SessionView(Protocol):
     reactor: Any
     config: Config
     listen_port: int
+    connector: Any
+    """The PeerConnector (core/net/connector.py): a transport plugin (``utp``) listens
+    with ``connector.inbound_factory()`` and dials through ``connector.dialer``."""
 
     @property
     def state_dir(self) -> Path: ...

@@ -194,3 +194,27 @@ Range, or a wrong Content-Range give it up at once."""
 WEB_SEED_REATTACH = 60.0
 """Seconds before a web seed closed for another reason (its slot was wanted, the torrent
 was full) is attached again while the torrent still downloads."""
+# -- issue 14: uTP (plugins/utp/) ------------------------------------------------------------------
+UTP_MAX_EXTENSIONS = 16
+"""Extensions chained in one uTP datagram; more is a ProtocolError. btd's own: libtorrent
+sends at most two (selective ack, close reason); the chain is otherwise bounded only by the
+datagram's size."""
+UTP_REORDER_PACKETS = 511
+"""Out-of-order packets held per connection while a hole is filled; a packet further ahead
+is dropped (the sender resends it). libutp REORDER_BUFFER_MAX_SIZE 511."""
+UTP_RECV_WINDOW = 1024 * 1024
+"""Bytes a uTP connection holds for its reader (in order but not yet read, plus out of
+order), advertised as ``wnd_size``; a packet that would pass it is dropped. btd's own (the
+figure libtorrent's default receive buffer settles at)."""
+UTP_SEND_BUFFER = 1024 * 1024
+"""Bytes queued to send on one uTP connection (unsent plus unacked) before its producer is
+paused, as a TCP transport's write buffer pauses it. btd's own."""
+UTP_SYN_RESENDS = 2  # SYNs resent before a dial fails: libtorrent utp_syn_resends 2
+UTP_FIN_RESENDS = 2  # FINs resent before the close is given up: libtorrent utp_fin_resends 2
+UTP_DATA_RESENDS = 3
+"""Times one data packet is resent on timeout before the connection is dropped as timed
+out: libtorrent utp_num_resends 3 (each timeout doubles, from 1 s: about 15 s in all)."""
+UTP_TRANSPORT_HINTS = 4096
+"""Peer addresses for which the ``utp`` plugin remembers which transport to dial first
+(least recently noted forgotten first). btd's own; libtorrent keeps the same bit in each
+of its torrent_peer entries."""

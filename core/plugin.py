@@ -62,6 +62,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "pex": "btd.plugins.pex:PexPlugin",
     "http": "btd.plugins.http:HttpPlugin",
     "web_seed": "btd.plugins.web_seed:WebSeedPlugin",
+    "utp": "btd.plugins.utp:UtpPlugin",
 }
 
 # The core itself provides these hooks' default answers (e.g. the HTTP tracker client);

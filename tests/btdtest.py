@@ -277,6 +277,7 @@ class LtPeer:
         upload_limit: int = 0,
         encryption: str | None = None,  # "rc4" or "both": MSE forced (lt_peer.py)
         host: str = "127.0.0.1",  # "::1": an IPv6-only peer
+        utp_only: bool = False,  # uTP on, TCP off both ways (lt_peer.py --utp-only)
     ):
         import_libtorrent()
         save.mkdir(parents=True, exist_ok=True)
@@ -289,6 +290,8 @@ class LtPeer:
             args += ["--encryption", encryption]
         if host != "127.0.0.1":
             args += ["--host", host]
+        if utp_only:
+            args += ["--utp-only"]
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

@@ -75,6 +75,10 @@ class PeerConnector:
         """Open peer connections (both ways) plus dials under way; kept up to date."""
         self._encryption = encryption
         self._req2: dict[bytes, bytes] = {}  # HASH('req2', info hash) -> info hash
+        self.dialer: Callable[[str, int, Any], None] | None = None
+        """Another way to dial, set by a transport plugin (``utp``): called with host, port
+        and the factory instead of ``connectTCP``; the factory hears of the connection, or
+        of its failure, as from ``connectTCP``. None: TCP."""
 
     @property
     def reserved(self) -> bytes:
@@ -116,7 +120,10 @@ class PeerConnector:
         encrypt = not plain and self.policy_for(swarm) != "plain"
         factory = _CountedOutbound(self, self.reactor, swarm, address, encrypt)
         self.connections += 1  # until the dial fails or the connection ends
-        self.reactor.connectTCP(host, port, factory, timeout=CONNECT_TIMEOUT)
+        if self.dialer is not None:
+            self.dialer(host, port, factory)
+        else:
+            self.reactor.connectTCP(host, port, factory, timeout=CONNECT_TIMEOUT)
 
     # -- encryption ---------------------------------------------------------------------------
     @property

@@ -29,6 +29,7 @@ from btd.plugins.dht.krpc import decode_message as decode_krpc
 from btd.plugins.dht.state import StateError, decode_state
 from btd.plugins.pex_codec import decode_pex
 from btd.plugins.udp_tracker.codec import parse_reply as parse_udp_reply
+from btd.plugins.utp.packet import decode as decode_utp
 
 SLOW_SECONDS = 1.0
 
@@ -83,6 +84,12 @@ def _mse(data: bytes) -> None:
 def _udp(data: bytes) -> None:
     parse_udp_reply(data)
     parse_udp_reply(data, ipv6=True)
+
+
+def _utp(data: bytes) -> None:
+    """A datagram parsed, and if it parses, encoded back to the same packet."""
+    packet = decode_utp(data)
+    assert decode_utp(packet.encode()) == packet
 
 
 def _magnet(data: bytes) -> None:
@@ -145,6 +152,7 @@ TARGETS = {
         Target("tracker_http", parse_announce_response, (TrackerError,)),
         Target("tracker_scrape", _scrape, (TrackerError,)),
         Target("tracker_udp", _udp, (TrackerError,)),
+        Target("utp", _utp, (ProtocolError,)),
         Target("krpc", decode_krpc, (KrpcError,)),
         Target("dht_state", decode_state, (StateError,)),
         Target("rpc", _rpc, ()),

@@ -234,6 +234,21 @@ def mse_heads(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
+def utp_datagrams(draw: st.DrawFn) -> bytes:
+    """A uTP header (any type, version 1 mostly), an extension chain, a payload."""
+    kind = draw(st.integers(0, 5))
+    version = draw(st.sampled_from([1, 1, 1, 0, 2]))
+    exts = draw(st.lists(st.tuples(st.sampled_from([1, 2, 7]), st.binary(max_size=12)), max_size=4))
+    first = exts[0][0] if exts else 0
+    chain = b""
+    for i, (_, body) in enumerate(exts):
+        nxt = exts[i + 1][0] if i + 1 < len(exts) else 0
+        chain += bytes([nxt, len(body)]) + body
+    fields = struct.pack(">HIIIHH", draw(st.integers(0, 0xFFFF)), 1, 2, 3, 4, 5)
+    return bytes([kind << 4 | version, first]) + fields + chain + draw(st.binary(max_size=40))
+
+
+@st.composite
 def configs(draw: st.DrawFn) -> bytes:
     return "\n".join(draw(st.lists(st.sampled_from(CONFIG_LINES), max_size=10))).encode()
 
@@ -251,6 +266,7 @@ SEEDS: dict[str, st.SearchStrategy[bytes]] = {
     "tracker_http": bencoded([b"interval", b"min interval", b"peers", b"peers6", b"failure reason", b"warning message", b"tracker id", b"complete", b"incomplete", b"ip", b"port", b"peer id"]),
     "tracker_scrape": bencoded([b"files", b"\x11" * 20, b"complete", b"incomplete", b"downloaded", b"failure reason"]),
     "tracker_udp": udp_replies(),
+    "utp": utp_datagrams(),
     "krpc": bencoded([b"t", b"y", b"q", b"r", b"e", b"a", b"id", b"target", b"info_hash", b"nodes", b"nodes6", b"values", b"token", b"port", b"implied_port", b"ping", b"find_node", b"get_peers", b"announce_peer"]),
     "dht_state": bencoded([b"id", b"nodes", b"nodes6"]),
     "rpc": rpc_frames(),

@@ -1,7 +1,7 @@
 """A libtorrent peer in its own process, for interop tests and benchmarks (loopback only).
 
 Usage: python lt_peer.py (seed|leech) TORRENT|MAGNET SAVE_DIR [--peer HOST:PORT]...
-[--encryption rc4|both] (MSE forced both ways: RC4 only, or plaintext allowed after the
+[--utp-only] [--encryption rc4|both] (MSE forced both ways: RC4 only, or plaintext allowed after the
 handshake; default: libtorrent's own, which tries MSE first and accepts both)
 Prints ``PORT <n>`` once listening, ``DONE <seconds>`` when a leech completes, and serves
 until stdin closes (the parent's handle on its lifetime). DHT, LSD, UPnP and NAT-PMP are off.
@@ -30,10 +30,13 @@ def encryption_settings(level: str | None) -> dict:
 
 
 def make_session(
-    utp: bool = False, encryption: str | None = None, host: str = "127.0.0.1"
+    utp: bool = False,
+    encryption: str | None = None,
+    host: str = "127.0.0.1",
+    tcp: bool = True,
 ) -> lt.session:
     """A loopback session; ``host`` is the address it listens on and dials from (``::1``
-    for an IPv6-only peer)."""
+    for an IPv6-only peer); ``tcp=False`` (with ``utp``) speaks uTP only."""
     listen = f"[{host}]:0" if ":" in host else f"{host}:0"
     return lt.session(
         {
@@ -49,6 +52,8 @@ def make_session(
             "allow_multiple_connections_per_ip": True,
             "enable_outgoing_utp": utp,
             "enable_incoming_utp": utp,
+            "enable_outgoing_tcp": tcp,
+            "enable_incoming_tcp": tcp,
             "user_agent": "lt_peer",
             "alert_mask": lt.alert.category_t.error_notification
             | lt.alert.category_t.status_notification
@@ -101,9 +106,11 @@ def main() -> int:
     parser.add_argument("--upload-limit", type=int, default=0, help="bytes/s, 0 = none")
     parser.add_argument("--encryption", choices=["rc4", "both"], default=None)
     parser.add_argument("--host", default="127.0.0.1", help="listen and dial from (::1)")
+    parser.add_argument("--utp-only", action="store_true", help="uTP on, TCP off both ways")
     args = parser.parse_args()
 
-    ses = make_session(encryption=args.encryption, host=args.host)
+    utp_only = {"utp": True, "tcp": False} if args.utp_only else {}
+    ses = make_session(encryption=args.encryption, host=args.host, **utp_only)
     if args.torrent.startswith("magnet:"):  # metadata comes from the peers (BEP 9)
         params = lt.parse_magnet_uri(args.torrent)
     else:

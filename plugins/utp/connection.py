@@ -1,0 +1,562 @@
+"""One uTP connection (BEP 29) as a state machine: no sockets, no reactor. Pure.
+
+It takes decoded packets (``receive``), bytes to send (``write``), ``close``/``abort``,
+and the passing of time (``on_timer`` once ``deadline`` is reached, on the clock it was
+given); it answers with datagrams through ``send`` and with events to its ``events``
+object (connected, data, writing paused/resumed, closed). The adapter calls ``flush``
+after each batch of datagrams: in-order data goes to the reader then, in one piece, and
+acks are deferred to then as libtorrent does, unless a data packet carried them first.
+
+Sequence numbers: the initiator's SYN is seq 1 on ``connection_id = recv_id`` and it sends
+on ``recv_id + 1``; the acceptor receives on ``SYN.connection_id + 1``, sends on
+``SYN.connection_id``, and answers with a STATE whose seq_nr is its first (unconsumed)
+number. DATA and FIN consume a number; STATE does not.
+
+Sending: bytes are cut into packets of ``packet_size`` when the window allows (the least
+of LEDBAT's cwnd and the peer's advertised window, one packet always when nothing is in
+flight); a packet shorter than that waits while anything is in flight (Nagle, as
+libtorrent). Lost packets are resent on three duplicate acks, on a selective ack that
+shows three later packets arrived, or on timeout (cwnd back to one packet, the timeout
+doubling). Receiving: in-order data goes to the reader at once (unless paused), packets
+ahead wait in a reorder buffer of at most ``UTP_REORDER_PACKETS``, everything held within
+``UTP_RECV_WINDOW`` bytes, which is the window we advertise.
+
+Size: about 560 lines, because the send side (segmenting, window, three resend rules) and
+the receive side (reorder buffer, acks, FIN) of one connection share its sequence state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from btd.core.limits import (
+    UTP_DATA_RESENDS,
+    UTP_FIN_RESENDS,
+    UTP_RECV_WINDOW,
+    UTP_REORDER_PACKETS,
+    UTP_SEND_BUFFER,
+    UTP_SYN_RESENDS,
+)
+
+from .ledbat import Ledbat, RttTimer
+from .packet import (
+    SEQ_MASK,
+    ST_DATA,
+    ST_FIN,
+    ST_RESET,
+    ST_STATE,
+    ST_SYN,
+    U32,
+    Packet,
+    sack_mask,
+    sack_seqs,
+    seq_add,
+    seq_less,
+)
+
+PACKET_SIZE = 1360
+"""Payload bytes per DATA packet: with the 20-byte header and a selective ack of up to
+``SACK_BYTES`` the datagram stays within 1452 bytes (an IPv6 path of MTU 1500)."""
+SACK_BYTES = 64  # bitmask bytes we send: 512 packets past ack_nr + 1 (UTP_REORDER_PACKETS)
+DUP_ACKS = 3  # duplicate acks (or later packets selectively acked) before a resend: BEP 29
+
+
+class State(Enum):
+    SYN_SENT = "syn_sent"
+    CONNECTED = "connected"
+    FIN_SENT = "fin_sent"
+    CLOSED = "closed"
+
+
+class Events(Protocol):
+    """What a connection tells its owner (the transport)."""
+
+    def connected(self) -> None: ...
+    def data_received(self, data: bytes) -> None: ...
+    def pause_writing(self) -> None: ...
+    def resume_writing(self) -> None: ...
+    def closed(self, reason: str | None) -> None:
+        """None: an orderly close (FIN both ways or acked); else why it failed."""
+
+
+@dataclass(slots=True)
+class _Out:
+    seq: int
+    type: int
+    payload: bytes
+    sent_at: float = 0.0
+    transmissions: int = 0
+    lost: bool = False  # marked for resending (not counted in flight)
+    fast_resent: bool = False
+
+
+class Connection:
+    """One uTP connection; see the module docstring."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        send: Callable[[bytes], None],
+        events: Events,
+        *,
+        recv_id: int,
+        send_id: int,
+        packet_size: int = PACKET_SIZE,
+    ) -> None:
+        self.clock = clock
+        self._send = send
+        self.events = events
+        self.recv_id = recv_id & 0xFFFF
+        self.send_id = send_id & 0xFFFF
+        self.packet_size = packet_size
+        self.state = State.SYN_SENT
+        self.seq_nr = 1  # the next number to consume
+        self.acked_seq = 0  # every number up to this one is acked
+        self.ack_nr = 0  # the peer's last in-order number
+        self.cc = Ledbat(packet_size)
+        self.rtt = RttTimer()
+        self.peer_wnd = packet_size
+        self.reply_micro = 0
+        # send side
+        self._sendq = bytearray()
+        self._out: dict[int, _Out] = {}  # sent, not acked, in sequence order
+        self._out_bytes = 0
+        self._lost: set[int] = set()  # numbers of packets to resend
+        self.in_flight = 0
+        self._dup_acks = 0
+        self._stalls = 0  # timeouts in a row with no ack moving forward
+        self._loss_seq = 0  # no second window cut for losses before this number
+        self._timer_start: float | None = None
+        self._probe = False
+        self._writing_paused = False
+        self._closing = False
+        self._fin_seq: int | None = None
+        # receive side
+        self._reorder: dict[int, bytes | None] = {}  # None: the peer's FIN
+        self._reorder_bytes = 0
+        self._unread = bytearray()
+        self._reading_paused = False
+        self._ack_pending = False
+        self._eof_seq: int | None = None
+        self._eof_reported = False
+        self._syn_seq: int | None = None
+        self._delivered = bytearray()
+        # counters
+        self.resent = 0
+        self.timeouts = 0
+
+    # -- opening -----------------------------------------------------------------------
+    @classmethod
+    def connect(
+        cls, clock: Callable[[], float], send: Callable[[bytes], None], events: Events,
+        *, conn_id: int, packet_size: int = PACKET_SIZE,
+    ) -> Connection:  # fmt: skip
+        """Dial: send a SYN on ``conn_id`` (our receive id); the peer answers on it."""
+        conn = cls(
+            clock, send, events, recv_id=conn_id, send_id=conn_id + 1, packet_size=packet_size
+        )
+        syn = _Out(conn.seq_nr, ST_SYN, b"")
+        conn.seq_nr = seq_add(conn.seq_nr, 1)
+        conn._out[syn.seq] = syn
+        conn._transmit(syn)
+        return conn
+
+    @classmethod
+    def accept(
+        cls, clock: Callable[[], float], send: Callable[[bytes], None], events: Events,
+        syn: Packet, *, seq_nr: int, packet_size: int = PACKET_SIZE,
+    ) -> Connection:  # fmt: skip
+        """Answer a SYN: connected at once, its STATE carries our first number."""
+        conn = cls(
+            clock,
+            send,
+            events,
+            recv_id=syn.connection_id + 1,
+            send_id=syn.connection_id,
+            packet_size=packet_size,
+        )
+        conn.state = State.CONNECTED
+        conn.seq_nr = seq_nr & SEQ_MASK
+        conn.acked_seq = seq_add(seq_nr, -1)
+        conn._loss_seq = conn.acked_seq
+        conn.ack_nr = syn.seq_nr
+        conn._syn_seq = syn.seq_nr
+        conn._note_peer(syn)
+        conn._send_state()
+        return conn
+
+    # -- what the owner calls --------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self._closing or self.state is State.CLOSED:
+            return
+        self._sendq += data
+        self._send_pending()
+        self._check_writing()
+
+    def close(self) -> None:
+        """Orderly close: everything written goes first, then a FIN; closed once acked."""
+        if self._closing or self.state is State.CLOSED:
+            return
+        if self.state is State.SYN_SENT:
+            self._finish("closed before connecting")
+            return
+        self._closing = True
+        self._send_pending()
+
+    def abort(self) -> None:
+        """Close at once: a RESET, nothing more sent or delivered."""
+        if self.state is State.CLOSED:
+            return
+        if self.state is not State.SYN_SENT:
+            self._emit(ST_RESET, self.seq_nr, b"")
+        self._finish("aborted")
+
+    def pause_reading(self) -> None:
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        was_small = self._window() < self.packet_size
+        if self._unread:
+            data = bytes(self._unread)
+            self._unread.clear()
+            self.events.data_received(data)
+        if was_small and self.state is not State.CLOSED:
+            self._send_state()  # the window opened: tell the peer
+        self._check_eof()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written and not yet acked (the figure the writer is paused on)."""
+        return len(self._sendq) + self._out_bytes
+
+    @property
+    def deadline(self) -> float | None:
+        """When ``on_timer`` is due (clock seconds), None while nothing waits on an ack."""
+        if self.state is State.CLOSED or self._timer_start is None:
+            return None
+        return self._timer_start + self.rtt.timeout
+
+    def flush(self) -> None:
+        """End of a batch of datagrams: hand the reader what arrived in order (one call
+        per batch, not per packet: the wire decoder above is paid per call), then send
+        the deferred ack if no packet carried it."""
+        if self.state is State.CLOSED:
+            return
+        if self._delivered:
+            data = bytes(self._delivered)
+            self._delivered.clear()
+            self.events.data_received(data)
+            if self.state is State.CLOSED:
+                return
+        if self._ack_pending:
+            self._send_state()
+        self._check_eof()
+
+    def on_timer(self) -> None:
+        deadline = self.deadline
+        if deadline is None or self.clock() < deadline:
+            return
+        self.timeouts += 1
+        if not self._out:  # a zero window: probe with one packet
+            self._probe = True
+            self.rtt.back_off()
+            self._timer_start = self.clock()
+            self._send_pending()
+            return
+        oldest = next(iter(self._out.values()))
+        limit = {ST_SYN: UTP_SYN_RESENDS, ST_FIN: UTP_FIN_RESENDS}.get(
+            oldest.type, UTP_DATA_RESENDS
+        )
+        self._stalls += 1
+        if self._stalls > limit:
+            self._finish("connect timed out" if oldest.type == ST_SYN else "timed out")
+            return
+        for out in self._out.values():
+            if not out.lost:
+                out.lost = True
+                self._lost.add(out.seq)
+                self.in_flight -= len(out.payload)
+        self.cc.on_timeout()
+        self.rtt.back_off()
+        self._loss_seq = seq_add(self.seq_nr, -1)
+        self._timer_start = self.clock()
+        self._send_pending()
+
+    # -- receiving -------------------------------------------------------------------------
+    def receive(self, packet: Packet) -> None:
+        """A packet on our ``recv_id`` (the adapter matched the address and id)."""
+        if self.state is State.CLOSED:
+            return
+        if packet.type == ST_RESET:
+            self._finish("reset by peer")
+            return
+        if packet.type == ST_SYN:
+            if packet.seq_nr == self._syn_seq:
+                self._send_state()  # our STATE was lost: the SYN comes again
+            return
+        if self.state is State.SYN_SENT:
+            if packet.ack_nr != seq_add(self.seq_nr, -1):
+                return
+            self.state = State.CONNECTED
+            self.ack_nr = seq_add(packet.seq_nr, -1)
+            self._note_peer(packet)
+            self.events.connected()
+            if self.state is State.CLOSED:
+                return
+        self._note_peer(packet)
+        self._on_ack(packet)
+        if self.state is State.CLOSED:
+            return
+        if packet.type in (ST_DATA, ST_FIN):
+            self._on_data(packet)
+        self._send_pending()
+        self._check_writing()
+        self._check_eof()
+
+    def _note_peer(self, packet: Packet) -> None:
+        self.reply_micro = (self._micros() - packet.timestamp) & U32
+        self.peer_wnd = packet.wnd_size
+
+    def _on_ack(self, packet: Packet) -> None:
+        now = self.clock()
+        ack = packet.ack_nr
+        in_flight_before = self.in_flight
+        saturated = self.in_flight + self.packet_size > self.cc.cwnd
+        acked_bytes = 0
+        progress = False
+        if seq_less(self.acked_seq, ack) and seq_less(ack, self.seq_nr):
+            seq = seq_add(self.acked_seq, 1)
+            end = seq_add(ack, 1)
+            while seq != end:
+                out = self._out.pop(seq, None)
+                if out is not None:
+                    acked_bytes += self._acked(out, now, sample=seq == ack)
+                seq = seq_add(seq, 1)
+            self.acked_seq = ack
+            progress = True
+        if packet.sack is not None and self._out:
+            acked_bytes += self._on_sack(ack, packet.sack, now)
+        if progress:
+            self._dup_acks = 0
+            self._stalls = 0
+            self.rtt.progress()
+            self._timer_start = now if self._out else None
+        elif packet.type == ST_STATE and ack == self.acked_seq and self._out and acked_bytes == 0:
+            self._dup_acks += 1
+            if self._dup_acks == DUP_ACKS:
+                self._mark_lost(next(iter(self._out)))
+        if packet.timestamp_diff and acked_bytes:
+            self.cc.on_delay_sample(packet.timestamp_diff, now)
+        if acked_bytes:
+            self.cc.on_ack(acked_bytes, in_flight_before, saturated)
+        if not self._out and not (self._sendq and self.peer_wnd < self.packet_size):
+            self._timer_start = None
+        if (
+            self._fin_seq is not None
+            and self._fin_seq not in self._out
+            and self.state is State.FIN_SENT
+        ):
+            self._fin_acked()
+
+    def _acked(self, out: _Out, now: float, *, sample: bool) -> int:
+        self._out_bytes -= len(out.payload)
+        if out.lost:
+            self._lost.discard(out.seq)
+        else:
+            self.in_flight -= len(out.payload)
+        if sample and out.transmissions == 1:
+            self.rtt.sample(now - out.sent_at)
+        return len(out.payload)
+
+    def _on_sack(self, ack: int, mask: bytes, now: float) -> int:
+        acked_bytes = 0
+        sacked = set(sack_seqs(ack, mask))
+        for seq in sacked:
+            out = self._out.pop(seq, None)
+            if out is not None:
+                acked_bytes += self._acked(out, now, sample=False)
+        # a hole with DUP_ACKS packets acked after it is lost; ack + 1 is the first hole
+        later = 0
+        for bit in range(len(mask) * 8 - 1, -2, -1):
+            seq = seq_add(ack, bit + 2)
+            if seq in sacked:
+                later += 1
+            elif later >= DUP_ACKS and seq in self._out:
+                self._mark_lost(seq)
+        return acked_bytes
+
+    def _mark_lost(self, seq: int) -> None:
+        out = self._out.get(seq)
+        if out is None or out.fast_resent:
+            return
+        out.fast_resent = True
+        if not out.lost:
+            out.lost = True
+            self._lost.add(seq)
+            self.in_flight -= len(out.payload)
+        if seq_less(self._loss_seq, seq):
+            self.cc.on_loss()
+            self._loss_seq = seq_add(self.seq_nr, -1)
+
+    def _on_data(self, packet: Packet) -> None:
+        seq = packet.seq_nr
+        body: bytes | None = packet.payload if packet.type == ST_DATA else None
+        if body is not None and not body:
+            return
+        if self._eof_seq is not None and not seq_less(seq, self._eof_seq) and seq != self._eof_seq:
+            return  # past the peer's FIN
+        if not seq_less(self.ack_nr, seq):
+            self._ack_pending = True  # old: our ack was lost, say it again
+            return
+        self._ack_pending = True
+        size = len(body) if body else 0
+        distance = (seq - self.ack_nr) & SEQ_MASK
+        if distance > UTP_REORDER_PACKETS or size > self._window():
+            return  # no room: the peer resends
+        if body is None:
+            self._eof_seq = seq
+        if seq in self._reorder:
+            return
+        if distance > 1:
+            self._reorder[seq] = body
+            self._reorder_bytes += size
+            return
+        self._consume(body)
+        while True:
+            nxt = seq_add(self.ack_nr, 1)
+            if nxt not in self._reorder:
+                break
+            held = self._reorder.pop(nxt)
+            self._reorder_bytes -= len(held) if held else 0
+            self._consume(held)
+
+    def _consume(self, body: bytes | None) -> None:
+        self.ack_nr = seq_add(self.ack_nr, 1)
+        if body is None:
+            return
+        if self._reading_paused:
+            self._unread += body
+        else:
+            self._delivered += body
+
+    def _window(self) -> int:
+        return max(
+            0, UTP_RECV_WINDOW - len(self._unread) - len(self._delivered) - self._reorder_bytes
+        )
+
+    def _check_eof(self) -> None:
+        if (
+            self._eof_seq is not None
+            and self.ack_nr == self._eof_seq
+            and not self._unread
+            and not self._delivered
+            and not self._eof_reported
+            and self.state is not State.CLOSED
+        ):
+            self._eof_reported = True
+            self._send_state()  # ack the FIN now, we are about to forget the connection
+            self._finish(None)
+
+    # -- sending ---------------------------------------------------------------------------
+    def _send_pending(self) -> None:
+        if self.state is State.CLOSED:
+            return
+        window = min(self.cc.cwnd, self.peer_wnd)
+        if self._lost:
+            for seq in sorted(self._lost, key=lambda n: (n - self.acked_seq) & SEQ_MASK):
+                out = self._out[seq]
+                if self.in_flight and self.in_flight + len(out.payload) > window:
+                    return
+                self._lost.discard(seq)
+                out.lost = False
+                self.in_flight += len(out.payload)
+                self.resent += 1
+                self._transmit(out)
+        if self.state is not State.CONNECTED:
+            return
+        while self._sendq and len(self._out) < UTP_REORDER_PACKETS:
+            size = min(self.packet_size, len(self._sendq))
+            if self.in_flight:
+                if self.in_flight + size > window or size < self.packet_size:
+                    break  # the window is full, or Nagle: a short packet waits for the acks
+            elif size > self.peer_wnd and not self._probe:
+                if self._timer_start is None:
+                    self._timer_start = self.clock()  # probe when it runs out
+                break
+            self._probe = False
+            out = _Out(self.seq_nr, ST_DATA, bytes(self._sendq[:size]))
+            del self._sendq[:size]
+            self.seq_nr = seq_add(self.seq_nr, 1)
+            self._out[out.seq] = out
+            self._out_bytes += size
+            self.in_flight += size
+            self._transmit(out)
+        if self._closing and not self._sendq and self._fin_seq is None:
+            fin = _Out(self.seq_nr, ST_FIN, b"")
+            self.seq_nr = seq_add(self.seq_nr, 1)
+            self._fin_seq = fin.seq
+            self._out[fin.seq] = fin
+            self.state = State.FIN_SENT
+            self._transmit(fin)
+
+    def _transmit(self, out: _Out) -> None:
+        now = self.clock()
+        out.sent_at = now
+        out.transmissions += 1
+        if self._timer_start is None:
+            self._timer_start = now
+        self._emit(out.type, out.seq, out.payload)
+
+    def _send_state(self) -> None:
+        self._emit(ST_STATE, self.seq_nr, b"")
+
+    def _emit(self, kind: int, seq: int, payload: bytes) -> None:
+        sack = sack_mask(self.ack_nr, self._reorder, SACK_BYTES) if self._reorder else None
+        packet = Packet(
+            type=kind,
+            connection_id=self.recv_id if kind == ST_SYN else self.send_id,
+            seq_nr=seq,
+            ack_nr=self.ack_nr,
+            timestamp=self._micros(),
+            timestamp_diff=self.reply_micro,
+            wnd_size=self._window(),
+            sack=sack,
+            payload=payload,
+        )
+        self._ack_pending = False
+        self._send(packet.encode())
+
+    def _micros(self) -> int:
+        return int(self.clock() * 1_000_000) & U32
+
+    # -- writer back-pressure and the end --------------------------------------------------------
+    def _check_writing(self) -> None:
+        if self.state is State.CLOSED:
+            return
+        buffered = self.buffered
+        if not self._writing_paused and buffered > UTP_SEND_BUFFER:
+            self._writing_paused = True
+            self.events.pause_writing()
+        elif self._writing_paused and buffered <= UTP_SEND_BUFFER // 2:
+            self._writing_paused = False
+            self.events.resume_writing()
+
+    def _fin_acked(self) -> None:
+        self._finish(None)
+
+    def _finish(self, reason: str | None) -> None:
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self._timer_start = None
+        self._out.clear()
+        self._lost.clear()
+        self._sendq.clear()
+        self._reorder.clear()
+        self.events.closed(reason)
