@@ -323,6 +323,13 @@ BAD = [
         "got no (a boolean)",
     ),
     (
+        "unknown encryption policy",
+        "session:\n  encryption: always\n",
+        "session.encryption",
+        2,
+        "must be one of prefer, require, plain",
+    ),
+    (
         "empty strategy",
         "session:\n  piece_strategy: ''\n",
         "session.piece_strategy",

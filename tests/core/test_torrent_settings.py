@@ -61,6 +61,8 @@ def test_check_add_keeps_only_given_values_canonical() -> None:
         ({"save_path": "/srv/dl/.."}, "save_path"),
         ({"save_path": 5}, "save_path"),
         ({"strategy": 1}, "strategy"),
+        ({"encryption": "always"}, "encryption"),
+        ({"encryption": True}, "encryption"),
         ({"nonsense": 1}, "nonsense"),
     ],
 )
