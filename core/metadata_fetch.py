@@ -92,6 +92,8 @@ class MetadataPeer:
         elif isinstance(msg, m.Request):
             if self.fast:  # we have nothing to give yet
                 self.write(m.RejectRequest(msg.index, msg.begin, msg.length))
+        elif isinstance(msg, (m.HashRequest, m.Hashes, m.HashReject)):
+            self.fetch.hash_message(self, msg)
 
     def write(self, msg: Any) -> None:
         if not self.link.closed:
@@ -399,6 +401,16 @@ class MetadataFetch:
         peer.link.close(reason, error=True)
         if self.on_ban is not None:
             self.on_ban(self, address, reason)
+
+    # -- BEP 52 ----------------------------------------------------------------------------------
+    def hash_message(self, peer: MetadataPeer, msg: Any) -> None:
+        """Hash requests are rejected (we hold nothing yet)."""
+        if type(msg) is m.HashRequest:
+            peer.write(
+                m.HashReject(
+                    msg.pieces_root, msg.base_layer, msg.index, msg.length, msg.proof_layers
+                )
+            )
 
     # -- timers ---------------------------------------------------------------------------------
     def _busy(self) -> bool:
