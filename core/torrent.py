@@ -762,9 +762,15 @@ class Torrent:
 
     def hash_message(self, peer: Peer, msg: Any) -> None:
         """BEP 52 hash request/hashes/hash reject (core/hash_serve.py)."""
-        if self.hash_server is None:
-            self.hash_server = HashServer(self.meta.v2, self.clock.seconds)
-        self.hash_server.message(peer, msg)
+        server = self.hash_server
+        if server is None:
+            server = self.hash_server = HashServer(self.meta.v2, self.clock.seconds)
+        before = server.answered
+        server.message(peer, msg)
+        if before == 0 and server.answered:
+            _log.info(
+                "{label}: answering hash requests (BEP 52) for its piece layers", label=self.label
+            )
 
     def release_spare(self) -> bool:
         """Close the least useful spare peer (still spare now) for a newcomer; False if none."""
