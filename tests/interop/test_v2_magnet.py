@@ -62,6 +62,7 @@ def test_btd_resolves_a_btmh_magnet_from_libtorrent(tmp_path, btd_factory, lt_fa
         btd.wait_event(events, "metadata", created.hex)
         btd.wait_event(events, "completed", created.hex)
     assert same_tree(folder, btd.downloads)
+    assert "fetching the piece layers of 2 files" in btd.log_text()
     record = btd.call("torrent.get", {"info_hash": created.hex})
     assert record["info_hash_v2"] == created.info_hash_v2.hex()
     seeder.close()
