@@ -129,3 +129,23 @@ def test_a_v1_torrent_rejects_every_request() -> None:
     server, peer = HashServer(None, Clock().seconds), FakePeer()
     server.message(peer, m.HashRequest(b"r" * 32, 1, 0, 2, 0))
     assert [type(r) for r in peer.replies()] == [m.HashReject]
+
+
+def test_layer_wants_names_the_files_over_a_piece(tmp_path: Path) -> None:
+    from btd.core.hash_layers import LayerWant
+    from btd.core.layer_fetch import layer_wants
+
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(os.urandom(3 * PIECE))
+    (folder / "b.bin").write_bytes(os.urandom(PIECE))  # exactly one piece: its own root
+    for hybrid in (False, True):
+        created = create_torrent_v2(folder, piece_length=PIECE, hybrid=hybrid)
+        info = parse_metainfo(created.data).info_bytes
+        found = layer_wants(info)
+        if hybrid:
+            assert found is None  # a hybrid's v1 half carries its pieces
+        else:
+            (root,) = decode(created.data)[b"piece layers"]
+            assert found == (PIECE, [LayerWant(root, 3)])
+    assert layer_wants(b"not bencode") is None
