@@ -5,8 +5,8 @@ layers``; it asks for them with ``hash request``. ``HashServer`` answers request
 piece layer (and the layers above it) of any file we hold the layer of, with the uncle
 hashes asked for (core/hash_layers.py), and ``hash reject``s the rest: unknown roots,
 block-layer requests (we keep no block hashes), runs out of range, more than
-``HASH_REQUEST_MAX_LENGTH`` hashes, and requests beyond ``HASH_REQUEST_RATE`` per peer after
-a burst of ``HASH_REQUEST_BURST``. A file's tree is built on its first request and kept
+``HASH_REQUEST_MAX_LENGTH`` hashes, requests beyond ``HASH_REQUEST_RATE`` per peer after
+a burst of ``HASH_REQUEST_BURST``, and requests from a peer whose send buffer is full. A file's tree is built on its first request and kept
 (its size is twice the layer the torrent already holds).
 """
 
@@ -40,7 +40,9 @@ class HashServer:
         take (a torrent with all its layers asks for none) and are ignored."""
         if type(msg) is not m.HashRequest:
             return
-        data = self._answer(msg) if self._may_serve(peer) else None
+        paused = getattr(getattr(peer, "link", None), "write_paused", False)
+        # A peer that does not read what we send gets rejects (48 bytes), not hashes.
+        data = self._answer(msg) if not paused and self._may_serve(peer) else None
         if data is None:
             self.rejected += 1
             peer.write(

@@ -8,10 +8,13 @@ dictionary that fails the hash, or that sends pieces of the wrong size or out of
 dropped and never asked again. When pieces from several peers make a dictionary that fails
 the hash, nobody is banned at once: from then on one peer at a time serves every piece, so
 the next failure has a single source (an honest peer is never banned for a liar's piece).
+A v2 magnet's dictionary is checked by SHA-256 against its btmh hash; then the same peers
+are asked for its piece layers by BEP 52 hash requests (the bookkeeping is
+core/layer_fetch.py; a reply that does not prove itself bans its sender).
 
-Size: about 465 lines, because the fetch is one state machine (peers, metadata requests and
-their timeouts, the one-source retry after a hash failure, its timer) over shared peer and
-piece state; split, each part would reach into the others.
+Size: about 560 lines, because the fetch is one state machine (peers, metadata and hash
+requests and their timeouts, the one-source retry after a hash failure, its timer) over
+shared peer and piece state; split, each part would reach into the others.
 
 Its one-second duties (timeouts, asking, dialling) run on the session's Scheduler and only
 while there are peers, dials or candidates: a magnet waiting with nothing to do holds no
@@ -517,7 +520,7 @@ class MetadataFetch:
 
     def summary(self) -> dict[str, Any]:
         """The ``torrent.list`` record of a torrent still waiting for its metadata."""
-        got = 0.0
+        got = 0.0 if self.info is None else 1.0  # 1.0: a v2 torrent's layers may follow
         if self.assembler is not None:
             got = 1 - len(self.assembler.missing()) / self.assembler.count
         return {

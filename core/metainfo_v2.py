@@ -134,7 +134,7 @@ def v2_pieces(files: list[V2File], piece_length: int, layers: Any) -> V2Pieces:
             if not isinstance(layer, bytes) or len(layer) != count * HASH_SIZE:
                 raise MetainfoError(
                     f"'piece layers' has no layer of {count} hashes for {_show(f.path)} "
-                    "(a v2 torrent from a magnet link has none: not supported yet)"
+                    "(a .torrent must carry them; a btmh magnet fetches them from peers)"
                 )
             hashes = [layer[i : i + HASH_SIZE] for i in range(0, len(layer), HASH_SIZE)]
             height = max(0, (count - 1).bit_length())

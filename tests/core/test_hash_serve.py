@@ -149,3 +149,33 @@ def test_layer_wants_names_the_files_over_a_piece(tmp_path: Path) -> None:
             (root,) = decode(created.data)[b"piece layers"]
             assert found == (PIECE, [LayerWant(root, 3)])
     assert layer_wants(b"not bencode") is None
+
+
+def test_a_torrent_routes_hash_messages_and_a_v1_one_rejects(tmp_path: Path) -> None:
+    """Through a real Peer and Torrent: requests get a reject, replies and rejects sent to
+    us are ignored (the connection stays), and the server is made only when needed."""
+    from torrent_harness import Swarm
+
+    s = Swarm(tmp_path, seeding=True).start()
+    assert s.torrent.hash_server is None
+    conn = s.peer()
+    conn.new()
+    conn.send(m.HashRequest(b"r" * 32, 1, 0, 2, 0))
+    assert conn.new_of(m.HashReject) == [m.HashReject(b"r" * 32, 1, 0, 2, 0)]
+    conn.send(m.Hashes(b"r" * 32, 1, 0, 2, 0, b"h" * 64), m.HashReject(b"r" * 32, 1, 0, 2, 0))
+    assert not conn.closing and conn.new_of(m.HashReject) == []
+    assert s.torrent.hash_server is not None and s.torrent.hash_server.rejected == 1
+
+
+def test_a_peer_that_does_not_read_gets_rejects(v2) -> None:
+    from types import SimpleNamespace
+
+    meta, layers = v2
+    (root,) = layers
+    server, peer = HashServer(meta.v2, Clock().seconds), FakePeer()
+    peer.link = SimpleNamespace(write_paused=True)  # type: ignore[attr-defined]
+    server.message(peer, m.HashRequest(root, 1, 0, 64, 4))
+    assert [type(r) for r in peer.replies()] == [m.HashReject]
+    peer.link.write_paused = False  # type: ignore[attr-defined]
+    server.message(peer, m.HashRequest(root, 1, 0, 64, 4))
+    assert [type(r) for r in peer.replies()] == [m.Hashes]
