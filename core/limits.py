@@ -218,3 +218,17 @@ UTP_TRANSPORT_HINTS = 4096
 """Peer addresses for which the ``utp`` plugin remembers which transport to dial first
 (least recently noted forgotten first). btd's own; libtorrent keeps the same bit in each
 of its torrent_peer entries."""
+# -- issue 14: BitTorrent v2 hash messages (core/wire/codec.py, core/hash_serve.py) -------------
+HASH_REQUEST_MAX_LENGTH = 8192
+"""Hashes one BEP 52 ``hash request`` may ask for (and a ``hashes`` reply may carry, plus
+its uncle hashes): libtorrent's validate_hash_request refuses more than 8192 (a 128 MiB
+piece's blocks). A longer request is answered ``hash reject``; a longer reply drops the peer."""
+HASH_PROOF_MAX = 32
+"""Uncle hashes a request may want: a tree over 2**32 blocks (64 TiB) is never that tall.
+btd's own; libtorrent's bound is the file's tree height, which btd checks as well."""
+HASH_REQUEST_RATE = 16.0
+"""``hash request`` messages answered per second for one peer, after a burst of
+``HASH_REQUEST_BURST``; beyond, ``hash reject``. libtorrent asks for a file's piece layer
+in requests of 512 hashes and keeps one outstanding per bucket; 16 a second serves 8192
+pieces a second to each peer, and bounds the hashing a peer can make us do."""
+HASH_REQUEST_BURST = 64

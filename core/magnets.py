@@ -21,6 +21,7 @@ from btd.core.bencode import encode
 from btd.core.errors import MetainfoError
 from btd.core.events import TorrentEvent
 from btd.core.extensions import Extensions
+from btd.core.layer_fetch import layer_wants
 from btd.core.magnet import Magnet, parse_magnet
 from btd.core.magnet_store import MagnetStore
 from btd.core.metadata_fetch import MetadataFetch
@@ -37,14 +38,18 @@ _log = Logger()
 RETRY_AFTER = 60.0  # seconds before a fetch whose torrent could not be stored starts again
 
 
-def torrent_bytes(info: bytes, trackers: tuple[str, ...]) -> bytes:
-    """A .torrent around raw info bytes (kept byte-exact, so the info hash holds)."""
+def torrent_bytes(
+    info: bytes, trackers: tuple[str, ...], layers: dict[bytes, bytes] | None = None
+) -> bytes:
+    """A .torrent around raw info bytes (kept byte-exact, so the info hash holds), with a
+    v2 torrent's verified ``piece layers`` (so a restart needs nothing from peers)."""
     head: dict[bytes, Any] = {}
     if trackers:
         head[b"announce"] = trackers[0].encode()
         head[b"announce-list"] = [[t.encode()] for t in trackers]
     # "info" sorts after "announce" and "announce-list": append it raw before the final "e".
-    return encode(head)[:-1] + b"4:info" + info + b"e"
+    tail = b"12:piece layers" + encode(layers) if layers else b""
+    return encode(head)[:-1] + b"4:info" + info + tail + b"e"
 
 
 @dataclass
@@ -170,12 +175,33 @@ class MagnetManager:
         env = self.env
         if self.fetches.get(fetch.info_hash) is not fetch:
             return
-        data = torrent_bytes(info, fetch.magnet.trackers)
+        if fetch.layers is None and not fetch.magnet.v1:  # btmh: are piece layers needed?
+            d = env.run_blocking(layer_wants, info)
+            d.addCallback(lambda found: self._layers_wanted(fetch, info, found))
+            d.addErrback(self._unparsed, fetch)
+            return
+        data = torrent_bytes(info, fetch.magnet.trackers, fetch.layers)
         peers = fetch.known_peers()
         fetch.stop()  # listed (waiting) until parsed; asks nobody for metadata again
         d = env.run_blocking(parse_metainfo, data)
         d.addCallback(lambda meta: self._parsed(fetch, data, meta, peers))
         d.addErrback(self._unparsed, fetch)
+
+    def _layers_wanted(self, fetch: MetadataFetch, info: bytes, found: Any) -> None:
+        """A v2 dictionary's files longer than a piece: the fetch asks for their layers
+        (BEP 52) and calls back once all are verified; none needed: it is a torrent now."""
+        if self.fetches.get(fetch.info_hash) is not fetch:
+            return
+        if found is None or not found[1]:
+            fetch.layers = {}
+            self._metadata(fetch, info)
+            return
+        _log.info(
+            "{label}: metadata verified; fetching the piece layers of {n} files",
+            label=_label(fetch),
+            n=len(found[1]),
+        )
+        fetch.fetch_layers(*found)
 
     def _unparsed(self, failure: Any, fetch: MetadataFetch) -> None:
         failure.trap(MetainfoError)

@@ -8,10 +8,13 @@ dictionary that fails the hash, or that sends pieces of the wrong size or out of
 dropped and never asked again. When pieces from several peers make a dictionary that fails
 the hash, nobody is banned at once: from then on one peer at a time serves every piece, so
 the next failure has a single source (an honest peer is never banned for a liar's piece).
+A v2 magnet's dictionary is checked by SHA-256 against its btmh hash; then the same peers
+are asked for its piece layers by BEP 52 hash requests (the bookkeeping is
+core/layer_fetch.py; a reply that does not prove itself bans its sender).
 
-Size: about 465 lines, because the fetch is one state machine (peers, metadata requests and
-their timeouts, the one-source retry after a hash failure, its timer) over shared peer and
-piece state; split, each part would reach into the others.
+Size: about 560 lines, because the fetch is one state machine (peers, metadata and hash
+requests and their timeouts, the one-source retry after a hash failure, its timer) over
+shared peer and piece state; split, each part would reach into the others.
 
 Its one-second duties (timeouts, asking, dialling) run on the session's Scheduler and only
 while there are peers, dials or candidates: a magnet waiting with nothing to do holds no
@@ -27,6 +30,8 @@ from twisted.logger import Logger
 
 from btd.core.errors import MetainfoError, ProtocolError
 from btd.core.extensions import Extensions
+from btd.core.hash_layers import LayerWant
+from btd.core.layer_fetch import BadHashes, LayerFetch
 from btd.core.magnet import Magnet
 from btd.core.rate import RateMeter
 from btd.core.scheduler import Scheduler, Ticker
@@ -92,6 +97,8 @@ class MetadataPeer:
         elif isinstance(msg, m.Request):
             if self.fast:  # we have nothing to give yet
                 self.write(m.RejectRequest(msg.index, msg.begin, msg.length))
+        elif isinstance(msg, (m.HashRequest, m.Hashes, m.HashReject)):
+            self.fetch.hash_message(self, msg)
 
     def write(self, msg: Any) -> None:
         if not self.link.closed:
@@ -149,6 +156,10 @@ class MetadataFetch:
         self.peers: dict[MetadataPeer, None] = {}
         self.candidates = PeerCandidates(clock.seconds, totals=disconnects)
         self.assembler: ut.MetadataAssembler | None = None
+        # A v2 magnet (btmh): the verified info dictionary, then its piece layers (BEP 52)
+        self.info: bytes | None = None
+        self.layer_fetch: LayerFetch | None = None
+        self.layers: dict[bytes, bytes] | None = None  # every file's layer, once verified
         self.added_at = clock.seconds()
         self.banned: list[str] = []
         self.error: str | None = None
@@ -274,6 +285,8 @@ class MetadataFetch:
             return
         del self.peers[peer]
         key = self.candidates.disconnected(peer.link.address, peer.listen_port, reason)
+        if self.layer_fetch is not None:
+            self.layer_fetch.forget(peer)
         _log.debug(
             "peer {address} gone ({key}): {reason}",
             address=peer.link.address,
@@ -334,6 +347,10 @@ class MetadataFetch:
             self._ask(peer)
 
     def _ask(self, peer: MetadataPeer) -> None:
+        if self.info is not None:  # the dictionary is here: only layers are asked for
+            if self.layer_fetch is not None:
+                self._ask_layers(peer)
+            return
         size = peer.metadata_size
         if not self.active or size is None or ut.EXTENSION_NAME not in peer.ext_ids:
             return
@@ -352,7 +369,7 @@ class MetadataFetch:
                 return  # it disagrees with the size we started with: ask the others
             self.assembler = None  # nothing came of that size (a liar's?): try this one
         if self.assembler is None:
-            self.assembler = ut.MetadataAssembler(self.info_hash, size)
+            self.assembler = ut.MetadataAssembler(self.magnet.metadata_hash, size)
         for piece in self.assembler.missing():
             if len(peer.asked) >= REQUESTS_PER_PEER:
                 break
@@ -389,6 +406,7 @@ class MetadataFetch:
             self._ask_all()
             return
         self.assembler = None
+        self.info = info
         self.on_metadata(self, info)
 
     def _ban(self, peer: MetadataPeer, reason: str) -> None:
@@ -399,6 +417,58 @@ class MetadataFetch:
         peer.link.close(reason, error=True)
         if self.on_ban is not None:
             self.on_ban(self, address, reason)
+
+    # -- BEP 52 ----------------------------------------------------------------------------------
+    def fetch_layers(self, piece_length: int, wants: list[LayerWant]) -> None:
+        """The verified v2 dictionary names files longer than a piece: ask for their piece
+        layers (the session's call, after reading the dictionary off the reactor)."""
+        self.layer_fetch = LayerFetch(piece_length, wants)
+        self._ask_all()
+
+    def _ask_layers(self, peer: MetadataPeer) -> None:
+        fetch = self.layer_fetch
+        if fetch is None or not self.active or peer.link.closed:
+            return
+        now = self.clock.seconds()
+        if now < peer.rested_until:
+            return
+        for req in fetch.next_for(peer, now):
+            peer.write(req)
+
+    def hash_message(self, peer: MetadataPeer, msg: Any) -> None:
+        """Hash requests are rejected (we hold nothing yet); replies to ours are checked
+        against the file's root before anything is kept (a lie bans the peer)."""
+        t = type(msg)
+        if t is m.HashRequest:
+            peer.write(
+                m.HashReject(
+                    msg.pieces_root, msg.base_layer, msg.index, msg.length, msg.proof_layers
+                )
+            )
+            return
+        fetch = self.layer_fetch
+        if fetch is None or fetch.done:
+            return
+        if t is m.HashReject:
+            if fetch.reject(peer, msg):
+                peer.rested_until = self.clock.seconds() + REQUEST_TIMEOUT
+                self._ask_all(skip=peer)
+            return
+        try:
+            fetch.reply(peer, msg)
+        except BadHashes as exc:
+            fetch.forget(peer)
+            self._ban(peer, f"sent piece hashes that are not the torrent's ({exc})")
+            self._ask_all()
+            return
+        peer.payload_in += len(msg.hashes)
+        if fetch.done:
+            self.layers = fetch.layers()
+            self.layer_fetch = None
+            assert self.info is not None
+            self.on_metadata(self, self.info)
+        else:
+            self._ask_layers(peer)
 
     # -- timers ---------------------------------------------------------------------------------
     def _busy(self) -> bool:
@@ -434,6 +504,9 @@ class MetadataFetch:
                 peer.rested_until = now + REQUEST_TIMEOUT
                 if peer is self._solo_peer:
                     self._solo_peer = None
+        if self.layer_fetch is not None:
+            for peer in self.layer_fetch.expire(now, REQUEST_TIMEOUT):
+                peer.rested_until = now + REQUEST_TIMEOUT
         self._ask_all()  # also whoever rested after a reject, and idle peers
         self._connect_more()
 
@@ -447,7 +520,7 @@ class MetadataFetch:
 
     def summary(self) -> dict[str, Any]:
         """The ``torrent.list`` record of a torrent still waiting for its metadata."""
-        got = 0.0
+        got = 0.0 if self.info is None else 1.0  # 1.0: a v2 torrent's layers may follow
         if self.assembler is not None:
             got = 1 - len(self.assembler.missing()) / self.assembler.count
         return {

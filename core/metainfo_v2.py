@@ -38,6 +38,12 @@ class V2Pieces:
     expected: bytes
     lengths: tuple[int, ...]
     whole_file: bytes  # one byte per piece: 1 when ``expected`` is the file's pieces root
+    layers: tuple[tuple[bytes, int, int], ...] = ()
+    """(pieces root, first piece, piece count) of each file longer than a piece: its piece
+    layer is ``expected`` over those pieces (served to BEP 52 hash requests)."""
+
+    def piece_layer(self, first: int, count: int) -> bytes:
+        return self.expected[first * HASH_SIZE : (first + count) * HASH_SIZE]
 
     def matches(self, index: int, data: bytes | memoryview) -> bool:
         """Whether ``data`` (the piece as stored: padding after the file's end is ignored)
@@ -112,6 +118,7 @@ def v2_pieces(files: list[V2File], piece_length: int, layers: Any) -> V2Pieces:
         raise MetainfoError("'piece layers' is not a dictionary")
     expected: list[bytes] = []
     lengths: list[int] = []
+    roots: list[tuple[bytes, int, int]] = []
     whole = bytearray()
     piece_height = (piece_length // BLOCK - 1).bit_length()
     for f in files:
@@ -127,14 +134,15 @@ def v2_pieces(files: list[V2File], piece_length: int, layers: Any) -> V2Pieces:
             if not isinstance(layer, bytes) or len(layer) != count * HASH_SIZE:
                 raise MetainfoError(
                     f"'piece layers' has no layer of {count} hashes for {_show(f.path)} "
-                    "(a v2 torrent from a magnet link has none: not supported yet)"
+                    "(a .torrent must carry them; a btmh magnet fetches them from peers)"
                 )
             hashes = [layer[i : i + HASH_SIZE] for i in range(0, len(layer), HASH_SIZE)]
             height = max(0, (count - 1).bit_length())
             if root(hashes, height, piece_height) != f.root:
                 raise MetainfoError(f"'piece layers': the layer of {_show(f.path)} is wrong")
+            roots.append((f.root, len(expected), count))
             expected.extend(hashes)
             whole.extend(bytes(count))
         full, tail = divmod(f.length, piece_length)
         lengths.extend([piece_length] * full + ([tail] if tail else []))
-    return V2Pieces(piece_length, b"".join(expected), tuple(lengths), bytes(whole))
+    return V2Pieces(piece_length, b"".join(expected), tuple(lengths), bytes(whole), tuple(roots))

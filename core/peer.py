@@ -5,6 +5,9 @@ per-peer facts: choke/interest flags, the peer's pieces, its request queue, rate
 does no I/O itself: it writes through its ``link`` (the Twisted protocol) and so is
 unit-tested with a fake link. Protocol violations raise ProtocolError; the link closes
 the connection and nothing else is harmed.
+
+Size: about 460 lines, because every wire message has its handler here, next to the
+per-peer state it changes.
 """
 
 from __future__ import annotations
@@ -150,6 +153,9 @@ class Peer:
             m.AllowedFast: self._on_allowed_fast,
             m.SuggestPiece: _ignore,
             m.Extended: self._on_extended,
+            m.HashRequest: self._on_hash_message,
+            m.Hashes: self._on_hash_message,
+            m.HashReject: self._on_hash_message,
         }
 
     # -- incoming ---------------------------------------------------------------------
@@ -326,6 +332,15 @@ class Peer:
         name = self.host.extensions.names.get(msg.ext_id)
         if name is not None:  # an id we never gave out: ignored, as libtorrent does
             self.host.extension_message(self, name, msg.payload)
+
+    def _on_hash_message(self, msg: Any) -> None:
+        """BEP 52: to the torrent; a host without v2 support rejects every request."""
+        handler = getattr(self.host, "hash_message", None)
+        if handler is not None:
+            handler(self, msg)
+        elif type(msg) is m.HashRequest:
+            fields = (msg.pieces_root, msg.base_layer, msg.index, msg.length, msg.proof_layers)
+            self.write(m.HashReject(*fields))
 
     def supports(self, name: str) -> bool:
         """The peer advertised this extension in its handshake."""

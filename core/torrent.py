@@ -31,6 +31,7 @@ from btd.core.bitfield import Bitfield
 from btd.core.download import Downloader
 from btd.core.extensions import Extensions
 from btd.core.file_selection import FileSelection
+from btd.core.hash_serve import HashServer
 from btd.core.limits import PEER_SILENCE_TIMEOUT
 from btd.core.metainfo import Metainfo
 from btd.core.peer import Peer
@@ -121,6 +122,7 @@ class Torrent:
         self.uploader = Uploader(self, self.data, self.clock, env.upload_slots, env.rng)
         self.downloader = Downloader(self, self.data, self.clock)
         self.extension_traffic = TorrentExtensions(self, env, meta.info_bytes, meta.private)
+        self.hash_server: HashServer | None = None  # BEP 52, made at the first hash message
         self.added_at = self.clock.seconds()
         self.completed_at: float | None = None
         self.seed_clock = SeedClock()  # seeding and idle time (core/seeding_goals.py)
@@ -757,6 +759,18 @@ class Torrent:
 
     def extension_message(self, peer: Peer, name: str, payload: bytes) -> None:
         self.extension_traffic.message(peer, name, payload)
+
+    def hash_message(self, peer: Peer, msg: Any) -> None:
+        """BEP 52 hash request/hashes/hash reject (core/hash_serve.py)."""
+        server = self.hash_server
+        if server is None:
+            server = self.hash_server = HashServer(self.meta.v2, self.clock.seconds)
+        before = server.answered
+        server.message(peer, msg)
+        if before == 0 and server.answered:
+            _log.info(
+                "{label}: answering hash requests (BEP 52) for its piece layers", label=self.label
+            )
 
     def release_spare(self) -> bool:
         """Close the least useful spare peer (still spare now) for a newcomer; False if none."""

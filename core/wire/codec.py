@@ -1,4 +1,4 @@
-"""Peer wire encoding and incremental decoding (BEP 3 framing, BEP 6, BEP 10 envelope).
+"""Peer wire encoding and incremental decoding (BEP 3 framing, BEP 6, BEP 10 envelope, BEP 52).
 
 This is the download hot path, so the decoder works on memoryviews of whatever
 ``dataReceived`` hands it, copies a piece's block at most once (not at all when the feed is
@@ -7,7 +7,7 @@ that straddles two feeds. It checks
 structure (lengths, fixed sizes, bitfield shape); value checks that need torrent knowledge
 (index range, request size) are in :func:`validate` so the connection decides what to do.
 
-Size: about 490 lines, because each message type needs an encoder, a size check and a
+Size: about 560 lines, because each message type needs an encoder, a size check and a
 decoder; they stay side by side so a new message is added in one place.
 """
 
@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from btd.core.errors import ProtocolError
+from btd.core.limits import HASH_PROOF_MAX, HASH_REQUEST_MAX_LENGTH
 from btd.core.types import BLOCK_SIZE
 from btd.core.wire.messages import (
     ALLOWED_FAST,
@@ -27,6 +28,9 @@ from btd.core.wire.messages import (
     CHOKE_MSG,
     EXTENDED,
     HANDSHAKE_LENGTH,
+    HASH_REJECT,
+    HASH_REQUEST,
+    HASHES,
     HAVE,
     HAVE_ALL,
     HAVE_ALL_MSG,
@@ -51,6 +55,9 @@ from btd.core.wire.messages import (
     Choke,
     Extended,
     Handshake,
+    Hashes,
+    HashReject,
+    HashRequest,
     Have,
     HaveAll,
     HaveNone,
@@ -79,6 +86,9 @@ _LEN_ID_II = struct.Struct(">IBII")
 _LEN_ID_III = struct.Struct(">IBIII")
 _LEN_ID_H = struct.Struct(">IBH")
 _LEN_ID_B = struct.Struct(">IBB")
+_HASH_FIELDS = struct.Struct(">32sIIII")  # pieces root, base layer, index, length, proof layers
+_LEN_ID_HASH = struct.Struct(">IB32sIIII")
+HASH_FIELDS_SIZE = _HASH_FIELDS.size  # 48
 
 _PSTR_PREFIX = bytes([len(PROTOCOL_NAME)]) + PROTOCOL_NAME  # the first 20 handshake bytes
 
@@ -155,6 +165,26 @@ def _enc_extended(m: Extended) -> bytes:
     return b"".join((_LEN_ID_B.pack(2 + len(m.payload), EXTENDED, m.ext_id), m.payload))
 
 
+def _enc_hash_request(m: HashRequest | HashReject) -> bytes:
+    mid = HASH_REQUEST if type(m) is HashRequest else HASH_REJECT
+    return _LEN_ID_HASH.pack(
+        1 + HASH_FIELDS_SIZE, mid, m.pieces_root, m.base_layer, m.index, m.length, m.proof_layers
+    )
+
+
+def _enc_hashes(m: Hashes) -> bytes:
+    head = _LEN_ID_HASH.pack(
+        1 + HASH_FIELDS_SIZE + len(m.hashes),
+        HASHES,
+        m.pieces_root,
+        m.base_layer,
+        m.index,
+        m.length,
+        m.proof_layers,
+    )
+    return head + m.hashes
+
+
 _ENCODERS: dict[type, Callable[..., bytes]] = {
     Have: _enc_have,
     Bitfield: _enc_bitfield,
@@ -166,6 +196,9 @@ _ENCODERS: dict[type, Callable[..., bytes]] = {
     RejectRequest: _enc_reject,
     AllowedFast: _enc_allowed_fast,
     Extended: _enc_extended,
+    HashRequest: _enc_hash_request,
+    HashReject: _enc_hash_request,
+    Hashes: _enc_hashes,
     Handshake: encode_handshake,
 }
 
@@ -257,7 +290,7 @@ _NO_PAYLOAD = {
 # Message ids the decoder understands; anything else is skipped (as libtorrent does).
 _KNOWN_IDS = frozenset(_NO_PAYLOAD) | {
     HAVE, BITFIELD, REQUEST, PIECE, CANCEL, PORT, SUGGEST_PIECE, REJECT_REQUEST, ALLOWED_FAST,
-    EXTENDED,
+    EXTENDED, HASH_REQUEST, HASHES, HASH_REJECT,
 }  # fmt: skip
 
 _NAMES = {
@@ -267,6 +300,7 @@ _NAMES = {
         (NOT_INTERESTED, NotInterested), (HAVE, Have), (REQUEST, Request), (CANCEL, Cancel),
         (PORT, Port), (SUGGEST_PIECE, SuggestPiece), (HAVE_ALL, HaveAll),
         (HAVE_NONE, HaveNone), (REJECT_REQUEST, RejectRequest), (ALLOWED_FAST, AllowedFast),
+        (HASH_REQUEST, HashRequest), (HASH_REJECT, HashReject),
     ]
 }  # fmt: skip
 
@@ -503,5 +537,31 @@ class WireDecoder:
                 if length != 3:
                     raise _bad_size(mid, length, 3)
                 append(Port(_H.unpack_from(mv, pos + 5)[0]))
+            elif mid == HASH_REQUEST or mid == HASH_REJECT or mid == HASHES:
+                append(_decode_hash_message(mid, length, mv, pos))
             # else: unknown id, skipped whole
             pos = stop
+
+
+def _decode_hash_message(
+    mid: int, length: int, mv: memoryview, pos: int
+) -> HashRequest | HashReject | Hashes:
+    """BEP 52 hash request/reject (48 bytes) or hashes (48 + 32 per hash); sizes strict, a
+    reply's counts bounded (HASH_REQUEST_MAX_LENGTH hashes, HASH_PROOF_MAX uncles)."""
+    if mid != HASHES and length != 1 + HASH_FIELDS_SIZE:
+        raise _bad_size(mid, length, 1 + HASH_FIELDS_SIZE)
+    if length < 1 + HASH_FIELDS_SIZE:
+        raise ProtocolError(f"Hashes message has length {length}, expected >= 49")
+    root, base, index, count, proof = _HASH_FIELDS.unpack_from(mv, pos + 5)
+    if mid == HASH_REQUEST:  # any values: the answerer rejects what it will not serve
+        return HashRequest(root, base, index, count, proof)
+    if mid == HASH_REJECT:
+        return HashReject(root, base, index, count, proof)
+    if not 0 < count <= HASH_REQUEST_MAX_LENGTH:
+        raise ProtocolError(f"Hashes length {count} not in 1..{HASH_REQUEST_MAX_LENGTH}")
+    data = mv[pos + 5 + HASH_FIELDS_SIZE : pos + 4 + length]
+    if len(data) % 32:
+        raise ProtocolError(f"Hashes message carries {len(data)} bytes, not a multiple of 32")
+    if not count <= len(data) // 32 <= count + HASH_PROOF_MAX:
+        raise ProtocolError(f"Hashes message carries {len(data) // 32} hashes for {count} asked")
+    return Hashes(root, base, index, count, proof, data.tobytes())

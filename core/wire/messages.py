@@ -1,4 +1,5 @@
-"""Peer wire messages as values (BEP 3, BEP 5 port, BEP 6 fast, BEP 10 extended).
+"""Peer wire messages as values (BEP 3, BEP 5 port, BEP 6 fast, BEP 10 extended, BEP 52
+hash request/hashes/hash reject).
 
 Every message is a frozen, slotted dataclass (``Piece`` a NamedTuple, see there) so the
 codec can build them cheaply and the connection logic can pattern-match on them
@@ -30,14 +31,22 @@ HAVE_NONE = 15  # BEP 6
 REJECT_REQUEST = 16  # BEP 6
 ALLOWED_FAST = 17  # BEP 6
 EXTENDED = 20  # BEP 10
+HASH_REQUEST = 21  # BEP 52
+HASHES = 22  # BEP 52
+HASH_REJECT = 23  # BEP 52
 
 EXTENDED_HANDSHAKE_ID = 0
 """The extended-message id of the BEP 10 handshake itself."""
 
 
-def make_reserved(extensions: bool = True, fast: bool = True, dht: bool = False) -> bytes:
-    """The 8 reserved handshake bytes advertising the given features."""
+def make_reserved(
+    extensions: bool = True, fast: bool = True, dht: bool = False, v2: bool = False
+) -> bytes:
+    """The 8 reserved handshake bytes advertising the given features (``v2``: BEP 52's bit,
+    0x10 of the last byte, which libtorrent sets for torrents with v2 hashes)."""
     r = bytearray(8)
+    if v2:
+        r[7] |= 0x10
     if extensions:
         r[5] |= 0x10
     if fast:
@@ -75,6 +84,11 @@ class Handshake:
     def supports_fast(self) -> bool:
         """BEP 6 fast extension."""
         return bool(self.reserved[7] & 0x04)
+
+    @property
+    def supports_v2(self) -> bool:
+        """BEP 52: the peer speaks v2 (hash request/hashes/hash reject)."""
+        return bool(self.reserved[7] & 0x10)
 
     @property
     def supports_dht(self) -> bool:
@@ -193,6 +207,66 @@ class Extended:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class HashRequest:
+    """BEP 52: ``length`` hashes of the tree whose root is ``pieces_root``, from ``index`` of
+    layer ``base_layer`` (0 = the 16 KiB blocks), plus uncle hashes up ``proof_layers``."""
+
+    pieces_root: bytes
+    base_layer: int
+    index: int
+    length: int
+    proof_layers: int
+
+    def __post_init__(self) -> None:
+        if len(self.pieces_root) != 32:
+            raise ValueError(f"pieces_root must be 32 bytes, got {len(self.pieces_root)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Hashes:
+    """BEP 52: the answer to a HashRequest (its fields echoed): the ``length`` requested
+    hashes then the uncle hashes, 32 bytes each, concatenated."""
+
+    pieces_root: bytes
+    base_layer: int
+    index: int
+    length: int
+    proof_layers: int
+    hashes: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.pieces_root) != 32:
+            raise ValueError(f"pieces_root must be 32 bytes, got {len(self.pieces_root)}")
+        if len(self.hashes) % 32:
+            raise ValueError(f"hashes must be a multiple of 32 bytes, got {len(self.hashes)}")
+
+    def request(self) -> HashRequest:
+        return HashRequest(
+            self.pieces_root, self.base_layer, self.index, self.length, self.proof_layers
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HashReject:
+    """BEP 52: a HashRequest (its fields echoed) that will not be answered."""
+
+    pieces_root: bytes
+    base_layer: int
+    index: int
+    length: int
+    proof_layers: int
+
+    def __post_init__(self) -> None:
+        if len(self.pieces_root) != 32:
+            raise ValueError(f"pieces_root must be 32 bytes, got {len(self.pieces_root)}")
+
+    def request(self) -> HashRequest:
+        return HashRequest(
+            self.pieces_root, self.base_layer, self.index, self.length, self.proof_layers
+        )
+
+
 Message: TypeAlias = (
     KeepAlive
     | Choke
@@ -211,6 +285,9 @@ Message: TypeAlias = (
     | RejectRequest
     | AllowedFast
     | Extended
+    | HashRequest
+    | Hashes
+    | HashReject
 )
 
 # Shared instances of the field-less messages (the decoder hands these out).

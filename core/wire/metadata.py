@@ -73,7 +73,8 @@ def decode_message(payload: bytes) -> MetadataMessage:
 
 
 class MetadataAssembler:
-    """Collects the info dictionary for one info hash."""
+    """Collects the info dictionary for one info hash: a v1 (SHA-1, 20 bytes) or a v2
+    (SHA-256, 32 bytes: a btmh magnet's) one."""
 
     def __init__(self, info_hash: bytes, size: int) -> None:
         if not 0 < size <= MAX_METADATA_SIZE:
@@ -112,7 +113,8 @@ class MetadataAssembler:
     def result(self) -> bytes:
         """The verified info dictionary; MetainfoError (and a fresh start) if the hash differs."""
         data = b"".join(self._pieces[i] for i in range(self.count))
-        if hashlib.sha1(data).digest() != self.info_hash:
+        digest = hashlib.sha256 if len(self.info_hash) == 32 else hashlib.sha1
+        if digest(data).digest() != self.info_hash:
             self.bad_sources = set(self._sources.values())
             self._pieces.clear()
             self._sources.clear()

@@ -89,3 +89,42 @@ def test_a_tracker_with_a_malformed_ipv6_host_is_ignored(host: str) -> None:
     """Found by tests/fuzz: urllib's ValueError escaped parse_magnet."""
     magnet = parse_magnet(f"magnet:?xt=urn:btih:{'ab' * 20}&tr=udp://{host}:6969")
     assert magnet.trackers == ()
+
+
+# -- BitTorrent v2 (BEP 52): xt=urn:btmh:1220<64 hex> ---------------------------------------------
+V2 = bytes(range(32))
+BTMH = "urn:btmh:1220" + V2.hex()
+
+
+def test_btmh_only_magnet_names_the_swarm_by_its_first_20_bytes() -> None:
+    mag = parse_magnet(f"magnet:?xt={BTMH}&dn=v2")
+    assert mag.info_hash == V2[:20] and mag.info_hash_v2 == V2 and not mag.v1
+    assert mag.metadata_hash == V2  # the info dictionary is checked by SHA-256
+    assert parse_magnet(mag.to_uri()) == mag
+    assert "btih" not in mag.to_uri()
+
+
+def test_hybrid_magnet_keeps_its_v1_swarm() -> None:
+    v1 = "c" * 40
+    mag = parse_magnet(f"magnet:?xt=urn:btih:{v1}&xt={BTMH}")
+    assert mag.hex == v1 and mag.info_hash_v2 == V2 and mag.v1
+    assert mag.metadata_hash == bytes.fromhex(v1)
+    assert parse_magnet(mag.to_uri()) == mag
+
+
+@pytest.mark.parametrize(
+    "xt, why",
+    [
+        ("urn:btmh:1114" + "ab" * 20, "SHA-256 multihash"),
+        ("urn:btmh:1220" + "ab" * 31, "68 hex digits"),
+        ("urn:btmh:1220" + "zz" * 32, "not hex"),
+    ],
+)
+def test_bad_btmh_is_refused(xt: str, why: str) -> None:
+    with pytest.raises(MetainfoError, match=why):
+        parse_magnet(f"magnet:?xt={xt}")
+
+
+def test_two_different_btmh_hashes_are_refused() -> None:
+    with pytest.raises(MetainfoError, match="two different"):
+        parse_magnet(f"magnet:?xt={BTMH}&xt.2=urn:btmh:1220{'ee' * 32}")

@@ -9,6 +9,7 @@ tests assert on ``ut_metadata`` requests, not bytes.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,11 +22,15 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
+from btd.core.bencode import decode
 from btd.core.bencode import encode as bencode
 from btd.core.extensions import Extensions
-from btd.core.magnet import Magnet
+from btd.core.hash_layers import PieceTree
+from btd.core.layer_fetch import layer_wants
+from btd.core.magnet import Magnet, parse_magnet
 from btd.core.metadata_fetch import LEFT_UNKNOWN, REQUEST_TIMEOUT, MetadataFetch
 from btd.core.scheduler import Scheduler
+from btd.core.torrent_create_v2 import create_torrent_v2
 from btd.core.torrent_env import TorrentOptions
 from btd.core.tracker.codec import AnnounceResponse
 from btd.core.wire import messages as m
@@ -491,3 +496,156 @@ def test_fetches_share_the_scheduler_they_are_given() -> None:
     for f in fetches:
         f.stop()
     assert len(shared) == 0
+
+
+# -- BitTorrent v2 (btmh) magnets: SHA-256 metadata, then piece layers by hash request ---------
+# The info dictionary is checked by SHA-256, then the piece layers come by BEP 52 hash
+# requests, every reply proved against its file's root before it is kept. Wrong hashes ban
+# the peer and are not trusted; rejects and timeouts go to another peer.
+V2_PIECE = 16384
+
+
+@pytest.fixture(scope="module")
+def v2(tmp_path_factory: pytest.TempPathFactory):
+    folder: Path = tmp_path_factory.mktemp("v2") / "tree"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(os.urandom(600 * V2_PIECE + 5))  # two requests
+    (folder / "mid.bin").write_bytes(os.urandom(5 * V2_PIECE))  # one
+    (folder / "tiny.bin").write_bytes(b"x" * 100)  # its own root: none
+    created = create_torrent_v2(folder, piece_length=V2_PIECE)
+    top = decode(created.data)
+    start = created.data.index(b"4:info") + 6
+    info = created.data[start : start + len(created.data) - start - 1]
+    info = info[: info.rindex(b"12:piece layers")] if b"12:piece layers" in info else info
+    assert hashlib.sha256(info).digest() == created.info_hash_v2
+    return created, info, top[b"piece layers"]
+
+
+class V2Scene(Scene):
+    def __init__(self, created, info: bytes) -> None:
+        super().__init__(info, start=False)
+        v2 = created.info_hash_v2
+        self.info_hash = v2[:20]
+        self.meta.info_hash = v2[:20]
+        magnet = parse_magnet(f"magnet:?xt=urn:btmh:1220{v2.hex()}")
+        assert magnet == Magnet(v2[:20], None, (), (), v2, v1=False)
+        self.fetch.magnet = magnet
+        self.fetch.info_hash = magnet.info_hash
+        self.attach(self.fetch, magnet.info_hash)
+        self.fetch.start()
+
+
+def hash_requests(conn) -> list[m.HashRequest]:
+    return [x for x in conn.new() if isinstance(x, m.HashRequest)]
+
+
+def answer(conn, reqs, layers, *, corrupt: bool = False) -> None:
+    for req in reqs:
+        data = PieceTree(layers[req.pieces_root], V2_PIECE).get_hashes(req)
+        assert data is not None
+        if corrupt:
+            data = bytes([data[0] ^ 1]) + data[1:]
+        fields = (req.pieces_root, req.base_layer, req.index, req.length, req.proof_layers)
+        conn.send(m.Hashes(*fields, data))
+
+
+def metadata_then_layers(s: V2Scene, conn, info: bytes) -> None:
+    serve(conn, requested(conn), info)
+    assert s.got == [info] and s.fetch.info == info and s.fetch.layers is None
+    found = layer_wants(info)
+    assert found is not None and found[0] == V2_PIECE and len(found[1]) == 2
+    s.fetch.fetch_layers(*found)
+
+
+def test_sha256_metadata_then_layers(v2) -> None:
+    created, info, layers = v2
+    s = V2Scene(created, info)
+    peer = s.peer()
+    metadata_then_layers(s, peer, info)
+    reqs = hash_requests(peer)
+    assert len(reqs) == 3 and {r.length for r in reqs} == {512, 128, 8}
+    assert requested(peer) == []  # the metadata is never asked for again
+    answer(peer, reqs, layers)
+    assert s.got == [info, info]  # called back once every layer is verified
+    assert s.fetch.layers == layers and not peer.closing
+
+
+def test_metadata_that_is_not_the_btmh_hash_bans(v2) -> None:
+    created, info, _ = v2
+    s = V2Scene(created, info)
+    evil = s.peer()
+    wrong = bytearray(info)
+    wrong[-3] ^= 1
+    serve(evil, requested(evil), bytes(wrong))
+    s.settle()
+    assert s.got == [] and evil.aborted and len(s.fetch.banned) == 1
+
+
+def test_wrong_hashes_ban_the_peer_and_are_not_trusted(v2) -> None:
+    created, info, layers = v2
+    s = V2Scene(created, info)
+    liar = s.peer()
+    metadata_then_layers(s, liar, info)
+    reqs = hash_requests(liar)
+    answer(liar, reqs[:1], layers, corrupt=True)
+    s.settle()
+    assert liar.aborted and s.fetch.banned == ["{}:{}".format(*liar.proto.address)]
+    assert s.fetch.layers is None and s.got == [info]
+    honest = s.peer()
+    answer(honest, hash_requests(honest), layers)
+    assert s.fetch.layers == layers and s.got == [info, info]
+
+
+def test_a_reject_sends_the_run_to_another_peer(v2) -> None:
+    created, info, layers = v2
+    s = V2Scene(created, info)
+    first = s.peer()
+    metadata_then_layers(s, first, info)
+    second = s.peer()
+    assert hash_requests(second) == []  # all three runs are with the first
+    reqs = hash_requests(first)
+    rejected = reqs[0]
+    first.send(m.HashReject(*(rejected.pieces_root, rejected.base_layer, rejected.index,
+                              rejected.length, rejected.proof_layers)))  # fmt: skip
+    assert hash_requests(second) == [rejected]
+    answer(first, reqs[1:], layers)
+    answer(second, [rejected], layers)
+    assert s.fetch.layers == layers and not first.closing
+
+
+def test_a_silent_peer_loses_its_runs_after_the_timeout(v2) -> None:
+    created, info, layers = v2
+    s = V2Scene(created, info)
+    slow = s.peer()
+    metadata_then_layers(s, slow, info)
+    reqs = hash_requests(slow)
+    other = s.peer()
+    s.advance(REQUEST_TIMEOUT + 2)
+    assert sorted(hash_requests(other), key=str) == sorted(reqs, key=str)
+    answer(other, reqs, layers)
+    assert s.fetch.layers == layers
+
+
+def test_unsolicited_and_late_replies_are_ignored(v2) -> None:
+    created, info, layers = v2
+    s = V2Scene(created, info)
+    peer = s.peer()
+    metadata_then_layers(s, peer, info)
+    reqs = hash_requests(peer)
+    other = s.peer()
+    answer(other, reqs[:1], layers)  # not asked of it: ignored, not kept
+    assert s.fetch.layer_fetch is not None and s.fetch.layer_fetch.done_count == 0
+    assert not other.closing
+    answer(peer, reqs, layers)
+    assert s.fetch.layers == layers
+
+
+def test_hash_requests_to_a_fetch_are_rejected(v2) -> None:
+    created, info, _ = v2
+    s = V2Scene(created, info)
+    peer = s.peer()
+    req = m.HashRequest(b"r" * 32, 0, 0, 2, 0)
+    peer.send(req)
+    assert [x for x in peer.new() if isinstance(x, m.HashReject)] == [
+        m.HashReject(b"r" * 32, 0, 0, 2, 0)
+    ]

@@ -136,6 +136,8 @@ MESSAGES = [
     m.Have(3), m.Bitfield(b"\xff" * 13), m.Request(1, 0, 16384), m.Piece(1, 0, b"x" * 40),
     m.Cancel(1, 0, 16384), m.Port(6881), m.HAVE_ALL_MSG, m.HAVE_NONE_MSG,
     m.RejectRequest(1, 0, 16384), m.AllowedFast(2), m.SuggestPiece(2), m.Extended(0, b"d1:md1:ai1eee"),
+    m.HashRequest(b"r" * 32, 2, 0, 512, 5), m.HashReject(b"r" * 32, 2, 0, 512, 5),
+    m.Hashes(b"r" * 32, 2, 0, 2, 1, b"h" * 96),
 ]  # fmt: skip
 
 

@@ -83,6 +83,9 @@ def test_message_alias_lists_every_message_class() -> None:
         m.RejectRequest,
         m.AllowedFast,
         m.Extended,
+        m.HashRequest,
+        m.Hashes,
+        m.HashReject,
     }
     assert classes == expected
 
