@@ -120,21 +120,33 @@ def _fetch_why(what: str, local_setting: str) -> str:
     )
 
 
-def check_fetch_url(url: str, *, allow_local: bool, setting: str) -> Verdict:
-    """The policy for a URL to fetch as written; ``allow_local`` from ``setting``."""
+def _http_target(url: str, verb: str) -> tuple[Verdict | None, str, str, bool]:
+    """An http(s) URL btd is to fetch from, judged as written: (a refusal, or None and its
+    query, host and whether the host is local). Link-local hosts are never ``verb``."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
     except ValueError:
-        return Verdict(f"refused: {url!r} is not a valid URL", False)
+        return Verdict(f"refused: {url[:80]!r} is not a valid URL", False), "", "", False
     if parts.scheme.lower() not in FETCH_SCHEMES:
-        return Verdict(f"refused: only http and https URLs are fetched, got {url[:80]!r}", False)
+        why = f"refused: only http and https URLs are {verb}, got {url[:80]!r}"
+        return Verdict(why, False), "", host, False
     if not host:
-        return Verdict(f"refused: {url[:80]!r} names no host", False)
+        return Verdict(f"refused: {url[:80]!r} names no host", False), "", host, False
     ip = parse_ip(host)
     if ip is not None and never_fetched(ip):
-        return Verdict(f"refused (SSRF protection): {host} is link-local, never fetched", False)
-    if not allow_local and ((ip is not None and is_local(ip)) or _local_name(host)):
+        why = f"refused (SSRF protection): {host} is link-local, never {verb}"
+        return Verdict(why, False), "", host, False
+    local = (ip is not None and is_local(ip)) or (ip is None and _local_name(host))
+    return None, parts.query, host, local
+
+
+def check_fetch_url(url: str, *, allow_local: bool, setting: str) -> Verdict:
+    """The policy for a URL to fetch as written; ``allow_local`` from ``setting``."""
+    refused, _query, host, local = _http_target(url, "fetched")
+    if refused is not None:
+        return refused
+    if local and not allow_local:
         return Verdict(_fetch_why(host, setting), False)
     return Verdict(None, allow_local)
 
@@ -168,26 +180,16 @@ def _seed_why(what: str) -> str:
 
 def check_web_seed_url(url: str, *, allow_local: bool) -> Verdict:
     """The policy for a web seed URL (or a redirect's target) as written."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        return Verdict(f"refused: {url[:80]!r} is not a valid URL", False)
-    if parts.scheme.lower() not in FETCH_SCHEMES:
-        return Verdict(f"refused: a web seed must be http or https, got {url[:80]!r}", False)
-    if not host:
-        return Verdict(f"refused: {url[:80]!r} names no host", False)
-    ip = parse_ip(host)
-    if ip is not None and never_fetched(ip):
-        return Verdict(f"refused (SSRF protection): {host} is link-local, never asked", False)
-    local = (ip is not None and is_local(ip)) or (ip is None and _local_name(host))
+    refused, query, host, local = _http_target(url, "asked")
+    if refused is not None:
+        return refused
     if local and not allow_local:
         return Verdict(_seed_why(host), False)
-    if local and parts.query:
+    if local and query:
         return Verdict(
             "refused (SSRF protection): a local web seed may not have a query string", False
         )
-    return Verdict(None, allow_local and not parts.query)
+    return Verdict(None, allow_local and not query)
 
 
 def refused_web_seed_address(address: str, local_ok: bool) -> str | None:
