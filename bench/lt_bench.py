@@ -10,7 +10,7 @@ line ``GO HOST:PORT`` from stdin, notes the time, dials that peer and prints
 its hash check): both CLOCK_MONOTONIC readings, comparable with the parent's
 ``time.monotonic()``. Every process serves until stdin closes. DHT, LSD, UPnP, NAT-PMP and
 uTP are off (the settings of tests/interop/lt_peer.py); ``--utp-only`` turns uTP on and TCP
-off both ways (bench/utp.py).
+off both ways (bench/swarm.py --utp-only).
 
 ``--encryption plain`` (bench/swarm.py's default) makes libtorrent dial and accept plaintext
 only; ``default`` is libtorrent's own setting (it dials with the MSE handshake first and

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/swarm.py [--direction download|seed|both] [--runs 3]
                                     [--size-mib 1024] [--piece-kib 1024] [--json]
-                                    [--encryption plain|default|require]
+                                    [--encryption plain|default|require] [--utp-only]
 
 download: one libtorrent seeder serves every run; in each run a libtorrent leecher and a btd
           leecher (a fresh process each) download the torrent, one after the other.
@@ -130,18 +130,23 @@ BTD_ENCRYPTION = {"plain": "plain", "default": "prefer", "require": "require"}
 
 
 def btd_config() -> str:
-    """btd's side of ``--encryption`` (the one LtProcess has)."""
-    return f"session:\n  encryption: {BTD_ENCRYPTION[LtProcess.encryption]}\n"
+    """btd's side of ``--encryption`` and ``--utp-only`` (what LtProcess has)."""
+    config = f"session:\n  encryption: {BTD_ENCRYPTION[LtProcess.encryption]}\n"
+    if LtProcess.utp_only:
+        config += "plugins:\n  rarest_first: {}\n  resume_sqlite: {}\n  utp:\n    prefer: utp\n"
+    return config
 
 
 class LtProcess:
     """bench/lt_bench.py in a child process."""
 
     encryption = "plain"  # bench/lt_bench.py --encryption, for every libtorrent process
+    utp_only = False  # bench/lt_bench.py --utp-only: uTP on, TCP off both ways
 
     def __init__(self, mode: str, torrent: Path, save: Path) -> None:
         save.mkdir(parents=True, exist_ok=True)
         argv = [str(LT_BENCH), mode, str(torrent), str(save), "--encryption", self.encryption]
+        argv += ["--utp-only"] if self.utp_only else []
         self.proc = subprocess.Popen(
             [sys.executable, *argv],
             stdin=subprocess.PIPE,
@@ -246,6 +251,8 @@ class Bench:
                 )
                 end = _wait_event(events, self.info_hash, control if probe_rpc else None, latencies)
                 result = self._result(start, end, pid, cpu0, watch)
+                if LtProcess.utp_only and control.call("utp.status")["dialled"] < 1:
+                    raise SystemExit("btd did not dial over uTP")
             btd.stop()
         finally:
             btd.close()
@@ -390,8 +397,14 @@ def main() -> int:
         action="store_true",
         help="print the seeders' pids and wait for Enter before the runs (to attach a profiler)",
     )
+    parser.add_argument(
+        "--utp-only",
+        action="store_true",
+        help="every byte over uTP: libtorrent with TCP off, btd's utp plugin with prefer: utp",
+    )
     args = parser.parse_args()
     LtProcess.encryption = args.encryption
+    LtProcess.utp_only = args.utp_only
 
     report = []
     with tempfile.TemporaryDirectory(prefix="btd-bench-") as tmp:
