@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from btdtest import BIN, BtdProcess, free_port, seeded_torrent
+from btdtest import BIN, BtdProcess, free_port, seeded_torrent, wait_until
 
 from btd.plugins.http.passwords import hash_password
 
@@ -196,6 +196,11 @@ def test_transmission_rpc_library(daemon: BtdProcess, tmp_path: Path) -> None:
     assert added.hash_string == info_hash
     row = next(t for t in daemon.call("torrent.list") if t["info_hash"] == info_hash)
     assert row["save_path"] == str(folder) and sorted(row["labels"]) == ["hd", "tv"]
+    # Added paused, it still checks its (missing) files first: "checking", then "stopped".
+    wait_until(
+        lambda: daemon.call("torrent.get", {"info_hash": info_hash})["state"] == "paused",
+        what="the paused torrent's file check",
+    )
     t = client.get_torrent(added.id)  # every field the library knows
     assert t.name == "lib" and t.total_size == 200_000 and t.download_dir == str(folder)
     assert t.status == "stopped" and sorted(t.labels) == ["hd", "tv"]
