@@ -13,16 +13,14 @@ from typing import Any
 
 import pytest
 from btdtest import wait_fired as wait
+from named_reactor import NamedReactor
 from twisted.internet import reactor
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableNameResolver
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.util import redirectTo
-from zope.interface import implementer
 
 from btd.core.bencode import encode
 from btd.core.errors import TrackerError
@@ -46,38 +44,6 @@ class LocalService(Resource):
         if request.path == b"/redirect/announce":
             return redirectTo(b"/transmission/rpc", request)
         return OK
-
-
-@implementer(IHostnameResolver)
-class StaticNames:
-    """Resolves the names it is given, like /etc/hosts would."""
-
-    def __init__(self, names: dict[str, str]) -> None:
-        self.names = names
-
-    def resolveHostName(  # noqa: N802
-        self, receiver: Any, hostName: str, portNumber: int = 0, *args: Any, **kw: Any
-    ) -> Any:
-        receiver.resolutionBegan(None)
-        address = self.names.get(hostName, hostName if hostName[:1].isdigit() else None)
-        if address is not None:
-            receiver.addressResolved(IPv4Address("TCP", address, portNumber))
-        receiver.resolutionComplete()
-        return None
-
-
-@implementer(IReactorPluggableNameResolver)
-class NamedReactor:
-    """The global reactor with ``StaticNames`` as its name resolver."""
-
-    def __init__(self, names: dict[str, str]) -> None:
-        self.nameResolver = StaticNames(names)
-
-    def installNameResolver(self, resolver: Any) -> Any:  # noqa: N802
-        raise NotImplementedError
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(reactor, name)
 
 
 @pytest.fixture(scope="module", autouse=True)

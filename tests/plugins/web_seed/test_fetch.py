@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 from btdtest import wait_fired as wait
+from named_reactor import NamedReactor
 from twisted.internet import reactor
-from twisted.internet.address import IPv4Address
-from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableNameResolver
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
-from zope.interface import implementer
 
 from btd.plugins.web_seed.fetch import RangeFetcher, WebSeedError
 
@@ -172,37 +170,6 @@ def test_a_local_seed_without_the_option_is_never_asked(server: tuple[Files, str
     _, error = failed(f"{base}/file", 0, 10, allow_local=False)
     assert error.permanent and "SSRF" in str(error)
     assert res.asked == []
-
-
-@implementer(IHostnameResolver)
-class StaticNames:
-    """Resolves the names it is given, like /etc/hosts would."""
-
-    def __init__(self, names: dict[str, str]) -> None:
-        self.names = names
-
-    def resolveHostName(  # noqa: N802
-        self, receiver: Any, hostName: str, portNumber: int = 0, *args: Any, **kw: Any
-    ) -> Any:
-        receiver.resolutionBegan(None)
-        address = self.names.get(hostName, hostName if hostName[:1].isdigit() else None)
-        if address is not None:
-            receiver.addressResolved(IPv4Address("TCP", address, portNumber))
-        receiver.resolutionComplete()
-
-
-@implementer(IReactorPluggableNameResolver)
-class NamedReactor:
-    """The global reactor with ``StaticNames`` as its name resolver."""
-
-    def __init__(self, names: dict[str, str]) -> None:
-        self.nameResolver = StaticNames(names)
-
-    def installNameResolver(self, resolver: Any) -> Any:  # noqa: N802
-        raise NotImplementedError
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(reactor, name)
 
 
 def test_a_name_that_resolves_to_a_local_address_is_caught_at_connect_time(
