@@ -90,6 +90,9 @@ class MagnetManager:
     def __init__(self, env: MagnetEnv) -> None:
         self.env = env
         self.fetches: dict[bytes, MetadataFetch] = {}
+        # Fetches whose metadata is being stored as their torrent: still listed (never in
+        # neither list), but out of ``fetches`` so that ``superseded`` leaves their peers.
+        self.handing_over: dict[bytes, MetadataFetch] = {}
         self.store = MagnetStore(env.state_dir)
 
     def _fetch(self, magnet: Magnet, options: TorrentOptions) -> MetadataFetch:
@@ -222,15 +225,18 @@ class MagnetManager:
         # Out of the list first: Session.add hands a still-waiting magnet over to its new
         # torrent (``superseded``), which must not happen to this one, whose peers we keep.
         del self.fetches[fetch.info_hash]
+        self.handing_over[fetch.info_hash] = fetch
         try:
             given = {k: v for k, v in options_json(opts).items() if k in ADD_KEYS}
             d = env.add_torrent(data, meta=meta, **given)
         except (MetainfoError, ValueError) as exc:  # unusable metadata, unknown strategy
+            del self.handing_over[fetch.info_hash]
             self.fetches[fetch.info_hash] = fetch
             self._refuse(fetch, exc)
             return
 
         def added(result: dict[str, Any]) -> None:
+            self.handing_over.pop(fetch.info_hash, None)  # superseded did, unless not added
             torrent = env.torrent(fetch.info_hash)
             if torrent is not None:
                 # Peers the fetch caught lying stay banned for the torrent.
@@ -242,6 +248,7 @@ class MagnetManager:
             env.run_blocking(self.store.delete, fetch.hex).addErrback(_log_failure)
 
         def failed(failure: Any) -> None:
+            self.handing_over.pop(fetch.info_hash, None)
             self.fetches[fetch.info_hash] = fetch  # keep waiting: fetched and stored again
             fetch.error = failure.getErrorMessage()
             _log.error(
@@ -265,6 +272,8 @@ class MagnetManager:
         For ``Session.add`` to call once the torrent is stored; without it the waiting magnet
         would stay listed next to the torrent until its own metadata arrived.
         """
+        if self.handing_over.pop(torrent.info_hash, None) is not None:
+            return  # its own metadata: the torrent now lists it; _parsed moves its peers
         fetch = self.fetches.pop(torrent.info_hash, None)
         if fetch is None:
             return

@@ -628,7 +628,8 @@ class Session:
 
     def swarms(self) -> list[Swarm]:
         """Every torrent, and every magnet still waiting for its metadata."""
-        return [*self.torrents.values(), *self.magnets.fetches.values()]
+        magnets = self.magnets
+        return [*self.torrents.values(), *magnets.fetches.values(), *magnets.handing_over.values()]
 
     def swarm(self, info_hash: bytes) -> Swarm | None:
         """The torrent (or magnet waiting for metadata) with this info hash."""

@@ -138,13 +138,17 @@ class HeldBlocking:
 
     def run(self) -> None:
         while self.queue:
-            fn, args, d = self.queue.pop(0)
-            try:
-                value = fn(*args)
-            except Exception:
-                d.errback(Failure())
-            else:
-                d.callback(value)
+            self.run_one()
+
+    def run_one(self) -> None:
+        """The oldest job that waits (and what its callbacks queue stays queued)."""
+        fn, args, d = self.queue.pop(0)
+        try:
+            value = fn(*args)
+        except Exception:
+            d.errback(Failure())
+        else:
+            d.callback(value)
 
 
 class Probe:

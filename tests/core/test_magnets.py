@@ -337,6 +337,24 @@ def test_metadata_makes_it_a_torrent(tmp_path: Path) -> None:
     assert isinstance(restarted.find(HEX), Torrent) and restarted.magnets.fetches == {}
 
 
+def test_it_stays_listed_while_its_metadata_is_stored(tmp_path: Path) -> None:
+    """Between the metadata and the stored torrent (a pool job) it is listed once, as the
+    magnet: never in neither list (a torrent.list then showed nothing), never twice."""
+    session = make_session(tmp_path)
+    call(session, "torrent.add", magnet=URI, save_path=str(tmp_path / "x"))
+    fetch = waiting(session)
+    held = HeldBlocking()
+    session.run_blocking = held  # type: ignore[method-assign]
+    session.magnets._metadata(fetch, INFO)
+    while held.queue and session.magnets.fetches:  # until it is handed over
+        held.run_one()
+    assert session.magnets.fetches == {}  # being stored as a torrent now
+    assert [r["info_hash"] for r in call(session, "torrent.list")] == [HEX]
+    held.run()
+    [listed] = call(session, "torrent.list")
+    assert listed["info_hash"] == HEX and listed["state"] != "metadata"
+
+
 def test_peers_banned_while_fetching_stay_banned_for_the_torrent(tmp_path: Path) -> None:
     session = make_session(tmp_path)
     call(session, "torrent.add", magnet=URI, paused=True)
