@@ -1,15 +1,14 @@
 """A blocking JSON-RPC 2.0 client for btd's control socket (used by btctl).
 
-Standard library (socket, json) and the pure ``LineFramer`` the daemon also uses: btctl
-runs this on every start, so importing Twisted or jsonrpcserver here would make every
-command slow. Framing is one UTF-8 JSON document per line both ways, with the same limit. On connections that called ``events.subscribe`` the
+Standard library (socket), orjson (``json_text``) and the pure ``LineFramer`` the daemon
+also uses: btctl runs this on every start, so importing Twisted or jsonrpcserver here
+would make every command slow. Framing is one UTF-8 JSON document per line both ways, with the same limit. On connections that called ``events.subscribe`` the
 daemon also pushes notifications (no ``id``); while waiting for its own answer the
 client queues them, and :meth:`RpcClient.notifications` hands them out later.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -20,6 +19,7 @@ from types import TracebackType
 
 from btd.core.errors import BtdError
 from btd.core.rpc.framing import DEFAULT_MAX_FRAME, LineFramer
+from btd.core.rpc.json_text import dumps, loads
 
 TYPE_CHECKING = False  # typing itself costs btctl a few ms a start
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def _reason(exc: OSError) -> str:
 class RpcClient:
     """One connection to the daemon; not thread-safe (one caller at a time)."""
 
-    recv_size = 65536  # bytes per recv(); tests shrink it to prove reassembly
+    recv_size = 256 * 1024  # bytes per recv(); tests shrink it to prove reassembly
 
     def __init__(
         self, path: Path, timeout: float | None = 30.0, *, max_line: int = MAX_LINE
@@ -213,7 +213,7 @@ class RpcClient:
     def _send(self, message: Any) -> None:
         self.connect()
         assert self._sock is not None
-        data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        data = dumps(message) + b"\n"
         if len(data) > self.max_line:
             raise RpcProtocolError(f"request of {len(data)} bytes exceeds {self.max_line}")
         try:
@@ -250,8 +250,8 @@ class RpcClient:
     def _read_message(self, deadline: float | None) -> Any:
         line = self._read_line(deadline)
         try:
-            message = json.loads(line)
-        except (UnicodeDecodeError, ValueError) as exc:
+            message = loads(line)
+        except ValueError as exc:
             raise RpcProtocolError(f"btd sent a frame that is not JSON: {exc}") from exc
         if not isinstance(message, dict | list):
             raise RpcProtocolError(f"btd sent a frame that is not an object: {message!r}")

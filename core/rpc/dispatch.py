@@ -35,6 +35,7 @@ from btd.core.rpc.errors import (
     RpcError,
     invalid_params,
 )
+from btd.core.rpc.json_text import dumps
 
 _log = Logger()
 
@@ -367,14 +368,13 @@ def settle(item: PendingReply) -> Deferred[Message]:
 
 def _encode_one(message: Message) -> bytes:
     try:
-        text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return text.encode("utf-8")
+        return dumps(message)
     except (TypeError, ValueError, RecursionError) as exc:
         _log.error("RPC result is not JSON (id {id!r}): {e}", id=message.get("id"), e=str(exc))
         fallback = error_message(
             INTERNAL_ERROR, f"Internal error: result is not JSON: {exc}", id=message.get("id")
         )
-        return json.dumps(fallback, separators=(",", ":")).encode("utf-8")
+        return dumps(fallback)
 
 
 def encode(batch: bool, messages: list[Message]) -> bytes:
@@ -395,7 +395,7 @@ def encode_event(event: str, params: Mapping[str, Any]) -> str | None:
     body = {k: v for k, v in params.items() if k != "event"}
     message = {"jsonrpc": "2.0", "method": "event", "params": {"event": event, **body}}
     try:
-        return json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+        return dumps(message).decode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
         _log.error("event {event} not sent, params not JSON: {e}", event=event, e=str(exc))
         return None

@@ -9,11 +9,11 @@ resource has).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from twisted.web import resource, server
 
+from btd.core.rpc.json_text import dumps
 from btd.plugins.http.events import EventHub, EventsResource
 from btd.plugins.http.rpc_resource import RpcResource, write_when_done
 from btd.plugins.http.transmission import TransmissionRpc
@@ -51,7 +51,7 @@ class TransmissionResource(resource.Resource):
             lambda reply: (
                 200,
                 b"application/json",
-                json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+                dumps(reply),
             )
         )
         return write_when_done(request, d)
