@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from btd.core.torrent import Torrent
@@ -49,10 +49,7 @@ SUMMARY_FIELDS = (
 )
 
 
-Row = dict[str, Any]
-
-
-def summary(t: Torrent, fields: list[str] | None = None) -> Row:
+def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
     """The ``torrent.list``/``torrent.get`` record; ``fields`` picks a subset (and only
     those are computed: ``btctl list`` over 10,000 torrents asks for a few)."""
     if fields is not None:
@@ -102,78 +99,6 @@ def summary(t: Torrent, fields: list[str] | None = None) -> Row:
         "idle_seeding_limit": options.idle_seeding_limit,
         "seeding_time": _seeding_time(t),  # seconds spent seeding (all time)
     }
-
-
-class RowMemo:
-    """The last ``torrent.list`` rows of idle torrents, for the next list.
-
-    At 10,000 torrents building every row costs the reactor tens of milliseconds per call,
-    though almost none of them changed: a torrent with no peers and no move in progress
-    changes only in what :func:`_idle_key` reads, so its row is built again only when that
-    key differs (a busy torrent's row is built every time). Rows are kept per field set, for
-    the last ``MAX_FIELD_SETS`` sets asked; a torrent's entry goes when it leaves the list.
-    Rows are shared between calls: callers must not change them.
-    """
-
-    MAX_FIELD_SETS = 3
-
-    def __init__(self) -> None:
-        self._sets: dict[tuple[str, ...] | None, dict[bytes, tuple[tuple[Any, ...], Row]]] = {}
-
-    def rows(
-        self,
-        torrents: Iterable[Any],
-        fields: list[str] | None,
-        now: float,
-        other: Callable[[Any], Row],
-    ) -> list[Row]:
-        """The rows of ``torrents`` in order; ``other`` builds those that are not a Torrent
-        (a magnet waiting for its metadata)."""
-        name = None if fields is None else tuple(fields)
-        old = self._sets.pop(name, {})
-        kept: dict[bytes, tuple[tuple[Any, ...], Row]] = {}
-        out = []
-        for t in torrents:
-            if not isinstance(t, Torrent):
-                out.append(other(t))
-                continue
-            key = _idle_key(t, now)
-            if key is None:
-                out.append(summary(t, fields))
-                continue
-            hit = old.get(t.info_hash)
-            row = hit[1] if hit is not None and hit[0] == key else summary(t, fields)
-            kept[t.info_hash] = (key, row)
-            out.append(row)
-        self._sets[name] = kept  # the newest last
-        while len(self._sets) > self.MAX_FIELD_SETS:
-            del self._sets[next(iter(self._sets))]
-        return out
-
-
-def _idle_key(t: Torrent, now: float) -> tuple[Any, ...] | None:
-    """Everything a row reads that can change while ``t`` has no peers and no move (None:
-    it has some; rates, peer counts and ETA are fixed at zero without them). A new row field
-    that can change then must be read here too (tests/core/test_torrent_status.py)."""
-    if t.peers or t.move_task is not None:
-        return None
-    book = t.book
-    return (
-        t.state,
-        t.state_detail,
-        t.error,
-        t.options,  # frozen: replaced on every change
-        t.name,
-        book.wanted_bytes,
-        book.wanted_left,
-        book.have.count,
-        t.downloaded,
-        t.uploaded,
-        t.completed_at,
-        t.queue_position,
-        t.check_progress,
-        round(t.seed_clock.seeding_time(now)),
-    )
 
 
 def _v2(meta: Any) -> str | None:

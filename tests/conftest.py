@@ -10,27 +10,6 @@ import pytest
 from btdtest import BtdProcess, LtPeer, OpenTracker
 
 
-@pytest.fixture(autouse=True)
-def memo_rows_are_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every in-process ``torrent.list`` answered from the row memo (core/torrent_status.py)
-    must equal rows built afresh: whatever a test changes, the memo's key must see it."""
-    from btd.core import torrent_status as status
-    from btd.core.torrent import Torrent
-
-    real = status.RowMemo.rows
-
-    def checked(self: Any, torrents: Any, fields: Any, now: float, other: Any) -> Any:
-        torrents = list(torrents)
-        out = real(self, torrents, fields, now, other)
-        fresh = [
-            status.summary(t, fields) if isinstance(t, Torrent) else other(t) for t in torrents
-        ]
-        assert out == fresh, "a memo row is stale"
-        return out
-
-    monkeypatch.setattr(status.RowMemo, "rows", checked)
-
-
 @pytest.fixture(scope="session")
 def reactor_threads() -> Iterator[None]:
     """The global reactor's thread pool, started once for the whole run.

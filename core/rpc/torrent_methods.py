@@ -90,8 +90,6 @@ def _pick(values: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
 def torrent_methods(session: Session) -> dict[str, Any]:
     """Build the methods around one session (explicit dict, no global registry)."""
 
-    rows = status.RowMemo()  # idle torrents' rows, kept between lists
-
     def find_any(info_hash: Any) -> Any:
         """A torrent, or a magnet still waiting for its metadata."""
         require("info_hash", info_hash, str)
@@ -184,15 +182,13 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             except ValueError as exc:
                 raise invalid_params("label", str(exc)) from None
         torrents = sorted(session.swarms(), key=lambda t: t.added_at)
-        if state is not None or label is not None:
-            torrents = [
-                t
-                for t in torrents
-                if (state is None or t.state == state)
-                and (label is None or label in t.options.labels)
-            ]
-        now = session.clock.seconds()
-        return rows.rows(torrents, fields, now, lambda fetch: _pick(fetch.summary(), fields))
+        return [
+            _pick(t.summary(), fields)
+            if isinstance(t, MetadataFetch)
+            else status.summary(t, fields)
+            for t in torrents
+            if (state is None or t.state == state) and (label is None or label in t.options.labels)
+        ]
 
     def get(info_hash: str) -> dict[str, Any] | defer.Deferred[dict[str, Any]]:
         """One torrent: summary, files, trackers and the piece map."""
