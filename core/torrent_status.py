@@ -65,7 +65,7 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
         "name": t.name,
         "state": t.state,
         "state_detail": t.state_detail,  # e.g. "storage missing: /path ..." (else None)
-        "progress": round((wanted - left) / wanted, 6) if wanted else 1.0,
+        "progress": _ratio_done(wanted, left),
         "size": size,
         "wanted": wanted,
         "left": left,
@@ -101,6 +101,14 @@ def summary(t: Torrent, fields: list[str] | None = None) -> dict[str, Any]:
     }
 
 
+def row_builder(fields: list[str] | None = None) -> Callable[[Torrent], dict[str, Any]]:
+    """:func:`summary` for many torrents: the field getters looked up once, not per row."""
+    if fields is None:
+        return summary
+    getters = tuple((name, _FIELDS[name]) for name in fields)
+    return lambda t: {name: get(t) for name, get in getters}
+
+
 def _v2(meta: Any) -> str | None:
     """A hybrid torrent's v2 info hash (64 hex), else None."""
     return meta.info_hash_v2.hex() if meta.info_hash_v2 is not None else None
@@ -125,8 +133,17 @@ def _eta(left: int, down: float) -> int | None:
 
 def _progress(t: Torrent) -> float:
     """Over the wanted pieces (all of them unless files are skipped)."""
-    wanted, left = t.book.wanted_bytes, t.book.wanted_left
-    return round((wanted - left) / wanted, 6) if wanted else 1.0
+    book = t.book
+    return _ratio_done(book.wanted_bytes, book.wanted_left)
+
+
+def _ratio_done(wanted: int, left: int) -> float:
+    """0..1 to six places; the common ends without ``round`` (slow, and 10,000 per list)."""
+    if not left or not wanted:
+        return 1.0
+    if left == wanted:
+        return 0.0
+    return round((wanted - left) / wanted, 6)
 
 
 _FIELDS: dict[str, Callable[[Torrent], Any]] = {

@@ -182,10 +182,9 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             except ValueError as exc:
                 raise invalid_params("label", str(exc)) from None
         torrents = sorted(session.swarms(), key=lambda t: t.added_at)
+        row = status.row_builder(fields)
         return [
-            _pick(t.summary(), fields)
-            if isinstance(t, MetadataFetch)
-            else status.summary(t, fields)
+            _pick(t.summary(), fields) if isinstance(t, MetadataFetch) else row(t)
             for t in torrents
             if (state is None or t.state == state) and (label is None or label in t.options.labels)
         ]
