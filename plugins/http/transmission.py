@@ -41,6 +41,9 @@ from btd.plugins.http.ids import TorrentIds
 _log = Logger()
 
 RPC_VERSION = 17  # Transmission 4.0
+TR_ENCRYPTION = {"require": "required", "prefer": "preferred", "plain": "tolerated"}
+"""``session.encryption`` as Transmission names it ("tolerated": plaintext first, MSE taken)."""
+BTD_ENCRYPTION = {tr: btd for btd, tr in TR_ENCRYPTION.items()}
 RPC_VERSION_MINIMUM = 14  # Transmission 2.80..3.00 clients (transmission-remote 3.00)
 RPC_SEMVER = "5.3.0"
 VERSION = f"4.0.0 (btd {__version__})"  # clients parse "major.minor" from the front
@@ -510,8 +513,8 @@ class TransmissionRpc:
             "dht-enabled": "dht" in plugins,
             "pex-enabled": "pex" in plugins,
             "lpd-enabled": False,
-            "utp-enabled": False,
-            "encryption": "tolerated",
+            "utp-enabled": "utp" in plugins,
+            "encryption": TR_ENCRYPTION.get(s.get("encryption", "prefer"), "preferred"),
             "blocklist-enabled": False,
             "blocklist-size": 0,
             "blocklist-url": "",
@@ -587,6 +590,11 @@ class TransmissionRpc:
                 out[name] = args[f"{prefix}-size"]
         if args.get("queue-stalled-enabled") is False:
             out["stalled_minutes"] = 0
+        if "encryption" in args:
+            policy = BTD_ENCRYPTION.get(args["encryption"])
+            if policy is None:
+                raise TransmissionError(f"encryption must be one of {', '.join(BTD_ENCRYPTION)}")
+            out["encryption"] = policy
         if "incomplete-dir-enabled" in args or "incomplete-dir" in args:
             if args.get("incomplete-dir-enabled") is False:
                 out["incomplete_dir"] = None
@@ -599,7 +607,7 @@ class TransmissionRpc:
             "idle-seeding-limit-enabled", "peer-limit-global", "peer-limit-per-torrent",
             "queue-stalled-minutes", "queue-stalled-enabled", "download-queue-enabled",
             "download-queue-size", "seed-queue-enabled", "seed-queue-size",
-            "incomplete-dir", "incomplete-dir-enabled",
+            "incomplete-dir", "incomplete-dir-enabled", "encryption",
         }  # fmt: skip
         unknown = sorted(set(args) - handled)
         if unknown:

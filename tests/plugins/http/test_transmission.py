@@ -314,8 +314,14 @@ def test_session_get_set_and_stats(trpc: TransmissionRpc, btd: FakeBtd) -> None:
         {"settings": {"download_limit": 100_000, "upload_limit": 0, "ratio_limit": -1,
                       "max_active_downloads": 4}},
     )  # fmt: skip
-    assert ask(trpc, "session-set", encryption="required")["result"] == (
-        "btd cannot set encryption"
+    assert got["encryption"] == "preferred" and got["utp-enabled"] is False
+    ask(trpc, "session-set", encryption="required")
+    assert btd.calls[-1] == ("session.set", {"settings": {"encryption": "require"}})
+    assert ask(trpc, "session-set", encryption="maybe")["result"] == (
+        "encryption must be one of required, preferred, tolerated"
+    )
+    assert ask(trpc, "session-set", **{"utp-enabled": True})["result"] == (
+        "btd cannot set utp-enabled"
     )
     stats = ask(trpc, "session-stats")["arguments"]
     assert (stats["torrentCount"], stats["pausedTorrentCount"], stats["activeTorrentCount"]) == (
