@@ -806,3 +806,29 @@ def test_batch_members_run_across_reactor_turns(monkeypatch: pytest.MonkeyPatch)
     batch_reply, single = replies(transport)
     assert [m["result"] for m in batch_reply] == [0, 1, 2, 3]
     assert single["result"] == 9  # the next line waited for the batch
+
+
+def test_big_replies_go_out_in_big_writes() -> None:
+    """A 10,000-torrent list must not take a reactor turn per 128 KiB (Twisted's default)."""
+    import socket
+
+    from btd.core.rpc.server import SEND_LIMIT
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    default = ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+
+    class Wired(StringTransport):
+        SEND_LIMIT = 128 * 1024
+
+        def getHandle(self) -> socket.socket:
+            return ours
+
+    transport = Wired()
+    transport.cred = ME  # type: ignore[attr-defined]
+    make_server().buildProtocol(None).makeConnection(transport)
+    try:
+        assert transport.SEND_LIMIT == SEND_LIMIT == 1024 * 1024
+        assert ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) > default
+    finally:
+        ours.close()
+        theirs.close()
