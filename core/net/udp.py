@@ -84,7 +84,10 @@ class SharedSocket(DatagramProtocol):
         if endpoint is None:
             self.stats["unclaimed"] += 1
             return
-        host = plain_host(addr[0]) if self.v6 else addr[0]
+        host = addr[0]
+        if self.v6 and host.startswith("::ffff:"):  # the kernel's form: "::ffff:a.b.c.d"
+            rest = host[7:]
+            host = rest if "." in rest and ":" not in rest else plain_host(host)
         if endpoint.ipv4_only and ":" in host:
             self.stats["ipv6_dropped"] += 1
             return

@@ -109,8 +109,13 @@ def test_dual_stack_addresses_and_an_ipv4_only_kind() -> None:
     port.receive(PING, ("::1", 1001))  # the DHT is IPv4 only
     port.receive(SYN, ("::ffff:127.0.0.6", 2000))
     port.receive(SYN, ("::1", 2001))
+    port.receive(SYN, ("::ffff:0:1.2.3.4", 2002))  # IPv4-translated, not mapped: kept
     assert dht.got == [(PING, ("127.0.0.5", 1000))]
-    assert utp.got == [(SYN, ("127.0.0.6", 2000)), (SYN, ("::1", 2001))]
+    assert utp.got == [
+        (SYN, ("127.0.0.6", 2000)),
+        (SYN, ("::1", 2001)),
+        (SYN, ("::ffff:0:1.2.3.4", 2002)),
+    ]
     assert dht_end.stats["ipv6_dropped"] == 1
     dht_end.write(b"a", ("127.0.0.5", 1000))  # an IPv4 address goes out mapped
     utp_end.write(b"b", ("::1", 2001))
