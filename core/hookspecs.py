@@ -69,6 +69,9 @@ class SessionView(Protocol):
     connector: Any
     """The PeerConnector (core/net/connector.py): a transport plugin (``utp``) listens
     with ``connector.inbound_factory()`` and dials through ``connector.dialer``."""
+    udp: Any
+    """The shared UDP sockets (``UdpSockets``, core/net/udp.py): ``udp.open(host, port,
+    kind, protocol)``; uTP and the DHT share the one on the peer port this way."""
 
     @property
     def state_dir(self) -> Path: ...

@@ -43,6 +43,7 @@ from btd.core.magnets import MagnetEnv, MagnetManager
 from btd.core.metainfo import Metainfo, parse_metainfo
 from btd.core.mover import Mover
 from btd.core.net.connector import PeerConnector, make_peer_id
+from btd.core.net.udp import UdpSockets
 from btd.core.peer_slots import SlotPolicy, SpareSlots
 from btd.core.plugin import PluginHost
 from btd.core.queue import TorrentQueue
@@ -167,6 +168,7 @@ class Session:
             has_spare=lambda: len(self.spare_slots) > 0,
             encryption=lambda: self.config.session.encryption,
         )
+        self.udp = UdpSockets(reactor)  # uTP and the DHT share the peer port (core/net/udp.py)
         self.magnets = MagnetManager(self._magnet_env())
         # which torrents run (max_active_*), and when seeding ends (the seeding goals)
         self.queue = TorrentQueue(self.scheduler, lambda: self.config.session, self.save_options)

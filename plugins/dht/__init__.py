@@ -6,10 +6,15 @@ Twisted parts: node.py (the UDP node), service.py (joining, torrents, timers).
 
 Settings (``plugins: {dht: {...}}``), each checked here (ConfigError ``plugins.dht.<key>``):
 
-- ``port`` (0..65535, default 6881; 0 = any free port): the UDP port.
-- ``bind`` (IPv4 address, default: ``session.listen_host``, ``0.0.0.0`` when that is
-  ``::``): where the UDP socket is bound. A ``listen_host`` that is one IPv6 address cannot
-  be followed (the DHT is IPv4 only): the start is refused until ``bind`` is set.
+- ``port`` (0..65535 or null, default null = the peer port; 0 = any free port): the UDP
+  port. On the peer port the DHT shares one UDP socket with uTP (``session.udp``,
+  core/net/udp.py, which tells their datagrams apart by the first byte), as libtorrent
+  does; on another port it has a socket of its own.
+- ``bind`` (IPv4 address, default: ``session.listen_host``): where the socket is bound.
+  Unset, the shared socket is the one at ``session.listen_host`` (a dual-stack ``::``
+  socket too: the DHT hears only its IPv4 senders), an own socket binds the IPv4 view of
+  it (``0.0.0.0`` for ``::``). A ``listen_host`` that is one IPv6 address cannot be
+  followed (the DHT is IPv4 only): the start is refused until ``bind`` is set.
 - ``bootstrap`` (list of ``"host:port"``, default none): nodes to join through. There are
   NO built-in bootstrap nodes: with none configured and no saved nodes, the node only
   learns of others when they contact it.
@@ -95,8 +100,10 @@ def validate(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> An
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "port":
+            if value is None:  # the peer port
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-                raise _error(key, f"must be an integer 0..65535, got {value!r}")
+                raise _error(key, f"must be an integer 0..65535 or null, got {value!r}")
             values[key] = value
         elif key == "bind":
             try:
@@ -140,6 +147,18 @@ def follow(listen_host: str) -> str:
     )
 
 
+def resolve(settings: Settings, session: SessionView) -> Settings:
+    """``settings`` with the socket's address and port filled in: on the peer port (the
+    default) the socket is shared through ``session.udp``; elsewhere it is the DHT's own."""
+    port = session.listen_port if settings.port is None else settings.port
+    shared = bool(port) and port == session.listen_port
+    bind = settings.bind
+    if bind is None:
+        listen_host = session.config.session.listen_host
+        bind = listen_host if shared else follow(listen_host)
+    return dataclasses.replace(settings, bind=bind, port=port, shared=shared)
+
+
 class DhtPlugin:
     """The plugin: settings, and the DhtService from session start to session stop.
 
@@ -154,8 +173,8 @@ class DhtPlugin:
     def btd_configure(self, config: Config) -> None:
         raw = plugin_settings(config, PLUGIN)
         settings = validate(raw)
-        if isinstance(raw, Mapping) and "bind" not in raw:
-            settings = dataclasses.replace(settings, bind=follow(config.session.listen_host))
+        if settings.bind is None:
+            follow(config.session.listen_host)  # refuses one IPv6 address now, not at start
         self.settings = settings
 
     @hookimpl
@@ -163,7 +182,7 @@ class DhtPlugin:
         """Start the node (reading the state file off the reactor thread first)."""
         from btd.plugins.dht.service import DhtService, Settings
 
-        self.service = DhtService(session, self.settings or Settings())
+        self.service = DhtService(session, resolve(self.settings or Settings(), session))
         self.service.start()
 
     @hookimpl

@@ -27,6 +27,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from btd.core.net.udp import DHT, UdpSockets
 from btd.plugins.dht import krpc
 from btd.plugins.dht.krpc import KrpcError, NodeInfo
 from btd.plugins.dht.limits import IpRateLimiter, TokenBucket
@@ -133,9 +134,14 @@ class DhtNode:
         self.closed = False
 
     # -- lifecycle ------------------------------------------------------------------------
-    def listen(self) -> Any:
-        """Bind the UDP socket (CannotListenError if the port is taken)."""
-        self._port = self.reactor.listenUDP(self.port, self.protocol, interface=self.bind)
+    def listen(self, udp: UdpSockets | None = None) -> Any:
+        """Bind the UDP socket (CannotListenError if the port is taken); given ``udp``
+        (``session.udp``), take our share of its socket at that address instead (uTP's
+        too, on the peer port), hearing only IPv4 senders."""
+        if udp is not None:
+            self._port = udp.open(self.bind, self.port, DHT, self.protocol, ipv4_only=True)
+        else:
+            self._port = self.reactor.listenUDP(self.port, self.protocol, interface=self.bind)
         self.port = self._port.getHost().port
         return self._port
 

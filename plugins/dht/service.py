@@ -46,8 +46,8 @@ MAX_REFRESHES = 3  # bucket refresh lookups started per maintenance round
 
 @dataclass(frozen=True)
 class Settings:
-    port: int = 6881
-    bind: str = "0.0.0.0"
+    port: int | None = None  # None: the peer port
+    bind: str | None = None  # None: follows session.listen_host
     bootstrap: tuple[Address, ...] = ()
     state_file: Path | None = None
     announce_interval: float = 900.0
@@ -55,6 +55,7 @@ class Settings:
     ip_burst: float = 20.0
     global_rate: float = 250.0
     send_rate: float = 50.0
+    shared: bool = False  # not a key: the DhtPlugin sets it (the socket is session.udp's)
 
 
 @dataclass(eq=False)
@@ -132,6 +133,7 @@ class DhtService:
                 )
         node_id = node_id or self._random_bytes(20)
         s = self.settings
+        assert s.bind is not None and s.port is not None  # resolved by the DhtPlugin
         node = DhtNode(
             self.reactor,
             node_id,
@@ -145,8 +147,8 @@ class DhtService:
             random_bytes=self._random_bytes,
             on_announce=self._announced_to_us,
         )
-        try:
-            node.listen()
+        try:  # on the peer port, session.udp's socket (uTP's too: core/net/udp.py)
+            node.listen(self.session.udp if s.shared else None)
         except CannotListenError as exc:  # the port is taken, the address is not ours
             self.error = f"cannot bind UDP {s.bind}:{s.port}: {exc}"
             log.error("dht: {e}; the DHT is off", e=self.error)
@@ -427,6 +429,7 @@ class DhtService:
             "node_id": node.node_id.hex(),
             "bind": self.settings.bind,
             "port": node.port,
+            "shared_socket": self.settings.shared,
             "nodes": len(node.routing),
             "good": counts["good"],
             "questionable": counts["questionable"],

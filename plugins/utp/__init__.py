@@ -1,7 +1,9 @@
 """uTP (BEP 29), the UDP transport of libtorrent and uTorrent, as the ``utp`` plugin.
 
 One UDP socket on the peer port (``session.listen_host``, the port the TCP listener got)
-carries uTP and nothing else; inbound uTP connections go to the connector's inbound
+carries uTP, shared with the DHT when that runs on the peer port too: ``session.udp``
+(core/net/udp.py) binds it for whichever plugin starts first and hands each its datagrams
+by their first byte. Inbound uTP connections go to the connector's inbound
 factory, as TCP ones do, so they run the same PeerProtocol (MSE included) and count against
 the same limit. Outgoing peers are dialled through the connector's ``dialer``:
 
@@ -31,6 +33,7 @@ from twisted.logger import Logger
 
 from btd.core.errors import ConfigError
 from btd.core.limits import CONNECT_TIMEOUT, UTP_TRANSPORT_HINTS
+from btd.core.net.udp import UTP
 from btd.core.plugin import hookimpl
 from btd.core.plugin_config import check_keys, plugin_settings
 
@@ -155,8 +158,8 @@ class UtpPlugin:
 
         sock = UtpSocket(session.reactor, accept)
         host = session.config.session.listen_host
-        try:
-            self._port = sock.listen(session.listen_port, host)
+        try:  # shared with the DHT when it runs on the peer port too (core/net/udp.py)
+            self._port = session.udp.open(host, session.listen_port, UTP, sock)
         except CannotListenError as exc:  # the UDP port is taken: TCP goes on alone
             log.error(
                 "utp: cannot listen on udp {host}:{port} ({exc}); uTP is off",
@@ -215,6 +218,7 @@ class UtpPlugin:
         base = {"running": sock is not None, "prefer": self.settings["prefer"]}
         if sock is not None:
             base.update(sock.stats, connections=len(sock.streams))
+            base["udp"] = self._port.stats  # the shared socket's counters (DHT's too)
             base["last_malformed"] = getattr(sock, "last_malformed", None)
             base["streams"] = [
                 {

@@ -2,8 +2,10 @@
 connection that PeerProtocol runs on as it runs on TCP. Thin: the protocol is in
 ``connection`` (pure).
 
-The port (``UtpSocket``, a DatagramProtocol) carries uTP and nothing else: every datagram
-is parsed as uTP (``packet.decode``; garbage is counted and dropped) and goes to the
+The port (``UtpSocket``, a DatagramProtocol) gets the uTP datagrams of the peer port's
+UDP socket, which it may share with the DHT (``session.udp``, core/net/udp.py: it hands on
+datagrams by their first byte, addresses as plain IPv4 on a dual-stack socket). Each is
+parsed as uTP (``packet.decode``; garbage is counted and dropped) and goes to the
 connection keyed by (address, connection id); a SYN nobody has opens an inbound connection
 through ``accept`` (the connector's inbound factory, so the connection limit counts it);
 any other stray packet is answered with a RESET, as libtorrent does. Acks are deferred to
@@ -25,7 +27,6 @@ again), so an ack that moves a deadline costs no heap work and idle connections 
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from btd.core.errors import ProtocolError
+from btd.core.net.udp import plain_host
 
 from .connection import PACKET_SIZE, Connection, State
 from .packet import ST_RESET, ST_SYN, Packet, decode
@@ -46,18 +48,6 @@ from .packet import ST_RESET, ST_SYN, Packet, decode
 _log = Logger()
 
 Address = tuple[str, int]
-
-
-def _plain_host(host: str) -> str:
-    """``::ffff:1.2.3.4`` (a dual-stack socket's view of an IPv4 peer) as ``1.2.3.4``."""
-    if host.startswith("::ffff:"):
-        try:
-            mapped = ipaddress.IPv6Address(host).ipv4_mapped
-        except ValueError:
-            return host
-        if mapped is not None:
-            return str(mapped)
-    return host
 
 
 def _address(host: str, port: int) -> IPv4Address | IPv6Address:
@@ -89,26 +79,16 @@ class UtpSocket(DatagramProtocol):
         self._timers: list[tuple[float, int, UtpTransport]] = []
         self._timer_order = 0
         self._timer_call: Any = None
-        self._v6 = False
         self.stats = {"malformed": 0, "resets_sent": 0, "refused": 0, "accepted": 0, "dialled": 0}
 
-    # -- the port ------------------------------------------------------------------------
-    def listen(self, port: int, interface: str) -> Any:
-        listening = self.reactor.listenUDP(port, self, interface=interface)
-        self._v6 = ":" in interface
-        return listening
-
+    # -- the port (a UdpEndpoint of core/net/udp.py: it maps IPv4 on a dual-stack socket) ---
     def _sendto(self, datagram: bytes, addr: Address) -> None:
-        host, port = addr
-        if self._v6 and ":" not in host:
-            host = "::ffff:" + host
         try:
-            self.transport.write(datagram, (host, port))  # type: ignore[union-attr]
+            self.transport.write(datagram, addr)  # type: ignore[union-attr]
         except OSError as exc:  # EMSGSIZE, ENETUNREACH...: the packet is lost, resends follow
             _log.debug("utp: sendto {addr} failed: {exc}", addr=addr, exc=exc)
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
-        addr = (_plain_host(addr[0]), addr[1])
         try:
             packet = decode(data)
         except ProtocolError as exc:
@@ -180,7 +160,7 @@ class UtpSocket(DatagramProtocol):
     def connect(self, host: str, port: int, factory: ClientFactory) -> UtpTransport:
         """Dial ``host:port`` over uTP: ``factory.buildProtocol`` once connected, else
         ``factory.clientConnectionFailed`` (a ConnectError saying why)."""
-        addr = (_plain_host(host), port)
+        addr = (plain_host(host), port)
         for _ in range(64):
             conn_id = self._new_id()
             if (addr, conn_id) not in self.streams:
@@ -336,7 +316,7 @@ class UtpTransport:
 
     def getHost(self) -> IPv4Address | IPv6Address:
         host = self.sock.transport.getHost()  # type: ignore[union-attr]
-        return _address(_plain_host(host.host), host.port)
+        return _address(plain_host(host.host), host.port)
 
     # -- IConsumer: the writer (PeerProtocol) as a push producer ---------------------------------
     def registerProducer(self, producer: Any, streaming: bool) -> None:

@@ -165,7 +165,8 @@ def test_corrupt_state_file_is_reported_and_ignored(tmp_path: Path, dht_fakes: A
 def test_port_in_use_turns_the_dht_off(tmp_path: Path, dht_fakes: Any) -> None:
     reactor = dht_fakes.FakeReactor(dht_fakes.FakeNetwork(task.Clock()))
     reactor.taken.add(6881)
-    service = DhtService(FakeSession(reactor, tmp_path, 7000), Settings(bind="127.0.0.2"))
+    settings = Settings(bind="127.0.0.2", port=6881)
+    service = DhtService(FakeSession(reactor, tmp_path, 7000), settings)
     service.start()
     status = service.status()
     assert status["running"] is False and "6881" in status["error"]
@@ -330,20 +331,28 @@ def test_port_message_helpers(tmp_path: Path, dht_fakes: Any) -> None:
 
 
 # -- issue 13 class 8: the DHT socket follows session.listen_host unless bind is set ----------
+# -- issue 14 part 3: on the peer port (the default) it is the socket uTP has too ----------------
 @pytest.mark.parametrize(
-    "host, bound", [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("::", "0.0.0.0")]
+    "host, own", [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("::", "0.0.0.0")]
 )
-def test_the_dht_socket_follows_listen_host(host: str, bound: str) -> None:
+def test_the_dht_socket_follows_listen_host(host: str, own: str) -> None:
+    import dataclasses
     from types import SimpleNamespace
 
-    from btd.plugins.dht import DhtPlugin
+    from btd.plugins.dht import DhtPlugin, resolve
 
     dht = DhtPlugin()
-    session = SimpleNamespace(listen_host=host)
-    dht.btd_configure(SimpleNamespace(plugins={"dht": {}}, session=session))
-    assert dht.settings is not None and dht.settings.bind == bound
-    dht.btd_configure(SimpleNamespace(plugins={"dht": {"bind": "0.0.0.0"}}, session=session))
-    assert dht.settings.bind == "0.0.0.0"
+    config = SimpleNamespace(plugins={"dht": {}}, session=SimpleNamespace(listen_host=host))
+    session: Any = SimpleNamespace(config=config, listen_port=7000)
+    dht.btd_configure(config)
+    assert dht.settings is not None and dht.settings.bind is None and dht.settings.port is None
+    shared = resolve(dht.settings, session)  # the peer port's socket, where uTP listens
+    assert (shared.bind, shared.port, shared.shared) == (host, 7000, True)
+    alone = resolve(dataclasses.replace(dht.settings, port=6881), session)
+    assert (alone.bind, alone.port, alone.shared) == (own, 6881, False)
+    config.plugins["dht"] = {"bind": "0.0.0.0", "port": 7000}
+    dht.btd_configure(config)
+    assert resolve(dht.settings, session).bind == "0.0.0.0"
 
 
 def test_one_ipv6_listen_host_cannot_be_followed_and_says_so() -> None:

@@ -12,6 +12,7 @@ from twisted.internet.protocol import ClientFactory
 from twisted.python.failure import Failure
 
 from btd.core.errors import ConfigError
+from btd.core.net.udp import UdpSockets
 from btd.plugins.utp import TransportHints, UtpPlugin, validate
 
 ADDR = ("127.0.0.1", 6881)
@@ -114,7 +115,13 @@ def _session(listen_udp: Any) -> Any:
     connector = SimpleNamespace(dialer=None, inbound_factory=lambda: inbound)
     reactor = SimpleNamespace(listenUDP=listen_udp)
     config = SimpleNamespace(session=SimpleNamespace(listen_host="127.0.0.1"))
-    return SimpleNamespace(connector=connector, reactor=reactor, config=config, listen_port=6881)
+    return SimpleNamespace(
+        connector=connector,
+        reactor=reactor,
+        config=config,
+        listen_port=6881,
+        udp=UdpSockets(reactor),
+    )
 
 
 def test_a_taken_udp_port_leaves_utp_off_and_tcp_alone() -> None:
@@ -132,7 +139,7 @@ def test_a_taken_udp_port_leaves_utp_off_and_tcp_alone() -> None:
 
 def test_started_takes_the_dialer_and_stopped_gives_it_back() -> None:
     bound: list[tuple[int, str]] = []
-    port = SimpleNamespace(stopListening=lambda: None)
+    port = SimpleNamespace(stopListening=lambda: None, getHost=lambda: SimpleNamespace(port=6881))
 
     def listen(p: int, proto: Any, interface: str) -> Any:
         bound.append((p, interface))
