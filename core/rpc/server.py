@@ -4,6 +4,9 @@
 ``ControlConnection`` is one client (framing, dispatch, back-pressure, event
 subscriptions); ``listen`` puts the server on a socket file (safely: see
 ``btd.core.rpc.sockfile``). The wire format and error codes are in docs/RPC.md.
+
+Size: about 460 lines: one client's life (admission, framing, batches run in slices,
+back-pressure both ways, event subscriptions, a bounded close) is one protocol object.
 """
 
 from __future__ import annotations
