@@ -184,6 +184,17 @@ class MetadataFetch:
         return self.info_hash.hex()
 
     @property
+    def swarm_ids(self) -> tuple[bytes, ...]:
+        """One swarm: a magnet joins the swarm its first hash names (a hybrid's v2 swarm
+        too once it is a torrent)."""
+        return (self.info_hash,)
+
+    @property
+    def v2(self) -> bool:
+        """A btmh magnet: our handshakes carry BEP 52's bit."""
+        return self.magnet.info_hash_v2 is not None
+
+    @property
     def name(self) -> str:
         return self.magnet.name or self.hex
 
@@ -218,7 +229,13 @@ class MetadataFetch:
         )
 
     # -- peers ------------------------------------------------------------------------------
-    def add_peers(self, addresses: Sequence[PeerAddress], *, retry: bool = False) -> int:
+    def add_peers(
+        self,
+        addresses: Sequence[PeerAddress],
+        *,
+        retry: bool = False,
+        swarm_id: bytes | None = None,  # one swarm: every peer is dialled with info_hash
+    ) -> int:
         added = self.candidates.add(addresses, retry=retry)
         if added and self.active:
             self._connect_more()

@@ -29,6 +29,17 @@ class Swarm(Protocol):
     def hex(self) -> str: ...
 
     @property
+    def swarm_ids(self) -> tuple[bytes, ...]:
+        """The info hashes it is found, announced and dialled under: ``(info_hash,)``, or a
+        hybrid torrent's v1 hash and truncated v2 hash (BEP 52)."""
+        ...
+
+    @property
+    def v2(self) -> bool:
+        """It has v2 hashes (v2-only, hybrid, btmh magnet): handshakes carry BEP 52's bit."""
+        ...
+
+    @property
     def name(self) -> str: ...
 
     @property
@@ -59,8 +70,9 @@ class Swarm(Protocol):
     @property
     def peers(self) -> Mapping[Any, None]: ...
 
-    def add_peers(self, addresses: Sequence[PeerAddress]) -> int:
-        """Peers from trackers, PEX, DHT or the user; how many were new."""
+    def add_peers(self, addresses: Sequence[PeerAddress], *, swarm_id: bytes | None = None) -> int:
+        """Peers from trackers, PEX, DHT or the user; how many were new. ``swarm_id``: the
+        one of ``swarm_ids`` they were found under (None: the first)."""
         ...
 
     def attach(self, link: Any, hs: Handshake) -> Any | None:
