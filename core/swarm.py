@@ -104,8 +104,18 @@ def find_swarm(
     prefix: str, by_hash: Callable[[bytes], Swarm | None], every: Callable[[], Iterable[Swarm]]
 ) -> Swarm:
     """The one swarm whose info hash starts with ``prefix`` (any case); TorrentNotFound
-    if none does or several do. A full 40-hex hash is looked up, not scanned for."""
+    if none does or several do. A full 40-hex hash is looked up, not scanned for (a
+    hybrid's truncated v2 hash finds it too); so is a 64-hex v2 hash (BEP 52, SHA-256),
+    by the swarm its first 20 bytes name."""
     key = prefix.lower()
+    if len(key) == 64:
+        try:
+            v2_id = bytes.fromhex(key)[:20]
+        except ValueError:
+            v2_id = b""
+        found = by_hash(v2_id) if v2_id else None
+        if found is not None and found.v2 and found.swarm_ids[-1] == v2_id:
+            return found
     if len(key) == 40:
         try:
             found = by_hash(bytes.fromhex(key))

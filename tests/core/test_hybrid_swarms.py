@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from session_harness import make_session, single
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
@@ -16,6 +17,7 @@ from twisted.internet.testing import StringTransport
 from btd.core import torrent_status
 from btd.core.net.peer import PeerProtocol
 from btd.core.session import Session
+from btd.core.swarm import TorrentNotFound
 from btd.core.torrent_create_v2 import create_torrent_v2
 from btd.core.wire import messages as m
 from btd.core.wire.codec import WireDecoder, encode_handshake
@@ -166,3 +168,14 @@ def test_a_plain_retry_names_the_same_swarm(tmp_path: Path) -> None:
     retry = session.reactor.tcpClients[-1][2]
     assert len(session.reactor.tcpClients) == 2 and not retry.encrypt
     assert retry.swarm_id == v2
+
+
+def test_rpc_names_a_hybrid_by_its_whole_v2_hash_too(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    torrent, _ = add_hybrid(tmp_path, session)
+    full = torrent.meta.info_hash_v2.hex()
+    assert session.find(full) is torrent and session.find(full.upper()) is torrent
+    result(session.add(single("one.bin", b"y" * 40_000)))
+    v1 = next(t for t in session.torrents.values() if t is not torrent)
+    with pytest.raises(TorrentNotFound):  # a v1 torrent has no v2 hash to be named by
+        session.find(v1.hex + "0" * 24)
