@@ -8,11 +8,10 @@ an empty table bootstraps again. The table is saved every 5 minutes and at stop.
 
 Torrents: every active, non-private torrent gets a get_peers lookup at once and then
 every ``announce_interval``; each peer found goes to ``torrent.add_peers``, and we
-announce our TCP port to the ``k`` nearest nodes that gave a token. A hybrid torrent (BEP 52)
-is looked up and announced under both its ids (v1, truncated v2) in the same round, on its
-one timer; the peers found under the v2 id are handed over tagged with it. A torrent whose
-lookup reached nobody (an empty table) tries again after 5, 10, 20... (at most 60) seconds. Peers
-announced to OUR node for a torrent we run are handed to that torrent as well.
+announce our TCP port to the ``k`` nearest nodes that gave a token (a hybrid, BEP 52: under
+both ``swarm_ids`` in one round; peers found under the v2 id go over tagged with it). A
+torrent whose lookup reached nobody (an empty table) tries again after 5, 10, 20... (at most
+60) seconds. Peers announced to OUR node for a torrent we run are handed to it as well.
 """
 
 from __future__ import annotations
@@ -371,18 +370,10 @@ class DhtService:
         tracked.running = True
         now = self.reactor.seconds()
         ids = tuple(getattr(torrent, "swarm_ids", (tracked.info_hash,)))
-        lookups = []
         for swarm_id in ids:
-            local = node.peers.get(swarm_id, now)
-            if local:
-                self._feed(torrent, local, swarm_id)
-            lookups.append(
-                self.lookup(
-                    swarm_id,
-                    "get_peers",
-                    on_peers=lambda peers, sid=swarm_id: self._feed(torrent, peers, sid),
-                )
-            )
+            self._feed(torrent, node.peers.get(swarm_id, now), swarm_id)
+        feed = lambda sid: lambda peers: self._feed(torrent, peers, sid)  # noqa: E731
+        lookups = [self.lookup(sid, "get_peers", on_peers=feed(sid)) for sid in ids]
         d = defer.gatherResults(lookups, consumeErrors=True)
         d.addCallback(self._lookup_done, tracked, ids)
         d.addErrback(lambda f: log.failure("dht: announcing failed", f))

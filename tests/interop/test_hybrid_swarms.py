@@ -109,3 +109,25 @@ def test_btd_downloads_from_libtorrent_in_the_v2_swarm(btd_factory, lt_factory, 
     trackers = btd.call("torrent.trackers", {"info_hash": created.hex})
     assert trackers[0]["status"] in ("working", "updating")  # the v2 announce answered
     assert btd.stop() == 0
+
+
+def test_libtorrent_with_only_the_btmh_magnet_downloads_a_hybrid_from_btd(
+    tmp_path, btd_factory, lt_factory, hybrid
+):
+    """libtorrent given only the v2 magnet of a hybrid is in its v2 swarm alone: the info
+    dictionary (ut_metadata) and the data come from btd over a v2 connection."""
+    folder, torrent, created = hybrid
+    btd = btd_factory()
+    assert btd.start_seeding(folder, torrent) == created.hex
+    port = btd.call("session.info")["listen_port"]
+    magnet = f"magnet:?xt=urn:btmh:1220{created.info_hash_v2.hex()}&dn=hyb"
+    with PeerSampler(btd, created.hex) as sampler:
+        started = time.monotonic()
+        leecher = lt_factory("leech", magnet, tmp_path / "lt", peers=[f"127.0.0.1:{port}"])
+        leecher.wait_done()
+        rate = SIZE / (time.monotonic() - started)
+    print(f"libtorrent (btmh magnet) from btd over the v2 swarm: {rate / 1e6:.1f} MB/s")
+    assert same_tree(folder, tmp_path / "lt")
+    assert rate > MIN_RATE, f"{rate / 1e6:.1f} MB/s"
+    assert_v2_only(sampler)
+    assert btd.stop() == 0
