@@ -793,7 +793,7 @@ class Torrent:
         """BEP 52 hash request/hashes/hash reject (core/hash_serve.py)."""
         server = self.hash_server
         if server is None:
-            server = self.hash_server = HashServer(self.meta.v2, self.clock.seconds)
+            server = self.hash_server = HashServer(self.meta.hash_layers, self.clock.seconds)
         before = server.answered
         server.message(peer, msg)
         if before == 0 and server.answered:

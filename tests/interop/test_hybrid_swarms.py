@@ -115,7 +115,8 @@ def test_libtorrent_with_only_the_btmh_magnet_downloads_a_hybrid_from_btd(
     tmp_path, btd_factory, lt_factory, hybrid
 ):
     """libtorrent given only the v2 magnet of a hybrid is in its v2 swarm alone: the info
-    dictionary (ut_metadata) and the data come from btd over a v2 connection."""
+    dictionary (ut_metadata), the piece layers (BEP 52 hash requests, answered from the
+    hybrid's .torrent) and the data come from btd over a v2 connection."""
     folder, torrent, created = hybrid
     btd = btd_factory()
     assert btd.start_seeding(folder, torrent) == created.hex
@@ -130,4 +131,5 @@ def test_libtorrent_with_only_the_btmh_magnet_downloads_a_hybrid_from_btd(
     assert same_tree(folder, tmp_path / "lt")
     assert rate > MIN_RATE, f"{rate / 1e6:.1f} MB/s"
     assert_v2_only(sampler)
+    assert "answering hash requests (BEP 52)" in btd.log_text()
     assert btd.stop() == 0
