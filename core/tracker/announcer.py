@@ -405,7 +405,8 @@ class Announcer:
         self, results: list[tuple[bool, Any]], event: str, gen: int
     ) -> AnnounceResponse | Failure:
         """One announce from its answers per info hash: the extra ids' peers go out
-        tagged; the first answer that came leads; all failed: the first id's failure."""
+        tagged; the first id's answer leads (interval, counts), else the next that came;
+        all failed: the first id's failure."""
         lead: AnnounceResponse | None = None
         for (ok, value), swarm_id in zip(results, (None, *self._extra_ids), strict=True):
             if not ok:
