@@ -641,11 +641,11 @@ class Session:
 
     def swarm(self, info_hash: bytes) -> Swarm | None:
         """The torrent (or magnet waiting for metadata) with this info hash; a hybrid
-        torrent by either of its ids (BEP 52: v1, or the v2 hash's first 20 bytes)."""
+        torrent or magnet by either of its ids (BEP 52: v1, or the v2 hash's first 20 bytes)."""
         return (
             self.torrents.get(info_hash)
             or self._other_ids.get(info_hash)
-            or self.magnets.fetches.get(info_hash)
+            or self.magnets.find(info_hash)
         )
 
     def add_magnet(self, uri: str, **given: Any) -> defer.Deferred[dict[str, Any]]:

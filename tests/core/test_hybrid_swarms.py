@@ -179,3 +179,30 @@ def test_rpc_names_a_hybrid_by_its_whole_v2_hash_too(tmp_path: Path) -> None:
     v1 = next(t for t in session.torrents.values() if t is not torrent)
     with pytest.raises(TorrentNotFound):  # a v1 torrent has no v2 hash to be named by
         session.find(v1.hex + "0" * 24)
+
+
+def test_a_hybrid_magnet_waits_in_both_swarms(tmp_path: Path) -> None:
+    """A magnet with ``btih`` and ``btmh`` (a hybrid's): found by either id while it waits
+    for its metadata, v2-heard peers dialled with the v2 id; forgotten once removed."""
+    from btd.core.metadata_fetch import MetadataFetch
+
+    session = make_session(tmp_path, encryption="plain")
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "hyb.bin").write_bytes(bytes(range(256)) * 400)
+    created = create_torrent_v2(folder / "hyb.bin", hybrid=True, piece_length=16384)
+    v1, v2 = created.info_hash, created.info_hash_v2[:20]
+    uri = f"magnet:?xt=urn:btih:{v1.hex()}&xt=urn:btmh:1220{created.info_hash_v2.hex()}"
+    result(session.add_magnet(uri))
+    fetch = session.swarm(v1)
+    assert isinstance(fetch, MetadataFetch) and fetch.swarm_ids == (v1, v2)
+    assert session.swarm(v2) is fetch and session.connector.route(v2) is fetch
+    assert session.connector.mse_lookup(req2_key(v2)) == v2
+    peer = Remote(session)
+    peer.proto.dataReceived(encode_handshake(m.Handshake(v2, THEIR_ID, THEIRS)))
+    assert peer.replies()[0].info_hash == v2 and peer.proto.swarm_id == v2
+    fetch.add_peers([("127.0.0.2", 7000)], swarm_id=v2)
+    fetch.add_peers([("127.0.0.3", 7000)])
+    assert sorted(dialled(session)) == [(("127.0.0.2", 7000), v2), (("127.0.0.3", 7000), v1)]
+    result(session.magnets.remove(fetch))
+    assert session.swarm(v2) is None and session.swarm(v1) is None
