@@ -1,7 +1,7 @@
-"""A v2 torrent answering BEP 52 hash requests from its piece layers.
+"""A v2 or hybrid torrent answering BEP 52 hash requests from its piece layers.
 
-A peer that got a v2 torrent from a magnet link has the info dictionary but no ``piece
-layers``; it asks for them with ``hash request``. ``HashServer`` answers requests for the
+A peer that got a v2 torrent (or a hybrid, in its v2 swarm) from a magnet link has the info
+dictionary but no ``piece layers``; it asks for them with ``hash request``. ``HashServer`` answers requests for the
 piece layer (and the layers above it) of any file we hold the layer of, with the uncle
 hashes asked for (core/hash_layers.py), and ``hash reject``s the rest: unknown roots,
 block-layer requests (we keep no block hashes), runs out of range, more than

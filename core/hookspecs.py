@@ -60,7 +60,10 @@ class SessionView(Protocol):
     ``reactor`` is the daemon's reactor, also its clock (``callLater``, ``seconds``,
     ``listenUDP``, ``spawnProcess``). ``config`` is the configuration in force. A swarm
     (``swarms``/``swarm``) is a torrent or a magnet still fetching its metadata: read
-    ``info_hash``, ``active``, ``private``; call ``add_peers(addresses)``.
+    ``info_hash``, ``active``, ``private``, ``swarm_ids`` (a hybrid torrent's v1 and
+    truncated v2 hash, BEP 52; else ``(info_hash,)``); call ``add_peers(addresses)``, or
+    ``add_peers(addresses, swarm_id=...)`` for peers found under another of its ids.
+    ``swarm(info_hash)`` finds a hybrid by either id.
     """
 
     reactor: Any

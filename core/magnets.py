@@ -31,7 +31,7 @@ from btd.core.torrent import Torrent
 from btd.core.torrent_data import check_save_path
 from btd.core.torrent_env import TorrentOptions
 from btd.core.torrent_settings import ADD_KEYS, options_json
-from btd.core.types import PeerAddress, torrent_label
+from btd.core.types import torrent_label
 
 _log = Logger()
 
@@ -61,7 +61,7 @@ class MagnetEnv:
     peer_id: bytes
     listen_port: Callable[[], int]
     tracker_client_for: Callable[[str], Any]
-    connect: Callable[[Any, PeerAddress], None]
+    connect: Callable[..., None]  # (swarm, address, *, swarm_id=None)
     can_connect: Callable[[], bool]
     max_peers: Callable[[], int]
     dht_running: Callable[[], bool]
@@ -94,11 +94,20 @@ class MagnetManager:
         # neither list), but out of ``fetches`` so that ``superseded`` leaves their peers.
         self.handing_over: dict[bytes, MetadataFetch] = {}
         self.store = MagnetStore(env.state_dir)
+        self._v2_ids: dict[bytes, bytes] = {}  # a hybrid magnet's v2 swarm id -> info hash
+
+    def find(self, swarm_id: bytes) -> MetadataFetch | None:
+        """The waiting magnet named by ``swarm_id``: its info hash, or a hybrid magnet's v2
+        swarm id (BEP 52)."""
+        fetch = self.fetches.get(swarm_id)
+        if fetch is None and (primary := self._v2_ids.get(swarm_id)) is not None:
+            fetch = self.fetches.get(primary)
+        return fetch
 
     def _fetch(self, magnet: Magnet, options: TorrentOptions) -> MetadataFetch:
         env = self.env
         env.know(magnet.info_hash)
-        return MetadataFetch(
+        fetch = MetadataFetch(
             magnet,
             options,
             clock=env.clock,
@@ -118,6 +127,14 @@ class MagnetManager:
             dht_running=env.dht_running,
             scheduler=env.scheduler,
         )
+        for swarm_id in fetch.swarm_ids[1:]:
+            self._v2_ids[swarm_id] = magnet.info_hash
+            env.know(swarm_id)
+        return fetch
+
+    def _done_with(self, fetch: MetadataFetch) -> None:
+        for swarm_id in fetch.swarm_ids[1:]:
+            self._v2_ids.pop(swarm_id, None)
 
     def _emit(self, fetch: MetadataFetch, kind: str, data: dict[str, Any]) -> None:
         self.env.emit(TorrentEvent(kind, fetch.hex, fetch.name, str(fetch.options.save_path), data))
@@ -237,6 +254,7 @@ class MagnetManager:
 
         def added(result: dict[str, Any]) -> None:
             self.handing_over.pop(fetch.info_hash, None)  # superseded did, unless not added
+            self._done_with(fetch)
             torrent = env.torrent(fetch.info_hash)
             if torrent is not None:
                 # Peers the fetch caught lying stay banned for the torrent.
@@ -278,11 +296,13 @@ class MagnetManager:
         if fetch is None:
             return
         torrent.add_peers(fetch.known_peers())
+        self._done_with(fetch)
         fetch.stop(self.env.shutdown_timeout())
         self.env.run_blocking(self.store.delete, fetch.hex).addErrback(_log_failure)
 
     def remove(self, fetch: MetadataFetch) -> defer.Deferred[dict[str, Any]]:
         self.fetches.pop(fetch.info_hash, None)
+        self._done_with(fetch)
         d = self.env.run_blocking(self.store.delete, fetch.hex)
         stopped = fetch.stop(self.env.shutdown_timeout())
 

@@ -12,7 +12,7 @@ A v2 magnet's dictionary is checked by SHA-256 against its btmh hash; then the s
 are asked for its piece layers by BEP 52 hash requests (the bookkeeping is
 core/layer_fetch.py; a reply that does not prove itself bans its sender).
 
-Size: about 560 lines, because the fetch is one state machine (peers, metadata and hash
+Size: about 590 lines, because the fetch is one state machine (peers, metadata and hash
 requests and their timeouts, the one-source retry after a hash failure, its timer) over
 shared peer and piece state; split, each part would reach into the others.
 
@@ -128,7 +128,7 @@ class MetadataFetch:
         peer_id: bytes,
         listen_port: Callable[[], int],
         tracker_client_for: Callable[[str], Any],
-        connect: Callable[[Any, PeerAddress], None],
+        connect: Callable[..., None],  # (swarm, address, *, swarm_id=None)
         can_connect: Callable[[], bool],
         max_peers: Callable[[], int],
         on_metadata: Callable[[MetadataFetch, bytes], None],
@@ -174,6 +174,7 @@ class MetadataFetch:
             tracker_client_for,
             self._announce_request,
             self.add_peers,
+            extra_ids=self.swarm_ids[1:],  # a hybrid's magnet: its v2 swarm too
             scheduler=self.scheduler,
             allow_local=lambda: bool(getattr(self.options, "allow_local_trackers", False)),
         )
@@ -182,6 +183,20 @@ class MetadataFetch:
     @property
     def hex(self) -> str:
         return self.info_hash.hex()
+
+    @property
+    def swarm_ids(self) -> tuple[bytes, ...]:
+        """Its swarms: the one its hash names, and for a hybrid's magnet (``btih`` and
+        ``btmh``) the v2 swarm too (BEP 52: the btmh hash's first 20 bytes)."""
+        v2 = self.magnet.info_hash_v2
+        if v2 is None or v2[:20] == self.info_hash:
+            return (self.info_hash,)
+        return (self.info_hash, v2[:20])
+
+    @property
+    def v2(self) -> bool:
+        """A btmh magnet: our handshakes carry BEP 52's bit."""
+        return self.magnet.info_hash_v2 is not None
 
     @property
     def name(self) -> str:
@@ -218,8 +233,17 @@ class MetadataFetch:
         )
 
     # -- peers ------------------------------------------------------------------------------
-    def add_peers(self, addresses: Sequence[PeerAddress], *, retry: bool = False) -> int:
-        added = self.candidates.add(addresses, retry=retry)
+    def add_peers(
+        self,
+        addresses: Sequence[PeerAddress],
+        *,
+        retry: bool = False,
+        swarm_id: bytes | None = None,
+    ) -> int:
+        """``swarm_id``: as ``Torrent.add_peers`` (a hybrid magnet's v2 swarm)."""
+        if swarm_id == self.info_hash or swarm_id not in self.swarm_ids:
+            swarm_id = None
+        added = self.candidates.add(addresses, retry=retry, swarm_id=swarm_id)
         if added and self.active:
             self._connect_more()
         return added
@@ -240,7 +264,11 @@ class MetadataFetch:
             address = self.candidates.next(exclude=connected)
             if address is None:
                 break
-            self.connect(self, address)
+            swarm_id = self.candidates.swarm_id(address)
+            if swarm_id is None:
+                self.connect(self, address)
+            else:  # heard in a hybrid magnet's v2 swarm
+                self.connect(self, address, swarm_id=swarm_id)
         self._wake()
 
     def connection_failed(self, address: PeerAddress, reason: str) -> None:

@@ -6,7 +6,7 @@ nothing a .torrent says can place a file outside its save path. Hybrid torrents 
 through their v1 ``pieces`` and ``files``; v2-only torrents (BEP 52) through their file tree,
 laid out as libtorrent does and checked by merkle hashes (core/metainfo_v2.py).
 
-Size: about 480 lines, because the v1 and v2 layouts end in the same ``Metainfo`` and
+Size: about 530 lines, because the v1 and v2 layouts end in the same ``Metainfo`` and
 share the path sanitizing below, which is security critical and kept in one place.
 """
 
@@ -81,6 +81,14 @@ class Metainfo:
     creation_date: int | None = None
     info_hash_v2: bytes | None = None  # SHA-256 of the info dict of a hybrid or v2 torrent
     v2: V2Pieces | None = field(default=None, repr=False)  # v2-only: merkle piece checks
+    # A hybrid's v2 half when its .torrent carries the piece layers: its pieces are checked
+    # by SHA-1; these only answer BEP 52 hash requests from its v2 swarm.
+    hybrid_layers: V2Pieces | None = field(default=None, repr=False)
+
+    @property
+    def hash_layers(self) -> V2Pieces | None:
+        """The piece layers to answer hash requests from (v2-only or hybrid), if any."""
+        return self.v2 if self.v2 is not None else self.hybrid_layers
 
     @property
     def hex(self) -> str:
@@ -194,7 +202,21 @@ def _build(info: dict[bytes, Any], info_bytes: bytes, top: dict[bytes, Any]) -> 
         info_hash_v2=(
             hashlib.sha256(info_bytes).digest() if info.get(b"meta version") == 2 else None
         ),
+        hybrid_layers=_hybrid_layers(info, top, piece_length),
     )
+
+
+def _hybrid_layers(info: dict[bytes, Any], top: dict[bytes, Any], piece_length: int) -> Any:
+    """A hybrid's file tree and piece layers, each layer checked against its root; None
+    for a v1 torrent, a bare info dictionary (no layers) or a v2 half that does not hold
+    together (the torrent is still the v1 torrent it was: nothing is served from it)."""
+    if info.get(b"meta version") != 2 or b"piece layers" not in top:
+        return None
+    try:
+        tree = walk_file_tree(info.get(b"file tree"), MAX_PATH_DEPTH, MAX_PIECES)
+        return v2_pieces(tree, piece_length, top.get(b"piece layers"))
+    except MetainfoError:
+        return None
 
 
 def _shared_fields(info: dict[bytes, Any], top: dict[bytes, Any]) -> dict[str, Any]:

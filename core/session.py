@@ -105,6 +105,7 @@ class Session:
         self._event_listeners: list[Callable[[TorrentEvent], None]] = []
         self.stopping = False
         self.torrents: dict[bytes, Torrent] = {}
+        self._other_ids: dict[bytes, Torrent] = {}  # a hybrid's truncated v2 hash -> it
         self._adding: dict[bytes, Torrent] = {}  # being stored: not in ``torrents`` yet
         self._options_soon: dict[bytes, Torrent] = {}  # options to store together, next turn
         self.state_counts: Counter[str] = Counter()  # torrents per state, kept up to date
@@ -414,16 +415,23 @@ class Session:
         )
 
     def _hold(self, torrent: Torrent) -> None:
-        """``torrent`` joins ``torrents`` (and the per-state counts)."""
+        """``torrent`` joins ``torrents`` (and the per-state counts); a hybrid is found by
+        its truncated v2 hash too (``swarm``)."""
         self.torrents[torrent.info_hash] = torrent
-        self.connector.know(torrent.info_hash)
+        for swarm_id in torrent.swarm_ids:
+            if swarm_id != torrent.info_hash:
+                self._other_ids[swarm_id] = torrent
+            self.connector.know(swarm_id)
         self.state_counts[torrent.state] += 1
         self.queue.join(torrent)
 
     def _release(self, info_hash: bytes) -> Torrent | None:
         torrent = self.torrents.pop(info_hash, None)
         if torrent is not None:
-            self.connector.forget(info_hash)
+            for swarm_id in torrent.swarm_ids:
+                if self._other_ids.get(swarm_id) is torrent:
+                    del self._other_ids[swarm_id]
+                self.connector.forget(swarm_id)
             self.state_counts[torrent.state] -= 1
             self.queue.leave(torrent)
             self.seeding_goals.forget(torrent)
@@ -634,8 +642,13 @@ class Session:
         return [*self.torrents.values(), *magnets.fetches.values(), *magnets.handing_over.values()]
 
     def swarm(self, info_hash: bytes) -> Swarm | None:
-        """The torrent (or magnet waiting for metadata) with this info hash."""
-        return self.torrents.get(info_hash) or self.magnets.fetches.get(info_hash)
+        """The torrent (or magnet waiting for metadata) with this info hash; a hybrid
+        torrent or magnet by either of its ids (BEP 52: v1, or the v2 hash's first 20 bytes)."""
+        return (
+            self.torrents.get(info_hash)
+            or self._other_ids.get(info_hash)
+            or self.magnets.find(info_hash)
+        )
 
     def add_magnet(self, uri: str, **given: Any) -> defer.Deferred[dict[str, Any]]:
         """Add a magnet link with ``given`` options (as ``add``); durable before the Deferred

@@ -29,6 +29,17 @@ class Swarm(Protocol):
     def hex(self) -> str: ...
 
     @property
+    def swarm_ids(self) -> tuple[bytes, ...]:
+        """The info hashes it is found, announced and dialled under: ``(info_hash,)``, or a
+        hybrid torrent's v1 hash and truncated v2 hash (BEP 52)."""
+        ...
+
+    @property
+    def v2(self) -> bool:
+        """It has v2 hashes (v2-only, hybrid, btmh magnet): handshakes carry BEP 52's bit."""
+        ...
+
+    @property
     def name(self) -> str: ...
 
     @property
@@ -59,8 +70,9 @@ class Swarm(Protocol):
     @property
     def peers(self) -> Mapping[Any, None]: ...
 
-    def add_peers(self, addresses: Sequence[PeerAddress]) -> int:
-        """Peers from trackers, PEX, DHT or the user; how many were new."""
+    def add_peers(self, addresses: Sequence[PeerAddress], *, swarm_id: bytes | None = None) -> int:
+        """Peers from trackers, PEX, DHT or the user; how many were new. ``swarm_id``: the
+        one of ``swarm_ids`` they were found under (None: the first)."""
         ...
 
     def attach(self, link: Any, hs: Handshake) -> Any | None:
@@ -92,8 +104,18 @@ def find_swarm(
     prefix: str, by_hash: Callable[[bytes], Swarm | None], every: Callable[[], Iterable[Swarm]]
 ) -> Swarm:
     """The one swarm whose info hash starts with ``prefix`` (any case); TorrentNotFound
-    if none does or several do. A full 40-hex hash is looked up, not scanned for."""
+    if none does or several do. A full 40-hex hash is looked up, not scanned for (a
+    hybrid's truncated v2 hash finds it too); so is a 64-hex v2 hash (BEP 52, SHA-256),
+    by the swarm its first 20 bytes name."""
     key = prefix.lower()
+    if len(key) == 64:
+        try:
+            v2_id = bytes.fromhex(key)[:20]
+        except ValueError:
+            v2_id = b""
+        found = by_hash(v2_id) if v2_id else None
+        if found is not None and found.v2 and found.swarm_ids[-1] == v2_id:
+            return found
     if len(key) == 40:
         try:
             found = by_hash(bytes.fromhex(key))

@@ -14,6 +14,11 @@ When to dial an address again depends on why its last connection ended (``classi
 A peer that a tracker or the user names again is dialled at once unless it is backing off
 after a failure (the user's ``add_peer`` even then).
 
+A hybrid torrent (BEP 52) is in two swarms: an address heard in its v2 swarm (a tracker's or
+the DHT's answer for the truncated v2 hash) keeps that id (``swarm_id``) and is dialled with
+it; once heard there it stays tagged (a peer in both swarms takes either). Only tagged
+addresses cost an entry, bounded like the candidates.
+
 Every end is counted by reason class (a fixed set of keys, ``DISCONNECT_REASONS``) per
 torrent and in the session-wide totals it was given, so counts cost O(1) and are never
 summed over torrents.
@@ -120,6 +125,7 @@ class PeerCandidates:
         self._next_try: dict[PeerAddress, float] = {}
         self._failures: dict[PeerAddress, int] = {}
         self._connecting: set[PeerAddress] = set()
+        self._swarm_ids: dict[PeerAddress, bytes] = {}  # heard in another swarm than the primary
         self.banned: dict[PeerAddress, str] = {}
         self.banned_peer_ids: set[bytes] = set()
         self.banned_hosts: set[str] = set()
@@ -136,11 +142,18 @@ class PeerCandidates:
         """Every candidate address (for handing over to another swarm of the same torrent)."""
         return list(self._next_try)
 
-    def add(self, addresses: Iterable[PeerAddress], *, retry: bool = False) -> int:
+    def add(
+        self,
+        addresses: Iterable[PeerAddress],
+        *,
+        retry: bool = False,
+        swarm_id: bytes | None = None,
+    ) -> int:
         """Learn addresses; how many can be dialled now that could not before.
 
         A known address becomes ready at once (a tracker or the user named it again),
         unless it is backing off after a failure; ``retry`` (the user asked) clears that too.
+        ``swarm_id``: they were heard in that swarm, not the primary (a hybrid's v2 swarm).
         """
         ready = 0
         now = self._now()
@@ -153,9 +166,11 @@ class PeerCandidates:
             ):
                 continue
             known = self._next_try.get(address)
+            if known is None and len(self._next_try) >= MAX_CANDIDATES:
+                continue
+            if swarm_id is not None:
+                self._swarm_ids[address] = swarm_id
             if known is None:
-                if len(self._next_try) >= MAX_CANDIDATES:
-                    continue
                 self._next_try[address] = 0.0
                 ready += 1
             elif known > now and address not in self._connecting:
@@ -183,6 +198,10 @@ class PeerCandidates:
         self._next_try[address] = now + RECONNECT_AFTER
         return address
 
+    def swarm_id(self, address: PeerAddress) -> bytes | None:
+        """The swarm ``address`` was heard in, if not the torrent's primary one."""
+        return self._swarm_ids.get(address)
+
     def connected(self, address: PeerAddress) -> None:
         self._connecting.discard(address)
 
@@ -204,6 +223,7 @@ class PeerCandidates:
         if failures >= MAX_FAILURES:
             self._failures.pop(address, None)
             self._next_try.pop(address, None)
+            self._swarm_ids.pop(address, None)
             return
         self._failures[address] = failures
         self._next_try[address] = self._now() + RETRY_BASE * 2 ** (failures - 1)
@@ -241,6 +261,7 @@ class PeerCandidates:
     def ban(self, address: PeerAddress, reason: str, *, peer_id: bytes | None = None) -> None:
         self.banned[address] = reason
         self._next_try.pop(address, None)
+        self._swarm_ids.pop(address, None)
         self._failures.pop(address, None)
         self._connecting.discard(address)
         if peer_id is not None:

@@ -156,6 +156,7 @@ class Torrent:
             env.tracker_client_for,
             self._announce_request,
             self.add_peers,
+            extra_ids=self.swarm_ids[1:],  # a hybrid announces its v2 swarm too (BEP 52)
             rng=env.rng,
             scheduler=self.scheduler,
             health=env.tracker_health,
@@ -196,6 +197,20 @@ class Torrent:
         self.options = replace(
             self.options, download_limit=self.limits.down.rate, upload_limit=self.limits.up.rate
         )
+
+    @property
+    def swarm_ids(self) -> tuple[bytes, ...]:
+        """The info hashes it is found, announced and dialled under: a hybrid's v1 hash and
+        its truncated v2 hash (BEP 52), else its one ``info_hash``."""
+        v2 = self.meta.info_hash_v2
+        if v2 is None or v2[:20] == self.info_hash:
+            return (self.info_hash,)
+        return (self.info_hash, v2[:20])
+
+    @property
+    def v2(self) -> bool:
+        """It has v2 hashes (v2-only or hybrid): our handshakes carry BEP 52's bit."""
+        return self.meta.info_hash_v2 is not None
 
     @property
     def name(self) -> str:
@@ -624,10 +639,20 @@ class Torrent:
             numwant=50,
         )
 
-    def add_peers(self, addresses: Sequence[PeerAddress], *, retry: bool = False) -> int:
+    def add_peers(
+        self,
+        addresses: Sequence[PeerAddress],
+        *,
+        retry: bool = False,
+        swarm_id: bytes | None = None,
+    ) -> int:
         """Peers from trackers, PEX, DHT or ``torrent.add_peer`` (``retry``: even one that is
-        backing off); returns how many can be dialled now that could not before."""
-        added = self.candidates.add(addresses, retry=retry)
+        backing off); returns how many can be dialled now that could not before.
+        ``swarm_id``: the info hash they were found under (a hybrid's v2 swarm: they are
+        dialled with it); None or ``info_hash``: the primary swarm."""
+        if swarm_id == self.info_hash or swarm_id not in self.swarm_ids:
+            swarm_id = None  # only another of our own ids tags a peer
+        added = self.candidates.add(addresses, retry=retry, swarm_id=swarm_id)
         if added and self.active:
             self._connect_more()
         return added
@@ -644,7 +669,11 @@ class Torrent:
                 address = self.candidates.next(exclude=connected)
                 if address is None:
                     return
-                self.env.connect(self, address)
+                swarm_id = self.candidates.swarm_id(address)
+                if swarm_id is None:
+                    self.env.connect(self, address)
+                else:  # heard in a hybrid's v2 swarm: the handshake names its v2 hash
+                    self.env.connect(self, address, swarm_id=swarm_id)
 
     def connection_failed(self, address: PeerAddress, reason: str) -> None:
         _log.debug("connection to {address} failed: {reason}", address=address, reason=reason)
@@ -761,7 +790,7 @@ class Torrent:
         """BEP 52 hash request/hashes/hash reject (core/hash_serve.py)."""
         server = self.hash_server
         if server is None:
-            server = self.hash_server = HashServer(self.meta.v2, self.clock.seconds)
+            server = self.hash_server = HashServer(self.meta.hash_layers, self.clock.seconds)
         before = server.answered
         server.message(peer, msg)
         if before == 0 and server.answered:

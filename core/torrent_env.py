@@ -15,7 +15,6 @@ from typing import Any
 from btd.core.extensions import Extensions
 from btd.core.peer_slots import SlotPolicy, SpareSlots
 from btd.core.swarm_peers import DisconnectCounts
-from btd.core.types import PeerAddress
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class TorrentEnv:
     listen_port: Callable[[], int]
     picker_for: Callable[[str, Any], Any]
     tracker_client_for: Callable[[str], Any]
-    connect: Callable[[Any, PeerAddress], None]
+    connect: Callable[..., None]  # (swarm, address, *, swarm_id=None): PeerConnector.connect
     can_connect: Callable[[], bool]
     emit: Callable[[Any, str, dict[str, Any]], None]
     max_peers: Callable[[], int]

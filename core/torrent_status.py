@@ -232,7 +232,15 @@ def files(t: Torrent, start: int = 0, stop: int | None = None) -> list[dict[str,
 
 
 def peers(t: Torrent) -> list[dict[str, Any]]:
-    return [peer.info() for peer in t.peers]
+    """Each connected peer's ``info()``, and ``v2``: its handshake named the torrent's v2
+    swarm (a v2-only torrent's one id, a hybrid's truncated v2 hash; BEP 52)."""
+    v2_id = t.swarm_ids[-1] if t.v2 else None
+    out = []
+    for peer in t.peers:
+        info = peer.info()
+        info["v2"] = v2_id is not None and getattr(peer.link, "swarm_id", None) == v2_id
+        out.append(info)
+    return out
 
 
 def disconnects(t: Torrent) -> dict[str, int]:

@@ -184,6 +184,7 @@ class FakeRouter:
         self.torrents: dict[bytes, Any] = {}
         self.encryption = encryption
         self.plain_retries: list[tuple[Any, Any]] = []
+        self.plain_retry_ids: list[bytes | None] = []  # the swarm id each retry names
 
     def route(self, info_hash: bytes) -> Any | None:
         return self.torrents.get(info_hash)
@@ -194,10 +195,11 @@ class FakeRouter:
     def mse_lookup(self, req2: bytes) -> bytes | None:
         return {req2_key(h): h for h in self.torrents}.get(req2)
 
-    def retry_plain(self, swarm: Any, address: Any) -> bool:
+    def retry_plain(self, swarm: Any, address: Any, swarm_id: bytes | None = None) -> bool:
         if self.policy_for(swarm) == "require":
             return False
         self.plain_retries.append((swarm, address))
+        self.plain_retry_ids.append(swarm_id)
         return True
 
 

@@ -9,6 +9,11 @@ The limit is checked against a counter kept up to date by the connections themse
 (+1 when a dial starts or an inbound connection is accepted, -1 when it fails or ends),
 never by summing over the swarms: ``can_connect`` is called on every dial and accept.
 
+A hybrid torrent (BEP 52) is in two swarms, its v1 info hash and its truncated v2 hash: the
+session finds it by either (``route``), and each connection keeps the one its handshake
+named (``PeerProtocol.swarm_id``); ``connect`` dials with the id given (the swarm the
+address was heard in), else the torrent's ``info_hash``.
+
 Encryption (MSE/PE, core/wire/mse.py): each connection follows its swarm's policy, else the
 session's. A responder finds the torrent from ``HASH('req2', info_hash)`` in an index kept
 as torrents come and go (``know``/``forget``), one dict probe per encrypted newcomer. An
@@ -113,12 +118,21 @@ class PeerConnector:
         swarm = self._swarm(info_hash)
         return swarm if swarm is not None and swarm.active else None
 
-    def connect(self, swarm: Swarm, address: PeerAddress, *, plain: bool = False) -> None:
+    def connect(
+        self,
+        swarm: Swarm,
+        address: PeerAddress,
+        *,
+        plain: bool = False,
+        swarm_id: bytes | None = None,
+    ) -> None:
         """Dial ``address`` for ``swarm`` (its ``attach`` or ``connection_failed`` follows);
-        encrypted first unless ``plain`` or the policy says so."""
+        encrypted first unless ``plain`` or the policy says so. ``swarm_id``: the info hash
+        the handshake names (a hybrid's v2 swarm: its truncated v2 hash); default the
+        swarm's ``info_hash``."""
         host, port = address
         encrypt = not plain and self.policy_for(swarm) != "plain"
-        factory = _CountedOutbound(self, self.reactor, swarm, address, encrypt)
+        factory = _CountedOutbound(self, self.reactor, swarm, address, encrypt, swarm_id)
         self.connections += 1  # until the dial fails or the connection ends
         if self.dialer is not None:
             self.dialer(host, port, factory)
@@ -145,12 +159,15 @@ class PeerConnector:
         """The info hash behind a responder's ``HASH('req2', SKEY)``, if we have it."""
         return self._req2.get(req2)
 
-    def retry_plain(self, swarm: Swarm, address: PeerAddress) -> bool:
-        """An encrypted dial failed during its handshake: dial again in the clear when
-        ``swarm``'s policy allows (True: dialled; the swarm hears of the new attempt)."""
+    def retry_plain(
+        self, swarm: Swarm, address: PeerAddress, swarm_id: bytes | None = None
+    ) -> bool:
+        """An encrypted dial failed during its handshake: dial again in the clear (naming
+        the same ``swarm_id``) when ``swarm``'s policy allows (True: dialled; the swarm
+        hears of the new attempt)."""
         if self.policy_for(swarm) == "require" or not self.can_connect() or not swarm.active:
             return False
-        self.connect(swarm, address, plain=True)
+        self.connect(swarm, address, plain=True, swarm_id=swarm_id)
         return True
 
 
@@ -193,8 +210,9 @@ class _CountedOutbound(OutboundFactory):
         torrent: Swarm,
         address: PeerAddress,
         encrypt: bool = False,
+        swarm_id: bytes | None = None,
     ) -> None:
-        super().__init__(connector, clock, torrent, address, encrypt)
+        super().__init__(connector, clock, torrent, address, encrypt, swarm_id)
         self._connector = connector
 
     def buildProtocol(self, addr: Any) -> PeerProtocol:  # type: ignore[override]
@@ -204,6 +222,7 @@ class _CountedOutbound(OutboundFactory):
             torrent=self.torrent,
             address=self.address,
             encrypt=self.encrypt,
+            swarm_id=self.swarm_id,
         )
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:

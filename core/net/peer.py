@@ -67,7 +67,9 @@ class PeerRouter(TypingProtocol):
         """The info hash behind an encrypted newcomer's ``HASH('req2', SKEY)``."""
         ...
 
-    def retry_plain(self, swarm: Swarm, address: tuple[str, int]) -> bool:
+    def retry_plain(
+        self, swarm: Swarm, address: tuple[str, int], swarm_id: bytes | None = None
+    ) -> bool:
         """An encrypted dial failed in its handshake: dial again in the clear if allowed."""
         ...
 
@@ -89,10 +91,15 @@ class PeerProtocol(Protocol):
         torrent: Swarm | None = None,
         address: tuple[str, int] | None = None,
         encrypt: bool = False,
+        swarm_id: bytes | None = None,
     ) -> None:
         self.router = router
         self.clock = clock
         self.torrent = torrent  # the swarm: known up front for outgoing connections
+        # The info hash this connection's handshake names: a hybrid (BEP 52) has two swarms,
+        # its v1 hash and its truncated v2 hash. Outgoing: the one asked for, else the
+        # swarm's; inbound: the peer's (our reply echoes it).
+        self.swarm_id: bytes | None = swarm_id or (torrent.info_hash if torrent else None)
         self.outgoing = torrent is not None
         self.address: tuple[str, int] = address or ("?", 0)
         self.peer: Any = None
@@ -138,11 +145,11 @@ class PeerProtocol(Protocol):
         if self.torrent is not None and self.encrypt_first:  # outgoing, encrypted
             policy = self.router.policy_for(self.torrent)
             provide = CRYPTO_RC4 if policy == "require" else CRYPTO_RC4 | CRYPTO_PLAINTEXT
-            self._mse = Initiator(self.torrent.info_hash, self._handshake_bytes(), provide)
+            self._mse = Initiator(self.swarm_id, self._handshake_bytes(), provide)  # type: ignore[arg-type]
             self._sent_handshake = True  # it travels inside the MSE handshake
             self.transport.write(self._mse.start())  # type: ignore[union-attr]
-        elif self.torrent is not None:  # outgoing, plain
-            self._send_handshake(self.torrent.info_hash)
+        elif self.swarm_id is not None:  # outgoing, plain
+            self._send_handshake(self.swarm_id)
 
     def dataReceived(self, data: bytes) -> None:
         if self.closed:
@@ -181,7 +188,7 @@ class PeerProtocol(Protocol):
             self.torrent.peer_gone(self.peer, self.close_reason)
         elif self.torrent is not None and self.outgoing:
             if isinstance(self._mse, Initiator) and self.router.retry_plain(
-                self.torrent, self.address
+                self.torrent, self.address, self.swarm_id
             ):
                 return  # the plain attempt reports to the swarm in its turn
             self.torrent.connection_failed(self.address, self.close_reason)
@@ -238,8 +245,11 @@ class PeerProtocol(Protocol):
 
     # -- handshake ------------------------------------------------------------------------------
     def _handshake_bytes(self, info_hash: bytes | None = None) -> bytes:
-        info_hash = info_hash or self.torrent.info_hash  # type: ignore[union-attr]
-        return encode_handshake(m.Handshake(info_hash, self.router.peer_id, self.router.reserved))
+        info_hash = info_hash or self.swarm_id
+        reserved = self.router.reserved
+        if self.torrent is not None and self.torrent.v2:  # BEP 52's bit, as libtorrent sets it
+            reserved = reserved[:7] + bytes([reserved[7] | m.V2_BIT])
+        return encode_handshake(m.Handshake(info_hash, self.router.peer_id, reserved))  # type: ignore[arg-type]
 
     def _send_handshake(self, info_hash: bytes) -> None:
         self.write(self._handshake_bytes(info_hash))
@@ -280,13 +290,14 @@ class PeerProtocol(Protocol):
             raise ProtocolError("expected a handshake")
         swarm = self.torrent
         if swarm is not None:  # outgoing
-            if hs.info_hash != swarm.info_hash:
+            if hs.info_hash != self.swarm_id:
                 raise ProtocolError("peer answered with another info hash")
         else:
             swarm = self.torrent = self.router.route(hs.info_hash)
             if swarm is None:
                 self.close("handshake for a torrent we do not have")
                 return
+            self.swarm_id = hs.info_hash  # either id of a hybrid: the reply names the same
         if not self.encrypted and self.router.policy_for(swarm) == "require":
             self.close("a plain connection, and this torrent requires encryption")
             return
@@ -334,12 +345,14 @@ class OutboundFactory(ClientFactory):
         torrent: Swarm,
         address: tuple[str, int],
         encrypt: bool = False,
+        swarm_id: bytes | None = None,
     ) -> None:
         self.router = router
         self.clock = clock
         self.torrent = torrent
         self.address = address
         self.encrypt = encrypt
+        self.swarm_id = swarm_id  # None: the torrent's info hash
 
     def buildProtocol(self, addr: Any) -> Protocol:
         return PeerProtocol(
@@ -348,6 +361,7 @@ class OutboundFactory(ClientFactory):
             torrent=self.torrent,
             address=self.address,
             encrypt=self.encrypt,
+            swarm_id=self.swarm_id,
         )
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:

@@ -7,8 +7,15 @@ outbound policy refuses (core/outbound.py: a local address without a tracker pat
 listed as ``refused`` with the reason and never asked; ``refresh_policy`` judges again after
 the torrent's ``allow_local_trackers`` changed.
 
-Size: about 460 lines, because the tier walk, the back-off, ``stop`` and each tracker's
-status (policy verdict included) are one state machine over one list of trackers.
+Size: about 510 lines, because the tier walk, the back-off, ``stop`` and each tracker's
+status (policy verdict included) are one state machine over one list of trackers (a
+hybrid's announce under two info hashes is one step of it).
+
+A hybrid torrent (BEP 52) is in two swarms: given ``extra_ids`` (its truncated v2 hash),
+each announce to a tracker is sent once per info hash, as libtorrent does (same peer id,
+port and counters), in parallel and as one announce: it succeeds when any of them does
+(the first id's answer leads: interval, counts), and each answer's peers reach ``on_peers``
+tagged with the id they were found under (``swarm_id``, None for the first).
 
 Its timers are entries in the session's Scheduler (core/scheduler.py): an announcer
 waiting for its next announce holds one heap entry and no reactor call of its own.
@@ -37,7 +44,6 @@ from btd.core.tracker.codec import (
     clean_message,
 )
 from btd.core.tracker.health import TrackerHealth
-from btd.core.types import PeerAddress
 
 log = Logger()
 
@@ -87,8 +93,9 @@ class Announcer:
         tiers: Sequence[Sequence[str]],
         client_for: Callable[[str], TrackerClient | None],
         request_for: Callable[[str], AnnounceRequest],
-        on_peers: Callable[[Sequence[PeerAddress]], None],
+        on_peers: Callable[..., None],
         *,
+        extra_ids: Sequence[bytes] = (),
         rng: random.Random | None = None,
         backoff_base: float = 60,
         backoff_max: float = 3600,
@@ -101,7 +108,8 @@ class Announcer:
         self._health = health
         self._scheduler = scheduler if scheduler is not None else Scheduler(clock)
         self._request_for = request_for
-        self._on_peers = on_peers
+        self._on_peers = on_peers  # (peers) or (peers, swarm_id=an extra id)
+        self._extra_ids = tuple(extra_ids)
         self._rng = rng if rng is not None else random.Random()
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
@@ -384,10 +392,47 @@ class Announcer:
         d.addErrback(lambda f: log.failure("announcer bug", f))
 
     def _send(self, tracker: _Tracker, event: str) -> Deferred[AnnounceResponse]:
-        """Announce ``event`` to one tracker; synchronous errors become a failed Deferred."""
+        """Announce ``event`` to one tracker, under each of the torrent's info hashes."""
+        if not self._extra_ids:
+            return self._send_one(tracker, event, None)
+        sent = [self._send_one(tracker, event, None)]
+        sent += [self._send_one(tracker, event, extra) for extra in self._extra_ids]
+        gen = self._generation
+        merged = DeferredList(sent, consumeErrors=True)
+        return merged.addCallback(self._merge, event, gen)  # type: ignore[return-value]
+
+    def _merge(
+        self, results: list[tuple[bool, Any]], event: str, gen: int
+    ) -> AnnounceResponse | Failure:
+        """One announce from its answers per info hash: the extra ids' peers go out
+        tagged; the first id's answer leads (interval, counts), else the next that came;
+        all failed: the first id's failure."""
+        lead: AnnounceResponse | None = None
+        for (ok, value), swarm_id in zip(results, (None, *self._extra_ids), strict=True):
+            if not ok:
+                continue
+            lead = lead or value
+            if swarm_id is not None and event != "stopped" and gen == self._generation:
+                try:
+                    self._on_peers(value.peers, swarm_id=swarm_id)
+                except Exception:
+                    log.failure("on_peers callback failed")
+        if lead is None:
+            return results[0][1]  # type: ignore[no-any-return]
+        if results[0][0]:
+            return lead
+        return dataclasses.replace(lead, peers=())  # its peers went out tagged already
+
+    def _send_one(
+        self, tracker: _Tracker, event: str, info_hash: bytes | None
+    ) -> Deferred[AnnounceResponse]:
+        """Announce ``event`` to one tracker under ``info_hash`` (None: the request's own);
+        synchronous errors become a failed Deferred."""
         assert tracker.client is not None
         try:
             req = self._request_for(event)
+            if info_hash is not None:
+                req = dataclasses.replace(req, info_hash=info_hash)
             if tracker.tracker_id is not None:
                 req = dataclasses.replace(req, tracker_id=tracker.tracker_id)
             if self._allow_local():

@@ -13,6 +13,7 @@ from typing import NamedTuple, TypeAlias
 
 PROTOCOL_NAME = b"BitTorrent protocol"
 HANDSHAKE_LENGTH = 1 + len(PROTOCOL_NAME) + 8 + 20 + 20  # 68
+V2_BIT = 0x10  # BEP 52: of reserved[7], the 4th most significant bit of the last byte
 
 # Message ids (the byte after the length prefix).
 CHOKE = 0
@@ -46,7 +47,7 @@ def make_reserved(
     0x10 of the last byte, which libtorrent sets for torrents with v2 hashes)."""
     r = bytearray(8)
     if v2:
-        r[7] |= 0x10
+        r[7] |= V2_BIT
     if extensions:
         r[5] |= 0x10
     if fast:
@@ -88,7 +89,7 @@ class Handshake:
     @property
     def supports_v2(self) -> bool:
         """BEP 52: the peer speaks v2 (hash request/hashes/hash reject)."""
-        return bool(self.reserved[7] & 0x10)
+        return bool(self.reserved[7] & V2_BIT)
 
     @property
     def supports_dht(self) -> bool:

@@ -8,9 +8,10 @@ an empty table bootstraps again. The table is saved every 5 minutes and at stop.
 
 Torrents: every active, non-private torrent gets a get_peers lookup at once and then
 every ``announce_interval``; each peer found goes to ``torrent.add_peers``, and we
-announce our TCP port to the ``k`` nearest nodes that gave a token. A torrent whose
-lookup reached nobody (an empty table) tries again after 5, 10, 20... (at most 60) seconds. Peers
-announced to OUR node for a torrent we run are handed to that torrent as well.
+announce our TCP port to the ``k`` nearest nodes that gave a token (a hybrid, BEP 52: under
+both ``swarm_ids`` in one round; peers found under the v2 id go over tagged with it). A
+torrent whose lookup reached nobody (an empty table) tries again after 5, 10, 20... (at most
+60) seconds. Peers announced to OUR node for a torrent we run are handed to it as well.
 """
 
 from __future__ import annotations
@@ -370,29 +371,29 @@ class DhtService:
             return
         tracked.running = True
         now = self.reactor.seconds()
-        local = node.peers.get(tracked.info_hash, now)
-        if local:
-            self._feed(torrent, local)
-        d = self.lookup(
-            tracked.info_hash, "get_peers", on_peers=lambda peers: self._feed(torrent, peers)
-        )
-        d.addCallback(self._lookup_done, tracked)
+        ids = tuple(getattr(torrent, "swarm_ids", (tracked.info_hash,)))
+        for swarm_id in ids:
+            self._feed(torrent, node.peers.get(swarm_id, now), swarm_id)
+        feed = lambda sid: lambda peers: self._feed(torrent, peers, sid)  # noqa: E731
+        lookups = [self.lookup(sid, "get_peers", on_peers=feed(sid)) for sid in ids]
+        d = defer.gatherResults(lookups, consumeErrors=True)
+        d.addCallback(self._lookup_done, tracked, ids)
         d.addErrback(lambda f: log.failure("dht: announcing failed", f))
 
-    def _lookup_done(self, lk: Lookup, tracked: _Tracked) -> None:
+    def _lookup_done(self, lks: list[Lookup], tracked: _Tracked, ids: tuple[bytes, ...]) -> None:
         tracked.running = False
         node = self.node
         if node is None or self.tracked.get(tracked.info_hash) is not tracked:
             return
         port = self.session.listen_port
-        targets = lk.announce_targets()
         if port:
-            for info, token in targets:
-                self.counters.announces_out += 1
-                node.announce_peer(
-                    info.address, tracked.info_hash, port, token, info.node_id
-                ).addErrback(lambda _: None)
-        if lk.closest_answered():
+            for lk, swarm_id in zip(lks, ids, strict=True):
+                for info, token in lk.announce_targets():
+                    self.counters.announces_out += 1
+                    node.announce_peer(
+                        info.address, swarm_id, port, token, info.node_id
+                    ).addErrback(lambda _: None)
+        if any(lk.closest_answered() for lk in lks):
             tracked.retries = 0
             self._schedule(tracked, self.settings.announce_interval)
         else:  # nobody answered: the table is empty or stale
@@ -404,18 +405,20 @@ class DhtService:
             tracked.retries += 1
             self._schedule(tracked, delay)
 
-    def _feed(self, torrent: Any, peers: list[Address]) -> None:
+    def _feed(self, torrent: Any, peers: list[Address], swarm_id: bytes | None = None) -> None:
         own = (self.settings.bind, self.session.listen_port)
         fresh = [p for p in peers if p != own and usable(*p)]
         if fresh and torrent.active:
             self.counters.peers_found += len(fresh)
-            torrent.add_peers(fresh)
+            if swarm_id is None or swarm_id == torrent.info_hash:
+                torrent.add_peers(fresh)
+            else:  # a hybrid's v2 swarm: dialled with that id
+                torrent.add_peers(fresh, swarm_id=swarm_id)
 
     def _announced_to_us(self, info_hash: bytes, address: Address) -> None:
-        if info_hash in self.tracked:
-            torrent = self.session.swarm(info_hash)
-            if torrent is not None and self._eligible(torrent):
-                self._feed(torrent, [address])
+        torrent = self.session.swarm(info_hash)  # a hybrid by either id
+        if torrent is not None and torrent.info_hash in self.tracked and self._eligible(torrent):
+            self._feed(torrent, [address], info_hash)
 
     # -- status ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

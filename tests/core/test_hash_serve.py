@@ -179,3 +179,40 @@ def test_a_peer_that_does_not_read_gets_rejects(v2) -> None:
     peer.link.write_paused = False  # type: ignore[attr-defined]
     server.message(peer, m.HashRequest(root, 1, 0, 64, 4))
     assert [type(r) for r in peer.replies()] == [m.Hashes]
+
+
+def hybrid_of(tmp_path: Path) -> tuple[bytes, object]:
+    folder = tmp_path / "tree"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(os.urandom(40 * PIECE + 123))
+    (folder / "small.bin").write_bytes(os.urandom(1000))
+    created = create_torrent_v2(folder, hybrid=True, piece_length=PIECE)
+    return created.data, decode(created.data)
+
+
+def test_a_hybrid_serves_its_piece_layers_to_its_v2_swarm(tmp_path: Path) -> None:
+    """A hybrid's pieces are checked by SHA-1, but a peer of its v2 swarm that came by the
+    btmh magnet asks for the piece layers: its .torrent's are checked and answered."""
+    data, top = hybrid_of(tmp_path)
+    meta = parse_metainfo(data)
+    assert meta.v2 is None and meta.hash_layers is meta.hybrid_layers is not None
+    ((root, layer),) = top[b"piece layers"].items()
+    server, peer, got = HashServer(meta.hash_layers, Clock().seconds), FakePeer(), b""
+    for req in layer_requests(LayerWant(root, 41), PIECE):
+        server.message(peer, req)
+        (reply,) = peer.replies()
+        got += b"".join(verify_layer_reply(reply, root, 41, PIECE) or [b"refused"])
+    assert got == layer
+
+
+def test_a_hybrid_without_sound_layers_is_its_v1_torrent_and_serves_none(tmp_path: Path) -> None:
+    from btd.core.bencode import encode
+    from btd.core.metainfo import parse_info
+
+    data, top = hybrid_of(tmp_path)
+    assert parse_info(parse_metainfo(data).info_bytes).hybrid_layers is None  # no layers
+    ((root, layer),) = top[b"piece layers"].items()
+    top[b"piece layers"] = {root: layer[:-32] + bytes(32)}  # one piece hash wrong
+    meta = parse_metainfo(encode(top))
+    assert meta.hybrid_layers is None and meta.hash_layers is None
+    assert meta.num_pieces == parse_metainfo(data).num_pieces  # still the v1 torrent

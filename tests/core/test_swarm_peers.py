@@ -221,3 +221,21 @@ def test_disconnect_does_not_bring_back_a_banned_peer() -> None:
     c.disconnected(("127.0.0.1", 51235), 7001, "connected to ourselves")
     now.t += 100_000
     assert drain(c) == [] and len(c) == 0
+
+
+def test_a_peer_heard_in_another_swarm_keeps_its_id_until_it_is_dropped() -> None:
+    """A hybrid's v2 swarm (BEP 52): the tag sticks when the peer is heard untagged too,
+    and goes with the candidate (a ban, too many failures), so tags stay bounded."""
+    c, now = make()
+    v2 = b"\x22" * 20
+    assert c.add([A], swarm_id=v2) == 1
+    c.add([A, B])  # A heard in the v1 swarm too: still dialled with the v2 id
+    assert (c.swarm_id(A), c.swarm_id(B)) == (v2, None)
+    c.ban(A, "corrupt data")
+    assert c.swarm_id(A) is None
+    c.add([B], swarm_id=v2)
+    for _ in range(MAX_FAILURES):
+        assert c.next(exclude=set()) == B
+        c.failed(B)
+        now.t += RETRY_BASE * 2**MAX_FAILURES
+    assert len(c) == 0 and c.swarm_id(B) is None

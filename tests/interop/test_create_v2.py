@@ -114,7 +114,7 @@ def test_btd_seeds_its_hybrid_torrent_to_libtorrent(
 
 def test_btd_downloads_a_hybrid_from_libtorrent(tmp_path: Path, btd_factory, lt_factory) -> None:
     """The other way: libtorrent seeds a hybrid (its own or btd's, the same info hashes);
-    btd joins its v1 swarm, never writes the pad files, and gets the files whole."""
+    btd dials it in the v1 swarm (``add_peer``), never writes the pad files, and gets the files whole."""
     from btdtest import same_tree
 
     seed, created, torrent = made(tmp_path, seed=10, hybrid=True)

@@ -138,6 +138,7 @@ def test_handshake_and_bad_bitfield_in_one_read(tmp_path: Path) -> None:
 class FakeTorrent:
     info_hash = b"\x11" * 20
     num_pieces = 4
+    v2 = False
 
     def __init__(self, accept: bool = True) -> None:
         self.accept = accept

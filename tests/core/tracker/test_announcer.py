@@ -536,3 +536,78 @@ def test_a_hostile_failure_text_is_one_bounded_clean_line_logged_once() -> None:
     assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in error)
     lines = [formatEvent(e) for e in events if "failed (" in e.get("log_format", "")]
     assert len(lines) == 1 and "\n" not in lines[0] and "\x1b" not in lines[0]
+
+
+# -- a hybrid torrent (BEP 52): one announce under each of its info hashes --------------------
+V2_ID = b"v" * 20
+
+
+class HybridHarness(Harness):
+    """Peers are recorded with the id they were found under (None: the first)."""
+
+    def __init__(self, tiers: Sequence[Sequence[str]]) -> None:
+        super().__init__(tiers)
+        self.tagged: list[tuple[tuple[PeerAddress, ...], bytes | None]] = []
+        self.announcer = Announcer(
+            self.clock,
+            tiers,
+            lambda url: self.client,
+            make_request,
+            self.found,
+            extra_ids=[V2_ID],
+            rng=NoShuffle(7),
+        )
+
+    def found(self, peers: Sequence[PeerAddress], swarm_id: bytes | None = None) -> None:
+        if peers:
+            self.tagged.append((tuple(peers), swarm_id))
+
+    def answer_both(self, v1: Any, v2: Any) -> None:
+        """Fire the two pending announces (v1 first); an Exception fails one."""
+        (_, req1, d1), (_, req2, d2) = self.client.calls[-2:]
+        assert (req1.info_hash, req2.info_hash) == (b"i" * 20, V2_ID)
+        for d, what in ((d1, v1), (d2, v2)):
+            d.errback(what) if isinstance(what, Exception) else d.callback(what)
+
+
+def test_a_hybrid_announces_under_both_ids_and_tags_the_peers() -> None:
+    h = HybridHarness([[A]])
+    h.announcer.start()
+    assert h.client.pending() == [(A, "started"), (A, "started")]
+    _, first, _ = h.client.calls[0]
+    _, second, _ = h.client.calls[1]
+    assert first.peer_id == second.peer_id and first.port == second.port  # one client
+    h.answer_both(response(peers=[("10.0.0.1", 1)]), response(peers=[("10.0.0.2", 2)]))
+    assert sorted(h.tagged, key=repr) == sorted(
+        [((("10.0.0.1", 1),), None), ((("10.0.0.2", 2),), V2_ID)], key=repr
+    )
+    assert h.status(A)["status"] == "working"
+    h.clock.advance(1800)  # one re-announce: both ids again, on the announcer's one timer
+    assert h.client.pending() == [(A, ""), (A, "")]
+
+
+def test_a_hybrid_announce_succeeds_when_only_the_v2_id_is_answered() -> None:
+    """A tracker that knows only the v2 swarm (opentracker's whitelist): the tracker works,
+    and its peers arrive tagged v2 (none untagged)."""
+    h = HybridHarness([[A]])
+    h.announcer.start()
+    h.answer_both(TrackerError("not whitelisted"), response(peers=[("10.0.0.2", 2)]))
+    assert h.tagged == [((("10.0.0.2", 2),), V2_ID)]
+    assert h.status(A)["status"] == "working"
+
+
+def test_a_hybrid_announce_fails_when_both_ids_fail() -> None:
+    h = HybridHarness([[A]])
+    h.announcer.start()
+    h.answer_both(TrackerError("first"), TrackerError("second"))
+    assert h.tagged == []
+    assert (h.status(A)["status"], h.status(A)["last_error"]) == ("error", "first")
+
+
+def test_a_hybrid_stop_tells_both_swarms() -> None:
+    h = HybridHarness([[A]])
+    h.announcer.start()
+    h.answer_both(response(), response())
+    h.announcer.stop(5)
+    assert h.client.pending() == [(A, "stopped"), (A, "stopped")]
+    assert [r.info_hash for _, r, _ in h.client.calls[-2:]] == [b"i" * 20, V2_ID]

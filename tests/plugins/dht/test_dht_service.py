@@ -364,3 +364,39 @@ def test_one_ipv6_listen_host_cannot_be_followed_and_says_so() -> None:
     session = SimpleNamespace(listen_host="::1")
     with pytest.raises(ConfigError, match="plugins.dht.bind: session.listen_host is the IPv6"):
         DhtPlugin().btd_configure(SimpleNamespace(plugins={"dht": {}}, session=session))
+
+
+class HybridTorrent(FakeTorrent):
+    """A hybrid (BEP 52): two ids; the peers found under the v2 one come tagged."""
+
+    def __init__(self, info_hash: bytes, v2_id: bytes) -> None:
+        super().__init__(info_hash)
+        self.swarm_ids = (info_hash, v2_id)
+        self.tagged: list[tuple[tuple[str, int], bytes | None]] = []
+
+    def add_peers(self, peers: list[tuple[str, int]], swarm_id: bytes | None = None) -> int:
+        self.tagged += [(p, swarm_id) for p in peers]
+        return super().add_peers(peers)
+
+
+def test_a_hybrid_is_looked_up_and_announced_under_both_ids(tmp_path: Path, dht_fakes: Any) -> None:
+    """Node 0 runs a hybrid; node 1 is in its v2 swarm only (a torrent named by the v2 id,
+    as a v2-only peer names it). Each finds the other through the v2 id, and node 0's peer
+    arrives tagged with it; node 0 is announced under both ids, on its one timer."""
+    v2_id = b"\x22" * 20
+    swarm = Swarm(tmp_path, dht_fakes, n=3)
+    hybrid = HybridTorrent(IH, v2_id)
+    swarm.sessions[0].torrents[IH] = hybrid
+    swarm.sessions[1].torrents[v2_id] = FakeTorrent(v2_id)
+    for service in swarm.services:
+        service.start()
+        swarm.run(1.0)
+    swarm.run(30.0)
+    assert (("127.0.0.3", 7001), v2_id) in hybrid.tagged
+    assert all(swarm_id == v2_id for _, swarm_id in hybrid.tagged)  # nobody in the v1 swarm
+    assert ("127.0.0.2", 7000) in swarm.sessions[1].torrents[v2_id].peers
+    stored = {h for s in swarm.services[1:] for h in s.node.peers._by_hash}
+    assert {IH, v2_id} <= stored  # announced under both
+    assert list(swarm.services[0].tracked) == [IH]  # one entry, one timer
+    for service in swarm.services:
+        service.stop()
