@@ -16,7 +16,7 @@ from hypothesis.stateful import (
 from btd.core.availability import Availability, TorrentSwarm
 from btd.core.bitfield import Bitfield, BitIndexError
 from btd.core.picking import SwarmView
-from btd.core.pieces import BlockResult, PieceBook, PieceState
+from btd.core.pieces import MAX_SPARE_BUFFERS, BlockResult, PieceBook, PieceState
 from btd.core.types import BLOCK_SIZE, BlockRef
 
 BS = 4  # a tiny block size keeps the tests small
@@ -475,6 +475,28 @@ def test_recycled_buffer_is_reused_and_fully_overwritten() -> None:
     second = book.take_piece_data(1)
     assert second is first  # the same memory, reused
     assert bytes(second) == b"\x02" * (2 * BLOCK_SIZE)
+
+
+def test_spare_buffers_are_kept_while_downloading_and_dropped_when_complete() -> None:
+    """Recycled buffers (up to MAX_SPARE_BUFFERS, more than 16: a full-speed download has
+    ~25 pieces in flight or queued) are kept for the next pieces; once every wanted piece
+    is had, none is held (a completed torrent that stays loaded keeps no piece memory)."""
+    n = MAX_SPARE_BUFFERS + 2
+    book, _, swarm = make(n)
+    assert MAX_SPARE_BUFFERS >= 32
+    refs = book.next_requests("a", Bitfield.full(n), 3 * n, IndexOrder(), swarm)
+    deliver(book, "a", refs)
+    buffers = [book.take_piece_data(i) for i in range(n)]
+    for i in range(n - 1):  # all but the last verified: their buffers come back
+        book.recycle(buffers[i])
+        book.on_verified(i, True)
+    assert book.spare_buffers == MAX_SPARE_BUFFERS
+    book.recycle(buffers[n - 1])
+    book.on_verified(n - 1, True)
+    assert book.wanted_done and book.spare_buffers == 0
+    book.recycle(bytearray(3 * BS))  # a late one after completion is not kept either
+    assert book.spare_buffers == 0
+    book.check()
 
 
 def test_late_block_in_the_unrequested_part_of_a_restarted_piece() -> None:

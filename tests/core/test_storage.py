@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from btd.core.errors import StorageError
-from btd.core.storage import FileStorage, MissingDataError
+from btd.core.storage import WRITE_CHUNK, FileStorage, MissingDataError
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,33 @@ def test_enospc_becomes_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(StorageError, match=r"disk full while writing .*f") as info:
         s.write_piece(0, payload(64))
     assert not isinstance(info.value, OSError)
+    s.close()
+
+
+def test_a_piece_is_written_in_chunks_of_at_most_write_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1 MiB piece goes to disk as 32 writes of 32 KiB, not one of 1 MiB (the kernel's
+    large page-cache folios cost far more system time per GiB), and short writes go on
+    where they stopped."""
+    piece = 1 << 20
+    s = FileStorage(tmp_path, entries(("f", 2 * piece)), piece, 2 * piece)
+    real_pwrite = os.pwrite
+    sizes: list[int] = []
+
+    def counting(fd: int, data: memoryview, offset: int) -> int:
+        sizes.append(len(data))
+        if len(sizes) == 3:  # one short write
+            return real_pwrite(fd, data[:1000], offset)
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", counting)
+    data = os.urandom(piece)
+    s.write_piece(1, data)
+    monkeypatch.undo()
+    assert max(sizes) == WRITE_CHUNK == 32 * 1024
+    assert len(sizes) == piece // WRITE_CHUNK + 1  # the short write's rest takes one more
+    assert s.read_piece(1) == data
     s.close()
 
 

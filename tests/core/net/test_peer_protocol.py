@@ -12,7 +12,14 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from btd.core.net.peer import HANDSHAKE_TIMEOUT, InboundFactory, OutboundFactory, PeerProtocol
+from btd.core.net.peer import (
+    FAST_READ_SIZE,
+    HANDSHAKE_TIMEOUT,
+    READ_SIZE,
+    InboundFactory,
+    OutboundFactory,
+    PeerProtocol,
+)
 from btd.core.wire import messages as m
 from btd.core.wire.codec import encode, encode_handshake
 
@@ -237,3 +244,42 @@ def test_factories() -> None:
     assert isinstance(q, PeerProtocol) and q.outgoing and q.torrent is torrent
     outbound.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
     assert torrent.calls == [("connection_failed", ADDR)]
+
+
+def test_a_read_that_fills_the_buffer_makes_the_next_one_bigger(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A fast peer (a read that filled READ_SIZE) is read FAST_READ_SIZE at a time; a
+    shorter read, or a download speed limit, brings it back to READ_SIZE."""
+    import torrent_harness
+
+    class SizedTransport(StringTransport):
+        bufferSize = 65536  # Twisted's default, as on a real TCP transport
+
+    monkeypatch.setattr(torrent_harness, "StringTransport", SizedTransport)
+    s = Swarm(tmp_path).start()
+    c = s.open()
+    assert c.transport.bufferSize == READ_SIZE
+    c.handshake()
+    keep_alives = encode(m.KEEP_ALIVE)
+    c.send_raw(keep_alives * (READ_SIZE // len(keep_alives)))  # a full read
+    assert c.transport.bufferSize == FAST_READ_SIZE == 4 * READ_SIZE
+    c.send_raw(keep_alives * 1000)  # a short one
+    assert c.transport.bufferSize == READ_SIZE
+    c.send_raw(keep_alives * (READ_SIZE // len(keep_alives)))
+    assert c.transport.bufferSize == FAST_READ_SIZE
+
+    class Limiter:
+        on = True
+
+    class Channel:
+        limiter = Limiter()
+        spent = 0
+
+        def spend(self, n: int) -> None:
+            self.spent += n
+
+    c.proto.read_limit = Channel()
+    c.send_raw(keep_alives * (READ_SIZE // len(keep_alives)))
+    assert c.transport.bufferSize == READ_SIZE and c.proto.read_limit.spent == READ_SIZE
+    assert c.peer is not None and not c.proto.closed
