@@ -27,6 +27,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import secrets
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ from zope.interface import implementer
 
 from btd.core.errors import ProtocolError
 
+from .burst import BurstSender
 from .connection import PACKET_SIZE, Connection, State
 from .packet import ST_RESET, ST_SYN, Packet, decode
 
@@ -90,6 +92,7 @@ class UtpSocket(DatagramProtocol):
         self._timer_order = 0
         self._timer_call: Any = None
         self._v6 = False
+        self._burst: BurstSender | None = None
         self.stats = {"malformed": 0, "resets_sent": 0, "refused": 0, "accepted": 0, "dialled": 0}
 
     # -- the port ------------------------------------------------------------------------
@@ -99,12 +102,24 @@ class UtpSocket(DatagramProtocol):
         return listening
 
     def _sendto(self, datagram: bytes, addr: Address) -> None:
+        self._send_many([datagram], addr)
+
+    def _send_many(self, datagrams: list[bytes], addr: Address) -> None:
+        """On the port's own socket in as few calls as it takes (``burst``), past Twisted's
+        per-datagram address checks; through the transport when there is no socket."""
         host, port = addr
         if self._v6 and ":" not in host:
             host = "::ffff:" + host
         try:
-            self.transport.write(datagram, (host, port))  # type: ignore[union-attr]
-        except OSError as exc:  # EMSGSIZE, ENETUNREACH...: the packet is lost, resends follow
+            if self._burst is None:
+                raw = getattr(self.transport, "socket", None)
+                if not isinstance(raw, socket.socket):
+                    for datagram in datagrams:
+                        self.transport.write(datagram, (host, port))  # type: ignore[union-attr]
+                    return
+                self._burst = BurstSender(raw)
+            self._burst.send(datagrams, (host, port))
+        except OSError as exc:  # EMSGSIZE, ENETUNREACH...: the packets are lost, resends follow
             _log.debug("utp: sendto {addr} failed: {exc}", addr=addr, exc=exc)
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
@@ -130,7 +145,6 @@ class UtpSocket(DatagramProtocol):
                 self._reset(packet, addr)
             return
         stream.conn.receive(packet)
-        self.changed(stream)
         if stream.conn.state is not State.CLOSED:
             self._touched[stream] = None
             if self._flush_call is None:
@@ -154,6 +168,7 @@ class UtpSocket(DatagramProtocol):
         touched, self._touched = self._touched, {}
         for stream in touched:
             stream.conn.flush()
+            self.changed(stream)
 
     def _accept(self, syn: Packet, addr: Address) -> None:
         key = (addr, (syn.connection_id + 1) & 0xFFFF)
@@ -171,6 +186,7 @@ class UtpSocket(DatagramProtocol):
             syn,
             seq_nr=self._new_id(),
             packet_size=self.packet_size,
+            send_many=lambda ds: self._send_many(ds, addr),
         )
         self.streams[key] = stream
         protocol.makeConnection(stream)
@@ -196,6 +212,7 @@ class UtpSocket(DatagramProtocol):
             stream,
             conn_id=conn_id,
             packet_size=self.packet_size,
+            send_many=lambda ds: self._send_many(ds, addr),
         )
         self.changed(stream)
         return stream
