@@ -139,7 +139,7 @@ class Connection:
         self._closing = False
         self._fin_seq: int | None = None
         # receive side
-        self._reorder: dict[int, bytes | None] = {}  # None: the peer's FIN
+        self._reorder: dict[int, bytes | memoryview | None] = {}  # None: the peer's FIN
         self._reorder_bytes = 0
         self._unread = bytearray()
         self._reading_paused = False
@@ -455,7 +455,19 @@ class Connection:
 
     def _on_data(self, packet: Packet) -> None:
         seq = packet.seq_nr
-        body: bytes | None = packet.payload if packet.type == ST_DATA else None
+        body: bytes | memoryview | None = packet.payload if packet.type == ST_DATA else None
+        if (  # the common case first: the next packet, nothing held, reading, room for it
+            body
+            and seq == (self.ack_nr + 1) & SEQ_MASK
+            and not self._reorder
+            and self._eof_seq is None
+            and not self._reading_paused
+            and len(body) <= UTP_RECV_WINDOW - len(self._unread) - len(self._delivered)
+        ):
+            self._ack_pending = True
+            self.ack_nr = seq
+            self._delivered += body
+            return
         if body is not None and not body:
             return
         if self._eof_seq is not None and not seq_less(seq, self._eof_seq) and seq != self._eof_seq:
@@ -485,7 +497,7 @@ class Connection:
             self._reorder_bytes -= len(held) if held else 0
             self._consume(held)
 
-    def _consume(self, body: bytes | None) -> None:
+    def _consume(self, body: bytes | memoryview | None) -> None:
         self.ack_nr = seq_add(self.ack_nr, 1)
         if body is None:
             return

@@ -51,7 +51,9 @@ class Packet(NamedTuple):
     timestamp_diff: int = 0
     wnd_size: int = 0
     sack: bytes | None = None
-    payload: bytes = b""
+    payload: bytes | memoryview = b""
+    """Decoded: a read-only view into the datagram (no copy); the receiver copies it once,
+    into its reader's buffer."""
 
     def encode(self) -> bytes:
         """The datagram; raises ValueError for a packet we would never send."""
@@ -103,10 +105,14 @@ _pack_before = struct.Struct(">BBHIII").pack
 pack_seq = struct.Struct(">H").pack
 _unpack_from = HEADER.unpack_from
 _TYPES = frozenset(TYPE_NAMES)
+_new = tuple.__new__  # Packet(...) without its keyword handling: one per datagram received
+_view = memoryview
 
 
 def decode(data: bytes) -> Packet:
     """Parse one datagram; ProtocolError says what is wrong with it."""
+    if type(data) is not bytes:  # the payload is a view: of something that cannot change
+        data = bytes(data)
     if len(data) < HEADER_SIZE:
         raise ProtocolError(f"uTP datagram of {len(data)} bytes, the header alone is 20")
     type_ver, ext, conn_id, ts, ts_diff, wnd, seq_nr, ack_nr = _unpack_from(data)
@@ -115,9 +121,9 @@ def decode(data: bytes) -> Packet:
         if type_ver & 0x0F != VERSION:
             raise ProtocolError(f"uTP version {type_ver & 0x0F}, only 1 is spoken")
         raise ProtocolError(f"unknown uTP packet type {kind}")
-    if ext == EXT_NONE:  # the common case: no extension
-        return Packet(
-            kind, conn_id, seq_nr, ack_nr, ts, ts_diff, wnd, None, bytes(data[HEADER_SIZE:])
+    if ext == EXT_NONE:  # the common case: no extension; a view, not a copy, of the payload
+        return _new(
+            Packet, (kind, conn_id, seq_nr, ack_nr, ts, ts_diff, wnd, None, _view(data)[20:])
         )
     offset = HEADER_SIZE
     sack = None
@@ -138,7 +144,9 @@ def decode(data: bytes) -> Packet:
             sack = bytes(body) or None
         offset += 2 + length
         ext = next_ext
-    return Packet(kind, conn_id, seq_nr, ack_nr, ts, ts_diff, wnd, sack, bytes(data[offset:]))
+    return _new(
+        Packet, (kind, conn_id, seq_nr, ack_nr, ts, ts_diff, wnd, sack, _view(data)[offset:])
+    )
 
 
 def seq_less(a: int, b: int) -> bool:
