@@ -4,8 +4,12 @@ It takes decoded packets (``receive``), bytes to send (``write``), ``close``/``a
 and the passing of time (``on_timer`` once ``deadline`` is reached, on the clock it was
 given); it answers with datagrams through ``send`` and with events to its ``events``
 object (connected, data, writing paused/resumed, closed). The adapter calls ``flush``
-after each batch of datagrams: in-order data goes to the reader then, in one piece, and
-acks are deferred to then as libtorrent does, unless a data packet carried them first.
+after each batch of datagrams: in-order data goes to the reader then, in one piece; what
+the batch's acks let out is sent then, as one burst (``send_many``: one system call where
+the kernel takes it, not one per ack); and acks are deferred to then as libtorrent does,
+unless a data packet carried them first. Per packet the work is what it newly does: an ack
+walks the packets it newly covers (and a selective ack the holes left in its range),
+never the whole window; a burst packs its header once, each packet only its seq_nr.
 
 Sequence numbers: the initiator's SYN is seq 1 on ``connection_id = recv_id`` and it sends
 on ``recv_id + 1``; the acceptor receives on ``SYN.connection_id + 1``, sends on
@@ -21,7 +25,7 @@ doubling). Receiving: in-order data goes to the reader at once (unless paused), 
 ahead wait in a reorder buffer of at most ``UTP_REORDER_PACKETS``, everything held within
 ``UTP_RECV_WINDOW`` bytes, which is the window we advertise.
 
-Size: about 560 lines, because the send side (segmenting, window, three resend rules) and
+Size: about 650 lines, because the send side (segmenting, window, three resend rules) and
 the receive side (reorder buffer, acks, FIN) of one connection share its sequence state.
 """
 
@@ -537,7 +541,7 @@ class Connection:
             for seq in sorted(self._lost, key=lambda n: (n - self.acked_seq) & SEQ_MASK):
                 out = self._out[seq]
                 if self.in_flight and self.in_flight + len(out.payload) > window:
-                    full = True
+                    full = True  # (no new data, and no FIN, before these)
                     break
                 self._lost.discard(seq)
                 out.lost = False
@@ -546,14 +550,15 @@ class Connection:
                 burst.append(self._transmit(out, now))
         if not full and self.state is State.CONNECTED:
             full = self._segment(window, now, burst)
-        if self._closing and not self._sendq and self._fin_seq is None:
-            fin = _Out(self.seq_nr, ST_FIN, b"")
-            self.seq_nr = seq_add(self.seq_nr, 1)
-            self._fin_seq = fin.seq
-            self._out[fin.seq] = fin
-            self.state = State.FIN_SENT
-            burst.append(self._transmit(fin, now))
-        self._cwnd_full = full
+            if self._closing and not self._sendq and self._fin_seq is None:
+                fin = _Out(self.seq_nr, ST_FIN, b"")
+                self.seq_nr = seq_add(self.seq_nr, 1)
+                self._fin_seq = fin.seq
+                self._out[fin.seq] = fin
+                self.state = State.FIN_SENT
+                burst.append(self._transmit(fin, now))
+        # LEDBAT grows the window only when it was what held the sender back
+        self._cwnd_full = full and self.in_flight + self.packet_size > self.cc.cwnd
         if burst:
             self._ack_pending = False
             self._send_many(burst)

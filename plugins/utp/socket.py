@@ -6,8 +6,10 @@ The port (``UtpSocket``, a DatagramProtocol) carries uTP and nothing else: every
 is parsed as uTP (``packet.decode``; garbage is counted and dropped) and goes to the
 connection keyed by (address, connection id); a SYN nobody has opens an inbound connection
 through ``accept`` (the connector's inbound factory, so the connection limit counts it);
-any other stray packet is answered with a RESET, as libtorrent does. Acks are deferred to
-the end of a batch of datagrams: one ``callLater(0)`` flushes every connection touched.
+any other stray packet is answered with a RESET, as libtorrent does. Acks and sends are
+deferred to the end of a batch of datagrams: one ``callLater(0)`` flushes every connection
+touched, each sending what the batch let out as one burst (``burst``: UDP GSO on Linux, and
+past Twisted's per-datagram address checks on the port's own socket).
 
 Timers: ONE reactor ``DelayedCall`` for all connections, at the earliest of a heap of
 (deadline, connection) entries. A connection's entry is pushed only when its deadline comes

@@ -348,3 +348,21 @@ def test_a_batch_of_acks_lets_out_one_burst() -> None:
     assert len(bursts) == before + 1
     seqs = [decode(d).seq_nr for d in bursts[-1]]
     assert len(seqs) >= 10 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_the_window_grows_when_acks_come_in_batches() -> None:
+    """Sends wait for the end of a batch of acks, so each ack of a batch finds a window
+    the ones before it emptied: growth must follow whether the last send was held back by
+    the window, not the window as each ack finds it (then only the first ack of a batch
+    would count: one packet per round trip, not a doubling)."""
+    clock, conn, _ = _sending(0)
+    conn.cc.cwnd = 2 * PACKET_SIZE
+    conn.write(b"d" * (PACKET_SIZE * 2000))
+    for _ in range(8):  # round trips: every packet in flight acked, one ack each, one batch
+        clock.now += 0.01
+        for ack in range(conn.acked_seq + 1, conn.seq_nr):
+            conn.receive(
+                Packet(ST_STATE, 50, seq_nr=700, ack_nr=ack, wnd_size=1 << 30, timestamp_diff=5)
+            )
+        conn.flush()
+    assert conn.cc.cwnd >= 64 * PACKET_SIZE  # slow start: doubling (2, 4, ... 512)
