@@ -57,7 +57,6 @@ from .packet import (
     Packet,
     header_parts,
     pack_seq,
-    sack_mask,
     seq_add,
     seq_less,
 )
@@ -66,6 +65,7 @@ PACKET_SIZE = 1360
 """Payload bytes per DATA packet: with the 20-byte header and a selective ack of up to
 ``SACK_BYTES`` the datagram stays within 1452 bytes (an IPv6 path of MTU 1500)."""
 SACK_BYTES = 64  # bitmask bytes we send: 512 packets past ack_nr + 1 (UTP_REORDER_PACKETS)
+_SACK_BITS = (1 << SACK_BYTES * 8) - 1
 DUP_ACKS = 3  # duplicate acks (or later packets selectively acked) before a resend: BEP 29
 
 
@@ -144,6 +144,7 @@ class Connection:
         self._fin_seq: int | None = None
         # receive side
         self._reorder: dict[int, bytes | memoryview | None] = {}  # None: the peer's FIN
+        self._sack_bits = 0  # bit i: ack_nr + 2 + i is in _reorder (kept as they change)
         self._reorder_bytes = 0
         self._unread = bytearray()
         self._reading_paused = False
@@ -151,7 +152,8 @@ class Connection:
         self._eof_seq: int | None = None
         self._eof_reported = False
         self._syn_seq: int | None = None
-        self._delivered = bytearray()
+        self._delivered: list[bytes | memoryview] = []  # in order, for the reader at flush
+        self._delivered_bytes = 0
         # counters
         self.resent = 0
         self.timeouts = 0
@@ -266,8 +268,9 @@ class Connection:
         if self.state is State.CLOSED:
             return
         if self._delivered:
-            data = bytes(self._delivered)
+            data = b"".join(self._delivered)  # one copy of each payload, one allocation
             self._delivered.clear()
+            self._delivered_bytes = 0
             self.events.data_received(data)
             if self.state is State.CLOSED:
                 return
@@ -466,11 +469,12 @@ class Connection:
             and not self._reorder
             and self._eof_seq is None
             and not self._reading_paused
-            and len(body) <= UTP_RECV_WINDOW - len(self._unread) - len(self._delivered)
+            and len(body) <= UTP_RECV_WINDOW - len(self._unread) - self._delivered_bytes
         ):
             self._ack_pending = True
             self.ack_nr = seq
-            self._delivered += body
+            self._delivered.append(body)
+            self._delivered_bytes += len(body)
             return
         if body is not None and not body:
             return
@@ -490,6 +494,7 @@ class Connection:
             return
         if distance > 1:
             self._reorder[seq] = body
+            self._sack_bits |= 1 << (distance - 2)
             self._reorder_bytes += size
             return
         self._consume(body)
@@ -503,16 +508,18 @@ class Connection:
 
     def _consume(self, body: bytes | memoryview | None) -> None:
         self.ack_nr = seq_add(self.ack_nr, 1)
+        self._sack_bits >>= 1
         if body is None:
             return
         if self._reading_paused:
             self._unread += body
         else:
-            self._delivered += body
+            self._delivered.append(body)
+            self._delivered_bytes += len(body)
 
     def _window(self) -> int:
         return max(
-            0, UTP_RECV_WINDOW - len(self._unread) - len(self._delivered) - self._reorder_bytes
+            0, UTP_RECV_WINDOW - len(self._unread) - self._delivered_bytes - self._reorder_bytes
         )
 
     def _check_eof(self) -> None:
@@ -614,7 +621,11 @@ class Connection:
     def _header(self, now: float, kind: int = ST_DATA) -> tuple[bytes, bytes]:
         """The header of a packet sent now, less its seq_nr (``packet.header_parts``):
         everything else in it is the same for a whole burst."""
-        sack = sack_mask(self.ack_nr, self._reorder, SACK_BYTES) if self._reorder else None
+        sack = None
+        if self._sack_bits:  # the selective ack from the bits kept, not a walk of _reorder
+            bits = self._sack_bits & _SACK_BITS
+            if bits:
+                sack = bits.to_bytes((bits.bit_length() + 31) // 32 * 4, "little")
         return header_parts(
             kind,
             self.recv_id if kind == ST_SYN else self.send_id,
@@ -654,4 +665,5 @@ class Connection:
         self._lost.clear()
         self._sendq.clear()
         self._reorder.clear()
+        self._sack_bits = 0
         self.events.closed(reason)

@@ -4,6 +4,8 @@ and every buffer bounded. Fake clock, no sleeps."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from utp_link import FakeClock, Link, Recorder
 
@@ -14,9 +16,18 @@ from btd.core.limits import (
     UTP_SEND_BUFFER,
     UTP_SYN_RESENDS,
 )
-from btd.plugins.utp.connection import PACKET_SIZE, Connection, State
+from btd.plugins.utp.connection import PACKET_SIZE, SACK_BYTES, Connection, State
 from btd.plugins.utp.ledbat import MIN_TIMEOUT
-from btd.plugins.utp.packet import ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, Packet, decode
+from btd.plugins.utp.packet import (
+    ST_DATA,
+    ST_FIN,
+    ST_RESET,
+    ST_STATE,
+    ST_SYN,
+    Packet,
+    decode,
+    sack_mask,
+)
 
 DATA = bytes(range(256)) * 2000  # 512,000 bytes
 BACK = bytes(range(255, -1, -1)) * 1000
@@ -366,3 +377,27 @@ def test_the_window_grows_when_acks_come_in_batches() -> None:
             )
         conn.flush()
     assert conn.cc.cwnd >= 64 * PACKET_SIZE  # slow start: doubling (2, 4, ... 512)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_selective_ack_kept_as_packets_come_is_the_one_the_buffer_says(seed: int) -> None:
+    """The bitmask is kept bit by bit as packets arrive and holes fill (not worked out by
+    walking the reorder buffer for each ack): it must say what the buffer holds."""
+    rng = random.Random(seed)
+    clock, sent, rec = FakeClock(), [], Recorder()
+    conn = _acceptor(clock, sent, rec)
+    order = list(range(2, 2 + 3000))
+    for i in range(0, len(order), 40):  # shuffled within windows of 40, some dropped
+        window = order[i : i + 40]
+        rng.shuffle(window)
+        order[i : i + 40] = window
+    pending = [seq for seq in order if rng.random() > 0.1]
+    pending += order  # then everything again, in order: the resends (and duplicates)
+    for n, seq in enumerate(pending):
+        conn.receive(Packet(ST_DATA, 8, seq_nr=seq & 0xFFFF, ack_nr=99, payload=b"p"))
+        if n % 7 == 0:
+            conn.flush()
+            got = decode(sent[-1]).sack
+            assert got == sack_mask(conn.ack_nr, conn._reorder, SACK_BYTES)  # noqa: SLF001
+    conn.flush()
+    assert len(rec.data) == 3000 and decode(sent[-1]).sack is None
