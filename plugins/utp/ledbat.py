@@ -27,6 +27,7 @@ INITIAL_TIMEOUT = 1.0  # BEP 29
 MIN_TIMEOUT = 0.5  # BEP 29
 MAX_TIMEOUT = 60.0  # back-off ceiling (btd's own; the resend limits end a connection first)
 U32 = 0xFFFFFFFF
+_HALF = 1 << 31
 
 
 def wrap_diff(a: int, b: int) -> int:
@@ -36,41 +37,45 @@ def wrap_diff(a: int, b: int) -> int:
 
 
 class DelayHistory:
-    """The base delay (minimum over ``BASE_BUCKETS`` minutes) and the latest samples."""
+    """The base delay (minimum over ``BASE_BUCKETS`` minutes) and the latest samples; both
+    figures are worked out when a sample arrives (once per ack), read for free."""
 
     def __init__(self) -> None:
         self._buckets: deque[int] = deque(maxlen=BASE_BUCKETS)
         self._bucket_start: float | None = None
         self._recent: deque[int] = deque(maxlen=DELAY_SAMPLES)
+        self._base: int | None = None
+        self._delay: int | None = None
 
     def add(self, sample_us: int, now: float) -> None:
+        buckets = self._buckets
         if self._bucket_start is None or now - self._bucket_start >= BASE_HISTORY_S:
-            self._buckets.append(sample_us)
+            buckets.append(sample_us)
             self._bucket_start = now
-        elif wrap_diff(sample_us, self._buckets[-1]) < 0:
-            self._buckets[-1] = sample_us
-        # a sample below the current base (a wrapped clock, or a faster path) becomes it
-        for i, base in enumerate(self._buckets):
-            if wrap_diff(sample_us, base) < 0:
-                self._buckets[i] = sample_us
+        # a sample below a bucket (a wrapped clock, or a faster path) becomes it
+        for i, value in enumerate(buckets):
+            if (sample_us - value) & U32 >= _HALF:
+                buckets[i] = sample_us
+        base = buckets[0]
+        for value in buckets:
+            if (value - base) & U32 >= _HALF:
+                base = value
+        self._base = base
         self._recent.append(sample_us)
+        least = None
+        for value in self._recent:
+            diff = wrap_diff(value, base)
+            if least is None or diff < least:
+                least = diff
+        self._delay = max(0, least) if least is not None else None
 
     @property
     def base(self) -> int | None:
-        if not self._buckets:
-            return None
-        base = self._buckets[0]
-        for value in self._buckets:
-            if wrap_diff(value, base) < 0:
-                base = value
-        return base
+        return self._base
 
     def queueing_delay(self) -> int | None:
         """Microseconds above the base of the least recent sample, or None before any."""
-        base = self.base
-        if base is None or not self._recent:
-            return None
-        return max(0, min(wrap_diff(s, base) for s in self._recent))
+        return self._delay
 
 
 class Ledbat:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from btd.core.errors import ProtocolError
 from btd.core.limits import UTP_MAX_EXTENSIONS
@@ -39,9 +39,9 @@ SEQ_MASK = 0xFFFF
 U32 = 0xFFFFFFFF
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
-    """One uTP datagram. ``sack`` is the selective-ack bitmask (bytes), or None."""
+class Packet(NamedTuple):
+    """One uTP datagram. ``sack`` is the selective-ack bitmask (bytes), or None. A tuple,
+    not a dataclass: one is made per datagram received, and a tuple is the cheapest."""
 
     type: int
     connection_id: int
@@ -51,42 +51,80 @@ class Packet:
     timestamp_diff: int = 0
     wnd_size: int = 0
     sack: bytes | None = None
-    payload: bytes = b""
+    payload: bytes | memoryview = b""
+    """Decoded: a read-only view into the datagram (no copy); the receiver copies it once,
+    into its reader's buffer."""
 
     def encode(self) -> bytes:
         """The datagram; raises ValueError for a packet we would never send."""
         if self.type not in TYPE_NAMES:
             raise ValueError(f"unknown uTP packet type {self.type}")
-        first = EXT_NONE
-        ext = b""
-        if self.sack is not None:
-            if not self.sack or len(self.sack) > 255:
-                raise ValueError(f"selective-ack bitmask of {len(self.sack)} bytes")
-            first = EXT_SACK
-            ext = bytes((EXT_NONE, len(self.sack))) + self.sack
-        header = HEADER.pack(
-            self.type << 4 | VERSION,
-            first,
-            self.connection_id & 0xFFFF,
-            self.timestamp & U32,
-            self.timestamp_diff & U32,
-            self.wnd_size & U32,
-            self.seq_nr & SEQ_MASK,
-            self.ack_nr & SEQ_MASK,
+        if self.sack is not None and (not self.sack or len(self.sack) > 255):
+            raise ValueError(f"selective-ack bitmask of {len(self.sack)} bytes")
+        return (
+            header(
+                self.type,
+                self.connection_id,
+                self.timestamp,
+                self.timestamp_diff,
+                self.wnd_size,
+                self.seq_nr,
+                self.ack_nr,
+                self.sack,
+            )
+            + self.payload
         )
-        return header + ext + self.payload
+
+
+def header(
+    kind: int, conn_id: int, ts: int, ts_diff: int, wnd: int, seq_nr: int, ack_nr: int,
+    sack: bytes | None = None,
+) -> bytes:  # fmt: skip
+    """A datagram's header and extension chain, its payload to follow."""
+    before, after = header_parts(kind, conn_id, ts, ts_diff, wnd, ack_nr, sack)
+    return before + pack_seq(seq_nr & SEQ_MASK) + after
+
+
+def header_parts(
+    kind: int, conn_id: int, ts: int, ts_diff: int, wnd: int, ack_nr: int, sack: bytes | None
+) -> tuple[bytes, bytes]:
+    """The header without its seq_nr: the bytes before it and after it (the ack_nr and the
+    extension chain). A burst of packets differs only in the seq_nr: the send path packs
+    these once and each packet's two bytes between. ``sack``: 1 to 255 bytes, or None."""
+    before = _pack_before(
+        kind << 4 | VERSION, EXT_NONE if sack is None else EXT_SACK, conn_id & 0xFFFF,
+        ts & U32, ts_diff & U32, wnd & U32,
+    )  # fmt: skip
+    after = pack_seq(ack_nr & SEQ_MASK)
+    if sack is not None:
+        after += bytes((EXT_NONE, len(sack))) + sack
+    return before, after
+
+
+_pack_before = struct.Struct(">BBHIII").pack
+pack_seq = struct.Struct(">H").pack
+_unpack_from = HEADER.unpack_from
+_TYPES = frozenset(TYPE_NAMES)
+_new = tuple.__new__  # Packet(...) without its keyword handling: one per datagram received
+_view = memoryview
 
 
 def decode(data: bytes) -> Packet:
     """Parse one datagram; ProtocolError says what is wrong with it."""
+    if type(data) is not bytes:  # the payload is a view: of something that cannot change
+        data = bytes(data)
     if len(data) < HEADER_SIZE:
         raise ProtocolError(f"uTP datagram of {len(data)} bytes, the header alone is 20")
-    type_ver, ext, conn_id, ts, ts_diff, wnd, seq_nr, ack_nr = HEADER.unpack_from(data)
-    if type_ver & 0x0F != VERSION:
-        raise ProtocolError(f"uTP version {type_ver & 0x0F}, only 1 is spoken")
+    type_ver, ext, conn_id, ts, ts_diff, wnd, seq_nr, ack_nr = _unpack_from(data)
     kind = type_ver >> 4
-    if kind not in TYPE_NAMES:
+    if type_ver & 0x0F != VERSION or kind not in _TYPES:
+        if type_ver & 0x0F != VERSION:
+            raise ProtocolError(f"uTP version {type_ver & 0x0F}, only 1 is spoken")
         raise ProtocolError(f"unknown uTP packet type {kind}")
+    if ext == EXT_NONE:  # the common case: no extension; a view, not a copy, of the payload
+        return _new(
+            Packet, (kind, conn_id, seq_nr, ack_nr, ts, ts_diff, wnd, None, _view(data)[20:])
+        )
     offset = HEADER_SIZE
     sack = None
     count = 0
@@ -106,16 +144,8 @@ def decode(data: bytes) -> Packet:
             sack = bytes(body) or None
         offset += 2 + length
         ext = next_ext
-    return Packet(
-        type=kind,
-        connection_id=conn_id,
-        seq_nr=seq_nr,
-        ack_nr=ack_nr,
-        timestamp=ts,
-        timestamp_diff=ts_diff,
-        wnd_size=wnd,
-        sack=sack,
-        payload=bytes(data[offset:]),
+    return _new(
+        Packet, (kind, conn_id, seq_nr, ack_nr, ts, ts_diff, wnd, sack, _view(data)[offset:])
     )
 
 

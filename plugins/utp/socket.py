@@ -8,8 +8,10 @@ datagrams by their first byte, addresses as plain IPv4 on a dual-stack socket). 
 parsed as uTP (``packet.decode``; garbage is counted and dropped) and goes to the
 connection keyed by (address, connection id); a SYN nobody has opens an inbound connection
 through ``accept`` (the connector's inbound factory, so the connection limit counts it);
-any other stray packet is answered with a RESET, as libtorrent does. Acks are deferred to
-the end of a batch of datagrams: one ``callLater(0)`` flushes every connection touched.
+any other stray packet is answered with a RESET, as libtorrent does. Acks and sends are
+deferred to the end of a batch of datagrams: one ``callLater(0)`` flushes every connection
+touched, each sending what the batch let out as one burst (the endpoint's ``write_many``:
+UDP GSO on Linux, core/net/udp_burst.py).
 
 Timers: ONE reactor ``DelayedCall`` for all connections, at the earliest of a heap of
 (deadline, connection) entries. A connection's entry is pushed only when its deadline comes
@@ -83,9 +85,19 @@ class UtpSocket(DatagramProtocol):
 
     # -- the port (a UdpEndpoint of core/net/udp.py: it maps IPv4 on a dual-stack socket) ---
     def _sendto(self, datagram: bytes, addr: Address) -> None:
+        self._send_many([datagram], addr)
+
+    def _send_many(self, datagrams: list[bytes], addr: Address) -> None:
+        """In as few system calls as the endpoint can (``write_many``); one ``write`` each
+        on a transport without it (the tests' fakes)."""
         try:
-            self.transport.write(datagram, addr)  # type: ignore[union-attr]
-        except OSError as exc:  # EMSGSIZE, ENETUNREACH...: the packet is lost, resends follow
+            write_many = getattr(self.transport, "write_many", None)
+            if write_many is not None:
+                write_many(datagrams, addr)
+            else:
+                for datagram in datagrams:
+                    self.transport.write(datagram, addr)  # type: ignore[union-attr]
+        except OSError as exc:  # EMSGSIZE, ENETUNREACH...: the packets are lost, resends follow
             _log.debug("utp: sendto {addr} failed: {exc}", addr=addr, exc=exc)
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
@@ -110,7 +122,6 @@ class UtpSocket(DatagramProtocol):
                 self._reset(packet, addr)
             return
         stream.conn.receive(packet)
-        self.changed(stream)
         if stream.conn.state is not State.CLOSED:
             self._touched[stream] = None
             if self._flush_call is None:
@@ -134,6 +145,7 @@ class UtpSocket(DatagramProtocol):
         touched, self._touched = self._touched, {}
         for stream in touched:
             stream.conn.flush()
+            self.changed(stream)
 
     def _accept(self, syn: Packet, addr: Address) -> None:
         key = (addr, (syn.connection_id + 1) & 0xFFFF)
@@ -151,6 +163,7 @@ class UtpSocket(DatagramProtocol):
             syn,
             seq_nr=self._new_id(),
             packet_size=self.packet_size,
+            send_many=lambda ds: self._send_many(ds, addr),
         )
         self.streams[key] = stream
         protocol.makeConnection(stream)
@@ -176,6 +189,7 @@ class UtpSocket(DatagramProtocol):
             stream,
             conn_id=conn_id,
             packet_size=self.packet_size,
+            send_many=lambda ds: self._send_many(ds, addr),
         )
         self.changed(stream)
         return stream

@@ -4,6 +4,8 @@ and every buffer bounded. Fake clock, no sleeps."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from utp_link import FakeClock, Link, Recorder
 
@@ -14,9 +16,18 @@ from btd.core.limits import (
     UTP_SEND_BUFFER,
     UTP_SYN_RESENDS,
 )
-from btd.plugins.utp.connection import PACKET_SIZE, Connection, State
+from btd.plugins.utp.connection import PACKET_SIZE, SACK_BYTES, Connection, State
 from btd.plugins.utp.ledbat import MIN_TIMEOUT
-from btd.plugins.utp.packet import ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, Packet, decode
+from btd.plugins.utp.packet import (
+    ST_DATA,
+    ST_FIN,
+    ST_RESET,
+    ST_STATE,
+    ST_SYN,
+    Packet,
+    decode,
+    sack_mask,
+)
 
 DATA = bytes(range(256)) * 2000  # 512,000 bytes
 BACK = bytes(range(255, -1, -1)) * 1000
@@ -262,8 +273,9 @@ def test_a_stale_selective_ack_after_a_timeout_does_not_resend_again() -> None:
     def sends_of_2() -> int:
         return sum(1 for d in sent if decode(d).type == ST_DATA and decode(d).seq_nr == 2)
 
-    def sack(mask: bytes) -> None:
+    def sack(mask: bytes) -> None:  # a batch of one datagram, as the adapter delivers it
         conn.receive(Packet(ST_STATE, 50, seq_nr=700, ack_nr=1, wnd_size=1 << 20, sack=mask))
+        conn.flush()
 
     sack(b"\x07\0\0\0")  # 3, 4, 5 arrived: 2 is lost
     assert sends_of_2() == 2
@@ -273,3 +285,119 @@ def test_a_stale_selective_ack_after_a_timeout_does_not_resend_again() -> None:
     for _ in range(4):  # sent by the peer before the timeout's resend reached it
         sack(b"\x0f\0\0\0")
     assert sends_of_2() == 3
+
+
+class _CountingDict(dict):  # type: ignore[type-arg]
+    """A dict that counts lookups, removals and the entries iterated."""
+
+    ops = 0
+
+    def pop(self, *args: object) -> object:
+        _CountingDict.ops += 1
+        return super().pop(*args)
+
+    def get(self, *args: object) -> object:
+        _CountingDict.ops += 1
+        return super().get(*args)
+
+    def __contains__(self, key: object) -> bool:
+        _CountingDict.ops += 1
+        return super().__contains__(key)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for key in super().__iter__():
+            _CountingDict.ops += 1
+            yield key
+
+
+def _sending(count: int) -> tuple[FakeClock, Connection, list[list[bytes]]]:
+    """A dialled connection with ``count`` data packets (seq 2...) in flight."""
+    clock, sent, rec = FakeClock(), [], Recorder()
+    bursts: list[list[bytes]] = []
+    conn = Connection.connect(clock, sent.append, rec, conn_id=50, send_many=bursts.append)
+    conn.receive(Packet(ST_STATE, 50, seq_nr=700, ack_nr=1, wnd_size=1 << 30, timestamp_diff=5))
+    conn.flush()
+    conn.cc.cwnd = 1 << 30
+    conn.write(b"d" * (PACKET_SIZE * count))
+    return clock, conn, bursts
+
+
+def test_a_selective_ack_costs_what_it_newly_covers_not_the_window() -> None:
+    _, conn, _ = _sending(450)
+    assert len(conn._out) == 450  # noqa: SLF001
+    all_but_two = b"\xfe" + b"\xff" * 63  # ack + 1 (seq 2) and bit 0 (seq 3) missing
+    conn.receive(Packet(ST_STATE, 50, seq_nr=700, ack_nr=1, wnd_size=1 << 30, sack=all_but_two))
+    conn.flush()
+    assert sorted(conn._out) == [2, 3]  # noqa: SLF001
+    conn._out = _CountingDict(conn._out)  # noqa: SLF001
+    _CountingDict.ops = 0
+    # the same bitmask again, and seq 3: one packet newly covered, 449 covered before
+    conn.receive(Packet(ST_STATE, 50, seq_nr=700, ack_nr=1, wnd_size=1 << 30, sack=b"\xff" * 64))
+    assert sorted(conn._out) == [2]  # noqa: SLF001
+    assert _CountingDict.ops < 20  # (a scan of the bitmask was > 500)
+
+
+def test_an_ack_costs_what_it_newly_covers() -> None:
+    _, conn, _ = _sending(450)
+    conn._out = _CountingDict(conn._out)  # noqa: SLF001
+    _CountingDict.ops = 0
+    conn.receive(Packet(ST_STATE, 50, seq_nr=700, ack_nr=4, wnd_size=1 << 30))  # seq 2, 3, 4
+    assert len(conn._out) == 447 and _CountingDict.ops < 20  # noqa: SLF001
+
+
+def test_a_batch_of_acks_lets_out_one_burst() -> None:
+    """Acks only free the window; ``flush`` (the end of the batch) sends what they let out
+    in one ``send_many``: one system call on Linux (GSO), not one per ack."""
+    _, conn, bursts = _sending(40)
+    conn.cc.cwnd = 40 * PACKET_SIZE
+    conn.write(b"d" * (PACKET_SIZE * 20))  # queued: the window is full
+    before = len(bursts)
+    for ack in range(2, 12):  # ten acks, one packet each
+        conn.receive(Packet(ST_STATE, 50, seq_nr=700, ack_nr=ack, wnd_size=1 << 30))
+    assert len(bursts) == before
+    conn.flush()
+    assert len(bursts) == before + 1
+    seqs = [decode(d).seq_nr for d in bursts[-1]]
+    assert len(seqs) >= 10 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_the_window_grows_when_acks_come_in_batches() -> None:
+    """Sends wait for the end of a batch of acks, so each ack of a batch finds a window
+    the ones before it emptied: growth must follow whether the last send was held back by
+    the window, not the window as each ack finds it (then only the first ack of a batch
+    would count: one packet per round trip, not a doubling)."""
+    clock, conn, _ = _sending(0)
+    conn.cc.cwnd = 2 * PACKET_SIZE
+    conn.write(b"d" * (PACKET_SIZE * 2000))
+    for _ in range(8):  # round trips: every packet in flight acked, one ack each, one batch
+        clock.now += 0.01
+        for ack in range(conn.acked_seq + 1, conn.seq_nr):
+            conn.receive(
+                Packet(ST_STATE, 50, seq_nr=700, ack_nr=ack, wnd_size=1 << 30, timestamp_diff=5)
+            )
+        conn.flush()
+    assert conn.cc.cwnd >= 64 * PACKET_SIZE  # slow start: doubling (2, 4, ... 512)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_selective_ack_kept_as_packets_come_is_the_one_the_buffer_says(seed: int) -> None:
+    """The bitmask is kept bit by bit as packets arrive and holes fill (not worked out by
+    walking the reorder buffer for each ack): it must say what the buffer holds."""
+    rng = random.Random(seed)
+    clock, sent, rec = FakeClock(), [], Recorder()
+    conn = _acceptor(clock, sent, rec)
+    order = list(range(2, 2 + 3000))
+    for i in range(0, len(order), 40):  # shuffled within windows of 40, some dropped
+        window = order[i : i + 40]
+        rng.shuffle(window)
+        order[i : i + 40] = window
+    pending = [seq for seq in order if rng.random() > 0.1]
+    pending += order  # then everything again, in order: the resends (and duplicates)
+    for n, seq in enumerate(pending):
+        conn.receive(Packet(ST_DATA, 8, seq_nr=seq & 0xFFFF, ack_nr=99, payload=b"p"))
+        if n % 7 == 0:
+            conn.flush()
+            got = decode(sent[-1]).sack
+            assert got == sack_mask(conn.ack_nr, conn._reorder, SACK_BYTES)  # noqa: SLF001
+    conn.flush()
+    assert len(rec.data) == 3000 and decode(sent[-1]).sack is None
