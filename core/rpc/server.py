@@ -67,8 +67,8 @@ DEFAULT_MAX_CLIENTS = 64
 DEFAULT_MAX_BACKLOG = 64 * 1024 * 1024  # bytes queued for a client that stopped reading
 CLOSE_TIMEOUT = 10.0  # seconds a closing connection may take to flush before it is cut
 BATCH_SLICE = 0.005  # seconds of batch members run before the reactor gets a turn
-SEND_LIMIT = 1024 * 1024  # bytes per writable wakeup (Twisted's is 128 KiB)
-SEND_BUFFER = 1024 * 1024  # SO_SNDBUF asked (the kernel caps it: wmem_max)
+SEND_LIMIT = 4 * 1024 * 1024  # bytes per writable wakeup (Twisted's is 128 KiB)
+SEND_BUFFER = 4 * 1024 * 1024  # SO_SNDBUF asked (the kernel caps it: wmem_max)
 _now = time.perf_counter  # what a batch's slice is measured with (tests replace it)
 
 

@@ -827,7 +827,7 @@ def test_big_replies_go_out_in_big_writes() -> None:
     transport.cred = ME  # type: ignore[attr-defined]
     make_server().buildProtocol(None).makeConnection(transport)
     try:
-        assert transport.SEND_LIMIT == SEND_LIMIT == 1024 * 1024
+        assert transport.SEND_LIMIT == SEND_LIMIT == 4 * 1024 * 1024
         assert ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) > default
     finally:
         ours.close()
