@@ -35,6 +35,7 @@ from btd.core.layer_fetch import BadHashes, LayerFetch
 from btd.core.magnet import Magnet
 from btd.core.rate import RateMeter
 from btd.core.scheduler import Scheduler, Ticker
+from btd.core.swarm import swarm_ids
 from btd.core.swarm_peers import DisconnectCounts, PeerCandidates
 from btd.core.torrent_state import TorrentState
 from btd.core.tracker.announcer import Announcer
@@ -188,10 +189,7 @@ class MetadataFetch:
     def swarm_ids(self) -> tuple[bytes, ...]:
         """Its swarms: the one its hash names, and for a hybrid's magnet (``btih`` and
         ``btmh``) the v2 swarm too (BEP 52: the btmh hash's first 20 bytes)."""
-        v2 = self.magnet.info_hash_v2
-        if v2 is None or v2[:20] == self.info_hash:
-            return (self.info_hash,)
-        return (self.info_hash, v2[:20])
+        return swarm_ids(self.info_hash, self.magnet.info_hash_v2)
 
     @property
     def v2(self) -> bool:

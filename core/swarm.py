@@ -100,6 +100,14 @@ class TorrentNotFound(BtdError):
         self.ambiguous = ambiguous
 
 
+def swarm_ids(info_hash: bytes, info_hash_v2: bytes | None) -> tuple[bytes, ...]:
+    """The ids a torrent (or magnet) is found, announced and dialled under: its info hash,
+    and for a hybrid (BEP 52) also its v2 hash's first 20 bytes."""
+    if info_hash_v2 is None or info_hash_v2[:20] == info_hash:
+        return (info_hash,)
+    return (info_hash, info_hash_v2[:20])
+
+
 def find_swarm(
     prefix: str, by_hash: Callable[[bytes], Swarm | None], every: Callable[[], Iterable[Swarm]]
 ) -> Swarm:

@@ -50,6 +50,7 @@ from btd.core.scheduler import Scheduler, Ticker
 from btd.core.seeding_goals import SeedClock
 from btd.core.storage import STORAGE_MISSING, FileStorage, RootProbe, StorageMissingError
 from btd.core.storage_guard import had_files, storage_problem
+from btd.core.swarm import swarm_ids
 from btd.core.swarm_peers import PeerCandidates
 from btd.core.torrent_data import TorrentData
 from btd.core.torrent_env import TorrentEnv, TorrentOptions
@@ -202,10 +203,7 @@ class Torrent:
     def swarm_ids(self) -> tuple[bytes, ...]:
         """The info hashes it is found, announced and dialled under: a hybrid's v1 hash and
         its truncated v2 hash (BEP 52), else its one ``info_hash``."""
-        v2 = self.meta.info_hash_v2
-        if v2 is None or v2[:20] == self.info_hash:
-            return (self.info_hash,)
-        return (self.info_hash, v2[:20])
+        return swarm_ids(self.info_hash, self.meta.info_hash_v2)
 
     @property
     def v2(self) -> bool:
