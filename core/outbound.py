@@ -21,6 +21,7 @@ caught too. Both say why in a sentence that ends up in ``torrent.trackers``.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -153,13 +154,19 @@ def check_fetch_url(url: str, *, allow_local: bool, setting: str) -> Verdict:
 
 def refused_fetch_address(address: str, local_ok: bool, setting: str) -> str | None:
     """Why a fetch must not use a connection to ``address`` (what its host resolved to)."""
+    return _refused_address(address, local_ok, lambda what: _fetch_why(what, setting))
+
+
+def _refused_address(address: str, local_ok: bool, why: Callable[[str], str]) -> str | None:
+    """The connect-time check of fetches and web seeds: never link-local or metadata
+    addresses; a local one only when ``local_ok`` (``why`` says which option allows it)."""
     ip = parse_ip(address)
     if ip is None:
         return None
     if never_fetched(ip):
         return f"refused (SSRF protection): the host resolves to {ip.compressed}, link-local"
     if not local_ok and is_local(ip):
-        return _fetch_why(f"the host resolves to {ip.compressed}, which", setting)
+        return why(f"the host resolves to {ip.compressed}, which")
     return None
 
 
@@ -195,11 +202,4 @@ def check_web_seed_url(url: str, *, allow_local: bool) -> Verdict:
 def refused_web_seed_address(address: str, local_ok: bool) -> str | None:
     """Why a web seed request must not use a connection to ``address`` (what its host
     name resolved to), or None."""
-    ip = parse_ip(address)
-    if ip is None:
-        return None
-    if never_fetched(ip):
-        return f"refused (SSRF protection): the host resolves to {ip.compressed}, link-local"
-    if not local_ok and is_local(ip):
-        return _seed_why(f"the host resolves to {ip.compressed}, which")
-    return None
+    return _refused_address(address, local_ok, _seed_why)
