@@ -96,6 +96,7 @@ class TorrentQueue:
         self._activity: dict[bytes, tuple[int, float]] = {}  # running: (payload, since)
         self._stalled_seen: set[bytes] = set()  # stalled at the last check
         self._ranks: dict[bytes, int] | None = None
+        self.order_changes = 0  # bumped when any position may have changed (list rows kept)
         self._last_key = 0.0  # the largest key handed out or seen
         self._soon = scheduler.timer(self.evaluate)
         self._check = scheduler.timer(self._periodic)
@@ -119,7 +120,7 @@ class TorrentQueue:
         self._last_key = max(self._last_key, key)
         self._torrents[torrent.info_hash] = torrent
         self._order.add(torrent.info_hash, key)
-        self._ranks = None
+        self._forget_ranks()
         if torrent.state in WANTS_TO_RUN:
             self._file(torrent)
 
@@ -130,8 +131,12 @@ class TorrentQueue:
         self._unfile(torrent)
         del self._torrents[h]
         self._order.discard(h)
-        self._ranks = None
+        self._forget_ranks()
         self._soon_evaluate()
+
+    def _forget_ranks(self) -> None:
+        self._ranks = None
+        self.order_changes += 1
 
     def position(self, torrent: Any) -> int | None:
         """0-based place in the queue (None: not in this session)."""
@@ -192,7 +197,7 @@ class TorrentQueue:
         if kind is not None:
             self._want[kind].add(h, key)
         self._last_key = max(self._last_key, key)
-        self._ranks = None
+        self._forget_ranks()
         self._save(torrent)
         if evaluate:
             self._soon_evaluate()

@@ -74,6 +74,25 @@ KEEPALIVE_AFTER = 90.0
 S = TorrentState
 
 
+class _Counted:
+    """A torrent attribute whose every assignment adds one to ``status_changes``, so a list
+    row kept for the torrent (core/rpc/list_rows.py) is built again. For attributes written
+    seldom: reading one costs a Python call."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.__dict__[self.name]
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        d = obj.__dict__
+        d[self.name] = value
+        d["status_changes"] = d.get("status_changes", 0) + 1
+
+
 class Torrent:
     """Coordinates pieces, picker, peers, trackers and storage for one torrent.
 
@@ -81,7 +100,16 @@ class Torrent:
     ``UploadHost``, and the ``Swarm`` the connection layer and the session see.
     """
 
+    # Changes a torrent's list row is made of besides its state, options and counters
+    # (torrent_status.quiet_key); each is counted in ``status_changes``.
+    error = _Counted()
+    storage_problem = _Counted()  # "storage missing: ..." while in error
+    hold_reason = _Counted()  # paused by the session (core/disk_space.py)
+    completed_at = _Counted()
+    seed_clock = _Counted()  # seeding and idle time (core/seeding_goals.py)
+
     def __init__(self, meta: Metainfo, options: TorrentOptions, env: TorrentEnv) -> None:
+        self.status_changes = 0  # see _Counted; _enter counts state changes
         self.meta = meta
         self.info_hash = meta.info_hash
         self.hex = meta.info_hash.hex()  # kept: every list row names it (10,000 per call)
@@ -93,8 +121,8 @@ class Torrent:
         self.clock = env.clock
         self.state = S.PAUSED if options.paused else S.STOPPED
         self.error: str | None = None
-        self.storage_problem: str | None = None  # "storage missing: ..." while in error
-        self.hold_reason: str | None = None  # paused by the session (core/disk_space.py)
+        self.storage_problem: str | None = None
+        self.hold_reason: str | None = None
         self.move_task: Any = None  # a move of its files in progress (core/mover.py)
         # Where its files are: the incomplete_dir while it downloads, if one is set (the
         # session puts a stored torrent's back where they were; core/mover.py moves them).
@@ -127,7 +155,7 @@ class Torrent:
         self.hash_server: HashServer | None = None  # BEP 52, made at the first hash message
         self.added_at = self.clock.seconds()
         self.completed_at: float | None = None
-        self.seed_clock = SeedClock()  # seeding and idle time (core/seeding_goals.py)
+        self.seed_clock = SeedClock()
         self.uploaded = 0
         self.downloaded = 0
         self.sources: dict[str, int] = {}  # "host:port" -> payload bytes received (all time)
@@ -320,6 +348,7 @@ class Torrent:
             return defer.succeed(None)
         check_transition(old, new)
         self.state = new
+        self.status_changes += 1
         if self.storage_problem is not None:  # leaving a storage-missing error
             self._storage_wait(False)
             self.storage_problem = self.error = None

@@ -5,7 +5,9 @@ jsonrpcserver is used with an explicit ``methods`` dict only (never its global
 them: a return value becomes ``Success``, ``RpcError`` becomes ``Error``, a
 Deferred (or coroutine) becomes a pending reply the server settles later, and
 the wrapper keeps the method's signature so jsonrpcserver's own parameter check
-(wrong arity or names -> -32602) still applies.
+(wrong arity or names -> -32602) still applies. A method may carry a ``wire_form``: the
+same method, whose result has parts already encoded (``json_text.Encoded``, e.g. the kept
+rows of ``torrent.list``); replies use it, callers in the daemon (plugins) get plain values.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ class CallContext:
 
 def wrap_method(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """Adapt one of our methods to jsonrpcserver's calling convention (see module doc)."""
+    fn = getattr(fn, "wire_form", fn)
     conn = needs_connection(fn)
     try:
         params = list(inspect.signature(fn).parameters.values())

@@ -9,6 +9,7 @@ that cannot be written: STORAGE with ``data.field`` ``save_path``).
 from __future__ import annotations
 
 import ipaddress
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from btd.core.rpc.errors import (
     RpcError,
     invalid_params,
 )
+from btd.core.rpc.list_rows import ListRows
 from btd.core.session import Session
 from btd.core.swarm import TorrentNotFound
 from btd.core.torrent import Torrent
@@ -81,6 +83,9 @@ def files_in_slices(t: Torrent, clock: Any) -> list[dict[str, Any]] | defer.Defe
         return rows
 
     return defer.Deferred.fromCoroutine(build())
+
+
+_ADDED_AT = attrgetter("added_at")
 
 
 def _pick(values: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -161,10 +166,8 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         d = session.run_blocking(load_source, *source)
         return d.addCallback(loaded).addErrback(storage_error)
 
-    def list_(
-        fields: list[str] | None = None, state: str | None = None, label: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Every torrent's summary; ``fields`` picks keys, ``state`` and ``label`` filter."""
+    def listed(fields: Any, state: Any, label: Any) -> list[Torrent | MetadataFetch]:
+        """The torrents a ``torrent.list`` names, oldest first (its parameters checked)."""
         if fields is not None:
             require("fields", fields, list)
             unknown = [f for f in fields if f not in status.SUMMARY_FIELDS]
@@ -181,13 +184,38 @@ def torrent_methods(session: Session) -> dict[str, Any]:
                 label = check_label(label)
             except ValueError as exc:
                 raise invalid_params("label", str(exc)) from None
-        torrents = sorted(session.swarms(), key=lambda t: t.added_at)
-        row = status.row_builder(fields)
+        torrents = sorted(session.swarms(), key=_ADDED_AT)
+        if state is None and label is None:
+            return torrents
         return [
-            _pick(t.summary(), fields) if isinstance(t, MetadataFetch) else row(t)
+            t
             for t in torrents
             if (state is None or t.state == state) and (label is None or label in t.options.labels)
         ]
+
+    def list_row(fields: list[str] | None) -> Any:
+        row = status.row_builder(fields)
+        return lambda t: _pick(t.summary(), fields) if isinstance(t, MetadataFetch) else row(t)
+
+    def list_(
+        fields: list[str] | None = None, state: str | None = None, label: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every torrent's summary; ``fields`` picks keys, ``state`` and ``label`` filter."""
+        torrents = listed(fields, state, label)  # checks the parameters first
+        return [*map(list_row(fields), torrents)]
+
+    kept_rows = ListRows(lambda: session.queue.order_changes)
+
+    def list_encoded(
+        fields: list[str] | None = None, state: str | None = None, label: str | None = None
+    ) -> list[Any]:
+        """:func:`list_` for the wire: quiet torrents' rows sent as kept (list_rows.py)."""
+        torrents = listed(fields, state, label)
+        key = status.quiet_key(fields)
+        whole = state is None and label is None
+        return kept_rows.rows(torrents, fields, list_row(fields), key, whole=whole)
+
+    list_.wire_form = list_encoded  # type: ignore[attr-defined]
 
     def get(info_hash: str) -> dict[str, Any] | defer.Deferred[dict[str, Any]]:
         """One torrent: summary, files, trackers and the piece map."""

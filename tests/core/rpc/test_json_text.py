@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from btd.core.rpc.json_text import dumps, loads
+from btd.core.rpc.json_text import Encoded, dumps, loads
 
 
 def test_compact_utf8_like_the_standard_library() -> None:
@@ -52,3 +52,15 @@ def test_loads_refuses_what_is_not_json() -> None:
         with pytest.raises(ValueError):
             loads(bad)
     assert loads(b'{"a":[1,"x"]}') == {"a": [1, "x"]}
+
+
+def test_encoded_text_goes_in_as_it_is() -> None:
+    row = Encoded(dumps({"name": "a", "size": 1}))
+    assert dumps({"result": [row, {"name": "b"}], "id": 1}) == (
+        b'{"result":[{"name":"a","size":1},{"name":"b"}],"id":1}'
+    )
+    # beside what only the standard library writes (an integer past 64 bits)
+    assert loads(dumps({"result": [row], "id": 2**70})) == {
+        "result": [{"name": "a", "size": 1}],
+        "id": 2**70,
+    }

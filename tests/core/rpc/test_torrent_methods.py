@@ -25,11 +25,13 @@ from btd.core.events import TorrentEvent
 from btd.core.metainfo import parse_metainfo
 from btd.core.plugin import hookimpl
 from btd.core.rpc import errors as codes
+from btd.core.rpc import json_text, list_rows
 from btd.core.rpc.errors import RpcError
 from btd.core.rpc.methods import build_methods
 from btd.core.rpc.peercred import PeerCred
 from btd.core.rpc.server import ControlServer
 from btd.core.rpc.torrent_methods import MAX_TORRENT_FILE, torrent_methods
+from btd.core.seeding_goals import SeedClock
 from btd.core.torrent_status import SUMMARY_FIELDS
 
 
@@ -322,6 +324,96 @@ def test_list_fields_and_state_filter(h: Harness) -> None:
     # each field computed alone (only asked fields are computed) equals the full record's
     for name in SUMMARY_FIELDS:
         assert h.call("torrent.list", fields=[name]) == [{name: r[name]} for r in rows], name
+
+
+# -- torrent.list on the wire: quiet torrents' rows kept (core/rpc/list_rows.py) ---------------
+LIST_FIELD_SETS = (
+    None,
+    ["info_hash", "name", "state", "state_detail", "queue_position", "progress", "size",
+     "download_rate", "upload_rate", "peers", "eta", "left", "ratio"],  # btctl list's
+    ["name", "check_progress", "seeding_time"],
+)  # fmt: skip
+assert len(LIST_FIELD_SETS) <= list_rows.FIELD_SETS  # all kept at once
+
+
+def wire_list(h: Harness, fields: list[str] | None, **params: Any) -> list[dict[str, Any]]:
+    """What a client reads: the wire form's reply, encoded and decoded."""
+    asked = {} if fields is None else {"fields": fields}
+    return json_text.loads(json_text.dumps(h.methods["torrent.list"].wire_form(**asked, **params)))
+
+
+def assert_wire_is_fresh(h: Harness) -> None:
+    """Every field set's wire list equals rows built now (kept rows are not stale)."""
+    for fields in LIST_FIELD_SETS:
+        asked = {} if fields is None else {"fields": fields}
+        fresh = json_text.loads(json_text.dumps(h.call("torrent.list", **asked)))
+        assert wire_list(h, fields) == fresh, fields
+
+
+def torrent_of(h: Harness, info_hash: str = HEX) -> Any:
+    return h.session.torrents[bytes.fromhex(info_hash)]
+
+
+def _seed_clock(h: Harness, t: Any) -> None:
+    t.seed_clock = SeedClock.from_json({"seeding_time": 3600})
+
+
+CHANGES: dict[str, Any] = {
+    "pause": lambda h, t: h.call("torrent.pause", info_hash=HEX),
+    "pause, resume": lambda h, t: (
+        h.call("torrent.pause", info_hash=HEX),
+        h.call("torrent.resume", info_hash=HEX),
+    ),
+    "labels": lambda h, t: h.call("torrent.set", info_hash=HEX, labels=["tv"]),
+    "download limit": lambda h, t: h.call("torrent.set", info_hash=HEX, download_limit=1000),
+    "queue": lambda h, t: h.call("torrent.queue", info_hash=HEX, move="bottom"),
+    "verify": lambda h, t: h.call("torrent.verify", info_hash=HEX),
+    "remove the other": lambda h, t: h.call("torrent.remove", info_hash=hex_of(OTHER)),
+    "hold": lambda h, t: t.hold("no room"),
+    "error": lambda h, t: setattr(t, "error", "disk on fire"),
+    "storage problem": lambda h, t: setattr(t, "storage_problem", "storage missing: /x"),
+    "hold reason": lambda h, t: setattr(t, "hold_reason", "no room on /x"),
+    "completed at": lambda h, t: setattr(t, "completed_at", 12345.0),
+    "seed clock": _seed_clock,
+    "counters": lambda h, t: setattr(t, "uploaded", t.uploaded + 7),
+    "time passes": lambda h, t: h.reactor.advance(30),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_wire_list_rows_follow_every_change(h: Harness, change: str) -> None:
+    h.add()  # downloading: nothing on disk
+    h.reactor.advance(1)
+    h.add(OTHER, paused=True)
+    h.add(single(b"third.bin", content(10_000, 3)), paused=True)
+    h.call("torrent.add", magnet="magnet:?xt=urn:btih:" + "cd" * 20, paused=True)
+    assert_wire_is_fresh(h)  # rows kept for every field set
+    CHANGES[change](h, torrent_of(h))
+    assert_wire_is_fresh(h)
+
+
+def test_wire_list_of_a_seeding_torrent_keeps_its_clock_running(h: Harness) -> None:
+    (h.dl / "file.bin").write_bytes(DATA)
+    h.add()
+    assert torrent_of(h).state == "seeding"
+    before = wire_list(h, ["seeding_time", "name"])
+    h.reactor.advance(30)
+    assert wire_list(h, ["seeding_time", "name"])[0]["seeding_time"] == (
+        before[0]["seeding_time"] + 30
+    )
+    assert_wire_is_fresh(h)
+
+
+def test_wire_list_keeps_quiet_rows_and_filters(h: Harness) -> None:
+    h.add(paused=True)
+    h.add(OTHER, paused=True)
+    assert wire_list(h, ["name"]) == [{"name": "file.bin"}, {"name": "other.bin"}]
+    assert wire_list(h, ["name"], label="tv") == []
+    h.call("torrent.set", info_hash=HEX, labels=["tv"])
+    assert wire_list(h, ["name"], label="tv") == [{"name": "file.bin"}]
+    assert wire_list(h, None, state="paused") == json_text.loads(
+        json_text.dumps(h.call("torrent.list", state="paused"))
+    )
 
 
 @pytest.mark.parametrize(
@@ -623,6 +715,22 @@ class Wire:
         reply = json.loads(lines[0])
         assert reply["id"] == self.next_id
         return reply
+
+
+def test_wire_list_sends_kept_rows_through_the_server(h: Harness) -> None:
+    wire = Wire(h)
+    h.add(paused=True)
+    h.add(OTHER, paused=True)
+    first = wire.ask("torrent.list", {"fields": ["name", "state"]})["result"]
+    assert first == [
+        {"name": "file.bin", "state": "paused"},
+        {"name": "other.bin", "state": "paused"},
+    ]
+    h.call("torrent.resume", info_hash=HEX)
+    again = wire.ask("torrent.list", {"fields": ["name", "state"]})["result"]
+    assert again == [{"name": "file.bin", "state": "downloading"}, first[1]]
+    rows = h.call("torrent.list", fields=["name"])  # in the daemon: plain values
+    assert rows == [{"name": "file.bin"}, {"name": "other.bin"}]
 
 
 def test_wire_add_get_and_errors(h: Harness) -> None:
