@@ -20,10 +20,11 @@ listed in its state: seeding or paused/stopped), and resident memory after the r
 ``--during-download MIB`` (btd only) then adds one more torrent of MIB, fed at full speed by
 a libtorrent seeder on 127.0.0.1 (bench/lt_bench.py), and times ``torrent.list`` while it
 downloads with all N loaded: every field (what ``btctl list --json`` asks) and the fields
-``btctl list`` shows (``BTCTL_LIST_FIELDS``), alternating, one every ``LIST_PACE`` seconds
-(back to back, 10,000-row lists would hold the reactor and the download would no longer be
-at full speed), one connection per call as btctl makes; p50/p90 of each and the download
-rate with them. The torrent is removed (with its data) after.
+``btctl list`` shows (``BTCTL_LIST_FIELDS``), one connection per call as btctl makes, and the
+``btctl list`` command itself (a new Python process: start-up, the call, the table),
+in turn, one every ``LIST_PACE`` seconds (back to back, 10,000-row lists would hold the
+reactor and the download would no longer be at full speed); p50/p90 of each and the
+download rate with them. The torrent is removed (with its data) after.
 
 The machine may be shared: compare the two columns of one run, not runs with each other.
 ``--netns`` re-runs the benchmark inside ``unshare --net`` (root; only ``lo``) when it can.
@@ -54,7 +55,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from btdtest import BtdProcess, free_port  # noqa: E402
+from btdtest import BIN, BtdProcess, free_port  # noqa: E402
 
 from btd.core.bencode import encode  # noqa: E402
 from btd.ctl.format import LIST_FIELDS  # noqa: E402
@@ -440,7 +441,12 @@ def list_during_download(btd: Btd, work: Path, mib: int, timeout: float) -> dict
         stdout=subprocess.PIPE,
         text=True,
     )
-    timings: dict[str, list[float]] = {"all": [], "btctl": []}
+    timings: dict[str, list[float]] = {"all": [], "btctl": [], "btctl_command": []}
+    command = [str(BIN / "btctl"), "--socket", str(btd.p.socket), "list"]
+
+    def btctl_list() -> None:
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=timeout)
+
     try:
         line = seeder.stdout.readline()  # type: ignore[union-attr]
         if not line.startswith("PORT "):
@@ -462,9 +468,13 @@ def list_during_download(btd: Btd, work: Path, mib: int, timeout: float) -> dict
         while remaining > 0:
             if time.monotonic() - start > timeout:
                 raise RuntimeError(f"the download did not finish in {timeout:.0f} s")
-            for key, fields in (("all", None), ("btctl", BTCTL_LIST_FIELDS)):
+            for key, call in (
+                ("all", lambda: btd.list(None)),
+                ("btctl", lambda: btd.list(BTCTL_LIST_FIELDS)),
+                ("btctl_command", btctl_list),
+            ):
                 time.sleep(LIST_PACE)  # a user's pace: back to back, lists would starve it
-                timings[key].append(timed(lambda f=fields: btd.list(f)))
+                timings[key].append(timed(call))
             remaining = left()
         seconds = time.monotonic() - start
         with btd.client() as c:
@@ -502,6 +512,8 @@ ROWS = [
     ("list_all_dl_p90_ms", "  list, all fields, during it, p90 ms", "lower"),
     ("list_btctl_dl_p50_ms", "  list, btctl's fields, during it, p50 ms", "lower"),
     ("list_btctl_dl_p90_ms", "  list, btctl's fields, during it, p90 ms", "lower"),
+    ("list_btctl_command_dl_p50_ms", "  the btctl list command, during it, p50 ms", "lower"),
+    ("list_btctl_command_dl_p90_ms", "  the btctl list command, during it, p90 ms", "lower"),
 ]
 
 

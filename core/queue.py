@@ -113,14 +113,20 @@ class TorrentQueue:
 
     def join(self, torrent: Any) -> None:
         """A torrent of the session (its options carry its key, else it goes to the bottom)."""
+        h = torrent.info_hash
         key = torrent.options.queue_position
         if key is None:
             key = self.next_key()
             torrent.options = replace(torrent.options, queue_position=key)
         self._last_key = max(self._last_key, key)
-        self._torrents[torrent.info_hash] = torrent
-        self._order.add(torrent.info_hash, key)
-        self._forget_ranks()
+        self._torrents[h] = torrent
+        new = h not in self._order
+        self._order.add(h, key)
+        last = len(self._order) - 1
+        if new and self._ranks is not None and self._order.rank(h) == last:
+            self._ranks[h] = last  # at the bottom: the others keep their places
+        else:
+            self._forget_ranks()
         if torrent.state in WANTS_TO_RUN:
             self._file(torrent)
 

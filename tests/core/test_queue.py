@@ -93,6 +93,24 @@ def test_moves_top_up_down_bottom(tmp_path: Path) -> None:
         a.queue_move("sideways")
 
 
+def test_order_changes_counts_moves_not_adds_at_the_bottom(tmp_path: Path) -> None:
+    """Kept list rows with a queue position (core/rpc/list_rows.py) are built again only
+    when positions may have moved: a torrent added at the bottom moves no other."""
+    session = make_session(tmp_path)
+    a, b = add(session, 2)
+    assert positions([a, b]) == [0, 1]
+    changes = session.queue.order_changes
+    (c,) = add(session, 1, seed=2)
+    assert positions([a, b, c]) == [0, 1, 2]
+    assert session.queue.order_changes == changes
+    c.queue_move("top")
+    assert session.queue.order_changes > changes
+    assert positions([a, b, c]) == [1, 2, 0]
+    changes = session.queue.order_changes
+    session.remove(c, False)
+    assert session.queue.order_changes > changes and positions([a, b]) == [0, 1]
+
+
 def test_moves_to_a_place_between_two_others_many_times(tmp_path: Path) -> None:
     """Moving into the middle halves the gap between two keys; when no float is left the
     queue spaces every key out again and the order stays right."""
