@@ -59,6 +59,7 @@ from btd.core.resume_recovery import StoreReport
 from btd.core.resume_saver import ResumeSaver
 from btd.core.scheduler import Pacer, Scheduler
 from btd.core.seeding_goals import SeedClock, SeedingGoals
+from btd.core.status_log import StatusLog
 from btd.core.storage_guard import StorageGuard
 from btd.core.swarm import Swarm, TorrentNotFound, find_swarm
 from btd.core.swarm_peers import DisconnectCounts
@@ -179,6 +180,7 @@ class Session:
         self._store: Any = None
         self._saver: ResumeSaver | None = None
         self.heap = HeapFreezer()  # the daemon enables it (core/heap.py)
+        self.status_log = StatusLog()  # whose list rows changed (core/rpc/list_rows.py)
 
     # -- the resume store ------------------------------------------------------------------
     @property
@@ -363,6 +365,7 @@ class Session:
             announce_delay=self._announce_pacer.delay,
             state_changed=self._state_changed,
             progress_changed=self._progress_changed,
+            row_changed=self.status_log.touch,
             tracker_health=self.tracker_health,
             slot_policy=lambda: SlotPolicy(
                 float(cfg().peer_inactivity_timeout), float(cfg().peer_replace_grace)
@@ -435,6 +438,7 @@ class Session:
             self.state_counts[torrent.state] -= 1
             self.queue.leave(torrent)
             self.seeding_goals.forget(torrent)
+            self.status_log.forget(torrent)
         return torrent
 
     def _magnet_env(self) -> MagnetEnv:

@@ -75,9 +75,9 @@ S = TorrentState
 
 
 class _Counted:
-    """A torrent attribute whose every assignment adds one to ``status_changes``, so a list
-    row kept for the torrent (core/rpc/list_rows.py) is built again. For attributes written
-    seldom: reading one costs a Python call."""
+    """A torrent attribute whose every assignment counts as a change of its list row
+    (``Torrent.row_changed``: core/rpc/list_rows.py). For attributes written seldom:
+    reading one costs a Python call."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -88,9 +88,8 @@ class _Counted:
         return obj.__dict__[self.name]
 
     def __set__(self, obj: Any, value: Any) -> None:
-        d = obj.__dict__
-        d[self.name] = value
-        d["status_changes"] = d.get("status_changes", 0) + 1
+        obj.__dict__[self.name] = value
+        obj.row_changed()
 
 
 class Torrent:
@@ -100,16 +99,20 @@ class Torrent:
     ``UploadHost``, and the ``Swarm`` the connection layer and the session see.
     """
 
-    # Changes a torrent's list row is made of besides its state, options and counters
-    # (torrent_status.quiet_key); each is counted in ``status_changes``.
+    # What a torrent's list row is made of, besides its state and its peers (row_changed
+    # is called for those) and what never changes: each assignment is a change of the row.
+    options = _Counted()  # replaced, never changed in place (a frozen dataclass)
     error = _Counted()
     storage_problem = _Counted()  # "storage missing: ..." while in error
     hold_reason = _Counted()  # paused by the session (core/disk_space.py)
+    move_task = _Counted()  # a move of its files in progress (core/mover.py)
     completed_at = _Counted()
     seed_clock = _Counted()  # seeding and idle time (core/seeding_goals.py)
+    have_changes = _Counted()  # bumped whenever the set of pieces had changes (resume saves)
 
     def __init__(self, meta: Metainfo, options: TorrentOptions, env: TorrentEnv) -> None:
-        self.status_changes = 0  # see _Counted; _enter counts state changes
+        self.status_changes = 0  # changes of its list row (row_changed)
+        self.env = env
         self.meta = meta
         self.info_hash = meta.info_hash
         self.hex = meta.info_hash.hex()  # kept: every list row names it (10,000 per call)
@@ -117,13 +120,12 @@ class Torrent:
         self.options = options
         self.stored_options: TorrentOptions | None = None  # as the resume store has them
         self.stored_root_dev: int | None = None  # the storage device the store has
-        self.env = env
         self.clock = env.clock
         self.state = S.PAUSED if options.paused else S.STOPPED
         self.error: str | None = None
         self.storage_problem: str | None = None
         self.hold_reason: str | None = None
-        self.move_task: Any = None  # a move of its files in progress (core/mover.py)
+        self.move_task: Any = None
         # Where its files are: the incomplete_dir while it downloads, if one is set (the
         # session puts a stored torrent's back where they were; core/mover.py moves them).
         self.storage = FileStorage(
@@ -160,7 +162,7 @@ class Torrent:
         self.downloaded = 0
         self.sources: dict[str, int] = {}  # "host:port" -> payload bytes received (all time)
         self.banned: list[str] = []
-        self.have_changes = 0  # bumped whenever the set of pieces had changes (resume saves)
+        self.have_changes = 0
         self._checked = False
         self._resume: ResumeProgress | None = None
         self._completed_while_inactive = False  # the last piece was verified while paused
@@ -333,6 +335,11 @@ class Torrent:
         """Changes whenever what resume data records changes (pieces had, totals)."""
         return (self.have_changes, self.uploaded, self.downloaded)
 
+    def row_changed(self) -> None:
+        """Something its list row is made of changed (core/status_log.py)."""
+        self.status_changes += 1
+        self.env.row_changed(self)
+
     # -- the state machine ------------------------------------------------------------------
     def _enter(self, new: TorrentState) -> defer.Deferred[None]:
         """Move to ``new`` (see core/torrent_state.py) and do what entering it means.
@@ -348,7 +355,7 @@ class Torrent:
             return defer.succeed(None)
         check_transition(old, new)
         self.state = new
-        self.status_changes += 1
+        self.row_changed()
         if self.storage_problem is not None:  # leaving a storage-missing error
             self._storage_wait(False)
             self.storage_problem = self.error = None
@@ -733,6 +740,7 @@ class Torrent:
         peer = Peer(self, link, hs, self.clock.seconds, fast=True, extensions=True)
         self.limits.attach(peer, link, lambda: self.peer_writable(peer))
         self.peers[peer] = None
+        self.row_changed()
         self._wake()
         if link.outgoing:
             self.candidates.connected(link.address)
@@ -751,6 +759,7 @@ class Torrent:
         if peer not in self.peers:
             return
         del self.peers[peer]
+        self.row_changed()
         self.limits.detach(peer)
         self.extension_traffic.peer_gone(peer)
         if peer.payload_in:

@@ -64,6 +64,7 @@ class TorrentEnv:
     announce_delay: Callable[[], float] = lambda: 0.0  # spreads first announces (Pacer)
     state_changed: Callable[[Any, str, str], None] = lambda torrent, old, new: None
     progress_changed: Callable[[Any], None] = lambda torrent: None  # worth a resume save
+    row_changed: Callable[[Any], None] = lambda torrent: None  # its list row (core/status_log.py)
     tracker_health: Any = None  # the session's btd.core.tracker.health.TrackerHealth
     known_strategies: set[str] = field(default_factory=set)  # pickers that exist (checked once)
     slot_policy: Callable[[], SlotPolicy] = SlotPolicy  # idle peers (core/peer_slots.py)

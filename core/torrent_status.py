@@ -116,9 +116,8 @@ def quiet_key(fields: list[str] | None) -> Callable[[Any], tuple[Any, ...] | Non
 
     None when the torrent is not quiet: it has peers (rates and counters change at any
     moment), it is checking or moving its files, or it seeds and ``seeding_time`` (which grows
-    with time) is asked. Otherwise: ``status_changes`` (its state and the details counted by
-    Torrent), its options (replaced, never changed in place), its counters, and its check's
-    progress if asked. It reads the torrent's own attributes only: 10,000 of these per list.
+    with time) is asked. Otherwise ``status_changes`` (Torrent.row_changed: its state, options,
+    pieces, errors, peers coming and going), its counters, and its check's progress if asked.
     """
     clocked = fields is None or "seeding_time" in fields
     checked = fields is None or "check_progress" in fields
@@ -132,7 +131,7 @@ def quiet_key(fields: list[str] | None) -> Callable[[Any], tuple[Any, ...] | Non
             return None
         if clocked and state is seeding:
             return None
-        made_of = (t.status_changes, t.options, t.downloaded, t.uploaded, t.have_changes)
+        made_of = (t.status_changes, t.downloaded, t.uploaded)
         return (*made_of, t.data.progress) if checked else made_of
 
     return key

@@ -46,6 +46,7 @@ from btd.core.rpc.errors import (
     RpcError,
     invalid_params,
 )
+from btd.core.rpc.json_text import Encoded
 from btd.core.rpc.list_rows import ListRows
 from btd.core.session import Session
 from btd.core.swarm import TorrentNotFound
@@ -166,8 +167,8 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         d = session.run_blocking(load_source, *source)
         return d.addCallback(loaded).addErrback(storage_error)
 
-    def listed(fields: Any, state: Any, label: Any) -> list[Torrent | MetadataFetch]:
-        """The torrents a ``torrent.list`` names, oldest first (its parameters checked)."""
+    def check_list(fields: Any, state: Any, label: Any) -> str | None:
+        """``torrent.list``'s parameters checked; the label as compared."""
         if fields is not None:
             require("fields", fields, list)
             unknown = [f for f in fields if f not in status.SUMMARY_FIELDS]
@@ -181,15 +182,16 @@ def torrent_methods(session: Session) -> dict[str, Any]:
                 raise invalid_params("state", f"must be one of {list(STATES)}")
         if label is not None:
             try:
-                label = check_label(label)
+                return check_label(label)
             except ValueError as exc:
                 raise invalid_params("label", str(exc)) from None
-        torrents = sorted(session.swarms(), key=_ADDED_AT)
-        if state is None and label is None:
-            return torrents
+        return None
+
+    def listed(state: str | None, label: str | None) -> list[Torrent | MetadataFetch]:
+        """The torrents a ``torrent.list`` names, oldest first."""
         return [
             t
-            for t in torrents
+            for t in sorted(session.swarms(), key=_ADDED_AT)
             if (state is None or t.state == state) and (label is None or label in t.options.labels)
         ]
 
@@ -201,19 +203,23 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         fields: list[str] | None = None, state: str | None = None, label: str | None = None
     ) -> list[dict[str, Any]]:
         """Every torrent's summary; ``fields`` picks keys, ``state`` and ``label`` filter."""
-        torrents = listed(fields, state, label)  # checks the parameters first
-        return [*map(list_row(fields), torrents)]
+        label = check_list(fields, state, label)
+        return [*map(list_row(fields), listed(state, label))]
 
-    kept_rows = ListRows(lambda: session.queue.order_changes)
+    kept_rows = ListRows(
+        lambda: session.queue.order_changes, session.status_log, session.clock.seconds
+    )
 
     def list_encoded(
         fields: list[str] | None = None, state: str | None = None, label: str | None = None
-    ) -> list[Any]:
-        """:func:`list_` for the wire: quiet torrents' rows sent as kept (list_rows.py)."""
-        torrents = listed(fields, state, label)
-        key = status.quiet_key(fields)
-        whole = state is None and label is None
-        return kept_rows.rows(torrents, fields, list_row(fields), key, whole=whole)
+    ) -> Encoded:
+        """:func:`list_` for the wire: rows kept from the last list where nothing they are
+        made of changed (core/rpc/list_rows.py)."""
+        label = check_list(fields, state, label)
+        row, key = list_row(fields), status.quiet_key(fields)
+        if state is None and label is None:
+            return kept_rows.whole(session.swarms(), fields, row, key)
+        return kept_rows.rows(listed(state, label), fields, row, key)
 
     list_.wire_form = list_encoded  # type: ignore[attr-defined]
 

@@ -15,7 +15,9 @@ from unittest.mock import ANY
 
 import pytest
 from session_harness import PL, HeldBlocking, content, make_session, multi, single
+from torrent_harness import RemotePeers
 from twisted.internet import defer
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
@@ -33,6 +35,7 @@ from btd.core.rpc.server import ControlServer
 from btd.core.rpc.torrent_methods import MAX_TORRENT_FILE, torrent_methods
 from btd.core.seeding_goals import SeedClock
 from btd.core.torrent_status import SUMMARY_FIELDS
+from btd.core.wire import messages as m
 
 
 # -- harness -----------------------------------------------------------------------------------
@@ -375,7 +378,6 @@ CHANGES: dict[str, Any] = {
     "hold reason": lambda h, t: setattr(t, "hold_reason", "no room on /x"),
     "completed at": lambda h, t: setattr(t, "completed_at", 12345.0),
     "seed clock": _seed_clock,
-    "counters": lambda h, t: setattr(t, "uploaded", t.uploaded + 7),
     "time passes": lambda h, t: h.reactor.advance(30),
 }
 
@@ -389,6 +391,34 @@ def test_wire_list_rows_follow_every_change(h: Harness, change: str) -> None:
     h.call("torrent.add", magnet="magnet:?xt=urn:btih:" + "cd" * 20, paused=True)
     assert_wire_is_fresh(h)  # rows kept for every field set
     CHANGES[change](h, torrent_of(h))
+    assert_wire_is_fresh(h)
+
+
+class Leecher(RemotePeers):
+    """A remote peer of one of the harness's torrents."""
+
+    def __init__(self, h: Harness, t: Any) -> None:
+        self.clock, self.meta = h.reactor, t.meta
+        self.attach(t, t.info_hash)
+
+
+def test_wire_list_rows_follow_a_peer_that_came_and_went(h: Harness) -> None:
+    """A seeding torrent uploads to a peer that then leaves between two lists: its
+    counters changed while it was not quiet, and the next list says so."""
+    (h.dl / "file.bin").write_bytes(DATA)
+    h.add()
+    h.add(OTHER, paused=True)
+    t = torrent_of(h)
+    fields = ["info_hash", "uploaded", "peers", "ratio"]
+    assert wire_list(h, fields)[0]["uploaded"] == 0
+    peer = Leecher(h, t).open().handshake().send(m.Interested())
+    h.reactor.advance(1)
+    peer.send(m.Request(0, 0, 16384))
+    h.reactor.advance(1)
+    assert t.uploaded == 16384
+    peer.proto.connectionLost(Failure(ConnectionDone("gone")))
+    assert not t.peers
+    assert wire_list(h, fields)[0]["uploaded"] == 16384
     assert_wire_is_fresh(h)
 
 
