@@ -20,9 +20,9 @@ listed in its state: seeding or paused/stopped), and resident memory after the r
 ``--during-download MIB`` (btd only) then adds one more torrent of MIB, fed at full speed by
 a libtorrent seeder on 127.0.0.1 (bench/lt_bench.py), and times ``torrent.list`` while it
 downloads with all N loaded: every field (what ``btctl list --json`` asks) and the fields
-``btctl list`` shows (``BTCTL_LIST_FIELDS``), one connection per call as btctl makes, and the
-``btctl list`` command itself (a new Python process: start-up, the call, the table),
-in turn, one every ``LIST_PACE`` seconds (back to back, 10,000-row lists would hold the
+``btctl list`` shows (``BTCTL_LIST_FIELDS``, in the table form btctl asks for), one connection
+per call as btctl makes, and the ``btctl list`` command itself (a new Python process:
+start-up, the call, the table), in turn, one every ``LIST_PACE`` seconds (back to back, 10,000-row lists would hold the
 reactor and the download would no longer be at full speed); p50/p90 of each and the
 download rate with them. The torrent is removed (with its data) after.
 
@@ -187,9 +187,11 @@ class Btd:
             for item in items:
                 c.call("torrent.add", item)
 
-    def list(self, fields: list[str] | None) -> list[dict[str, Any]]:
+    def list(self, fields: list[str] | None, form: str = "objects") -> Any:
         with self.client() as c:
-            return c.call("torrent.list", {} if fields is None else {"fields": fields})
+            return c.call(
+                "torrent.list", {"format": form, **({} if fields is None else {"fields": fields})}
+            )
 
     def counts(self) -> dict[str, int]:
         states: dict[str, int] = {}
@@ -470,7 +472,7 @@ def list_during_download(btd: Btd, work: Path, mib: int, timeout: float) -> dict
                 raise RuntimeError(f"the download did not finish in {timeout:.0f} s")
             for key, call in (
                 ("all", lambda: btd.list(None)),
-                ("btctl", lambda: btd.list(BTCTL_LIST_FIELDS)),
+                ("btctl", lambda: btd.list(BTCTL_LIST_FIELDS, "table")),  # as btctl asks
                 ("btctl_command", btctl_list),
             ):
                 time.sleep(LIST_PACE)  # a user's pace: back to back, lists would starve it

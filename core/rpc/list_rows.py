@@ -13,7 +13,7 @@ the ones that were not quiet, and sends the rest as they were. Every row is chec
 its key again when torrents came or went, when the queue order moved (if ``queue_position``
 is asked) and at least every ``FULL_CHECK_SECONDS``. A filtered list checks each of its rows.
 
-Rows are kept for the last ``FIELD_SETS`` field sets asked (btctl's, the web UI's, all):
+Rows are kept for the last ``FIELD_SETS`` field sets asked (btctl's, the web UI's, all...):
 about 0.4 KB a torrent for btctl's 13 fields, 1 KB for all.
 """
 
@@ -27,11 +27,11 @@ from typing import Any
 from btd.core.rpc.json_text import Encoded, dumps
 from btd.core.status_log import StatusLog
 
-FIELD_SETS = 3  # field sets whose rows are kept (least recently asked dropped first)
+FIELD_SETS = 4  # field sets (and forms) whose rows are kept, least recently asked dropped first
 FULL_CHECK_SECONDS = 30.0  # a whole list checks every row against its key at least this often
 
 Key = Callable[[Any], "tuple[Any, ...] | None"]
-Row = Callable[[Any], dict[str, Any]]
+Row = Callable[[Any], Any]  # a dict, or a list (the table form)
 _ADDED_AT = attrgetter("added_at")
 
 
@@ -73,22 +73,25 @@ class ListRows:
         self._queue_changes = queue_changes  # bumped when positions may have moved
         self._log = log
         self._seconds = seconds
-        self._kept: dict[tuple[str, ...] | None, _Kept] = {}
+        self._kept: dict[tuple[bool, tuple[str, ...] | None], _Kept] = {}
 
-    def _kept_for(self, fields: list[str] | None) -> _Kept:
+    def _kept_for(self, fields: list[str] | None, table: bool) -> _Kept:
         name = None if fields is None else tuple(fields)
         order = self._queue_changes() if name is None or "queue_position" in name else 0
-        kept = self._kept.pop(name, None)
+        kept = self._kept.pop((table, name), None)
         if kept is None or kept.order != order:
             kept = _Kept(order)
-        self._kept[name] = kept  # now the most recently asked
+        self._kept[table, name] = kept  # now the most recently asked
         while len(self._kept) > FIELD_SETS:
             del self._kept[next(iter(self._kept))]
         return kept
 
-    def whole(self, swarms: list[Any], fields: list[str] | None, row: Row, key: Key) -> Encoded:
-        """Every torrent's row (``swarms``: the session's torrents), oldest added first."""
-        kept = self._kept_for(fields)
+    def whole(
+        self, swarms: list[Any], fields: list[str] | None, row: Row, key: Key, *, table: bool
+    ) -> Encoded:
+        """Every torrent's row (``swarms``: the session's torrents), oldest added first;
+        ``table``: ``row`` gives lists (the table form), kept apart from objects."""
+        kept = self._kept_for(fields, table)
         now = self._seconds()
         epoch = self._log.epoch
         if kept.swarms != swarms or now - kept.checked_at >= FULL_CHECK_SECONDS:
@@ -116,9 +119,11 @@ class ListRows:
             kept.text = b"[" + b",".join(kept.parts) + b"]"
         return Encoded(kept.text)
 
-    def rows(self, torrents: list[Any], fields: list[str] | None, row: Row, key: Key) -> Encoded:
+    def rows(
+        self, torrents: list[Any], fields: list[str] | None, row: Row, key: Key, *, table: bool
+    ) -> Encoded:
         """The rows of ``torrents`` (a filtered list), each checked against its key."""
-        parts, _ = self._check_all(self._kept_for(fields), torrents, row, key)
+        parts, _ = self._check_all(self._kept_for(fields, table), torrents, row, key)
         return Encoded(b"[" + b",".join(parts) + b"]")
 
     @staticmethod

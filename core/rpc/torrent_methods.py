@@ -63,6 +63,7 @@ __all__ = ["MAX_BATCH", "MAX_TORRENT_FILE", "torrent_methods"]
 
 NO_FILES_YET = "not with a magnet: use torrent.set_files once it has metadata"
 STATES = tuple(s.value for s in TorrentState)
+LIST_FORMATS = ("objects", "table")  # torrent.list: a list of objects, or fields + value rows
 
 
 FILES_SLICE = 2000  # file rows built per reactor turn (~5 ms) for a torrent with many files
@@ -167,7 +168,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         d = session.run_blocking(load_source, *source)
         return d.addCallback(loaded).addErrback(storage_error)
 
-    def check_list(fields: Any, state: Any, label: Any) -> str | None:
+    def check_list(fields: Any, state: Any, label: Any, form: Any) -> str | None:
         """``torrent.list``'s parameters checked; the label as compared."""
         if fields is not None:
             require("fields", fields, list)
@@ -176,6 +177,8 @@ def torrent_methods(session: Session) -> dict[str, Any]:
                 raise invalid_params(
                     "fields", f"unknown field(s) {unknown}; known: {list(status.SUMMARY_FIELDS)}"
                 )
+        if form not in LIST_FORMATS:
+            raise invalid_params("format", f"must be one of {list(LIST_FORMATS)}")
         if state is not None:
             require("state", state, str)
             if state not in STATES:
@@ -195,31 +198,49 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             if (state is None or t.state == state) and (label is None or label in t.options.labels)
         ]
 
-    def list_row(fields: list[str] | None) -> Any:
+    def list_row(fields: list[str] | None, table: bool = False) -> Any:
+        """A torrent's row of ``fields``: an object, or (``table``) the values in order."""
         row = status.row_builder(fields)
+        if table:
+            names = fields or status.SUMMARY_FIELDS
+            return lambda t: [
+                *map((t.summary() if isinstance(t, MetadataFetch) else row(t)).get, names)
+            ]
         return lambda t: _pick(t.summary(), fields) if isinstance(t, MetadataFetch) else row(t)
 
     def list_(
-        fields: list[str] | None = None, state: str | None = None, label: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Every torrent's summary; ``fields`` picks keys, ``state`` and ``label`` filter."""
-        label = check_list(fields, state, label)
-        return [*map(list_row(fields), listed(state, label))]
+        fields: list[str] | None = None,
+        state: str | None = None,
+        label: str | None = None,
+        format: str = "objects",  # noqa: A002 (the parameter's name on the wire)
+    ) -> list[dict[str, Any]] | dict[str, Any]:
+        """Every torrent's summary; ``fields`` picks keys, ``state`` and ``label`` filter;
+        ``format`` ``table``: ``{"fields": [...], "rows": [[...], ...]}`` (a third the bytes)."""
+        label = check_list(fields, state, label, format)
+        table = format == "table"
+        rows = [*map(list_row(fields, table), listed(state, label))]
+        return {"fields": list(fields or status.SUMMARY_FIELDS), "rows": rows} if table else rows
 
     kept_rows = ListRows(
         lambda: session.queue.order_changes, session.status_log, session.clock.seconds
     )
 
     def list_encoded(
-        fields: list[str] | None = None, state: str | None = None, label: str | None = None
-    ) -> Encoded:
+        fields: list[str] | None = None,
+        state: str | None = None,
+        label: str | None = None,
+        format: str = "objects",  # noqa: A002
+    ) -> Encoded | dict[str, Any]:
         """:func:`list_` for the wire: rows kept from the last list where nothing they are
         made of changed (core/rpc/list_rows.py)."""
-        label = check_list(fields, state, label)
-        row, key = list_row(fields), status.quiet_key(fields)
+        label = check_list(fields, state, label, format)
+        table = format == "table"
+        row, key = list_row(fields, table), status.quiet_key(fields)
         if state is None and label is None:
-            return kept_rows.whole(session.swarms(), fields, row, key)
-        return kept_rows.rows(listed(state, label), fields, row, key)
+            rows = kept_rows.whole(session.swarms(), fields, row, key, table=table)
+        else:
+            rows = kept_rows.rows(listed(state, label), fields, row, key, table=table)
+        return {"fields": list(fields or status.SUMMARY_FIELDS), "rows": rows} if table else rows
 
     list_.wire_form = list_encoded  # type: ignore[attr-defined]
 

@@ -135,7 +135,10 @@ def test_label_replaces_and_clears(btctl: Any, daemon: FakeDaemon) -> None:
 
 def test_list_and_add_pass_labels(btctl: Any, daemon: FakeDaemon, tmp_path: Path) -> None:
     assert btctl("list", "--label", "tv")[0] == 0
-    assert daemon.calls()[-1] == ("torrent.list", {"label": "tv", "fields": list(LIST_FIELDS)})
+    assert daemon.calls()[-1] == (
+        "torrent.list",
+        {"label": "tv", "fields": list(LIST_FIELDS), "format": "table"},
+    )
     assert btctl("--json", "list")[0] == 0
     assert daemon.calls()[-1] == ("torrent.list", None)
     file = tmp_path / "x.torrent"

@@ -134,7 +134,11 @@ def m_list(p: dict[str, Any] | None) -> Any:
     state = (p or {}).get("state")
     if state not in (None, "downloading", "seeding", "paused"):
         raise Refused(INVALID_PARAMS, "state: must be one of [...]", {"field": "state"})
-    return [t for t in TORRENTS.values() if state is None or t["state"] == state]
+    found = [t for t in TORRENTS.values() if state is None or t["state"] == state]
+    if (p or {}).get("format") == "table":  # as the daemon: field names once, then values
+        names = p["fields"]
+        return {"fields": names, "rows": [[t.get(n) for n in names] for t in found]}
+    return found
 
 
 def m_get(p: dict[str, Any]) -> Any:
@@ -429,7 +433,7 @@ def test_list_human(btctl, daemon) -> None:
     assert table[2][2:] == ["seeding", "100.0%", "3.0 MiB", "0 B/s", "2.0 KiB/s", "7", "-",
                             "2.50"]  # fmt: skip
     # the table's fields only (the daemon builds and sends no more); --json: every field
-    assert daemon.calls() == [("torrent.list", {"fields": list(LIST_FIELDS)})]
+    assert daemon.calls() == [("torrent.list", {"fields": list(LIST_FIELDS), "format": "table"})]
     assert btctl("--json", "list")[0] == 0
     assert daemon.calls()[-1] == ("torrent.list", None)
 

@@ -43,11 +43,13 @@ class Rows:
 
     def whole(self, fields: list[str] | None = None) -> list[dict[str, Any]]:
         self.built = []
-        return loads(dumps(self.rows.whole(list(self.items), fields, self.row, self.key)))
+        return loads(
+            dumps(self.rows.whole(list(self.items), fields, self.row, self.key, table=False))
+        )
 
     def filtered(self, items: list[Item], fields: list[str] | None = None) -> Any:
         self.built = []
-        return loads(dumps(self.rows.rows(items, fields, self.row, self.key)))
+        return loads(dumps(self.rows.rows(items, fields, self.row, self.key, table=False)))
 
 
 def test_a_whole_list_builds_only_what_changed_oldest_first() -> None:

@@ -336,7 +336,7 @@ LIST_FIELD_SETS = (
      "download_rate", "upload_rate", "peers", "eta", "left", "ratio"],  # btctl list's
     ["name", "check_progress", "seeding_time"],
 )  # fmt: skip
-assert len(LIST_FIELD_SETS) <= list_rows.FIELD_SETS  # all kept at once
+assert len(LIST_FIELD_SETS) + 1 <= list_rows.FIELD_SETS  # all kept at once, and one table
 
 
 def wire_list(h: Harness, fields: list[str] | None, **params: Any) -> list[dict[str, Any]]:
@@ -346,11 +346,16 @@ def wire_list(h: Harness, fields: list[str] | None, **params: Any) -> list[dict[
 
 
 def assert_wire_is_fresh(h: Harness) -> None:
-    """Every field set's wire list equals rows built now (kept rows are not stale)."""
+    """Every field set's wire list equals rows built now (kept rows are not stale), in both
+    forms."""
     for fields in LIST_FIELD_SETS:
         asked = {} if fields is None else {"fields": fields}
         fresh = json_text.loads(json_text.dumps(h.call("torrent.list", **asked)))
         assert wire_list(h, fields) == fresh, fields
+    fields = LIST_FIELD_SETS[1]
+    table = wire_list(h, fields, format="table")
+    assert table["fields"] == fields
+    assert [dict(zip(fields, row, strict=True)) for row in table["rows"]] == wire_list(h, fields)
 
 
 def torrent_of(h: Harness, info_hash: str = HEX) -> Any:
@@ -454,6 +459,7 @@ def test_wire_list_keeps_quiet_rows_and_filters(h: Harness) -> None:
         ({"fields": "name"}, "fields"),
         ({"state": "sleeping"}, "state"),
         ({"state": 3}, "state"),
+        ({"format": "csv"}, "format"),
     ],
 )
 def test_list_bad_params(h: Harness, params: dict[str, Any], field: str) -> None:
