@@ -39,7 +39,7 @@ class _Kept:
     """One field set's rows: by torrent (with what each was made of), and the last whole
     list in order (``parts``, the torrents at each place, those built fresh)."""
 
-    __slots__ = ("order", "rows", "swarms", "index", "parts", "live", "epoch", "checked_at", "text")
+    __slots__ = ("order", "rows", "swarms", "index", "parts", "live", "epoch", "checked_at")
 
     def __init__(self, order: int) -> None:
         self.order = order  # the queue's order_changes when made
@@ -50,7 +50,6 @@ class _Kept:
         self.live: list[Any] = []  # rows built fresh last time (not quiet)
         self.epoch = 0  # the status log's change number at the last whole list
         self.checked_at = -math.inf
-        self.text: bytes | None = None
 
     def text_of(self, t: Any, row: Row, key: Key) -> tuple[bytes, bool]:
         """The torrent's row, and whether it was built fresh (not quiet: not kept)."""
@@ -100,7 +99,6 @@ class ListRows:
             kept.rows = {t: kept.rows[t] for t in torrents if t in kept.rows}  # the removed go
             kept.index = {t: i for i, t in enumerate(torrents)}
             kept.parts, kept.live, kept.swarms, kept.checked_at = parts, live, swarms, now
-            kept.text = None
         else:
             changed = {*kept.live, *self._log.since(kept.epoch)}
             live = []
@@ -111,13 +109,9 @@ class ListRows:
                     if fresh:
                         live.append(t)
             kept.live = live
-            if changed:
-                kept.text = None
         kept.epoch = epoch
         self._log.forget_before(min(k.epoch for k in self._kept.values() if k.swarms is not None))
-        if kept.text is None:
-            kept.text = b"[" + b",".join(kept.parts) + b"]"
-        return Encoded(kept.text)
+        return Encoded(b"[" + b",".join(kept.parts) + b"]")  # not kept: 7 MB for every field
 
     def rows(
         self, torrents: list[Any], fields: list[str] | None, row: Row, key: Key, *, table: bool
