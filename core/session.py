@@ -365,7 +365,7 @@ class Session:
             announce_delay=self._announce_pacer.delay,
             state_changed=self._state_changed,
             progress_changed=self._progress_changed,
-            row_changed=self.status_log.touch,
+            row_changed=self._row_changed,
             tracker_health=self.tracker_health,
             slot_policy=lambda: SlotPolicy(
                 float(cfg().peer_inactivity_timeout), float(cfg().peer_replace_grace)
@@ -383,6 +383,10 @@ class Session:
         if self._saver is not None and self.torrents.get(torrent.info_hash) is torrent:
             self._saver.mark(torrent)
         self.seeding_goals.touch(torrent)  # seeding ones only; a dict lookup
+
+    def _row_changed(self, torrent: Torrent) -> None:
+        if self.torrents.get(torrent.info_hash) is torrent:  # not one being built or gone
+            self.status_log.touch(torrent)
 
     def _state_changed(self, torrent: Torrent, old: str, new: str) -> None:
         self._progress_changed(torrent)
