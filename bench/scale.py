@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import compileall
 import hashlib
 import json
 import os
@@ -595,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: cannot use unshare --net here; running in this namespace", file=sys.stderr)
     if not args.no_transmission and shutil.which("transmission-daemon") is None:
         parser.error("transmission-daemon is not installed (apt-get install transmission-daemon)")
+    for folder in ("core", "ctl", "plugins"):  # start-up as installed (pip writes bytecode),
+        compileall.compile_dir(ROOT / folder, quiet=2)  # even under PYTHONDONTWRITEBYTECODE
     work = Path(tempfile.mkdtemp(prefix="btd-scale-"))
     try:
         report = run(args, work)
