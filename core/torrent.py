@@ -77,18 +77,19 @@ S = TorrentState
 class _Counted:
     """A torrent attribute whose every assignment counts as a change of its list row
     (``Torrent.row_changed``: core/rpc/list_rows.py). For attributes written seldom:
-    reading one costs a Python call."""
+    reading one costs a Python call. The value is kept in a plain attribute (``_row_NAME``),
+    not through ``__dict__``, which would give every torrent a dict of its own."""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
+        self.slot = f"_row_{name}"
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        return obj.__dict__[self.name]
+        return getattr(obj, self.slot)
 
     def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__[self.name] = value
+        setattr(obj, self.slot, value)
         obj.row_changed()
 
 

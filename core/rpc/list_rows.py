@@ -24,7 +24,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from btd.core.rpc.json_text import Encoded, dumps
+from btd.core.rpc.json_text import Encoded, dumps, dumps_kept
 from btd.core.status_log import StatusLog
 
 FIELD_SETS = 4  # field sets (and forms) whose rows are kept, least recently asked dropped first
@@ -59,7 +59,7 @@ class _Kept:
             return dumps(row(t)), True
         hit = self.rows.get(t)
         if hit is None or hit[0] != made_of:
-            hit = self.rows[t] = (made_of, dumps(row(t)))
+            hit = self.rows[t] = (made_of, dumps_kept(row(t)))
         return hit[1], False
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from dataclasses import dataclass
 
 import pytest
 
-from btd.core.rpc.json_text import Encoded, dumps, loads
+from btd.core.rpc.json_text import Encoded, dumps, dumps_kept, loads
 
 
 def test_compact_utf8_like_the_standard_library() -> None:
@@ -64,3 +65,15 @@ def test_encoded_text_goes_in_as_it_is() -> None:
         "result": [{"name": "a", "size": 1}],
         "id": 2**70,
     }
+
+
+def test_kept_text_is_its_own_size() -> None:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [dumps_kept({"row": i}) for i in range(1000)]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert loads(kept[7]) == {"row": 7}
+    assert held < 1000 * 200  # orjson's own bytes hold 4 KB each
