@@ -445,12 +445,18 @@ class Torrent:
     def _check(self, *, full: bool) -> defer.Deferred[None]:
         had_pieces = self.book.have.count > 0  # a verify of a torrent with progress
         self._enter(S.CHECKING)
-        d = self.data.check(
-            full=full,
-            resume=self._resume,
-            should_stop=lambda: self.state is not S.CHECKING,
-            had_pieces=had_pieces,
-        )
+        resume = self._resume
+
+        def should_stop() -> bool:
+            return self.state is not S.CHECKING
+
+        def start() -> defer.Deferred[Bitfield]:
+            return self.data.check(
+                full=full, resume=resume, should_stop=should_stop, had_pieces=had_pieces
+            )
+
+        gate = self.env.check_gate  # a few checks at once, session-wide (core/check_gate.py)
+        d = start() if gate is None else gate.run(start, should_stop)
         d.addCallback(self._checked_result)
         d.addErrback(self._check_failed)
         return d
