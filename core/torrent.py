@@ -81,6 +81,20 @@ class Torrent:
     ``UploadHost``, and the ``Swarm`` the connection layer and the session see.
     """
 
+    # Its ~45 attributes are past what an instance dict shares keys for (30): each torrent
+    # had a dict of its own, 1.6 KB; slots are 8 bytes each (16 MB less at 10,000).
+    # ``__dict__`` stays for what a test sets on one.
+    __slots__ = tuple(
+        """
+        _checked _completed_while_inactive _picker _resume _spare _ticker _ticks added_at
+        announcer availability banned book candidates clock completed_at data downloaded
+        downloader env error extension_traffic hash_server have_changes hex hold_reason
+        info_hash limits meta move_task num_pieces options peers scheduler seed_clock
+        selection sources state storage storage_problem stored_options stored_root_dev
+        uploaded uploader view __dict__ __weakref__
+        """.split()
+    )
+
     def __init__(self, meta: Metainfo, options: TorrentOptions, env: TorrentEnv) -> None:
         self.meta = meta
         self.info_hash = meta.info_hash
