@@ -342,6 +342,14 @@ class FileStorage(Storage):
                 self._new_dirs |= dirs
             raise
 
+    def close_handles(self) -> None:
+        """Close the cached file descriptors; the next read or write opens what it needs.
+        A check reads every file: without this, 10,000 checked torrents kept 10,000 files
+        open (and their handles in memory) while paused or seeding to nobody."""
+        with self._lock:
+            for index in list(self._handles):
+                self._evict(index)
+
     def close(self) -> None:
         if self._part is not None:
             with self._part_lock:
