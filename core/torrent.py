@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
@@ -132,9 +133,8 @@ class Torrent:
         self.peers: dict[Peer, None] = {}
         self._spare: list[Peer] = []  # peers a newcomer may replace, least useful first (tick)
         self.candidates = PeerCandidates(self.clock.seconds, rng=env.rng, totals=env.disconnects)
-        self.data = TorrentData(
-            meta, self.storage, lambda: self.env.verifier, lambda: self.options.save_path
-        )
+        # bound methods, not lambdas: a closure and its cell are ~200 bytes per torrent
+        self.data = TorrentData(meta, self.storage, self._verifier, self._save_path)
         self.uploader = Uploader(self, self.data, self.clock, env.upload_slots, env.rng)
         self.downloader = Downloader(self, self.data, self.clock)
         self.extension_traffic = TorrentExtensions(self, env, meta.info_bytes, meta.private)
@@ -175,8 +175,17 @@ class Torrent:
             rng=env.rng,
             scheduler=self.scheduler,
             health=env.tracker_health,
-            allow_local=lambda: self.options.allow_local_trackers,
+            allow_local=self._allow_local_trackers,
         )
+
+    def _verifier(self) -> Any:
+        return self.env.verifier
+
+    def _save_path(self) -> Path:
+        return self.options.save_path
+
+    def _allow_local_trackers(self) -> bool:
+        return self.options.allow_local_trackers
 
     # -- setup --------------------------------------------------------------------------
     def _build_book(self, have: Bitfield) -> None:
@@ -377,7 +386,7 @@ class Torrent:
             # Forget it now, not when its connectionLost arrives (which a peer that never
             # reads could delay): a recheck may rebuild the book and the availability.
             self.peer_gone(peer, "torrent stopped")
-        self.uploader.cache.clear()
+        self.uploader.clear_cache()
         return self.announcer.stop(timeout)
 
     # -- lifecycle ------------------------------------------------------------------------
