@@ -88,7 +88,7 @@ async def _add_batch(env: BatchEnv, items: list[BatchItem]) -> list[Result]:
     results: list[Result | None] = [None] * len(items)
     first: dict[bytes, int] = {}  # info hash -> index of its first item in this batch
     twins: list[tuple[int, int]] = []  # (index, index of the same torrent's first item)
-    fresh: list[tuple[int, Any, NewTorrent]] = []  # (index, Torrent, its store row)
+    fresh: list[tuple[int, Any, BatchItem]] = []  # (index, Torrent, its item)
     busy: list[defer.Deferred[Any]] = []
     for n, (index, item) in enumerate(enumerate(items)):
         if n and n % SLICE == 0:
@@ -111,23 +111,25 @@ async def _add_batch(env: BatchEnv, items: list[BatchItem]) -> list[Result]:
         if env.saver.busy(h):  # a store job still running (a removal just before) ends first
             busy.append(env.saver.job(h, _nothing))
         env.saver.forget(h)
-        fresh.append(
-            (index, torrent, NewTorrent(torrent.hex, item.data, env.options_json(torrent)))
-        )
+        fresh.append((index, torrent, item))
 
     # each distinct save path once, off the reactor
     paths = {t.options.save_path for _, t, _ in fresh}
     checked = await env.run_blocking(check_save_paths, paths) if paths else {}
+    # The store rows are made now, after every Torrent: what they hold until the store has
+    # written them is not scattered among the torrents' long-lived objects (freed, it would
+    # leave holes in CPython's small-object pools that the torrents keep pinned).
     storing: list[tuple[int, Any]] = []
     rows: list[NewTorrent] = []
-    for index, torrent, row in fresh:
+    for index, torrent, item in fresh:
         problem = checked.get(torrent.options.save_path)
         if problem is not None:
             env.adding.pop(torrent.info_hash, None)
             results[index] = problem
         else:
             storing.append((index, torrent))
-            rows.append(row)
+            rows.append(NewTorrent(torrent.hex, item.data, env.options_json(torrent)))
+    del fresh
     if busy:
         await defer.DeferredList(busy, consumeErrors=True)
     outcome = await env.run_blocking(save_many, env.store, rows) if rows else []

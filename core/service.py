@@ -24,6 +24,7 @@ from btd.core.builtin import CorePlugin
 from btd.core.config import LIVE_KEYS, Config
 from btd.core.config_render import reload_diff
 from btd.core.errors import BtdError, ConfigError
+from btd.core.memory_trim import MemoryTrim
 from btd.core.paths import default_socket
 from btd.core.plugin import CORE_NAME, PluginHost
 from btd.core.rpc.methods import build_methods
@@ -159,6 +160,7 @@ class BtdService(MultiService):
         self._port: Any = None
         self._peer_port: Any = None
         self._watchdog: LoopingCall | None = None
+        self.memory_trim = MemoryTrim.for_this_process(self.reactor)
 
         # Fixed at start: a reload that changes control.socket needs a restart.
         self.socket_path = Path(config.control.socket or default_socket())
@@ -167,6 +169,7 @@ class BtdService(MultiService):
         super().startService()
         gid = resolve_group(self.config.control.allowed_group)
         self.control = ControlServer({}, allowed_gid=gid, clock=self.reactor)
+        self.control.message_size = self.memory_trim.message  # core/memory_trim.py
         settings = settings_methods(
             lambda: self.config, self.apply_config, self.session.run_blocking, self.reread
         )
@@ -216,6 +219,7 @@ class BtdService(MultiService):
         yield self._plugins_stop("btd_session_stopped", timeout, "plugins' final shutdown")
         if self._watchdog is not None and self._watchdog.running:
             self._watchdog.stop()
+        self.memory_trim.cancel()
         if self.control is not None:
             self.control.close_all()
         if self._port is not None:

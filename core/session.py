@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from btd.core.alt_speed import AltSpeed
 from btd.core.bandwidth import Bandwidth
 from btd.core.batch_add import BatchEnv, BatchItem, add_batch
+from btd.core.check_gate import CheckGate
 from btd.core.config import Config
 from btd.core.disk_space import DiskSpaceGuard
 from btd.core.errors import ConfigError
@@ -149,6 +150,7 @@ class Session:
         # same RPC elsewhere (http) call these, never their own copies.
         self.rpc_methods: Mapping[str, Callable[..., Any]] = {}
         self.verifier = verifier
+        self.check_gate = CheckGate()  # a bounded number of checks at once (core/check_gate.py)
         self.threadpool = threadpool
         handlers: dict[str, Any] = {}
         for contributed in plugins.call("btd_extension_handlers"):
@@ -376,6 +378,7 @@ class Session:
             incomplete_dir=lambda: cfg().incomplete_dir,
             queue=self.queue,
             seeding_goals=self.seeding_goals,
+            check_gate=self.check_gate,
         )
 
     def _progress_changed(self, torrent: Torrent) -> None:

@@ -219,7 +219,7 @@ class FileStorage(Storage):
             raise StorageError(f"bad piece length {piece_length}")
         if preallocate not in PREALLOCATE_MODES:
             raise StorageError(f"unknown preallocate mode {preallocate!r}")
-        self._save_path = Path(save_path)
+        self._save_path = save_path if isinstance(save_path, Path) else Path(save_path)
         self._files = tuple(files)
         self._piece_length = piece_length
         self._total_length = total_length
@@ -241,8 +241,9 @@ class FileStorage(Storage):
         self._data_starts = tuple(starts[i] for i in self._data_files)
         self._lock = threading.Lock()
         self._handles: OrderedDict[int, _Handle] = OrderedDict()
-        self._dirty: set[int] = set()
-        self._new_dirs: set[str] = set()  # parents of files created since the last flush
+        # dicts used as sets: an empty set is 216 bytes, an empty dict 64 (x 10,000 torrents)
+        self._dirty: dict[int, None] = {}
+        self._new_dirs: dict[str, None] = {}  # parents of files created since the last flush
         self._empty_created = False
         self._closed = False
         self._mode = bytearray(len(self._files))  # FILE, PART or UNDECIDED per file
@@ -323,8 +324,8 @@ class FileStorage(Storage):
             with self._part_lock:
                 self._part.flush()
         with self._lock:
-            dirty, self._dirty = self._dirty, set()
-            dirs, self._new_dirs = self._new_dirs, set()
+            dirty, self._dirty = self._dirty, {}
+            dirs, self._new_dirs = self._new_dirs, {}
         try:
             for index in sorted(dirty):
                 handle = self._acquire(index, write=True)
@@ -341,6 +342,14 @@ class FileStorage(Storage):
                 self._dirty |= dirty
                 self._new_dirs |= dirs
             raise
+
+    def close_handles(self) -> None:
+        """Close the cached file descriptors; the next read or write opens what it needs.
+        A check reads every file: without this, 10,000 checked torrents kept 10,000 files
+        open (and their handles in memory) while paused or seeding to nobody."""
+        with self._lock:
+            for index in list(self._handles):
+                self._evict(index)
 
     def close(self) -> None:
         if self._part is not None:
@@ -667,7 +676,7 @@ class FileStorage(Storage):
                 self._check_root()
             fd = os.open(real, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o666)
             if created:
-                self._new_dirs.add(parent)
+                self._new_dirs[parent] = None
         except FileNotFoundError as exc:
             if not write:
                 raise MissingDataError(f"file missing: {self.file_path(index)}") from exc
@@ -734,7 +743,7 @@ class FileStorage(Storage):
         finally:
             self._release(handle)
         with self._lock:
-            self._dirty.add(index)
+            self._dirty[index] = None
 
     def _fsync_dir(self, path: str) -> None:
         fsync_dir(path, strict=False)  # some file systems refuse it; the files are synced

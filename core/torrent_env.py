@@ -74,3 +74,4 @@ class TorrentEnv:
     incomplete_dir: Callable[[], Path | None] = lambda: None  # where new downloads live
     queue: Any = None  # the session's btd.core.queue.TorrentQueue (None: no queue)
     seeding_goals: Any = None  # the session's btd.core.seeding_goals.SeedingGoals
+    check_gate: Any = None  # the session's btd.core.check_gate.CheckGate (None: no limit)

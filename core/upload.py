@@ -78,9 +78,21 @@ class Uploader:
         self.clock = clock
         self.upload_slots = upload_slots
         self.choker = Choker(slots=upload_slots(), rng=rng or random.Random())
-        self.cache = PieceReadCache(self._read_piece, read_many=self._read_pieces)
+        self._cache: PieceReadCache | None = None  # made at the first block served
         self._waiters: dict[int, set[Peer]] = {}  # piece being read -> peers waiting for it
         self.rounds = 0
+
+    @property
+    def cache(self) -> PieceReadCache:
+        """The read cache, made when first needed: a paused torrent, or a seed nobody asks
+        anything, holds none (~450 bytes per torrent)."""
+        if self._cache is None:
+            self._cache = PieceReadCache(self._read_piece, read_many=self._read_pieces)
+        return self._cache
+
+    def clear_cache(self) -> None:
+        if self._cache is not None:
+            self._cache.clear()
 
     # -- serving ------------------------------------------------------------------------------
     def serve_requests(self, peer: Peer, refs: list[BlockRef]) -> None:
@@ -283,4 +295,4 @@ class Uploader:
         if not any(peer.incoming for peer in host.peers):
             # Nobody waits for a block: an idle torrent holds no read cache (it is per
             # torrent, and a seeder may have many), the next request reads again.
-            self.cache.clear()
+            self.clear_cache()

@@ -195,6 +195,13 @@ class Verifier:
         (``FileStorage.want_file``)."""
         return self._run(_want_files, storage, indices)
 
+    def _close_handles(self, storage: Storage) -> None:
+        """A recheck read its files: they need not stay open (``FileStorage.close_handles``,
+        on the pool: a close can wait on a network file system)."""
+        close = getattr(storage, "close_handles", None)
+        if close is not None:
+            self._run(close).addErrback(lambda f: None)  # nothing to lose: a later read reopens
+
     def check_files(self, storage: Storage) -> Deferred[FileCheck]:
         """Which files exist and their sizes: a stat per file, so off the reactor (a torrent
         can have 200,000 files, and a network file system can be slow)."""
@@ -240,6 +247,7 @@ class Verifier:
         def finish() -> None:
             if state["in_flight"] or result.called:
                 return
+            self._close_handles(storage)
             if state["failure"] is not None:
                 result.errback(state["failure"])
             elif state["stopped"]:

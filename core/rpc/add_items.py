@@ -227,6 +227,7 @@ async def _add_batch(session: Any, raws: list[Any]) -> list[dict[str, Any]]:
         [session.run_blocking(prepare_chunk, chunk) for chunk in chunks], consumeErrors=True
     )
     parsed = [item for chunk in parsed_chunks for item in chunk]
+    del raws, chunks, parsed_chunks  # the request's items (base64 text) are not needed now
     results: list[dict[str, Any] | None] = [None] * len(parsed)
     torrents: list[tuple[int, BatchItem]] = []
     magnets: list[tuple[int, MagnetItem]] = []

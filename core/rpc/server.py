@@ -180,6 +180,7 @@ class ControlConnection(Protocol):
         self._finish_if_done()
 
     def _handle(self, frame: bytes) -> None:
+        self.server.message_size(len(frame))
         reply = self.server.dispatcher.dispatch(frame, self)
         if isinstance(reply, Batch):
             self._run_batch(reply)
@@ -246,6 +247,7 @@ class ControlConnection(Protocol):
         """Write one encoded line; drop the client if it lets too much pile up unread."""
         if self._state != "open":
             return
+        self.server.message_size(len(line))
         self.transport.write(line)
         if self._paused:
             self._backlog += len(line)
@@ -351,6 +353,8 @@ class ControlServer:
         self.socket_path: Path | None = None  # set by listen()
         self.socket_dir_created = False  # listen() made the directory: its group is ours to set
         self.dispatcher = Dispatcher({})
+        # told the size of every request line and reply line (the daemon trims after big ones)
+        self.message_size: Callable[[int], None] = _ignore_size
         self.set_methods(methods)
         self.factory: ServerFactory = ControlFactory(self)
 
@@ -447,6 +451,10 @@ class ControlServer:
             drained, self._drained = self._drained, []
             for d in drained:
                 d.callback(None)
+
+
+def _ignore_size(size: int) -> None:
+    """``ControlServer.message_size`` until the daemon sets one."""
 
 
 def listen(reactor: Any, path: Path, server: ControlServer) -> IListeningPort:
