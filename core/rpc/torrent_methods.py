@@ -208,6 +208,10 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             ]
         return lambda t: _pick(t.summary(), fields) if isinstance(t, MetadataFetch) else row(t)
 
+    def as_asked(fields: list[str] | None, table: bool, rows: Any) -> Any:
+        """The rows, or in the table form with the field names first."""
+        return {"fields": list(fields or status.SUMMARY_FIELDS), "rows": rows} if table else rows
+
     def list_(
         fields: list[str] | None = None,
         state: str | None = None,
@@ -218,8 +222,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
         ``format`` ``table``: ``{"fields": [...], "rows": [[...], ...]}`` (a third the bytes)."""
         label = check_list(fields, state, label, format)
         table = format == "table"
-        rows = [*map(list_row(fields, table), listed(state, label))]
-        return {"fields": list(fields or status.SUMMARY_FIELDS), "rows": rows} if table else rows
+        return as_asked(fields, table, [*map(list_row(fields, table), listed(state, label))])
 
     kept_rows = ListRows(
         lambda: session.queue.order_changes, session.status_log, session.clock.seconds
@@ -240,7 +243,7 @@ def torrent_methods(session: Session) -> dict[str, Any]:
             rows = kept_rows.whole(session.swarms(), fields, row, key, table=table)
         else:
             rows = kept_rows.rows(listed(state, label), fields, row, key, table=table)
-        return {"fields": list(fields or status.SUMMARY_FIELDS), "rows": rows} if table else rows
+        return as_asked(fields, table, rows)
 
     list_.wire_form = list_encoded  # type: ignore[attr-defined]
 
