@@ -61,6 +61,7 @@ def test_dht_and_utp_share_the_peer_port(tmp_path, btd_factory, lt_factory, list
     assert dht_ping(port, b"p2")[b"t"] == b"p2"  # still answering after the transfer
     utp = btd.call("utp.status")
     assert utp["accepted"] >= 1
-    assert utp["udp"]["dht_in"] >= 2 and utp["udp"]["utp_in"] > 100  # its acks
+    # its acks came in on the same socket (~100 for this transfer; libtorrent coalesces them)
+    assert utp["udp"]["dht_in"] >= 2 and utp["udp"]["utp_in"] > 20
     assert btd.call("dht.status")["queries_in"] >= 2
     assert btd.stop() == 0
